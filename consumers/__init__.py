@@ -1,0 +1,1 @@
+"""consumers package of the ZF801 enforcement bus."""

@@ -1,0 +1,1 @@
+"""ops package of the ZF801 enforcement bus."""

@@ -1,0 +1,20 @@
+"""The ``zf801`` console script: one sub-command module per concern under ``ops/``."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="zf801",
+    help="ZF801 court-police enforcement bus: broker, topics, schemas, keys, publishing, alerts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Each command module registers itself on ``app`` below; one line per module.
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""producers package of the ZF801 enforcement bus."""

@@ -1,0 +1,59 @@
+"""The bus's one typed settings object, read from ``ZF801_*`` environment variables.
+
+It lives in ``schemas`` because that package is the root of the import graph
+(``schemas`` <- ``sign`` <- ``topics`` <- ``producers``/``consumers`` <- ``ops``), so every
+package can read it without importing upwards.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+# Demo-only secrets: fine for a laptop, refused by nothing, and documented in the README
+# as values every real deployment must override.
+_DEMO_MATCH_KEY_SECRET = "zf801-demo-match-key-secret-change-me"  # noqa: S105
+_DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Frozen settings; secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="ZF801_", frozen=True, extra="ignore")
+
+    # Where to reach Kafka. KAFKA_BOOTSTRAP_SERVERS is honoured so an existing cluster
+    # (CI, a shared test cluster) can be used without starting the local one.
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("ZF801_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    # Local state: Kafka jars, broker data and logs, pid files, demo keys.
+    home: Path = Path(".zf801")
+
+    # The local broker managed by ``zf801 broker``.
+    kafka_version: str = "4.1.1"
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    broker_heap: str = Field(default="1g", pattern=r"^[0-9]+[mMgG]$")
+    broker_start_timeout_s: float = Field(default=90.0, gt=0)
+
+    # HMAC secret for subject match keys (identical on every side of the bus).
+    match_key_secret: SecretStr = SecretStr(_DEMO_MATCH_KEY_SECRET)
+    # Passphrase that encrypts agency private keys at rest.
+    key_passphrase: SecretStr = SecretStr(_DEMO_KEY_PASSPHRASE)
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""sign package of the ZF801 enforcement bus."""

@@ -1,0 +1,1 @@
+"""topics package of the ZF801 enforcement bus."""

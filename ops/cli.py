@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ops.cmd_broker import broker_app
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -14,6 +16,7 @@ app = typer.Typer(
 )
 
 # Each command module registers itself on ``app`` below; one line per module.
+app.add_typer(broker_app, name="broker")
 
 
 def main() -> None:

@@ -42,15 +42,36 @@ class Settings(BaseSettings):
     controller_port: int = Field(default=9093, ge=1, le=65535)
     broker_heap: str = Field(default="1g", pattern=r"^[0-9]+[mMgG]$")
     broker_start_timeout_s: float = Field(default=90.0, gt=0)
+    # SIGTERM, then SIGKILL after this long: a broker's controlled shutdown can stall
+    # once its quorum is gone.
+    broker_stop_timeout_s: float = Field(default=30.0, gt=0)
+    # ``zf801 broker start --nodes 3``: three consecutive broker ports and three consecutive
+    # controller ports starting here (9192-9194, 9195-9197), so the quorum can run beside
+    # the single node; 512m heap per node keeps three JVMs modest.
+    quorum_broker_port: int = Field(default=9192, ge=1, le=65533)
+    quorum_controller_port: int = Field(default=9195, ge=1, le=65533)
+    quorum_broker_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
 
     # HMAC secret for subject match keys (identical on every side of the bus).
     match_key_secret: SecretStr = SecretStr(_DEMO_MATCH_KEY_SECRET)
     # Passphrase that encrypts agency private keys at rest.
     key_passphrase: SecretStr = SecretStr(_DEMO_KEY_PASSPHRASE)
+    # Signing (sign/): the key store folder (None: <home>/keys) and agency cert lifetime.
+    keys_path: Path | None = None
+    agency_cert_days: int = Field(default=730, ge=1)
+    # Replay guard: how long an event id is remembered, and the memory bound on ids held.
+    replay_window_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    replay_max_ids: int = Field(default=2_000_000, ge=1000)
+    # Largest allowed gap between ce_time and the Kafka record timestamp (0: not checked).
+    verify_max_skew_s: float = Field(default=0.0, ge=0)
 
     @property
     def kafka_dir(self) -> Path:
         return self.home / "kafka"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.keys_path if self.keys_path is not None else self.home / "keys"
 
 
 @lru_cache(maxsize=1)

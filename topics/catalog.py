@@ -1,0 +1,201 @@
+"""The topic catalog: every topic of the bus as a frozen :class:`TopicSpec`, loaded from the
+language-neutral ``topics/topics.yaml``. Code refers to topics by catalog id and asks the
+catalog for the Kafka name (``catalog.topic_name("alerts", court="BJ01")``) and for who may
+write and read it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+
+from topics._load import parse_catalog_text
+from topics._rules import check_topics
+from topics.errors import CatalogInvalid, CatalogProblem, UnknownRole, UnknownTopic
+from topics.spec import (
+    AccessPolicy,
+    ChangelogOf,
+    CleanupPolicy,
+    ConcreteTopic,
+    CoPartitionGroup,
+    KeyEncoding,
+    KeyKind,
+    ReadScope,
+    TopicSpec,
+    check_court_code,
+)
+
+__all__ = [
+    "DEFAULT_CATALOG_PATH",
+    "AccessPolicy",
+    "Catalog",
+    "ChangelogOf",
+    "CleanupPolicy",
+    "CoPartitionGroup",
+    "ConcreteTopic",
+    "KeyEncoding",
+    "KeyKind",
+    "ReadScope",
+    "TopicSpec",
+    "default_catalog",
+    "load_catalog",
+]
+
+DEFAULT_CATALOG_PATH = Path(__file__).with_name("topics.yaml")
+_NAME_PREFIX = re.compile(r"^[a-zA-Z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every topic of the bus, the agency roles, the key kinds and co-partition groups."""
+
+    version: int
+    namespace: str
+    roles: tuple[str, ...]
+    key_kinds: tuple[KeyKind, ...]
+    co_partition_groups: tuple[CoPartitionGroup, ...]
+    topics: tuple[TopicSpec, ...]
+    _by_id: Mapping[str, TopicSpec] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", MappingProxyType({t.id: t for t in self.topics}))
+
+    # --- lookups -------------------------------------------------------------------------
+    def ids(self) -> tuple[str, ...]:
+        """Every catalog id, in catalog order."""
+        return tuple(self._by_id)
+
+    def get(self, topic_id: str) -> TopicSpec:
+        """The entry with this id; :class:`UnknownTopic` if there is none."""
+        try:
+            return self._by_id[topic_id]
+        except KeyError:
+            known = ", ".join(self._by_id)
+            raise UnknownTopic(
+                f"no topic with id {topic_id!r} in the catalog (known: {known})"
+            ) from None
+
+    def topic_name(self, topic_id: str, court: str | None = None) -> str:
+        """The Kafka name of a topic; ``court`` (a court code) is required exactly for per-court
+        topics (``alerts``, ``query-results``)."""
+        return self.get(topic_id).name_for(court)
+
+    def concrete_topics(self, courts: Iterable[str]) -> tuple[ConcreteTopic, ...]:
+        """Every Kafka topic of the catalog, per-court templates expanded for ``courts``."""
+        codes = tuple(dict.fromkeys(check_court_code(c) for c in courts))
+        result: list[ConcreteTopic] = []
+        for spec in self.topics:
+            if spec.is_template:
+                result.extend(ConcreteTopic(spec, c, spec.name_for(c)) for c in codes)
+            else:
+                result.append(ConcreteTopic(spec, None, spec.name))
+        return tuple(result)
+
+    def resolve(self, topic_name: str) -> ConcreteTopic:
+        """The catalog entry (and court, for a per-court topic) of a Kafka topic name."""
+        for spec in self.topics:
+            if not spec.is_template and spec.name == topic_name:
+                return ConcreteTopic(spec, None, topic_name)
+        for spec in self.topics:
+            before, _, after = spec.name.partition("{court}")
+            if spec.is_template and topic_name.startswith(before) and topic_name.endswith(after):
+                court = topic_name[len(before) : len(topic_name) - len(after)]
+                try:
+                    return ConcreteTopic(spec, court, spec.name_for(court))
+                except ValueError:
+                    continue
+        raise UnknownTopic(f"topic {topic_name!r} is not in the catalog")
+
+    def in_namespace(self, topic_name: str) -> bool:
+        """Whether a Kafka topic name is under this catalog's namespace (``zf801.``, ``zf801-``)."""
+        return topic_name.startswith((f"{self.namespace}.", f"{self.namespace}-"))
+
+    def co_partitioned(self, group: str) -> tuple[TopicSpec, ...]:
+        """The members of a co-partition group (same partition count, same key kind)."""
+        return tuple(t for t in self.topics if t.co_partition_group == group)
+
+    # --- access --------------------------------------------------------------------------
+    def may_write(self, role: str, topic_id: str) -> bool:
+        """Whether an agency of ``role`` may produce to the topic (any court's, if per court)."""
+        self._check_role(role)
+        return role in self.get(topic_id).access.write
+
+    def may_read(
+        self, role: str, topic_id: str, court: str | None = None, *, reader_court: str | None = None
+    ) -> bool:
+        """Whether an agency of ``role`` may consume the topic.
+
+        For a per-court topic, ``court`` names the topic read (required), and a reader of
+        role ``court`` must give its own court code as ``reader_court``: under read-scope
+        ``own-court`` it may read only the topic named for that court.
+        """
+        self._check_role(role)
+        spec = self.get(topic_id)
+        spec.name_for(court)  # refuses a missing, superfluous or malformed court code
+        if role not in spec.access.read:
+            return False
+        if spec.access.read_scope is ReadScope.OWN_COURT and role == "court":
+            return reader_court is not None and reader_court == court
+        return True
+
+    def may_read_topic(
+        self, role: str, topic_name: str, *, reader_court: str | None = None
+    ) -> bool:
+        """:meth:`may_read` for a Kafka topic name (e.g. one a subscriber asks for)."""
+        topic = self.resolve(topic_name)
+        return self.may_read(role, topic.spec.id, topic.court, reader_court=reader_court)
+
+    def _check_role(self, role: str) -> None:
+        if role not in self.roles:
+            raise UnknownRole(f"agency role {role!r} is unknown (roles: {', '.join(self.roles)})")
+
+    # --- variants ------------------------------------------------------------------------
+    def with_name_prefix(self, prefix: str) -> Catalog:
+        """The same catalog with every topic name (and the namespace and changelog application
+        ids) prefixed, e.g. for tests that share one cluster without colliding."""
+        if not _NAME_PREFIX.fullmatch(prefix):
+            raise CatalogInvalid(
+                "(name prefix)",
+                (
+                    CatalogProblem(
+                        "catalog", "name prefix", f"{prefix!r} may use only [a-zA-Z0-9._-]"
+                    ),
+                ),
+            )
+        topics = tuple(_prefixed(t, prefix) for t in self.topics)
+        namespace = prefix + self.namespace
+        check_topics(topics, namespace).raise_if_any(f"(with name prefix {prefix!r})")
+        return replace(self, namespace=namespace, topics=topics)
+
+
+def _prefixed(spec: TopicSpec, prefix: str) -> TopicSpec:
+    changelog = spec.changelog_of
+    if changelog is not None:
+        changelog = ChangelogOf(prefix + changelog.application, changelog.table)
+    return replace(spec, name=prefix + spec.name, changelog_of=changelog)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load and validate a catalog file (default: ``topics/topics.yaml`` of this package).
+
+    Raises :class:`CatalogInvalid` listing every problem, each with its entry and field.
+    """
+    source = Path(path) if path is not None else DEFAULT_CATALOG_PATH
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = CatalogProblem("catalog", "", f"cannot be read: {exc.strerror or exc}")
+        raise CatalogInvalid(str(source), (problem,)) from exc
+    parts = parse_catalog_text(text, str(source))
+    return Catalog(
+        parts.version, parts.namespace, parts.roles, parts.key_kinds, parts.groups, parts.topics
+    )
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    """The bus's catalog, loaded once per process."""
+    return load_catalog()

@@ -1,0 +1,133 @@
+"""Errors of the signing layer: identities, key storage, event signatures and seals.
+
+Every refusal of a signed event is a :class:`SignatureRejected` with a stable ``reason``
+code (upper-case ASCII, part of the dead-letter contract: operators filter on it, so a
+code is never renamed). Each reason has its own subclass so code can catch one case.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from schemas.errors import BusError
+
+__all__ = [
+    "AgencyMismatch",
+    "BadSignature",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "DuplicateHeader",
+    "KeyRevoked",
+    "KeyStoreError",
+    "MalformedHeader",
+    "MissingHeader",
+    "OversizedHeader",
+    "Replayed",
+    "RoleNotAllowed",
+    "SealError",
+    "SignError",
+    "SignatureRejected",
+    "TimeSkew",
+    "TrustMaterialError",
+    "Undecodable",
+    "UnknownAlgorithm",
+    "UnknownKey",
+    "UntrustedChain",
+]
+
+
+class SignError(BusError):
+    """Base class of the signing layer's errors."""
+
+
+class KeyStoreError(SignError):
+    """The on-disk key store is missing, malformed, or refuses an operation."""
+
+
+class TrustMaterialError(SignError, ValueError):
+    """A certificate, anchor or revocation is malformed or does not fit the rules."""
+
+
+class SealError(SignError, ValueError):
+    """A detached document seal is malformed or does not verify."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SignatureRejected(SignError, ValueError):  # noqa: N818 - the name the brief fixes
+    """A signed event is refused. ``reason`` is a stable machine code, ``detail`` prose."""
+
+    reason: ClassVar[str] = "REJECTED"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{self.reason}: {detail}")
+        self.detail = detail
+
+
+class MissingHeader(SignatureRejected):
+    reason = "MISSING_HEADER"
+
+
+class DuplicateHeader(SignatureRejected):
+    reason = "DUPLICATE_HEADER"
+
+
+class OversizedHeader(SignatureRejected):
+    reason = "OVERSIZED_HEADER"
+
+
+class MalformedHeader(SignatureRejected):
+    reason = "MALFORMED_HEADER"
+
+
+class UnknownAlgorithm(SignatureRejected):
+    reason = "UNKNOWN_ALGORITHM"
+
+
+class UnknownKey(SignatureRejected):
+    reason = "UNKNOWN_KEY"
+
+
+class BadSignature(SignatureRejected):
+    reason = "BAD_SIGNATURE"
+
+
+class UntrustedChain(SignatureRejected):
+    reason = "UNTRUSTED_CHAIN"
+
+
+class AgencyMismatch(SignatureRejected):
+    reason = "AGENCY_MISMATCH"
+
+
+class CertificateExpired(SignatureRejected):
+    reason = "CERT_EXPIRED"
+
+
+class CertificateNotYetValid(SignatureRejected):
+    reason = "CERT_NOT_YET_VALID"
+
+
+class KeyRevoked(SignatureRejected):
+    reason = "KEY_REVOKED"
+
+
+class RoleNotAllowed(SignatureRejected):
+    reason = "ROLE_NOT_ALLOWED"
+
+
+class TimeSkew(SignatureRejected):
+    reason = "TIME_SKEW"
+
+
+class Replayed(SignatureRejected):
+    reason = "REPLAYED"
+
+
+class Undecodable(SignatureRejected):
+    """Signed correctly, but the value does not decode with the bus's schemas."""
+
+    reason = "UNDECODABLE"

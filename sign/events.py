@@ -1,0 +1,274 @@
+"""Signing and verifying events: the canonical byte string, the signer, the verifier.
+
+Canonical byte string, version 1 (also in ``sign/CANONICAL.md`` for other languages)::
+
+    "ZF801-EVENT-SIG-V1\\n"                       19 ASCII bytes
+    then, in this order, each as a 4-byte big-endian length followed by the bytes:
+      ce_sigalg, ce_sigkeyid, ce_id, ce_source, ce_type, ce_time, ce_specversion,
+      content-type        the header values exactly as they travel (UTF-8), no trimming
+      key                 the record key; a null key is the length 0xFFFFFFFF, no bytes
+      value               the record value (the Avro single-object bytes); a null value
+                          (a tombstone) is the length 0xFFFFFFFF, no bytes
+
+Length-prefixing makes the string unambiguous: no bytes can move from one field to the
+next ("splicing"). The algorithm and key id are covered so neither can be swapped.
+``traceparent`` and any other header are not covered: intermediaries may rewrite them.
+
+Headers added by the signer (CloudEvents extension attributes, UTF-8):
+``ce_sigalg`` = ``ed25519``, ``ce_sigkeyid`` = the key id (:func:`sign.identity.key_id_of`),
+``ce_signature`` = standard base64 (with padding) of the 64-byte Ed25519 signature.
+
+The verifier checks, in this order, and refuses with the first failing reason: header
+count and sizes (before any crypto), exactly one of each signature and covered header,
+known algorithm, key id known, signature, chain to an anchor, agency of the certificate
+== agency of ``ce_source``, ``ce_time`` well-formed and inside the chain's validity, no
+revocation of any chain link at or before ``ce_time``, and the role allowed on the topic
+if the caller says which roles may write there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sign.errors import (
+    AgencyMismatch,
+    BadSignature,
+    CertificateExpired,
+    CertificateNotYetValid,
+    DuplicateHeader,
+    KeyRevoked,
+    MalformedHeader,
+    MissingHeader,
+    OversizedHeader,
+    RoleNotAllowed,
+    SignError,
+    UnknownAlgorithm,
+)
+from sign.identity import agency_code_from_source, agency_uri, key_id_of
+from sign.trust import TrustStore
+
+__all__ = [
+    "ALGORITHM",
+    "COVERED_HEADERS",
+    "HEADER_LIMITS",
+    "MAX_HEADERS",
+    "MAX_OTHER_HEADER_BYTES",
+    "SIGALG",
+    "SIGKEYID",
+    "SIGNATURE",
+    "SIGNATURE_HEADERS",
+    "EventSigner",
+    "EventVerifier",
+    "Headers",
+    "VerifiedSignature",
+    "canonical_bytes",
+    "parse_event_time",
+]
+
+Headers = Sequence[tuple[str, bytes]]
+
+SIGALG = "ce_sigalg"
+SIGKEYID = "ce_sigkeyid"
+SIGNATURE = "ce_signature"
+ALGORITHM = b"ed25519"
+SIGNATURE_HEADERS = (SIGALG, SIGKEYID, SIGNATURE)
+COVERED_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion", "content-type")
+_CANONICAL_ORDER = (SIGALG, SIGKEYID, *COVERED_HEADERS)
+_REQUIRED = (*SIGNATURE_HEADERS, *COVERED_HEADERS)
+_MAGIC = b"ZF801-EVENT-SIG-V1\n"
+_NULL = b"\xff\xff\xff\xff"
+
+# Size limits in bytes, checked before anything is decoded or verified.
+HEADER_LIMITS: dict[str, int] = {
+    SIGALG: 32,
+    SIGKEYID: 64,
+    SIGNATURE: 128,
+    "ce_id": 64,
+    "ce_source": 128,
+    "ce_type": 256,
+    "ce_time": 64,
+    "ce_specversion": 16,
+    "content-type": 128,
+}
+MAX_OTHER_HEADER_BYTES = 4096
+MAX_HEADERS = 64
+_KEY_ID_RE = re.compile(rb"^[0-9a-f]{32}$")
+
+
+def canonical_bytes(fields: Sequence[bytes], key: bytes | None, value: bytes | None) -> bytes:
+    """The V1 canonical string; ``fields`` are the header values in canonical order."""
+    parts = [_MAGIC]
+    for field in (*fields, key, value):
+        if field is None:
+            parts.append(_NULL)
+        else:
+            parts.append(len(field).to_bytes(4, "big"))
+            parts.append(field)
+    return b"".join(parts)
+
+
+def parse_event_time(raw: bytes) -> datetime:
+    """``ce_time`` as an aware UTC datetime; RFC 3339 with a ``Z`` or numeric offset."""
+    try:
+        parsed = datetime.fromisoformat(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedHeader(f"ce_time {raw[:64]!r}: not an RFC 3339 timestamp") from exc
+    if parsed.tzinfo is None:
+        raise MalformedHeader(f"ce_time {raw[:64]!r}: needs a UTC offset or 'Z'")
+    return parsed
+
+
+def _collect(headers: Headers, wanted: Collection[str]) -> dict[str, bytes]:
+    """One pass: size limits, duplicates of the wanted names, and their values."""
+    if len(headers) > MAX_HEADERS:
+        raise OversizedHeader(f"headers: {len(headers)} exceed the limit of {MAX_HEADERS}")
+    found: dict[str, bytes] = {}
+    for name, raw in headers:
+        value = raw if raw is not None else b""
+        limit = HEADER_LIMITS.get(name, MAX_OTHER_HEADER_BYTES)
+        if len(value) > limit:
+            raise OversizedHeader(f"header {name[:64]!r}: {len(value)} bytes exceed {limit}")
+        if name in wanted:
+            if name in found:
+                raise DuplicateHeader(f"header {name!r}: appears more than once")
+            found[name] = value
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSignature:
+    """What a good signature established about an event."""
+
+    event_id: str
+    event_type: str
+    event_time: datetime
+    agency_code: str
+    role: str
+    key_id: str
+
+
+class EventSigner:
+    """Signs records for one agency with one key (see the module docstring)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, agency_code: str) -> None:
+        self._private_key = private_key
+        self.agency_code = agency_code
+        self.key_id = key_id_of(private_key.public_key())
+        self._key_id_bytes = self.key_id.encode("ascii")
+        self._source = agency_uri(agency_code).encode("ascii")
+
+    def sign(
+        self, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> list[tuple[str, bytes]]:
+        """The headers with ``ce_sigalg``, ``ce_sigkeyid`` and ``ce_signature`` appended."""
+        try:
+            found = _collect(headers, (*COVERED_HEADERS, *SIGNATURE_HEADERS))
+        except SignError as exc:
+            raise SignError(f"cannot sign: {exc}") from exc
+        if any(name in found for name in SIGNATURE_HEADERS):
+            raise SignError("cannot sign: the record already carries signature headers")
+        missing = [name for name in COVERED_HEADERS if name not in found]
+        if missing:
+            raise SignError(f"cannot sign: missing header(s) {missing}")
+        if found["ce_source"] != self._source:
+            raise SignError(
+                f"cannot sign: ce_source {found['ce_source']!r} is not this signer's agency "
+                f"{self.agency_code}"
+            )
+        fields = [ALGORITHM, self._key_id_bytes, *(found[name] for name in COVERED_HEADERS)]
+        signature = self._private_key.sign(canonical_bytes(fields, key, value))
+        return [
+            *headers,
+            (SIGALG, ALGORITHM),
+            (SIGKEYID, self._key_id_bytes),
+            (SIGNATURE, base64.b64encode(signature)),
+        ]
+
+
+class EventVerifier:
+    """Verifies signed records against a trust store (see the module docstring)."""
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+
+    def verify(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        allowed_roles: Collection[str] | None = None,
+    ) -> VerifiedSignature:
+        """Return what the signature proves, or raise a :class:`SignatureRejected`."""
+        found = _collect(headers, _REQUIRED)
+        for name in _REQUIRED:
+            if name not in found:
+                raise MissingHeader(f"header {name!r}: required on a signed event")
+        if found[SIGALG] != ALGORITHM:
+            raise UnknownAlgorithm(f"ce_sigalg {found[SIGALG]!r}: only 'ed25519' is known")
+        raw_key_id = found[SIGKEYID]
+        if not _KEY_ID_RE.match(raw_key_id):
+            raise MalformedHeader(f"ce_sigkeyid {raw_key_id!r}: must be 32 lower-case hex")
+        key_id = raw_key_id.decode("ascii")
+        public_key = self.trust.public_key(key_id)
+        signature = _decode_signature(found[SIGNATURE])
+        message = canonical_bytes([found[name] for name in _CANONICAL_ORDER], key, value)
+        try:
+            public_key.verify(signature, message)
+        except InvalidSignature as exc:
+            raise BadSignature(f"key {key_id}: signature does not match the event") from exc
+        chain = self.trust.chain_for(key_id)
+        identity = chain.identity
+        source = found["ce_source"].decode("utf-8", "replace")
+        if agency_code_from_source(source) != identity.agency_code:
+            raise AgencyMismatch(
+                f"ce_source {source!r}: certificate {key_id} speaks for {identity.agency_code}"
+            )
+        event_time = parse_event_time(found["ce_time"])
+        if event_time < chain.not_before:
+            raise CertificateNotYetValid(
+                f"ce_time {event_time.isoformat()}: chain of {key_id} valid from "
+                f"{chain.not_before.isoformat()}"
+            )
+        if event_time > chain.not_after:
+            raise CertificateExpired(
+                f"ce_time {event_time.isoformat()}: chain of {key_id} expired "
+                f"{chain.not_after.isoformat()}"
+            )
+        for link in chain.key_ids:
+            revocation = self.trust.revocation_for(link)
+            if revocation is not None and event_time >= revocation.revoked_at:
+                raise KeyRevoked(
+                    f"ce_time {event_time.isoformat()}: key {link} revoked at "
+                    f"{revocation.revoked_at.isoformat()} ({revocation.reason})"
+                )
+        if allowed_roles is not None and identity.role not in allowed_roles:
+            raise RoleNotAllowed(
+                f"agency {identity.agency_code}: role {identity.role!r} may not write here "
+                f"(allowed: {sorted(allowed_roles)})"
+            )
+        return VerifiedSignature(
+            event_id=found["ce_id"].decode("utf-8", "replace"),
+            event_type=found["ce_type"].decode("utf-8", "replace"),
+            event_time=event_time,
+            agency_code=identity.agency_code,
+            role=identity.role,
+            key_id=key_id,
+        )
+
+
+def _decode_signature(raw: bytes) -> bytes:
+    try:
+        signature = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadSignature("ce_signature: not valid base64") from exc
+    if len(signature) != 64:
+        raise BadSignature(f"ce_signature: {len(signature)} bytes, an Ed25519 signature has 64")
+    return signature

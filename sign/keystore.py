@@ -1,0 +1,322 @@
+"""The on-disk key store: CAs, agency keys and certificates, revocations.
+
+Layout under ``settings.keys_dir`` (default ``<home>/keys``)::
+
+    anchors/<side>.pem            the two roots (court, police): the trust anchors
+    ca/<name>.cert.pem            root and issuing-CA certificates
+    ca/<name>.key.pem             their private keys (demo only: a real root stays offline)
+    certs/<key id>.pem            every agency certificate ever issued (old ones keep
+                                  verifying what they signed while valid)
+    private/<key id>.key.pem      agency private keys
+    agencies.json                 per agency: name, role, current key id, all key ids
+    revocations.json              the revocations issued here
+
+Every private key is PKCS#8 PEM encrypted with ``BestAvailableEncryption`` under
+``settings.key_passphrase`` and created with mode 0600 by ``os.open`` (never chmod after,
+so there is no moment where another user could read it). Index files are replaced
+atomically (write a temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from schemas.settings import Settings, get_settings
+from sign.ca import CertificateAuthority
+from sign.errors import KeyStoreError
+from sign.events import EventSigner
+from sign.identity import key_id_of
+from sign.trust import Revocation, TrustStore
+from sign.trustset import TrustSet
+
+__all__ = ["AgencyLike", "KeyEntry", "KeyStore"]
+
+_CA_FILES = {"court-root": ("root", "court"), "police-root": ("root", "police")}
+_CA_FILES.update({name: ("issuer", name) for name in ("court", "bus", "police")})
+
+
+class AgencyLike(Protocol):
+    """What the key store needs from an agency (``schemas.agencies.Agency`` fits)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One agency key as ``zf801 keys list`` shows it."""
+
+    agency_code: str
+    agency_name: str
+    role: str
+    key_id: str
+    not_before: datetime
+    not_after: datetime
+    current: bool
+    revocation: Revocation | None
+
+
+class KeyStore:
+    """Files of one trust set; every method re-reads the index, so CLI calls compose."""
+
+    def __init__(self, directory: Path, passphrase: bytes, cert_lifetime: timedelta) -> None:
+        self.directory = directory
+        self._passphrase = passphrase
+        self._cert_lifetime = cert_lifetime
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> KeyStore:
+        settings = settings or get_settings()
+        return cls(
+            settings.keys_dir,
+            settings.key_passphrase.get_secret_value().encode("utf-8"),
+            timedelta(days=settings.agency_cert_days),
+        )
+
+    def exists(self) -> bool:
+        return (self.directory / "agencies.json").is_file()
+
+    def init(
+        self, agencies: Iterable[AgencyLike], now: datetime, force: bool = False
+    ) -> list[KeyEntry]:
+        """Create both roots, the issuing CAs, and a key + certificate per agency."""
+        if self.exists() and not force:
+            raise KeyStoreError(f"key store {self.directory}: already initialised (use --force)")
+        for sub in ("anchors", "ca", "certs", "private"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            for stale in (self.directory / sub).glob("*.pem"):
+                stale.unlink()  # --force: keys of a replaced trust set must not linger
+        trust_set = TrustSet.create(now)
+        for file_name, (kind, name) in _CA_FILES.items():
+            ca = trust_set.roots[name] if kind == "root" else trust_set.issuers[name]
+            self._write_ca(file_name, ca, overwrite=True)
+        for side, root in trust_set.roots.items():
+            _write_public(self.directory / "anchors" / f"{side}.pem", _pem(root.certificate))
+        self._write_json("agencies.json", {})
+        self._write_json("revocations.json", [])
+        for agency in agencies:
+            self._issue_into(trust_set, agency.code, agency.name, agency.role, now)
+        return self.entries()
+
+    def issue(self, agency_code: str, agency_name: str, role: str, now: datetime) -> KeyEntry:
+        """The first key of an agency (``rotate`` replaces an existing one)."""
+        if agency_code in self._index():
+            raise KeyStoreError(f"agency {agency_code}: already has a key (use rotate)")
+        key_id = self._issue_into(self._trust_set(), agency_code, agency_name, role, now)
+        return self._entry(key_id, self._index(), self.revocations())
+
+    def rotate(self, agency_code: str, now: datetime) -> KeyEntry:
+        """A new key and certificate; the old certificate stays for verification."""
+        record = self._agency(agency_code)
+        key_id = self._issue_into(
+            self._trust_set(), agency_code, record["name"], record["role"], now
+        )
+        return self._entry(key_id, self._index(), self.revocations())
+
+    def revoke(self, key_id: str, at: datetime, reason: str, now: datetime) -> Revocation:
+        """Revoke a key for events at or after ``at``."""
+        self.certificate(key_id)  # refuse unknown key ids
+        revocation = Revocation(key_id=key_id, revoked_at=at, reason=reason, recorded_at=now)
+        rows = self._read_json("revocations.json")
+        rows.append(_revocation_row(revocation))
+        self._write_json("revocations.json", rows)
+        return revocation
+
+    def entries(self) -> list[KeyEntry]:
+        index, revocations = self._index(), self.revocations()
+        return [
+            self._entry(key_id, index, revocations)
+            for record in index.values()
+            for key_id in record["keys"]
+        ]
+
+    def revocations(self) -> list[Revocation]:
+        return [_revocation_from_row(row) for row in self._read_json("revocations.json")]
+
+    def current_key_id(self, agency_code: str) -> str:
+        return str(self._agency(agency_code)["current"])
+
+    def certificate(self, key_id: str) -> x509.Certificate:
+        path = self.directory / "certs" / f"{key_id}.pem"
+        if not path.is_file():
+            raise KeyStoreError(f"key id {key_id}: no certificate in {self.directory}")
+        return x509.load_pem_x509_certificate(path.read_bytes())
+
+    def private_key(self, key_id: str) -> Ed25519PrivateKey:
+        return self._load_key(self.directory / "private" / f"{key_id}.key.pem")
+
+    def signer_for(self, agency_code: str) -> EventSigner:
+        """A signer with the agency's current key."""
+        return EventSigner(self.private_key(self.current_key_id(agency_code)), agency_code)
+
+    def anchors(self) -> list[x509.Certificate]:
+        return [_load_cert(p) for p in sorted((self.directory / "anchors").glob("*.pem"))]
+
+    def issuing_certificates(self) -> list[x509.Certificate]:
+        return [_load_cert(self.directory / "ca" / f"{n}.cert.pem") for n in _issuer_names()]
+
+    def chain_of(self, key_id: str) -> list[x509.Certificate]:
+        """The agency certificate followed by its issuing CA and root."""
+        leaf = self.certificate(key_id)
+        chain = self.trust_store().chain_for(key_id).chain
+        return [leaf, *chain[1:]]
+
+    def trust_store(self) -> TrustStore:
+        certs = [_load_cert(p) for p in sorted((self.directory / "certs").glob("*.pem"))]
+        return TrustStore(
+            anchors=self.anchors(),
+            certificates=[*self.issuing_certificates(), *certs],
+            revocations=self.revocations(),
+        )
+
+    def _issue_into(
+        self, trust_set: TrustSet, code: str, name: str, role: str, now: datetime
+    ) -> str:
+        key, certificate = trust_set.issue(code, name, role, now=now, lifetime=self._cert_lifetime)
+        key_id = key_id_of(key.public_key())
+        self._write_key(self.directory / "private" / f"{key_id}.key.pem", key)
+        _write_public(self.directory / "certs" / f"{key_id}.pem", _pem(certificate))
+        index = self._index()
+        record = index.setdefault(code, {"name": name, "role": role, "keys": []})
+        record["keys"].append(key_id)
+        record["current"] = key_id
+        self._write_json("agencies.json", index)
+        return key_id
+
+    def _trust_set(self) -> TrustSet:
+        if not self.exists():
+            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+        cas = {
+            name: CertificateAuthority(
+                _load_cert(self.directory / "ca" / f"{name}.cert.pem"),
+                self._load_key(self.directory / "ca" / f"{name}.key.pem"),
+            )
+            for name in _CA_FILES
+        }
+        return TrustSet(
+            roots={"court": cas["court-root"], "police": cas["police-root"]},
+            issuers={name: cas[name] for name in _issuer_names()},
+        )
+
+    def _entry(
+        self, key_id: str, index: dict[str, dict[str, Any]], revocations: list[Revocation]
+    ) -> KeyEntry:
+        certificate = self.certificate(key_id)
+        for code, record in index.items():
+            if key_id in record["keys"]:
+                mine = [r for r in revocations if r.key_id == key_id]
+                revocation = min(mine, key=lambda r: r.revoked_at) if mine else None
+                return KeyEntry(
+                    agency_code=code,
+                    agency_name=record["name"],
+                    role=record["role"],
+                    key_id=key_id,
+                    not_before=certificate.not_valid_before_utc,
+                    not_after=certificate.not_valid_after_utc,
+                    current=record["current"] == key_id,
+                    revocation=revocation,
+                )
+        raise KeyStoreError(f"key id {key_id}: not in the agency index")
+
+    def _agency(self, agency_code: str) -> dict[str, Any]:
+        record = self._index().get(agency_code)
+        if record is None:
+            raise KeyStoreError(f"agency {agency_code}: no key in {self.directory}")
+        return record
+
+    def _index(self) -> dict[str, dict[str, Any]]:
+        index = self._read_json("agencies.json")
+        if not isinstance(index, dict):
+            raise KeyStoreError(f"{self.directory / 'agencies.json'}: must be a JSON object")
+        return index
+
+    def _read_json(self, name: str) -> Any:
+        path = self.directory / name
+        if not path.is_file():
+            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def _write_json(self, name: str, data: Any) -> None:
+        path = self.directory / name
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def _write_ca(self, name: str, ca: CertificateAuthority, overwrite: bool) -> None:
+        _write_public(self.directory / "ca" / f"{name}.cert.pem", _pem(ca.certificate))
+        key_path = self.directory / "ca" / f"{name}.key.pem"
+        if overwrite:
+            key_path.unlink(missing_ok=True)
+        self._write_key(key_path, ca.private_key)
+
+    def _write_key(self, path: Path, key: Ed25519PrivateKey) -> None:
+        data = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        # O_EXCL: never follow a planted file or symlink; 0o600 from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def _load_key(self, path: Path) -> Ed25519PrivateKey:
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), self._passphrase)
+        except FileNotFoundError as exc:
+            raise KeyStoreError(f"private key {path}: missing") from exc
+        except (ValueError, TypeError) as exc:
+            raise KeyStoreError(f"private key {path}: wrong passphrase or corrupt") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyStoreError(f"private key {path}: not an Ed25519 key")
+        return key
+
+
+def _issuer_names() -> list[str]:
+    return [name for name, (kind, _) in _CA_FILES.items() if kind == "issuer"]
+
+
+def _pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _revocation_row(revocation: Revocation) -> dict[str, str]:
+    return {
+        "key_id": revocation.key_id,
+        "revoked_at": revocation.revoked_at.isoformat(),
+        "reason": revocation.reason,
+        "recorded_at": revocation.recorded_at.isoformat(),
+    }
+
+
+def _revocation_from_row(row: dict[str, str]) -> Revocation:
+    return Revocation(
+        key_id=row["key_id"],
+        revoked_at=datetime.fromisoformat(row["revoked_at"]),
+        reason=row["reason"],
+        recorded_at=datetime.fromisoformat(row["recorded_at"]),
+    )

@@ -1,0 +1,197 @@
+"""The trust store: anchors, agency certificates by key id, revocations, cached chains.
+
+Anchors come only from local configuration (files under the key store). Issuing-CA and
+agency certificates may come from anywhere, including the ``trust`` topic: they are
+self-authenticating, because nothing is believed until it chains to an anchor. A key id
+may have several certificates (a renewed certificate for the same key, or a forged one
+someone published to shadow it); the verifier uses the first one that chains.
+
+Revocation has a time: signatures over events whose time is at or after ``revoked_at``
+fail, earlier ones stay valid. To void everything a key ever signed, revoke it at its
+certificate's notBefore. Revocations only ever tighten: for one key id the earliest
+``revoked_at`` wins, and nothing un-revokes a key.
+
+Thread safety: updates take a lock and bump ``generation``, which empties the chain cache;
+readers never lock (single dict reads are atomic in CPython), so the per-event path stays
+lock-free. A chain is verified once per key id and generation, failures included, so an
+untrusted key that floods the bus costs a dict lookup per event, not a chain walk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sign.chain import VerifiedChain, check_anchor, verify_chain
+from sign.errors import TrustMaterialError, UnknownKey, UntrustedChain
+from sign.identity import identity_of, key_id_of
+
+__all__ = ["REVOCATION_REASONS", "Revocation", "TrustStore"]
+
+# RFC 5280 CRLReason names, as the TrustRevocation schema's enum has them (lower-case).
+REVOCATION_REASONS = frozenset(
+    {
+        "unspecified",
+        "key-compromise",
+        "ca-compromise",
+        "affiliation-changed",
+        "superseded",
+        "cessation-of-operation",
+    }
+)
+# Bounds what a flood of forged certificates for one key id can make us hold.
+_MAX_CERTS_PER_KEY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A key is revoked for events at or after ``revoked_at`` (UTC)."""
+
+    key_id: str
+    revoked_at: datetime
+    reason: str
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.reason not in REVOCATION_REASONS:
+            raise TrustMaterialError(
+                f"revocation reason {self.reason!r}: must be one of {sorted(REVOCATION_REASONS)}"
+            )
+        if self.revoked_at.tzinfo is None or self.recorded_at.tzinfo is None:
+            raise TrustMaterialError("revocation times: must be timezone-aware (UTC)")
+
+
+class TrustStore:
+    """Anchors, certificates and revocations, with a per-key-id chain cache."""
+
+    def __init__(
+        self,
+        anchors: Iterable[x509.Certificate] = (),
+        certificates: Iterable[x509.Certificate] = (),
+        revocations: Iterable[Revocation] = (),
+    ) -> None:
+        self._lock = threading.RLock()
+        self._anchors: list[x509.Certificate] = []
+        self._intermediates: dict[x509.Name, list[x509.Certificate]] = {}
+        self._by_key_id: dict[str, list[x509.Certificate]] = {}
+        self._public_keys: dict[str, Ed25519PublicKey] = {}
+        self._revocations: dict[str, Revocation] = {}
+        self._chains: dict[str, VerifiedChain | TrustMaterialError] = {}
+        self.generation = 0
+        for anchor in anchors:
+            self.add_anchor(anchor)
+        for certificate in certificates:
+            self.add_certificate(certificate)
+        for revocation in revocations:
+            self.add_revocation(revocation)
+
+    def add_anchor(self, anchor: x509.Certificate) -> str:
+        """Trust a root (from local configuration only); returns its side."""
+        side = check_anchor(anchor)
+        with self._lock:
+            if anchor not in self._anchors:
+                self._anchors.append(anchor)
+                self._changed()
+        return side
+
+    def add_certificate(self, certificate: x509.Certificate) -> str:
+        """Remember an issuing-CA or agency certificate; returns its key id."""
+        public_key = certificate.public_key()
+        if not isinstance(public_key, Ed25519PublicKey):
+            raise TrustMaterialError("certificate: public key must be Ed25519")
+        key_id = key_id_of(public_key)
+        if _is_ca(certificate):
+            with self._lock:
+                pool = self._intermediates.setdefault(certificate.subject, [])
+                if certificate not in pool:
+                    pool.append(certificate)
+                    self._changed()
+            return key_id
+        identity_of(certificate)  # refuse what does not even have the agency profile
+        with self._lock:
+            pool = self._by_key_id.setdefault(key_id, [])
+            if certificate in pool:
+                return key_id
+            if len(pool) >= _MAX_CERTS_PER_KEY:
+                raise TrustMaterialError(
+                    f"key id {key_id}: already {len(pool)} certificates, refusing more"
+                )
+            pool.append(certificate)
+            self._public_keys[key_id] = public_key
+            self._changed()
+        return key_id
+
+    def add_revocation(self, revocation: Revocation) -> Revocation:
+        """Record a revocation; returns the one in force (the earliest for that key)."""
+        with self._lock:
+            current = self._revocations.get(revocation.key_id)
+            if current is None or revocation.revoked_at < current.revoked_at:
+                self._revocations[revocation.key_id] = revocation
+                self._changed()
+                return revocation
+            return current
+
+    def public_key(self, key_id: str) -> Ed25519PublicKey:
+        """The public key for a key id (all its certificates share it, by definition)."""
+        key = self._public_keys.get(key_id)
+        if key is None:
+            raise UnknownKey(f"ce_sigkeyid {key_id}: no certificate in the trust store")
+        return key
+
+    def chain_for(self, key_id: str) -> VerifiedChain:
+        """The verified chain of a key id (cached per trust-store generation)."""
+        cached = self._chains.get(key_id)
+        if cached is None:
+            cached = self._verify(key_id)
+        if isinstance(cached, TrustMaterialError):
+            raise UntrustedChain(f"ce_sigkeyid {key_id}: {cached}")
+        return cached
+
+    def revocation_for(self, key_id: str) -> Revocation | None:
+        return self._revocations.get(key_id)
+
+    def anchors(self) -> list[x509.Certificate]:
+        return list(self._anchors)
+
+    def intermediates(self) -> list[x509.Certificate]:
+        with self._lock:
+            return [c for pool in self._intermediates.values() for c in pool]
+
+    def certificates(self) -> dict[str, list[x509.Certificate]]:
+        with self._lock:
+            return {key_id: list(pool) for key_id, pool in self._by_key_id.items()}
+
+    def revocations(self) -> list[Revocation]:
+        return list(self._revocations.values())
+
+    def _verify(self, key_id: str) -> VerifiedChain | TrustMaterialError:
+        with self._lock:
+            pool = self._by_key_id.get(key_id)
+            if not pool:
+                raise UnknownKey(f"ce_sigkeyid {key_id}: no certificate in the trust store")
+            result: VerifiedChain | TrustMaterialError = TrustMaterialError("no certificate")
+            for certificate in pool:
+                try:
+                    result = verify_chain(certificate, self._anchors, self._intermediates)
+                    break
+                except TrustMaterialError as exc:
+                    result = exc
+            self._chains[key_id] = result
+            return result
+
+    def _changed(self) -> None:
+        self.generation += 1
+        # A new dict, not clear(): a lock-free reader holding the old one stays consistent.
+        self._chains = {}
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False

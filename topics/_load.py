@@ -256,9 +256,9 @@ def _parse_topic(
         problems.add(f"topics[{index}]", "", f"must be a mapping, got {data!r}")
         return None
     entry = topic_label(index, data.get("id"))
-    problems_before = len(problems.items)
     fields = _topic_fields(data, ctx, namespace)
     problems.unknown_fields(entry, data, fields)
+    problems_before = len(problems.items)  # an unknown field alone still yields a spec
     values: dict[str, Any] = {
         attr: problems.field(entry, name, parse) for name, (attr, parse) in fields.items()
     }

@@ -8,6 +8,7 @@ same catalog twice changes nothing the second time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
 _READY_TIMEOUT_MS = 30_000
+_POLL_INTERVAL_S = 0.1
 
 
 class TopicAdmin(Protocol):
@@ -180,8 +182,25 @@ def _add_partitions(
         if result.error_code == 0:
             added.append(result.name)
         else:
-            failures.append((result.name, f"{result.error_code}: {result.error_message}"))
+            failures.append((result.name, f"error {result.error_code}: {result.error_message}"))
+    if added:
+        _wait_for_partition_counts(admin, {name: request[name] for name in added})
     return tuple(added)
+
+
+def _wait_for_partition_counts(admin: TopicAdmin, wanted: Mapping[str, int]) -> None:
+    """Return once metadata shows the new partitions (with leaders), so that producers
+    started right after apply use them; the controller accepts before brokers know."""
+    deadline = time.monotonic() + _READY_TIMEOUT_MS / 1000
+    while True:
+        described = admin.describe_topics(list(wanted))
+        counts = {t["name"]: len(t.get("partitions") or ()) for t in described}
+        if all(counts.get(name, 0) >= count for name, count in wanted.items()):
+            admin.wait_for_topics(list(wanted), timeout_ms=_READY_TIMEOUT_MS)
+            return
+        if time.monotonic() > deadline:
+            raise ApplyFailed(f"new partitions not visible after {_READY_TIMEOUT_MS} ms: {counts}")
+        time.sleep(_POLL_INTERVAL_S)
 
 
 def _alter_configs(

@@ -248,10 +248,16 @@ class _RecordingAdmin:
         )
         return {"topic": {r.name: "OK" for r in config_resources}}
 
-    def list_topics(self) -> list[str]:
-        raise AssertionError("apply must not read the cluster again")
+    def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]:
+        # Only after create_partitions: the new counts, as the brokers would show them.
+        self.calls.append(("describe_topics", topics))
+        counts = next(arg for name, arg in self.calls if name == "create_partitions")
+        return [{"name": n, "partitions": [{}] * counts[n]} for n in topics]
 
-    describe_topics = describe_configs = describe_cluster = list_topics
+    def list_topics(self) -> list[str]:
+        raise AssertionError("apply must not list the cluster again")
+
+    describe_configs = describe_cluster = list_topics
 
 
 def _drifted_plan(catalog: Catalog) -> Plan:
@@ -279,7 +285,14 @@ def test_apply_creates_adds_partitions_and_alters_only_what_the_plan_says(
     )
     assert result.changed
     names = [name for name, _ in admin.calls]
-    assert names == ["create_topics", "wait_for_topics", "create_partitions", "alter_configs"]
+    assert names == [
+        "create_topics",
+        "wait_for_topics",
+        "create_partitions",
+        "describe_topics",
+        "wait_for_topics",
+        "alter_configs",
+    ]
     assert admin.calls[0][1] == {
         "zf801.bus.audit": {
             "num_partitions": 3,
@@ -292,7 +305,7 @@ def test_apply_creates_adds_partitions_and_alters_only_what_the_plan_says(
         }
     }
     assert admin.calls[2][1] == {"zf801.sightings.person": 6}
-    [(topic, configs, kwargs)] = admin.calls[3][1]
+    [(topic, configs, kwargs)] = admin.calls[5][1]
     assert (topic, configs) == ("zf801.bus.trust", {"retention.ms": "-1"})
     assert kwargs["incremental"] is True  # other topic configs stay untouched
 

@@ -8,10 +8,27 @@ from __future__ import annotations
 
 __all__ = [
     "AgencyListError",
+    "BadMagic",
     "BusError",
+    "CodecError",
     "ConfigurationError",
+    "EnvelopeError",
+    "HeaderDuplicated",
+    "HeaderMalformed",
+    "HeaderMissing",
+    "HeaderTooLarge",
     "IdentifierError",
+    "MalformedPayload",
+    "SchemaHistoryError",
+    "SchemaLoadError",
+    "SchemaResolutionError",
+    "SchemaValidationError",
+    "TrailingBytes",
+    "TruncatedPayload",
+    "TypeMismatch",
     "UnknownAgencyError",
+    "UnknownFingerprint",
+    "UnknownSchema",
 ]
 
 
@@ -58,3 +75,111 @@ class UnknownAgencyError(BusError, LookupError):
 
 class AgencyListError(ConfigurationError):
     """The agency list (``schemas/data/agencies.yaml`` or a deployment's own) is malformed."""
+
+
+class SchemaLoadError(ConfigurationError):
+    """An ``.avsc`` file is unreadable, is not a valid Avro schema, or clashes with another."""
+
+
+class SchemaHistoryError(BusError):
+    """The previous version of the schemas could not be read from git (bad ref, no repo)."""
+
+
+class CodecError(BusError, ValueError):
+    """A record value could not be encoded or decoded (base of the codec's errors)."""
+
+
+class UnknownSchema(CodecError, LookupError):  # noqa: N818 - name fixed by the contract
+    """No schema of that name is in the registry."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"schema {name!r} is not in the schema registry")
+
+    def __reduce__(self) -> tuple[type[UnknownSchema], tuple[str]]:
+        return (type(self), (self.name,))
+
+
+class BadMagic(CodecError):  # noqa: N818 - name fixed by the contract
+    """The value does not start with the single-object marker ``C3 01``."""
+
+
+class TruncatedPayload(CodecError):  # noqa: N818 - name fixed by the contract
+    """The value ends before its header or its Avro body is complete."""
+
+
+class TrailingBytes(CodecError):  # noqa: N818 - name fixed by the contract
+    """Bytes remain after the Avro body: the value is not one single-object record."""
+
+
+class MalformedPayload(CodecError):  # noqa: N818 - name fixed by the contract
+    """The Avro body does not decode under its writer schema (bad UTF-8, enum or union
+    index out of range, negative length, out-of-range timestamp...)."""
+
+
+class UnknownFingerprint(CodecError, LookupError):  # noqa: N818 - name fixed by the contract
+    """The writer schema's fingerprint is not in the registry: never guessed."""
+
+    def __init__(self, fingerprint: bytes) -> None:
+        self.fingerprint = fingerprint
+        super().__init__(
+            f"writer schema fingerprint {fingerprint.hex()} (CRC-64-AVRO, little-endian) is not"
+            " in the schema registry"
+        )
+
+    def __reduce__(self) -> tuple[type[UnknownFingerprint], tuple[bytes]]:
+        return (type(self), (self.fingerprint,))
+
+
+class SchemaResolutionError(CodecError):
+    """The reader schema cannot read what the writer schema wrote (Avro resolution rules)."""
+
+
+class SchemaValidationError(CodecError):
+    """A record broke its schema: ``path`` names the field (``subject.id_number``,
+    ``documents[2].valid_until``), ``rule`` the rule (``type``, ``maxLength``, ``required``,
+    ``unknown_field``, ``symbol``, ``timezone``, ``decimal``...). Values are not echoed,
+    because most fields hold personal data."""
+
+    def __init__(self, schema: str, path: str, rule: str, reason: str) -> None:
+        self.schema = schema
+        self.path = path
+        self.rule = rule
+        self.reason = reason
+        where = path or "<record>"
+        super().__init__(f"{schema}: {where}: {reason} [rule {rule}]")
+
+    def __reduce__(self) -> tuple[type[SchemaValidationError], tuple[str, str, str, str]]:
+        return (type(self), (self.schema, self.path, self.rule, self.reason))
+
+
+class EnvelopeError(BusError, ValueError):
+    """A Kafka record's headers break the CloudEvents envelope; ``header`` names the header."""
+
+    def __init__(self, header: str, reason: str) -> None:
+        self.header = header
+        self.reason = reason
+        super().__init__(f"header {header!r}: {reason}")
+
+    def __reduce__(self) -> tuple[type[EnvelopeError], tuple[str, str]]:
+        return (type(self), (self.header, self.reason))
+
+
+class HeaderMissing(EnvelopeError):  # noqa: N818 - name fixed by the contract
+    """A required header is absent."""
+
+
+class HeaderDuplicated(EnvelopeError):  # noqa: N818 - name fixed by the contract
+    """A header occurs more than once (an attacker could make two readers disagree)."""
+
+
+class HeaderMalformed(EnvelopeError):  # noqa: N818 - name fixed by the contract
+    """A header's value is not valid UTF-8 or breaks its format."""
+
+
+class HeaderTooLarge(EnvelopeError):  # noqa: N818 - name fixed by the contract
+    """A header's name or value, or the number of headers, exceeds its limit."""
+
+
+class TypeMismatch(EnvelopeError):  # noqa: N818 - name fixed by the contract
+    """``ce_type`` differs from the full name of the value's writer schema."""

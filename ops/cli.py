@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ops.cmd_broker import broker_app
+from ops.cmd_schemas import schemas_app
 from ops.cmd_topics import topics_app
 
 __all__ = ["app", "main"]
@@ -19,6 +20,7 @@ app = typer.Typer(
 # Each command module registers itself on ``app`` below; one line per module.
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
 
 
 def main() -> None:

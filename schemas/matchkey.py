@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from enum import StrEnum
 from functools import lru_cache
 
@@ -128,10 +129,10 @@ class MatchKeyer:
 
     def key(self, kind: SubjectKind, identifier: object, field: str | None = None) -> bytes:
         """The key of ``identifier`` of ``kind``; a vehicle identifier is a plate if it
-        contains a non-ASCII character, else a VIN."""
+        contains a non-ASCII character after NFKC (full-width VINs are VINs), else a VIN."""
         if kind is SubjectKind.PERSON:
             return self.person(identifier, field or "id_number")
-        if isinstance(identifier, str) and not identifier.strip().isascii():
+        if isinstance(identifier, str) and not unicodedata.normalize("NFKC", identifier).isascii():
             return self.plate(identifier, field or "plate_number")
         return self.vin(identifier, field or "vin")
 

@@ -97,6 +97,10 @@ def prepare(value: object, field: str, kind: Kind) -> str:
         reason = f"is {len(value)} characters long; no input over {MAX_INPUT_CHARS} is read"
         fail(kind, field, "length", reason, value)
     text = value.strip()
+    if not text:
+        fail(kind, field, "required", "is empty", None)
+    if text.isascii() and text.isprintable():
+        return text  # NFKC leaves printable ASCII as it is
     for ch in text:
         if not _allowed(ch):
             name = unicodedata.name(ch, "unnamed")

@@ -85,6 +85,8 @@ def test_module_functions_use_the_settings_secret_by_default() -> None:
 def test_match_key_tells_plate_from_vin_by_form() -> None:
     assert match_key(SubjectKind.VEHICLE, "京a·12345", SECRET) == MatchKeyer(SECRET).plate(PLATE)
     assert match_key(SubjectKind.VEHICLE, VIN.lower(), SECRET) == MatchKeyer(SECRET).vin(VIN)
+    wide_vin = "".join(chr(ord(c) + 0xFEE0) for c in VIN)
+    assert match_key(SubjectKind.VEHICLE, wide_vin, SECRET) == MatchKeyer(SECRET).vin(VIN)
 
 
 def test_domain_separation_between_kinds() -> None:

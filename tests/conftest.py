@@ -1,0 +1,166 @@
+"""Fixtures shared by every test: a real Kafka broker (started only when a test asks for
+one), unique topic and group names per test, and topics created for one test.
+
+Where the broker comes from, in this order:
+1. ``KAFKA_BOOTSTRAP_SERVERS`` (or ``ZF801_BOOTSTRAP_SERVERS``) set: that cluster, start nothing.
+2. A Docker engine answers: testcontainers' KafkaContainer in KRaft mode.
+3. Otherwise the local single node of ``zf801 broker`` (jars fetched if needed); one already
+   running from this checkout is reused, and only a broker this session started is stopped.
+Unit tests request none of these fixtures, so ``pytest tests/unit`` never starts Java.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import UnknownTopicOrPartitionError
+
+from ops.broker import LocalCluster
+from ops.broker_fetch import fetch_kafka
+from schemas.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# cp-kafka 8.0 is Apache Kafka 4.0: the same protocol generation (KIP-896) as the local broker.
+_CONTAINER_IMAGE = "confluentinc/cp-kafka:8.0.0"
+_DOCKER_PING_TIMEOUT_S = 1.0
+
+UniqueName = Callable[..., str]
+MakeTopic = Callable[..., str]
+
+
+def _configured_bootstrap() -> str | None:
+    for variable in ("KAFKA_BOOTSTRAP_SERVERS", "ZF801_BOOTSTRAP_SERVERS"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _docker_answers() -> bool:
+    """True when a Docker engine replies to /_ping within a second (never hangs)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(_DOCKER_PING_TIMEOUT_S)
+            sock.connect(host.removeprefix("unix://"))
+        elif host.startswith("tcp://"):
+            address, _, port = host.removeprefix("tcp://").rpartition(":")
+            sock = socket.create_connection((address, int(port)), _DOCKER_PING_TIMEOUT_S)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b" 200 " in sock.recv(256)
+    except (OSError, ValueError):
+        return False
+
+
+def _container_broker() -> Iterator[str]:
+    # Imported only here: it is slow to import and only used when Docker answers.
+    from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
+
+    with KafkaContainer(_CONTAINER_IMAGE).with_kraft() as container:
+        yield container.get_bootstrap_server()
+
+
+def _checkout_settings() -> Settings:
+    """The bus settings, with a relative ``home`` anchored at this checkout's root."""
+    settings = get_settings()
+    if settings.home.is_absolute():
+        return settings
+    # The checkout's own .zf801, wherever pytest was started from.
+    return settings.model_copy(update={"home": REPO_ROOT / settings.home})
+
+
+def _local_broker() -> Iterator[str]:
+    settings = _checkout_settings()
+    fetch_kafka(settings)
+    cluster = LocalCluster.from_settings(settings, nodes=1)
+    started_here = not cluster.is_running()
+    report = cluster.start()
+    try:
+        yield report.bootstrap_servers
+    finally:
+        if started_here:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def checkout_settings() -> Settings:
+    """The bus settings, with a relative ``home`` anchored at this checkout's root."""
+    return _checkout_settings()
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers() -> Iterator[str]:
+    """The bootstrap address of a real Kafka broker for this test session."""
+    configured = _configured_bootstrap()
+    if configured:
+        yield configured
+    elif _docker_answers():
+        yield from _container_broker()
+    else:
+        yield from _local_broker()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(bootstrap_servers: str) -> Iterator[KafkaAdminClient]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="zf801-tests")
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> UniqueName:
+    """A factory of names no other test (or earlier run) uses: ``<prefix>-<test>-<8 hex>``.
+
+    Use it for topic names and consumer group ids alike: ``unique_name("g")``.
+    """
+    test = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name).strip("-")[:80]
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def make_topic(kafka_admin: KafkaAdminClient, unique_name: UniqueName) -> Iterator[MakeTopic]:
+    """A factory that creates a topic for this test (leaders elected) and deletes it after.
+
+    ``make_topic(partitions=3, replication_factor=1, configs={"cleanup.policy": "compact"})``
+    returns the new topic's unique name.
+    """
+    created: list[str] = []
+
+    def make(
+        partitions: int = 1,
+        replication_factor: int = 1,
+        configs: dict[str, str] | None = None,
+        prefix: str = "t",
+    ) -> str:
+        name = unique_name(prefix)
+        spec = {
+            "num_partitions": partitions,
+            "replication_factor": replication_factor,
+            "configs": configs or {},
+        }
+        kafka_admin.create_topics({name: spec}, wait_for_metadata=True)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        with contextlib.suppress(UnknownTopicOrPartitionError):
+            kafka_admin.delete_topics(created)

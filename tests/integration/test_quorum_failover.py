@@ -1,0 +1,126 @@
+"""A 3-node KRaft quorum loses the leader of an RF 3 topic to SIGKILL and keeps working:
+``acks=all`` writes still succeed (2 in-sync replicas remain, min.insync.replicas=2) and
+every record, written before and after the kill, is served."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from ops.broker import LocalCluster
+from ops.broker_config import ClusterLayout
+from ops.broker_fetch import fetch_kafka, kafka_libs_dir
+from ops.broker_process import is_alive
+from schemas.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+_PER_PHASE = 100
+_READ_LIMIT_S = 60.0
+
+
+def _free_ports(count: int) -> list[int]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+@pytest.fixture
+def quorum(checkout_settings: Settings, tmp_path: Path) -> Iterator[LocalCluster]:
+    """Three nodes of our own in a temp folder on free ports, stopped whatever happens."""
+    fetch_kafka(checkout_settings)
+    ports = _free_ports(6)
+    layout = ClusterLayout.on_ports(
+        tmp_path / "quorum",
+        host=checkout_settings.broker_host,
+        broker_ports=ports[:3],
+        controller_ports=ports[3:],
+        heap=checkout_settings.quorum_broker_heap,
+    )
+    cluster = LocalCluster(
+        layout,
+        kafka_libs_dir(checkout_settings),
+        start_timeout_s=checkout_settings.broker_start_timeout_s,
+        stop_timeout_s=15.0,
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _partition_state(admin: KafkaAdminClient, topic: str) -> tuple[int, list[int]]:
+    (described,) = admin.describe_topics([topic])
+    (partition,) = described["partitions"]
+    return partition["leader_id"], sorted(partition["isr_nodes"])
+
+
+def _send_all(producer: KafkaProducer, topic: str, values: list[bytes]) -> list[int]:
+    futures = [producer.send(topic, key=b"order-1", value=v) for v in values]
+    return [f.get(timeout=90).offset for f in futures]
+
+
+def test_rf3_topic_keeps_accepting_acks_all_writes_after_its_leader_is_killed(
+    quorum: LocalCluster, unique_name: Callable[..., str]
+) -> None:
+    topic = unique_name()
+    admin = KafkaAdminClient(bootstrap_servers=quorum.bootstrap_servers)
+    producer = KafkaProducer(
+        bootstrap_servers=quorum.bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    try:
+        admin.create_topics(
+            {
+                topic: {
+                    "num_partitions": 1,
+                    "replication_factor": 3,
+                    "configs": {"min.insync.replicas": "2"},
+                }
+            },
+            wait_for_metadata=True,
+        )
+        leader, isr = _partition_state(admin, topic)
+        assert isr == [1, 2, 3]
+
+        before = [f"before-{i}".encode() for i in range(_PER_PHASE)]
+        assert _send_all(producer, topic, before) == list(range(_PER_PHASE))
+
+        killed_pid = quorum.kill_node(leader)
+        assert not is_alive(killed_pid)
+
+        after = [f"after-{i}".encode() for i in range(_PER_PHASE)]
+        offsets = _send_all(producer, topic, after)
+        assert offsets == list(range(_PER_PHASE, 2 * _PER_PHASE))
+
+        new_leader, new_isr = _partition_state(admin, topic)
+        assert new_leader != leader and leader not in new_isr and len(new_isr) == 2
+    finally:
+        producer.close()
+        admin.close()
+
+    survivors = ",".join(n.bootstrap_address for n in quorum.layout.nodes if n.node_id != leader)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=survivors,
+        group_id=unique_name("g"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    received: list[bytes] = []
+    deadline = time.monotonic() + _READ_LIMIT_S
+    try:
+        while len(received) < 2 * _PER_PHASE and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                received += [r.value for r in records]
+    finally:
+        consumer.close()
+    assert received == before + after

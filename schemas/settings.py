@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     quorum_controller_port: int = Field(default=9195, ge=1, le=65533)
     quorum_broker_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
 
+    # Prefix for every topic name and processor id; isolates test runs on a shared cluster.
+    topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
+
+    # The worker: how long a police agency has to acknowledge an order before the issuing
+    # court is alerted, and how often expiry and acknowledgement deadlines are checked.
+    ack_timeout_s: float = Field(default=300.0, gt=0)
+    timer_interval_s: float = Field(default=1.0, gt=0)
+    # Names this worker's transactional producer; unique per worker process of one deployment.
+    worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
+
     # HMAC secret for subject match keys (identical on every side of the bus).
     match_key_secret: SecretStr = SecretStr(_DEMO_MATCH_KEY_SECRET)
     # Passphrase that encrypts agency private keys at rest.

@@ -4,7 +4,7 @@ who may write and read. Code refers to topics by catalog id, never by a literal 
 ``default_catalog().topic_name("alerts", court="BJ01")``. ``topics.admin`` applies the
 catalog to a cluster."""
 
-from topics.catalog import Catalog, default_catalog, load_catalog
+from topics.catalog import Catalog, bus_catalog, default_catalog, load_catalog
 from topics.errors import (
     ApplyFailed,
     CatalogInvalid,
@@ -30,6 +30,7 @@ __all__ = [
     "TopicsError",
     "UnknownRole",
     "UnknownTopic",
+    "bus_catalog",
     "default_catalog",
     "load_catalog",
 ]

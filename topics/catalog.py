@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
+from schemas.settings import Settings, get_settings
 from topics._load import parse_catalog_text
 from topics._rules import check_topics
 from topics.errors import CatalogInvalid, CatalogProblem, UnknownRole, UnknownTopic
@@ -40,6 +41,7 @@ __all__ = [
     "KeyKind",
     "ReadScope",
     "TopicSpec",
+    "bus_catalog",
     "default_catalog",
     "load_catalog",
 ]
@@ -199,3 +201,10 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 def default_catalog() -> Catalog:
     """The bus's catalog, loaded once per process."""
     return load_catalog()
+
+
+def bus_catalog(settings: Settings | None = None) -> Catalog:
+    """The catalog the processes of this deployment use: the default catalog, its names
+    prefixed with ``settings.topic_prefix`` when one is set (isolated test runs)."""
+    prefix = (settings or get_settings()).topic_prefix
+    return default_catalog().with_name_prefix(prefix) if prefix else default_catalog()

@@ -90,6 +90,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
     "audit": ("zf801.bus.audit", "event-id", ALL_ROLES, {"bus", "command-system"}),
     "anomalies": ("zf801.bus.anomalies", "notice-id", ALL_ROLES, ALL_ROLES),
     "watchlist-changelog": ("zf801-matcher-watchlist-changelog", "match-key", {"bus"}, {"bus"}),
+    "order-tracking-changelog": (
+        "zf801-matcher-order_tracking-changelog",
+        "order-id",
+        {"bus"},
+        {"bus"},
+    ),
 }
 
 
@@ -138,6 +144,7 @@ def test_value_schemas_are_the_named_records(catalog: Catalog) -> None:
     assert not catalog.get("alerts").allows_schema("cn.zf801.orders.v1.ExitRestrictionOrder")
     assert catalog.get("query-results").value_schemas[0] == "cn.zf801.police.v1.IdentityResult"
     assert catalog.get("watchlist-changelog").value_schemas == ()
+    assert catalog.get("order-tracking-changelog").value_schemas == ()
 
 
 def test_production_figures(catalog: Catalog) -> None:
@@ -145,7 +152,12 @@ def test_production_figures(catalog: Catalog) -> None:
         assert spec.replication_factor == 3, spec.id
         assert spec.min_insync_replicas == 2, spec.id
     compacted = {t.id for t in catalog.topics if t.cleanup_policy is CleanupPolicy.COMPACT}
-    assert compacted == {"dishonest-debtors", "trust", "watchlist-changelog"}
+    assert compacted == {
+        "dishonest-debtors",
+        "trust",
+        "watchlist-changelog",
+        "order-tracking-changelog",
+    }
     assert catalog.get("trust").infinite_retention
     assert catalog.get("audit").infinite_retention
     assert catalog.get("dead-letter").retention_ms == 30 * 24 * 3600 * 1000
@@ -549,14 +561,14 @@ def test_unknown_id_is_refused(catalog: Catalog) -> None:
 def test_templates_expand_for_every_court(catalog: Catalog) -> None:
     topics = catalog.concrete_topics(["BJ01", "SH01", "BJ01"])
     names = [t.name for t in topics]
-    assert len(names) == len(set(names)) == 17 + 2 * 2
+    assert len(names) == len(set(names)) == 18 + 2 * 2
     assert [t.name for t in topics if t.spec.id == "alerts"] == [
         "zf801.alerts.BJ01",
         "zf801.alerts.SH01",
     ]
     assert {t.court for t in topics if t.spec.id == "query-results"} == {"BJ01", "SH01"}
     assert {t.court for t in topics if not t.spec.is_template} == {None}
-    assert len(catalog.concrete_topics([])) == 17
+    assert len(catalog.concrete_topics([])) == 18
     with pytest.raises(CourtCodeInvalid):
         catalog.concrete_topics(["bad code"])
 

@@ -23,7 +23,7 @@ from topics.plan import (
 )
 
 COURTS = ("BJ01", "SH01")
-FIXED_TOPICS = 17
+FIXED_TOPICS = 18
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,141 @@
+"""The court's alert subscriber: reads, verifies and de-duplicates one court's alert stream.
+
+A subscriber speaks for one court and reads only that court's topic: it is built from the
+court's own identity (its certificate, from the key store), and the catalog's read rule
+(``own-court``) is checked before any topic is opened; asking for another court's alerts
+raises :class:`AlertAccessDenied`. On a shared broker the same rule must also be enforced
+by broker ACLs (the catalog is their source); this library never offers a way around it.
+
+Every alert is verified before it is shown: hits, expiry notices and overdue alerts must
+be signed by a bus processor, forwarded acknowledgements by the police role that acts on
+the order. The stream is read at ``read_committed`` (hits are written in transactions),
+and an alert id seen before is skipped, so a redelivery never shows as a second alert.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from consumers.errors import AlertAccessDenied
+from consumers.runtime import Runtime
+from schemas.agencies import get_agency
+from schemas.headers import CE_ID
+from schemas.jsonmap import to_json
+from sign.verify_stage import VerifyStage
+
+__all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber"]
+
+_POLICE = frozenset({"border-control", "traffic-management", "public-security"})
+ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = {
+    "cn.zf801.bus.v1.Hit": frozenset({"bus"}),
+    "cn.zf801.orders.v1.OrderExpiryNotice": frozenset({"bus"}),
+    "cn.zf801.orders.v1.OrderAckOverdue": frozenset({"bus"}),
+    "cn.zf801.orders.v1.OrderAcknowledgement": _POLICE,
+}
+"""Who may sign each kind of alert a court receives."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One verified alert."""
+
+    event_id: str
+    event_type: str
+    signed_by: str
+    offset: int
+    record: Mapping[str, Any]
+    document: Mapping[str, Any]
+    """The record in the bus's JSON mapping (for ``--format json``)."""
+
+    @property
+    def kind(self) -> str:
+        return self.event_type.rsplit(".", 1)[-1]
+
+
+class AlertSubscriber:
+    """Reads the alert topic of ``court``, as the court ``reader``."""
+
+    def __init__(self, runtime: Runtime, court: str) -> None:
+        reader = get_agency(runtime.agency_code)
+        if not runtime.catalog.may_read(
+            str(reader.role), "alerts", court, reader_court=reader.code
+        ):
+            raise AlertAccessDenied(
+                f"agency {reader.code} (role {reader.role}) may not read the alerts of court "
+                f"{court}: a court reads only its own alert stream"
+            )
+        self.court = court
+        self.topic = runtime.catalog.topic_name("alerts", court=court)
+        self._rt = runtime
+        self._stage: VerifyStage = runtime.verify_stage(f"alerts-{court}")
+        self._seen: set[str] = set()
+        self.duplicates = 0
+
+    def _consumer(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._rt.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=f"zf801-alerts-{self.court}",
+        )
+        partitions = consumer.partitions_for_topic(self.topic) or {0}
+        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assignment)
+        consumer.seek_to_beginning(*assignment)
+        return consumer
+
+    def read(
+        self,
+        *,
+        until_idle_s: float | None = 5.0,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Alert]:
+        """Yield every verified alert from the start of the stream; with ``until_idle_s``
+        stop once nothing new has arrived for that long, else follow until ``stop()``."""
+        consumer = self._consumer()
+        try:
+            last_seen = time.monotonic()
+            while not stop():
+                batch = consumer.poll(timeout_ms=200, max_records=500)
+                for messages in batch.values():
+                    for message in messages:
+                        alert = self._accept(message)
+                        if alert is not None:
+                            yield alert
+                if batch:
+                    last_seen = time.monotonic()
+                elif until_idle_s is not None and time.monotonic() - last_seen >= until_idle_s:
+                    return
+        finally:
+            consumer.close()
+
+    def _accept(self, message: Any) -> Alert | None:
+        headers = list(message.headers or ())
+        raw_id = next((value for name, value in headers if name == CE_ID), None)
+        event_id = raw_id.decode("utf-8", "replace") if raw_id else ""
+        if event_id in self._seen:
+            self.duplicates += 1
+            return None
+        verified = self._stage.check_record(message)
+        if verified is None:
+            return None
+        signature = verified.signature
+        allowed = ALERT_WRITER_ROLES.get(signature.event_type, frozenset())
+        if signature.role not in allowed:
+            return None
+        self._seen.add(event_id)
+        schema, record = self._rt.codec.decode(message.value)
+        return Alert(
+            event_id=event_id,
+            event_type=signature.event_type,
+            signed_by=signature.agency_code,
+            offset=message.offset,
+            record=record,
+            document=to_json(schema, record),
+        )

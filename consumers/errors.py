@@ -1,0 +1,15 @@
+"""Errors of the stream processors and the court alert subscriber."""
+
+from __future__ import annotations
+
+from schemas.errors import BusError
+
+__all__ = ["AlertAccessDenied", "ConsumerError"]
+
+
+class ConsumerError(BusError):
+    """A processor or subscriber cannot do what was asked."""
+
+
+class AlertAccessDenied(ConsumerError, PermissionError):  # noqa: N818 - reads as a verdict
+    """An agency asked for an alert stream it may not read."""

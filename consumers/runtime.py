@@ -1,0 +1,79 @@
+"""What every bus processor is built from: settings, catalog, its own signer, the trust
+store and a verify-before-act stage whose refusals go to the dead-letter and audit
+topics."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from schemas.codec import Codec, default_codec
+from schemas.settings import Settings, get_settings
+from sign.events import EventSigner
+from sign.keystore import KeyStore
+from sign.replay import ReplayGuard
+from sign.trust import TrustStore
+from sign.verify_stage import AuditSink, DeadLetterSink, VerifyStage
+from topics.catalog import Catalog, bus_catalog
+from topics.errors import UnknownTopic
+
+__all__ = ["Runtime"]
+
+_REPLAY_WINDOW = timedelta(days=7)
+_REPLAY_MAX_IDS = 2_000_000
+
+
+@dataclass
+class Runtime:
+    """The shared pieces of one processor process (agency ``agency_code``)."""
+
+    agency_code: str
+    settings: Settings
+    catalog: Catalog
+    signer: EventSigner
+    trust: TrustStore
+    dead_letters: DeadLetterSink
+    audit: AuditSink
+    codec: Codec = field(default_factory=default_codec)
+
+    @classmethod
+    def from_keystore(
+        cls,
+        agency_code: str,
+        dead_letters: DeadLetterSink,
+        audit: AuditSink,
+        *,
+        settings: Settings | None = None,
+        keystore: KeyStore | None = None,
+    ) -> Runtime:
+        settings = settings or get_settings()
+        keystore = keystore or KeyStore.from_settings(settings)
+        return cls(
+            agency_code=agency_code,
+            settings=settings,
+            catalog=bus_catalog(settings),
+            signer=keystore.signer_for(agency_code),
+            trust=keystore.trust_store(),
+            dead_letters=dead_letters,
+            audit=audit,
+        )
+
+    def writer_roles(self, topic: str) -> Collection[str] | None:
+        """The roles the catalog lets write ``topic`` (None: not a catalog topic)."""
+        try:
+            return self.catalog.resolve(topic).spec.access.write
+        except UnknownTopic:
+            return ()
+
+    def verify_stage(self, stage: str) -> VerifyStage:
+        """A verify-before-act stage for one input of this processor."""
+        return VerifyStage(
+            self.trust,
+            ReplayGuard(_REPLAY_WINDOW, _REPLAY_MAX_IDS, scope=stage),
+            self.dead_letters,
+            self.audit,
+            verifier_agency=self.agency_code,
+            stage=stage,
+            writer_roles=self.writer_roles,
+        )

@@ -1,0 +1,132 @@
+"""The matcher's consume loop: sightings in, hits out, in one Kafka transaction per batch.
+
+faust's per-event machinery costs far more than a dict lookup, and a sighting that
+misses the watchlist (almost all of them) should cost little more than that. So the
+sightings are read in batches by a plain aiokafka consumer inside the faust worker.
+It follows faust's assignment: it reads exactly the sighting partitions whose numbers
+match the order partitions (and so the watchlist partitions) that faust gave this
+worker. Both topics are keyed by match key with the same partition count, so a
+sighting's orders are always local.
+
+Each batch's hits, and the batch's consumer offsets, are committed in one transaction
+(``send_offsets_to_transaction``): a worker killed mid-batch leaves an aborted
+transaction that readers at ``read_committed`` never see, and its successor (same
+transactional id, which fences the dead one) redoes the batch. So no hit is lost and
+none is delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.matcher import Matcher, MatchResult
+
+if TYPE_CHECKING:
+    from consumers.worker import BusWorker
+
+__all__ = ["SightingLoop"]
+
+log = logging.getLogger(__name__)
+
+_BATCH_RECORDS = 5000
+_POLL_MS = 100
+
+
+class SightingLoop:
+    """Reads the sightings partitions assigned to this worker and runs the matcher."""
+
+    def __init__(self, worker: BusWorker, matcher: Matcher) -> None:
+        self._worker = worker
+        self._matcher = matcher
+        catalog = worker.rt.catalog
+        self.topics = (
+            catalog.topic_name("sightings-person"),
+            catalog.topic_name("sightings-vehicle"),
+        )
+        self.group_id = f"{worker.app_id}-sightings"
+        self.transactional_id = f"{worker.app_id}-matcher-{worker.rt.settings.worker_id}"
+        self._partitions: set[int] | None = None
+        self._changed = asyncio.Event()
+        self.totals = MatchResult()
+
+    def follow(self, partitions: set[int]) -> None:
+        """Called on every faust assignment: read these partition numbers from now on."""
+        self._partitions = set(partitions)
+        self._changed.set()
+
+    async def run(self) -> None:
+        settings = self._worker.rt.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            transactional_id=self.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+        )
+        await consumer.start()
+        await producer.start()
+        try:
+            await self._loop(consumer, producer)
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        app = self._worker.app
+        while True:
+            if self._changed.is_set():
+                self._changed.clear()
+                await self._reassign(consumer)
+            if self._partitions is None or app.rebalancing or getattr(app, "in_recovery", False):
+                await asyncio.sleep(_POLL_MS / 1000)
+                continue
+            batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_BATCH_RECORDS)
+            if not batch:
+                continue
+            await self._process(batch, producer)
+
+    async def _reassign(self, consumer: AIOKafkaConsumer) -> None:
+        partitions = sorted(self._partitions or ())
+        assignment = [TopicPartition(t, p) for t in self.topics for p in partitions]
+        consumer.assign(assignment)
+        for tp in assignment:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        log.info("matcher follows sighting partitions %s", partitions)
+
+    async def _process(self, batch: dict[Any, list[Any]], producer: AIOKafkaProducer) -> None:
+        records = [message for messages in batch.values() for message in messages]
+        result = self._matcher.process(records)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+        async with producer.transaction():
+            for item in result.outgoing:
+                await producer.send(
+                    item.topic,
+                    key=item.record.key,
+                    value=item.record.value,
+                    headers=list(item.record.headers),
+                )
+            await producer.send_offsets_to_transaction(offsets, self.group_id)
+        self._add(result)
+
+    def _add(self, result: MatchResult) -> None:
+        totals = self.totals
+        totals.seen += result.seen
+        totals.candidates += result.candidates
+        totals.hits += result.hits
+        totals.blocked += result.blocked
+        totals.rejected += result.rejected

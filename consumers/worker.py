@@ -1,0 +1,421 @@
+"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
+
+- **Orders agent** (the three order topics): verified orders enter the ``watchlist``
+  table (match key -> every active order on that subject, with a changelog, so a
+  restarted worker recovers it); a verified release or the bus's own expiry notice
+  removes the order. The ``order_tracking`` table keeps each order's acknowledgement
+  state and deadline.
+- **Acknowledgements agent**: records each police acknowledgement and forwards it, as
+  signed by the police unit, to the issuing court's alert topic.
+- **Matcher** (:mod:`consumers.sighting_loop`): sightings against the watchlist, hits to
+  each issuing court's alert topic, in Kafka transactions.
+- **Timers**: expiry notices when a control period ends (to the order topic, which the
+  police side reads, and to the court), and an overdue alert to the court when an order
+  is not acknowledged within ``settings.ack_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import heapq
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from consumers.matcher import Matcher, Outgoing
+from consumers.runtime import Runtime
+from consumers.sighting_loop import SightingLoop
+from consumers.watchlist import (
+    ORDER_TYPES,
+    OrderKind,
+    WatchEntry,
+    active_order_from_record,
+    derive_id,
+    to_micros,
+)
+from schemas.envelope import KafkaRecord, build_record
+from schemas.matchkey import vehicle_match_keys
+from sign.verify_stage import Rejection, VerifiedEvent
+
+__all__ = ["ACK_ROLES", "BusWorker"]
+
+log = logging.getLogger(__name__)
+
+ACK_ROLES: Mapping[OrderKind, str] = {
+    OrderKind.EXIT_RESTRICTION: "border-control",
+    OrderKind.VEHICLE_SEARCH: "traffic-management",
+    OrderKind.LOCATE_DEBTOR: "public-security",
+}
+"""Which police role acts on, and acknowledges, each order kind."""
+
+ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
+    OrderKind.EXIT_RESTRICTION: "orders-exit-restriction",
+    OrderKind.VEHICLE_SEARCH: "orders-vehicle-search",
+    OrderKind.LOCATE_DEBTOR: "orders-locate-debtor",
+}
+
+_RELEASE = "cn.zf801.orders.v1.OrderRelease"
+_EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
+_OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
+_ACK = "cn.zf801.orders.v1.OrderAcknowledgement"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _from_micros(micros: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+
+
+class BusWorker:
+    """One worker process of the ``zf801-matcher`` application."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        settings = runtime.settings
+        catalog = runtime.catalog
+        watch_spec = catalog.get("watchlist-changelog")
+        assert watch_spec.changelog_of is not None
+        self.app_id = watch_spec.changelog_of.application
+        self.order_topics = {kind: catalog.topic_name(tid) for kind, tid in ORDER_TOPIC_IDS.items()}
+        self.app = faust.App(
+            self.app_id,
+            broker=f"kafka://{settings.bootstrap_servers}",
+            store="memory://",
+            datadir=str(settings.home / "worker" / self.app_id),
+            web_enabled=False,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=0.5,
+            producer_acks=-1,
+            table_standby_replicas=0,
+            topic_partitions=watch_spec.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.watchlist = self.app.Table(
+            watch_spec.changelog_of.table,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=watch_spec.partitions,
+        )
+        tracking_spec = catalog.get("order-tracking-changelog")
+        assert tracking_spec.changelog_of is not None
+        self.tracking = self.app.Table(
+            tracking_spec.changelog_of.table,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=tracking_spec.partitions,
+        )
+        self.orders_stage = runtime.verify_stage("orders")
+        self.acks_stage = runtime.verify_stage("acknowledgements")
+        self.sightings_stage = runtime.verify_stage("sightings")
+        self.matcher = Matcher(
+            self._lookup, self.sightings_stage, runtime.signer, catalog, codec=runtime.codec
+        )
+        self.loop = SightingLoop(self, self.matcher)
+        self._producer: AIOKafkaProducer | None = None
+        self._expiry_heap: list[tuple[int, str, bytes]] = []
+        self._heap_stale = True
+        self._expiry_sent: set[str] = set()
+        self._overdue_sent: set[str] = set()
+        self._wire()
+
+    # --- watchlist access ----------------------------------------------------------------
+    def _lookup(self, key: bytes) -> WatchEntry | None:
+        raw = self.watchlist.get(key)
+        return WatchEntry.from_bytes(raw) if raw else None
+
+    def _entry(self, key: bytes) -> WatchEntry:
+        return WatchEntry.from_bytes(self.watchlist.get(key))
+
+    def _store(self, key: bytes, entry: WatchEntry) -> None:
+        if entry:
+            self.watchlist[key] = entry.to_bytes()
+        elif key in self.watchlist:
+            del self.watchlist[key]
+
+    # --- wiring ----------------------------------------------------------------------------
+    def _wire(self) -> None:
+        app = self.app
+        orders = app.topic(*self.order_topics.values(), key_type=bytes, value_type=bytes)
+        acks = app.topic(
+            self.rt.catalog.topic_name("order-acknowledgements"), key_type=bytes, value_type=bytes
+        )
+        app.agent(orders, name="orders")(self._orders_agent)
+        app.agent(acks, name="acknowledgements")(self._acks_agent)
+        app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
+        app.task(self.loop.run)
+        app.on_partitions_assigned.connect(self._on_assigned)
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        topics = set(self.order_topics.values())
+        self.loop.follow({tp.partition for tp in assigned if tp.topic in topics})
+        self._heap_stale = True
+
+    async def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.rt.settings.bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                client_id=f"{self.app_id}-notices",
+            )
+            await self._producer.start()
+        return self._producer
+
+    async def publish(self, outgoing: list[Outgoing]) -> None:
+        producer = await self.producer()
+        futures = [
+            await producer.send(
+                item.topic,
+                key=item.record.key,
+                value=item.record.value,
+                headers=list(item.record.headers),
+            )
+            for item in outgoing
+        ]
+        await asyncio.gather(*futures)
+
+    # --- orders ------------------------------------------------------------------------------
+    async def _orders_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            verified = self.orders_stage.check_record(_Consumed.of(event.message))
+            if verified is None:
+                continue
+            try:
+                await self._apply_order_event(verified)
+            except Exception as exc:  # a bad record must not stop the watchlist
+                self._refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
+
+    async def _apply_order_event(self, verified: VerifiedEvent) -> None:
+        schema, record = self.rt.codec.decode(verified.record.value or b"")
+        key = verified.record.key or b""
+        signer = verified.signature
+        if schema.full_name in ORDER_TYPES:
+            order = active_order_from_record(schema.full_name, record)
+            if order.court_code != signer.agency_code:
+                self._refuse(verified, "AGENCY_MISMATCH", (
+                    f"enforcing_court_code {order.court_code} is not the signing agency "
+                    f"{signer.agency_code}"))  # fmt: skip
+                return
+            keys = self._subject_keys(key, schema.full_name, record)
+            for subject_key in keys:
+                self._store(subject_key, self._entry(subject_key).with_order(order))
+            self._track_new(order.order_id, order.kind, order.court_code, order.issued_at_us, keys)
+            heapq.heappush(self._expiry_heap, (order.end_us, order.order_id, key))
+        elif schema.full_name == _RELEASE:
+            self._release(verified, key, record)
+        elif schema.full_name == _EXPIRY and signer.role == "bus":
+            self._remove_everywhere(key, str(record["order_id"]))
+
+    def _subject_keys(self, key: bytes, schema_name: str, record: Mapping[str, Any]) -> list[bytes]:
+        """The record key, plus the VIN key of a vehicle order (found by VIN-only sightings)."""
+        if ORDER_TYPES[schema_name] is not OrderKind.VEHICLE_SEARCH:
+            return [key]
+        subject = record["subject"]
+        secret = self.rt.settings.match_key_secret.get_secret_value().encode()
+        keys = vehicle_match_keys(subject["plate_number"], subject.get("vin"), secret=secret)
+        return list(dict.fromkeys([key, *keys]))
+
+    def _release(self, verified: VerifiedEvent, key: bytes, record: Mapping[str, Any]) -> None:
+        order_id = str(record["order_id"])
+        order = self._entry(key).orders.get(order_id)
+        if order is None:
+            log.info("release of order %s: not in the watchlist (already gone)", order_id)
+            return
+        court = verified.signature.agency_code
+        if court != order.court_code or record["releasing_court_code"] != order.court_code:
+            self._refuse(
+                verified,
+                "AGENCY_MISMATCH",
+                f"order {order_id} was issued by {order.court_code}, released by {court}",
+            )
+            return
+        self._remove_everywhere(key, order_id)
+
+    def _remove_everywhere(self, key: bytes, order_id: str) -> None:
+        """Remove the order under every key it is indexed by (plate and VIN keys)."""
+        tracked = self.tracking.get(order_id.encode())
+        keys = [key]
+        if tracked is not None:
+            keys += [bytes.fromhex(k) for k in json.loads(tracked)["keys"]]
+            del self.tracking[order_id.encode()]
+        for subject_key in dict.fromkeys(keys):
+            self._store(subject_key, self._entry(subject_key).without(order_id))
+
+    def _track_new(
+        self, order_id: str, kind: OrderKind, court: str, issued_at_us: int, keys: list[bytes]
+    ) -> None:
+        if self.tracking.get(order_id.encode()) is not None:
+            return
+        deadline = issued_at_us + int(self.rt.settings.ack_timeout_s * 1_000_000)
+        self.tracking[order_id.encode()] = json.dumps({
+            "kind": kind.value, "court": court, "issued_at_us": issued_at_us,
+            "deadline_us": deadline, "status": None, "keys": [k.hex() for k in keys],
+        }).encode()  # fmt: skip
+
+    def _refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
+        """Dead-letter and audit a verified record whose content may not be acted on."""
+        rejection = Rejection(
+            record=verified.record, reason=reason, detail=detail, stage="orders",
+            verifier=self.rt.agency_code, rejected_at=_now(),
+        )  # fmt: skip
+        self.rt.dead_letters.write(rejection)
+        self.rt.audit.write(rejection)
+
+    # --- acknowledgements -----------------------------------------------------------------
+    async def _acks_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            message = _Consumed.of(event.message)
+            verified = self.acks_stage.check_record(message)
+            if verified is None:
+                continue
+            _, record = self.rt.codec.decode(verified.record.value or b"")
+            kind = OrderKind(record["order_kind"])
+            if verified.signature.role != ACK_ROLES[kind]:
+                self._refuse(
+                    verified,
+                    "ROLE_NOT_ALLOWED",
+                    f"{kind} orders are acknowledged by {ACK_ROLES[kind]}",
+                )
+                continue
+            order_key = str(record["order_id"]).encode()
+            tracked = self.tracking.get(order_key)
+            if tracked is not None:
+                state = json.loads(tracked)
+                state["status"] = record["status"]
+                self.tracking[order_key] = json.dumps(state).encode()
+            court = record["court_code"]
+            forwarded = KafkaRecord(message.key, message.value or b"", tuple(message.headers))
+            await self.publish(
+                [Outgoing(self.rt.catalog.topic_name("alerts", court=court), forwarded)]
+            )
+
+    # --- timers ------------------------------------------------------------------------------
+    async def _on_timer(self) -> None:
+        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        now = _now()
+        await self._send_expiry_notices(now)
+        await self._send_overdue_alerts(now)
+
+    async def _send_expiry_notices(self, now: dt.datetime) -> None:
+        now_us = to_micros(now)
+        if self._heap_stale:
+            self._rebuild_heap()
+        due: list[Outgoing] = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= now_us:
+            _, order_id, key = heapq.heappop(self._expiry_heap)
+            order = self._entry(key).orders.get(order_id)
+            if order is None or order_id in self._expiry_sent:
+                continue
+            self._expiry_sent.add(order_id)
+            notice = {
+                "order_id": order_id, "order_kind": order.kind.value,
+                "case_number": order.case_number, "court_code": order.court_code,
+                "expired_at": _from_micros(order.end_us),
+            }  # fmt: skip
+            due.append(
+                self._signed(
+                    self.order_topics[order.kind],
+                    _EXPIRY,
+                    notice,
+                    key,
+                    derive_id("expiry", order_id, "police"),
+                    now,
+                )
+            )
+            due.append(
+                self._signed(
+                    self.rt.catalog.topic_name("alerts", court=order.court_code),
+                    _EXPIRY,
+                    notice,
+                    order_id.encode(),
+                    derive_id("expiry", order_id, "court"),
+                    now,
+                )
+            )
+        if due:
+            await self.publish(due)
+
+    def _rebuild_heap(self) -> None:
+        heap = []
+        for key, raw in list(self.watchlist.items()):
+            for order in WatchEntry.from_bytes(raw).orders.values():
+                heap.append((order.end_us, order.order_id, key))
+        heapq.heapify(heap)
+        self._expiry_heap = heap
+        self._heap_stale = False
+
+    async def _send_overdue_alerts(self, now: dt.datetime) -> None:
+        now_us = to_micros(now)
+        due: list[Outgoing] = []
+        for raw_id, raw in list(self.tracking.items()):
+            order_id = raw_id.decode()
+            state = json.loads(raw)
+            if state["status"] or state["deadline_us"] > now_us or order_id in self._overdue_sent:
+                continue
+            self._overdue_sent.add(order_id)
+            kind = OrderKind(state["kind"])
+            alert = {
+                "order_id": order_id, "order_kind": kind.value, "court_code": state["court"],
+                "awaited_role": ACK_ROLES[kind].upper().replace("-", "_"),
+                "issued_at": _from_micros(state["issued_at_us"]),
+                "deadline": _from_micros(state["deadline_us"]), "detected_at": now,
+            }  # fmt: skip
+            due.append(
+                self._signed(
+                    self.rt.catalog.topic_name("alerts", court=state["court"]),
+                    _OVERDUE,
+                    alert,
+                    order_id.encode(),
+                    derive_id("ack-overdue", order_id),
+                    now,
+                )
+            )
+        if due:
+            await self.publish(due)
+
+    def _signed(
+        self, topic: str, schema_name: str, record: Mapping[str, Any], key: bytes,
+        event_id: str, now: dt.datetime,
+    ) -> Outgoing:  # fmt: skip
+        unsigned = build_record(
+            schema_name, record, key=key, source=f"zf801:agency/{self.rt.agency_code}",
+            event_id=event_id, time=now, codec=self.rt.codec,
+        )  # fmt: skip
+        headers = self.rt.signer.sign(unsigned.key, unsigned.value, unsigned.headers)
+        return Outgoing(topic, KafkaRecord(unsigned.key, unsigned.value, tuple(headers)))
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class _Consumed:
+    """A faust message seen as a consumed record (faust timestamps are in seconds)."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, message: Any) -> None:
+        self.topic = message.topic
+        self.partition = message.partition
+        self.offset = message.offset
+        self.timestamp = int(message.timestamp * 1000)
+        self.key = message.key
+        self.value = message.value
+        headers = message.headers or ()
+        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+
+    @classmethod
+    def of(cls, message: Any) -> _Consumed:
+        return cls(message)

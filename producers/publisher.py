@@ -1,0 +1,183 @@
+"""The wire path out: validate -> normalise identifiers -> encode -> sign -> publish.
+
+A :class:`Publisher` speaks for one agency (its signing key comes from the key store).
+It refuses, before anything is sent, an event type the topic does not carry, a topic the
+agency's role may not write, and any record that breaks its schema or an identifier rule.
+It publishes with ``acks=all`` and idempotence, and :meth:`Publisher.publish` returns
+only when the broker has acknowledged the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from producers.errors import NotAllowed, PublishFailed
+from schemas.agencies import get_agency
+from schemas.edge import normalise_event
+from schemas.envelope import KafkaRecord, build_record
+from schemas.settings import Settings, get_settings
+from sign.events import EventSigner
+from topics.catalog import Catalog, bus_catalog
+
+__all__ = ["OutgoingEvent", "PublishedEvent", "Publisher", "kafka_producer"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """One event to publish: the catalog topic, its schema and record, and its key."""
+
+    topic_id: str
+    schema_name: str
+    record: Mapping[str, Any]
+    key: bytes | None
+    court: str | None = None
+    event_id: str | None = None
+    time: dt.datetime | None = None
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedEvent:
+    """What the broker acknowledged."""
+
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+def kafka_producer(settings: Settings | None = None, **overrides: Any) -> KafkaProducer:
+    """A kafka-python producer with the bus's guarantees: ``acks=all``, idempotence."""
+    settings = settings or get_settings()
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "retries": 2**31 - 1,
+        "max_in_flight_requests_per_connection": 5,
+        "client_id": "zf801-publisher",
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+class Publisher:
+    """Publishes signed events for the agency of ``signer``."""
+
+    def __init__(
+        self,
+        signer: EventSigner,
+        *,
+        catalog: Catalog | None = None,
+        producer: KafkaProducer | None = None,
+        settings: Settings | None = None,
+        send_timeout_s: float = 30.0,
+    ) -> None:
+        self._settings = settings or get_settings()
+        self._signer = signer
+        self.agency = get_agency(signer.agency_code)
+        self.catalog = catalog or bus_catalog(self._settings)
+        self._producer = producer
+        self._send_timeout_s = send_timeout_s
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = kafka_producer(self._settings)
+        return self._producer
+
+    def prepare(self, event: OutgoingEvent) -> tuple[str, KafkaRecord]:
+        """Check, normalise, encode and sign one event; nothing is sent."""
+        spec = self.catalog.get(event.topic_id)
+        role = str(self.agency.role)
+        if not self.catalog.may_write(role, event.topic_id):
+            raise NotAllowed(
+                f"agency {self.agency.code} (role {role}) may not write topic {event.topic_id!r}"
+            )
+        if not spec.allows_schema(event.schema_name):
+            raise NotAllowed(
+                f"topic {event.topic_id!r} does not carry {event.schema_name} "
+                f"(allowed: {', '.join(spec.value_schemas)})"
+            )
+        record = normalise_event(event.schema_name, event.record)
+        unsigned = build_record(
+            event.schema_name,
+            record,
+            key=event.key,
+            source=self.agency.source,
+            event_id=event.event_id,
+            time=event.time,
+            traceparent=event.traceparent,
+        )
+        headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
+        signed = KafkaRecord(unsigned.key, unsigned.value, tuple(headers))
+        return self.catalog.topic_name(event.topic_id, event.court), signed
+
+    def publish(self, event: OutgoingEvent) -> PublishedEvent:
+        """Publish one event and wait for the broker's acknowledgement."""
+        return self.publish_all([event])[0]
+
+    def publish_all(self, events: Sequence[OutgoingEvent]) -> list[PublishedEvent]:
+        """Prepare every event first (a bad one fails the whole batch before anything is
+        sent), then send them all and wait until the broker has acknowledged each."""
+        prepared = [self.prepare(event) for event in events]
+        futures = [
+            (
+                record,
+                self.producer.send(
+                    topic, key=record.key, value=record.value, headers=list(record.headers)
+                ),
+            )
+            for topic, record in prepared
+        ]
+        published = []
+        for record, future in futures:
+            try:
+                metadata = future.get(timeout=self._send_timeout_s)
+            except KafkaError as exc:
+                raise PublishFailed(
+                    f"event {_event_id(record)}: the broker did not acknowledge it: {exc}"
+                ) from exc
+            published.append(
+                PublishedEvent(
+                    _event_id(record), metadata.topic, metadata.partition, metadata.offset
+                )
+            )
+        return published
+
+    def send_prepared(self, prepared: Iterable[tuple[str, KafkaRecord]]) -> None:
+        """Send already prepared records without waiting (bulk loads); call :meth:`flush`."""
+        for topic, record in prepared:
+            self.producer.send(
+                topic, key=record.key, value=record.value, headers=list(record.headers)
+            )
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            raise PublishFailed(f"flush failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _event_id(record: KafkaRecord) -> str:
+    raw = record.header("ce_id")
+    return raw.decode() if raw else str(uuid.UUID(int=0))

@@ -1,0 +1,176 @@
+"""Where each event type goes: its catalog topic and its record key.
+
+Events about a person or a vehicle are keyed by the subject's match key, so an order,
+its release and every sighting of its subject share a partition: a release is always
+processed after its order, and the matcher finds a sighting's orders on the sighting's
+own partition. A release names no subject in its schema, so the caller passes the
+subject (the same identifier the order was issued for) to key it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from producers.errors import PublishError
+from schemas.matchkey import person_match_key, vehicle_record_key
+from schemas.settings import get_settings
+
+__all__ = [
+    "ORDER_TOPICS",
+    "SUBJECT_FIELD",
+    "Route",
+    "RoutingError",
+    "key_for",
+    "route_for",
+    "subject_key",
+]
+
+
+class RoutingError(PublishError, ValueError):
+    """An event cannot be routed: unknown type, or no subject to key it by."""
+
+
+_Keyer = Callable[[Mapping[str, Any], Mapping[str, Any] | None], bytes | None]
+
+
+def _secret() -> bytes:
+    return get_settings().match_key_secret.get_secret_value().encode("utf-8")
+
+
+def subject_key(subject: Mapping[str, Any]) -> bytes:
+    """The match key of a subject given as ``{"id_number": ...}`` (a person) or
+    ``{"plate_number": ..., "vin": ...}`` (a vehicle)."""
+    if subject.get("id_number"):
+        return person_match_key(subject["id_number"], secret=_secret())
+    if subject.get("plate_number") or subject.get("vin"):
+        return vehicle_record_key(subject.get("plate_number"), subject.get("vin"), secret=_secret())
+    raise RoutingError("subject: give id_number (a person) or plate_number/vin (a vehicle)")
+
+
+def _person_at(field: str) -> _Keyer:
+    def key(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
+        return person_match_key(record[field]["id_number"], secret=_secret())
+
+    return key
+
+
+def _vehicle_at(field: str) -> _Keyer:
+    def key(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
+        vehicle = record[field]
+        return vehicle_record_key(vehicle.get("plate_number"), vehicle.get("vin"), secret=_secret())
+
+    return key
+
+
+def _text_at(field: str) -> _Keyer:
+    def key(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
+        return str(record[field]).encode("utf-8")
+
+    return key
+
+
+def _given_subject(_record: Mapping[str, Any], subject: Mapping[str, Any] | None) -> bytes:
+    if subject is None:
+        raise RoutingError(
+            "subject: an OrderRelease is keyed by its order's subject; give the subject "
+            "the order was issued for (id_number, or plate_number/vin)"
+        )
+    return subject_key(subject)
+
+
+def _party(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
+    party = record.get("debtor") or record.get("party") or {}
+    if party.get("id_number"):
+        return person_match_key(party["id_number"], secret=_secret())
+    code = party.get("organisation_code")
+    if not code:
+        raise RoutingError("debtor: needs an id_number or an organisation_code for its key")
+    return str(code).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The catalog topic of an event type and how its record key is made."""
+
+    topic_id: str
+    key: _Keyer
+    court_field: str | None = None
+    """For per-court topics: the record field holding the court whose topic it is."""
+
+
+ORDER_TOPICS: Mapping[str, str] = {
+    "EXIT_RESTRICTION": "orders-exit-restriction",
+    "VEHICLE_SEARCH": "orders-vehicle-search",
+    "LOCATE_DEBTOR": "orders-locate-debtor",
+}
+"""The order topic of each order kind (orders, releases and expiry notices share it)."""
+
+_NS = "cn.zf801."
+_ROUTES: Mapping[str, Route] = {
+    f"{_NS}orders.v1.ExitRestrictionOrder": Route("orders-exit-restriction", _person_at("subject")),
+    f"{_NS}orders.v1.LocateDebtorOrder": Route("orders-locate-debtor", _person_at("subject")),
+    f"{_NS}orders.v1.VehicleSearchOrder": Route("orders-vehicle-search", _vehicle_at("subject")),
+    f"{_NS}orders.v1.OrderAcknowledgement": Route("order-acknowledgements", _text_at("order_id")),
+    f"{_NS}sightings.v1.HotelCheckIn": Route("sightings-person", _person_at("person")),
+    f"{_NS}sightings.v1.BorderCrossing": Route("sightings-person", _person_at("person")),
+    f"{_NS}sightings.v1.PersonEncounter": Route("sightings-person", _person_at("person")),
+    f"{_NS}sightings.v1.VehicleEncounter": Route("sightings-vehicle", _vehicle_at("vehicle")),
+    f"{_NS}court.v1.EnforcementCase": Route("enforcement-cases", _text_at("case_number")),
+    f"{_NS}court.v1.DishonestDebtorListing": Route("dishonest-debtors", _party),
+    f"{_NS}court.v1.DishonestDebtorRemoval": Route("dishonest-debtors", _party),
+    f"{_NS}court.v1.JudicialDocument": Route("judicial-documents", _text_at("document_id")),
+    f"{_NS}bus.v1.HitConfirmation": Route("hit-confirmations", _text_at("hit_id")),
+    f"{_NS}bus.v1.AnomalyNotice": Route("anomalies", _text_at("notice_id")),
+    f"{_NS}bus.v1.AnomalyAcknowledgement": Route("anomalies", _text_at("notice_id")),
+    **{
+        f"{_NS}query.v1.{name}Query": Route("query-requests", _text_at("correlation_id"))
+        for name in (
+            "Identity",
+            "ExitEntryDocument",
+            "BorderCrossing",
+            "VehicleRegistration",
+            "HotelStay",
+        )
+    },
+    **{
+        f"{_NS}police.v1.{name}Result": Route(
+            "query-results", _text_at("correlation_id"), court_field="requesting_court_code"
+        )
+        for name in (
+            "Identity",
+            "ExitEntryDocument",
+            "BorderCrossing",
+            "VehicleRegistration",
+            "HotelStay",
+        )
+    },
+}
+
+SUBJECT_FIELD = "subject"
+"""The extra input field that names a release's subject (not part of the release record)."""
+
+
+def route_for(schema_name: str, record: Mapping[str, Any]) -> Route:
+    """The route of an event type; a release goes to the topic of its order's kind."""
+    if schema_name == f"{_NS}orders.v1.OrderRelease":
+        kind = record.get("order_kind")
+        topic_id = ORDER_TOPICS.get(str(kind))
+        if topic_id is None:
+            raise RoutingError(f"order_kind: {kind!r} is not one of {', '.join(ORDER_TOPICS)}")
+        return Route(topic_id, _given_subject)
+    try:
+        return _ROUTES[schema_name]
+    except KeyError:
+        raise RoutingError(f"event type {schema_name!r} is not published by agencies") from None
+
+
+def key_for(
+    route: Route, record: Mapping[str, Any], subject: Mapping[str, Any] | None = None
+) -> bytes | None:
+    """The record key of an (already normalised) record on ``route``."""
+    try:
+        return route.key(record, subject)
+    except (KeyError, TypeError) as exc:
+        raise RoutingError(f"cannot key the event: field {exc} is missing") from exc

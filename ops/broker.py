@@ -8,10 +8,7 @@ It stops only the processes its own pid files name.
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,6 +23,8 @@ from ops.broker_process import (
     PidState,
     ensure_ports_free,
     is_alive,
+    pause_unless_exit,
+    port_open,
     probe_pid_file,
     resident_kib,
     signal_node,
@@ -47,7 +46,8 @@ _G1_FLAGS = (
 )
 _FORMAT_TIMEOUT_S = 120.0
 _PROBE_INTERVAL_S = 0.5
-_LOG_TAIL_LINES = 25
+_LOG_TAIL_LINES = 15
+_LOG_ERRORS = 3
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class LocalCluster:
         self.libs_dir = libs_dir
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        # Sizes of each node's logs when this object launched it: errors are read from there.
+        self._log_marks: dict[int, tuple[int, int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, nodes: int = 1) -> LocalCluster:
@@ -276,6 +278,7 @@ class LocalCluster:
                 )
 
     def _spawn(self, java: str, node: NodeSpec) -> int:
+        self._log_marks[node.node_id] = _log_sizes(node)
         command = [*self._java_command(java, node, self.layout.heap)]
         command += ["kafka.Kafka", str(node.config_path)]
         with node.console_log.open("ab") as console:
@@ -298,7 +301,7 @@ class LocalCluster:
                     node = self.layout.node(node_id)
                     raise BrokerStartError(
                         f"node {node_id} (pid {pid}) exited during start-up; "
-                        f"last lines of its logs:\n{_log_tail(node)}"
+                        f"its log says:\n{self._log_tail(node)}"
                     )
             if self._cluster_answers():
                 return
@@ -307,14 +310,14 @@ class LocalCluster:
                 raise BrokerStartError(
                     f"no admin call to {self.bootstrap_servers} succeeded within "
                     f"{self.start_timeout_s:.0f} s; last lines of node {node.node_id}'s "
-                    f"logs:\n{_log_tail(node)}"
+                    f"logs:\n{self._log_tail(node)}"
                 )
-            _pause_unless_exit(list(launched.values()), _PROBE_INTERVAL_S)
+            pause_unless_exit(list(launched.values()), _PROBE_INTERVAL_S)
 
     def _cluster_answers(self) -> bool:
         """True when describe_cluster lists every node (a broker registers once unfenced)."""
         nodes = self.layout.nodes
-        if not all(_port_open(n.host, n.broker_port) for n in nodes):
+        if not all(port_open(n.host, n.broker_port) for n in nodes):
             return False
         try:
             admin = KafkaAdminClient(
@@ -333,6 +336,9 @@ class LocalCluster:
             admin.close()
         return len(brokers) >= len(nodes)
 
+    def _log_tail(self, node: NodeSpec) -> str:
+        return _log_tail(node, self._log_marks.get(node.node_id, (0, 0)))
+
     def _abort(self, launched: dict[int, int]) -> None:
         """Kill what this start launched, so a failed start leaves nothing half-up."""
         for node_id, pid in launched.items():
@@ -342,33 +348,31 @@ class LocalCluster:
             node.pid_path.unlink(missing_ok=True)
 
 
-def _port_open(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
-        return True
-    return False
-
-
-def _pause_unless_exit(pids: list[int], seconds: float) -> None:
-    """Wait ``seconds``, returning early if one of ``pids`` exits (pidfds become readable)."""
-    fds = []
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            fds.append(os.pidfd_open(pid))
-    try:
-        if fds:
-            select.select(fds, [], [], seconds)
-        else:
-            time.sleep(seconds)
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _log_tail(node: NodeSpec) -> str:
-    parts = []
+def _log_sizes(node: NodeSpec) -> tuple[int, int]:
+    sizes = []
     for path in (node.server_log, node.console_log):
-        with contextlib.suppress(OSError):
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes[0], sizes[1]
+
+
+def _log_tail(node: NodeSpec, since: tuple[int, int] = (0, 0)) -> str:
+    """The node's ERROR lines (each with the exception line after it), then its log tails,
+    from the byte offsets ``since`` (the logs' sizes when this start launched the node)."""
+    parts = []
+    for path, offset in zip((node.server_log, node.console_log), since, strict=True):
+        with contextlib.suppress(OSError), path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+            errors = [
+                f"{line}\n{lines[i + 1] if i + 1 < len(lines) else ''}".rstrip()
+                for i, line in enumerate(lines)
+                if " ERROR " in line or " FATAL " in line
+            ]
+            if errors:
+                parts.append(f"--- errors in {path}\n" + "\n".join(errors[-_LOG_ERRORS:]))
             if lines:
-                parts.append(f"--- {path}\n" + "\n".join(lines[-_LOG_TAIL_LINES:]))
+                parts.append(f"--- end of {path}\n" + "\n".join(lines[-_LOG_TAIL_LINES:]))
     return "\n".join(parts) or f"(no log yet in {node.logs_dir})"

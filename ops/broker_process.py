@@ -24,7 +24,9 @@ __all__ = [
     "PidState",
     "ensure_ports_free",
     "is_alive",
+    "pause_unless_exit",
     "port_holder",
+    "port_open",
     "probe_pid_file",
     "read_pid",
     "resident_kib",
@@ -198,3 +200,26 @@ def ensure_ports_free(host: str, ports: dict[int, str]) -> None:
                     f"ZF801_QUORUM_CONTROLLER_PORT for --nodes 3), or use that cluster "
                     f"with KAFKA_BOOTSTRAP_SERVERS"
                 ) from exc
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something accepts TCP connections on ``host:port`` (1 s limit)."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
+        return True
+    return False
+
+
+def pause_unless_exit(pids: list[int], seconds: float) -> None:
+    """Wait ``seconds``, returning early if one of ``pids`` exits (pidfds become readable)."""
+    fds = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            fds.append(os.pidfd_open(pid))
+    try:
+        if fds:
+            select.select(fds, [], [], seconds)
+        else:
+            time.sleep(seconds)
+    finally:
+        for fd in fds:
+            os.close(fd)

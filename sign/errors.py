@@ -16,15 +16,16 @@ __all__ = [
     "BadSignature",
     "CertificateExpired",
     "CertificateNotYetValid",
+    "DocumentMismatch",
     "DuplicateHeader",
     "KeyRevoked",
     "KeyStoreError",
     "MalformedHeader",
+    "MalformedSeal",
     "MissingHeader",
     "OversizedHeader",
     "Replayed",
     "RoleNotAllowed",
-    "SealError",
     "SignError",
     "SignatureRejected",
     "TimeSkew",
@@ -48,23 +49,16 @@ class TrustMaterialError(SignError, ValueError):
     """A certificate, anchor or revocation is malformed or does not fit the rules."""
 
 
-class SealError(SignError, ValueError):
-    """A detached document seal is malformed or does not verify."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 class SignatureRejected(SignError, ValueError):  # noqa: N818 - the name the brief fixes
-    """A signed event is refused. ``reason`` is a stable machine code, ``detail`` prose."""
+    """A signed event is refused. ``reason`` is a stable machine code, ``detail`` prose,
+    ``header`` the header at fault when there is one."""
 
     reason: ClassVar[str] = "REJECTED"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, header: str | None = None) -> None:
         super().__init__(f"{self.reason}: {detail}")
         self.detail = detail
+        self.header = header
 
 
 class MissingHeader(SignatureRejected):
@@ -131,3 +125,15 @@ class Undecodable(SignatureRejected):
     """Signed correctly, but the value does not decode with the bus's schemas."""
 
     reason = "UNDECODABLE"
+
+
+class DocumentMismatch(SignatureRejected):
+    """A sealed document's bytes differ from what its seal states."""
+
+    reason = "DOCUMENT_MISMATCH"
+
+
+class MalformedSeal(SignatureRejected):
+    """A seal file is missing, oversized, not JSON, or not in the seal format."""
+
+    reason = "MALFORMED_SEAL"

@@ -20,10 +20,11 @@ Headers added by the signer (CloudEvents extension attributes, UTF-8):
 
 The verifier checks, in this order, and refuses with the first failing reason: header
 count and sizes (before any crypto), exactly one of each signature and covered header,
-known algorithm, key id known, signature, chain to an anchor, agency of the certificate
-== agency of ``ce_source``, ``ce_time`` well-formed and inside the chain's validity, no
-revocation of any chain link at or before ``ce_time``, and the role allowed on the topic
-if the caller says which roles may write there.
+known algorithm, key id known, signature, ``ce_time`` well-formed, then
+:meth:`sign.trust.TrustStore.authorise`: chain to an anchor, agency of the certificate ==
+agency of ``ce_source``, ``ce_time`` inside every link's validity, no revocation of any
+link at or before ``ce_time``; last, the role allowed on the topic if the caller says
+which roles may write there.
 """
 
 from __future__ import annotations
@@ -38,13 +39,25 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from schemas.envelope import KafkaRecord
+from schemas.headers import (
+    CE_ID,
+    CE_SIGALG,
+    CE_SIGKEYID,
+    CE_SIGNATURE,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_TIME,
+    CE_TYPE,
+    CONTENT_TYPE,
+    MAX_HEADER_NAME_BYTES,
+    MAX_HEADER_VALUE_BYTES,
+    MAX_HEADERS,
+)
 from sign.errors import (
     AgencyMismatch,
     BadSignature,
-    CertificateExpired,
-    CertificateNotYetValid,
     DuplicateHeader,
-    KeyRevoked,
     MalformedHeader,
     MissingHeader,
     OversizedHeader,
@@ -59,11 +72,6 @@ __all__ = [
     "ALGORITHM",
     "COVERED_HEADERS",
     "HEADER_LIMITS",
-    "MAX_HEADERS",
-    "MAX_OTHER_HEADER_BYTES",
-    "SIGALG",
-    "SIGKEYID",
-    "SIGNATURE",
     "SIGNATURE_HEADERS",
     "EventSigner",
     "EventVerifier",
@@ -75,31 +83,27 @@ __all__ = [
 
 Headers = Sequence[tuple[str, bytes]]
 
-SIGALG = "ce_sigalg"
-SIGKEYID = "ce_sigkeyid"
-SIGNATURE = "ce_signature"
 ALGORITHM = b"ed25519"
-SIGNATURE_HEADERS = (SIGALG, SIGKEYID, SIGNATURE)
-COVERED_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion", "content-type")
-_CANONICAL_ORDER = (SIGALG, SIGKEYID, *COVERED_HEADERS)
+SIGNATURE_HEADERS = (CE_SIGALG, CE_SIGKEYID, CE_SIGNATURE)
+COVERED_HEADERS = (CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CE_SPECVERSION, CONTENT_TYPE)
+_CANONICAL_ORDER = (CE_SIGALG, CE_SIGKEYID, *COVERED_HEADERS)
 _REQUIRED = (*SIGNATURE_HEADERS, *COVERED_HEADERS)
 _MAGIC = b"ZF801-EVENT-SIG-V1\n"
 _NULL = b"\xff\xff\xff\xff"
 
-# Size limits in bytes, checked before anything is decoded or verified.
+# Size limits in bytes, checked before anything is decoded or verified; any other header
+# may have up to the envelope's MAX_HEADER_VALUE_BYTES (schemas.headers).
 HEADER_LIMITS: dict[str, int] = {
-    SIGALG: 32,
-    SIGKEYID: 64,
-    SIGNATURE: 128,
-    "ce_id": 64,
-    "ce_source": 128,
-    "ce_type": 256,
-    "ce_time": 64,
-    "ce_specversion": 16,
-    "content-type": 128,
+    CE_SIGALG: 32,
+    CE_SIGKEYID: 64,
+    CE_SIGNATURE: 128,
+    CE_ID: 64,
+    CE_SOURCE: 128,
+    CE_TYPE: 256,
+    CE_TIME: 64,
+    CE_SPECVERSION: 16,
+    CONTENT_TYPE: 128,
 }
-MAX_OTHER_HEADER_BYTES = 4096
-MAX_HEADERS = 64
 _KEY_ID_RE = re.compile(rb"^[0-9a-f]{32}$")
 
 
@@ -120,9 +124,11 @@ def parse_event_time(raw: bytes) -> datetime:
     try:
         parsed = datetime.fromisoformat(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedHeader(f"ce_time {raw[:64]!r}: not an RFC 3339 timestamp") from exc
+        raise MalformedHeader(
+            f"ce_time {raw[:64]!r}: not an RFC 3339 timestamp", header=CE_TIME
+        ) from exc
     if parsed.tzinfo is None:
-        raise MalformedHeader(f"ce_time {raw[:64]!r}: needs a UTC offset or 'Z'")
+        raise MalformedHeader(f"ce_time {raw[:64]!r}: needs a UTC offset or 'Z'", header=CE_TIME)
     return parsed
 
 
@@ -133,12 +139,16 @@ def _collect(headers: Headers, wanted: Collection[str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for name, raw in headers:
         value = raw if raw is not None else b""
-        limit = HEADER_LIMITS.get(name, MAX_OTHER_HEADER_BYTES)
-        if len(value) > limit:
-            raise OversizedHeader(f"header {name[:64]!r}: {len(value)} bytes exceed {limit}")
+        limit = HEADER_LIMITS.get(name, MAX_HEADER_VALUE_BYTES)
+        if len(value) > limit or len(name) > MAX_HEADER_NAME_BYTES:
+            raise OversizedHeader(
+                f"header {name[:MAX_HEADER_NAME_BYTES]!r}: {len(name)}-character name, "
+                f"{len(value)}-byte value (limits {MAX_HEADER_NAME_BYTES} and {limit})",
+                header=name[:MAX_HEADER_NAME_BYTES],
+            )
         if name in wanted:
             if name in found:
-                raise DuplicateHeader(f"header {name!r}: appears more than once")
+                raise DuplicateHeader(f"header {name!r}: appears more than once", header=name)
             found[name] = value
     return found
 
@@ -178,7 +188,7 @@ class EventSigner:
         missing = [name for name in COVERED_HEADERS if name not in found]
         if missing:
             raise SignError(f"cannot sign: missing header(s) {missing}")
-        if found["ce_source"] != self._source:
+        if found[CE_SOURCE] != self._source:
             raise SignError(
                 f"cannot sign: ce_source {found['ce_source']!r} is not this signer's agency "
                 f"{self.agency_code}"
@@ -187,10 +197,15 @@ class EventSigner:
         signature = self._private_key.sign(canonical_bytes(fields, key, value))
         return [
             *headers,
-            (SIGALG, ALGORITHM),
-            (SIGKEYID, self._key_id_bytes),
-            (SIGNATURE, base64.b64encode(signature)),
+            (CE_SIGALG, ALGORITHM),
+            (CE_SIGKEYID, self._key_id_bytes),
+            (CE_SIGNATURE, base64.b64encode(signature)),
         ]
+
+    def sign_record(self, record: KafkaRecord) -> KafkaRecord:
+        """A copy of an envelope record (``schemas.envelope``) with the signature headers."""
+        signed = self.sign(record.key, record.value, record.headers)
+        return record.with_headers(*signed[len(record.headers) :])
 
 
 class EventVerifier:
@@ -210,53 +225,40 @@ class EventVerifier:
         found = _collect(headers, _REQUIRED)
         for name in _REQUIRED:
             if name not in found:
-                raise MissingHeader(f"header {name!r}: required on a signed event")
-        if found[SIGALG] != ALGORITHM:
-            raise UnknownAlgorithm(f"ce_sigalg {found[SIGALG]!r}: only 'ed25519' is known")
-        raw_key_id = found[SIGKEYID]
+                raise MissingHeader(f"header {name!r}: required on a signed event", header=name)
+        if found[CE_SIGALG] != ALGORITHM:
+            raise UnknownAlgorithm(
+                f"ce_sigalg {found[CE_SIGALG]!r}: only 'ed25519' is known", header=CE_SIGALG
+            )
+        raw_key_id = found[CE_SIGKEYID]
         if not _KEY_ID_RE.match(raw_key_id):
-            raise MalformedHeader(f"ce_sigkeyid {raw_key_id!r}: must be 32 lower-case hex")
+            raise MalformedHeader(
+                f"ce_sigkeyid {raw_key_id!r}: must be 32 lower-case hex", header=CE_SIGKEYID
+            )
         key_id = raw_key_id.decode("ascii")
         public_key = self.trust.public_key(key_id)
-        signature = _decode_signature(found[SIGNATURE])
+        signature = _decode_signature(found[CE_SIGNATURE])
         message = canonical_bytes([found[name] for name in _CANONICAL_ORDER], key, value)
         try:
             public_key.verify(signature, message)
         except InvalidSignature as exc:
             raise BadSignature(f"key {key_id}: signature does not match the event") from exc
-        chain = self.trust.chain_for(key_id)
-        identity = chain.identity
-        source = found["ce_source"].decode("utf-8", "replace")
-        if agency_code_from_source(source) != identity.agency_code:
-            raise AgencyMismatch(
-                f"ce_source {source!r}: certificate {key_id} speaks for {identity.agency_code}"
-            )
-        event_time = parse_event_time(found["ce_time"])
-        if event_time < chain.not_before:
-            raise CertificateNotYetValid(
-                f"ce_time {event_time.isoformat()}: chain of {key_id} valid from "
-                f"{chain.not_before.isoformat()}"
-            )
-        if event_time > chain.not_after:
-            raise CertificateExpired(
-                f"ce_time {event_time.isoformat()}: chain of {key_id} expired "
-                f"{chain.not_after.isoformat()}"
-            )
-        for link in chain.key_ids:
-            revocation = self.trust.revocation_for(link)
-            if revocation is not None and event_time >= revocation.revoked_at:
-                raise KeyRevoked(
-                    f"ce_time {event_time.isoformat()}: key {link} revoked at "
-                    f"{revocation.revoked_at.isoformat()} ({revocation.reason})"
-                )
+        source = found[CE_SOURCE].decode("utf-8", "replace")
+        event_time = parse_event_time(found[CE_TIME])
+        try:
+            identity = self.trust.authorise(
+                key_id, agency_code_from_source(source), event_time
+            ).identity
+        except AgencyMismatch as exc:
+            raise AgencyMismatch(f"ce_source {source!r}: {exc.detail}") from None
         if allowed_roles is not None and identity.role not in allowed_roles:
             raise RoleNotAllowed(
                 f"agency {identity.agency_code}: role {identity.role!r} may not write here "
                 f"(allowed: {sorted(allowed_roles)})"
             )
         return VerifiedSignature(
-            event_id=found["ce_id"].decode("utf-8", "replace"),
-            event_type=found["ce_type"].decode("utf-8", "replace"),
+            event_id=found[CE_ID].decode("utf-8", "replace"),
+            event_type=found[CE_TYPE].decode("utf-8", "replace"),
             event_time=event_time,
             agency_code=identity.agency_code,
             role=identity.role,

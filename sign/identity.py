@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
+from schemas.headers import SOURCE_PREFIX
 from sign.errors import TrustMaterialError
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
     "side_of_ca",
 ]
 
-AGENCY_URI_PREFIX = "zf801:agency/"
+AGENCY_URI_PREFIX = SOURCE_PREFIX
 ROLES = frozenset(
     {"court", "border-control", "traffic-management", "public-security", "bus", "command-system"}
 )
@@ -74,7 +75,8 @@ SIDE_ROLES: dict[str, frozenset[str]] = {
     "court": frozenset({"court", "command-system", "bus"}),
     "police": frozenset({"border-control", "traffic-management", "public-security"}),
 }
-_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+# The envelope's rule for the agency part of ce_source (schemas.envelope).
+_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,31}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ def agency_uri(agency_code: str) -> str:
     """The ``ce_source`` / SAN URI naming an agency."""
     if not _CODE_RE.fullmatch(agency_code):
         raise TrustMaterialError(
-            f"agency_code {agency_code!r}: must be 1-64 ASCII letters, digits or '-'"
+            f"agency_code {agency_code!r}: must be 2-32 ASCII letters, digits or '-'"
         )
     return AGENCY_URI_PREFIX + agency_code
 

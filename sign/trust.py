@@ -28,7 +28,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sign.chain import VerifiedChain, check_anchor, verify_chain
-from sign.errors import TrustMaterialError, UnknownKey, UntrustedChain
+from sign.errors import (
+    AgencyMismatch,
+    CertificateExpired,
+    CertificateNotYetValid,
+    KeyRevoked,
+    TrustMaterialError,
+    UnknownKey,
+    UntrustedChain,
+)
 from sign.identity import identity_of, key_id_of
 
 __all__ = ["REVOCATION_REASONS", "Revocation", "TrustStore"]
@@ -151,6 +159,36 @@ class TrustStore:
         if isinstance(cached, TrustMaterialError):
             raise UntrustedChain(f"ce_sigkeyid {key_id}: {cached}")
         return cached
+
+    def authorise(self, key_id: str, agency_code: str | None, when: datetime) -> VerifiedChain:
+        """The chain of ``key_id`` if it speaks for ``agency_code`` and was good at ``when``.
+
+        Checks, in order: chain to an anchor, agency, validity of every link at ``when``,
+        no revocation of any link at or before ``when``. Shared by events and seals.
+        """
+        chain = self.chain_for(key_id)
+        if agency_code != chain.identity.agency_code:
+            raise AgencyMismatch(
+                f"agency {agency_code!r}: certificate {key_id} speaks for "
+                f"{chain.identity.agency_code}"
+            )
+        if when < chain.not_before:
+            raise CertificateNotYetValid(
+                f"time {when.isoformat()}: chain of {key_id} valid from "
+                f"{chain.not_before.isoformat()}"
+            )
+        if when > chain.not_after:
+            raise CertificateExpired(
+                f"time {when.isoformat()}: chain of {key_id} expired {chain.not_after.isoformat()}"
+            )
+        for link in chain.key_ids:
+            revocation = self._revocations.get(link)
+            if revocation is not None and when >= revocation.revoked_at:
+                raise KeyRevoked(
+                    f"time {when.isoformat()}: key {link} revoked at "
+                    f"{revocation.revoked_at.isoformat()} ({revocation.reason})"
+                )
+        return chain
 
     def revocation_for(self, key_id: str) -> Revocation | None:
         return self._revocations.get(key_id)

@@ -1,21 +1,26 @@
 """Verify before act: the stage every consumer puts between the broker and its effect.
 
 ``VerifyStage.check(...)`` returns a :class:`VerifiedEvent` for a record whose signature,
-chain, agency, validity, revocation, role, time and replay checks all pass (and that
-decodes, if a decoder is given), and ``None`` otherwise. A refused record never raises
-into the processing loop: it is written to the dead-letter sink (reason code, detail,
-original topic/partition/offset/timestamp/key/value/headers, stage) and to the audit sink.
+chain, agency, validity, revocation, role, envelope (``schemas.envelope.parse_record``:
+header forms, ``ce_type`` == the value's writer schema), body (decoded with the codec),
+time and replay checks all pass, and ``None`` otherwise. The signature is checked first,
+so any tampering reads as BAD_SIGNATURE rather than as whatever the bytes now look like.
+A refused record never raises into the processing loop: it is written to the dead-letter
+sink (reason code, detail, original topic/partition/offset/timestamp/key/value/headers,
+stage) and to the audit sink.
 
 One deliberate exception: if a *sink* fails (the dead-letter topic cannot be written),
 the stage raises :class:`SinkError`. Swallowing that would let a refused record
 vanish without a trace once the consumer commits its offset; raising stops the loop
 before the commit, so the record is redelivered when the sink is back.
 
-Bad message policy: every :class:`sign.errors.SignatureRejected` reason, a decoder
-failure (``UNDECODABLE``) and any unexpected error in verification (``VERIFY_ERROR``) is
+Bad message policy: every :class:`sign.errors.SignatureRejected` reason, every envelope
+and codec error (reason = the error's class, e.g. ``TYPE_MISMATCH``, ``UNKNOWN_FINGERPRINT``,
+``SCHEMA_VALIDATION``) and any unexpected error in verification (``VERIFY_ERROR``) is
 dead-lettered and audited, never retried (the same bytes would fail the same way); a
 redelivery of an already accepted record passes with ``redelivery=True`` so the effect,
-which must be idempotent, can skip work.
+which must be idempotent, can skip work. A record is recorded in the replay guard only
+once everything else passed.
 """
 
 from __future__ import annotations
@@ -26,7 +31,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sign.errors import SignatureRejected, SignError, TimeSkew, Undecodable
+from schemas.codec import Codec, default_codec
+from schemas.envelope import Envelope, parse_record
+from schemas.errors import (
+    BadMagic,
+    CodecError,
+    EnvelopeError,
+    HeaderDuplicated,
+    HeaderMalformed,
+    HeaderMissing,
+    HeaderTooLarge,
+    MalformedPayload,
+    SchemaValidationError,
+    TrailingBytes,
+    TruncatedPayload,
+    TypeMismatch,
+    UnknownFingerprint,
+)
+from schemas.headers import SIGNATURE_HEADERS
+from sign.errors import SignatureRejected, SignError, TimeSkew
 from sign.events import EventVerifier, VerifiedSignature
 from sign.replay import ReplayGuard, ReplayVerdict
 from sign.trust import TrustStore
@@ -41,9 +64,79 @@ __all__ = [
     "SinkError",
     "VerifiedEvent",
     "VerifyStage",
+    "dead_letter_category",
+    "failed_stage",
 ]
 
 WriterRoles = Mapping[str, Collection[str]] | Callable[[str], Collection[str] | None]
+
+# Precise reason codes of envelope and codec errors (schemas.errors), most specific first.
+_SCHEMA_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (HeaderMissing, "MISSING_HEADER"),
+    (HeaderDuplicated, "DUPLICATE_HEADER"),
+    (HeaderTooLarge, "OVERSIZED_HEADER"),
+    (TypeMismatch, "TYPE_MISMATCH"),
+    (HeaderMalformed, "MALFORMED_HEADER"),
+    (BadMagic, "BAD_MAGIC"),
+    (UnknownFingerprint, "UNKNOWN_FINGERPRINT"),
+    (TruncatedPayload, "TRUNCATED_PAYLOAD"),
+    (TrailingBytes, "TRAILING_BYTES"),
+    (MalformedPayload, "MALFORMED_PAYLOAD"),
+    (SchemaValidationError, "SCHEMA_VALIDATION"),
+)
+# The DeadLetter schema's coarser reason enum (cn.zf801.bus.v1.DeadLetter.reason); the
+# precise code always leads the dead letter's detail.
+_CATEGORY = {
+    "MISSING_HEADER": "HEADER_MISSING",
+    "DUPLICATE_HEADER": "HEADER_DUPLICATED",
+    "MALFORMED_HEADER": "HEADER_MALFORMED",
+    "OVERSIZED_HEADER": "HEADER_TOO_LARGE",
+    "UNKNOWN_ALGORITHM": "UNKNOWN_ALGORITHM",
+    "UNKNOWN_KEY": "CERTIFICATE_UNTRUSTED",
+    "BAD_SIGNATURE": "SIGNATURE_INVALID",
+    "UNTRUSTED_CHAIN": "CERTIFICATE_UNTRUSTED",
+    "AGENCY_MISMATCH": "AGENCY_MISMATCH",
+    "CERT_EXPIRED": "CERTIFICATE_NOT_VALID_AT_TIME",
+    "CERT_NOT_YET_VALID": "CERTIFICATE_NOT_VALID_AT_TIME",
+    "KEY_REVOKED": "KEY_REVOKED",
+    "ROLE_NOT_ALLOWED": "NOT_AUTHORISED",
+    "REPLAYED": "REPLAYED",
+    "TYPE_MISMATCH": "TYPE_MISMATCH",
+    "BAD_MAGIC": "BAD_MAGIC",
+    "UNKNOWN_FINGERPRINT": "UNKNOWN_FINGERPRINT",
+    "TRUNCATED_PAYLOAD": "TRUNCATED_PAYLOAD",
+    "TRAILING_BYTES": "TRAILING_BYTES",
+    "MALFORMED_PAYLOAD": "MALFORMED_PAYLOAD",
+    "SCHEMA_VALIDATION": "SCHEMA_VALIDATION",
+    "VERIFY_ERROR": "PROCESSING_FAILED",
+}
+_HEADER_REASONS = frozenset(
+    {"MISSING_HEADER", "DUPLICATE_HEADER", "MALFORMED_HEADER", "OVERSIZED_HEADER"}
+)
+_DECODE_REASONS = frozenset(
+    {"BAD_MAGIC", "UNKNOWN_FINGERPRINT", "TRUNCATED_PAYLOAD", "TRAILING_BYTES"}
+    | {"MALFORMED_PAYLOAD", "TYPE_MISMATCH"}
+)
+
+
+def dead_letter_category(reason: str, header: str | None) -> str:
+    """The DeadLetter reason symbol for a precise reason code."""
+    if reason in {"MISSING_HEADER", "DUPLICATE_HEADER"} and header in SIGNATURE_HEADERS:
+        return "SIGNATURE_MISSING" if reason == "MISSING_HEADER" else "HEADER_DUPLICATED"
+    return _CATEGORY.get(reason, "OTHER")
+
+
+def failed_stage(reason: str) -> str:
+    """The DeadLetter failed_stage symbol for a precise reason code."""
+    if reason in _HEADER_REASONS:
+        return "HEADERS"
+    if reason in _DECODE_REASONS:
+        return "DECODE"
+    if reason == "ROLE_NOT_ALLOWED":
+        return "AUTHORISE"
+    if reason == "SCHEMA_VALIDATION":
+        return "VALIDATE"
+    return "VERIFY"
 
 
 class SinkError(SignError):
@@ -65,12 +158,14 @@ class ConsumedRecord:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedEvent:
-    """A record that may be acted on, with what its signature proves."""
+    """A record that may be acted on: what its signature proves, its checked envelope,
+    and its value decoded with the writer schema (``payload``)."""
 
     record: ConsumedRecord
     signature: VerifiedSignature
+    envelope: Envelope
+    payload: dict[str, Any]
     redelivery: bool
-    payload: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +175,18 @@ class Rejection:
     record: ConsumedRecord
     reason: str
     detail: str
-    stage: str
+    stage: str  # which input of the processor refused it, e.g. "sightings"
     verifier: str
     rejected_at: datetime
+    header: str | None = None
+
+    @property
+    def category(self) -> str:
+        return dead_letter_category(self.reason, self.header)
+
+    @property
+    def failed_stage(self) -> str:
+        return failed_stage(self.reason)
 
 
 class DeadLetterSink(Protocol):
@@ -112,7 +216,7 @@ class MemoryAuditSink:
 
 
 class VerifyStage:
-    """Signature, trust, replay (and optionally schema) checks before any effect."""
+    """Signature, trust, envelope, schema and replay checks before any effect."""
 
     def __init__(
         self,
@@ -125,7 +229,7 @@ class VerifyStage:
         stage: str = "verify",
         writer_roles: WriterRoles | None = None,
         max_skew: timedelta | None = None,
-        decoder: Callable[[bytes | None], Any] | None = None,
+        codec: Codec | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.verifier = EventVerifier(trust_store)
@@ -136,7 +240,7 @@ class VerifyStage:
         self.stage = stage
         self._writer_roles = writer_roles
         self._max_skew_ms = None if max_skew is None else max_skew.total_seconds() * 1000
-        self._decoder = decoder
+        self._codec = codec or default_codec()
         self._clock = clock
         self.accepted = 0
         self.redeliveries = 0
@@ -160,9 +264,12 @@ class VerifyStage:
         try:
             return self._verify(record)
         except SignatureRejected as exc:
-            self._reject(record, exc.reason, exc.detail)
+            self._reject(record, exc.reason, exc.detail, exc.header)
+        except (EnvelopeError, CodecError) as exc:
+            header = exc.header if isinstance(exc, EnvelopeError) else None
+            self._reject(record, _schema_reason(exc), str(exc), header)
         except Exception as exc:  # never raise into the loop (see the module docstring)
-            self._reject(record, "VERIFY_ERROR", f"{type(exc).__name__}: {exc}")
+            self._reject(record, "VERIFY_ERROR", f"{type(exc).__name__}: {exc}", None)
         return None
 
     def check_record(self, message: Any) -> VerifiedEvent | None:
@@ -196,19 +303,15 @@ class VerifyStage:
                     f"ce_time {signature.event_time.isoformat()}: {gap / 1000:.3f} s from the "
                     f"record timestamp, more than {self._max_skew_ms / 1000:.3f} s"
                 )
-        payload = None
-        if self._decoder is not None:
-            try:
-                payload = self._decoder(record.value)
-            except (ValueError, SignError) as exc:
-                raise Undecodable(f"value: {exc}") from exc
+        envelope = parse_record(record.key, record.value, record.headers, codec=self._codec)
+        payload = envelope.record
         verdict = self.replay_guard.observe(
             signature.event_id, signature.event_time, record.topic, record.partition, record.offset
         )
         redelivery = verdict is ReplayVerdict.REDELIVERY
         self.redeliveries += redelivery
         self.accepted += 1
-        return VerifiedEvent(record, signature, redelivery, payload)
+        return VerifiedEvent(record, signature, envelope, payload, redelivery)
 
     def _allowed_roles(self, topic: str) -> Collection[str] | None:
         if self._writer_roles is None:
@@ -217,12 +320,13 @@ class VerifyStage:
             return self._writer_roles(topic)
         return self._writer_roles.get(topic)
 
-    def _reject(self, record: ConsumedRecord, reason: str, detail: str) -> None:
+    def _reject(self, record: ConsumedRecord, reason: str, detail: str, header: str | None) -> None:
         self.rejected[reason] += 1
         rejection = Rejection(
             record=record,
             reason=reason,
             detail=detail,
+            header=header,
             stage=self.stage,
             verifier=self.verifier_agency,
             rejected_at=self._clock(),
@@ -235,3 +339,10 @@ class VerifyStage:
                     f"{type(sink).__name__}: could not record {reason} for "
                     f"{record.topic}/{record.partition}@{record.offset}: {exc}"
                 ) from exc
+
+
+def _schema_reason(exc: Exception) -> str:
+    for kind, reason in _SCHEMA_REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "MALFORMED_PAYLOAD"

@@ -26,7 +26,8 @@ class Agency:
 
 COURT = Agency("BJ01", "北京市第一中级人民法院", "court")
 COURT_2 = Agency("SH02", "上海市第二中级人民法院", "court")
-BORDER = Agency("110000", "北京边检总站", "border-control")
+BORDER = Agency("110000230000", "北京出入境边防检查总站", "border-control")
+POLICE = Agency("110105000000", "北京市公安局朝阳分局", "public-security")
 MATCHER = Agency("BUS-matcher", "ZF801 matcher", "bus")
 
 
@@ -45,7 +46,7 @@ def trust_set() -> TrustSet:
 @pytest.fixture(scope="session")
 def issued(trust_set: TrustSet) -> dict[str, Issued]:
     out = {}
-    for agency in (COURT, COURT_2, BORDER, MATCHER):
+    for agency in (COURT, COURT_2, BORDER, POLICE, MATCHER):
         key, cert = trust_set.issue(
             agency.code, agency.name, agency.role, now=NOW - timedelta(days=1), lifetime=LIFETIME
         )
@@ -80,3 +81,25 @@ def now() -> datetime:
 def make_headers() -> object:
     """``make_headers(source=..., when=..., event_type=..., event_id=...)``."""
     return _event_headers
+
+
+def _hotel_check_in(when: datetime = NOW) -> dict[str, object]:
+    """A valid HotelCheckIn sighting (the id number is the textbook example)."""
+    return {
+        "sighting_id": str(uuid.uuid4()),
+        "reporting_unit_code": POLICE.code,
+        "observed_at": when,
+        "person": {"name": "张三", "id_number": "11010519491231002X"},
+        "hotel_name": "北京饭店",
+        "hotel_address": "北京市东城区东长安街33号",
+        "room": "1203",
+        "checked_in_at": when,
+        "expected_check_out": None,
+        "registered_phone": None,
+    }
+
+
+@pytest.fixture(scope="session")
+def hotel_check_in() -> object:
+    """``hotel_check_in(when=NOW)``: a valid HotelCheckIn record."""
+    return _hotel_check_in

@@ -1,0 +1,200 @@
+"""Electronic seals (电子签章) on documents: a detached ``<FILE>.seal.json`` beside the file.
+
+The agency signs a short ASCII *statement* about the document, not the document itself,
+so the signing time and the agency are covered by the signature, and a large file is
+hashed in a stream. The statement (exactly these lines, LF endings, final LF)::
+
+    ZF801-SEAL-V1
+    sha256: <64 lower-case hex digits of SHA-256 over the file bytes>
+    size: <file size in bytes>
+    agency: <agency code>
+    key-id: <key id, 32 hex digits>
+    signed-at: <RFC 3339 UTC time, microseconds, Z>
+
+The seal file is JSON::
+
+    {"format": "zf801-seal/1", "algorithm": "ed25519", "statement": "<the text above>",
+     "signature": "<base64 of the 64-byte Ed25519 signature over the statement bytes>",
+     "certificate": "<agency certificate PEM>", "chain": ["<issuing CA PEM>", "<root PEM>"]}
+
+Anyone can check it with OpenSSL alone (``sign/SEAL-OPENSSL.md``). The chain in the seal
+is a convenience: :func:`verify_seal` trusts only its own anchors. An order carries the
+document's SHA-256 (:func:`document_digest`), so the order's signature covers the
+document too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from sign.errors import BadSignature, DocumentMismatch, MalformedSeal, TrustMaterialError
+from sign.identity import key_id_of
+from sign.trust import TrustStore
+
+__all__ = [
+    "SEAL_FORMAT",
+    "SEAL_SUFFIX",
+    "SealCheck",
+    "document_digest",
+    "seal_document",
+    "seal_path_for",
+    "verify_seal",
+]
+
+SEAL_FORMAT = "zf801-seal/1"
+SEAL_SUFFIX = ".seal.json"
+_STATEMENT_RE = re.compile(
+    r"\AZF801-SEAL-V1\n"
+    r"sha256: (?P<sha256>[0-9a-f]{64})\n"
+    r"size: (?P<size>0|[1-9][0-9]{0,15})\n"
+    r"agency: (?P<agency>[A-Za-z0-9][A-Za-z0-9-]{1,31})\n"
+    r"key-id: (?P<key_id>[0-9a-f]{32})\n"
+    r"signed-at: (?P<signed_at>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z)\n\Z"
+)
+_MAX_SEAL_BYTES = 64 * 1024
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SealCheck:
+    """What a good seal proves about a document."""
+
+    agency_code: str
+    role: str
+    key_id: str
+    signed_at: datetime
+    sha256: str
+    size: int
+
+
+def seal_path_for(document: Path) -> Path:
+    return document.with_name(document.name + SEAL_SUFFIX)
+
+
+def document_digest(path: Path) -> bytes:
+    """SHA-256 of a file's bytes (32 raw bytes), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _statement(sha256: str, size: int, agency: str, key_id: str, signed_at: datetime) -> str:
+    when = signed_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return (
+        f"ZF801-SEAL-V1\nsha256: {sha256}\nsize: {size}\nagency: {agency}\n"
+        f"key-id: {key_id}\nsigned-at: {when}\n"
+    )
+
+
+def seal_document(
+    document: Path,
+    private_key: Ed25519PrivateKey,
+    chain: list[x509.Certificate],
+    agency_code: str,
+    signed_at: datetime,
+) -> Path:
+    """Write ``<document>.seal.json``; ``chain`` is [agency cert, issuing CA, root]."""
+    key_id = key_id_of(private_key.public_key())
+    statement = _statement(
+        document_digest(document).hex(),
+        document.stat().st_size,
+        agency_code,
+        key_id,
+        signed_at,
+    )
+    seal = {
+        "format": SEAL_FORMAT,
+        "algorithm": "ed25519",
+        "statement": statement,
+        "signature": base64.b64encode(private_key.sign(statement.encode("ascii"))).decode(),
+        "certificate": chain[0].public_bytes(Encoding.PEM).decode("ascii"),
+        "chain": [c.public_bytes(Encoding.PEM).decode("ascii") for c in chain[1:]],
+    }
+    path = seal_path_for(document)
+    path.write_text(json.dumps(seal, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _load_seal(path: Path) -> dict[str, object]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise MalformedSeal(f"seal {path}: not found") from exc
+    if len(raw) > _MAX_SEAL_BYTES:
+        raise MalformedSeal(f"seal {path}: {len(raw)} bytes exceed {_MAX_SEAL_BYTES}")
+    try:
+        seal = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedSeal(f"seal {path}: not JSON ({exc})") from exc
+    if not isinstance(seal, dict) or seal.get("format") != SEAL_FORMAT:
+        raise MalformedSeal(f"seal {path}: 'format' must be {SEAL_FORMAT!r}")
+    if seal.get("algorithm") != "ed25519":
+        raise MalformedSeal(f"seal {path}: 'algorithm' {seal.get('algorithm')!r} is not ed25519")
+    return seal
+
+
+def _certificates(seal: dict[str, object], path: Path) -> list[x509.Certificate]:
+    pems = [seal.get("certificate"), *_as_list(seal.get("chain"))]
+    try:
+        return [x509.load_pem_x509_certificate(str(pem).encode("ascii")) for pem in pems]
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise MalformedSeal(f"seal {path}: a certificate does not parse ({exc})") from exc
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None) -> SealCheck:
+    """Check a document against its seal; raise a SignatureRejected subclass if it fails."""
+    path = seal_path or seal_path_for(document)
+    seal = _load_seal(path)
+    statement = str(seal.get("statement", ""))
+    fields = _STATEMENT_RE.match(statement)
+    if fields is None:
+        raise MalformedSeal(f"seal {path}: 'statement' is not a ZF801-SEAL-V1 statement")
+    certificates = _certificates(seal, path)
+    public_key = certificates[0].public_key()
+    if not isinstance(public_key, Ed25519PublicKey) or key_id_of(public_key) != fields["key_id"]:
+        raise MalformedSeal(f"seal {path}: certificate does not hold key {fields['key_id']}")
+    try:
+        signature = base64.b64decode(str(seal.get("signature", "")), validate=True)
+        public_key.verify(signature, statement.encode("ascii"))
+    except (binascii.Error, ValueError, InvalidSignature) as exc:
+        raise BadSignature(f"seal {path}: signature does not match the statement") from exc
+    size = document.stat().st_size
+    digest = document_digest(document).hex()
+    if digest != fields["sha256"] or size != int(fields["size"]):
+        raise DocumentMismatch(
+            f"document {document.name}: sha256 {digest} / {size} bytes, the seal says "
+            f"{fields['sha256']} / {fields['size']} bytes"
+        )
+    for certificate in certificates:
+        try:
+            trust.add_certificate(certificate)  # links only; anchors stay local
+        except TrustMaterialError:
+            continue  # a root in the chain is not a trust anchor here; harmless
+    signed_at = datetime.fromisoformat(fields["signed_at"])
+    chain = trust.authorise(fields["key_id"], fields["agency"], signed_at)
+    return SealCheck(
+        agency_code=chain.identity.agency_code,
+        role=chain.identity.role,
+        key_id=fields["key_id"],
+        signed_at=signed_at,
+        sha256=digest,
+        size=size,
+    )

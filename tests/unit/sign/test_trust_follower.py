@@ -1,0 +1,97 @@
+"""Trust records and the follower's pure ``apply`` (no broker)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from schemas.codec import decode
+from sign.errors import SignatureRejected
+from sign.events import EventVerifier
+from sign.follower import TrustFollower
+from sign.trust import Revocation, TrustStore
+from sign.trust_records import certificate_event, revocation_event
+from sign.trustset import TrustSet
+
+
+@pytest.fixture
+def bare_store(trust_set) -> TrustStore:
+    """What a processor starts with: anchors and issuing CAs, no agency certificates."""
+    return TrustStore(anchors=trust_set.anchors(), certificates=trust_set.chain_certificates())
+
+
+def _apply(follower, record):
+    return follower.apply(record.key, record.value, record.headers)
+
+
+def test_certificate_record_round_trips_and_is_keyed_by_key_id(issued, now):
+    record = certificate_event(issued["BJ01"].certificate, issued["BUS-matcher"].signer, now)
+    assert record.key == issued["BJ01"].signer.key_id.encode()
+    schema, value = decode(record.value)
+    assert schema.full_name == "cn.zf801.bus.v1.TrustCertificate"
+    assert (value["agency_code"], value["role"]) == ("BJ01", "COURT")
+
+
+def test_follower_learns_a_new_agency_key_without_restart(bare_store, issued, make_headers, now):
+    follower = TrustFollower(bare_store)
+    event = issued["BJ01"].signer.sign(b"k", b"v", make_headers())
+    verifier = EventVerifier(bare_store)
+    with pytest.raises(SignatureRejected, match="UNKNOWN_KEY"):
+        verifier.verify(b"k", b"v", event)
+    record = certificate_event(issued["BJ01"].certificate, issued["BUS-matcher"].signer, now)
+    assert _apply(follower, record) == "certificate"
+    assert verifier.verify(b"k", b"v", event).agency_code == "BJ01"
+
+
+def test_follower_refuses_a_certificate_outside_the_anchors(bare_store, issued, now):
+    rogue = TrustSet.create(now - timedelta(days=1))
+    _, cert = rogue.issue("BJ01", "forged", "court", now=now, lifetime=timedelta(days=9))
+    outcome = _apply(TrustFollower(bare_store), certificate_event(cert, issued["BJ01"].signer, now))
+    assert outcome.startswith("refused:") and "no chain" in outcome
+    assert bare_store.certificates() == {}
+
+
+def test_follower_applies_a_revocation_signed_by_a_bus_agency(trust_set, issued, now):
+    store = trust_set.trust_store()
+    key_id = issued["SH02"].signer.key_id
+    revocation = Revocation(key_id, now, "key-compromise", now)
+    record = revocation_event(revocation, "operator-1", issued["BUS-matcher"].signer, now)
+    assert record.key == f"{key_id}/revocation".encode()
+    follower = TrustFollower(store)
+    assert _apply(follower, record) == "revocation"
+    assert store.revocation_for(key_id).revoked_at == now
+    assert store.revocation_for(key_id).reason == "key-compromise"
+    assert follower.applied["revocation"] == 1
+
+
+def test_follower_refuses_a_revocation_not_signed_by_a_bus_agency(trust_set, issued, now):
+    store = trust_set.trust_store()
+    victim = issued["SH02"].signer.key_id
+    forged = revocation_event(
+        Revocation(victim, now, "key-compromise", now), "x", issued["BJ01"].signer, now
+    )
+    outcome = _apply(TrustFollower(store), forged)
+    assert "ROLE_NOT_ALLOWED" in outcome
+    assert store.revocation_for(victim) is None
+
+
+def test_follower_refuses_a_tampered_revocation(trust_set, issued, now):
+    store = trust_set.trust_store()
+    record = revocation_event(
+        Revocation(issued["SH02"].signer.key_id, now, "superseded", now),
+        "operator-1",
+        issued["BUS-matcher"].signer,
+        now,
+    )
+    value = bytearray(record.value)
+    value[-3] ^= 0x01
+    outcome = TrustFollower(store).apply(record.key, bytes(value), record.headers)
+    assert "BAD_SIGNATURE" in outcome
+
+
+def test_follower_refuses_tombstones_and_garbage(bare_store):
+    follower = TrustFollower(bare_store)
+    assert follower.apply(b"k", None, []).startswith("refused")
+    assert follower.apply(b"k", b"\xc3\x01garbage", []).startswith("refused")
+    assert follower.applied["refused"] == 2

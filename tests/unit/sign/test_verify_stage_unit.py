@@ -1,0 +1,219 @@
+"""The verify-before-act stage with in-memory sinks: accepted, refused, never raising."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from schemas.envelope import build_record
+from sign.replay import ReplayGuard
+from sign.verify_stage import (
+    MemoryAuditSink,
+    MemoryDeadLetterSink,
+    SinkError,
+    VerifyStage,
+)
+
+TOPIC = "zf801.sightings.hotel"
+KEY = bytes(range(32))
+
+
+@dataclass
+class Consumed:
+    """Shaped like a kafka-python ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list
+
+
+@pytest.fixture
+def sinks():
+    return MemoryDeadLetterSink(), MemoryAuditSink()
+
+
+@pytest.fixture
+def stage(trust_set, issued, sinks):
+    dead, audit = sinks
+    return VerifyStage(
+        trust_set.trust_store(),
+        ReplayGuard(timedelta(days=7), 100_000),
+        dead,
+        audit,
+        verifier_agency="BUS-matcher",
+    )
+
+
+@pytest.fixture
+def sighting(issued, hotel_check_in, now):
+    """A signed HotelCheckIn, as a producer would publish it."""
+
+    def make(when=now, source="110105000000"):
+        record = build_record(
+            "HotelCheckIn", hotel_check_in(when), key=KEY, source=f"zf801:agency/{source}",
+            time=when,
+        )  # fmt: skip
+        return issued[source].signer.sign_record(record)
+
+    return make
+
+
+def _consumed(record, offset=7, key=None, value=None, headers=None, timestamp=None):
+    return Consumed(
+        TOPIC,
+        2,
+        offset,
+        timestamp if timestamp is not None else 1_795_755_600_000,
+        record.key if key is None else key,
+        record.value if value is None else value,
+        list(record.headers if headers is None else headers),
+    )
+
+
+def test_good_record_is_verified_decoded_and_passed_to_the_effect(stage, sighting, sinks):
+    record = sighting()
+    seen = []
+    assert stage.handle(_consumed(record), seen.append) is True
+    (event,) = seen
+    assert event.signature.agency_code == "110105000000"
+    assert event.signature.role == "public-security"
+    assert event.envelope.type == "cn.zf801.sightings.v1.HotelCheckIn"
+    assert event.payload["hotel_name"] == "北京饭店"
+    assert event.redelivery is False
+    assert (event.record.topic, event.record.partition, event.record.offset) == (TOPIC, 2, 7)
+    assert sinks[0].rejections == [] and sinks[1].rejections == []
+    assert stage.accepted == 1
+
+
+def _refused(stage, sinks, message):
+    effects = []
+    assert stage.handle(message, effects.append) is False
+    assert effects == []  # the effect never ran
+    (dead,), (audit,) = sinks[0].rejections, sinks[1].rejections
+    assert dead is audit  # one rejection, recorded by both sinks
+    return dead
+
+
+def test_flipped_value_byte_is_dead_lettered_with_original_record(stage, sighting, sinks):
+    record = sighting()
+    value = bytearray(record.value)
+    value[40] ^= 0x01
+    rejection = _refused(stage, sinks, _consumed(record, value=bytes(value)))
+    assert rejection.reason == "BAD_SIGNATURE"
+    assert rejection.category == "SIGNATURE_INVALID"
+    assert rejection.failed_stage == "VERIFY"
+    assert rejection.record.value == bytes(value)
+    assert rejection.record.headers == tuple(record.headers)
+    assert (rejection.record.topic, rejection.record.offset) == (TOPIC, 7)
+    assert rejection.verifier == "BUS-matcher"
+
+
+def test_signature_header_missing_is_categorised_as_signature_missing(stage, sighting, sinks):
+    record = sighting()
+    headers = [(n, v) for n, v in record.headers if n != "ce_signature"]
+    rejection = _refused(stage, sinks, _consumed(record, headers=headers))
+    assert (rejection.reason, rejection.header) == ("MISSING_HEADER", "ce_signature")
+    assert (rejection.category, rejection.failed_stage) == ("SIGNATURE_MISSING", "HEADERS")
+
+
+def test_replayed_event_at_a_new_offset_is_refused(stage, sighting, sinks):
+    record = sighting()
+    assert stage.check_record(_consumed(record, offset=7)) is not None
+    rejection = _refused(stage, sinks, _consumed(record, offset=99))
+    assert rejection.reason == "REPLAYED"
+    assert "again at" in rejection.detail
+
+
+def test_redelivery_at_the_same_offset_passes_marked(stage, sighting, sinks):
+    record = sighting()
+    assert stage.check_record(_consumed(record)).redelivery is False
+    again = stage.check_record(_consumed(record))
+    assert again is not None and again.redelivery is True
+    assert sinks[0].rejections == []
+
+
+def test_refused_record_does_not_poison_the_replay_guard(stage, sighting, sinks):
+    record = sighting()
+    forged = [(n, base64.b64encode(bytes(64)) if n == "ce_signature" else v)
+              for n, v in record.headers]  # fmt: skip
+    assert stage.check_record(_consumed(record, offset=1, headers=forged)) is None
+    assert stage.check_record(_consumed(record, offset=2)) is not None
+
+
+def test_signed_type_that_is_not_the_value_schema_is_refused(stage, issued, hotel_check_in, sinks):
+    record = build_record("HotelCheckIn", hotel_check_in(), key=KEY,
+                          source="zf801:agency/110105000000")  # fmt: skip
+    headers = [(n, b"cn.zf801.sightings.v1.BorderCrossing" if n == "ce_type" else v)
+               for n, v in record.headers]  # fmt: skip
+    signed = issued["110105000000"].signer.sign(record.key, record.value, headers)
+    rejection = _refused(stage, sinks, _consumed(record, headers=signed))
+    assert (rejection.reason, rejection.category) == ("TYPE_MISMATCH", "TYPE_MISMATCH")
+
+
+def test_signed_garbage_value_is_refused_as_undecodable(stage, issued, hotel_check_in, sinks):
+    record = build_record("HotelCheckIn", hotel_check_in(), key=KEY,
+                          source="zf801:agency/110105000000")  # fmt: skip
+    garbage = b"\x00\x01not avro"
+    signed = issued["110105000000"].signer.sign(record.key, garbage, record.headers)
+    rejection = _refused(stage, sinks, _consumed(record, value=garbage, headers=signed))
+    assert (rejection.reason, rejection.failed_stage) == ("BAD_MAGIC", "DECODE")
+
+
+def test_writer_roles_per_topic(trust_set, sighting, sinks):
+    stage = VerifyStage(
+        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), *sinks,
+        verifier_agency="BUS-matcher", writer_roles={TOPIC: {"border-control"}},
+    )  # fmt: skip
+    rejection = _refused(stage, sinks, _consumed(sighting()))
+    assert (rejection.reason, rejection.category) == ("ROLE_NOT_ALLOWED", "NOT_AUTHORISED")
+    assert rejection.failed_stage == "AUTHORISE"
+
+
+def test_clock_skew_between_ce_time_and_record_timestamp(trust_set, sighting, sinks, now):
+    stage = VerifyStage(
+        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), *sinks,
+        verifier_agency="BUS-matcher", max_skew=timedelta(minutes=5),
+    )  # fmt: skip
+    on_time = int(now.timestamp() * 1000)
+    assert stage.check_record(_consumed(sighting(), timestamp=on_time + 60_000)) is not None
+    late = _consumed(sighting(), offset=8, timestamp=on_time + 3_600_000)
+    assert _refused(stage, sinks, late).reason == "TIME_SKEW"
+
+
+def test_unexpected_error_is_dead_lettered_not_raised(stage, sighting, sinks, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(stage.verifier, "verify", explode)
+    rejection = _refused(stage, sinks, _consumed(sighting()))
+    assert (rejection.reason, rejection.category) == ("VERIFY_ERROR", "PROCESSING_FAILED")
+    assert "boom" in rejection.detail
+
+
+def test_a_failing_sink_stops_the_loop(trust_set, sighting):
+    class Broken:
+        def write(self, rejection):
+            raise OSError("broker unreachable")
+
+    stage = VerifyStage(
+        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), Broken(),
+        MemoryAuditSink(), verifier_agency="BUS-matcher",
+    )  # fmt: skip
+    record = sighting()
+    with pytest.raises(SinkError, match="broker unreachable"):
+        stage.check_record(_consumed(record, value=record.value[:-1]))
+
+
+def test_counters(stage, sighting):
+    record = sighting()
+    stage.check_record(_consumed(record))
+    stage.check_record(_consumed(record))
+    stage.check_record(_consumed(record, offset=8))
+    assert (stage.accepted, stage.redeliveries, stage.rejected["REPLAYED"]) == (2, 1, 1)

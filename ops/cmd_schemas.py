@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.codec import Codec
@@ -48,7 +49,7 @@ def _registry(folder: Path | None) -> Registry:
 
 
 def _fail(exc: BusError, code: int = 1) -> typer.Exit:
-    _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+    _errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -87,7 +88,7 @@ def _read_stdin_bytes(as_hex: bool) -> bytes:
     try:
         return bytes.fromhex(data.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError) as exc:
-        _errors.print(f"[bold red]error:[/] stdin is not hex: {exc}", highlight=False)
+        _errors.print(f"[bold red]error:[/] stdin is not hex: {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=1) from exc
 
 
@@ -104,7 +105,7 @@ def encode_command(
         document: Any = json.loads(sys.stdin.buffer.read())
         value = codec.encode(schema.full_name, from_json(schema, document))
     except json.JSONDecodeError as exc:
-        _errors.print(f"[bold red]error:[/] stdin is not JSON: {exc}", highlight=False)
+        _errors.print(f"[bold red]error:[/] stdin is not JSON: {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=1) from exc
     except BusError as exc:
         raise _fail(exc) from exc
@@ -153,14 +154,14 @@ def _print_report(report: CheckReport) -> None:
     )
     _console.print(summary, highlight=False)
     for name in report.removed:
-        _console.print(f"[red]removed[/] {name}: a schema may not be deleted", highlight=False)
-    if report.issues:
-        table = Table(title="changes that break full compatibility")
-        for column in ("schema", "field", "direction", "rule", "detail"):
-            table.add_column(column)
-        for issue in report.issues:
-            table.add_row(issue.schema, issue.path, issue.direction, issue.rule, issue.detail)
-        _console.print(table)
+        _console.print(
+            f"[red]removed[/] {escape(name)}: a schema may not be deleted", highlight=False
+        )
+    # One line per issue rather than a table: CI logs keep every word, grep finds the rule.
+    for issue in report.issues:
+        _console.print(
+            f"[red]incompatible[/] {escape(str(issue))}", highlight=False, soft_wrap=True
+        )
 
 
 @schemas_app.command("check")

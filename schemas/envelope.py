@@ -95,7 +95,12 @@ def format_time(instant: dt.datetime) -> str:
     """RFC 3339 UTC with microseconds, the only form ``ce_time`` takes."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise HeaderMalformed(CE_TIME, "time must be timezone-aware")
-    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = instant.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise HeaderMalformed(CE_TIME, "time is out of range in UTC") from exc
+    # isoformat, not strftime: %Y does not zero-pad years before 1000 on every platform.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:

@@ -84,6 +84,11 @@ def _describe(schema: Any) -> str:
     return str(schema)
 
 
+def _shape_fits(reader: Any, writer: Any) -> bool:
+    r_kind, w_kind = _kind(reader), _kind(writer)
+    return r_kind == w_kind or r_kind in _PROMOTIONS.get(w_kind, frozenset())
+
+
 class _Checker:
     """Collects the reasons a reader schema cannot read every datum of a writer schema."""
 
@@ -111,8 +116,14 @@ class _Checker:
                         self.issue(
                             path, "union_branch", f"no reader branch reads {_describe(branch)}"
                         )
-                else:
+                elif _shape_fits(reader, self.writer.resolve(branch)):
                     self.check(reader, branch, path)
+                else:
+                    self.issue(
+                        path,
+                        "union_branch",
+                        f"{_describe(reader)} cannot read the writer's {_describe(branch)} branch",
+                    )
             return
         if isinstance(reader, list):
             if not any(self.readable(r, writer) for r in reader):
@@ -122,7 +133,7 @@ class _Checker:
 
     def _check_same_shape(self, reader: Any, writer: Any, path: str) -> None:
         r_kind, w_kind = _kind(reader), _kind(writer)
-        if r_kind != w_kind and r_kind not in _PROMOTIONS.get(w_kind, frozenset()):
+        if not _shape_fits(reader, writer):
             self.issue(path, "type_changed", f"{w_kind} cannot be read as {r_kind}")
             return
         if _logical(reader) != _logical(writer):

@@ -127,7 +127,8 @@ def from_json(schema: RegisteredSchema, document: Any) -> Any:
 
 def _out(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:  # noqa: PLR0911
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return utc.isoformat(timespec="microseconds") + "Z"
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal | uuid.UUID):

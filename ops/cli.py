@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from ops.cmd_broker import broker_app
+from ops.cmd_keys import keys_app
 from ops.cmd_schemas import schemas_app
+from ops.cmd_seal import register as register_seal
 from ops.cmd_topics import topics_app
 
 __all__ = ["app", "main"]
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(keys_app, name="keys")
+register_seal(app)
 
 
 def main() -> None:

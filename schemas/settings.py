@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     replay_max_ids: int = Field(default=2_000_000, ge=1000)
     # Largest allowed gap between ce_time and the Kafka record timestamp (0: not checked).
     verify_max_skew_s: float = Field(default=0.0, ge=0)
+    # The bus agency whose key signs trust records (certificates, revocations) on the trust
+    # topic; the demo agency list has no dedicated key-administration processor.
+    trust_publisher_agency: str = "BUS-AUDIT"
 
     @property
     def kafka_dir(self) -> Path:

@@ -127,10 +127,14 @@ class KeyStore:
         )
         return self._entry(key_id, self._index(), self.revocations())
 
-    def revoke(self, key_id: str, at: datetime, reason: str, now: datetime) -> Revocation:
+    def revoke(
+        self, key_id: str, at: datetime, reason: str, now: datetime, revoked_by: str
+    ) -> Revocation:
         """Revoke a key for events at or after ``at``."""
         self.certificate(key_id)  # refuse unknown key ids
-        revocation = Revocation(key_id=key_id, revoked_at=at, reason=reason, recorded_at=now)
+        revocation = Revocation(
+            key_id=key_id, revoked_at=at, reason=reason, recorded_at=now, revoked_by=revoked_by
+        )
         rows = self._read_json("revocations.json")
         rows.append(_revocation_row(revocation))
         self._write_json("revocations.json", rows)
@@ -310,6 +314,7 @@ def _revocation_row(revocation: Revocation) -> dict[str, str]:
         "revoked_at": revocation.revoked_at.isoformat(),
         "reason": revocation.reason,
         "recorded_at": revocation.recorded_at.isoformat(),
+        "revoked_by": revocation.revoked_by,
     }
 
 
@@ -319,4 +324,5 @@ def _revocation_from_row(row: dict[str, str]) -> Revocation:
         revoked_at=datetime.fromisoformat(row["revoked_at"]),
         reason=row["reason"],
         recorded_at=datetime.fromisoformat(row["recorded_at"]),
+        revoked_by=row.get("revoked_by", "unspecified"),
     )

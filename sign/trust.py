@@ -64,6 +64,7 @@ class Revocation:
     revoked_at: datetime
     reason: str
     recorded_at: datetime
+    revoked_by: str = "unspecified"  # the operator, as the TrustRevocation record names them
 
     def __post_init__(self) -> None:
         if self.reason not in REVOCATION_REASONS:

@@ -51,7 +51,6 @@ class TrustItem:
 
     certificate: x509.Certificate | None = None
     revocation: Revocation | None = None
-    revoked_by: str | None = None
 
 
 def _enum(text: str) -> str:
@@ -91,7 +90,6 @@ def certificate_event(
 
 def revocation_event(
     revocation: Revocation,
-    revoked_by: str,
     signer: EventSigner,
     published_at: datetime,
     codec: Codec | None = None,
@@ -102,7 +100,7 @@ def revocation_event(
         "revoked_at": revocation.revoked_at,
         "reason": _enum(revocation.reason),
         "detail": None,
-        "revoked_by": revoked_by,
+        "revoked_by": revocation.revoked_by,
         "published_at": published_at,
     }
     key = revocation.key_id + _REVOCATION_KEY_SUFFIX
@@ -151,6 +149,7 @@ def parse_trust_value(schema_name: str, record: dict[str, Any], recorded_at: dat
             revoked_at=record["revoked_at"],
             reason=_text(record["reason"]),
             recorded_at=recorded_at,
+            revoked_by=record["revoked_by"],
         )
-        return TrustItem(revocation=revocation, revoked_by=record["revoked_by"])
+        return TrustItem(revocation=revocation)
     raise TrustMaterialError(f"schema {schema_name}: not a trust record")

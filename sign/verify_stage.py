@@ -175,9 +175,9 @@ class Rejection:
     record: ConsumedRecord
     reason: str
     detail: str
-    stage: str  # which input of the processor refused it, e.g. "sightings"
     verifier: str
     rejected_at: datetime
+    stage: str = "verify"  # which input of the processor refused it, e.g. "sightings"
     header: str | None = None
 
     @property

@@ -107,7 +107,7 @@ def test_revoke_at_a_time(store):
     at = T0 + timedelta(days=3)
     before = signer.sign(b"k", b"v", _headers("BJ01", at - timedelta(seconds=1)))
     after = signer.sign(b"k", b"v", _headers("BJ01", at))
-    revocation = store.revoke(signer.key_id, at, "key-compromise", T0 + timedelta(days=4))
+    revocation = store.revoke(signer.key_id, at, "key-compromise", T0 + timedelta(days=4), "op")
     assert revocation.revoked_at == at
     verifier = EventVerifier(store.trust_store())
     assert verifier.verify(b"k", b"v", before).agency_code == "BJ01"
@@ -122,7 +122,7 @@ def test_issue_refuses_an_agency_that_has_a_key_and_revoke_an_unknown_key(store)
     with pytest.raises(KeyStoreError, match="rotate"):
         store.issue("BJ01", "x", "court", T0)
     with pytest.raises(KeyStoreError, match="no certificate"):
-        store.revoke("0" * 32, T0, "superseded", T0)
+        store.revoke("0" * 32, T0, "superseded", T0, "op")
     entry = store.issue("SH01", "上海市第一中级人民法院", "court", T0)
     assert entry.agency_code == "SH01" and entry.current
 

@@ -35,8 +35,10 @@ def _rejection(now, reason="BAD_SIGNATURE", header=None, offset=41):
         value=b"\xc3\x01tampered",
         headers=(("ce_id", b"abc"), ("ce_signature", b"AAAA"), ("x-dup", b"1"), ("x-dup", b"2")),
     )
-    return Rejection(record, reason, "key 1234: signature does not match", "sightings",
-                     "BUS-MATCHER", now, header)  # fmt: skip
+    return Rejection(
+        record=record, reason=reason, detail="key 1234: signature does not match",
+        verifier="BUS-MATCHER", rejected_at=now, stage="sightings", header=header,
+    )  # fmt: skip
 
 
 def test_dead_letter_event_carries_reason_and_the_original(trust_set, issued, now):

@@ -56,7 +56,7 @@ def test_follower_applies_a_revocation_signed_by_a_bus_agency(trust_set, issued,
     store = trust_set.trust_store()
     key_id = issued["SH02"].signer.key_id
     revocation = Revocation(key_id, now, "key-compromise", now)
-    record = revocation_event(revocation, "operator-1", issued["BUS-matcher"].signer, now)
+    record = revocation_event(revocation, issued["BUS-matcher"].signer, now)
     assert record.key == f"{key_id}/revocation".encode()
     follower = TrustFollower(store)
     assert _apply(follower, record) == "revocation"
@@ -69,7 +69,7 @@ def test_follower_refuses_a_revocation_not_signed_by_a_bus_agency(trust_set, iss
     store = trust_set.trust_store()
     victim = issued["SH02"].signer.key_id
     forged = revocation_event(
-        Revocation(victim, now, "key-compromise", now), "x", issued["BJ01"].signer, now
+        Revocation(victim, now, "key-compromise", now), issued["BJ01"].signer, now
     )
     outcome = _apply(TrustFollower(store), forged)
     assert "ROLE_NOT_ALLOWED" in outcome
@@ -79,8 +79,7 @@ def test_follower_refuses_a_revocation_not_signed_by_a_bus_agency(trust_set, iss
 def test_follower_refuses_a_tampered_revocation(trust_set, issued, now):
     store = trust_set.trust_store()
     record = revocation_event(
-        Revocation(issued["SH02"].signer.key_id, now, "superseded", now),
-        "operator-1",
+        Revocation(issued["SH02"].signer.key_id, now, "superseded", now, "operator-1"),
         issued["BUS-matcher"].signer,
         now,
     )

@@ -1,0 +1,223 @@
+"""``zf801 keys``: the demo trust set, issuing, rotating and revoking agency keys, and
+publishing certificates and revocations on the trust topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from producers.publisher import kafka_producer
+from schemas.agencies import get_agency, load_agencies
+from schemas.errors import BusError
+from schemas.settings import Settings, get_settings
+from sign.keystore import KeyEntry, KeyStore
+from sign.trust import REVOCATION_REASONS
+from sign.trust_records import certificate_event, revocation_event
+from topics.catalog import bus_catalog
+
+__all__ = ["keys_app"]
+
+keys_app = typer.Typer(
+    help=(
+        "Agency keys and certificates (two roots: courts and the bus under the SPC root, "
+        "police units under the MPS root). Private keys stay in the key store "
+        "(ZF801_KEYS_PATH, default .zf801/keys), encrypted with ZF801_KEY_PASSPHRASE; "
+        "certificates and revocations are published on the trust topic."
+    ),
+    no_args_is_help=True,
+)
+
+_console = Console()
+_errors = Console(stderr=True)
+_PROBE_TIMEOUT_MS = 3000
+
+_Publish = Annotated[
+    bool | None,
+    typer.Option(
+        "--publish/--no-publish",
+        help="Publish to the trust topic (default: publish if the broker answers, else say so).",
+    ),
+]
+_Agency = Annotated[str, typer.Option("--agency", help="Agency code, e.g. BJ01 or 110000230000.")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _table(entries: list[KeyEntry], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("agency", "role", "key id", "valid from", "valid until", "status"):
+        table.add_column(column, no_wrap=column in {"agency", "key id"})
+    for entry in entries:
+        status = "current" if entry.current else "rotated out"
+        if entry.revocation is not None:
+            status = f"revoked from {entry.revocation.revoked_at:%Y-%m-%d %H:%M:%S}Z"
+        table.add_row(
+            entry.agency_code,
+            entry.role,
+            entry.key_id,
+            f"{entry.not_before:%Y-%m-%d}",
+            f"{entry.not_after:%Y-%m-%d}",
+            status,
+        )
+    return table
+
+
+def _publish(keystore: KeyStore, settings: Settings, wanted: bool | None, only: str = "") -> None:
+    """Send every certificate and revocation (or those of key id ``only``) to the topic."""
+    if wanted is False:
+        return
+    topic = bus_catalog(settings).topic_name("trust")
+    try:
+        producer = kafka_producer(settings, request_timeout_ms=_PROBE_TIMEOUT_MS,
+                                  max_block_ms=_PROBE_TIMEOUT_MS)  # fmt: skip
+    except Exception as exc:  # kafka-python raises NoBrokersAvailable and friends
+        if wanted:
+            raise BusError(f"trust topic {topic}: broker unreachable ({exc})") from exc
+        _console.print(f"[yellow]not published[/] (broker unreachable: {exc}); "
+                       "run `zf801 keys publish` when it is up")  # fmt: skip
+        return
+    signer = keystore.signer_for(settings.trust_publisher_agency)
+    now = _now()
+    records = [
+        certificate_event(keystore.certificate(e.key_id), signer, now)
+        for e in keystore.entries()
+        if not only or e.key_id == only
+    ]
+    records += [
+        revocation_event(r, signer, now)
+        for r in keystore.revocations()
+        if not only or r.key_id == only
+    ]
+    try:
+        futures = [
+            producer.send(topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
+        ]
+        for future in futures:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+    _console.print(f"published {len(records)} trust record(s) to {topic}")
+
+
+@keys_app.command("init")
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing trust set.")] = False,
+    publish: _Publish = None,
+) -> None:
+    """Create the demo trust set: both roots, the issuing CAs, and a key and certificate
+    for every agency of the agency list (schemas/data/agencies.yaml)."""
+    settings = get_settings()
+    keystore = KeyStore.from_settings(settings)
+    try:
+        entries = keystore.init(load_agencies().agencies.values(), _now(), force=force)
+        _console.print(_table(entries, f"trust set in {keystore.directory}"))
+        _publish(keystore, settings, publish)
+    except BusError as exc:
+        raise _fail(exc) from exc
+
+
+@keys_app.command("issue")
+def issue(agency: _Agency, publish: _Publish = None) -> None:
+    """Issue the first key and certificate of an agency of the agency list."""
+    settings = get_settings()
+    keystore = KeyStore.from_settings(settings)
+    try:
+        known = get_agency(agency)
+        entry = keystore.issue(known.code, known.name, str(known.role), _now())
+        _console.print(_table([entry], "issued"))
+        _publish(keystore, settings, publish, only=entry.key_id)
+    except (BusError, LookupError) as exc:
+        raise _fail(exc) from exc
+
+
+@keys_app.command("rotate")
+def rotate(agency: _Agency, publish: _Publish = None) -> None:
+    """A new key and certificate for an agency; the old certificate keeps verifying what the
+    old key signed while it was valid."""
+    settings = get_settings()
+    keystore = KeyStore.from_settings(settings)
+    try:
+        entry = keystore.rotate(agency, _now())
+        _console.print(_table([entry], "rotated"))
+        _publish(keystore, settings, publish, only=entry.key_id)
+    except BusError as exc:
+        raise _fail(exc) from exc
+
+
+def _revocation_time(text: str, keystore: KeyStore, key_id: str) -> datetime:
+    if text == "now":
+        return _now()
+    if text == "issued":
+        return keystore.certificate(key_id).not_valid_before_utc
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--at {text!r}: not RFC 3339, 'now' or 'issued'") from exc
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"--at {text!r}: needs a UTC offset or 'Z'")
+    return when.astimezone(UTC)
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Option("--key-id", help="The key id (zf801 keys list).")],
+    at: Annotated[
+        str,
+        typer.Option(
+            "--at",
+            help="Events signed at or after this time fail: RFC 3339 (2026-11-27T05:00:00Z), "
+            "'now', or 'issued' (everything the key ever signed).",
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help=f"One of {', '.join(sorted(REVOCATION_REASONS))}.")
+    ] = "unspecified",
+    by: Annotated[str, typer.Option("--by", help="The operator revoking the key.")] = "operator",
+    publish: _Publish = None,
+) -> None:
+    """Revoke a key from a point in time; earlier signatures stay valid."""
+    settings = get_settings()
+    keystore = KeyStore.from_settings(settings)
+    try:
+        when = _revocation_time(at, keystore, key_id)
+        revocation = keystore.revoke(key_id, when, reason, _now(), by)
+        _console.print(
+            f"revoked {key_id} from {revocation.revoked_at.isoformat()} ({revocation.reason})"
+        )
+        _publish(keystore, settings, publish, only=key_id)
+    except BusError as exc:
+        raise _fail(exc) from exc
+
+
+@keys_app.command("list")
+def list_keys(
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency.")] = None,
+) -> None:
+    """Every key of the key store, current, rotated out or revoked."""
+    keystore = KeyStore.from_settings(get_settings())
+    try:
+        entries = [e for e in keystore.entries() if agency is None or e.agency_code == agency]
+    except BusError as exc:
+        raise _fail(exc) from exc
+    _console.print(_table(entries, f"keys in {keystore.directory}"))
+
+
+@keys_app.command("publish")
+def publish_all() -> None:
+    """Publish every certificate and revocation to the trust topic (never private keys)."""
+    settings = get_settings()
+    try:
+        _publish(KeyStore.from_settings(settings), settings, True)
+    except BusError as exc:
+        raise _fail(exc) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ Validator = Callable[[Any], None]
 _Check = Callable[[Any], None]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_MISSING = object()
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
@@ -41,65 +43,62 @@ class _InvalidError(Exception):
         self.parts: list[str] = []
 
 
-def _type_name(value: object) -> str:
-    return type(value).__name__
+def _wrong_type(expected: str, value: object) -> _InvalidError:
+    # Messages are built only on failure: validation runs on every public publish.
+    return _InvalidError("type", f"expected {expected}, got {type(value).__name__}")
 
 
-def _expect(cond: bool, rule: str, reason: str) -> None:
-    if not cond:
-        raise _InvalidError(rule, reason)
+def _check_null(value: Any) -> None:
+    if value is not None:
+        raise _wrong_type("null", value)
+
+
+def _check_boolean(value: Any) -> None:
+    if type(value) is not bool:
+        raise _wrong_type("a boolean", value)
 
 
 def _check_int(value: Any) -> None:
-    _expect(
-        type(value) is int and _INT_MIN <= value <= _INT_MAX,
-        "type",
-        f"expected a 32-bit int, got {_type_name(value)}",
-    )
+    if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
+        raise _wrong_type("a 32-bit int", value)
 
 
 def _check_long(value: Any) -> None:
-    _expect(
-        type(value) is int and _LONG_MIN <= value <= _LONG_MAX,
-        "type",
-        f"expected a 64-bit long, got {_type_name(value)}",
-    )
+    if type(value) is not int or not _LONG_MIN <= value <= _LONG_MAX:
+        raise _wrong_type("a 64-bit long", value)
 
 
 def _check_float(value: Any) -> None:
-    _expect(
-        isinstance(value, int | float) and not isinstance(value, bool),
-        "type",
-        f"expected a number, got {_type_name(value)}",
-    )
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _wrong_type("a number", value)
 
 
 def _check_instant(value: Any) -> None:
-    _expect(isinstance(value, dt.datetime), "type", f"expected a datetime, got {_type_name(value)}")
-    _expect(
-        value.tzinfo is not None and value.utcoffset() is not None,
-        "timezone",
-        "instant must be timezone-aware (UTC), got a naive datetime",
-    )
+    if not isinstance(value, dt.datetime):
+        raise _wrong_type("a datetime", value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _InvalidError(
+            "timezone", "instant must be timezone-aware (UTC), got a naive datetime"
+        )
 
 
 def _check_date(value: Any) -> None:
-    _expect(
-        isinstance(value, dt.date) and not isinstance(value, dt.datetime),
-        "type",
-        f"expected a date, got {_type_name(value)}",
-    )
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise _wrong_type("a date", value)
+
+
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def _check_uuid(value: Any) -> None:
     if isinstance(value, uuid.UUID):
         return
-    _expect(isinstance(value, str), "type", f"expected a UUID, got {_type_name(value)}")
-    try:
-        ok = str(uuid.UUID(value)) == value.lower() and len(value) == 36
-    except ValueError:
-        ok = False
-    _expect(ok, "uuid", "expected a UUID in 8-4-4-4-12 hexadecimal form")
+    if not isinstance(value, str):
+        raise _wrong_type("a UUID", value)
+    if _UUID_TEXT.fullmatch(value) is None:
+        raise _InvalidError("uuid", "expected a UUID in 8-4-4-4-12 hexadecimal form")
 
 
 def _string_check(schema: Mapping[str, Any]) -> _Check:
@@ -108,7 +107,8 @@ def _string_check(schema: Mapping[str, Any]) -> _Check:
     limit = schema.get(MAX_LENGTH)
 
     def check(value: Any) -> None:
-        _expect(isinstance(value, str), "type", f"expected a string, got {_type_name(value)}")
+        if not isinstance(value, str):
+            raise _wrong_type("a string", value)
         if limit is not None and len(value) > limit:
             raise _InvalidError(MAX_LENGTH, f"{len(value)} characters, at most {limit} allowed")
 
@@ -117,22 +117,18 @@ def _string_check(schema: Mapping[str, Any]) -> _Check:
 
 def _decimal_check(schema: Mapping[str, Any]) -> _Check:
     precision, scale = int(schema["precision"]), int(schema.get("scale", 0))
+    quantum = decimal.Decimal(1).scaleb(-scale)
 
     def check(value: Any) -> None:
-        _expect(
-            isinstance(value, decimal.Decimal),
-            "type",
-            f"expected a Decimal, got {_type_name(value)}",
-        )
-        _expect(value.is_finite(), "decimal", "decimal must be finite")
+        if not isinstance(value, decimal.Decimal):
+            raise _wrong_type("a Decimal", value)
+        if not value.is_finite():
+            raise _InvalidError("decimal", "decimal must be finite")
         exponent = value.as_tuple().exponent
-        _expect(
-            isinstance(exponent, int) and exponent >= -scale,
-            "decimal",
-            f"more than {scale} digits after the decimal point",
-        )
-        digits = len(value.quantize(decimal.Decimal(1).scaleb(-scale)).as_tuple().digits)
-        _expect(digits <= precision, "decimal", f"more than {precision} significant digits")
+        if not isinstance(exponent, int) or exponent < -scale:
+            raise _InvalidError("decimal", f"more than {scale} digits after the decimal point")
+        if len(value.quantize(quantum).as_tuple().digits) > precision:
+            raise _InvalidError("decimal", f"more than {precision} significant digits")
 
     return check
 
@@ -143,11 +139,8 @@ def _bytes_check(schema: Mapping[str, Any]) -> _Check:
     limit = schema.get(MAX_LENGTH)
 
     def check(value: Any) -> None:
-        _expect(
-            isinstance(value, bytes | bytearray),
-            "type",
-            f"expected bytes, got {_type_name(value)}",
-        )
+        if not isinstance(value, bytes | bytearray):
+            raise _wrong_type("bytes", value)
         if limit is not None and len(value) > limit:
             raise _InvalidError(MAX_LENGTH, f"{len(value)} bytes, at most {limit} allowed")
 
@@ -157,17 +150,14 @@ def _bytes_check(schema: Mapping[str, Any]) -> _Check:
 def _primitive_check(kind: str, schema: Mapping[str, Any]) -> _Check:  # noqa: PLR0911
     logical = schema.get("logicalType")
     if kind == "null":
-        return lambda v: _expect(v is None, "type", f"expected null, got {_type_name(v)}")
+        return _check_null
     if kind == "boolean":
-        return lambda v: _expect(
-            type(v) is bool, "type", f"expected a boolean, got {_type_name(v)}"
-        )
+        return _check_boolean
     if kind == "int":
         return _check_date if logical == "date" else _check_int
     if kind == "long":
-        return (
-            _check_instant if logical in ("timestamp-micros", "timestamp-millis") else _check_long
-        )
+        timestamp = logical in ("timestamp-micros", "timestamp-millis")
+        return _check_instant if timestamp else _check_long
     if kind in ("float", "double"):
         return _check_float
     if kind == "string":
@@ -228,7 +218,7 @@ class _Compiler:
 
         def check(value: Any) -> None:
             if value not in symbols or not isinstance(value, str):
-                shown = repr(value)[:40] if isinstance(value, str) else _type_name(value)
+                shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
                 raise _InvalidError("symbol", f"{shown} is not a symbol of {short}")
 
         return check
@@ -237,12 +227,10 @@ class _Compiler:
         size = int(schema["size"])
 
         def check(value: Any) -> None:
-            _expect(
-                isinstance(value, bytes | bytearray) and len(value) == size,
-                "fixed",
-                f"expected exactly {size} bytes, got "
-                + (f"{len(value)}" if isinstance(value, bytes | bytearray) else _type_name(value)),
-            )
+            if not isinstance(value, bytes | bytearray):
+                raise _InvalidError("fixed", f"expected {size} bytes, got {type(value).__name__}")
+            if len(value) != size:
+                raise _InvalidError("fixed", f"expected exactly {size} bytes, got {len(value)}")
 
         return check
 
@@ -251,9 +239,8 @@ class _Compiler:
         low, high = schema.get(MIN_ITEMS), schema.get(MAX_ITEMS)
 
         def check(value: Any) -> None:
-            _expect(
-                isinstance(value, list | tuple), "type", f"expected a list, got {_type_name(value)}"
-            )
+            if not isinstance(value, list | tuple):
+                raise _wrong_type("a list", value)
             if high is not None and len(value) > high:
                 raise _InvalidError(MAX_ITEMS, f"{len(value)} items, at most {high} allowed")
             if low is not None and len(value) < low:
@@ -271,9 +258,11 @@ class _Compiler:
         values = self.compile(schema["values"])
 
         def check(value: Any) -> None:
-            _expect(isinstance(value, Mapping), "type", f"expected a map, got {_type_name(value)}")
+            if not isinstance(value, Mapping):
+                raise _wrong_type("a map", value)
             for key, element in value.items():
-                _expect(isinstance(key, str), "type", "map keys must be strings")
+                if not isinstance(key, str):
+                    raise _InvalidError("type", "map keys must be strings")
                 try:
                     values(element)
                 except _InvalidError as exc:
@@ -302,7 +291,8 @@ class _Compiler:
                 except _InvalidError:
                     continue
                 return
-            raise _InvalidError("union", f"{_type_name(value)} matches no branch of the union")
+            name = type(value).__name__
+            raise _InvalidError("union", f"{name} matches no branch of the union")
 
         return check
 
@@ -315,20 +305,18 @@ class _Compiler:
         short = schema["name"].rpartition(".")[2]
 
         def check(value: Any) -> None:
-            _expect(
-                isinstance(value, Mapping),
-                "type",
-                f"expected a {short} record (mapping), got {_type_name(value)}",
-            )
+            if type(value) is not dict and not isinstance(value, Mapping):
+                raise _wrong_type(f"a {short} record (mapping)", value)
             for name, field_check, has_default in fields:
-                if name not in value:
+                item = value.get(name, _MISSING)
+                if item is _MISSING:
                     if has_default:
                         continue
                     exc = _InvalidError("required", "required field is missing")
                     exc.parts.append(name)
                     raise exc
                 try:
-                    field_check(value[name])
+                    field_check(item)
                 except _InvalidError as exc:
                     exc.parts.append(name)
                     raise

@@ -46,6 +46,7 @@ class TrustFollower:
         self._codec = codec or default_codec()
         self._verifier = EventVerifier(trust_store)
         self.applied: Counter[str] = Counter()
+        self._progress = threading.Condition()
 
     def apply(
         self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
@@ -57,8 +58,15 @@ class TrustFollower:
         except (BusError, ValueError, KeyError) as exc:
             outcome = f"refused: {exc}"
             _log.warning("trust record %r refused: %s", key, exc)
-        self.applied[outcome.split(":", 1)[0]] += 1
+        with self._progress:
+            self.applied[outcome.split(":", 1)[0]] += 1
+            self._progress.notify_all()
         return outcome
+
+    def wait_applied(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` records (of any outcome) were applied, or the timeout."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.applied.total() >= count, timeout)
 
     def _apply(
         self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]

@@ -92,6 +92,9 @@ def load_schema(raw: Mapping[str, Any], path: Path | None = None) -> RegisteredS
             raise TypeError("a record schema parses to a JSON object")
     except Exception as exc:  # fastavro raises several unrelated types for a bad schema
         raise SchemaLoadError(f"{where}: not a valid Avro schema: {exc}") from exc
+    problem = _union_default_problem(parsed)
+    if problem:
+        raise SchemaLoadError(f"{where}: {problem}")
     full_name = f"{namespace}.{name}"
     fingerprint = fingerprint_bytes(canonical)
     return RegisteredSchema(
@@ -107,6 +110,22 @@ def load_schema(raw: Mapping[str, Any], path: Path | None = None) -> RegisteredS
         header=MAGIC + fingerprint,
         path=path,
     )
+
+
+def _union_default_problem(parsed: Mapping[str, Any]) -> str | None:
+    """A union field's default must match the union's first branch (the Avro spec; Java's
+    parser refuses the schema otherwise, fastavro does not check)."""
+    for type_name, definition in parsed.get("__named_schemas", {}).items():
+        for member in definition.get("fields", ()):
+            if not isinstance(member["type"], list) or "default" not in member:
+                continue
+            first_is_null = member["type"][0] == "null"
+            if first_is_null != (member["default"] is None):
+                return (
+                    f"{type_name}.{member['name']}: the default must match the first branch"
+                    " of the union (put null first for a null default)"
+                )
+    return None
 
 
 def _read_json(path: Path) -> Any:

@@ -536,6 +536,18 @@ def test_registry_refuses_a_nested_type_defined_in_two_files(tmp_path: Path) -> 
             "namespace": "cn.zf801.bus.v1",
             "fields": [{"name": "x", "type": "nope"}],
         },
+        {
+            "type": "record",
+            "name": "A",
+            "namespace": "cn.zf801.bus.v1",
+            "fields": [{"name": "x", "type": ["null", "string"], "default": "none"}],
+        },
+        {
+            "type": "record",
+            "name": "A",
+            "namespace": "cn.zf801.bus.v1",
+            "fields": [{"name": "x", "type": ["string", "null"], "default": None}],
+        },
     ],
 )
 def test_load_schema_refuses_non_contract_schemas(raw: dict[str, Any]) -> None:

@@ -8,9 +8,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from kafka import KafkaProducer
+
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
+from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
 from sign.keystore import KeyStore
 from sign.replay import ReplayGuard
 from sign.trust import TrustStore
@@ -36,6 +39,25 @@ class Runtime:
     dead_letters: DeadLetterSink
     audit: AuditSink
     codec: Codec = field(default_factory=default_codec)
+
+    @classmethod
+    def connect(cls, agency_code: str, settings: Settings | None = None) -> Runtime:
+        """A runtime whose refusals are dead-lettered and audited on the bus's topics."""
+        settings = settings or get_settings()
+        keystore = KeyStore.from_settings(settings)
+        signer = keystore.signer_for(agency_code)
+        catalog = bus_catalog(settings)
+        producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            client_id=f"zf801-{agency_code.lower()}-sinks",
+        )
+        dead_letters = KafkaDeadLetterSink(producer, catalog.topic_name("dead-letter"), signer)
+        audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer)
+        return cls.from_keystore(
+            agency_code, dead_letters, audit, settings=settings, keystore=keystore
+        )
 
     @classmethod
     def from_keystore(
@@ -70,10 +92,10 @@ class Runtime:
         """A verify-before-act stage for one input of this processor."""
         return VerifyStage(
             self.trust,
-            ReplayGuard(_REPLAY_WINDOW, _REPLAY_MAX_IDS, scope=stage),
+            ReplayGuard(_REPLAY_WINDOW, _REPLAY_MAX_IDS),
             self.dead_letters,
             self.audit,
             verifier_agency=self.agency_code,
-            stage=stage,
             writer_roles=self.writer_roles,
+            codec=self.codec,
         )

@@ -84,11 +84,13 @@ class BusWorker:
         assert watch_spec.changelog_of is not None
         self.app_id = watch_spec.changelog_of.application
         self.order_topics = {kind: catalog.topic_name(tid) for kind, tid in ORDER_TOPIC_IDS.items()}
+        datadir = settings.home / "worker" / self.app_id
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             self.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
             store="memory://",
-            datadir=str(settings.home / "worker" / self.app_id),
+            datadir=str(datadir),
             web_enabled=False,
             topic_allow_declare=False,
             topic_disable_leader=True,
@@ -153,9 +155,10 @@ class BusWorker:
         app.agent(acks, name="acknowledgements")(self._acks_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
         app.task(self.loop.run)
-        app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
-    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
         topics = set(self.order_topics.values())
         self.loop.follow({tp.partition for tp in assigned if tp.topic in topics})
         self._heap_stale = True
@@ -265,7 +268,7 @@ class BusWorker:
     def _refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
         """Dead-letter and audit a verified record whose content may not be acted on."""
         rejection = Rejection(
-            record=verified.record, reason=reason, detail=detail, stage="orders",
+            record=verified.record, reason=reason, detail=detail, header=None,
             verifier=self.rt.agency_code, rejected_at=_now(),
         )  # fmt: skip
         self.rt.dead_letters.write(rejection)
@@ -328,9 +331,9 @@ class BusWorker:
                     self.order_topics[order.kind],
                     _EXPIRY,
                     notice,
-                    key,
-                    derive_id("expiry", order_id, "police"),
-                    now,
+                    key=key,
+                    event_id=derive_id("expiry", order_id, "police"),
+                    now=now,
                 )
             )
             due.append(
@@ -338,9 +341,9 @@ class BusWorker:
                     self.rt.catalog.topic_name("alerts", court=order.court_code),
                     _EXPIRY,
                     notice,
-                    order_id.encode(),
-                    derive_id("expiry", order_id, "court"),
-                    now,
+                    key=order_id.encode(),
+                    event_id=derive_id("expiry", order_id, "court"),
+                    now=now,
                 )
             )
         if due:
@@ -376,16 +379,16 @@ class BusWorker:
                     self.rt.catalog.topic_name("alerts", court=state["court"]),
                     _OVERDUE,
                     alert,
-                    order_id.encode(),
-                    derive_id("ack-overdue", order_id),
-                    now,
+                    key=order_id.encode(),
+                    event_id=derive_id("ack-overdue", order_id),
+                    now=now,
                 )
             )
         if due:
             await self.publish(due)
 
     def _signed(
-        self, topic: str, schema_name: str, record: Mapping[str, Any], key: bytes,
+        self, topic: str, schema_name: str, record: Mapping[str, Any], *, key: bytes,
         event_id: str, now: dt.datetime,
     ) -> Outgoing:  # fmt: skip
         unsigned = build_record(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from ops.cmd_alerts import alerts
 from ops.cmd_broker import broker_app
 from ops.cmd_keys import keys_app
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_topics import topics_app
+from ops.cmd_worker import worker
 
 __all__ = ["app", "main"]
 
@@ -25,6 +27,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(keys_app, name="keys")
 register_seal(app)
+app.command("worker")(worker)
+app.command("alerts")(alerts)
 
 
 def main() -> None:

@@ -53,6 +53,18 @@ def _province(value: object, field: str) -> str:
         ) from exc
 
 
+def _country_or_region(value: object, field: str) -> str:
+    """An ISO 3166-1 alpha-3 code (HKG, MAC and TWN for the regions), upper-cased."""
+    text = value.strip().upper() if isinstance(value, str) else ""
+    if not (len(text) == 3 and text.isascii() and text.isalpha()):
+        raise IdentifierError(
+            field,
+            "country_or_region.format",
+            f"{field}: must be an ISO 3166-1 alpha-3 code such as THA or HKG",
+        )
+    return text
+
+
 IDENTIFIER_RULES: Mapping[str, _Normaliser] = {
     "id_number": normalise_id_number,
     "plate_number": normalise_plate_number,
@@ -64,6 +76,7 @@ IDENTIFIER_RULES: Mapping[str, _Normaliser] = {
     "unit_code": normalise_agency_code,
     "organisation_code": _organisation,
     "province_code": _province,
+    "country_or_region": _country_or_region,
 }
 """The normaliser of each ``zf801.identifier`` rule name used in the schemas."""
 

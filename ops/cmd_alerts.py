@@ -1,0 +1,86 @@
+"""``zf801 alerts``: a court reads, verifies and shows its own alert stream."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from consumers.alerts import Alert, AlertSubscriber
+from consumers.runtime import Runtime
+from schemas.errors import BusError
+
+__all__ = ["alerts"]
+
+_console = Console()
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def alerts(
+    court: Annotated[str, typer.Option("--court", help="The court whose alerts to read.")],
+    reader: Annotated[
+        str | None,
+        typer.Option("--as", help="The reading agency (default: the court itself)."),
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep reading new alerts.")] = False,
+    until_idle: Annotated[
+        float, typer.Option("--until-idle", help="Stop after this many idle seconds.", min=0.1)
+    ] = 5.0,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Show the verified alerts (hits, acknowledgements, overdue and expiry notices) of
+    one court. A court reads only its own stream; the reading agency's key must be in the
+    key store."""
+    try:
+        subscriber = AlertSubscriber(Runtime.connect(reader or court), court)
+        stream = subscriber.read(until_idle_s=None if follow else until_idle)
+        if output is OutputFormat.json:
+            for alert in stream:
+                print(json.dumps(_as_json(alert), ensure_ascii=False), flush=True)
+        else:
+            _table(court, list(stream) if not follow else stream)
+    except BusError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _as_json(alert: Alert) -> dict[str, object]:
+    return {
+        "id": alert.event_id,
+        "type": alert.event_type,
+        "signed_by": alert.signed_by,
+        "record": alert.document,
+    }
+
+
+def _summary(alert: Alert) -> tuple[str, str, str]:
+    record = alert.record
+    if alert.kind == "Hit":
+        summary = record["summary"]
+        where = f"{summary['kind']} {summary['place']}"
+        return str(record["order_id"]), record["case_number"], where
+    if alert.kind == "OrderAcknowledgement":
+        status = record["status"] + (f": {record['reason']}" if record.get("reason") else "")
+        return str(record["order_id"]), "", status
+    return str(record["order_id"]), str(record.get("case_number", "")), ""
+
+
+def _table(court: str, stream: object) -> None:
+    table = Table(title=f"Alerts of court {court}")
+    for column in ("kind", "order", "case", "detail", "signed by"):
+        table.add_column(column)
+    count = 0
+    for alert in stream:  # type: ignore[attr-defined]
+        order, case, detail = _summary(alert)
+        table.add_row(alert.kind, order, case, detail, alert.signed_by)
+        count += 1
+    _console.print(table)
+    _console.print(f"{count} alert(s)")

@@ -7,6 +7,7 @@ import typer
 from ops.cmd_alerts import alerts
 from ops.cmd_broker import broker_app
 from ops.cmd_keys import keys_app
+from ops.cmd_publish import publish
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_topics import topics_app
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 register_seal(app)
 app.command("worker")(worker)
 app.command("alerts")(alerts)
+app.command("publish")(publish)
 
 
 def main() -> None:

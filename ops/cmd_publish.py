@@ -1,0 +1,412 @@
+"""``zf801 publish``: upstream systems publish events from JSON, one document or JSON lines.
+
+Every line is checked before anything is sent (JSON, text hygiene, the schema's JSON
+mapping, identifier rules, the sending agency, routing, the catalog's write rule, the
+codec), so a file with a bad line publishes nothing unless ``--skip-bad`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import click
+import typer
+
+from producers.errors import NotAllowed, PublishError
+from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
+from producers.routes import SUBJECT_FIELD, key_for, route_for
+from schemas.agencies import Agency, get_agency
+from schemas.edge import normalise_event
+from schemas.errors import BusError
+from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
+from schemas.jsonmap import from_json
+from schemas.registry import RegisteredSchema, default_registry
+from schemas.settings import Settings, get_settings
+from sign.events import EventSigner
+from sign.keystore import KeyStore
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "BadLine",
+    "CheckedEvent",
+    "PublishHooks",
+    "check_input",
+    "publish",
+    "read_documents",
+]
+
+MAX_LINE_BYTES = 1 << 20
+"""Longest accepted line (and single document): no bus event comes near 1 MiB."""
+
+_RELEASE = "cn.zf801.orders.v1.OrderRelease"
+_SKIP_CHUNK = 1 << 16
+_BOM = "\ufeff"
+# Field naming the sending agency, which must be the agency the event is signed for.
+_SENDER_FIELDS = (
+    "enforcing_court_code",
+    "releasing_court_code",
+    "acknowledging_unit_code",
+    "reporting_unit_code",
+    "answering_unit_code",
+    "reporting_agency_code",
+    "acknowledging_agency_code",
+)
+_SENDER_BY_SCHEMA = {
+    "cn.zf801.court.v1.JudicialDocument": "court_code",
+    "cn.zf801.bus.v1.HitConfirmation": "court_code",
+    **{
+        f"cn.zf801.query.v1.{name}Query": "requesting_court_code"
+        for name in (
+            "Identity",
+            "ExitEntryDocument",
+            "BorderCrossing",
+            "VehicleRegistration",
+            "HotelStay",
+        )
+    },
+}
+# Text that may be displayed to an officer: no control characters but tab and newlines,
+# no bidirectional overrides (they make a name read differently from its bytes).
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A refused input line and why."""
+
+    line: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """An input line that passed every check, ready to publish."""
+
+    line: int
+    event: OutgoingEvent
+
+
+@dataclass(frozen=True)
+class PublishHooks:
+    """What ``zf801 publish`` is built from; tests pass their own as the typer ``obj``."""
+
+    settings: Callable[[], Settings] = get_settings
+    publisher: Callable[[EventSigner, Settings], Publisher] = field(
+        default=lambda signer, settings: Publisher(signer, settings=settings)
+    )
+
+
+class _InputError(ValueError):
+    """A line that is not a usable JSON object."""
+
+
+# --- reading -----------------------------------------------------------------------------
+def _raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line; None for a line over the limit, whose rest is skipped
+    without being held in memory."""
+    number = 0
+    while chunk := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
+        else:
+            yield number, chunk
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in document:
+            raise _InputError(f"key {name!r} appears twice in one object")
+        document[name] = value
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise _InputError(f"{name} is not a JSON number")
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _InputError(f"not valid JSON: {exc.msg} ({where})") from None
+    except RecursionError:
+        raise _InputError("not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # _InputError, or an integer with too many digits
+        raise _InputError(str(exc)) from None
+
+
+def _decode(raw: bytes, first: bool) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _InputError(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    return text.removeprefix(_BOM) if first else text
+
+
+def read_documents(stream: IO[bytes]) -> Iterator[tuple[int, Any | BadLine]]:
+    """(line number, parsed document or :class:`BadLine`) for JSON lines; a single JSON
+    document spread over several lines (pretty-printed) is read as one, at its first line."""
+    lines = list(_raw_lines(stream))
+    content = [(n, raw) for n, raw in lines if raw is None or raw.strip()]
+    if len(content) > 1 and all(raw is not None for _, raw in content):
+        first_line, first_raw = content[0]
+        try:
+            _parse(_decode(first_raw or b"", first_line == 1))
+        except _InputError:
+            yield from _whole_document(lines, first_line)
+            return
+    for number, raw in content:
+        if raw is None:
+            yield number, BadLine(number, f"longer than {MAX_LINE_BYTES} bytes: refused unread")
+            continue
+        try:
+            yield number, _parse(_decode(raw, number == 1))
+        except _InputError as exc:
+            yield number, BadLine(number, str(exc))
+
+
+def _whole_document(
+    lines: list[tuple[int, bytes | None]], first_line: int
+) -> Iterator[tuple[int, Any | BadLine]]:
+    whole = b"".join(raw or b"" for _, raw in lines)
+    if len(whole) > MAX_LINE_BYTES:
+        yield first_line, BadLine(first_line, f"document longer than {MAX_LINE_BYTES} bytes")
+        return
+    try:
+        yield first_line, _parse(_decode(whole, True))
+    except _InputError as exc:
+        yield first_line, BadLine(first_line, str(exc))
+
+
+# --- checking ----------------------------------------------------------------------------
+def _check_text(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        for ch in value:
+            cp = ord(ch)
+            if 0xD800 <= cp <= 0xDFFF:
+                raise _InputError(f"{path}: lone surrogate U+{cp:04X} is not text [rule text]")
+            if (cp < 0x20 and ch not in "\t\n\r") or 0x7F <= cp <= 0x9F or cp in _BIDI:
+                raise _InputError(f"{path}: control character U+{cp:04X} refused [rule text]")
+    elif isinstance(value, Mapping):
+        for name, item in value.items():
+            _check_text(item, f"{path}.{name}" if path else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{path}[{index}]")
+
+
+def _release_subject(document: dict[str, Any]) -> dict[str, str]:
+    """The ``subject`` of an OrderRelease input (not part of the record), normalised."""
+    subject = document.pop(SUBJECT_FIELD, None)
+    if not isinstance(subject, Mapping):
+        raise _InputError(
+            f"{SUBJECT_FIELD}: an OrderRelease needs the subject its order was issued for, "
+            '{"id_number": ...} or {"plate_number": ..., "vin": ...} [rule required]'
+        )
+    kind = document.get("order_kind")
+    if kind == "VEHICLE_SEARCH":
+        if not subject.get("plate_number"):
+            raise _InputError(f"{SUBJECT_FIELD}.plate_number: a vehicle order's release needs it")
+        plate = normalise_plate_number(subject["plate_number"], f"{SUBJECT_FIELD}.plate_number")
+        out = {"plate_number": plate}
+        if subject.get("vin") is not None:
+            out["vin"] = normalise_vin(subject["vin"], f"{SUBJECT_FIELD}.vin")
+        return out
+    if not subject.get("id_number"):
+        raise _InputError(f"{SUBJECT_FIELD}.id_number: a person order's release needs it")
+    return {"id_number": normalise_id_number(subject["id_number"], f"{SUBJECT_FIELD}.id_number")}
+
+
+def _check_sender(schema_name: str, record: Mapping[str, Any], agency: Agency) -> None:
+    names = [_SENDER_BY_SCHEMA[schema_name]] if schema_name in _SENDER_BY_SCHEMA else []
+    names += [name for name in _SENDER_FIELDS if name in record]
+    for name in names[:1]:
+        if record.get(name) != agency.code:
+            raise NotAllowed(
+                f"{name}: {record.get(name)!r} is not the publishing agency {agency.code} "
+                "(an agency publishes only its own events) [rule sender]"
+            )
+
+
+def _outgoing(schema: RegisteredSchema, document: Any, agency: Agency) -> OutgoingEvent:
+    if not isinstance(document, dict):
+        raise _InputError(f"expected a JSON object, got {type(document).__name__}")
+    _check_text(document, "")
+    subject = _release_subject(document) if schema.full_name == _RELEASE else None
+    record = normalise_event(schema.full_name, from_json(schema, document))
+    _check_sender(schema.full_name, record, agency)
+    route = route_for(schema.full_name, record)
+    court = record.get(route.court_field) if route.court_field else None
+    return OutgoingEvent(
+        topic_id=route.topic_id,
+        schema_name=schema.full_name,
+        record=record,
+        key=key_for(route, record, subject),
+        court=court if isinstance(court, str) else None,
+        event_id=str(uuid.uuid4()),
+        time=dt.datetime.now(dt.UTC),
+    )
+
+
+def check_input(
+    publisher: Publisher, schema: RegisteredSchema, stream: IO[bytes]
+) -> tuple[list[CheckedEvent], list[BadLine]]:
+    """Check every line (nothing is sent): the events ready to publish, the bad lines."""
+    good: list[CheckedEvent] = []
+    bad: list[BadLine] = []
+    for number, document in read_documents(stream):
+        if isinstance(document, BadLine):
+            bad.append(document)
+            continue
+        try:
+            event = _outgoing(schema, document, publisher.agency)
+            publisher.prepare(event)
+        except (BusError, ValueError) as exc:  # every edge error names field and rule
+            bad.append(BadLine(number, str(exc)))
+        else:
+            good.append(CheckedEvent(number, event))
+    return good, bad
+
+
+# --- the command -------------------------------------------------------------------------
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def _schema(event_type: str) -> RegisteredSchema:
+    registry = default_registry()
+    try:
+        schema = registry.get(event_type.strip())
+        route_for(schema.full_name, {"order_kind": "EXIT_RESTRICTION"})
+    except BusError as exc:
+        publishable = sorted(s.name for s in registry if _publishable(s.full_name))
+        raise _fail(f"{exc}; agencies publish: {', '.join(publishable)}", 2) from exc
+    return schema
+
+
+def _publishable(full_name: str) -> bool:
+    try:
+        route_for(full_name, {"order_kind": "EXIT_RESTRICTION"})
+    except BusError:
+        return False
+    return True
+
+
+def _signer(settings: Settings, agency_code: str) -> EventSigner:
+    store = KeyStore.from_settings(settings)
+    if not store.exists():
+        raise _fail(f"the key store {store.directory} is not initialised: run `zf801 keys init`")
+    try:
+        return store.signer_for(agency_code)
+    except BusError as exc:
+        raise _fail(f"no signing key for {agency_code}: {exc}") from exc
+
+
+def _check_role(publisher: Publisher, schema: RegisteredSchema) -> None:
+    topic_id = route_for(schema.full_name, {"order_kind": "EXIT_RESTRICTION"}).topic_id
+    role = str(publisher.agency.role)
+    writers = publisher.catalog.get(topic_id).access.write
+    if not publisher.catalog.may_write(role, topic_id):
+        raise _fail(
+            f"agency {publisher.agency.code} (role {role}) may not publish {schema.name}: "
+            f"topic {topic_id!r} is written by {', '.join(writers)}"
+        )
+
+
+def _open(source: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+    if source == "-":
+        return contextlib.nullcontext(click.get_binary_stream("stdin"))
+    try:
+        return Path(source).open("rb")
+    except OSError as exc:
+        raise _fail(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+
+def _report(bad: list[BadLine], published: list[tuple[int, PublishedEvent]]) -> None:
+    for line in bad:
+        typer.secho(f"line {line.line}: {line.error}", fg="red", err=True)
+    for number, event in published:
+        typer.echo(f"{event.event_id}\t{event.topic}\t{event.partition}\t{event.offset}\t{number}")
+
+
+def publish(
+    ctx: typer.Context,
+    event_type: Annotated[
+        str,
+        typer.Argument(
+            metavar="TYPE",
+            help="Event type: schema name (ExitRestrictionOrder) or full name "
+            "(cn.zf801.orders.v1.ExitRestrictionOrder).",
+        ),
+    ],
+    agency_code: Annotated[
+        str,
+        typer.Option(
+            "--as", help="Publishing agency code (court or police unit); signs with its key."
+        ),
+    ],
+    source: Annotated[
+        str, typer.Argument(metavar="[FILE|-]", help="JSON lines or one JSON document; - is stdin.")
+    ] = "-",
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad", help="Publish the good lines even if some are bad (exit 1 still)."
+        ),
+    ] = False,
+) -> None:
+    """Validate, sign and publish events given as JSON (the mapping of `zf801 schemas`).
+
+    Each line is one event (JSON lines), or the input is one JSON document. Every line is
+    checked before anything is sent; bad lines are listed with their numbers, the field
+    and the rule, and then NOTHING is published unless --skip-bad is given. An
+    OrderRelease takes an extra top-level "subject" ({"id_number"} or {"plate_number",
+    "vin"}): the subject the order was issued for, which keys the release.
+
+    Prints one line per published event: event id, topic, partition, offset, input line.
+    Exit 0 when every line was published, 1 when any line was bad or publishing failed,
+    2 for an unknown TYPE.
+    """
+    hooks = ctx.obj if isinstance(ctx.obj, PublishHooks) else PublishHooks()
+    settings = hooks.settings()
+    schema = _schema(event_type)
+    try:
+        get_agency(agency_code)
+    except BusError as exc:
+        raise _fail(f"--as: {exc}") from exc
+    publisher = hooks.publisher(_signer(settings, agency_code), settings)
+    try:
+        _check_role(publisher, schema)
+        with _open(source) as stream:
+            good, bad = check_input(publisher, schema, stream)
+        if bad and not skip_bad:
+            _report(bad, [])
+            raise _fail(
+                f"{len(bad)} bad line(s): nothing published (--skip-bad publishes the rest)"
+            )
+        if not good and not bad:
+            raise _fail("no events in the input")
+        try:
+            results = publisher.publish_all([checked.event for checked in good])
+        except PublishError as exc:
+            _report(bad, [])
+            raise _fail(str(exc)) from exc
+        _report(bad, list(zip((c.line for c in good), results, strict=True)))
+    finally:
+        publisher.close()
+    typer.echo(f"published {len(good)} event(s); {len(bad)} bad line(s) skipped", err=True)
+    if bad:
+        raise typer.Exit(1)

@@ -1,0 +1,333 @@
+"""``zf801 publish``: what an upstream system feeds it, good and bad, with an in-memory
+producer behind the real Publisher (no broker)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ops.cli import app
+from ops.cmd_publish import MAX_LINE_BYTES, PublishHooks
+from producers.publisher import Publisher
+from schemas.agencies import load_agencies
+from schemas.codec import decode
+from schemas.matchkey import person_match_key
+from schemas.settings import Settings
+from sign.events import EventSigner, EventVerifier
+from sign.keystore import KeyStore
+
+EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    topic: str
+    partition: int
+    offset: int
+
+
+class _Future:
+    def __init__(self, metadata: _Metadata) -> None:
+        self._metadata = metadata
+
+    def get(self, timeout: float | None = None) -> _Metadata:
+        return self._metadata
+
+
+@dataclass
+class MemoryProducer:
+    """Records what would have been sent; offsets count up per topic."""
+
+    sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+
+    def send(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> _Future:
+        offset = sum(1 for sent in self.sent if sent[0] == topic)
+        self.sent.append((topic, key, value, headers))
+        return _Future(_Metadata(topic, 0, offset))
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    keys = tmp_path_factory.mktemp("keys") / "store"
+    settings = Settings(keys_path=keys, topic_prefix="")
+    KeyStore.from_settings(settings).init(load_agencies().agencies.values(), datetime.now(UTC))
+    return settings
+
+
+@pytest.fixture
+def producer() -> MemoryProducer:
+    return MemoryProducer()
+
+
+Invoke = Callable[..., Any]
+
+
+@pytest.fixture
+def invoke(settings: Settings, producer: MemoryProducer) -> Invoke:
+    def make(signer: EventSigner, s: Settings) -> Publisher:
+        return Publisher(signer, settings=s, producer=producer)
+
+    hooks = PublishHooks(settings=lambda: settings, publisher=make)
+
+    def run(args: list[str], text: str | bytes = "") -> Any:
+        return runner.invoke(app, ["publish", *args], input=text, obj=hooks)
+
+    return run
+
+
+def _example(family: str, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EXAMPLES / family / f"{name}.json").read_text("utf-8"))
+    return document
+
+
+def _lines(*documents: object) -> str:
+    return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents)
+
+
+def _order(case_seq: int = 123) -> dict[str, Any]:
+    order = _example("orders", "ExitRestrictionOrder")
+    order["order_id"] = f"93f2b536-8ee6-577b-9484-4c722ead{case_seq:04d}"
+    return order
+
+
+# --- the good path ---------------------------------------------------------------------------
+def test_publishes_json_lines_and_prints_ids_topics_offsets(
+    invoke: Invoke, producer: MemoryProducer, settings: Settings
+) -> None:
+    result = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(1), _order(2)))
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("zf801.orders.exit-restriction", "0", "0", "1"),
+        ("zf801.orders.exit-restriction", "0", "1", "2"),
+    ]
+    assert "published 2 event(s); 0 bad line(s)" in result.stderr
+    verifier = EventVerifier(KeyStore.from_settings(settings).trust_store())
+    for (event_id, *_), (_topic, key, value, headers) in zip(rows, producer.sent, strict=True):
+        signature = verifier.verify(key, value, headers)
+        assert (signature.event_id, signature.agency_code) == (event_id, "BJ01")
+        assert key == person_match_key("110105198003121238", secret=settings_secret(settings))
+        schema, record = decode(value)
+        assert (
+            schema.name == "ExitRestrictionOrder" and record["case_number"] == "（2016）京01执123号"
+        )
+
+
+def settings_secret(settings: Settings) -> bytes:
+    return settings.match_key_secret.get_secret_value().encode()
+
+
+def test_short_and_full_type_names_and_a_pretty_printed_document(
+    invoke: Invoke, producer: MemoryProducer
+) -> None:
+    pretty = json.dumps(_order(), ensure_ascii=False, indent=2)
+    result = invoke(["cn.zf801.orders.v1.ExitRestrictionOrder", "--as", "BJ01", "-"], pretty)
+    assert result.exit_code == 0, result.output
+    assert len(producer.sent) == 1 and result.stdout.count("\n") == 1
+
+
+def test_reads_a_file(invoke: Invoke, producer: MemoryProducer, tmp_path: Path) -> None:
+    path = tmp_path / "checkins.jsonl"
+    path.write_text(_lines(_example("sightings", "HotelCheckIn")), encoding="utf-8")
+    result = invoke(["HotelCheckIn", "--as", "110105000000", str(path)])
+    assert result.exit_code == 0, result.output
+    assert producer.sent[0][0] == "zf801.sightings.person"
+
+
+def test_release_is_keyed_by_its_subject_which_is_not_in_the_record(
+    invoke: Invoke, producer: MemoryProducer, settings: Settings
+) -> None:
+    release = _example("orders", "OrderRelease")
+    release["subject"] = {"id_number": "110105198003121238"}
+    result = invoke(["OrderRelease", "--as", "BJ01"], _lines(release))
+    assert result.exit_code == 0, result.output
+    topic, key, value, _ = producer.sent[0]
+    assert topic == "zf801.orders.exit-restriction"
+    assert key == person_match_key("110105198003121238", secret=settings_secret(settings))
+    assert "subject" not in decode(value)[1]
+
+
+# --- bad lines ---------------------------------------------------------------------------------
+def _bad_run(invoke: Invoke, producer: MemoryProducer, text: str | bytes, *args: str) -> Any:
+    result = invoke(list(args or ("ExitRestrictionOrder", "--as", "BJ01")), text)
+    assert result.exit_code == 1, result.output
+    assert producer.sent == []
+    assert "nothing published" in result.stderr
+    return result
+
+
+def test_bad_json_names_the_line(invoke: Invoke, producer: MemoryProducer) -> None:
+    text = _lines(_order(1)) + '{"order_id": \n' + _lines(_order(3))
+    result = _bad_run(invoke, producer, text)
+    assert "line 2: not valid JSON" in result.stderr
+    assert "line 1" not in result.stderr and "line 3" not in result.stderr
+
+
+def test_missing_field_names_field_and_rule(invoke: Invoke, producer: MemoryProducer) -> None:
+    order = _order()
+    del order["handler"]
+    result = _bad_run(invoke, producer, _lines(_order(1), order))
+    assert "line 2:" in result.stderr and "handler" in result.stderr
+    assert "[rule required]" in result.stderr
+
+
+def test_bad_id_number_is_masked_and_names_the_rule(
+    invoke: Invoke, producer: MemoryProducer
+) -> None:
+    order = _order()
+    order["subject"]["id_number"] = "110105198003121239"
+    result = _bad_run(invoke, producer, _lines(order))
+    assert "line 1: subject.id_number" in result.stderr
+    assert "rule id_number.check_char" in result.stderr
+    assert "110105198003121239" not in result.output
+
+
+def test_oversized_line_is_refused_unread(invoke: Invoke, producer: MemoryProducer) -> None:
+    big = json.dumps({"order_id": "x" * (MAX_LINE_BYTES + 10)})
+    result = _bad_run(invoke, producer, _lines(_order(1)) + big + "\n" + _lines(_order(3)))
+    assert f"line 2: longer than {MAX_LINE_BYTES} bytes" in result.stderr
+    assert "line 3" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"order_id": NaN}', "NaN is not a JSON number"),
+        ('{"order_id": "a", "order_id": "b"}', "key 'order_id' appears twice"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"order_id": 1' + "0" * 5000 + "}", "digits"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('"just a string"', "expected a JSON object, got str"),
+    ],
+)
+def test_hostile_json(invoke: Invoke, producer: MemoryProducer, line: str, expected: str) -> None:
+    result = _bad_run(invoke, producer, line + "\n")
+    assert "line 1: " in result.stderr and expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("\ud800王", "lone surrogate U+D800"),
+        ("王\u0000建国", "control character U+0000"),
+        ("\u202e国建王", "control character U+202E"),
+        ("王" * 65, "[rule zf801.maxLength]"),
+    ],
+)
+def test_hostile_text_values(
+    invoke: Invoke, producer: MemoryProducer, name: str, rule: str
+) -> None:
+    order = _order()
+    order["subject"]["name"] = name
+    text = json.dumps(order)  # ASCII escapes: the surrogate survives as \ud800
+    result = _bad_run(invoke, producer, text + "\n")
+    assert "subject.name" in result.stderr and rule in result.stderr
+
+
+def test_invalid_utf8_and_a_byte_order_mark(invoke: Invoke, producer: MemoryProducer) -> None:
+    result = _bad_run(invoke, producer, b"\xef\xbb\xbf" + _lines(_order()).encode() + b"\xff{}\n")
+    assert "line 2: not valid UTF-8" in result.stderr and "line 1" not in result.stderr
+
+
+def test_unknown_fields_and_wrong_types(invoke: Invoke, producer: MemoryProducer) -> None:
+    extra = _order(1) | {"admin": True}
+    typed = _order(2) | {"control_period_end": 1234}
+    result = _bad_run(invoke, producer, _lines(extra, typed))
+    assert "line 1:" in result.stderr and "[rule unknown_field]" in result.stderr
+    assert "line 2:" in result.stderr and "control_period_end" in result.stderr
+
+
+def test_release_without_subject(invoke: Invoke, producer: MemoryProducer) -> None:
+    release = _example("orders", "OrderRelease")
+    result = _bad_run(invoke, producer, _lines(release), "OrderRelease", "--as", "BJ01")
+    assert "line 1: subject: an OrderRelease needs the subject" in result.stderr
+
+
+def test_empty_input(invoke: Invoke, producer: MemoryProducer) -> None:
+    result = invoke(["ExitRestrictionOrder", "--as", "BJ01"], "\n\n")
+    assert result.exit_code == 1 and "no events in the input" in result.stderr
+
+
+# --- type, agency, key store ---------------------------------------------------------------
+def test_unknown_type_lists_what_agencies_publish(invoke: Invoke) -> None:
+    result = invoke(["ExitRestriction", "--as", "BJ01"], _lines(_order()))
+    assert result.exit_code == 2
+    assert "ExitRestriction" in result.stderr and "HotelCheckIn" in result.stderr
+    bus_only = invoke(["Hit", "--as", "BJ01"], "{}\n")
+    assert bus_only.exit_code == 2 and "not published by agencies" in bus_only.stderr
+
+
+def test_agency_whose_role_may_not_write_the_topic(
+    invoke: Invoke, producer: MemoryProducer
+) -> None:
+    checkin = _lines(_example("sightings", "HotelCheckIn"))
+    result = invoke(["HotelCheckIn", "--as", "BJ01"], checkin)
+    assert result.exit_code == 1 and producer.sent == []
+    assert "BJ01 (role court) may not publish HotelCheckIn" in result.stderr
+    vehicle = _lines(_example("sightings", "VehicleEncounter"))
+    border = invoke(["VehicleEncounter", "--as", "110000230000"], vehicle)
+    assert border.exit_code == 1 and "role border-control" in border.stderr
+
+
+def test_wrong_as(invoke: Invoke, producer: MemoryProducer) -> None:
+    unknown = invoke(["ExitRestrictionOrder", "--as", "XX99"], _lines(_order()))
+    assert unknown.exit_code == 1 and "--as: agency 'XX99' is not in the agency list" in (
+        unknown.stderr
+    )
+    other_court = _bad_run(
+        invoke, producer, _lines(_order()), "ExitRestrictionOrder", "--as", "SH01"
+    )
+    assert "enforcing_court_code: 'BJ01' is not the publishing agency SH01" in other_court.stderr
+    checkin = _example("sightings", "HotelCheckIn")
+    other_unit = _bad_run(invoke, producer, _lines(checkin), "HotelCheckIn", "--as", "110000000000")
+    assert "reporting_unit_code" in other_unit.stderr
+
+
+def test_key_store_not_initialised(tmp_path: Path, producer: MemoryProducer) -> None:
+    settings = Settings(keys_path=tmp_path / "none")
+    hooks = PublishHooks(settings=lambda: settings)
+    result = runner.invoke(
+        app, ["publish", "ExitRestrictionOrder", "--as", "BJ01"], input=_lines(_order()), obj=hooks
+    )
+    assert result.exit_code == 1 and "run `zf801 keys init`" in result.stderr
+
+
+# --- --skip-bad ----------------------------------------------------------------------------------
+def test_skip_bad_publishes_the_good_lines_and_still_fails(
+    invoke: Invoke, producer: MemoryProducer
+) -> None:
+    bad = copy.deepcopy(_order(2))
+    bad["handler"]["phone"] = "12345"
+    text = _lines(_order(1), bad, _order(3))
+    result = invoke(["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], text)
+    assert result.exit_code == 1
+    assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["1", "3"]
+    assert len(producer.sent) == 2
+    assert "line 2: handler.phone" in result.stderr
+    assert "published 2 event(s); 1 bad line(s) skipped" in result.stderr
+    sent_ids = [str(decode(value)[1]["order_id"]) for _, _, value, _ in producer.sent]
+    assert sent_ids == [_order(1)["order_id"], _order(3)["order_id"]]
+
+
+def test_skip_bad_with_only_good_lines_exits_zero(invoke: Invoke, producer: MemoryProducer) -> None:
+    result = invoke(["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], _lines(_order()))
+    assert result.exit_code == 0 and len(producer.sent) == 1

@@ -72,7 +72,7 @@ class AlertSubscriber:
         self.court = court
         self.topic = runtime.catalog.topic_name("alerts", court=court)
         self._rt = runtime
-        self._stage: VerifyStage = runtime.verify_stage(f"alerts-{court}")
+        self._stage: VerifyStage = runtime.verify_stage(roles_by_topic=False)
         self._seen: set[str] = set()
         self.duplicates = 0
 
@@ -128,6 +128,14 @@ class AlertSubscriber:
         signature = verified.signature
         allowed = ALERT_WRITER_ROLES.get(signature.event_type, frozenset())
         if signature.role not in allowed:
+            self._rt.refuse(
+                verified,
+                "ROLE_NOT_ALLOWED",
+                (
+                    f"{signature.event_type} on a court's alert stream is signed by "
+                    f"{signature.agency_code} (role {signature.role}); allowed: {sorted(allowed)}"
+                ),
+            )
             return None
         self._seen.add(event_id)
         schema, record = self._rt.codec.decode(message.value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaProducer
 
@@ -17,7 +17,7 @@ from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
 from sign.keystore import KeyStore
 from sign.replay import ReplayGuard
 from sign.trust import TrustStore
-from sign.verify_stage import AuditSink, DeadLetterSink, VerifyStage
+from sign.verify_stage import AuditSink, DeadLetterSink, Rejection, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog, bus_catalog
 from topics.errors import UnknownTopic
 
@@ -88,14 +88,29 @@ class Runtime:
         except UnknownTopic:
             return ()
 
-    def verify_stage(self, stage: str) -> VerifyStage:
-        """A verify-before-act stage for one input of this processor."""
+    def verify_stage(self, *, roles_by_topic: bool = True) -> VerifyStage:
+        """A verify-before-act stage for one input of this processor. With
+        ``roles_by_topic`` the signer's role must be one the catalog lets write the topic;
+        without, the caller checks roles itself (e.g. per event type)."""
         return VerifyStage(
             self.trust,
             ReplayGuard(_REPLAY_WINDOW, _REPLAY_MAX_IDS),
             self.dead_letters,
             self.audit,
             verifier_agency=self.agency_code,
-            writer_roles=self.writer_roles,
+            writer_roles=self.writer_roles if roles_by_topic else None,
             codec=self.codec,
         )
+
+    def refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
+        """Dead-letter and audit a verified record whose content may not be acted on."""
+        rejection = Rejection(
+            record=verified.record,
+            reason=reason,
+            detail=detail,
+            header=None,
+            verifier=self.agency_code,
+            rejected_at=datetime.now(UTC),
+        )
+        self.dead_letters.write(rejection)
+        self.audit.write(rejection)

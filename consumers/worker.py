@@ -40,7 +40,7 @@ from consumers.watchlist import (
 )
 from schemas.envelope import KafkaRecord, build_record
 from schemas.matchkey import vehicle_match_keys
-from sign.verify_stage import Rejection, VerifiedEvent
+from sign.verify_stage import VerifiedEvent
 
 __all__ = ["ACK_ROLES", "BusWorker"]
 
@@ -116,9 +116,9 @@ class BusWorker:
             value_type=bytes,
             partitions=tracking_spec.partitions,
         )
-        self.orders_stage = runtime.verify_stage("orders")
-        self.acks_stage = runtime.verify_stage("acknowledgements")
-        self.sightings_stage = runtime.verify_stage("sightings")
+        self.orders_stage = runtime.verify_stage()
+        self.acks_stage = runtime.verify_stage()
+        self.sightings_stage = runtime.verify_stage()
         self.matcher = Matcher(
             self._lookup, self.sightings_stage, runtime.signer, catalog, codec=runtime.codec
         )
@@ -266,13 +266,7 @@ class BusWorker:
         }).encode()  # fmt: skip
 
     def _refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
-        """Dead-letter and audit a verified record whose content may not be acted on."""
-        rejection = Rejection(
-            record=verified.record, reason=reason, detail=detail, header=None,
-            verifier=self.rt.agency_code, rejected_at=_now(),
-        )  # fmt: skip
-        self.rt.dead_letters.write(rejection)
-        self.rt.audit.write(rejection)
+        self.rt.refuse(verified, reason, detail)
 
     # --- acknowledgements -----------------------------------------------------------------
     async def _acks_agent(self, stream: Any) -> None:

@@ -24,7 +24,9 @@ _DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
 class Settings(BaseSettings):
     """Frozen settings; secrets are ``SecretStr`` so they never print."""
 
-    model_config = SettingsConfigDict(env_prefix="ZF801_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ZF801_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     # Where to reach Kafka. KAFKA_BOOTSTRAP_SERVERS is honoured so an existing cluster
     # (CI, a shared test cluster) can be used without starting the local one.

@@ -6,6 +6,7 @@ import typer
 
 from ops.cmd_alerts import alerts
 from ops.cmd_broker import broker_app
+from ops.cmd_demo import demo
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
 from ops.cmd_schemas import schemas_app
@@ -31,6 +32,7 @@ register_seal(app)
 app.command("worker")(worker)
 app.command("alerts")(alerts)
 app.command("publish")(publish)
+app.command("demo")(demo)
 
 
 def main() -> None:

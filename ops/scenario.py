@@ -222,6 +222,10 @@ class Scenario:
     def order(self, order_id: str) -> ScenarioOrder:
         return next(o for o in self.orders if o.order_id == order_id)
 
+    def court_of(self, order_id: str) -> str | None:
+        """The issuing court of an order of the scenario (None for any other order)."""
+        return next((o.court for o in self.orders if o.order_id == order_id), None)
+
     def sighting(self, sighting_id: str) -> ScenarioSighting:
         return next(s for s in self.sightings if s.sighting_id == sighting_id)
 

@@ -1,0 +1,75 @@
+"""``zf801 demo``: the whole bus on this machine, playing a seeded scenario and checking it."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ops.demo import DemoOptions, run_demo
+from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
+from ops.scenario_report import render
+from schemas.errors import BusError
+from schemas.settings import get_settings
+
+__all__ = ["demo"]
+
+_console = Console()
+
+
+def demo(
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the scenario.")] = 801,
+    orders: Annotated[
+        int, typer.Option("--orders", min=MIN_ORDERS, help="Orders the courts issue.")
+    ] = 300,
+    sightings: Annotated[
+        int, typer.Option("--sightings", min=MIN_SIGHTINGS, help="Sightings the police report.")
+    ] = 3000,
+    ack_timeout: Annotated[
+        float,
+        typer.Option("--ack-timeout", min=5.0, help="Seconds the police have to acknowledge."),
+    ] = 15.0,
+    keep_earlier: Annotated[
+        bool, typer.Option("--keep-earlier", help="Keep the topics of earlier demo runs.")
+    ] = False,
+) -> None:
+    """Start the local Kafka (or use KAFKA_BOOTSTRAP_SERVERS), apply the topics, create the
+    demo trust set, start `zf801 worker`, and play a scenario generated from --seed: courts
+    in three provinces issue orders, police units acknowledge them and report sightings
+    (a few forged), courts release some orders. Then every court reads its alerts and the
+    report shows orders, acknowledgements and hits per court, blocked transfers, expiry
+    notices and dead letters.
+
+    Exit 0 when the hits that arrived are exactly the expected ones and every special case
+    (two courts, release, expiry, blocked transfer, overdue acknowledgement, forged
+    sighting) came out as it must; 1 otherwise. The worker's log is .zf801/logs/worker.log.
+    """
+    began = time.monotonic()
+    settings = get_settings()
+    options = DemoOptions(
+        seed=seed,
+        orders=orders,
+        sightings=sightings,
+        ack_timeout_s=ack_timeout,
+        remove_earlier_runs=not keep_earlier,
+    )
+    try:
+        outcome = run_demo(options, settings, _console)
+    except BusError as exc:
+        _console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    render(_console, scenario=outcome.scenario, expected=outcome.expected,
+           observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings)  # fmt: skip
+    elapsed = time.monotonic() - began
+    verdict = "[bold green]PASSED[/]" if outcome.verdict.passed else "[bold red]FAILED[/]"
+    _console.print(f"demo {verdict} in {elapsed:.1f} s (seed {seed})")
+    _console.print(
+        f"topics of this run: prefix {outcome.prefix} (removed by the next run); e.g.\n"
+        f"  ZF801_TOPIC_PREFIX={outcome.prefix} zf801 alerts --court BJ01\n"
+        f"worker log: {outcome.worker_log}; the broker keeps running (zf801 broker stop)",
+        highlight=False,
+    )
+    if not outcome.verdict.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,184 @@
+"""``zf801 demo`` end to end: broker, topics, trust set, a worker subprocess, and a seeded
+scenario played through them, checked against its expected outcome.
+
+Each run has topics of its own (prefix ``demo<UTC time>-``), so a second run, even with
+the same seed, starts from a clean bus; the topics of earlier runs are removed first.
+The worker is told to expect acknowledgements within ``ack_timeout_s`` (short, so the
+overdue alert shows up during the demo). Every wait is on the broker's state (a consumer
+group's committed offsets reaching the end of its topics), except the one wait for the
+expiring order's control period to end, which is a wait for an instant of time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ops.demo_bus import ORDER_TOPIC_IDS, SIGHTING_TOPIC_IDS, DemoBus
+from ops.demo_play import Observed, Player, read_outcome
+from ops.scenario import Expected, Scenario, expected_outcome
+from ops.scenario_gen import generate_scenario
+from ops.scenario_report import Verdict, judge
+from schemas.settings import Settings
+
+__all__ = ["DemoOptions", "DemoOutcome", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    seed: int = 801
+    orders: int = 300
+    sightings: int = 3000
+    ack_timeout_s: float = 15.0
+    prefix: str | None = None
+    """Topic prefix of the run; None: ``<ZF801_TOPIC_PREFIX>demo<UTC time>-``."""
+    remove_earlier_runs: bool = True
+    worker_start_timeout_s: float = 120.0
+    catch_up_timeout_s: float = 120.0
+    start_broker: bool = True
+
+
+@dataclass
+class DemoOutcome:
+    scenario: Scenario
+    expected: Expected
+    observed: Observed
+    verdict: Verdict
+    prefix: str
+    worker_log: str
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+
+class _Phases:
+    """Times each phase and shows it as a line of the progress display."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.timings: list[tuple[str, float]] = []
+
+    @contextmanager
+    def phase(self, name: str, total: float | None = None) -> Iterator[TaskID]:
+        task = self.progress.add_task(name, total=total)
+        began = time.monotonic()
+        try:
+            yield task
+        finally:
+            elapsed = time.monotonic() - began
+            self.timings.append((name, elapsed))
+            done = self.progress.tasks[task].total or 1
+            self.progress.update(task, total=done, completed=done)
+
+    def advance(self, task: TaskID) -> Callable[[int], None]:
+        return lambda step: self.progress.advance(task, step)
+
+    def report(self, task: TaskID) -> Callable[[int, int], None]:
+        return lambda done, total: self.progress.update(task, completed=done, total=total)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _prefix(settings: Settings, options: DemoOptions) -> str:
+    if options.prefix is not None:
+        return options.prefix
+    return f"{settings.topic_prefix}demo{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}-"
+
+
+def run_demo(options: DemoOptions, settings: Settings, console: Console) -> DemoOutcome:
+    """Play the scenario of ``options`` and judge what arrived (see the module docstring)."""
+    prefix = _prefix(settings, options)
+    bus = DemoBus.create(
+        settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
+    )
+    with _progress(console) as progress:
+        phases = _Phases(progress)
+        try:
+            _deploy(bus, phases, options, settings.topic_prefix)
+            scenario = generate_scenario(options.seed, orders=options.orders,
+                                         sightings=options.sightings,
+                                         base_time=dt.datetime.now(dt.UTC))  # fmt: skip
+            expected = expected_outcome(scenario)
+            _play(bus, phases, scenario, options)
+            with phases.phase("reading every court's alerts, blocks, dead letters"):
+                observed = read_outcome(bus, scenario, expected, options.ack_timeout_s + 60)
+        finally:
+            with phases.phase("stopping the worker"):
+                bus.stop_worker()
+    return DemoOutcome(
+        scenario=scenario,
+        expected=expected,
+        observed=observed,
+        verdict=judge(scenario, expected, observed),
+        prefix=prefix,
+        worker_log=str(bus.log_path),
+        timings=phases.timings,
+    )
+
+
+def _deploy(bus: DemoBus, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:
+    if options.start_broker:
+        with phases.phase("broker"):
+            phases.progress.console.log(bus.start_broker())
+    with phases.phase("topics"):
+        if options.remove_earlier_runs:
+            removed = bus.remove_earlier_runs(user_prefix)
+            if removed:
+                phases.progress.console.log(f"removed {removed} topic(s) of earlier demo runs")
+        created = bus.apply_topics()
+        phases.progress.console.log(
+            f"{created} topics created under prefix {bus.settings.topic_prefix}"
+        )
+    with phases.phase("demo trust set (keys)"):
+        issued = bus.ensure_keys(dt.datetime.now(dt.UTC))
+        phases.progress.console.log(f"key store {bus.keystore.directory}: {issued} key(s) issued")
+    with phases.phase("worker start (zf801 worker)"):
+        bus.start_worker()
+        bus.wait_worker_ready(options.worker_start_timeout_s)
+
+
+def _play(bus: DemoBus, phases: _Phases, scenario: Scenario, options: DemoOptions) -> None:
+    player = Player(bus)
+    timeout = options.catch_up_timeout_s
+    try:
+        with phases.phase("courts publish orders", len(scenario.orders)) as task:
+            player.orders(scenario, phases.advance(task))
+        with phases.phase("worker's watchlist catches up") as task:
+            bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, timeout, phases.report(task))
+        with phases.phase("police acknowledge", len(scenario.acknowledgements)) as task:
+            player.acknowledgements(scenario, phases.advance(task))
+            bus.wait_consumed(bus.app_id, ("order-acknowledgements",), timeout)
+        with phases.phase("courts release orders", len(scenario.releases)) as task:
+            player.releases(scenario, phases.advance(task))
+            bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, timeout)
+        with phases.phase("waiting for the expiring order's end"):
+            time.sleep(
+                max(0.0, (scenario.sightings_not_before - dt.datetime.now(dt.UTC)).total_seconds())
+            )
+        with phases.phase("police report sightings", len(scenario.sightings)) as task:
+            player.sightings(scenario, phases.advance(task))
+        with phases.phase("matcher catches up") as task:
+            bus.wait_consumed(bus.sightings_group, SIGHTING_TOPIC_IDS, timeout, phases.report(task))
+    finally:
+        player.close()

@@ -1,0 +1,259 @@
+"""The demo's own deployment of the bus: the local broker (or the configured cluster), the
+catalog's topics under the run's prefix, the demo trust set, and a ``zf801 worker``
+subprocess, with the waits that replace sleeping ("has the worker consumed every record
+up to the end of these topics?")."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from ops.broker import LocalCluster
+from ops.broker_fetch import fetch_kafka
+from ops.errors import OpsError
+from schemas.agencies import load_agencies
+from schemas.settings import Settings
+from sign.keystore import KeyStore
+from topics.admin import admin_client, apply, plan, read_cluster_state
+from topics.catalog import Catalog, bus_catalog
+
+__all__ = ["DEMO_PREFIX", "ORDER_TOPIC_IDS", "SIGHTING_TOPIC_IDS", "DemoBus", "DemoError"]
+
+DEMO_PREFIX = re.compile(r"^demo[0-9]{14}-")
+"""Topic prefix of a demo run (``demo<UTC timestamp>-``)."""
+ORDER_TOPIC_IDS = ("orders-exit-restriction", "orders-vehicle-search", "orders-locate-debtor")
+SIGHTING_TOPIC_IDS = ("sightings-person", "sightings-vehicle")
+_POLL_S = 0.2
+_LOG_TAIL_BYTES = 4000
+_STOP_TIMEOUT_S = 20.0
+
+
+class DemoError(OpsError):
+    """The demo's deployment failed (broker, topics, keys or worker)."""
+
+
+@dataclass
+class DemoBus:
+    """One isolated deployment: ``settings`` carry the run's topic prefix and ack timeout."""
+
+    settings: Settings
+    catalog: Catalog
+    keystore: KeyStore
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, settings: Settings) -> DemoBus:
+        home = settings.home.resolve()
+        settings = settings.model_copy(update={"home": home})
+        return cls(
+            settings=settings,
+            catalog=bus_catalog(settings),
+            keystore=KeyStore.from_settings(settings),
+            log_path=home / "logs" / "worker.log",
+        )
+
+    @property
+    def app_id(self) -> str:
+        """The worker's faust application id, also its consumer group of the order topics."""
+        spec = self.catalog.get("watchlist-changelog").changelog_of
+        assert spec is not None  # the catalog's changelog entries name their application
+        return spec.application
+
+    @property
+    def sightings_group(self) -> str:
+        return f"{self.app_id}-sightings"
+
+    # --- broker, topics, keys -------------------------------------------------------------
+    def start_broker(self) -> str:
+        """Start (or reuse) the local single node, unless a cluster is configured."""
+        if any(os.environ.get(v) for v in ("KAFKA_BOOTSTRAP_SERVERS", "ZF801_BOOTSTRAP_SERVERS")):
+            return f"configured cluster {self.settings.bootstrap_servers}"
+        fetch_kafka(self.settings)
+        cluster = LocalCluster.from_settings(self.settings, nodes=1)
+        report = cluster.start()
+        self.settings = self.settings.model_copy(
+            update={"bootstrap_servers": report.bootstrap_servers}
+        )
+        verb = "reused" if report.already_running and not report.started else "started"
+        return f"local Kafka {verb} at {report.bootstrap_servers}"
+
+    def apply_topics(self) -> int:
+        """Create the catalog's topics under the run's prefix; the number created."""
+        courts = [court.code for court in load_agencies().courts()]
+        with admin_client(self.settings.bootstrap_servers) as admin:
+            state = read_cluster_state(admin, self.catalog.in_namespace)
+            result = apply(plan(self.catalog, state, courts), admin)
+        if result.failures:
+            failed = "; ".join(f"{topic}: {reason}" for topic, reason in result.failures)
+            raise DemoError(f"topics apply failed: {failed}")
+        return len(result.created)
+
+    def remove_earlier_runs(self, user_prefix: str) -> int:
+        """Delete the topics and consumer groups of earlier demo runs under ``user_prefix``
+        (the prefix the operator set, if any), never this run's."""
+        earlier = re.compile(re.escape(user_prefix) + DEMO_PREFIX.pattern.removeprefix("^"))
+        own = self.settings.topic_prefix
+
+        def of_earlier_run(name: str) -> bool:
+            return bool(earlier.match(name)) and not name.startswith(own)
+
+        admin = self._admin()
+        try:
+            topics = [name for name in admin.list_topics() if of_earlier_run(name)]
+            groups = [g["group_id"] for g in admin.list_groups() if of_earlier_run(g["group_id"])]
+            if topics:
+                admin.delete_topics(topics)
+            if groups:
+                admin.delete_groups(groups)
+        except KafkaError as exc:
+            raise DemoError(f"cannot remove earlier demo runs: {exc}") from exc
+        finally:
+            admin.close()
+        return len(topics)
+
+    def ensure_keys(self, now: dt.datetime) -> int:
+        """The demo trust set: create it, or issue keys for agencies that have none."""
+        agencies = list(load_agencies().agencies.values())
+        if not self.keystore.exists():
+            self.keystore.init(agencies, now)
+            return len(agencies)
+        have = {entry.agency_code for entry in self.keystore.entries()}
+        missing = [a for a in agencies if a.code not in have]
+        for agency in missing:
+            self.keystore.issue(agency.code, agency.name, str(agency.role), now)
+        return len(missing)
+
+    # --- the worker -----------------------------------------------------------------------
+    def worker_env(self) -> dict[str, str]:
+        settings = self.settings
+        return {
+            **os.environ,
+            "ZF801_HOME": str(settings.home),
+            "ZF801_KEYS_PATH": str(settings.keys_dir.resolve()),
+            "ZF801_TOPIC_PREFIX": settings.topic_prefix,
+            "ZF801_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "ZF801_ACK_TIMEOUT_S": str(settings.ack_timeout_s),
+            "ZF801_TIMER_INTERVAL_S": str(settings.timer_interval_s),
+        }
+
+    def start_worker(self) -> None:
+        script = Path(sys.executable).with_name("zf801")
+        command = (
+            [str(script)]
+            if script.exists()
+            else [sys.executable, "-c", "from ops.cli import main; main()"]
+        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*command, "worker", "--loglevel", "info"],
+            env=self.worker_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole, by id
+        )
+
+    def wait_worker_ready(self, timeout_s: float) -> None:
+        """Until the worker's consumer group is stable with a member."""
+
+        def ready(admin: KafkaAdminClient) -> bool:
+            group = admin.describe_groups([self.app_id]).get(self.app_id, {})
+            return group.get("group_state") == "Stable" and bool(group.get("members"))
+
+        self._wait(ready, timeout_s, "the worker did not join its consumer group")
+
+    def stop_worker(self) -> int | None:
+        """SIGTERM to the worker's process group, SIGKILL after a grace period."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=_STOP_TIMEOUT_S)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return process.returncode
+
+    def worker_log_tail(self) -> str:
+        try:
+            data = self.log_path.read_bytes()[-_LOG_TAIL_BYTES:]
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+    # --- waiting --------------------------------------------------------------------------
+    def wait_consumed(
+        self,
+        group: str,
+        topic_ids: Iterable[str],
+        timeout_s: float,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Until ``group`` has committed every partition of the topics up to its end."""
+        topics = [self.catalog.topic_name(topic_id) for topic_id in topic_ids]
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
+        try:
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+
+            def caught_up(admin: KafkaAdminClient) -> bool:
+                ends = consumer.end_offsets(partitions)
+                committed = admin.list_group_offsets({group: None}).get(group, {})
+                done = {tp: committed[tp].offset if tp in committed else 0 for tp in partitions}
+                if progress is not None:
+                    progress(sum(min(done[tp], ends[tp]) for tp in partitions), sum(ends.values()))
+                return all(done[tp] >= ends[tp] for tp in partitions)
+
+            self._wait(caught_up, timeout_s, f"group {group} did not consume {', '.join(topics)}")
+        finally:
+            consumer.close()
+
+    def _admin(self) -> KafkaAdminClient:
+        return KafkaAdminClient(
+            bootstrap_servers=self.settings.bootstrap_servers, client_id="zf801-demo"
+        )
+
+    def _wait(
+        self, condition: Callable[[KafkaAdminClient], bool], timeout_s: float, what: str
+    ) -> None:
+        admin = self._admin()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise DemoError(
+                        f"the worker exited with code {self.process.returncode}; log tail:\n"
+                        + self.worker_log_tail()
+                    )
+                with contextlib.suppress(KafkaError):
+                    if condition(admin):
+                        return
+                time.sleep(_POLL_S)  # polling the broker's state, not waiting on a guess
+        finally:
+            admin.close()
+        raise DemoError(
+            f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
+        )

@@ -1,0 +1,293 @@
+"""Plays a scenario on the demo's deployment and reads back what the bus made of it.
+
+Courts publish orders and releases, police units acknowledgements and sightings, each
+signed with its own key from the key store; two sightings are forged on the way (one
+altered after signing, one signed by a key outside the trust anchors). Then every court
+reads its own alert stream with the court subscriber (verified, de-duplicated), and the
+blocked transfers, the police side's order topics and the dead letters are read in full.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.alerts import AlertSubscriber
+from consumers.runtime import Runtime
+from ops.demo_bus import ORDER_TOPIC_IDS, DemoBus, DemoError
+from ops.scenario import Expected, Forgery, Scenario, ScenarioSighting
+from producers.publisher import OutgoingEvent, Publisher, kafka_producer
+from producers.routes import key_for, route_for
+from schemas.codec import default_codec
+from schemas.envelope import KafkaRecord
+from schemas.errors import BusError
+from sign.events import EventSigner, EventVerifier
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+
+__all__ = ["Observed", "Player", "read_outcome"]
+
+_SEND_TIMEOUT_S = 60.0
+_IDLE_S = 1.0
+_EXPIRY = "OrderExpiryNotice"
+
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedHit:
+    court: str
+    order_id: str
+    sighting_id: str
+    signed_by: str
+
+
+@dataclass
+class Observed:
+    """What arrived: alerts per court, police-side notices, blocks and dead letters."""
+
+    hits: dict[str, ObservedHit] = field(default_factory=dict)
+    hits_elsewhere: list[tuple[str, str]] = field(default_factory=list)
+    """(alert topic's court, hit's court) of any hit found on another court's stream."""
+    duplicates: int = 0
+    acknowledgements: Counter[tuple[str, str]] = field(default_factory=Counter)
+    overdue: set[str] = field(default_factory=set)
+    expiry_court: set[str] = field(default_factory=set)
+    expiry_police: set[str] = field(default_factory=set)
+    blocked: set[tuple[str, str]] = field(default_factory=set)
+    blocked_unverified: int = 0
+    dead_letters: dict[str, str] = field(default_factory=dict)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    refused_alerts: int = 0
+
+
+def _event(schema: str, record: Any, subject: dict[str, str] | None = None) -> OutgoingEvent:
+    route = route_for(schema, record)
+    court = record.get(route.court_field) if route.court_field else None
+    return OutgoingEvent(
+        route.topic_id, schema, record, key_for(route, record, subject), court=court
+    )
+
+
+class Player:
+    """Publishes a scenario's events, each agency with its own key, on one producer."""
+
+    def __init__(self, bus: DemoBus) -> None:
+        self._bus = bus
+        self._producer: KafkaProducer = kafka_producer(bus.settings, linger_ms=20)
+        self._publishers: dict[str, Publisher] = {}
+
+    def publisher(self, agency: str, signer: EventSigner | None = None) -> Publisher:
+        if signer is not None:
+            return Publisher(signer, catalog=self._bus.catalog, producer=self._producer,
+                             settings=self._bus.settings)  # fmt: skip
+        if agency not in self._publishers:
+            self._publishers[agency] = self.publisher(agency, self._bus.keystore.signer_for(agency))
+        return self._publishers[agency]
+
+    def orders(self, scenario: Scenario, advance: Advance) -> int:
+        return self._send([self._prepare(o.court, _event(o.schema_name, o.record))
+                           for o in scenario.orders], advance)  # fmt: skip
+
+    def acknowledgements(self, scenario: Scenario, advance: Advance) -> int:
+        return self._send([self._prepare(a.unit, _event(a.schema_name, a.record))
+                           for a in scenario.acknowledgements], advance)  # fmt: skip
+
+    def releases(self, scenario: Scenario, advance: Advance) -> int:
+        return self._send([
+            self._prepare(r.court, _event(r.schema_name, r.record, r.subject.ref()))
+            for r in scenario.releases
+        ], advance)  # fmt: skip
+
+    def sightings(self, scenario: Scenario, advance: Advance) -> int:
+        return self._send([self._sighting(s) for s in scenario.sightings], advance)
+
+    def _sighting(self, sighting: ScenarioSighting) -> tuple[str, KafkaRecord]:
+        event = _event(sighting.schema_name, sighting.record)
+        if sighting.forgery is Forgery.UNTRUSTED_KEY:
+            rogue = EventSigner(Ed25519PrivateKey.generate(), sighting.unit)
+            return self.publisher(sighting.unit, rogue).prepare(event)
+        topic, signed = self._prepare(sighting.unit, event)
+        if sighting.forgery is Forgery.TAMPERED_VALUE and sighting.tampered is not None:
+            altered = _event(sighting.schema_name, sighting.tampered)
+            # Same event id and time, so only the value differs from what was signed.
+            _, changed = self._prepare(sighting.unit, OutgoingEvent(
+                altered.topic_id, altered.schema_name, altered.record, altered.key,
+                event_id=_header(signed, "ce_id"), time=None,
+            ))  # fmt: skip
+            return topic, KafkaRecord(signed.key, changed.value, signed.headers)
+        return topic, signed
+
+    def _prepare(self, agency: str, event: OutgoingEvent) -> tuple[str, KafkaRecord]:
+        try:
+            return self.publisher(agency).prepare(event)
+        except BusError as exc:
+            refused = f"the scenario's {event.schema_name} of {agency} is refused: {exc}"
+            raise DemoError(refused) from exc
+
+    def _send(self, prepared: Sequence[tuple[str, KafkaRecord]], advance: Advance) -> int:
+        futures = [
+            self._producer.send(topic, key=r.key, value=r.value, headers=list(r.headers))
+            for topic, r in prepared
+        ]
+        try:
+            for future in futures:
+                future.get(timeout=_SEND_TIMEOUT_S)
+                advance(1)
+        except KafkaError as exc:
+            raise DemoError(f"the broker did not acknowledge an event: {exc}") from exc
+        return len(futures)
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+def _header(record: KafkaRecord, name: str) -> str:
+    raw = record.header(name)
+    return raw.decode() if raw else ""
+
+
+# --- reading back ------------------------------------------------------------------------------
+def _wanted(scenario: Scenario, expected: Expected, court: str) -> set[tuple[str, str]]:
+    wanted = {("Hit", hit_id) for hit_id in expected.hits_of(court)}
+    wanted |= {("OrderAckOverdue", o) for o in expected.overdue if scenario.order(o).court == court}
+    wanted |= {(_EXPIRY, o) for o in expected.expiry_notices if scenario.order(o).court == court}
+    return wanted
+
+
+def _read_court(bus: DemoBus, court: str, wanted: set[tuple[str, str]], acks: int,
+                deadline: float) -> tuple[list[Any], int, int]:  # fmt: skip
+    """Every alert of ``court`` (as that court), until all that is wanted has arrived and
+    the stream has been idle for a moment, or the deadline."""
+    refusals = MemoryDeadLetterSink()
+    runtime = Runtime.from_keystore(court, refusals, MemoryAuditSink(),
+                                    settings=bus.settings, keystore=bus.keystore)  # fmt: skip
+    subscriber = AlertSubscriber(runtime, court)
+    missing, alerts, last = set(wanted), [], time.monotonic()
+    forwarded = 0
+
+    def done() -> bool:
+        now = time.monotonic()
+        settled = not missing and forwarded >= acks and now - last >= _IDLE_S
+        return settled or now > deadline
+
+    for alert in subscriber.read(until_idle_s=None, stop=done):
+        alerts.append(alert)
+        last = time.monotonic()
+        key = str(alert.record.get("hit_id") or alert.record.get("order_id"))
+        missing.discard((alert.kind, key))
+        forwarded += alert.kind == "OrderAcknowledgement"
+    return alerts, subscriber.duplicates, len(refusals.rejections)
+
+
+def _read_topic(bus: DemoBus, topic: str) -> list[Any]:
+    """Every committed record of a topic, read to its end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bus.settings.bootstrap_servers,
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        idle_since = time.monotonic()
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > _IDLE_S * 3:
+                break  # the end offset counts a transaction marker no record follows
+            for messages in batch.values():
+                records.extend(messages)
+        return records
+    finally:
+        consumer.close()
+
+
+def read_outcome(
+    bus: DemoBus, scenario: Scenario, expected: Expected, timeout_s: float
+) -> Observed:
+    """Everything the bus delivered for ``scenario``."""
+    observed = Observed()
+    deadline = time.monotonic() + timeout_s
+    acks = Counter(a.court for a in scenario.acknowledgements)
+    courts = scenario.courts
+    with ThreadPoolExecutor(max_workers=len(courts)) as pool:
+        results = pool.map(
+            lambda c: _read_court(bus, c, _wanted(scenario, expected, c), acks[c], deadline), courts
+        )
+        for court, (alerts, duplicates, refused) in zip(courts, results, strict=True):
+            observed.duplicates += duplicates
+            observed.refused_alerts += refused
+            _note_alerts(observed, court, alerts)
+    _note_blocks(observed, bus)
+    _note_police_side(observed, bus)
+    _note_dead_letters(observed, bus)
+    return observed
+
+
+def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
+    for alert in alerts:
+        record = alert.record
+        if alert.kind == "Hit":
+            hit = ObservedHit(record["court_code"], str(record["order_id"]),
+                              str(record["sighting"]["sighting_id"]), alert.signed_by)  # fmt: skip
+            observed.hits[str(record["hit_id"])] = hit
+            if hit.court != court:
+                observed.hits_elsewhere.append((court, hit.court))
+        elif alert.kind == "OrderAcknowledgement":
+            observed.acknowledgements[(court, str(record["status"]))] += 1
+        elif alert.kind == "OrderAckOverdue":
+            observed.overdue.add(str(record["order_id"]))
+        elif alert.kind == _EXPIRY:
+            observed.expiry_court.add(str(record["order_id"]))
+
+
+def _note_blocks(observed: Observed, bus: DemoBus) -> None:
+    verifier = EventVerifier(bus.keystore.trust_store())
+    codec = default_codec()
+    for message in _read_topic(bus, bus.catalog.topic_name("vehicle-blocks")):
+        try:
+            signature = verifier.verify(message.key, message.value, list(message.headers))
+        except BusError:
+            observed.blocked_unverified += 1
+            continue
+        if signature.role != "bus":
+            observed.blocked_unverified += 1
+            continue
+        _, record = codec.decode(message.value)
+        observed.blocked.add((str(record["order_id"]), str(record["sighting_id"])))
+
+
+def _note_police_side(observed: Observed, bus: DemoBus) -> None:
+    codec = default_codec()
+    for topic_id in ORDER_TOPIC_IDS:
+        for message in _read_topic(bus, bus.catalog.topic_name(topic_id)):
+            schema, record = codec.decode(message.value)
+            if schema.name == _EXPIRY:
+                observed.expiry_police.add(str(record["order_id"]))
+
+
+def _note_dead_letters(observed: Observed, bus: DemoBus) -> None:
+    codec = default_codec()
+    for message in _read_topic(bus, bus.catalog.topic_name("dead-letter")):
+        _, letter = codec.decode(message.value)
+        observed.dead_letter_reasons[str(letter["reason"])] += 1
+        try:
+            _, original = codec.decode(letter["original_value"])
+        except BusError:
+            continue
+        sighting_id = original.get("sighting_id")
+        if sighting_id is not None:
+            observed.dead_letters[str(sighting_id)] = str(letter["reason"])

@@ -1,0 +1,219 @@
+"""The demo's verdict and report: what arrived against what the scenario expects, as rich
+tables (orders, acknowledgements and hits per court, the special cases, dead letters,
+timings), and the checks that decide the demo's exit code."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from consumers.watchlist import OrderKind
+from ops.demo_play import Observed
+from ops.scenario import Expected, ExpectedHit, Scenario
+from schemas.agencies import get_agency
+
+__all__ = ["Check", "Verdict", "judge", "render"]
+
+_SHOWN = 10
+_KIND_COLUMNS = (
+    (OrderKind.EXIT_RESTRICTION, "exit restriction"),
+    (OrderKind.VEHICLE_SEARCH, "vehicle search"),
+    (OrderKind.LOCATE_DEBTOR, "locate debtor"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+    missing_hits: tuple[ExpectedHit, ...]
+    unexpected_hits: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+def _ids(ids: Sequence[str] | set[str] | frozenset[str]) -> str:
+    shown = sorted(ids)[:3]
+    return ", ".join(shown) + (" ..." if len(ids) > len(shown) else "")
+
+
+def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict:
+    """Every check of the demo; the first one (exact hit set) is the one the brief names."""
+    special = scenario.special
+    arrived = set(observed.hits)
+    missing = tuple(sorted((h for h in expected.hits if h.hit_id not in arrived),
+                           key=lambda h: (h.court, h.hit_id)))  # fmt: skip
+    unexpected = tuple(sorted(arrived - expected.hit_ids))
+    by_id = {hit.hit_id: hit for hit in expected.hits}
+    misrouted = [i for i, h in observed.hits.items() if i in by_id and h.court != by_id[i].court]
+    hit_orders = {hit.order_id for hit in observed.hits.values()}
+    hotel = special.two_court_sightings[0]
+    two_courts = {h.court for h in observed.hits.values() if h.sighting_id == hotel}
+    forged_ok = all(observed.dead_letters.get(s) == r for s, r in expected.dead_letters.items())
+    forged_hits = {h.sighting_id for h in observed.hits.values()} & set(special.forged_sightings)
+    blocked = f"{len(observed.blocked)} blocked, {len(expected.blocked)} expected"
+    reasons = ", ".join(observed.dead_letters.get(s, "missing") for s in expected.dead_letters)
+    expired_ok = (
+        special.expired_order not in hit_orders
+        and expected.expiry_notices <= observed.expiry_court
+        and expected.expiry_notices <= observed.expiry_police
+    )
+    routed_ok = not misrouted and not observed.hits_elsewhere and not observed.refused_alerts
+    forwarded = sum(observed.acknowledgements.values())
+    checks = (
+        Check("hits are exactly the expected ones", not missing and not unexpected,
+              f"{len(arrived)} arrived, {len(expected.hits)} expected, {len(missing)} missing, "
+              f"{len(unexpected)} unexpected"),
+        Check("each hit on its issuing court's own stream", routed_ok,
+              f"{len(misrouted) + len(observed.hits_elsewhere)} misrouted, "
+              f"{observed.refused_alerts} refused by the subscriber, "
+              f"{observed.duplicates} duplicate(s) skipped"),
+        Check("one check-in, two courts' orders: one hit per court", len(two_courts) == 2,
+              f"courts hit: {', '.join(sorted(two_courts)) or 'none'}"),
+        Check("release before the sighting: no hit", hit_orders.isdisjoint(special.released_orders),
+              f"released: {_ids(special.released_orders)}"),
+        Check("expired order: no hit; expiry notice to court and police", expired_ok,
+              f"court notices {len(observed.expiry_court)}, "
+              f"police notices {len(observed.expiry_police)}"),
+        Check("transfer/mortgage on a seized vehicle: blocked",
+              expected.blocked == observed.blocked and not observed.blocked_unverified,
+              f"{blocked}, {observed.blocked_unverified} unverified"),
+        Check("unacknowledged order: overdue alert", expected.overdue <= observed.overdue,
+              f"overdue {_ids(observed.overdue) or 'none'}; expected {_ids(expected.overdue)}"),
+        Check("acknowledgements forwarded to each court",
+              observed.acknowledgements == expected.acknowledgements,
+              f"{forwarded} forwarded, {sum(expected.acknowledgements.values())} sent"),
+        Check("forged sightings: no hit, dead-lettered", forged_ok and not forged_hits, reasons),
+    )  # fmt: skip
+    return Verdict(checks, missing, unexpected)
+
+
+def render(
+    console: Console,
+    *,
+    scenario: Scenario,
+    expected: Expected,
+    observed: Observed,
+    verdict: Verdict,
+    timings: Sequence[tuple[str, float]],
+) -> None:
+    console.print(_orders_table(scenario))
+    console.print(_acks_table(scenario, expected, observed))
+    console.print(_hits_table(scenario, expected, observed))
+    console.print(_dead_letters_table(observed))
+    console.print(_checks_table(verdict))
+    _print_differences(console, verdict)
+    console.print(_timings_table(timings))
+
+
+def _court_name(code: str) -> str:
+    return get_agency(code).name
+
+
+def _orders_table(scenario: Scenario) -> Table:
+    table = Table(title=f"Orders issued (seed {scenario.seed})")
+    for column in ("court", "name", *(label for _, label in _KIND_COLUMNS), "released", "total"):
+        table.add_column(column, justify="right" if column not in ("court", "name") else "left")
+    counts = Counter((o.court, o.kind) for o in scenario.orders)
+    released = Counter(r.court for r in scenario.releases)
+    for court in sorted(scenario.courts):
+        row = [counts[(court, kind)] for kind, _ in _KIND_COLUMNS]
+        table.add_row(
+            court, _court_name(court), *map(str, row), str(released[court]), str(sum(row))
+        )
+    table.add_row("all", "", *(str(sum(counts[(c, k)] for c in scenario.courts))
+                               for k, _ in _KIND_COLUMNS),
+                  str(len(scenario.releases)), str(len(scenario.orders)), style="bold")  # fmt: skip
+    return table
+
+
+def _acks_table(scenario: Scenario, expected: Expected, observed: Observed) -> Table:
+    table = Table(title="Acknowledgements reaching each court (arrived / sent)")
+    for column in ("court", "deployed", "rejected", "overdue alerts"):
+        table.add_column(column, justify="left" if column == "court" else "right")
+    for court in sorted(scenario.courts):
+        overdue_expected = {o for o in expected.overdue if scenario.order(o).court == court}
+        overdue_seen = {o for o in observed.overdue if scenario.court_of(o) == court}
+        table.add_row(
+            court,
+            *(f"{observed.acknowledgements[(court, s)]} / {expected.acknowledgements[(court, s)]}"
+              for s in ("DEPLOYED", "REJECTED")),
+            f"{len(overdue_seen)} / {len(overdue_expected)}",
+        )  # fmt: skip
+    return table
+
+
+def _hits_table(scenario: Scenario, expected: Expected, observed: Observed) -> Table:
+    table = Table(title="Hits per court")
+    for column in ("court", "expected", "arrived", "missing", "unexpected", "expiry notices"):
+        table.add_column(column, justify="left" if column == "court" else "right")
+    arrived = Counter(hit.court for hit in observed.hits.values())
+    for court in sorted(scenario.courts):
+        wanted = expected.hits_of(court)
+        got = {i for i, h in observed.hits.items() if h.court == court}
+        expiry = sum(1 for o in observed.expiry_court if scenario.court_of(o) == court)
+        table.add_row(court, str(len(wanted)), str(arrived[court]), str(len(wanted - got)),
+                      str(len(got - expected.hit_ids)), str(expiry))  # fmt: skip
+    sightings = len(scenario.sightings)
+    table.caption = (
+        f"{sightings} sightings, {len({h.sighting_id for h in expected.hits})} of them on a "
+        f"subject under an active order; {len(observed.blocked)} transfer(s) blocked"
+    )
+    return table
+
+
+def _dead_letters_table(observed: Observed) -> Table:
+    table = Table(title="Dead letters by reason")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    for reason, count in sorted(observed.dead_letter_reasons.items()):
+        table.add_row(reason, str(count))
+    if not observed.dead_letter_reasons:
+        table.add_row("(none)", "0")
+    return table
+
+
+def _checks_table(verdict: Verdict) -> Table:
+    table = Table(title="Checks")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for check in verdict.checks:
+        mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
+        table.add_row(check.name, mark, check.detail)
+    return table
+
+
+def _print_differences(console: Console, verdict: Verdict) -> None:
+    for hit in verdict.missing_hits[:_SHOWN]:
+        console.print(
+            f"[red]missing hit[/] {hit.hit_id} court {hit.court} order {hit.order_id} "
+            f"sighting {hit.sighting_id}",
+            highlight=False,
+        )
+    for hit_id in verdict.unexpected_hits[:_SHOWN]:
+        console.print(f"[red]unexpected hit[/] {hit_id}", highlight=False)
+    more = len(verdict.missing_hits) + len(verdict.unexpected_hits) - 2 * _SHOWN
+    if more > 0:
+        console.print(f"... and {more} more")
+
+
+def _timings_table(timings: Sequence[tuple[str, float]]) -> Table:
+    table = Table(title="Timing")
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for phase, seconds in timings:
+        table.add_row(phase, f"{seconds:.1f}")
+    table.add_row("total", f"{sum(s for _, s in timings):.1f}", style="bold")
+    return table

@@ -20,9 +20,9 @@ __all__ = ["Check", "Verdict", "judge", "render"]
 
 _SHOWN = 10
 _KIND_COLUMNS = (
-    (OrderKind.EXIT_RESTRICTION, "exit restriction"),
-    (OrderKind.VEHICLE_SEARCH, "vehicle search"),
-    (OrderKind.LOCATE_DEBTOR, "locate debtor"),
+    (OrderKind.EXIT_RESTRICTION, "exit"),
+    (OrderKind.VEHICLE_SEARCH, "vehicle"),
+    (OrderKind.LOCATE_DEBTOR, "locate"),
 )
 
 
@@ -123,7 +123,10 @@ def _court_name(code: str) -> str:
 
 
 def _orders_table(scenario: Scenario) -> Table:
-    table = Table(title=f"Orders issued (seed {scenario.seed})")
+    table = Table(
+        title=f"Orders issued (seed {scenario.seed})",
+        caption="exit restriction 限制出境, vehicle search 查找车辆, locate debtor 查找被执行人",
+    )
     for column in ("court", "name", *(label for _, label in _KIND_COLUMNS), "released", "total"):
         table.add_column(column, justify="right" if column not in ("court", "name") else "left")
     counts = Counter((o.court, o.kind) for o in scenario.orders)

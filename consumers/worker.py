@@ -96,6 +96,9 @@ class BusWorker:
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=0.5,
+            # A crashed worker's partitions move on after 10 s, not faust's default 60 s.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
             producer_acks=-1,
             table_standby_replicas=0,
             topic_partitions=watch_spec.partitions,

@@ -1,0 +1,77 @@
+"""A worker killed with SIGKILL mid-stream and restarted loses no hit and delivers no
+duplicate alert (hits and sighting offsets are committed in one Kafka transaction)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from consumers.watchlist import derive_id
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+POLICE_BJ = "110000000000"
+SUBJECTS = 30
+SIGHTINGS = 3000
+HIT_EVERY = 10
+
+
+def test_sigkill_mid_stream_loses_no_hit_and_duplicates_none(
+    bus_factory: Any, records: Any
+) -> None:
+    bus = bus_factory()
+    bus.start_worker()
+    subjects = [records.id_number() for _ in range(SUBJECTS)]
+    orders = [
+        records.person_order("BJ01", f"（2026）京01执{800 + i}号", person)
+        for i, person in enumerate(subjects)
+    ]
+    bus.publisher("BJ01").publish_all([bus.event("LocateDebtorOrder", o) for o in orders])
+    bus.wait_orders_consumed()
+
+    sightings = []
+    expected = set()
+    for i in range(SIGHTINGS):
+        if i % HIT_EVERY == 0:
+            n = (i // HIT_EVERY) % SUBJECTS
+            sighting = records.hotel_check_in(POLICE_BJ, subjects[n])
+            expected.add(derive_id(orders[n]["order_id"], sighting["sighting_id"]))
+        else:
+            sighting = records.hotel_check_in(POLICE_BJ, records.id_number())
+        sightings.append(bus.event("HotelCheckIn", sighting))
+
+    def publish_slowly() -> None:
+        police = bus.publisher(POLICE_BJ)
+        for start in range(0, SIGHTINGS, 100):
+            police.publish_all(sightings[start : start + 100])
+            time.sleep(0.3)
+
+    streaming = threading.Thread(target=publish_slowly)
+    streaming.start()
+    deadline = time.monotonic() + 60
+    while not bus.read_topic("alerts", "BJ01", idle_s=0.5) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    bus.kill_worker()  # SIGKILL, mid-stream: the publisher is still sending
+    assert streaming.is_alive(), "the kill should land while sightings are still arriving"
+    streaming.join()
+    bus.start_worker()
+
+    def hit_ids() -> list[str]:
+        return [
+            str(rec["hit_id"])
+            for rec, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
+            if kind == "Hit"
+        ]
+
+    deadline = time.monotonic() + 120
+    seen = hit_ids()
+    while set(seen) != expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+        seen = hit_ids()
+    assert set(seen) == expected
+    assert len(seen) == len(expected), "a hit appears twice in the committed alert stream"
+    alerts = bus.alerts("BJ01")
+    assert len([a for a in alerts if a.kind == "Hit"]) == len(expected)

@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 import typer
+from kafka.errors import KafkaError
 from rich.console import Console
 
 from ops.demo import DemoOptions, run_demo
@@ -57,7 +58,7 @@ def demo(
     )
     try:
         outcome = run_demo(options, settings, _console)
-    except BusError as exc:
+    except (BusError, KafkaError) as exc:
         _console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     render(_console, scenario=outcome.scenario, expected=outcome.expected,

@@ -45,6 +45,14 @@ class DemoError(OpsError):
     """The demo's deployment failed (broker, topics, keys or worker)."""
 
 
+def is_earlier_run(name: str, user_prefix: str, own_prefix: str) -> bool:
+    """Whether a topic or group name belongs to an earlier demo run under ``user_prefix``
+    (``<user_prefix>demo<14 digits>-...``), and not to the run with ``own_prefix``."""
+    if not name.startswith(user_prefix) or name.startswith(own_prefix):
+        return False
+    return DEMO_PREFIX.match(name.removeprefix(user_prefix)) is not None
+
+
 @dataclass
 class DemoBus:
     """One isolated deployment: ``settings`` carry the run's topic prefix and ack timeout."""
@@ -106,11 +114,10 @@ class DemoBus:
     def remove_earlier_runs(self, user_prefix: str) -> int:
         """Delete the topics and consumer groups of earlier demo runs under ``user_prefix``
         (the prefix the operator set, if any), never this run's."""
-        earlier = re.compile(re.escape(user_prefix) + DEMO_PREFIX.pattern.removeprefix("^"))
         own = self.settings.topic_prefix
 
         def of_earlier_run(name: str) -> bool:
-            return bool(earlier.match(name)) and not name.startswith(own)
+            return is_earlier_run(name, user_prefix, own)
 
         admin = self._admin()
         try:

@@ -43,20 +43,27 @@ def test_sigkill_mid_stream_loses_no_hit_and_duplicates_none(
             sighting = records.hotel_check_in(POLICE_BJ, records.id_number())
         sightings.append(bus.event("HotelCheckIn", sighting))
 
+    killed = threading.Event()
+
     def publish_slowly() -> None:
         police = bus.publisher(POLICE_BJ)
         for start in range(0, SIGHTINGS, 100):
+            if start == 2 * SIGHTINGS // 3:
+                killed.wait(timeout=120)  # a third of the stream comes after the kill
             police.publish_all(sightings[start : start + 100])
-            time.sleep(0.3)
+            time.sleep(0.1)
 
     streaming = threading.Thread(target=publish_slowly)
     streaming.start()
     deadline = time.monotonic() + 60
-    while not bus.read_topic("alerts", "BJ01", idle_s=0.5) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    bus.kill_worker()  # SIGKILL, mid-stream: the publisher is still sending
-    assert streaming.is_alive(), "the kill should land while sightings are still arriving"
+    while time.monotonic() < deadline:
+        before_kill = bus.read_topic("alerts", "BJ01", idle_s=0.5)
+        if before_kill:
+            break
+    bus.kill_worker()  # SIGKILL while the stream goes on
+    killed.set()
     streaming.join()
+    assert 0 < len(before_kill) < len(expected)
     bus.start_worker()
 
     def hit_ids() -> list[str]:

@@ -9,7 +9,7 @@ import typer
 from kafka.errors import KafkaError
 from rich.console import Console
 
-from ops.demo import DemoOptions, run_demo
+from ops.demo import DemoOptions, DemoOutcome, run_demo
 from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
 from ops.scenario_report import render
 from schemas.errors import BusError
@@ -63,14 +63,17 @@ def demo(
         raise typer.Exit(1) from exc
     render(_console, scenario=outcome.scenario, expected=outcome.expected,
            observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings)  # fmt: skip
-    elapsed = time.monotonic() - began
+    _closing(outcome, time.monotonic() - began)
+    if not outcome.verdict.passed:
+        raise typer.Exit(1)
+
+
+def _closing(outcome: DemoOutcome, elapsed: float) -> None:
     verdict = "[bold green]PASSED[/]" if outcome.verdict.passed else "[bold red]FAILED[/]"
-    _console.print(f"demo {verdict} in {elapsed:.1f} s (seed {seed})")
+    _console.print(f"demo {verdict} in {elapsed:.1f} s (seed {outcome.scenario.seed})")
     _console.print(
         f"topics of this run: prefix {outcome.prefix} (removed by the next run); e.g.\n"
         f"  ZF801_TOPIC_PREFIX={outcome.prefix} zf801 alerts --court BJ01\n"
         f"worker log: {outcome.worker_log}; the broker keeps running (zf801 broker stop)",
         highlight=False,
     )
-    if not outcome.verdict.passed:
-        raise typer.Exit(1)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -19,6 +18,7 @@ from typing import IO, Annotated, Any
 import click
 import typer
 
+from ops.publish_input import BadLine, InputError, check_text, read_documents
 from producers.errors import NotAllowed, PublishError
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import SUBJECT_FIELD, key_for, route_for
@@ -32,23 +32,10 @@ from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
 from sign.keystore import KeyStore
 
-__all__ = [
-    "MAX_LINE_BYTES",
-    "BadLine",
-    "CheckedEvent",
-    "PublishHooks",
-    "check_input",
-    "publish",
-    "read_documents",
-]
-
-MAX_LINE_BYTES = 1 << 20
-"""Longest accepted line (and single document): no bus event comes near 1 MiB."""
+__all__ = ["CheckedEvent", "PublishHooks", "check_input", "publish"]
 
 _RELEASE = "cn.zf801.orders.v1.OrderRelease"
-_SKIP_CHUNK = 1 << 16
-_BOM = "\ufeff"
-# Field naming the sending agency, which must be the agency the event is signed for.
+# Fields naming the sending agency, which must be the agency the event is signed for.
 _SENDER_FIELDS = (
     "enforcing_court_code",
     "releasing_court_code",
@@ -72,17 +59,6 @@ _SENDER_BY_SCHEMA = {
         )
     },
 }
-# Text that may be displayed to an officer: no control characters but tab and newlines,
-# no bidirectional overrides (they make a name read differently from its bytes).
-_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
-
-
-@dataclass(frozen=True, slots=True)
-class BadLine:
-    """A refused input line and why."""
-
-    line: int
-    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,129 +79,25 @@ class PublishHooks:
     )
 
 
-class _InputError(ValueError):
-    """A line that is not a usable JSON object."""
-
-
-# --- reading -----------------------------------------------------------------------------
-def _raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes) per line; None for a line over the limit, whose rest is skipped
-    without being held in memory."""
-    number = 0
-    while chunk := stream.readline(MAX_LINE_BYTES + 1):
-        number += 1
-        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-            while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
-                pass
-            yield number, None
-        else:
-            yield number, chunk
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in document:
-            raise _InputError(f"key {name!r} appears twice in one object")
-        document[name] = value
-    return document
-
-
-def _no_constant(name: str) -> Any:
-    raise _InputError(f"{name} is not a JSON number")
-
-
-def _parse(text: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise _InputError(f"not valid JSON: {exc.msg} ({where})") from None
-    except RecursionError:
-        raise _InputError("not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # _InputError, or an integer with too many digits
-        raise _InputError(str(exc)) from None
-
-
-def _decode(raw: bytes, first: bool) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _InputError(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
-    return text.removeprefix(_BOM) if first else text
-
-
-def read_documents(stream: IO[bytes]) -> Iterator[tuple[int, Any | BadLine]]:
-    """(line number, parsed document or :class:`BadLine`) for JSON lines; a single JSON
-    document spread over several lines (pretty-printed) is read as one, at its first line."""
-    lines = list(_raw_lines(stream))
-    content = [(n, raw) for n, raw in lines if raw is None or raw.strip()]
-    if len(content) > 1 and all(raw is not None for _, raw in content):
-        first_line, first_raw = content[0]
-        try:
-            _parse(_decode(first_raw or b"", first_line == 1))
-        except _InputError:
-            yield from _whole_document(lines, first_line)
-            return
-    for number, raw in content:
-        if raw is None:
-            yield number, BadLine(number, f"longer than {MAX_LINE_BYTES} bytes: refused unread")
-            continue
-        try:
-            yield number, _parse(_decode(raw, number == 1))
-        except _InputError as exc:
-            yield number, BadLine(number, str(exc))
-
-
-def _whole_document(
-    lines: list[tuple[int, bytes | None]], first_line: int
-) -> Iterator[tuple[int, Any | BadLine]]:
-    whole = b"".join(raw or b"" for _, raw in lines)
-    if len(whole) > MAX_LINE_BYTES:
-        yield first_line, BadLine(first_line, f"document longer than {MAX_LINE_BYTES} bytes")
-        return
-    try:
-        yield first_line, _parse(_decode(whole, True))
-    except _InputError as exc:
-        yield first_line, BadLine(first_line, str(exc))
-
-
-# --- checking ----------------------------------------------------------------------------
-def _check_text(value: Any, path: str) -> None:
-    if isinstance(value, str):
-        for ch in value:
-            cp = ord(ch)
-            if 0xD800 <= cp <= 0xDFFF:
-                raise _InputError(f"{path}: lone surrogate U+{cp:04X} is not text [rule text]")
-            if (cp < 0x20 and ch not in "\t\n\r") or 0x7F <= cp <= 0x9F or cp in _BIDI:
-                raise _InputError(f"{path}: control character U+{cp:04X} refused [rule text]")
-    elif isinstance(value, Mapping):
-        for name, item in value.items():
-            _check_text(item, f"{path}.{name}" if path else str(name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{path}[{index}]")
-
-
 def _release_subject(document: dict[str, Any]) -> dict[str, str]:
     """The ``subject`` of an OrderRelease input (not part of the record), normalised."""
     subject = document.pop(SUBJECT_FIELD, None)
     if not isinstance(subject, Mapping):
-        raise _InputError(
+        raise InputError(
             f"{SUBJECT_FIELD}: an OrderRelease needs the subject its order was issued for, "
             '{"id_number": ...} or {"plate_number": ..., "vin": ...} [rule required]'
         )
     kind = document.get("order_kind")
     if kind == "VEHICLE_SEARCH":
         if not subject.get("plate_number"):
-            raise _InputError(f"{SUBJECT_FIELD}.plate_number: a vehicle order's release needs it")
+            raise InputError(f"{SUBJECT_FIELD}.plate_number: a vehicle order's release needs it")
         plate = normalise_plate_number(subject["plate_number"], f"{SUBJECT_FIELD}.plate_number")
         out = {"plate_number": plate}
         if subject.get("vin") is not None:
             out["vin"] = normalise_vin(subject["vin"], f"{SUBJECT_FIELD}.vin")
         return out
     if not subject.get("id_number"):
-        raise _InputError(f"{SUBJECT_FIELD}.id_number: a person order's release needs it")
+        raise InputError(f"{SUBJECT_FIELD}.id_number: a person order's release needs it")
     return {"id_number": normalise_id_number(subject["id_number"], f"{SUBJECT_FIELD}.id_number")}
 
 
@@ -242,8 +114,8 @@ def _check_sender(schema_name: str, record: Mapping[str, Any], agency: Agency) -
 
 def _outgoing(schema: RegisteredSchema, document: Any, agency: Agency) -> OutgoingEvent:
     if not isinstance(document, dict):
-        raise _InputError(f"expected a JSON object, got {type(document).__name__}")
-    _check_text(document, "")
+        raise InputError(f"expected a JSON object, got {type(document).__name__}")
+    check_text(document, "")
     subject = _release_subject(document) if schema.full_name == _RELEASE else None
     record = normalise_event(schema.full_name, from_json(schema, document))
     _check_sender(schema.full_name, record, agency)

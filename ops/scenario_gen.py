@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 from consumers.watchlist import OrderKind
 from ops.scenario import (
@@ -68,7 +69,7 @@ def generate_scenario(
     base = base_time.astimezone(dt.UTC).replace(microsecond=0)
     maker = OrderMaker(rng, base)
     seen = SightingMaker(rng)
-    special, special_sightings = _special_cases(rng, maker, seen, base)
+    special, special_sightings = _special_cases(maker, seen, base)
     special_ids = {o.order_id for o in maker.orders}
     for _ in range(orders - len(maker.orders)):
         _ordinary_order(rng, maker, special_ids)
@@ -148,62 +149,91 @@ def _stranger(rng: random.Random, maker: OrderMaker) -> Subject:
             return subject
 
 
-def _special_cases(
-    rng: random.Random, maker: OrderMaker, seen: SightingMaker, base: dt.datetime
-) -> tuple[SpecialCases, list[ScenarioSighting]]:
-    recent = base - dt.timedelta(minutes=3)
-    kinds = OrderKind
-    # A person wanted by a Beijing court and a Guangdong court.
+_Case = tuple[dict[str, Any], list[ScenarioSighting]]
+_TRANSFER = "TRANSFER_REGISTRATION"
+_MORTGAGE = "MORTGAGE_REGISTRATION"
+
+
+def _ids(items: list[ScenarioOrder] | list[ScenarioSighting]) -> tuple[str, ...]:
+    return tuple(i.order_id if isinstance(i, ScenarioOrder) else i.sighting_id for i in items)
+
+
+def _two_courts(maker: OrderMaker, seen: SightingMaker, recent: dt.datetime) -> _Case:
+    """A person wanted by a Beijing court and a Guangdong court."""
     beijing, guangdong = maker.court("11"), maker.court("44")
     person = maker.person("11")
-    two = [maker.order(kinds.LOCATE_DEBTOR, beijing, person),
-           maker.order(kinds.LOCATE_DEBTOR, guangdong, person),
-           maker.order(kinds.EXIT_RESTRICTION, guangdong, person)]  # fmt: skip
-    two_seen = [seen.hotel(person, "11", recent), seen.border(person, "44", recent)]
-    # Released before the sightings are published (one seen before its release time).
-    released = [maker.order(kinds.LOCATE_DEBTOR, maker.court("31")),
-                maker.order(kinds.VEHICLE_SEARCH, maker.court("44"))]  # fmt: skip
-    transfer = "TRANSFER_REGISTRATION"
-    released_seen = [seen.hotel(released[0].subject, "31", recent),
-                     seen.vehicle(released[1].subject, "44", recent, transfer)]  # fmt: skip
-    # Ends a few seconds into the run.
-    expiring = maker.order(kinds.EXIT_RESTRICTION, maker.court("11"),
+    orders = [maker.order(OrderKind.LOCATE_DEBTOR, beijing, person),
+              maker.order(OrderKind.LOCATE_DEBTOR, guangdong, person),
+              maker.order(OrderKind.EXIT_RESTRICTION, guangdong, person)]  # fmt: skip
+    sightings = [seen.hotel(person, "11", recent), seen.border(person, "44", recent)]
+    return {"two_court_orders": _ids(orders), "two_court_sightings": _ids(sightings)}, sightings
+
+
+def _released(maker: OrderMaker, seen: SightingMaker, recent: dt.datetime) -> _Case:
+    """Released before the sightings are published (both seen before the release time)."""
+    orders = [maker.order(OrderKind.LOCATE_DEBTOR, maker.court("31")),
+              maker.order(OrderKind.VEHICLE_SEARCH, maker.court("44"))]  # fmt: skip
+    sightings = [seen.hotel(orders[0].subject, "31", recent),
+                 seen.vehicle(orders[1].subject, "44", recent, _TRANSFER)]  # fmt: skip
+    return {"released_orders": _ids(orders), "released_sightings": _ids(sightings)}, sightings
+
+
+def _out_of_period(maker: OrderMaker, seen: SightingMaker, base: dt.datetime) -> _Case:
+    """An order ending a few seconds into the run (seen during its period and after its
+    end), one not started yet, and a sighting from before an order's start."""
+    recent = base - dt.timedelta(minutes=3)
+    expiring = maker.order(OrderKind.EXIT_RESTRICTION, maker.court("11"),
                            start=base - dt.timedelta(days=20), end=base + EXPIRY_DELAY)  # fmt: skip
     after_end = expiring.end + dt.timedelta(seconds=1)
-    expired_seen = [seen.border(expiring.subject, "11", base - dt.timedelta(hours=1)),
-                    seen.border(expiring.subject, "11", after_end)]  # fmt: skip
-    # Not started yet; and a sighting from before an order's start.
-    future = maker.order(kinds.LOCATE_DEBTOR, maker.court("31"), start=base + dt.timedelta(days=3))
-    later = maker.order(kinds.LOCATE_DEBTOR, maker.court("44"), start=base - dt.timedelta(days=1))
-    future_seen = seen.hotel(future.subject, "31", recent)
+    expired = [seen.border(expiring.subject, "11", base - dt.timedelta(hours=1)),
+               seen.border(expiring.subject, "11", after_end)]  # fmt: skip
+    future = maker.order(OrderKind.LOCATE_DEBTOR, maker.court("31"),
+                         start=base + dt.timedelta(days=3))  # fmt: skip
+    later = maker.order(OrderKind.LOCATE_DEBTOR, maker.court("44"),
+                        start=base - dt.timedelta(days=1))  # fmt: skip
     early = seen.hotel(later.subject, "44", base - dt.timedelta(days=2))
-    in_period = seen.encounter(later.subject, "44", recent)
-    # Transfer and mortgage registration attempts on seized vehicles.
-    seized = [maker.order(kinds.VEHICLE_SEARCH, maker.court(p)) for p in ("11", "31")]
-    blocked = [seen.vehicle(seized[0].subject, "11", recent, transfer),
-               seen.vehicle(seized[1].subject, "31", recent, "MORTGAGE_REGISTRATION")]  # fmt: skip
-    # No police unit acknowledges this one; it still hits.
-    silent = maker.order(kinds.LOCATE_DEBTOR, maker.court("44"))
-    silent_seen = seen.encounter(silent.subject, "44", recent)
-    # A wanted person: one genuine check-in, two forged sightings.
-    wanted = maker.order(kinds.LOCATE_DEBTOR, maker.court("11"))
-    genuine = seen.hotel(wanted.subject, "11", recent)
+    sightings = [*expired, seen.hotel(future.subject, "31", recent), early,
+                 seen.encounter(later.subject, "44", recent)]  # fmt: skip
+    fields = {"expired_order": expiring.order_id, "expired_sightings": _ids(expired),
+              "not_yet_active_order": future.order_id,
+              "before_start_sighting": early.sighting_id}  # fmt: skip
+    return fields, sightings
+
+
+def _seized(maker: OrderMaker, seen: SightingMaker, recent: dt.datetime) -> _Case:
+    """Transfer and mortgage registration attempts on seized vehicles."""
+    orders = [maker.order(OrderKind.VEHICLE_SEARCH, maker.court(p)) for p in ("11", "31")]
+    sightings = [seen.vehicle(orders[0].subject, "11", recent, _TRANSFER),
+                 seen.vehicle(orders[1].subject, "31", recent, _MORTGAGE)]  # fmt: skip
+    return {"blocked_sightings": _ids(sightings)}, sightings
+
+
+def _silent_and_forged(maker: OrderMaker, seen: SightingMaker, recent: dt.datetime) -> _Case:
+    """An order no unit acknowledges (it still hits); a wanted person with one genuine
+    check-in and two forged sightings."""
+    silent = maker.order(OrderKind.LOCATE_DEBTOR, maker.court("44"))
+    wanted = maker.order(OrderKind.LOCATE_DEBTOR, maker.court("11"))
     forged = [seen.hotel(wanted.subject, "11", recent, Forgery.TAMPERED_VALUE),
               seen.encounter(wanted.subject, "11", recent, Forgery.UNTRUSTED_KEY)]  # fmt: skip
-    special = SpecialCases(
-        two_court_orders=tuple(o.order_id for o in two),
-        two_court_sightings=tuple(s.sighting_id for s in two_seen),
-        released_orders=tuple(o.order_id for o in released),
-        released_sightings=tuple(s.sighting_id for s in released_seen),
-        expired_order=expiring.order_id,
-        expired_sightings=tuple(s.sighting_id for s in expired_seen),
-        not_yet_active_order=future.order_id,
-        before_start_sighting=early.sighting_id,
-        blocked_sightings=tuple(s.sighting_id for s in blocked),
-        forged_sightings=tuple(s.sighting_id for s in forged),
-        unacknowledged_order=silent.order_id,
-        rejected_orders=(),
-    )
-    sightings = [*two_seen, *released_seen, *expired_seen, future_seen, early, in_period,
-                 *blocked, silent_seen, genuine, *forged]  # fmt: skip
-    return special, sightings
+    sightings = [seen.encounter(silent.subject, "44", recent),
+                 seen.hotel(wanted.subject, "11", recent), *forged]  # fmt: skip
+    fields = {"unacknowledged_order": silent.order_id, "forged_sightings": _ids(forged)}
+    return fields, sightings
+
+
+def _special_cases(
+    maker: OrderMaker, seen: SightingMaker, base: dt.datetime
+) -> tuple[SpecialCases, list[ScenarioSighting]]:
+    recent = base - dt.timedelta(minutes=3)
+    fields: dict[str, Any] = {"rejected_orders": ()}
+    sightings: list[ScenarioSighting] = []
+    for case_fields, case_sightings in (
+        _two_courts(maker, seen, recent),
+        _released(maker, seen, recent),
+        _out_of_period(maker, seen, base),
+        _seized(maker, seen, recent),
+        _silent_and_forged(maker, seen, recent),
+    ):
+        fields.update(case_fields)
+        sightings += case_sightings
+    return SpecialCases(**fields), sightings

@@ -25,6 +25,8 @@ _KIND_COLUMNS = (
     (OrderKind.LOCATE_DEBTOR, "locate"),
 )
 
+_KIND_LABELS = dict(_KIND_COLUMNS)
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -112,6 +114,8 @@ def render(
     console.print(_orders_table(scenario))
     console.print(_acks_table(scenario, expected, observed))
     console.print(_hits_table(scenario, expected, observed))
+    console.print(_blocked_table(scenario, observed))
+    console.print(_expiry_table(scenario, expected, observed))
     console.print(_dead_letters_table(observed))
     console.print(_checks_table(verdict))
     _print_differences(console, verdict)
@@ -175,6 +179,41 @@ def _hits_table(scenario: Scenario, expected: Expected, observed: Observed) -> T
         f"subject under an active order; {len(observed.blocked)} transfer(s) blocked"
     )
     return table
+
+
+def _blocked_table(scenario: Scenario, observed: Observed) -> Table:
+    table = Table(title="Blocked transfers (VehicleTransferBlocked to traffic management)")
+    for column in ("court", "case", "attempted", "reported by"):
+        table.add_column(column)
+    orders = {o.order_id: o for o in scenario.orders}
+    sightings = {s.sighting_id: s for s in scenario.sightings}
+    for order_id, sighting_id in sorted(observed.blocked):
+        order, sighting = orders.get(order_id), sightings.get(sighting_id)
+        if order is None or sighting is None:
+            table.add_row("?", order_id, sighting_id, "")
+            continue
+        table.add_row(order.court, str(order.record["case_number"]),
+                      sighting.operation or "", sighting.unit)  # fmt: skip
+    return table
+
+
+def _expiry_table(scenario: Scenario, expected: Expected, observed: Observed) -> Table:
+    table = Table(title="Control periods ended during the run (expiry notices)")
+    for column in ("court", "case", "kind", "ended (UTC)", "court", "police"):
+        table.add_column(column, no_wrap=True)
+    for order_id in sorted(expected.expiry_notices | observed.expiry_court):
+        order = next((o for o in scenario.orders if o.order_id == order_id), None)
+        if order is None:
+            continue
+        table.add_row(order.court, str(order.record["case_number"]), _KIND_LABELS[order.kind],
+                      f"{order.end:%m-%d %H:%M:%S}",
+                      _yes(order_id in observed.expiry_court),
+                      _yes(order_id in observed.expiry_police))  # fmt: skip
+    return table
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"
 
 
 def _dead_letters_table(observed: Observed) -> Table:

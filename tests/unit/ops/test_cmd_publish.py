@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ops.cli import app
-from ops.cmd_publish import MAX_LINE_BYTES, PublishHooks
+from ops.cmd_publish import PublishHooks
+from ops.publish_input import MAX_LINE_BYTES
 from producers.publisher import Publisher
 from schemas.agencies import load_agencies
 from schemas.codec import decode

@@ -28,12 +28,48 @@ from consumers.matcher import Matcher, MatchResult
 if TYPE_CHECKING:
     from consumers.worker import BusWorker
 
-__all__ = ["SightingLoop"]
+__all__ = ["BatchCommitter", "SightingLoop"]
 
 log = logging.getLogger(__name__)
 
 _BATCH_RECORDS = 5000
 _POLL_MS = 100
+
+
+class BatchCommitter:
+    """Matches one consumed batch and commits its output together with the batch's
+    consumer offsets, in one transaction of ``producer`` (a transactional producer)."""
+
+    def __init__(self, matcher: Matcher, producer: AIOKafkaProducer, group_id: str) -> None:
+        self._matcher = matcher
+        self._producer = producer
+        self._group_id = group_id
+        self.totals = MatchResult()
+
+    async def process(self, batch: dict[Any, list[Any]]) -> MatchResult:
+        records = [message for messages in batch.values() for message in messages]
+        result = self._matcher.process(records)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+        producer = self._producer
+        async with producer.transaction():
+            for item in result.outgoing:
+                await producer.send(
+                    item.topic,
+                    key=item.record.key,
+                    value=item.record.value,
+                    headers=list(item.record.headers),
+                )
+            await producer.send_offsets_to_transaction(offsets, self._group_id)
+        self._add(result)
+        return result
+
+    def _add(self, result: MatchResult) -> None:
+        totals = self.totals
+        totals.seen += result.seen
+        totals.candidates += result.candidates
+        totals.hits += result.hits
+        totals.blocked += result.blocked
+        totals.rejected += result.rejected
 
 
 class SightingLoop:
@@ -51,7 +87,7 @@ class SightingLoop:
         self.transactional_id = f"{worker.app_id}-matcher-{worker.rt.settings.worker_id}"
         self._partitions: set[int] | None = None
         self._changed = asyncio.Event()
-        self.totals = MatchResult()
+        self.committer: BatchCommitter | None = None
 
     def follow(self, partitions: set[int]) -> None:
         """Called on every faust assignment: read these partition numbers from now on."""
@@ -76,13 +112,14 @@ class SightingLoop:
         )
         await consumer.start()
         await producer.start()
+        self.committer = BatchCommitter(self._matcher, producer, self.group_id)
         try:
-            await self._loop(consumer, producer)
+            await self._loop(consumer, self.committer)
         finally:
             await producer.stop()
             await consumer.stop()
 
-    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def _loop(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
         app = self._worker.app
         while True:
             if self._changed.is_set():
@@ -92,9 +129,8 @@ class SightingLoop:
                 await asyncio.sleep(_POLL_MS / 1000)
                 continue
             batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_BATCH_RECORDS)
-            if not batch:
-                continue
-            await self._process(batch, producer)
+            if batch:
+                await committer.process(batch)
 
     async def _reassign(self, consumer: AIOKafkaConsumer) -> None:
         partitions = sorted(self._partitions or ())
@@ -107,26 +143,3 @@ class SightingLoop:
             else:
                 consumer.seek(tp, committed)
         log.info("matcher follows sighting partitions %s", partitions)
-
-    async def _process(self, batch: dict[Any, list[Any]], producer: AIOKafkaProducer) -> None:
-        records = [message for messages in batch.values() for message in messages]
-        result = self._matcher.process(records)
-        offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
-        async with producer.transaction():
-            for item in result.outgoing:
-                await producer.send(
-                    item.topic,
-                    key=item.record.key,
-                    value=item.record.value,
-                    headers=list(item.record.headers),
-                )
-            await producer.send_offsets_to_transaction(offsets, self.group_id)
-        self._add(result)
-
-    def _add(self, result: MatchResult) -> None:
-        totals = self.totals
-        totals.seen += result.seen
-        totals.candidates += result.candidates
-        totals.hits += result.hits
-        totals.blocked += result.blocked
-        totals.rejected += result.rejected

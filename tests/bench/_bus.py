@@ -1,0 +1,110 @@
+"""What the broker benchmarks share: a real broker, an isolated catalog with its topics,
+a key store of the agencies a benchmark signs for, and a watchlist filled in bulk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
+from ops.broker import LocalCluster
+from ops.broker_fetch import fetch_kafka
+from schemas.agencies import load_agencies
+from schemas.identifiers import id_number_check_char
+from schemas.settings import Settings, get_settings
+from sign.keystore import KeyStore
+from topics.admin import admin_client, apply, plan, read_cluster_state
+from topics.catalog import Catalog, bus_catalog
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COURT = "BJ01"
+POLICE = "110000000000"
+MATCHER = "BUS-MATCHER"
+
+
+def bootstrap() -> str:
+    """KAFKA_BOOTSTRAP_SERVERS if set, else the checkout's local broker (started if need be)."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
+        "ZF801_BOOTSTRAP_SERVERS"
+    )
+    if configured:
+        return configured
+    settings = get_settings()
+    if not settings.home.is_absolute():
+        settings = settings.model_copy(update={"home": REPO_ROOT / settings.home})
+    fetch_kafka(settings)
+    return LocalCluster.from_settings(settings, nodes=1).start().bootstrap_servers
+
+
+def bench_settings(bootstrap_servers: str, **overrides: object) -> Settings:
+    """Settings of an isolated bus: a temporary home and a topic prefix of its own."""
+    home = Path(tempfile.mkdtemp(prefix="zf801-bench-"))
+    return Settings(
+        home=home,
+        topic_prefix=f"bench{uuid.uuid4().hex[:8]}-",
+        bootstrap_servers=bootstrap_servers,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def prepare(settings: Settings, agencies: Iterable[str] = (COURT, POLICE, MATCHER)) -> Catalog:
+    """Create the key store (for ``agencies``) and the catalog's topics; return the catalog."""
+    agency_list = load_agencies()
+    KeyStore.from_settings(settings).init(
+        [agency_list.get(code) for code in agencies], dt.datetime.now(dt.UTC)
+    )
+    catalog = bus_catalog(settings)
+    with admin_client(settings.bootstrap_servers) as admin:
+        state = read_cluster_state(admin, catalog.in_namespace)
+        apply(plan(catalog, state, [COURT]), admin)
+    return catalog
+
+
+def id_numbers(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct valid citizen ID numbers (Beijing Chaoyang, born 1960-2010)."""
+    out = []
+    birth0 = dt.date(1960, 1, 1)
+    for n in range(seed, seed + count):
+        birth = birth0 + dt.timedelta(days=n % 18000)
+        first17 = f"110105{birth:%Y%m%d}{n // 18000 % 1000:03d}"
+        out.append(first17 + id_number_check_char(first17))
+    return out
+
+
+def active_order(order_id: str, kind: OrderKind = OrderKind.LOCATE_DEBTOR) -> ActiveOrder:
+    now = dt.datetime.now(dt.UTC)
+    micros = int(now.timestamp() * 1_000_000)
+    day = 86_400_000_000
+    return ActiveOrder(
+        order_id=order_id,
+        kind=kind,
+        court_code=COURT,
+        case_number="（2026）京01执1号",
+        handler_name="王法官",
+        handler_phone="13900139000",
+        action_required="发现后立即通知承办人",
+        start_us=micros - day,
+        end_us=micros + 30 * day,
+        issued_at_us=micros,
+    )
+
+
+def filler_entry() -> bytes:
+    """A typical stored watchlist entry (one order), as the worker's table holds it."""
+    return WatchEntry.empty().with_order(active_order(str(uuid.uuid4()))).to_bytes()
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def as_json(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False)

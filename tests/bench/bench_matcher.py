@@ -1,0 +1,227 @@
+"""Matcher throughput against a large watchlist, next to a plain aiokafka consume loop.
+
+Both loops read the same topic of signed sightings from the real broker in the same run:
+the plain loop only counts records; the matcher loop looks every record's key up in a
+watchlist of ``ZF801_BENCH_SUBJECTS`` subjects (default 1,000,000), and verifies, decodes
+and turns into signed hits the 1% that hit; the last loop also commits each batch's hits
+and offsets in a Kafka transaction, as the worker does. The watchlist is filled directly
+(as the worker's table holds it after recovery), so its memory per subject is measured
+too. ``ZF801_BENCH_LARGE=1`` adds a 10,000,000-subject watchlist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import gc
+import os
+import pstats
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.matcher import Matcher
+from consumers.runtime import Runtime
+from consumers.sighting_loop import BatchCommitter
+from consumers.watchlist import WatchEntry
+from producers.publisher import OutgoingEvent, Publisher
+from schemas.matchkey import person_match_key
+from sign.keystore import KeyStore
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests.bench import _bus
+
+SIGHTINGS = int(os.environ.get("ZF801_BENCH_SIGHTINGS", "200000"))
+SUBJECTS = int(os.environ.get("ZF801_BENCH_SUBJECTS", "1000000"))
+HIT_SUBJECTS = 1000
+HIT_EVERY = 100  # 1% of sightings hit
+BATCH = 5000
+_PARTITIONS = 6  # the catalog's sightings-person (co-partitioned with the watchlist)
+
+
+def _sighting(unit: str, id_number: str) -> dict[str, Any]:
+    import datetime as dt  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": unit, "observed_at": now,
+        "person": {"name": "李四", "id_number": id_number}, "hotel_name": "如家酒店（朝阳店）",
+        "hotel_address": "北京市朝阳区建国路88号", "room": "1203", "checked_in_at": now,
+        "expected_check_out": None, "registered_phone": "13800138000",
+    }  # fmt: skip
+
+
+def _watchlist(subjects: int, hit_keys: list[bytes]) -> tuple[dict[bytes, bytes], float]:
+    """A watchlist of ``subjects`` entries (each a distinct bytes value), and its bytes
+    per subject as measured by the process's resident memory."""
+    gc.collect()
+    before = _bus.rss_bytes()
+    filler = _bus.filler_entry()
+    watch: dict[bytes, bytes] = {}
+    for key in hit_keys:
+        watch[key] = WatchEntry.empty().with_order(_bus.active_order(str(uuid.uuid4()))).to_bytes()
+    for n in range(subjects - len(hit_keys)):
+        watch[os.urandom(32)] = filler[:-2] + n.to_bytes(4, "little").hex()[:2].encode()
+    gc.collect()
+    return watch, (_bus.rss_bytes() - before) / subjects
+
+
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, key=key, value=value, headers=headers)
+            for key, value, headers in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _consume(
+    bootstrap: str, topic: str, on_batch: Callable[[dict[Any, list[Any]]], Any]
+) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(_PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen, started = 0, time.perf_counter()
+        while seen < SIGHTINGS:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            seen += sum(len(messages) for messages in batch.values())
+            result = on_batch(batch)
+            if asyncio.iscoroutine(result):
+                await result
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def _setup() -> tuple[Any, ...]:
+    bootstrap = _bus.bootstrap()
+    settings = _bus.bench_settings(bootstrap)
+    catalog = _bus.prepare(settings)
+    keystore = KeyStore.from_settings(settings)
+    runtime = Runtime.from_keystore(
+        _bus.MATCHER, MemoryDeadLetterSink(), MemoryAuditSink(), settings=settings,
+        keystore=keystore,
+    )  # fmt: skip
+    people = _bus.id_numbers(HIT_SUBJECTS)
+    secret = settings.match_key_secret.get_secret_value().encode()
+    hit_keys = [person_match_key(p, secret=secret) for p in people]
+    police = Publisher(keystore.signer_for(_bus.POLICE), catalog=catalog, settings=settings)
+    topic = catalog.topic_name("sightings-person")
+    _, template = police.prepare(
+        OutgoingEvent("sightings-person", "cn.zf801.sightings.v1.HotelCheckIn",
+                      _sighting(_bus.POLICE, people[0]), hit_keys[0])
+    )  # fmt: skip
+    records = []
+    for n in range(SIGHTINGS):
+        if n % HIT_EVERY == 0:
+            who = (n // HIT_EVERY) % HIT_SUBJECTS
+            _, signed = police.prepare(
+                OutgoingEvent("sightings-person", "cn.zf801.sightings.v1.HotelCheckIn",
+                              _sighting(_bus.POLICE, people[who]), hit_keys[who])
+            )  # fmt: skip
+            records.append((hit_keys[who], signed.value, list(signed.headers)))
+        else:
+            records.append((os.urandom(32), template.value, list(template.headers)))
+    asyncio.run(_produce(bootstrap, topic, records))
+    return bootstrap, settings, catalog, runtime, hit_keys, topic
+
+
+def _matcher(runtime: Runtime, catalog: Any, watch: dict[bytes, bytes]) -> Matcher:
+    get = watch.get
+
+    def lookup(key: bytes) -> WatchEntry | None:
+        raw = get(key)
+        return WatchEntry.from_bytes(raw) if raw else None
+
+    return Matcher(lookup, runtime.verify_stage(), runtime.signer, catalog, codec=runtime.codec)
+
+
+def _row(
+    loop: str, seconds: float, plain: float, subjects: int, **extra: object
+) -> dict[str, object]:
+    return {
+        "loop": loop,
+        "subjects": f"{subjects:,}",
+        "sightings": f"{SIGHTINGS:,}",
+        "msg/s": f"{SIGHTINGS / seconds:,.0f}",
+        "ratio to plain": f"{plain / seconds:.2f}",
+        **extra,
+    }
+
+
+def _profile_rows(profile: cProfile.Profile) -> list[dict[str, object]]:
+    stats = pstats.Stats(profile)
+    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
+    top = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:8]  # type: ignore[attr-defined]
+    return [
+        {"loop": f"  profile, matcher loop: {100 * entry[2] / total:.1f}% own time in",
+         "function": f"{func[2]} ({os.path.basename(func[0])}:{func[1]})"}
+        for func, entry in top
+    ]  # fmt: skip
+
+
+def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
+    bootstrap, settings, catalog, runtime, hit_keys, topic = setup
+    watch, per_subject = _watchlist(subjects, hit_keys)
+    plain = asyncio.run(_consume(bootstrap, topic, lambda batch: None))
+    rows = [_row("plain aiokafka getmany loop", plain, plain, 0)]
+
+    matcher = _matcher(runtime, catalog, watch)
+    hits = 0
+
+    def match(batch: dict[Any, list[Any]]) -> None:
+        nonlocal hits
+        hits += matcher.process([m for ms in batch.values() for m in ms]).hits
+
+    profile = cProfile.Profile()
+    seconds = asyncio.run(_consume(bootstrap, topic, match))
+    rows.append(_row("matcher: lookup; verify, decode, sign on hit", seconds, plain, subjects,
+                     hits=hits, **{"bytes/subject": f"{per_subject:.0f}"}))  # fmt: skip
+
+    async def committed() -> float:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+            enable_idempotence=True, acks="all", linger_ms=2,
+        )  # fmt: skip
+        await producer.start()
+        try:
+            committer = BatchCommitter(
+                _matcher(runtime, catalog, watch), producer, f"bench-{uuid.uuid4().hex[:8]}"
+            )
+            return await _consume(bootstrap, topic, committer.process)
+        finally:
+            await producer.stop()
+
+    seconds = asyncio.run(committed())
+    rows.append(_row("matcher + hits and offsets in one transaction per batch", seconds,
+                     plain, subjects))  # fmt: skip
+    matcher = _matcher(runtime, catalog, watch)
+    profile.enable()
+    asyncio.run(_consume(bootstrap, topic, match))
+    profile.disable()
+    rows.extend(_profile_rows(profile))
+    del watch
+    gc.collect()
+    return rows
+
+
+def run() -> list[dict[str, object]]:
+    setup = _setup()
+    rows = _measure(setup, SUBJECTS)
+    if os.environ.get("ZF801_BENCH_LARGE") == "1":
+        rows.extend(_measure(setup, 10_000_000))
+    return rows

@@ -175,7 +175,7 @@ def _profile_rows(profile: cProfile.Profile) -> list[dict[str, object]]:
 
 
 def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
-    bootstrap, settings, catalog, runtime, hit_keys, topic = setup
+    bootstrap, _, catalog, runtime, hit_keys, topic = setup
     watch, per_subject = _watchlist(subjects, hit_keys)
     plain = asyncio.run(_consume(bootstrap, topic, lambda batch: None))
     rows = [_row("plain aiokafka getmany loop", plain, plain, 0)]
@@ -214,7 +214,7 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
     asyncio.run(_consume(bootstrap, topic, match))
     profile.disable()
     rows.extend(_profile_rows(profile))
-    del watch
+    watch.clear()
     gc.collect()
     return rows
 

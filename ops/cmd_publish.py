@@ -23,6 +23,7 @@ from producers.errors import NotAllowed, PublishError
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import SUBJECT_FIELD, key_for, route_for
 from schemas.agencies import Agency, get_agency
+from schemas.codec import default_codec
 from schemas.edge import normalise_event
 from schemas.errors import BusError
 from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
@@ -118,6 +119,7 @@ def _outgoing(schema: RegisteredSchema, document: Any, agency: Agency) -> Outgoi
     check_text(document, "")
     subject = _release_subject(document) if schema.full_name == _RELEASE else None
     record = normalise_event(schema.full_name, from_json(schema, document))
+    default_codec().validate(schema.full_name, record)  # the record's shape, before keying it
     _check_sender(schema.full_name, record, agency)
     route = route_for(schema.full_name, record)
     court = record.get(route.court_field) if route.court_field else None
@@ -147,6 +149,8 @@ def check_input(
             publisher.prepare(event)
         except (BusError, ValueError) as exc:  # every edge error names field and rule
             bad.append(BadLine(number, str(exc)))
+        except Exception as exc:  # a checker tripped on a hostile shape: still this line's fault
+            bad.append(BadLine(number, f"cannot be checked ({type(exc).__name__}: {exc})"))
         else:
             good.append(CheckedEvent(number, event))
     return good, bad

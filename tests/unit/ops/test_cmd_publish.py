@@ -4,6 +4,7 @@ producer behind the real Publisher (no broker)."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,15 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ops.cli import app
-from ops.cmd_publish import PublishHooks
+from ops.cmd_publish import PublishHooks, check_input
 from ops.publish_input import MAX_LINE_BYTES
 from producers.publisher import Publisher
 from schemas.agencies import load_agencies
 from schemas.codec import decode
 from schemas.matchkey import person_match_key
+from schemas.registry import default_registry
 from schemas.settings import Settings
 from sign.events import EventSigner, EventVerifier
 from sign.keystore import KeyStore
@@ -332,3 +338,69 @@ def test_skip_bad_publishes_the_good_lines_and_still_fails(
 def test_skip_bad_with_only_good_lines_exits_zero(invoke: Invoke, producer: MemoryProducer) -> None:
     result = invoke(["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], _lines(_order()))
     assert result.exit_code == 0 and len(producer.sent) == 1
+
+
+# --- hostile shapes ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("type_name", "agency", "field", "value"),
+    [
+        ("VehicleEncounter", "110000110000", "vehicle", "京A12345"),
+        ("VehicleSearchOrder", "BJ01", "subject", None),
+        ("OrderAcknowledgement", "110000110000", "status", {"DEPLOYED": True}),
+        ("BorderCrossing", "110000230000", "direction", ["OUT"]),
+        ("HotelCheckIn", "110105000000", "person", [1, 2]),
+    ],
+)
+def test_wrong_shapes_are_bad_lines_not_crashes(
+    invoke: Invoke, producer: MemoryProducer, type_name: str, agency: str, field: str, value: object
+) -> None:
+    family = (
+        "sightings"
+        if type_name in {"VehicleEncounter", "BorderCrossing", "HotelCheckIn"}
+        else "orders"
+    )
+    document = _example(family, type_name) | {field: value}
+    result = _bad_run(invoke, producer, _lines(document), type_name, "--as", agency)
+    assert "line 1: " in result.stderr
+    assert "Traceback" not in result.output
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutation_of_a_good_event_is_published_or_named_never_a_crash(
+    data: st.DataObject,
+) -> None:
+    name, family, agency = data.draw(st.sampled_from(_MUTATED))
+    document = _example(family, name)
+    for key in data.draw(st.lists(st.sampled_from(sorted(document)), max_size=3, unique=True)):
+        document[key] = data.draw(_JSON_VALUES)
+    good, bad = check_input(
+        _signing_publisher(agency),
+        default_registry().get(name),
+        io.BytesIO(_lines(document).encode()),
+    )
+    assert len(good) + len(bad) == 1
+    assert all(line.line == 1 and line.error for line in bad)
+
+
+_MUTATED = [
+    ("ExitRestrictionOrder", "orders", "BJ01"),
+    ("VehicleSearchOrder", "orders", "BJ01"),
+    ("OrderAcknowledgement", "orders", "110000110000"),
+    ("HotelCheckIn", "sightings", "110105000000"),
+    ("VehicleEncounter", "sightings", "110000110000"),
+    ("BorderCrossing", "sightings", "110000230000"),
+]
+
+
+def _signing_publisher(agency: str) -> Publisher:
+    return Publisher(EventSigner(Ed25519PrivateKey.generate(), agency), producer=MemoryProducer())

@@ -1,0 +1,211 @@
+"""Hit latency: from a sighting's publish to its alert at the court subscriber, at a
+steady 2,000 sightings per second through a real ``zf801 worker`` process.
+
+5% of the sightings hit one of 200 locate-debtor orders of one court. The court side
+reads its alert topic at ``read_committed`` (hits are committed in transactions); the
+same run measures a plain consumer of the sightings topic, the floor set by the broker
+and the client alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.watchlist import derive_id
+from ops.demo_bus import ORDER_TOPIC_IDS, DemoBus
+from producers.publisher import OutgoingEvent, Publisher
+from schemas.matchkey import person_match_key
+from tests.bench import _bus
+
+RATE = int(os.environ.get("ZF801_BENCH_RATE", "2000"))
+SECONDS = float(os.environ.get("ZF801_BENCH_SECONDS", "15"))
+SUBJECTS = 200
+HIT_EVERY = 20
+_TICK_S = 0.01
+_SIGHTING = "cn.zf801.sightings.v1.HotelCheckIn"
+
+
+def _order(person: str) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "order_id": str(uuid.uuid4()), "case_number": "（2026）京01执9号",
+        "enforcing_court_code": _bus.COURT,
+        "handler": {"name": "王法官", "phone": "13900139000"},
+        "subject": {"name": "李四", "id_number": person},
+        "control_period_start": now - dt.timedelta(days=1),
+        "control_period_end": now + dt.timedelta(days=30),
+        "police_requirements": "发现后立即通知承办人",
+        "sealed_documents": [{"kind": "DETENTION_DECISION", "document_id": "doc-1",
+                              "sha256": bytes(32), "title": "拘留决定书"}],
+        "province_code": "11", "issued_at": now,
+    }  # fmt: skip
+
+
+def _check_in(person: str) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": _bus.POLICE,
+        "observed_at": now, "person": {"name": "李四", "id_number": person},
+        "hotel_name": "如家酒店（朝阳店）", "hotel_address": "北京市朝阳区建国路88号",
+        "room": None, "checked_in_at": now, "expected_check_out": None,
+        "registered_phone": None,
+    }  # fmt: skip
+
+
+class _Clock:
+    """Send times by hit id (alerts) and by sighting id (the plain consumer)."""
+
+    def __init__(self) -> None:
+        self.sent_hit: dict[str, float] = {}
+        self.sent_sighting: dict[bytes, float] = {}
+        self.hit_latency: list[float] = []
+        self.plain_latency: list[float] = []
+
+
+async def _stream(
+    bootstrap: str, prepared: list[tuple[str, Any, str | None]], clock: _Clock
+) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        per_tick = max(1, int(RATE * _TICK_S))
+        started = time.perf_counter()
+        futures = []
+        for n in range(0, len(prepared), per_tick):
+            target = started + (n / per_tick) * _TICK_S
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for topic, record, hit_id in prepared[n : n + per_tick]:
+                now = time.time()
+                if hit_id is not None:
+                    clock.sent_hit[hit_id] = now
+                clock.sent_sighting[record.header("ce_id")] = now
+                futures.append(await producer.send(
+                    topic, key=record.key, value=record.value, headers=list(record.headers)
+                ))  # fmt: skip
+        await asyncio.gather(*futures)
+        return len(prepared) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def _listen(
+    bootstrap: str, topic: str, clock: _Clock, *, alerts: bool, expected: int
+) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
+        auto_offset_reset="latest",
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(1 if alerts else 6)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        deadline = time.monotonic() + SECONDS + 60
+        got = 0
+        while got < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for messages in batch.values():
+                for message in messages:
+                    headers = dict(message.headers)
+                    if alerts:
+                        sent = clock.sent_hit.get(headers["ce_id"].decode())
+                        if sent is not None:
+                            clock.hit_latency.append(now - sent)
+                    else:
+                        sent = clock.sent_sighting.get(headers["ce_id"])
+                        if sent is not None:
+                            clock.plain_latency.append(now - sent)
+                    got += 1
+    finally:
+        await consumer.stop()
+
+
+def _prepare(bus: DemoBus) -> list[tuple[str, Any, str | None]]:
+    people = _bus.id_numbers(SUBJECTS, seed=7)
+    court = Publisher(bus.keystore.signer_for(_bus.COURT), catalog=bus.catalog,
+                      settings=bus.settings)  # fmt: skip
+    orders = [_order(p) for p in people]
+    secret = bus.settings.match_key_secret.get_secret_value().encode()
+    keys = [person_match_key(p, secret=secret) for p in people]
+    court.publish_all([
+        OutgoingEvent("orders-locate-debtor", "cn.zf801.orders.v1.LocateDebtorOrder", o, k)
+        for o, k in zip(orders, keys, strict=True)
+    ])  # fmt: skip
+    court.close()
+    bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, 60)
+    police = Publisher(bus.keystore.signer_for(_bus.POLICE), catalog=bus.catalog,
+                       settings=bus.settings)  # fmt: skip
+    strangers = iter(_bus.id_numbers(int(RATE * SECONDS), seed=100_000))
+    prepared = []
+    for n in range(int(RATE * SECONDS)):
+        if n % HIT_EVERY == 0:
+            who = (n // HIT_EVERY) % SUBJECTS
+            sighting = _check_in(people[who])
+            key = keys[who]
+            hit_id: str | None = derive_id(orders[who]["order_id"], sighting["sighting_id"])
+        else:
+            person = next(strangers)
+            sighting, key, hit_id = _check_in(person), person_match_key(person, secret=secret), None
+        topic, record = police.prepare(OutgoingEvent("sightings-person", _SIGHTING, sighting, key))
+        prepared.append((topic, record, hit_id))
+    police.close()
+    return prepared
+
+
+def _percentiles(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000, ordered[-1] * 1000
+
+
+def run() -> list[dict[str, object]]:
+    settings = _bus.bench_settings(_bus.bootstrap())
+    bus = DemoBus.create(settings)
+    bus.apply_topics()
+    bus.ensure_keys(dt.datetime.now(dt.UTC))
+    bus.start_worker()
+    try:
+        bus.wait_worker_ready(120)
+        prepared = _prepare(bus)
+        clock = _Clock()
+        hits = sum(1 for _, _, hit in prepared if hit is not None)
+
+        async def measure() -> float:
+            alerts = asyncio.create_task(_listen(
+                settings.bootstrap_servers, bus.catalog.topic_name("alerts", court=_bus.COURT),
+                clock, alerts=True, expected=hits,
+            ))  # fmt: skip
+            plain = asyncio.create_task(_listen(
+                settings.bootstrap_servers, bus.catalog.topic_name("sightings-person"),
+                clock, alerts=False, expected=len(prepared),
+            ))  # fmt: skip
+            await asyncio.sleep(1.0)  # both listeners positioned at the end
+            rate = await _stream(settings.bootstrap_servers, prepared, clock)
+            await asyncio.gather(alerts, plain)
+            return rate
+
+        rate = asyncio.run(measure())
+    finally:
+        bus.stop_worker()
+    rows = []
+    for name, values, count in (
+        ("sighting publish -> court alert (read_committed)", clock.hit_latency, hits),
+        ("sighting publish -> plain consumer of sightings", clock.plain_latency, len(prepared)),
+    ):
+        p50, p99, worst = _percentiles(values)
+        rows.append({
+            "path": name, "sent/s": f"{rate:,.0f}", "received": f"{len(values)}/{count}",
+            "p50 ms": f"{p50:.1f}", "p99 ms": f"{p99:.1f}", "max ms": f"{worst:.1f}",
+        })  # fmt: skip
+    return rows

@@ -8,8 +8,6 @@ codec), so a file with a bad line publishes nothing unless ``--skip-bad`` is giv
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +17,10 @@ import click
 import typer
 
 from ops.publish_input import BadLine, InputError, check_text, read_documents
-from producers.errors import NotAllowed, PublishError
+from producers.errors import PublishError
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
-from producers.routes import SUBJECT_FIELD, key_for, route_for
-from schemas.agencies import Agency, get_agency
+from producers.routes import SUBJECT_FIELD, outgoing_event, route_for
+from schemas.agencies import get_agency
 from schemas.codec import default_codec
 from schemas.edge import normalise_event
 from schemas.errors import BusError
@@ -36,30 +34,6 @@ from sign.keystore import KeyStore
 __all__ = ["CheckedEvent", "PublishHooks", "check_input", "publish"]
 
 _RELEASE = "cn.zf801.orders.v1.OrderRelease"
-# Fields naming the sending agency, which must be the agency the event is signed for.
-_SENDER_FIELDS = (
-    "enforcing_court_code",
-    "releasing_court_code",
-    "acknowledging_unit_code",
-    "reporting_unit_code",
-    "answering_unit_code",
-    "reporting_agency_code",
-    "acknowledging_agency_code",
-)
-_SENDER_BY_SCHEMA = {
-    "cn.zf801.court.v1.JudicialDocument": "court_code",
-    "cn.zf801.bus.v1.HitConfirmation": "court_code",
-    **{
-        f"cn.zf801.query.v1.{name}Query": "requesting_court_code"
-        for name in (
-            "Identity",
-            "ExitEntryDocument",
-            "BorderCrossing",
-            "VehicleRegistration",
-            "HotelStay",
-        )
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,36 +76,14 @@ def _release_subject(document: dict[str, Any]) -> dict[str, str]:
     return {"id_number": normalise_id_number(subject["id_number"], f"{SUBJECT_FIELD}.id_number")}
 
 
-def _check_sender(schema_name: str, record: Mapping[str, Any], agency: Agency) -> None:
-    names = [_SENDER_BY_SCHEMA[schema_name]] if schema_name in _SENDER_BY_SCHEMA else []
-    names += [name for name in _SENDER_FIELDS if name in record]
-    for name in names[:1]:
-        if record.get(name) != agency.code:
-            raise NotAllowed(
-                f"{name}: {record.get(name)!r} is not the publishing agency {agency.code} "
-                "(an agency publishes only its own events) [rule sender]"
-            )
-
-
-def _outgoing(schema: RegisteredSchema, document: Any, agency: Agency) -> OutgoingEvent:
+def _outgoing(schema: RegisteredSchema, document: Any) -> OutgoingEvent:
     if not isinstance(document, dict):
         raise InputError(f"expected a JSON object, got {type(document).__name__}")
     check_text(document, "")
     subject = _release_subject(document) if schema.full_name == _RELEASE else None
     record = normalise_event(schema.full_name, from_json(schema, document))
     default_codec().validate(schema.full_name, record)  # the record's shape, before keying it
-    _check_sender(schema.full_name, record, agency)
-    route = route_for(schema.full_name, record)
-    court = record.get(route.court_field) if route.court_field else None
-    return OutgoingEvent(
-        topic_id=route.topic_id,
-        schema_name=schema.full_name,
-        record=record,
-        key=key_for(route, record, subject),
-        court=court if isinstance(court, str) else None,
-        event_id=str(uuid.uuid4()),
-        time=dt.datetime.now(dt.UTC),
-    )
+    return outgoing_event(schema.full_name, record, subject)
 
 
 def check_input(
@@ -145,7 +97,7 @@ def check_input(
             bad.append(document)
             continue
         try:
-            event = _outgoing(schema, document, publisher.agency)
+            event = _outgoing(schema, document)
             publisher.prepare(event)
         except (BusError, ValueError) as exc:  # every edge error names field and rule
             bad.append(BadLine(number, str(exc)))

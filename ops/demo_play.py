@@ -25,7 +25,7 @@ from consumers.runtime import Runtime
 from ops.demo_bus import ORDER_TOPIC_IDS, DemoBus, DemoError
 from ops.scenario import Expected, Forgery, Scenario, ScenarioSighting
 from producers.publisher import OutgoingEvent, Publisher, kafka_producer
-from producers.routes import key_for, route_for
+from producers.routes import outgoing_event
 from schemas.codec import default_codec
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
@@ -68,14 +68,6 @@ class Observed:
     refused_alerts: int = 0
 
 
-def _event(schema: str, record: Any, subject: dict[str, str] | None = None) -> OutgoingEvent:
-    route = route_for(schema, record)
-    court = record.get(route.court_field) if route.court_field else None
-    return OutgoingEvent(
-        route.topic_id, schema, record, key_for(route, record, subject), court=court
-    )
-
-
 class Player:
     """Publishes a scenario's events, each agency with its own key, on one producer."""
 
@@ -93,16 +85,16 @@ class Player:
         return self._publishers[agency]
 
     def orders(self, scenario: Scenario, advance: Advance) -> int:
-        return self._send([self._prepare(o.court, _event(o.schema_name, o.record))
+        return self._send([self._prepare(o.court, outgoing_event(o.schema_name, o.record))
                            for o in scenario.orders], advance)  # fmt: skip
 
     def acknowledgements(self, scenario: Scenario, advance: Advance) -> int:
-        return self._send([self._prepare(a.unit, _event(a.schema_name, a.record))
+        return self._send([self._prepare(a.unit, outgoing_event(a.schema_name, a.record))
                            for a in scenario.acknowledgements], advance)  # fmt: skip
 
     def releases(self, scenario: Scenario, advance: Advance) -> int:
         return self._send([
-            self._prepare(r.court, _event(r.schema_name, r.record, r.subject.ref()))
+            self._prepare(r.court, outgoing_event(r.schema_name, r.record, r.subject.ref()))
             for r in scenario.releases
         ], advance)  # fmt: skip
 
@@ -110,13 +102,13 @@ class Player:
         return self._send([self._sighting(s) for s in scenario.sightings], advance)
 
     def _sighting(self, sighting: ScenarioSighting) -> tuple[str, KafkaRecord]:
-        event = _event(sighting.schema_name, sighting.record)
+        event = outgoing_event(sighting.schema_name, sighting.record)
         if sighting.forgery is Forgery.UNTRUSTED_KEY:
             rogue = EventSigner(Ed25519PrivateKey.generate(), sighting.unit)
             return self.publisher(sighting.unit, rogue).prepare(event)
         topic, signed = self._prepare(sighting.unit, event)
         if sighting.forgery is Forgery.TAMPERED_VALUE and sighting.tampered is not None:
-            altered = _event(sighting.schema_name, sighting.tampered)
+            altered = outgoing_event(sighting.schema_name, sighting.tampered)
             # Same event id and time, so only the value differs from what was signed.
             _, changed = self._prepare(sighting.unit, OutgoingEvent(
                 altered.topic_id, altered.schema_name, altered.record, altered.key,

@@ -9,16 +9,16 @@ only when the broker has acknowledged the record.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from producers.errors import NotAllowed, PublishFailed
+from producers.events import OutgoingEvent, PublishedEvent
+from producers.routes import sender_field
 from schemas.agencies import get_agency
 from schemas.edge import normalise_event
 from schemas.envelope import KafkaRecord, build_record
@@ -27,30 +27,6 @@ from sign.events import EventSigner
 from topics.catalog import Catalog, bus_catalog
 
 __all__ = ["OutgoingEvent", "PublishedEvent", "Publisher", "kafka_producer"]
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """One event to publish: the catalog topic, its schema and record, and its key."""
-
-    topic_id: str
-    schema_name: str
-    record: Mapping[str, Any]
-    key: bytes | None
-    court: str | None = None
-    event_id: str | None = None
-    time: dt.datetime | None = None
-    traceparent: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedEvent:
-    """What the broker acknowledged."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
 
 
 def kafka_producer(settings: Settings | None = None, **overrides: Any) -> KafkaProducer:
@@ -108,6 +84,12 @@ class Publisher:
                 f"(allowed: {', '.join(spec.value_schemas)})"
             )
         record = normalise_event(event.schema_name, event.record)
+        sender = sender_field(event.schema_name, record)
+        if sender is not None and record.get(sender) != self.agency.code:
+            raise NotAllowed(
+                f"{sender}: {record.get(sender)!r} is not the publishing agency "
+                f"{self.agency.code} (an agency publishes only its own events) [rule sender]"
+            )
         unsigned = build_record(
             event.schema_name,
             record,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producers.errors import PublishError
+from producers.events import OutgoingEvent
 from schemas.matchkey import person_match_key, vehicle_record_key
 from schemas.settings import get_settings
 
@@ -23,7 +24,9 @@ __all__ = [
     "Route",
     "RoutingError",
     "key_for",
+    "outgoing_event",
     "route_for",
+    "sender_field",
     "subject_key",
 ]
 
@@ -172,5 +175,53 @@ def key_for(
     """The record key of an (already normalised) record on ``route``."""
     try:
         return route.key(record, subject)
-    except (KeyError, TypeError) as exc:
-        raise RoutingError(f"cannot key the event: field {exc} is missing") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RoutingError(f"cannot key the event: {type(exc).__name__}: {exc}") from exc
+
+
+_SENDER_FIELDS = (
+    "enforcing_court_code",
+    "releasing_court_code",
+    "acknowledging_unit_code",
+    "reporting_unit_code",
+    "answering_unit_code",
+    "reporting_agency_code",
+    "acknowledging_agency_code",
+)
+_SENDER_BY_SCHEMA: Mapping[str, str] = {
+    f"{_NS}court.v1.JudicialDocument": "court_code",
+    f"{_NS}bus.v1.HitConfirmation": "court_code",
+    **{
+        f"{_NS}query.v1.{name}Query": "requesting_court_code"
+        for name in (
+            "Identity",
+            "ExitEntryDocument",
+            "BorderCrossing",
+            "VehicleRegistration",
+            "HotelStay",
+        )
+    },
+}
+
+
+def sender_field(schema_name: str, record: Mapping[str, Any]) -> str | None:
+    """The record field that names the sending agency (an agency publishes only its own
+    events: the field must equal the signer's agency code), or None."""
+    if schema_name in _SENDER_BY_SCHEMA:
+        return _SENDER_BY_SCHEMA[schema_name]
+    return next((name for name in _SENDER_FIELDS if name in record), None)
+
+
+def outgoing_event(
+    schema_name: str, record: Mapping[str, Any], subject: Mapping[str, Any] | None = None
+) -> OutgoingEvent:
+    """An event routed to its catalog topic and keyed (``subject`` keys a release)."""
+    route = route_for(schema_name, record)
+    court = record.get(route.court_field) if route.court_field else None
+    return OutgoingEvent(
+        route.topic_id,
+        schema_name,
+        record,
+        key_for(route, record, subject),
+        court=court if isinstance(court, str) else None,
+    )

@@ -217,7 +217,7 @@ class _Compiler:
         short = schema["name"].rpartition(".")[2]
 
         def check(value: Any) -> None:
-            if value not in symbols or not isinstance(value, str):
+            if not isinstance(value, str) or value not in symbols:
                 shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
                 raise _InvalidError("symbol", f"{shown} is not a symbol of {short}")
 

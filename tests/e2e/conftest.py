@@ -22,10 +22,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
-from producers.routes import key_for, route_for
+from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
 from schemas.codec import default_codec
-from schemas.edge import normalise_event
 from schemas.identifiers import id_number_check_char, vin_check_digit
 from schemas.registry import default_registry
 from schemas.settings import Settings
@@ -119,12 +118,7 @@ class Bus:
         self, schema: str, record: Mapping[str, Any], subject: Mapping[str, Any] | None = None
     ) -> OutgoingEvent:
         full = schema if "." in schema else _full_name(schema)
-        normalised = normalise_event(full, record)
-        route = route_for(full, normalised)
-        court = normalised.get(route.court_field) if route.court_field else None
-        return OutgoingEvent(
-            route.topic_id, full, normalised, key_for(route, normalised, subject), court=court
-        )
+        return outgoing_event(full, record, subject)
 
     def publish(
         self,

@@ -31,6 +31,7 @@ from consumers.watchlist import (
 from schemas.codec import Codec, default_codec
 from schemas.envelope import KafkaRecord, build_record, child_traceparent
 from schemas.headers import CE_TYPE, TRACEPARENT
+from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
 from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
@@ -82,20 +83,25 @@ def _header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
 
 
 class Matcher:
-    """Matches sightings against a watchlist lookup and builds signed hits."""
+    """Matches sightings against a watchlist lookup and builds signed hits. ``refuse``
+    dead-letters and audits a verified sighting that must not be acted on."""
 
     def __init__(
         self,
         lookup: Callable[[bytes], WatchEntry | None],
         verify_stage: VerifyStage,
+        refuse: Callable[[VerifiedEvent, str, str], None],
         signer: EventSigner,
         catalog: Catalog,
         *,
         codec: Codec | None = None,
+        keyer: MatchKeyer | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._lookup = lookup
+        self._keyer = keyer or MatchKeyer()
         self._stage = verify_stage
+        self._refuse = refuse
         self._signer = signer
         self._catalog = catalog
         self._codec = codec or default_codec()
@@ -132,6 +138,13 @@ class Matcher:
         consumed = verified.record
         value = consumed.value or b""
         schema, sighting = self._codec.decode(value)
+        problem = self._key_problem(consumed.key or b"", sighting, verified.signature.agency_code)
+        if problem is not None:
+            # Signed, but the key (what was matched) is not the subject the value names, or
+            # the unit claims another unit's report: never act on it.
+            self._refuse(verified, *problem)
+            result.rejected += 1
+            return
         now = self._clock()
         orders = matching_orders(
             entry, schema.full_name, to_micros(sighting["observed_at"]), to_micros(now)
@@ -176,6 +189,23 @@ class Matcher:
                     )
                 )
                 result.blocked += 1
+
+    def _key_problem(
+        self, key: bytes, sighting: Mapping[str, Any], signer_agency: str
+    ) -> tuple[str, str] | None:
+        if sighting.get("reporting_unit_code") != signer_agency:
+            return "AGENCY_MISMATCH", (
+                f"reporting_unit_code {sighting.get('reporting_unit_code')!r} is not the "
+                f"signing agency {signer_agency}"
+            )
+        if "person" in sighting:
+            keys = [self._keyer.person(sighting["person"]["id_number"], "person.id_number")]
+        else:
+            vehicle = sighting["vehicle"]
+            keys = self._keyer.vehicle(vehicle.get("plate_number"), vehicle.get("vin"))
+        if key not in keys:
+            return "KEY_MISMATCH", "the record key is not the match key of the sighting's subject"
+        return None
 
     def _signed(
         self,

@@ -39,7 +39,7 @@ from consumers.watchlist import (
     to_micros,
 )
 from schemas.envelope import KafkaRecord, build_record
-from schemas.matchkey import vehicle_match_keys
+from schemas.matchkey import MatchKeyer, vehicle_match_keys
 from sign.verify_stage import VerifiedEvent
 
 __all__ = ["ACK_ROLES", "BusWorker"]
@@ -123,7 +123,13 @@ class BusWorker:
         self.acks_stage = runtime.verify_stage()
         self.sightings_stage = runtime.verify_stage()
         self.matcher = Matcher(
-            self._lookup, self.sightings_stage, runtime.signer, catalog, codec=runtime.codec
+            self._lookup,
+            self.sightings_stage,
+            runtime.refuse,
+            runtime.signer,
+            catalog,
+            codec=runtime.codec,
+            keyer=MatchKeyer(runtime.settings.match_key_secret.get_secret_value().encode()),
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None

@@ -147,7 +147,10 @@ def _matcher(runtime: Runtime, catalog: Any, watch: dict[bytes, bytes]) -> Match
         raw = get(key)
         return WatchEntry.from_bytes(raw) if raw else None
 
-    return Matcher(lookup, runtime.verify_stage(), runtime.signer, catalog, codec=runtime.codec)
+    return Matcher(
+        lookup, runtime.verify_stage(), runtime.refuse, runtime.signer, catalog,
+        codec=runtime.codec,
+    )  # fmt: skip
 
 
 def _row(

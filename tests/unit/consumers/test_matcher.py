@@ -1,0 +1,206 @@
+"""The matcher on signed sightings (real keys and signatures, in-memory sinks, no broker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.matcher import Matcher
+from consumers.runtime import Runtime
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
+from producers.publisher import Publisher
+from producers.routes import outgoing_event
+from schemas.agencies import load_agencies
+from schemas.codec import default_codec
+from schemas.matchkey import MatchKeyer
+from schemas.settings import Settings
+from sign.keystore import KeyStore
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+
+POLICE = "110000000000"
+TRAFFIC = "110000110000"
+PERSON = "11010519491231002X"
+OTHER = "110105196001010017"
+PLATE, VIN = "京A12345", "LSVAU218XN2183294"
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
+    home = tmp_path_factory.mktemp("matcher")
+    store = KeyStore.from_settings(Settings(home=home))
+    agencies = load_agencies()
+    store.init([agencies.get(c) for c in ("BJ01", POLICE, TRAFFIC, "BUS-MATCHER")],
+               dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))  # fmt: skip
+    return store
+
+
+class Fixture:
+    def __init__(self, keystore: KeyStore) -> None:
+        self.settings = Settings(home=keystore.directory.parent)
+        self.dead_letters, self.audit = MemoryDeadLetterSink(), MemoryAuditSink()
+        self.runtime = Runtime.from_keystore(
+            "BUS-MATCHER", self.dead_letters, self.audit, settings=self.settings,
+            keystore=keystore,
+        )  # fmt: skip
+        self.keystore = keystore
+        self.keyer = MatchKeyer()
+        self.watch: dict[bytes, WatchEntry] = {}
+        self.stage = self.runtime.verify_stage()
+        self.matcher = Matcher(
+            self.watch.get, self.stage, self.runtime.refuse, self.runtime.signer,
+            self.runtime.catalog, keyer=self.keyer,
+        )  # fmt: skip
+        self.offset = 0
+
+    def order(self, key: bytes, kind: OrderKind, court: str = "BJ01") -> ActiveOrder:
+        now = to_micros(dt.datetime.now(dt.UTC))
+        order = ActiveOrder(str(uuid.uuid4()), kind, court, "（2026）京01执1号", "王法官",
+                            "13900139000", "通知承办人", now - 10**9, now + 10**9, now,
+                            "（2026）京01执1号之一")  # fmt: skip
+        self.watch[key] = self.watch.get(key, WatchEntry.empty()).with_order(order)
+        return order
+
+    def consumed(self, agency: str, schema: str, record: dict[str, Any]) -> Consumed:
+        publisher = Publisher(self.keystore.signer_for(agency), catalog=self.runtime.catalog,
+                              settings=self.settings)  # fmt: skip
+        topic, signed = publisher.prepare(outgoing_event(schema, record))
+        self.offset += 1
+        return Consumed(topic, 0, self.offset, int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+                        signed.key, signed.value, list(signed.headers))  # fmt: skip
+
+
+@pytest.fixture
+def fx(keystore: KeyStore) -> Fixture:
+    return Fixture(keystore)
+
+
+def _check_in(unit: str, id_number: str) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": unit, "observed_at": now,
+        "person": {"name": "李四", "id_number": id_number}, "hotel_name": "如家酒店",
+        "hotel_address": "北京市朝阳区建国路88号", "room": None, "checked_in_at": now,
+        "expected_check_out": None, "registered_phone": None,
+    }  # fmt: skip
+
+
+def _encounter(kind: str, plate: str = PLATE, vin: str | None = VIN) -> dict[str, Any]:
+    return {
+        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": TRAFFIC,
+        "observed_at": dt.datetime.now(dt.UTC), "kind": kind,
+        "vehicle": {"plate_number": plate, "vin": vin}, "place": "北京市车辆管理所",
+    }  # fmt: skip
+
+
+HOTEL = "cn.zf801.sightings.v1.HotelCheckIn"
+VEHICLE = "cn.zf801.sightings.v1.VehicleEncounter"
+
+
+def test_a_miss_costs_no_verification(fx: Fixture) -> None:
+    fx.order(fx.keyer.person(OTHER), OrderKind.LOCATE_DEBTOR)
+    result = fx.matcher.process([fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))])
+    assert (result.seen, result.candidates, result.hits, result.outgoing) == (1, 0, 0, [])
+    assert fx.stage.accepted == 0
+
+
+def test_a_subject_whose_orders_the_type_cannot_hit_is_not_verified(fx: Fixture) -> None:
+    fx.order(fx.keyer.person(PERSON), OrderKind.EXIT_RESTRICTION)  # hits only at the border
+    result = fx.matcher.process([fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))])
+    assert (result.candidates, result.hits) == (0, 0)
+    assert fx.stage.accepted == 0
+
+
+def test_a_hit_is_signed_addressed_to_the_issuing_court_and_derived_from_its_inputs(
+    fx: Fixture,
+) -> None:
+    order = fx.order(fx.keyer.person(PERSON), OrderKind.LOCATE_DEBTOR)
+    sighting = _check_in(POLICE, PERSON)
+    consumed = fx.consumed(POLICE, HOTEL, sighting)
+    result = fx.matcher.process([consumed])
+    assert result.hits == 1
+    [out] = result.outgoing
+    assert out.topic == "zf801.alerts.BJ01"
+    assert out.record.key == order.order_id.encode()
+    assert out.record.header("ce_id") == derive_id(order.order_id, sighting["sighting_id"]).encode()
+    assert out.record.header("ce_source") == b"zf801:agency/BUS-MATCHER"
+    _, hit = default_codec().decode(out.record.value)
+    assert str(hit["order_id"]) == order.order_id
+    assert hit["sighting"]["offset"] == consumed.offset
+    assert hit["summary"]["reporting_unit_code"] == POLICE
+    # The same sighting redelivered yields the same hit id: never a second alert.
+    again = fx.matcher.process([consumed]).outgoing[0]
+    assert again.record.header("ce_id") == out.record.header("ce_id")
+
+
+def test_a_transfer_attempt_on_a_seized_vehicle_is_blocked_too(fx: Fixture) -> None:
+    order = fx.order(fx.keyer.plate(PLATE), OrderKind.VEHICLE_SEARCH)
+    result = fx.matcher.process(
+        [fx.consumed(TRAFFIC, VEHICLE, _encounter("TRANSFER_REGISTRATION"))]
+    )
+    assert (result.hits, result.blocked) == (1, 1)
+    topics = [item.topic for item in result.outgoing]
+    assert topics == ["zf801.alerts.BJ01", "zf801.police.vehicle-blocks"]
+    _, blocked = default_codec().decode(result.outgoing[1].record.value)
+    assert (str(blocked["order_id"]), blocked["attempted_operation"]) == (
+        order.order_id, "TRANSFER_REGISTRATION")  # fmt: skip
+    patrol = fx.matcher.process([fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL"))])
+    assert (patrol.hits, patrol.blocked) == (1, 0)
+
+
+@pytest.mark.parametrize("where", ["value", "key", "signature"])
+def test_a_tampered_candidate_is_dead_lettered_and_never_matched(fx: Fixture, where: str) -> None:
+    fx.order(fx.keyer.person(PERSON), OrderKind.LOCATE_DEBTOR)
+    consumed = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    if where == "value":
+        value = bytearray(consumed.value or b"")
+        value[-1] ^= 1
+        consumed = replace(consumed, value=bytes(value))
+    elif where == "signature":
+        headers = [(n, v[:-4] + b"AAA=" if n == "ce_signature" else v) for n, v in consumed.headers]
+        consumed = replace(consumed, headers=headers)
+    else:
+        fx.order(fx.keyer.person(OTHER), OrderKind.LOCATE_DEBTOR)
+        consumed = replace(consumed, key=fx.keyer.person(OTHER))
+    result = fx.matcher.process([consumed])
+    assert (result.hits, result.rejected, result.outgoing) == (0, 1, [])
+    assert len(fx.dead_letters.rejections) == 1
+    assert len(fx.audit.rejections) == 1
+
+
+def test_a_signed_sighting_keyed_by_another_subject_is_refused(fx: Fixture) -> None:
+    """A unit that signs person B's check-in under person A's key gets no hit on A."""
+    fx.order(fx.keyer.person(OTHER), OrderKind.LOCATE_DEBTOR)
+    record = _check_in(POLICE, PERSON)
+    publisher = Publisher(fx.keystore.signer_for(POLICE), catalog=fx.runtime.catalog,
+                          settings=fx.settings)  # fmt: skip
+    event = replace(outgoing_event(HOTEL, record), key=fx.keyer.person(OTHER))
+    _, signed = publisher.prepare(event)
+    consumed = Consumed("zf801.sightings.person", 0, 1, 0, signed.key, signed.value,
+                        list(signed.headers))  # fmt: skip
+    result = fx.matcher.process([consumed])
+    assert (result.hits, result.rejected) == (0, 1)
+    assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"
+
+
+def test_an_unknown_sighting_type_on_a_watched_key_is_ignored(fx: Fixture, tmp_path: Path) -> None:
+    key = fx.keyer.person(PERSON)
+    fx.order(key, OrderKind.LOCATE_DEBTOR)
+    headers = [("ce_type", b"cn.zf801.sightings.v1.Nonsense")]
+    result = fx.matcher.process([Consumed("t", 0, 0, 0, key, b"\x00", headers)])
+    assert (result.candidates, result.rejected) == (0, 0)

@@ -28,8 +28,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ops.demo_bus import ORDER_TOPIC_IDS, SIGHTING_TOPIC_IDS, DemoBus
 from ops.demo_play import Observed, Player, read_outcome
+from ops.deployment import ORDER_TOPIC_IDS, SIGHTING_TOPIC_IDS, Deployment
 from ops.scenario import Expected, Scenario, expected_outcome
 from ops.scenario_gen import generate_scenario
 from ops.scenario_report import Verdict, judge
@@ -109,7 +109,7 @@ def _prefix(settings: Settings, options: DemoOptions) -> str:
 def run_demo(options: DemoOptions, settings: Settings, console: Console) -> DemoOutcome:
     """Play the scenario of ``options`` and judge what arrived (see the module docstring)."""
     prefix = _prefix(settings, options)
-    bus = DemoBus.create(
+    bus = Deployment.create(
         settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
     )
     with _progress(console) as progress:
@@ -137,7 +137,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
     )
 
 
-def _deploy(bus: DemoBus, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:
+def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:
     if options.start_broker:
         with phases.phase("broker"):
             phases.progress.console.log(bus.start_broker())
@@ -158,7 +158,7 @@ def _deploy(bus: DemoBus, phases: _Phases, options: DemoOptions, user_prefix: st
         bus.wait_worker_ready(options.worker_start_timeout_s)
 
 
-def _play(bus: DemoBus, phases: _Phases, scenario: Scenario, options: DemoOptions) -> None:
+def _play(bus: Deployment, phases: _Phases, scenario: Scenario, options: DemoOptions) -> None:
     player = Player(bus)
     timeout = options.catch_up_timeout_s
     try:

@@ -22,7 +22,7 @@ from kafka.errors import KafkaError
 
 from consumers.alerts import AlertSubscriber
 from consumers.runtime import Runtime
-from ops.demo_bus import ORDER_TOPIC_IDS, DemoBus, DemoError
+from ops.deployment import ORDER_TOPIC_IDS, Deployment, DeploymentError
 from ops.scenario import Expected, Forgery, Scenario, ScenarioSighting
 from producers.publisher import OutgoingEvent, Publisher, kafka_producer
 from producers.routes import outgoing_event
@@ -71,7 +71,7 @@ class Observed:
 class Player:
     """Publishes a scenario's events, each agency with its own key, on one producer."""
 
-    def __init__(self, bus: DemoBus) -> None:
+    def __init__(self, bus: Deployment) -> None:
         self._bus = bus
         self._producer: KafkaProducer = kafka_producer(bus.settings, linger_ms=20)
         self._publishers: dict[str, Publisher] = {}
@@ -122,7 +122,7 @@ class Player:
             return self.publisher(agency).prepare(event)
         except BusError as exc:
             refused = f"the scenario's {event.schema_name} of {agency} is refused: {exc}"
-            raise DemoError(refused) from exc
+            raise DeploymentError(refused) from exc
 
     def _send(self, prepared: Sequence[tuple[str, KafkaRecord]], advance: Advance) -> int:
         futures = [
@@ -134,7 +134,7 @@ class Player:
                 future.get(timeout=_SEND_TIMEOUT_S)
                 advance(1)
         except KafkaError as exc:
-            raise DemoError(f"the broker did not acknowledge an event: {exc}") from exc
+            raise DeploymentError(f"the broker did not acknowledge an event: {exc}") from exc
         return len(futures)
 
     def close(self) -> None:
@@ -154,7 +154,7 @@ def _wanted(scenario: Scenario, expected: Expected, court: str) -> set[tuple[str
     return wanted
 
 
-def _read_court(bus: DemoBus, court: str, wanted: set[tuple[str, str]], acks: int,
+def _read_court(bus: Deployment, court: str, wanted: set[tuple[str, str]], acks: int,
                 deadline: float) -> tuple[list[Any], int, int]:  # fmt: skip
     """Every alert of ``court`` (as that court), until all that is wanted has arrived and
     the stream has been idle for a moment, or the deadline."""
@@ -179,7 +179,7 @@ def _read_court(bus: DemoBus, court: str, wanted: set[tuple[str, str]], acks: in
     return alerts, subscriber.duplicates, len(refusals.rejections)
 
 
-def _read_topic(bus: DemoBus, topic: str) -> list[Any]:
+def _read_topic(bus: Deployment, topic: str) -> list[Any]:
     """Every committed record of a topic, read to its end."""
     consumer = KafkaConsumer(
         bootstrap_servers=bus.settings.bootstrap_servers,
@@ -208,7 +208,7 @@ def _read_topic(bus: DemoBus, topic: str) -> list[Any]:
 
 
 def read_outcome(
-    bus: DemoBus, scenario: Scenario, expected: Expected, timeout_s: float
+    bus: Deployment, scenario: Scenario, expected: Expected, timeout_s: float
 ) -> Observed:
     """Everything the bus delivered for ``scenario``."""
     observed = Observed()
@@ -246,7 +246,7 @@ def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
             observed.expiry_court.add(str(record["order_id"]))
 
 
-def _note_blocks(observed: Observed, bus: DemoBus) -> None:
+def _note_blocks(observed: Observed, bus: Deployment) -> None:
     verifier = EventVerifier(bus.keystore.trust_store())
     codec = default_codec()
     for message in _read_topic(bus, bus.catalog.topic_name("vehicle-blocks")):
@@ -262,7 +262,7 @@ def _note_blocks(observed: Observed, bus: DemoBus) -> None:
         observed.blocked.add((str(record["order_id"]), str(record["sighting_id"])))
 
 
-def _note_police_side(observed: Observed, bus: DemoBus) -> None:
+def _note_police_side(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
     for topic_id in ORDER_TOPIC_IDS:
         for message in _read_topic(bus, bus.catalog.topic_name(topic_id)):
@@ -271,7 +271,7 @@ def _note_police_side(observed: Observed, bus: DemoBus) -> None:
                 observed.expiry_police.add(str(record["order_id"]))
 
 
-def _note_dead_letters(observed: Observed, bus: DemoBus) -> None:
+def _note_dead_letters(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
     for message in _read_topic(bus, bus.catalog.topic_name("dead-letter")):
         _, letter = codec.decode(message.value)

@@ -1,7 +1,7 @@
-"""The demo's own deployment of the bus: the local broker (or the configured cluster), the
-catalog's topics under the run's prefix, the demo trust set, and a ``zf801 worker``
-subprocess, with the waits that replace sleeping ("has the worker consumed every record
-up to the end of these topics?")."""
+"""A local deployment of the bus, as the demo, the e2e tests and the benchmarks run it: the
+local broker (or the configured cluster), the catalog's topics under the run's prefix, the
+demo trust set, and a ``zf801 worker`` subprocess, with the waits that replace sleeping
+("has the worker consumed every record up to the end of these topics?")."""
 
 from __future__ import annotations
 
@@ -24,25 +24,26 @@ from kafka.errors import KafkaError
 from ops.broker import LocalCluster
 from ops.broker_fetch import fetch_kafka
 from ops.errors import OpsError
+from producers.routes import ORDER_TOPICS
 from schemas.agencies import load_agencies
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 
-__all__ = ["DEMO_PREFIX", "ORDER_TOPIC_IDS", "SIGHTING_TOPIC_IDS", "DemoBus", "DemoError"]
+__all__ = ["DEMO_PREFIX", "ORDER_TOPIC_IDS", "SIGHTING_TOPIC_IDS", "Deployment", "DeploymentError"]
 
 DEMO_PREFIX = re.compile(r"^demo[0-9]{14}-")
 """Topic prefix of a demo run (``demo<UTC timestamp>-``)."""
-ORDER_TOPIC_IDS = ("orders-exit-restriction", "orders-vehicle-search", "orders-locate-debtor")
+ORDER_TOPIC_IDS = tuple(ORDER_TOPICS.values())
 SIGHTING_TOPIC_IDS = ("sightings-person", "sightings-vehicle")
 _POLL_S = 0.2
 _LOG_TAIL_BYTES = 4000
 _STOP_TIMEOUT_S = 20.0
 
 
-class DemoError(OpsError):
-    """The demo's deployment failed (broker, topics, keys or worker)."""
+class DeploymentError(OpsError):
+    """The deployment failed (broker, topics, keys or worker)."""
 
 
 def is_earlier_run(name: str, user_prefix: str, own_prefix: str) -> bool:
@@ -54,7 +55,7 @@ def is_earlier_run(name: str, user_prefix: str, own_prefix: str) -> bool:
 
 
 @dataclass
-class DemoBus:
+class Deployment:
     """One isolated deployment: ``settings`` carry the run's topic prefix and ack timeout."""
 
     settings: Settings
@@ -65,7 +66,7 @@ class DemoBus:
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings) -> DemoBus:
+    def create(cls, settings: Settings) -> Deployment:
         home = settings.home.resolve()
         settings = settings.model_copy(update={"home": home})
         return cls(
@@ -108,27 +109,33 @@ class DemoBus:
             result = apply(plan(self.catalog, state, courts), admin)
         if result.failures:
             failed = "; ".join(f"{topic}: {reason}" for topic, reason in result.failures)
-            raise DemoError(f"topics apply failed: {failed}")
+            raise DeploymentError(f"topics apply failed: {failed}")
         return len(result.created)
 
     def remove_earlier_runs(self, user_prefix: str) -> int:
         """Delete the topics and consumer groups of earlier demo runs under ``user_prefix``
         (the prefix the operator set, if any), never this run's."""
         own = self.settings.topic_prefix
+        return self._remove(lambda name: is_earlier_run(name, user_prefix, own))
 
-        def of_earlier_run(name: str) -> bool:
-            return is_earlier_run(name, user_prefix, own)
+    def remove_run(self) -> int:
+        """Delete this run's own topics and consumer groups (everything under its prefix)."""
+        prefix = self.settings.topic_prefix
+        if not prefix:
+            raise DeploymentError("refusing to remove the topics of an unprefixed deployment")
+        return self._remove(lambda name: name.startswith(prefix))
 
+    def _remove(self, doomed: Callable[[str], bool]) -> int:
         admin = self._admin()
         try:
-            topics = [name for name in admin.list_topics() if of_earlier_run(name)]
-            groups = [g["group_id"] for g in admin.list_groups() if of_earlier_run(g["group_id"])]
+            topics = [name for name in admin.list_topics() if doomed(name)]
+            groups = [g["group_id"] for g in admin.list_groups() if doomed(g["group_id"])]
             if topics:
                 admin.delete_topics(topics)
             if groups:
                 admin.delete_groups(groups)
         except KafkaError as exc:
-            raise DemoError(f"cannot remove earlier demo runs: {exc}") from exc
+            raise DeploymentError(f"cannot remove topics and groups: {exc}") from exc
         finally:
             admin.close()
         return len(topics)
@@ -166,7 +173,7 @@ class DemoBus:
             else [sys.executable, "-c", "from ops.cli import main; main()"]
         )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [*command, "worker", "--loglevel", "info"],
             env=self.worker_env(),
@@ -184,14 +191,15 @@ class DemoBus:
 
         self._wait(ready, timeout_s, "the worker did not join its consumer group")
 
-    def stop_worker(self) -> int | None:
-        """SIGTERM to the worker's process group, SIGKILL after a grace period."""
+    def stop_worker(self, signum: int = signal.SIGTERM) -> int | None:
+        """``signum`` (SIGTERM; SIGKILL for crash tests) to the worker's process group,
+        SIGKILL after a grace period."""
         process, self.process = self.process, None
         if process is None:
             return None
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signum)
             try:
                 process.wait(timeout=_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -251,7 +259,7 @@ class DemoBus:
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    raise DemoError(
+                    raise DeploymentError(
                         f"the worker exited with code {self.process.returncode}; log tail:\n"
                         + self.worker_log_tail()
                     )
@@ -261,6 +269,6 @@ class DemoBus:
                 time.sleep(_POLL_S)  # polling the broker's state, not waiting on a guess
         finally:
             admin.close()
-        raise DemoError(
+        raise DeploymentError(
             f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
         )

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.watchlist import derive_id
-from ops.demo_bus import ORDER_TOPIC_IDS, DemoBus
+from ops.deployment import ORDER_TOPIC_IDS, Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from tests.bench import _bus
@@ -131,7 +131,7 @@ async def _listen(
         await consumer.stop()
 
 
-def _prepare(bus: DemoBus) -> list[tuple[str, Any, str | None]]:
+def _prepare(bus: Deployment) -> list[tuple[str, Any, str | None]]:
     people = _bus.id_numbers(SUBJECTS, seed=7)
     court = Publisher(bus.keystore.signer_for(_bus.COURT), catalog=bus.catalog,
                       settings=bus.settings)  # fmt: skip
@@ -171,7 +171,7 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
 
 def run() -> list[dict[str, object]]:
     settings = _bus.bench_settings(_bus.bootstrap())
-    bus = DemoBus.create(settings)
+    bus = Deployment.create(settings)
     bus.apply_topics()
     bus.ensure_keys(dt.datetime.now(dt.UTC))
     bus.start_worker()

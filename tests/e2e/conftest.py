@@ -5,11 +5,7 @@ publishers and court subscriber used in-process as an upstream system would use 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
+from ops.deployment import ORDER_TOPIC_IDS, Deployment
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
@@ -30,12 +27,10 @@ from schemas.registry import default_registry
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
-from topics.admin import admin_client, apply, plan, read_cluster_state
-from topics.catalog import Catalog, bus_catalog
+from topics.catalog import bus_catalog
 
-_ZF801 = Path(sys.executable).with_name("zf801")
-_READY_LINE = "matcher follows sighting partitions"
 _WORKER_START_TIMEOUT_S = 120.0
+_CONSUMED_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="session")
@@ -49,64 +44,19 @@ def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @dataclass
-class Bus:
-    """One isolated deployment of the bus (its own topic prefix) and its worker process."""
+class Bus(Deployment):
+    """A deployment (own topic prefix, worker subprocess) seen as upstream systems and
+    courts use it: publishing as an agency, reading a court's alerts, reading a topic."""
 
-    settings: Settings
-    catalog: Catalog
-    keystore: KeyStore
-    log_path: Path
-    worker_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
     _publishers: dict[str, Publisher] = field(default_factory=dict)
 
-    # --- the worker -----------------------------------------------------------------------
-    def env(self) -> dict[str, str]:
-        settings = self.settings
-        return {
-            **os.environ,
-            "ZF801_HOME": str(settings.home),
-            "ZF801_TOPIC_PREFIX": settings.topic_prefix,
-            "ZF801_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "ZF801_ACK_TIMEOUT_S": str(settings.ack_timeout_s),
-            **self.worker_env,
-        }
+    def start(self) -> None:
+        self.start_worker()
+        self.wait_worker_ready(_WORKER_START_TIMEOUT_S)
 
-    def start_worker(self) -> None:
-        """Start ``zf801 worker`` and return once it follows its sighting partitions."""
-        start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(_ZF801), "worker", "--loglevel", "info"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            text = self.log_path.read_bytes()[start:].decode("utf-8", "replace")
-            if _READY_LINE in text:
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        tail = self.log_path.read_bytes()[-4000:].decode("utf-8", "replace")
-        raise AssertionError(f"worker did not become ready; log tail:\n{tail}")
+    def kill(self) -> None:
+        self.stop_worker(signal.SIGKILL)
 
-    def kill_worker(self, signum: int = signal.SIGKILL) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signum)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.process = None
-
-    # --- publishing -----------------------------------------------------------------------
     def publisher(self, agency: str) -> Publisher:
         if agency not in self._publishers:
             self._publishers[agency] = Publisher(
@@ -129,52 +79,23 @@ class Bus:
     ) -> PublishedEvent:
         return self.publisher(agency).publish(self.event(schema, record, subject))
 
-    # --- observing ------------------------------------------------------------------------
-    def wait_orders_consumed(self, timeout_s: float = 60.0) -> None:
-        """Until the worker's faust group has committed every order topic to its end."""
-        group = f"{self.settings.topic_prefix}zf801-matcher"
-        topics = [
-            self.catalog.topic_name(t)
-            for t in ("orders-exit-restriction", "orders-vehicle-search", "orders-locate-debtor")
-        ]
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
-        try:
-            partitions = [
-                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-            ]
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                ends = consumer.end_offsets(partitions)
-                committed = admin.list_group_offsets(group).get(group, {})
-                if all(
-                    ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp])
-                    for tp in partitions
-                ):
-                    return
-                time.sleep(0.2)
-            raise AssertionError("the worker did not consume every order in time")
-        finally:
-            consumer.close()
-            admin.close()
+    def wait_orders_consumed(self) -> None:
+        """Until the worker has committed every order topic to its end."""
+        self.wait_consumed(self.app_id, ORDER_TOPIC_IDS, _CONSUMED_TIMEOUT_S)
 
     def alerts(self, court: str, until_idle_s: float = 4.0) -> list[Alert]:
         runtime = Runtime.from_keystore(
-            court,
-            MemoryDeadLetterSink(),
-            MemoryAuditSink(),
-            settings=self.settings,
+            court, MemoryDeadLetterSink(), MemoryAuditSink(), settings=self.settings,
             keystore=self.keystore,
-        )
+        )  # fmt: skip
         return list(AlertSubscriber(runtime, court).read(until_idle_s=until_idle_s))
 
     def read_topic(
         self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
     ) -> list[tuple[dict[str, Any], dict[str, bytes], str]]:
         """Every record of a topic (read_committed): (decoded value, headers, type name)."""
-        topic = self.catalog.topic_name(topic_id, court)
         consumer = KafkaConsumer(
-            topic,
+            self.catalog.topic_name(topic_id, court),
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -191,7 +112,7 @@ class Bus:
         return out
 
     def close(self) -> None:
-        self.kill_worker(signal.SIGTERM)
+        self.stop_worker()
         for publisher in self._publishers.values():
             publisher.close()
 
@@ -203,42 +124,35 @@ def _full_name(short: str) -> str:
     raise KeyError(short)
 
 
-def _apply_topics(catalog: Catalog, bootstrap: str) -> None:
-    courts = [agency.code for agency in load_agencies().courts()]
-    with admin_client(bootstrap) as admin:
-        state = read_cluster_state(admin, catalog.in_namespace)
-        apply(plan(catalog, state, courts), admin)
-
-
 @pytest.fixture(scope="module")
 def bus_factory(
     bootstrap_servers: str, e2e_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    """Makes isolated buses: ``bus_factory(ack_timeout_s=5)`` (worker not started)."""
+    """Makes isolated buses: ``bus_factory(ack_timeout_s=5)`` (worker not started); their
+    topics and consumer groups are deleted afterwards."""
     made: list[Bus] = []
 
     def make(**settings_overrides: Any) -> Bus:
-        prefix = f"e2e{uuid.uuid4().hex[:8]}-"
         settings = Settings(
             home=e2e_home,
-            topic_prefix=prefix,
+            topic_prefix=f"e2e{uuid.uuid4().hex[:8]}-",
             bootstrap_servers=bootstrap_servers,
             **settings_overrides,
         )
-        catalog = bus_catalog(settings)
-        _apply_topics(catalog, bootstrap_servers)
         bus = Bus(
             settings=settings,
-            catalog=catalog,
+            catalog=bus_catalog(settings),
             keystore=KeyStore.from_settings(settings),
-            log_path=tmp_path_factory.mktemp("worker") / f"worker-{prefix}log",
+            log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         )
+        bus.apply_topics()
         made.append(bus)
         return bus
 
     yield make
     for bus in made:
         bus.close()
+        bus.remove_run()
 
 
 _NOW = dt.datetime.now

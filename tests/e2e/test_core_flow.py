@@ -28,7 +28,7 @@ POLICE_SH = "310000000000"
 @pytest.fixture(scope="module")
 def bus(bus_factory: Any) -> Iterator[Any]:
     bus = bus_factory(ack_timeout_s=4.0)
-    bus.start_worker()
+    bus.start()
     yield bus
 
 

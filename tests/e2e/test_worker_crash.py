@@ -23,7 +23,7 @@ def test_sigkill_mid_stream_loses_no_hit_and_duplicates_none(
     bus_factory: Any, records: Any
 ) -> None:
     bus = bus_factory()
-    bus.start_worker()
+    bus.start()
     subjects = [records.id_number() for _ in range(SUBJECTS)]
     orders = [
         records.person_order("BJ01", f"（2026）京01执{800 + i}号", person)
@@ -60,11 +60,11 @@ def test_sigkill_mid_stream_loses_no_hit_and_duplicates_none(
         before_kill = bus.read_topic("alerts", "BJ01", idle_s=0.5)
         if before_kill:
             break
-    bus.kill_worker()  # SIGKILL while the stream goes on
+    bus.kill()  # SIGKILL while the stream goes on
     killed.set()
     streaming.join()
     assert 0 < len(before_kill) < len(expected)
-    bus.start_worker()
+    bus.start()
 
     def hit_ids() -> list[str]:
         return [

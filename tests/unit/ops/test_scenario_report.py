@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from ops.demo_bus import is_earlier_run
 from ops.demo_play import Observed, ObservedHit
+from ops.deployment import is_earlier_run
 from ops.scenario import Expected, Scenario, expected_outcome
 from ops.scenario_gen import generate_scenario
 from ops.scenario_report import judge, render

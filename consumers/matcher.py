@@ -30,7 +30,7 @@ from consumers.watchlist import (
 )
 from schemas.codec import Codec, default_codec
 from schemas.envelope import KafkaRecord, build_record, child_traceparent
-from schemas.headers import CE_TYPE, TRACEPARENT
+from schemas.headers import CE_ALTKEYS, CE_TYPE, TRACEPARENT
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
 from sign.verify_stage import VerifiedEvent, VerifyStage
@@ -108,6 +108,7 @@ class Matcher:
         self._clock = clock
         self._source = f"zf801:agency/{signer.agency_code}"
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
+        self._vehicle_topic = catalog.topic_name("sightings-vehicle")
 
     def process(self, records: Iterable[ConsumedSighting]) -> MatchResult:
         """Match a batch; the result lists every record to publish, in order."""
@@ -117,8 +118,13 @@ class Matcher:
             result.seen += 1
             key = message.key
             entry = lookup(key) if key is not None else None
+            matched = key
             if not entry:
-                continue
+                if message.topic != self._vehicle_topic:
+                    continue
+                matched, entry = self._by_alt_key(message.headers)
+                if not entry:
+                    continue
             headers = list(message.headers or ())
             raw_type = _header(headers, CE_TYPE)
             if raw_type is None or not _could_hit(entry, raw_type.decode("utf-8", "replace")):
@@ -131,14 +137,31 @@ class Matcher:
             if verified is None:
                 result.rejected += 1
                 continue
-            self._hits_for(verified, entry, result)
+            self._hits_for(verified, entry, matched or b"", result)
         return result
 
-    def _hits_for(self, verified: VerifiedEvent, entry: WatchEntry, result: MatchResult) -> None:
+    def _by_alt_key(self, headers: Any) -> tuple[bytes | None, WatchEntry | None]:
+        """The first of a vehicle sighting's other keys (``ce_altkeys``) on the watchlist."""
+        hints = _header(headers or (), CE_ALTKEYS)
+        for text in hints.split(b",") if hints else ():
+            try:
+                key = bytes.fromhex(text.decode("ascii"))
+            except ValueError:
+                return None, None
+            entry = self._lookup(key)
+            if entry:
+                return key, entry
+        return None, None
+
+    def _hits_for(
+        self, verified: VerifiedEvent, entry: WatchEntry, matched: bytes, result: MatchResult
+    ) -> None:
         consumed = verified.record
         value = consumed.value or b""
         schema, sighting = self._codec.decode(value)
-        problem = self._key_problem(consumed.key or b"", sighting, verified.signature.agency_code)
+        problem = self._key_problem(
+            (consumed.key or b"", matched), sighting, verified.signature.agency_code
+        )
         if problem is not None:
             # Signed, but the key (what was matched) is not the subject the value names, or
             # the unit claims another unit's report: never act on it.
@@ -191,8 +214,10 @@ class Matcher:
                 result.blocked += 1
 
     def _key_problem(
-        self, key: bytes, sighting: Mapping[str, Any], signer_agency: str
+        self, used: tuple[bytes, bytes], sighting: Mapping[str, Any], signer_agency: str
     ) -> tuple[str, str] | None:
+        """Why the sighting must not be acted on: its unit is not its signer, or a key it
+        was keyed or found by is not its subject's; None if neither."""
         if sighting.get("reporting_unit_code") != signer_agency:
             return "AGENCY_MISMATCH", (
                 f"reporting_unit_code {sighting.get('reporting_unit_code')!r} is not the "
@@ -203,8 +228,8 @@ class Matcher:
         else:
             vehicle = sighting["vehicle"]
             keys = self._keyer.vehicle(vehicle.get("plate_number"), vehicle.get("vin"))
-        if key not in keys:
-            return "KEY_MISMATCH", "the record key is not the match key of the sighting's subject"
+        if any(key not in keys for key in used):
+            return "KEY_MISMATCH", "a key of the record is not a match key of its subject"
         return None
 
     def _signed(

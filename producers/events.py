@@ -22,6 +22,8 @@ class OutgoingEvent:
     event_id: str | None = None
     time: dt.datetime | None = None
     traceparent: str | None = None
+    alt_keys: tuple[bytes, ...] = ()
+    """The subject's other match keys (a vehicle's VIN key), sent in ``ce_altkeys``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from producers.routes import sender_field
 from schemas.agencies import get_agency
 from schemas.edge import normalise_event
 from schemas.envelope import KafkaRecord, build_record
+from schemas.headers import CE_ALTKEYS
 from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
 from topics.catalog import Catalog, bus_catalog
@@ -99,6 +100,9 @@ class Publisher:
             time=event.time,
             traceparent=event.traceparent,
         )
+        if event.alt_keys:
+            hints = ",".join(key.hex() for key in event.alt_keys).encode("ascii")
+            unsigned = unsigned.with_headers((CE_ALTKEYS, hints))
         headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
         signed = KafkaRecord(unsigned.key, unsigned.value, tuple(headers))
         return self.catalog.topic_name(event.topic_id, event.court), signed

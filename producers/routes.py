@@ -15,7 +15,7 @@ from typing import Any
 
 from producers.errors import PublishError
 from producers.events import OutgoingEvent
-from schemas.matchkey import person_match_key, vehicle_record_key
+from schemas.matchkey import person_match_key, vehicle_match_keys, vehicle_record_key
 from schemas.settings import get_settings
 
 __all__ = [
@@ -224,4 +224,16 @@ def outgoing_event(
         record,
         key_for(route, record, subject),
         court=court if isinstance(court, str) else None,
+        alt_keys=_alt_keys(schema_name, record),
     )
+
+
+def _alt_keys(schema_name: str, record: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """A vehicle sighting's keys beyond its record key (the VIN key, if it has a plate)."""
+    if schema_name != f"{_NS}sightings.v1.VehicleEncounter":
+        return ()
+    vehicle = record.get("vehicle")
+    if not isinstance(vehicle, Mapping) or not vehicle.get("vin"):
+        return ()
+    keys = vehicle_match_keys(vehicle.get("plate_number"), vehicle["vin"], secret=_secret())
+    return tuple(keys[1:])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CE_ALTKEYS",
     "CE_ID",
     "CE_SIGALG",
     "CE_SIGKEYID",
@@ -46,6 +47,12 @@ CE_SIGKEYID: Final = "ce_sigkeyid"
 """Identifier of the signing key (its certificate is on the trust topic)."""
 CE_SIGNATURE: Final = "ce_signature"
 """Base64 of the 64-byte Ed25519 signature."""
+
+CE_ALTKEYS: Final = "ce_altkeys"
+"""The subject's other match keys, lower-case hex, comma-separated: a vehicle sighting is
+keyed by its plate key and carries its VIN key here, so a vehicle under false plates is
+still found. A hint for the lookup only: a hit is acted on only after the signed value
+is checked to name a subject with the matched key."""
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE_AVRO: Final = "application/avro"

@@ -17,6 +17,7 @@ from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
 from schemas.codec import default_codec
+from schemas.identifiers import vin_check_digit
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.keystore import KeyStore
@@ -204,3 +205,32 @@ def test_an_unknown_sighting_type_on_a_watched_key_is_ignored(fx: Fixture, tmp_p
     headers = [("ce_type", b"cn.zf801.sightings.v1.Nonsense")]
     result = fx.matcher.process([Consumed("t", 0, 0, 0, key, b"\x00", headers)])
     assert (result.candidates, result.rejected) == (0, 0)
+
+
+def test_a_vehicle_under_false_plates_is_found_by_its_vin(fx: Fixture) -> None:
+    order = fx.order(fx.keyer.vin(VIN), OrderKind.VEHICLE_SEARCH)  # indexed under the VIN key
+    fx.order(fx.keyer.plate(PLATE), OrderKind.VEHICLE_SEARCH)
+    false_plate = _encounter("PATROL", plate="京B54321")
+    result = fx.matcher.process([fx.consumed(TRAFFIC, VEHICLE, false_plate)])
+    assert result.hits == 1
+    _, hit = default_codec().decode(result.outgoing[0].record.value)
+    assert str(hit["order_id"]) == order.order_id
+
+
+def test_a_lookup_hint_naming_another_vehicle_is_refused(fx: Fixture) -> None:
+    fx.order(fx.keyer.vin(VIN), OrderKind.VEHICLE_SEARCH)
+    other_vin = VIN[:-1] + ("1" if VIN[-1] != "1" else "2")
+    other_vin = other_vin[:8] + vin_check_digit(other_vin) + other_vin[9:]
+    consumed = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", plate="京B54321", vin=other_vin))
+    hint = ("ce_altkeys", fx.keyer.vin(VIN).hex().encode())
+    forged = replace(consumed, headers=[h for h in consumed.headers if h[0] != "ce_altkeys"]
+                     + [hint])  # fmt: skip
+    result = fx.matcher.process([forged])
+    assert (result.hits, result.rejected) == (0, 1)
+    assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"
+
+
+def test_a_miss_without_hints_needs_no_header_scan(fx: Fixture) -> None:
+    consumed = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", vin=None))
+    assert all(name != "ce_altkeys" for name, _ in consumed.headers)
+    assert fx.matcher.process([consumed]).candidates == 0

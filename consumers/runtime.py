@@ -4,7 +4,8 @@ topics."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from kafka import KafkaProducer
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
+from sign.follower import FollowerThread, TrustFollower
 from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
 from sign.keystore import KeyStore
 from sign.replay import ReplayGuard
@@ -23,8 +25,23 @@ from topics.errors import UnknownTopic
 
 __all__ = ["Runtime"]
 
+log = logging.getLogger(__name__)
+
 _REPLAY_WINDOW = timedelta(days=7)
 _REPLAY_MAX_IDS = 2_000_000
+_TRUST_CATCH_UP_S = 15.0
+
+
+class _LoggingFollower(TrustFollower):
+    """Logs every trust record it applies: operators (and tests) see a rotation or a
+    revocation take effect in this process."""
+
+    def apply(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+    ) -> str:
+        outcome = super().apply(key, value, headers)
+        log.info("trust record %s applied: %s", (key or b"").decode("ascii", "replace"), outcome)
+        return outcome
 
 
 @dataclass
@@ -39,6 +56,7 @@ class Runtime:
     dead_letters: DeadLetterSink
     audit: AuditSink
     codec: Codec = field(default_factory=default_codec)
+    trust_follower: FollowerThread | None = None
 
     @classmethod
     def connect(cls, agency_code: str, settings: Settings | None = None) -> Runtime:
@@ -55,9 +73,26 @@ class Runtime:
         )
         dead_letters = KafkaDeadLetterSink(producer, catalog.topic_name("dead-letter"), signer)
         audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer)
-        return cls.from_keystore(
+        runtime = cls.from_keystore(
             agency_code, dead_letters, audit, settings=settings, keystore=keystore
         )
+        runtime.follow_trust_topic()
+        return runtime
+
+    def follow_trust_topic(self, timeout_s: float = _TRUST_CATCH_UP_S) -> None:
+        """Keep the trust store current from the trust topic (new certificates, rotations,
+        revocations) without a restart; returns once what is on the topic now is applied."""
+        if self.trust_follower is None:
+            follower = _LoggingFollower(self.trust, self.codec)
+            self.trust_follower = follower.start(
+                self.settings.bootstrap_servers, self.catalog.topic_name("trust")
+            )
+        self.trust_follower.wait_caught_up(timeout_s)
+
+    def close(self) -> None:
+        if self.trust_follower is not None:
+            self.trust_follower.stop()
+            self.trust_follower = None
 
     @classmethod
     def from_keystore(

@@ -211,12 +211,15 @@ class Deployment:
             self._log = None
         return process.returncode
 
-    def worker_log_tail(self) -> str:
+    def worker_log(self) -> str:
+        """Everything the worker has logged in this deployment."""
         try:
-            data = self.log_path.read_bytes()[-_LOG_TAIL_BYTES:]
+            return self.log_path.read_bytes().decode("utf-8", "replace")
         except OSError:
             return ""
-        return data.decode("utf-8", "replace")
+
+    def worker_log_tail(self) -> str:
+        return self.worker_log()[-_LOG_TAIL_BYTES:]
 
     # --- waiting --------------------------------------------------------------------------
     def wait_consumed(

@@ -133,8 +133,8 @@ def bus_factory(
     made: list[Bus] = []
 
     def make(**settings_overrides: Any) -> Bus:
+        settings_overrides.setdefault("home", e2e_home)
         settings = Settings(
-            home=e2e_home,
             topic_prefix=f"e2e{uuid.uuid4().hex[:8]}-",
             bootstrap_servers=bootstrap_servers,
             **settings_overrides,

@@ -40,7 +40,8 @@ def _properties(text: str) -> dict[str, str]:
 
 
 def _settings(home: Path) -> Settings:
-    return Settings(home=home)
+    # Explicit ports: the defaults, whatever ZF801_* variables the shell running the tests has.
+    return Settings(home=home, broker_port=9092, controller_port=9093)
 
 
 def _layout(tmp_path: Path, size: int) -> ClusterLayout:

@@ -111,6 +111,9 @@ ORDER_TOPICS: Mapping[str, str] = {
 """The order topic of each order kind (orders, releases and expiry notices share it)."""
 
 _NS = "cn.zf801."
+_QUERY_SUBJECTS = ("Identity", "ExitEntryDocument", "BorderCrossing", "VehicleRegistration",
+                   "HotelStay")  # fmt: skip
+"""The P1-P5 information kinds: each has a ``<kind>Query`` and a ``<kind>Result``."""
 _ROUTES: Mapping[str, Route] = {
     f"{_NS}orders.v1.ExitRestrictionOrder": Route("orders-exit-restriction", _person_at("subject")),
     f"{_NS}orders.v1.LocateDebtorOrder": Route("orders-locate-debtor", _person_at("subject")),
@@ -129,25 +132,13 @@ _ROUTES: Mapping[str, Route] = {
     f"{_NS}bus.v1.AnomalyAcknowledgement": Route("anomalies", _text_at("notice_id")),
     **{
         f"{_NS}query.v1.{name}Query": Route("query-requests", _text_at("correlation_id"))
-        for name in (
-            "Identity",
-            "ExitEntryDocument",
-            "BorderCrossing",
-            "VehicleRegistration",
-            "HotelStay",
-        )
+        for name in _QUERY_SUBJECTS
     },
     **{
         f"{_NS}police.v1.{name}Result": Route(
             "query-results", _text_at("correlation_id"), court_field="requesting_court_code"
         )
-        for name in (
-            "Identity",
-            "ExitEntryDocument",
-            "BorderCrossing",
-            "VehicleRegistration",
-            "HotelStay",
-        )
+        for name in _QUERY_SUBJECTS
     },
 }
 
@@ -191,16 +182,7 @@ _SENDER_FIELDS = (
 _SENDER_BY_SCHEMA: Mapping[str, str] = {
     f"{_NS}court.v1.JudicialDocument": "court_code",
     f"{_NS}bus.v1.HitConfirmation": "court_code",
-    **{
-        f"{_NS}query.v1.{name}Query": "requesting_court_code"
-        for name in (
-            "Identity",
-            "ExitEntryDocument",
-            "BorderCrossing",
-            "VehicleRegistration",
-            "HotelStay",
-        )
-    },
+    **{f"{_NS}query.v1.{name}Query": "requesting_court_code" for name in _QUERY_SUBJECTS},
 }
 
 

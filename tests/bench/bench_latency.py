@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import statistics
 import time
-import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +23,7 @@ from ops.deployment import ORDER_TOPIC_IDS, Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from tests.bench import _bus
+from tests.builders import Records
 
 RATE = int(os.environ.get("ZF801_BENCH_RATE", "2000"))
 SECONDS = float(os.environ.get("ZF801_BENCH_SECONDS", "15"))
@@ -34,30 +34,11 @@ _SIGHTING = "cn.zf801.sightings.v1.HotelCheckIn"
 
 
 def _order(person: str) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "order_id": str(uuid.uuid4()), "case_number": "（2026）京01执9号",
-        "enforcing_court_code": _bus.COURT,
-        "handler": {"name": "王法官", "phone": "13900139000"},
-        "subject": {"name": "李四", "id_number": person},
-        "control_period_start": now - dt.timedelta(days=1),
-        "control_period_end": now + dt.timedelta(days=30),
-        "police_requirements": "发现后立即通知承办人",
-        "sealed_documents": [{"kind": "DETENTION_DECISION", "document_id": "doc-1",
-                              "sha256": bytes(32), "title": "拘留决定书"}],
-        "province_code": "11", "issued_at": now,
-    }  # fmt: skip
+    return Records().person_order(_bus.COURT, "（2026）京01执9号", person)
 
 
 def _check_in(person: str) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": _bus.POLICE,
-        "observed_at": now, "person": {"name": "李四", "id_number": person},
-        "hotel_name": "如家酒店（朝阳店）", "hotel_address": "北京市朝阳区建国路88号",
-        "room": None, "checked_in_at": now, "expected_check_out": None,
-        "registered_phone": None,
-    }  # fmt: skip
+    return Records.hotel_check_in(_bus.POLICE, person)
 
 
 class _Clock:

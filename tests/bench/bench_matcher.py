@@ -32,6 +32,7 @@ from schemas.matchkey import person_match_key
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.bench import _bus
+from tests.builders import Records
 
 SIGHTINGS = int(os.environ.get("ZF801_BENCH_SIGHTINGS", "200000"))
 SUBJECTS = int(os.environ.get("ZF801_BENCH_SUBJECTS", "1000000"))
@@ -41,16 +42,7 @@ BATCH = 5000
 _PARTITIONS = 6  # the catalog's sightings-person (co-partitioned with the watchlist)
 
 
-def _sighting(unit: str, id_number: str) -> dict[str, Any]:
-    import datetime as dt  # noqa: PLC0415
-
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": unit, "observed_at": now,
-        "person": {"name": "李四", "id_number": id_number}, "hotel_name": "如家酒店（朝阳店）",
-        "hotel_address": "北京市朝阳区建国路88号", "room": "1203", "checked_in_at": now,
-        "expected_check_out": None, "registered_phone": "13800138000",
-    }  # fmt: skip
+_sighting = Records.hotel_check_in
 
 
 def _watchlist(subjects: int, hit_keys: list[bytes]) -> tuple[dict[bytes, bytes], float]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,11 @@ from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
 from schemas.codec import default_codec
-from schemas.identifiers import id_number_check_char, vin_check_digit
 from schemas.registry import default_registry
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests.builders import Records
 from topics.catalog import bus_catalog
 
 _WORKER_START_TIMEOUT_S = 120.0
@@ -155,158 +156,20 @@ def bus_factory(
         bus.remove_run()
 
 
-_NOW = dt.datetime.now
+def _wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("condition not met in time")
 
 
-class Records:
-    """Builders of realistic events for the e2e tests (valid identifiers, fresh ids)."""
-
-    def __init__(self, seed: int) -> None:
-        import random  # noqa: PLC0415
-
-        self._random = random.Random(seed)
-
-    def id_number(self, area: str = "110105") -> str:
-        birth = dt.date(1960, 1, 1) + dt.timedelta(days=self._random.randrange(20000))
-        first17 = f"{area}{birth:%Y%m%d}{self._random.randrange(1000):03d}"
-        return first17 + id_number_check_char(first17)
-
-    def plate(self, province: str = "京") -> str:
-        digits = "".join(self._random.choice("0123456789") for _ in range(5))
-        return f"{province}A{digits}"
-
-    def vin(self) -> str:
-        alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-        body = "LSV" + "".join(self._random.choice(alphabet) for _ in range(14))
-        vin = body[:8] + "0" + body[9:]
-        return vin[:8] + vin_check_digit(vin) + vin[9:]
-
-    @staticmethod
-    def _order_common(
-        court: str, case_number: str, start: dt.datetime, end: dt.datetime
-    ) -> dict[str, Any]:
-        province = load_agencies().get(court).province
-        return {
-            "order_id": str(uuid.uuid4()),
-            "case_number": case_number,
-            "enforcing_court_code": court,
-            "handler": {"name": "王法官", "phone": "13900139000"},
-            "control_period_start": start,
-            "control_period_end": end,
-            "police_requirements": "发现后立即通知承办人",
-            "sealed_documents": [
-                {
-                    "kind": "RULING",
-                    "document_id": f"doc-{uuid.uuid4().hex[:8]}",
-                    "sha256": bytes(32),
-                    "title": "执行裁定书",
-                },
-            ],
-            "province_code": province.code if province else "11",
-            "issued_at": _NOW(dt.UTC),
-        }
-
-    def person_order(
-        self,
-        court: str,
-        case_number: str,
-        id_number: str,
-        *,
-        start: dt.datetime | None = None,
-        end: dt.datetime | None = None,
-    ) -> dict[str, Any]:
-        now = _NOW(dt.UTC)
-        record = self._order_common(
-            court,
-            case_number,
-            start or now - dt.timedelta(days=1),
-            end or now + dt.timedelta(days=30),
-        )
-        record["subject"] = {"name": "李四", "id_number": id_number}
-        return record
-
-    def vehicle_order(
-        self, court: str, case_number: str, plate: str, vin: str, **kwargs: Any
-    ) -> dict[str, Any]:
-        record = self.person_order(court, case_number, "", **kwargs)
-        record["subject"] = {"plate_number": plate, "vin": vin, "owner": None}
-        record["seizure_ruling_reference"] = f"{case_number}之一"
-        record["impound_on_sight"] = True
-        return record
-
-    @staticmethod
-    def border_crossing(
-        unit: str, id_number: str, observed_at: dt.datetime | None = None
-    ) -> dict[str, Any]:
-        when = observed_at or _NOW(dt.UTC)
-        return {
-            "sighting_id": str(uuid.uuid4()),
-            "reporting_unit_code": unit,
-            "observed_at": when,
-            "person": {"name": "李四", "id_number": id_number},
-            "direction": "OUT",
-            "port": "首都国际机场口岸",
-            "destination_country_or_region": "THA",
-            "document_type": "ORDINARY_PASSPORT",
-            "document_number": "E12345678",
-            "crossed_at": when,
-        }
-
-    @staticmethod
-    def hotel_check_in(
-        unit: str, id_number: str, observed_at: dt.datetime | None = None
-    ) -> dict[str, Any]:
-        when = observed_at or _NOW(dt.UTC)
-        return {
-            "sighting_id": str(uuid.uuid4()),
-            "reporting_unit_code": unit,
-            "observed_at": when,
-            "person": {"name": "李四", "id_number": id_number},
-            "hotel_name": "如家酒店（朝阳店）",
-            "hotel_address": "北京市朝阳区建国路88号",
-            "room": "1203",
-            "checked_in_at": when,
-            "expected_check_out": None,
-            "registered_phone": "13800138000",
-        }
-
-    @staticmethod
-    def vehicle_encounter(unit: str, plate: str, vin: str | None, kind: str) -> dict[str, Any]:
-        now = _NOW(dt.UTC)
-        return {
-            "sighting_id": str(uuid.uuid4()),
-            "reporting_unit_code": unit,
-            "observed_at": now,
-            "kind": kind,
-            "vehicle": {"plate_number": plate, "vin": vin},
-            "place": "北京市车辆管理所",
-        }
-
-    @staticmethod
-    def release(order: Mapping[str, Any], kind: str) -> dict[str, Any]:
-        return {
-            "order_id": order["order_id"],
-            "order_kind": kind,
-            "case_number": order["case_number"],
-            "releasing_court_code": order["enforcing_court_code"],
-            "reason": "被执行人已履行全部义务",
-            "sealed_documents": [],
-            "released_at": _NOW(dt.UTC),
-        }
-
-    @staticmethod
-    def acknowledgement(
-        order: Mapping[str, Any], kind: str, unit: str, status: str = "DEPLOYED"
-    ) -> dict[str, Any]:
-        return {
-            "order_id": order["order_id"],
-            "order_kind": kind,
-            "court_code": order["enforcing_court_code"],
-            "acknowledging_unit_code": unit,
-            "status": status,
-            "reason": None if status == "DEPLOYED" else "证件信息不全",
-            "acknowledged_at": _NOW(dt.UTC),
-        }
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    return _wait_for
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ so tests do not see each other's hits.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,17 +35,9 @@ def _hits(alerts: list[Alert], order_ids: set[str]) -> list[Alert]:
     return [a for a in alerts if a.kind == "Hit" and str(a.record["order_id"]) in order_ids]
 
 
-def _wait_for(predicate: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
-
-
-def test_a_sighting_hits_every_court_with_an_active_order(bus: Any, records: Any) -> None:
+def test_a_sighting_hits_every_court_with_an_active_order(
+    bus: Any, records: Any, wait_for: Any
+) -> None:
     person = records.id_number()
     exit_order = records.person_order("BJ01", "（2026）京01执100号", person)
     locate_order = records.person_order("SH01", "（2026）沪01执200号", person)
@@ -60,8 +51,8 @@ def test_a_sighting_hits_every_court_with_an_active_order(bus: Any, records: Any
     bus.publish(POLICE_BJ, "HotelCheckIn", check_in)
 
     ids = {exit_order["order_id"], locate_order["order_id"]}
-    beijing = _wait_for(lambda: _hits(bus.alerts("BJ01"), ids))
-    shanghai = _wait_for(
+    beijing = wait_for(lambda: _hits(bus.alerts("BJ01"), ids))
+    shanghai = wait_for(
         lambda: len(_hits(bus.alerts("SH01"), ids)) >= 2 and _hits(bus.alerts("SH01"), ids)
     )
 
@@ -83,7 +74,7 @@ def test_a_sighting_hits_every_court_with_an_active_order(bus: Any, records: Any
 
 
 def test_release_stops_matching_and_same_second_sightings_are_defined(
-    bus: Any, records: Any
+    bus: Any, records: Any, wait_for: Any
 ) -> None:
     """Release wins once processed: a sighting processed before the release hits, one
     processed after it does not, even when both were observed in the same second."""
@@ -95,7 +86,7 @@ def test_release_stops_matching_and_same_second_sightings_are_defined(
     same_second = dt.datetime.now(dt.UTC).replace(microsecond=0)
     before = records.hotel_check_in(POLICE_BJ, person, observed_at=same_second)
     bus.publish(POLICE_BJ, "HotelCheckIn", before)
-    _wait_for(lambda: _hits(bus.alerts("BJ0105"), {order["order_id"]}))
+    wait_for(lambda: _hits(bus.alerts("BJ0105"), {order["order_id"]}))
 
     release = records.release(order, "LOCATE_DEBTOR")
     release["released_at"] = same_second
@@ -111,7 +102,7 @@ def test_release_stops_matching_and_same_second_sightings_are_defined(
     bus.publish("BJ0105", "LocateDebtorOrder", marker)
     bus.wait_orders_consumed()
     bus.publish(POLICE_BJ, "HotelCheckIn", records.hotel_check_in(POLICE_BJ, marker_person))
-    _wait_for(lambda: _hits(bus.alerts("BJ0105"), {marker["order_id"]}))
+    wait_for(lambda: _hits(bus.alerts("BJ0105"), {marker["order_id"]}))
 
     hits = _hits(bus.alerts("BJ0105"), {order["order_id"]})
     assert [str(h.record["hit_id"]) for h in hits] == [
@@ -125,7 +116,9 @@ def test_release_stops_matching_and_same_second_sightings_are_defined(
     )
 
 
-def test_expired_order_stops_matching_and_both_sides_are_told(bus: Any, records: Any) -> None:
+def test_expired_order_stops_matching_and_both_sides_are_told(
+    bus: Any, records: Any, wait_for: Any
+) -> None:
     person = records.id_number()
     now = dt.datetime.now(dt.UTC)
     order = records.person_order(
@@ -141,7 +134,7 @@ def test_expired_order_stops_matching_and_both_sides_are_told(bus: Any, records:
             if a.kind == "OrderExpiryNotice" and str(a.record["order_id"]) == order["order_id"]
         ]  # fmt: skip
 
-    notices = _wait_for(expiry_notices, timeout_s=40)
+    notices = wait_for(expiry_notices, timeout_s=40)
     assert len(notices) == 1
     assert notices[0].signed_by == "BUS-MATCHER"
     police_view = bus.read_topic("orders-exit-restriction")
@@ -156,12 +149,12 @@ def test_expired_order_stops_matching_and_both_sides_are_told(bus: Any, records:
     bus.publish("BJ01", "ExitRestrictionOrder", marker)
     bus.wait_orders_consumed()
     bus.publish(BORDER_BJ, "BorderCrossing", records.border_crossing(BORDER_BJ, marker_person))
-    _wait_for(lambda: _hits(bus.alerts("BJ01"), {marker["order_id"]}))
+    wait_for(lambda: _hits(bus.alerts("BJ01"), {marker["order_id"]}))
     assert _hits(bus.alerts("BJ01"), {order["order_id"]}) == []
 
 
 def test_acknowledgements_reach_the_court_and_silence_raises_an_overdue_alert(
-    bus: Any, records: Any
+    bus: Any, records: Any, wait_for: Any
 ) -> None:
     acked = records.person_order("SH0115", "（2026）沪0115执500号", records.id_number("310115"))
     silent = records.person_order("SH0115", "（2026）沪0115执501号", records.id_number("310115"))
@@ -177,16 +170,16 @@ def test_acknowledgements_reach_the_court_and_silence_raises_an_overdue_alert(
             if a.kind == kind and str(a.record["order_id"]) == order["order_id"]
         ]  # fmt: skip
 
-    ack = _wait_for(lambda: alerts_for("OrderAcknowledgement", acked))
+    ack = wait_for(lambda: alerts_for("OrderAcknowledgement", acked))
     assert ack[0].signed_by == POLICE_SH
     assert ack[0].record["status"] == "DEPLOYED"
-    overdue = _wait_for(lambda: alerts_for("OrderAckOverdue", silent), timeout_s=40)
+    overdue = wait_for(lambda: alerts_for("OrderAckOverdue", silent), timeout_s=40)
     assert overdue[0].record["awaited_role"] == "PUBLIC_SECURITY"
     assert alerts_for("OrderAckOverdue", acked) == []
 
 
 def test_transfer_attempt_on_a_seized_vehicle_is_blocked_and_reported(
-    bus: Any, records: Any
+    bus: Any, records: Any, wait_for: Any
 ) -> None:
     plate, vin = records.plate(), records.vin()
     order = records.vehicle_order("BJ01", "（2026）京01执600号", plate, vin)
@@ -195,7 +188,7 @@ def test_transfer_attempt_on_a_seized_vehicle_is_blocked_and_reported(
     attempt = records.vehicle_encounter(TRAFFIC_BJ, plate, vin, "TRANSFER_REGISTRATION")
     bus.publish(TRAFFIC_BJ, "VehicleEncounter", attempt)
 
-    hits = _wait_for(lambda: _hits(bus.alerts("BJ01"), {order["order_id"]}))
+    hits = wait_for(lambda: _hits(bus.alerts("BJ01"), {order["order_id"]}))
     assert hits[0].record["summary"]["kind"] == "TRANSFER_REGISTRATION"
     blocks = [
         rec for rec, _, kind in bus.read_topic("vehicle-blocks")
@@ -207,7 +200,7 @@ def test_transfer_attempt_on_a_seized_vehicle_is_blocked_and_reported(
 
 
 def test_forged_and_tampered_sightings_are_dead_lettered_not_matched(
-    bus: Any, records: Any, tmp_path: Any
+    bus: Any, records: Any, tmp_path: Any, wait_for: Any
 ) -> None:
     person = records.id_number()
     order = records.person_order("BJ01", "（2026）京01执700号", person)
@@ -240,7 +233,7 @@ def test_forged_and_tampered_sightings_are_dead_lettered_not_matched(
             if rec["original_key"] == signed.key
         ]  # fmt: skip
 
-    letters = _wait_for(lambda: len(dead_letters()) >= 2 and dead_letters())
+    letters = wait_for(lambda: len(dead_letters()) >= 2 and dead_letters())
     # The forger's certificate was never published to the bus: its key is unknown. The
     # precise reason code leads the detail; ``reason`` is the schema's category.
     found = sorted((rec["detail"].split(" ", 1)[0], rec["reason"]) for rec in letters)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +42,8 @@ def _hits(bus: Any, order_id: str) -> list[Any]:
     ]  # fmt: skip
 
 
-def _wait_for(predicate: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
-
-
 def test_rotation_and_revocation_apply_to_a_running_worker(
-    bus_factory: Any, records: Any, tmp_path: Path
+    bus_factory: Any, records: Any, tmp_path: Path, wait_for: Any
 ) -> None:
     home = tmp_path / "home"
     KeyStore.from_settings(Settings(home=home)).init(
@@ -72,10 +61,10 @@ def test_rotation_and_revocation_apply_to_a_running_worker(
     bus.keystore = KeyStore.from_settings(bus.settings)
     bus._publishers.clear()
     new_key = bus.keystore.current_key_id(POLICE_BJ)
-    _wait_for(lambda: _applied_in_worker(bus, new_key, "certificate"))
+    wait_for(lambda: _applied_in_worker(bus, new_key, "certificate"))
     rotated = records.hotel_check_in(POLICE_BJ, person)
     bus.publish(POLICE_BJ, "HotelCheckIn", rotated)
-    hits = _wait_for(lambda: _hits(bus, order["order_id"]))
+    hits = wait_for(lambda: _hits(bus, order["order_id"]))
     assert {str(h.record["hit_id"]) for h in hits} == {
         derive_id(order["order_id"], rotated["sighting_id"])
     }
@@ -84,7 +73,7 @@ def test_rotation_and_revocation_apply_to_a_running_worker(
     revoked_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     _keys(bus, "revoke", "--key-id", new_key, "--at", revoked_at.isoformat(),
           "--reason", "key-compromise", "--publish")  # fmt: skip
-    _wait_for(lambda: _applied_in_worker(bus, f"{new_key}/revocation", "revocation"))
+    wait_for(lambda: _applied_in_worker(bus, f"{new_key}/revocation", "revocation"))
     late = records.hotel_check_in(POLICE_BJ, person)
     bus.publish(POLICE_BJ, "HotelCheckIn", late)
 
@@ -94,7 +83,7 @@ def test_rotation_and_revocation_apply_to_a_running_worker(
             if rec["detail"].startswith("KEY_REVOKED")
         ]  # fmt: skip
 
-    assert _wait_for(refused)
+    assert wait_for(refused)
     assert derive_id(order["order_id"], late["sighting_id"]) not in {
         str(h.record["hit_id"]) for h in _hits(bus, order["order_id"])
     }

@@ -22,6 +22,7 @@ from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests.builders import Records
 
 POLICE = "110000000000"
 TRAFFIC = "110000110000"
@@ -91,22 +92,11 @@ def fx(keystore: KeyStore) -> Fixture:
     return Fixture(keystore)
 
 
-def _check_in(unit: str, id_number: str) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": unit, "observed_at": now,
-        "person": {"name": "李四", "id_number": id_number}, "hotel_name": "如家酒店",
-        "hotel_address": "北京市朝阳区建国路88号", "room": None, "checked_in_at": now,
-        "expected_check_out": None, "registered_phone": None,
-    }  # fmt: skip
+_check_in = Records.hotel_check_in
 
 
 def _encounter(kind: str, plate: str = PLATE, vin: str | None = VIN) -> dict[str, Any]:
-    return {
-        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": TRAFFIC,
-        "observed_at": dt.datetime.now(dt.UTC), "kind": kind,
-        "vehicle": {"plate_number": plate, "vin": vin}, "place": "北京市车辆管理所",
-    }  # fmt: skip
+    return Records.vehicle_encounter(TRAFFIC, plate, vin, kind)
 
 
 HOTEL = "cn.zf801.sightings.v1.HotelCheckIn"

@@ -1,0 +1,178 @@
+"""Builders of realistic bus events for tests and benchmarks: valid identifiers (check
+characters computed), fresh ids, orders of every kind, sightings, releases and
+acknowledgements, as upstream systems would publish them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.agencies import load_agencies
+from schemas.identifiers import id_number_check_char, vin_check_digit
+
+__all__ = ["Records"]
+
+_NOW = dt.datetime.now
+
+
+class Records:
+    """Builders of realistic events (valid identifiers, fresh ids); identifiers are drawn
+    from a generator seeded with ``seed``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+
+    def id_number(self, area: str = "110105") -> str:
+        birth = dt.date(1960, 1, 1) + dt.timedelta(days=self._random.randrange(20000))
+        first17 = f"{area}{birth:%Y%m%d}{self._random.randrange(1000):03d}"
+        return first17 + id_number_check_char(first17)
+
+    def plate(self, province: str = "京") -> str:
+        digits = "".join(self._random.choice("0123456789") for _ in range(5))
+        return f"{province}A{digits}"
+
+    def vin(self) -> str:
+        alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+        body = "LSV" + "".join(self._random.choice(alphabet) for _ in range(14))
+        vin = body[:8] + "0" + body[9:]
+        return vin[:8] + vin_check_digit(vin) + vin[9:]
+
+    @staticmethod
+    def _order_common(
+        court: str, case_number: str, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, Any]:
+        province = load_agencies().get(court).province
+        return {
+            "order_id": str(uuid.uuid4()),
+            "case_number": case_number,
+            "enforcing_court_code": court,
+            "handler": {"name": "王法官", "phone": "13900139000"},
+            "control_period_start": start,
+            "control_period_end": end,
+            "police_requirements": "发现后立即通知承办人",
+            "sealed_documents": [
+                {
+                    "kind": "RULING",
+                    "document_id": f"doc-{uuid.uuid4().hex[:8]}",
+                    "sha256": bytes(32),
+                    "title": "执行裁定书",
+                },
+            ],
+            "province_code": province.code if province else "11",
+            "issued_at": _NOW(dt.UTC),
+        }
+
+    def person_order(
+        self,
+        court: str,
+        case_number: str,
+        id_number: str,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        now = _NOW(dt.UTC)
+        record = self._order_common(
+            court,
+            case_number,
+            start or now - dt.timedelta(days=1),
+            end or now + dt.timedelta(days=30),
+        )
+        record["subject"] = {"name": "李四", "id_number": id_number}
+        return record
+
+    def vehicle_order(
+        self, court: str, case_number: str, plate: str, vin: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        record = self.person_order(court, case_number, "", **kwargs)
+        record["subject"] = {"plate_number": plate, "vin": vin, "owner": None}
+        record["seizure_ruling_reference"] = f"{case_number}之一"
+        record["impound_on_sight"] = True
+        return record
+
+    @staticmethod
+    def _person_sighting(
+        unit: str, id_number: str, when: dt.datetime, **fields: Any
+    ) -> dict[str, Any]:
+        return {
+            "sighting_id": str(uuid.uuid4()),
+            "reporting_unit_code": unit,
+            "observed_at": when,
+            "person": {"name": "李四", "id_number": id_number},
+            **fields,
+        }
+
+    @classmethod
+    def border_crossing(
+        cls, unit: str, id_number: str, observed_at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        when = observed_at or _NOW(dt.UTC)
+        return cls._person_sighting(
+            unit,
+            id_number,
+            when,
+            direction="OUT",
+            port="首都国际机场口岸",
+            destination_country_or_region="THA",
+            document_type="ORDINARY_PASSPORT",
+            document_number="E12345678",
+            crossed_at=when,
+        )
+
+    @classmethod
+    def hotel_check_in(
+        cls, unit: str, id_number: str, observed_at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        when = observed_at or _NOW(dt.UTC)
+        return cls._person_sighting(
+            unit,
+            id_number,
+            when,
+            hotel_name="如家酒店（朝阳店）",
+            hotel_address="北京市朝阳区建国路88号",
+            room="1203",
+            checked_in_at=when,
+            expected_check_out=None,
+            registered_phone="13800138000",
+        )
+
+    @staticmethod
+    def vehicle_encounter(unit: str, plate: str, vin: str | None, kind: str) -> dict[str, Any]:
+        now = _NOW(dt.UTC)
+        return {
+            "sighting_id": str(uuid.uuid4()),
+            "reporting_unit_code": unit,
+            "observed_at": now,
+            "kind": kind,
+            "vehicle": {"plate_number": plate, "vin": vin},
+            "place": "北京市车辆管理所",
+        }
+
+    @staticmethod
+    def release(order: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        return {
+            "order_id": order["order_id"],
+            "order_kind": kind,
+            "case_number": order["case_number"],
+            "releasing_court_code": order["enforcing_court_code"],
+            "reason": "被执行人已履行全部义务",
+            "sealed_documents": [],
+            "released_at": _NOW(dt.UTC),
+        }
+
+    @staticmethod
+    def acknowledgement(
+        order: Mapping[str, Any], kind: str, unit: str, status: str = "DEPLOYED"
+    ) -> dict[str, Any]:
+        return {
+            "order_id": order["order_id"],
+            "order_kind": kind,
+            "court_code": order["enforcing_court_code"],
+            "acknowledging_unit_code": unit,
+            "status": status,
+            "reason": None if status == "DEPLOYED" else "证件信息不全",
+            "acknowledged_at": _NOW(dt.UTC),
+        }

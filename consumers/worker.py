@@ -38,6 +38,7 @@ from consumers.watchlist import (
     derive_id,
     to_micros,
 )
+from schemas.agencies import AgencyRole, load_agencies
 from schemas.envelope import KafkaRecord, build_record
 from schemas.matchkey import MatchKeyer, vehicle_match_keys
 from sign.verify_stage import VerifiedEvent
@@ -285,13 +286,9 @@ class BusWorker:
             if verified is None:
                 continue
             _, record = self.rt.codec.decode(verified.record.value or b"")
-            kind = OrderKind(record["order_kind"])
-            if verified.signature.role != ACK_ROLES[kind]:
-                self._refuse(
-                    verified,
-                    "ROLE_NOT_ALLOWED",
-                    f"{kind} orders are acknowledged by {ACK_ROLES[kind]}",
-                )
+            problem = self._ack_problem(verified, record)
+            if problem is not None:
+                self._refuse(verified, *problem)
                 continue
             order_key = str(record["order_id"]).encode()
             tracked = self.tracking.get(order_key)
@@ -304,6 +301,27 @@ class BusWorker:
             await self.publish(
                 [Outgoing(self.rt.catalog.topic_name("alerts", court=court), forwarded)]
             )
+
+    def _ack_problem(
+        self, verified: VerifiedEvent, record: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        """Why an acknowledgement must not be recorded or forwarded, or None: it must come
+        from a unit of the role that acts on the order's kind, that serves the court's
+        province (the provincial rules of the agency list), about an order of that court."""
+        kind = OrderKind(record["order_kind"])
+        unit, role = verified.signature.agency_code, ACK_ROLES[kind]
+        if verified.signature.role != role:
+            return "ROLE_NOT_ALLOWED", f"{kind} orders are acknowledged by {role}"
+        if record["acknowledging_unit_code"] != unit:
+            return "AGENCY_MISMATCH", f"acknowledging_unit_code is not the signer {unit}"
+        court = record["court_code"]
+        serving = {a.code for a in load_agencies().units_serving_court(court, AgencyRole(role))}
+        if unit not in serving:
+            return "ROLE_NOT_ALLOWED", f"unit {unit} does not receive court {court}'s orders"
+        tracked = self.tracking.get(str(record["order_id"]).encode())
+        if tracked is not None and json.loads(tracked)["court"] != court:
+            return "AGENCY_MISMATCH", f"order {record['order_id']} is not court {court}'s"
+        return None
 
     # --- timers ------------------------------------------------------------------------------
     async def _on_timer(self) -> None:

@@ -22,6 +22,7 @@ BORDER_BJ = "110000230000"
 POLICE_BJ = "110000000000"
 TRAFFIC_BJ = "110000110000"
 POLICE_SH = "310000000000"
+POLICE_GD = "440000000000"
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +164,9 @@ def test_acknowledgements_reach_the_court_and_silence_raises_an_overdue_alert(
     bus.wait_orders_consumed()
     bus.publish(POLICE_SH, "OrderAcknowledgement",
                 records.acknowledgement(acked, "LOCATE_DEBTOR", POLICE_SH))  # fmt: skip
+    # A unit that does not serve Shanghai's courts cannot acknowledge their orders.
+    foreign = records.acknowledgement(silent, "LOCATE_DEBTOR", POLICE_GD)
+    bus.publish(POLICE_GD, "OrderAcknowledgement", foreign)
 
     def alerts_for(kind: str, order: dict[str, Any]) -> list[Alert]:
         return [
@@ -176,6 +180,12 @@ def test_acknowledgements_reach_the_court_and_silence_raises_an_overdue_alert(
     overdue = wait_for(lambda: alerts_for("OrderAckOverdue", silent), timeout_s=40)
     assert overdue[0].record["awaited_role"] == "PUBLIC_SECURITY"
     assert alerts_for("OrderAckOverdue", acked) == []
+    assert alerts_for("OrderAcknowledgement", silent) == []
+    refused = [
+        rec for rec, _, _ in bus.read_topic("dead-letter")
+        if "does not receive court SH0115's orders" in rec["detail"]
+    ]  # fmt: skip
+    assert len(refused) == 1
 
 
 def test_transfer_attempt_on_a_seized_vehicle_is_blocked_and_reported(

@@ -33,6 +33,7 @@ import hashlib
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
+from schemas.settings import Settings, get_settings
 from sign.errors import Replayed
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
@@ -65,6 +66,12 @@ class ReplayGuard:
         self._partitions: dict[tuple[str, int], int] = {}
         self._newest: dict[int, float] = {}  # partition index -> newest event time seen
         self._evicted_until = float("-inf")
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, scope: str = "global") -> ReplayGuard:
+        """A guard sized by ``replay_window_s`` and ``replay_max_ids``."""
+        settings = settings or get_settings()
+        return cls(timedelta(seconds=settings.replay_window_s), settings.replay_max_ids, scope)
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -79,8 +79,11 @@ def _publish(keystore: KeyStore, settings: Settings, wanted: bool | None, only: 
         return
     topic = bus_catalog(settings).topic_name("trust")
     try:
-        producer = kafka_producer(settings, request_timeout_ms=_PROBE_TIMEOUT_MS,
-                                  max_block_ms=_PROBE_TIMEOUT_MS)  # fmt: skip
+        producer = kafka_producer(
+            settings,
+            bootstrap_timeout_ms=_PROBE_TIMEOUT_MS,
+            client_id="zf801-keys",
+        )
     except Exception as exc:  # kafka-python raises NoBrokersAvailable and friends
         if wanted:
             raise BusError(f"trust topic {topic}: broker unreachable ({exc})") from exc

@@ -30,7 +30,6 @@ __all__ = [
     "SignatureRejected",
     "TimeSkew",
     "TrustMaterialError",
-    "Undecodable",
     "UnknownAlgorithm",
     "UnknownKey",
     "UntrustedChain",
@@ -119,12 +118,6 @@ class TimeSkew(SignatureRejected):
 
 class Replayed(SignatureRejected):
     reason = "REPLAYED"
-
-
-class Undecodable(SignatureRejected):
-    """Signed correctly, but the value does not decode with the bus's schemas."""
-
-    reason = "UNDECODABLE"
 
 
 class DocumentMismatch(SignatureRejected):

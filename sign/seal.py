@@ -160,7 +160,10 @@ def _as_list(value: object) -> list[object]:
 
 
 def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None) -> SealCheck:
-    """Check a document against its seal; raise a SignatureRejected subclass if it fails."""
+    """Check a document against its seal; raise a SignatureRejected subclass if it fails.
+
+    The seal's issuing-CA certificate is added to ``trust`` (links are self-authenticating;
+    only ``trust``'s own anchors end a chain)."""
     path = seal_path or seal_path_for(document)
     seal = _load_seal(path)
     statement = str(seal.get("statement", ""))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.watchlist import (
     ActiveOrder,
     OrderKind,
@@ -29,14 +30,13 @@ from consumers.watchlist import (
     to_micros,
 )
 from schemas.codec import Codec, default_codec
-from schemas.envelope import KafkaRecord, build_record, child_traceparent
 from schemas.headers import CE_ALTKEYS, CE_TYPE, TRACEPARENT
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
 from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 
-__all__ = ["ConsumedSighting", "MatchResult", "Matcher", "Outgoing"]
+__all__ = ["ConsumedSighting", "MatchResult", "Matcher"]
 
 _BLOCKED_KINDS = frozenset({"TRANSFER_REGISTRATION", "MORTGAGE_REGISTRATION"})
 _HIT = "cn.zf801.bus.v1.Hit"
@@ -53,14 +53,6 @@ class ConsumedSighting(Protocol):
     key: bytes | None
     value: bytes | None
     headers: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A signed record and the Kafka topic it goes to."""
-
-    topic: str
-    record: KafkaRecord
 
 
 @dataclass
@@ -106,7 +98,7 @@ class Matcher:
         self._catalog = catalog
         self._codec = codec or default_codec()
         self._clock = clock
-        self._source = f"zf801:agency/{signer.agency_code}"
+        self._outgoing = OutgoingSigner(signer, self._codec)
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
 
@@ -187,7 +179,7 @@ class Matcher:
         for order in orders:
             hit = _hit_record(order, reference, summary, now)
             result.outgoing.append(
-                self._signed(
+                self._outgoing.sign(
                     self._catalog.topic_name("alerts", court=order.court_code),
                     _HIT,
                     hit,
@@ -201,7 +193,7 @@ class Matcher:
             if order.kind is OrderKind.VEHICLE_SEARCH and sighting.get("kind") in _BLOCKED_KINDS:
                 blocked = _blocked_record(order, sighting, now)
                 result.outgoing.append(
-                    self._signed(
+                    self._outgoing.sign(
                         self._blocks_topic,
                         _BLOCKED,
                         blocked,
@@ -231,31 +223,6 @@ class Matcher:
         if any(key not in keys for key in used):
             return "KEY_MISMATCH", "a key of the record is not a match key of its subject"
         return None
-
-    def _signed(
-        self,
-        topic: str,
-        schema_name: str,
-        record: Mapping[str, Any],
-        *,
-        key: bytes | None,
-        event_id: str,
-        parent: str | None,
-        now: dt.datetime,
-    ) -> Outgoing:
-        unsigned = build_record(
-            schema_name,
-            record,
-            key=key,
-            source=self._source,
-            event_id=event_id,
-            time=now,
-            traceparent=child_traceparent(parent) if parent else None,
-            validate=False,
-            codec=self._codec,
-        )
-        headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
-        return Outgoing(topic, KafkaRecord(unsigned.key, unsigned.value, tuple(headers)))
 
 
 def _could_hit(entry: WatchEntry, sighting_type: str) -> bool:

@@ -27,8 +27,6 @@ __all__ = ["Runtime"]
 
 log = logging.getLogger(__name__)
 
-_REPLAY_WINDOW = timedelta(days=7)
-_REPLAY_MAX_IDS = 2_000_000
 _TRUST_CATCH_UP_S = 15.0
 
 
@@ -129,11 +127,12 @@ class Runtime:
         without, the caller checks roles itself (e.g. per event type)."""
         return VerifyStage(
             self.trust,
-            ReplayGuard(_REPLAY_WINDOW, _REPLAY_MAX_IDS),
+            ReplayGuard.from_settings(self.settings),
             self.dead_letters,
             self.audit,
             verifier_agency=self.agency_code,
             writer_roles=self.writer_roles if roles_by_topic else None,
+            max_skew=timedelta(seconds=skew) if (skew := self.settings.verify_max_skew_s) else None,
             codec=self.codec,
         )
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import heapq
 import json
 import logging
 from collections.abc import Mapping
@@ -27,7 +26,9 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from consumers.matcher import Matcher, Outgoing
+from consumers.deadlines import ACK_ROLES, Deadlines
+from consumers.matcher import Matcher
+from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.runtime import Runtime
 from consumers.sighting_loop import SightingLoop
 from consumers.watchlist import (
@@ -35,24 +36,15 @@ from consumers.watchlist import (
     OrderKind,
     WatchEntry,
     active_order_from_record,
-    derive_id,
-    to_micros,
 )
 from schemas.agencies import AgencyRole, load_agencies
-from schemas.envelope import KafkaRecord, build_record
+from schemas.envelope import KafkaRecord
 from schemas.matchkey import MatchKeyer, vehicle_match_keys
 from sign.verify_stage import VerifiedEvent
 
-__all__ = ["ACK_ROLES", "BusWorker"]
+__all__ = ["BusWorker"]
 
 log = logging.getLogger(__name__)
-
-ACK_ROLES: Mapping[OrderKind, str] = {
-    OrderKind.EXIT_RESTRICTION: "border-control",
-    OrderKind.VEHICLE_SEARCH: "traffic-management",
-    OrderKind.LOCATE_DEBTOR: "public-security",
-}
-"""Which police role acts on, and acknowledges, each order kind."""
 
 ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
     OrderKind.EXIT_RESTRICTION: "orders-exit-restriction",
@@ -62,16 +54,10 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 
 _RELEASE = "cn.zf801.orders.v1.OrderRelease"
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
-_OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
-_ACK = "cn.zf801.orders.v1.OrderAcknowledgement"
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _from_micros(micros: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
 
 
 class BusWorker:
@@ -134,10 +120,10 @@ class BusWorker:
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None
-        self._expiry_heap: list[tuple[int, str, bytes]] = []
+        self.deadlines = Deadlines(
+            OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics, self._entry
+        )
         self._heap_stale = True
-        self._expiry_sent: set[str] = set()
-        self._overdue_sent: set[str] = set()
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
@@ -223,7 +209,7 @@ class BusWorker:
             for subject_key in keys:
                 self._store(subject_key, self._entry(subject_key).with_order(order))
             self._track_new(order.order_id, order.kind, order.court_code, order.issued_at_us, keys)
-            heapq.heappush(self._expiry_heap, (order.end_us, order.order_id, key))
+            self.deadlines.schedule(order, key)
         elif schema.full_name == _RELEASE:
             self._release(verified, key, record)
         elif schema.full_name == _EXPIRY and signer.role == "bus":
@@ -327,97 +313,14 @@ class BusWorker:
     async def _on_timer(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return
-        now = _now()
-        await self._send_expiry_notices(now)
-        await self._send_overdue_alerts(now)
-
-    async def _send_expiry_notices(self, now: dt.datetime) -> None:
-        now_us = to_micros(now)
         if self._heap_stale:
-            self._rebuild_heap()
-        due: list[Outgoing] = []
-        while self._expiry_heap and self._expiry_heap[0][0] <= now_us:
-            _, order_id, key = heapq.heappop(self._expiry_heap)
-            order = self._entry(key).orders.get(order_id)
-            if order is None or order_id in self._expiry_sent:
-                continue
-            self._expiry_sent.add(order_id)
-            notice = {
-                "order_id": order_id, "order_kind": order.kind.value,
-                "case_number": order.case_number, "court_code": order.court_code,
-                "expired_at": _from_micros(order.end_us),
-            }  # fmt: skip
-            due.append(
-                self._signed(
-                    self.order_topics[order.kind],
-                    _EXPIRY,
-                    notice,
-                    key=key,
-                    event_id=derive_id("expiry", order_id, "police"),
-                    now=now,
-                )
-            )
-            due.append(
-                self._signed(
-                    self.rt.catalog.topic_name("alerts", court=order.court_code),
-                    _EXPIRY,
-                    notice,
-                    key=order_id.encode(),
-                    event_id=derive_id("expiry", order_id, "court"),
-                    now=now,
-                )
-            )
+            self.deadlines.reschedule(list(self.watchlist.items()))
+            self._heap_stale = False
+        now = _now()
+        due = self.deadlines.expiry_notices(now)
+        due += self.deadlines.overdue_alerts(list(self.tracking.items()), now)
         if due:
             await self.publish(due)
-
-    def _rebuild_heap(self) -> None:
-        heap = []
-        for key, raw in list(self.watchlist.items()):
-            for order in WatchEntry.from_bytes(raw).orders.values():
-                heap.append((order.end_us, order.order_id, key))
-        heapq.heapify(heap)
-        self._expiry_heap = heap
-        self._heap_stale = False
-
-    async def _send_overdue_alerts(self, now: dt.datetime) -> None:
-        now_us = to_micros(now)
-        due: list[Outgoing] = []
-        for raw_id, raw in list(self.tracking.items()):
-            order_id = raw_id.decode()
-            state = json.loads(raw)
-            if state["status"] or state["deadline_us"] > now_us or order_id in self._overdue_sent:
-                continue
-            self._overdue_sent.add(order_id)
-            kind = OrderKind(state["kind"])
-            alert = {
-                "order_id": order_id, "order_kind": kind.value, "court_code": state["court"],
-                "awaited_role": ACK_ROLES[kind].upper().replace("-", "_"),
-                "issued_at": _from_micros(state["issued_at_us"]),
-                "deadline": _from_micros(state["deadline_us"]), "detected_at": now,
-            }  # fmt: skip
-            due.append(
-                self._signed(
-                    self.rt.catalog.topic_name("alerts", court=state["court"]),
-                    _OVERDUE,
-                    alert,
-                    key=order_id.encode(),
-                    event_id=derive_id("ack-overdue", order_id),
-                    now=now,
-                )
-            )
-        if due:
-            await self.publish(due)
-
-    def _signed(
-        self, topic: str, schema_name: str, record: Mapping[str, Any], *, key: bytes,
-        event_id: str, now: dt.datetime,
-    ) -> Outgoing:  # fmt: skip
-        unsigned = build_record(
-            schema_name, record, key=key, source=f"zf801:agency/{self.rt.agency_code}",
-            event_id=event_id, time=now, codec=self.rt.codec,
-        )  # fmt: skip
-        headers = self.rt.signer.sign(unsigned.key, unsigned.value, unsigned.headers)
-        return Outgoing(topic, KafkaRecord(unsigned.key, unsigned.value, tuple(headers)))
 
     async def stop(self) -> None:
         if self._producer is not None:

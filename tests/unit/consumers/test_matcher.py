@@ -15,7 +15,6 @@ from consumers.runtime import Runtime
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
-from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.identifiers import vin_check_digit
 from schemas.matchkey import MatchKeyer
@@ -40,16 +39,6 @@ class Consumed:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-
-
-@pytest.fixture(scope="module")
-def keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
-    home = tmp_path_factory.mktemp("matcher")
-    store = KeyStore.from_settings(Settings(home=home))
-    agencies = load_agencies()
-    store.init([agencies.get(c) for c in ("BJ01", POLICE, TRAFFIC, "BUS-MATCHER")],
-               dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))  # fmt: skip
-    return store
 
 
 class Fixture:

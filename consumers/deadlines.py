@@ -1,0 +1,121 @@
+"""Deadlines the worker watches: the end of each order's control period, and the time the
+police have to acknowledge it.
+
+When a control period ends, an expiry notice (signed by the bus) goes to the order's
+topic, which the police side holding the order reads and which takes the order out of
+the watchlist, and to the issuing court. When an order is not acknowledged in time, the
+court gets an overdue alert. Both ids are derived from the order id, so a notice repeated
+after a restart is the same event, which the court's subscriber shows once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+from collections.abc import Callable, Iterable, Mapping
+
+from consumers.outgoing import Outgoing, OutgoingSigner
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
+from topics.catalog import Catalog
+
+__all__ = ["ACK_ROLES", "Deadlines", "from_micros"]
+
+ACK_ROLES: Mapping[OrderKind, str] = {
+    OrderKind.EXIT_RESTRICTION: "border-control",
+    OrderKind.VEHICLE_SEARCH: "traffic-management",
+    OrderKind.LOCATE_DEBTOR: "public-security",
+}
+"""Which police role acts on, and acknowledges, each order kind."""
+
+_EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
+_OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
+
+
+def from_micros(micros: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+
+
+class Deadlines:
+    """Finds the orders whose period ended or whose acknowledgement is late."""
+
+    def __init__(
+        self,
+        outgoing: OutgoingSigner,
+        catalog: Catalog,
+        order_topics: Mapping[OrderKind, str],
+        entry: Callable[[bytes], WatchEntry],
+    ) -> None:
+        self._outgoing = outgoing
+        self._catalog = catalog
+        self._order_topics = order_topics
+        self._entry = entry
+        self._heap: list[tuple[int, str, bytes]] = []
+        self._expiry_sent: set[str] = set()
+        self._overdue_sent: set[str] = set()
+
+    def schedule(self, order: ActiveOrder, key: bytes) -> None:
+        """Watch a new order's end (the entry under ``key`` holds it)."""
+        heapq.heappush(self._heap, (order.end_us, order.order_id, key))
+
+    def reschedule(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
+        """Watch every order of the watchlist's (key, stored entry) pairs, e.g. after the
+        table was recovered."""
+        heap = [
+            (order.end_us, order.order_id, key)
+            for key, raw in entries
+            for order in WatchEntry.from_bytes(raw).orders.values()
+        ]
+        heapq.heapify(heap)
+        self._heap = heap
+
+    def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
+        """Notices for orders whose control period has ended (once per order)."""
+        now_us = to_micros(now)
+        due: list[Outgoing] = []
+        while self._heap and self._heap[0][0] <= now_us:
+            _, order_id, key = heapq.heappop(self._heap)
+            order = self._entry(key).orders.get(order_id)
+            if order is None or order_id in self._expiry_sent:
+                continue  # released meanwhile, or already noticed
+            self._expiry_sent.add(order_id)
+            notice = {
+                "order_id": order_id, "order_kind": order.kind.value,
+                "case_number": order.case_number, "court_code": order.court_code,
+                "expired_at": from_micros(order.end_us),
+            }  # fmt: skip
+            police = self._order_topics[order.kind]
+            court = self._catalog.topic_name("alerts", court=order.court_code)
+            due += [
+                self._outgoing.sign(police, _EXPIRY, notice, key=key, now=now,
+                                    event_id=derive_id("expiry", order_id, "police")),
+                self._outgoing.sign(court, _EXPIRY, notice, key=order_id.encode(), now=now,
+                                    event_id=derive_id("expiry", order_id, "court")),
+            ]  # fmt: skip
+        return due
+
+    def overdue_alerts(self, tracking: Iterable[tuple[bytes, bytes]], now: dt.datetime
+                       ) -> list[Outgoing]:  # fmt: skip
+        """Alerts for orders whose acknowledgement deadline passed with none (once each);
+        ``tracking`` holds the worker's (order id, tracking state) pairs."""
+        now_us = to_micros(now)
+        due: list[Outgoing] = []
+        for raw_id, raw in tracking:
+            order_id = raw_id.decode()
+            state = json.loads(raw)
+            if state["status"] or state["deadline_us"] > now_us or order_id in self._overdue_sent:
+                continue
+            self._overdue_sent.add(order_id)
+            kind = OrderKind(state["kind"])
+            alert = {
+                "order_id": order_id, "order_kind": kind.value, "court_code": state["court"],
+                "awaited_role": ACK_ROLES[kind].upper().replace("-", "_"),
+                "issued_at": from_micros(state["issued_at_us"]),
+                "deadline": from_micros(state["deadline_us"]), "detected_at": now,
+            }  # fmt: skip
+            court = self._catalog.topic_name("alerts", court=state["court"])
+            due.append(self._outgoing.sign(
+                court, _OVERDUE, alert, key=order_id.encode(), now=now,
+                event_id=derive_id("ack-overdue", order_id),
+            ))  # fmt: skip
+        return due

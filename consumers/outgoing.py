@@ -1,0 +1,61 @@
+"""What a processor publishes: a record it built and signed, and the topic it goes to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.codec import Codec
+from schemas.envelope import KafkaRecord, agency_source, build_record, child_traceparent
+from sign.events import EventSigner
+
+__all__ = ["Outgoing", "OutgoingSigner"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A signed record and the Kafka topic it goes to."""
+
+    topic: str
+    record: KafkaRecord
+
+
+class OutgoingSigner:
+    """Builds and signs a processor's own records (hits, blocks, notices, alerts).
+
+    Their ids are derived from what caused them, so a redelivered input yields the same
+    event; the values are built from verified inputs, so validation is skipped.
+    """
+
+    def __init__(self, signer: EventSigner, codec: Codec) -> None:
+        self._signer = signer
+        self._codec = codec
+        self._source = agency_source(signer.agency_code)
+
+    def sign(
+        self,
+        topic: str,
+        schema_name: str,
+        record: Mapping[str, Any],
+        *,
+        key: bytes | None,
+        event_id: str,
+        now: dt.datetime,
+        parent: str | None = None,
+    ) -> Outgoing:
+        """The signed record; ``parent`` is the causing event's traceparent."""
+        unsigned = build_record(
+            schema_name,
+            record,
+            key=key,
+            source=self._source,
+            event_id=event_id,
+            time=now,
+            traceparent=child_traceparent(parent) if parent else None,
+            validate=False,
+            codec=self._codec,
+        )
+        headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
+        return Outgoing(topic, KafkaRecord(unsigned.key, unsigned.value, tuple(headers)))

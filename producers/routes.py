@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from producers.errors import PublishError
 from producers.events import OutgoingEvent
-from schemas.matchkey import person_match_key, vehicle_match_keys, vehicle_record_key
+from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
 
 __all__ = [
@@ -38,31 +39,35 @@ class RoutingError(PublishError, ValueError):
 _Keyer = Callable[[Mapping[str, Any], Mapping[str, Any] | None], bytes | None]
 
 
-def _secret() -> bytes:
-    return get_settings().match_key_secret.get_secret_value().encode("utf-8")
+def _keyer() -> MatchKeyer:
+    return _keyer_for(get_settings().match_key_secret.get_secret_value().encode("utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _keyer_for(secret: bytes) -> MatchKeyer:
+    return MatchKeyer(secret)
 
 
 def subject_key(subject: Mapping[str, Any]) -> bytes:
     """The match key of a subject given as ``{"id_number": ...}`` (a person) or
     ``{"plate_number": ..., "vin": ...}`` (a vehicle)."""
     if subject.get("id_number"):
-        return person_match_key(subject["id_number"], secret=_secret())
+        return _keyer().person(subject["id_number"], "subject.id_number")
     if subject.get("plate_number") or subject.get("vin"):
-        return vehicle_record_key(subject.get("plate_number"), subject.get("vin"), secret=_secret())
+        return _vehicle_keys(subject, "subject")[0]
     raise RoutingError("subject: give id_number (a person) or plate_number/vin (a vehicle)")
 
 
 def _person_at(field: str) -> _Keyer:
     def key(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
-        return person_match_key(record[field]["id_number"], secret=_secret())
+        return _keyer().person(record[field]["id_number"], f"{field}.id_number")
 
     return key
 
 
 def _vehicle_at(field: str) -> _Keyer:
     def key(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
-        vehicle = record[field]
-        return vehicle_record_key(vehicle.get("plate_number"), vehicle.get("vin"), secret=_secret())
+        return _vehicle_keys(record[field], field)[0]
 
     return key
 
@@ -86,7 +91,7 @@ def _given_subject(_record: Mapping[str, Any], subject: Mapping[str, Any] | None
 def _party(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> bytes:
     party = record.get("debtor") or record.get("party") or {}
     if party.get("id_number"):
-        return person_match_key(party["id_number"], secret=_secret())
+        return _keyer().person(party["id_number"], "debtor.id_number")
     code = party.get("organisation_code")
     if not code:
         raise RoutingError("debtor: needs an id_number or an organisation_code for its key")
@@ -217,5 +222,13 @@ def _alt_keys(schema_name: str, record: Mapping[str, Any]) -> tuple[bytes, ...]:
     vehicle = record.get("vehicle")
     if not isinstance(vehicle, Mapping) or not vehicle.get("vin"):
         return ()
-    keys = vehicle_match_keys(vehicle.get("plate_number"), vehicle["vin"], secret=_secret())
-    return tuple(keys[1:])
+    return tuple(_vehicle_keys(vehicle, "vehicle")[1:])
+
+
+def _vehicle_keys(vehicle: Mapping[str, Any], field: str) -> list[bytes]:
+    """[plate key, VIN key] of a vehicle (absent identifiers omitted); the first is the
+    record key."""
+    return _keyer().vehicle(
+        vehicle.get("plate_number"), vehicle.get("vin"),
+        plate_field=f"{field}.plate_number", vin_field=f"{field}.vin",
+    )  # fmt: skip

@@ -1,0 +1,156 @@
+"""The wire path out, without a broker: routing, edge normalisation, refusals, signing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.errors import NotAllowed
+from producers.publisher import Publisher
+from producers.routes import RoutingError, outgoing_event, route_for
+from schemas.agencies import load_agencies
+from schemas.codec import default_codec
+from schemas.edge import normalise_event
+from schemas.errors import IdentifierError, SchemaValidationError
+from schemas.headers import CE_ALTKEYS
+from schemas.matchkey import MatchKeyer
+from schemas.settings import Settings
+from sign.events import EventVerifier
+from sign.keystore import KeyStore
+from tests.builders import Records
+
+COURT, POLICE, TRAFFIC = "BJ01", "110000000000", "110000110000"
+ORDER = "cn.zf801.orders.v1.ExitRestrictionOrder"
+RELEASE = "cn.zf801.orders.v1.OrderRelease"
+CHECK_IN = "cn.zf801.sightings.v1.HotelCheckIn"
+ENCOUNTER = "cn.zf801.sightings.v1.VehicleEncounter"
+records = Records(7)
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
+    store = KeyStore.from_settings(Settings(home=tmp_path_factory.mktemp("publisher")))
+    agencies = load_agencies()
+    store.init([agencies.get(c) for c in (COURT, "SH01", POLICE, TRAFFIC)],
+               dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))  # fmt: skip
+    return store
+
+
+def _publisher(keystore: KeyStore, agency: str) -> Publisher:
+    settings = Settings(home=keystore.directory.parent)
+    return Publisher(keystore.signer_for(agency), settings=settings)
+
+
+def _order(id_number: str = "11010519491231002x") -> dict[str, Any]:
+    order = records.person_order(COURT, "(2026)京01执7号", id_number)
+    order["handler"]["phone"] = "+86 139 0013 9000"
+    return order
+
+
+def test_an_order_is_normalised_signed_and_keyed_by_its_subject(keystore: KeyStore) -> None:
+    topic, signed = _publisher(keystore, COURT).prepare(outgoing_event(ORDER, _order()))
+    assert topic == "zf801.orders.exit-restriction"
+    assert signed.key == MatchKeyer().person("11010519491231002X")
+    _, value = default_codec().decode(signed.value)
+    assert value["subject"]["id_number"] == "11010519491231002X"
+    assert value["case_number"] == "（2026）京01执7号"
+    assert value["handler"]["phone"] == "13900139000"
+    verified = EventVerifier(keystore.trust_store()).verify(signed.key, signed.value,
+                                                            signed.headers)  # fmt: skip
+    assert (verified.agency_code, verified.role) == (COURT, "court")
+
+
+def test_a_vehicle_sighting_carries_its_vin_key_as_a_hint(keystore: KeyStore) -> None:
+    plate, vin = records.plate(), records.vin()
+    event = outgoing_event(ENCOUNTER, Records.vehicle_encounter(TRAFFIC, plate, vin, "PATROL"))
+    _, signed = _publisher(keystore, TRAFFIC).prepare(event)
+    keyer = MatchKeyer()
+    assert signed.key == keyer.plate(plate)
+    assert signed.header(CE_ALTKEYS) == keyer.vin(vin).hex().encode()
+
+
+@pytest.mark.parametrize(
+    ("agency", "schema", "record", "rule"),
+    [
+        (POLICE, ORDER, _order(), "may not write"),  # a police unit cannot issue an order
+        (COURT, CHECK_IN, Records.hotel_check_in(POLICE, "11010519491231002X"), "may not write"),
+        ("SH01", ORDER, _order(), "[rule sender]"),  # a court issues only its own orders
+    ],
+)
+def test_refused_before_anything_is_sent(
+    keystore: KeyStore, agency: str, schema: str, record: dict[str, Any], rule: str
+) -> None:
+    with pytest.raises(NotAllowed, match=rule):
+        _publisher(keystore, agency).prepare(outgoing_event(schema, record))
+
+
+def test_an_event_type_the_topic_does_not_carry_is_refused(keystore: KeyStore) -> None:
+    event = outgoing_event(ORDER, _order())
+    wrong = type(event)("orders-vehicle-search", ORDER, event.record, event.key)
+    with pytest.raises(NotAllowed, match="does not carry"):
+        _publisher(keystore, COURT).prepare(wrong)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "field"),
+    [
+        (lambda r: r["subject"].update(id_number="110105194912310021"), IdentifierError,
+         "subject.id_number"),
+        (lambda r: r.update(case_number="2016京01执123"), IdentifierError, "case_number"),
+        (lambda r: r["handler"].update(phone="12345"), IdentifierError, "handler.phone"),
+        (lambda r: r.update(police_requirements="x" * 5000), SchemaValidationError,
+         "police_requirements"),
+        (lambda r: r.update(enforcing_court_code="BJ01\u202e"), IdentifierError,
+         "enforcing_court_code"),
+    ],
+)  # fmt: skip
+def test_bad_fields_are_named_with_their_rule(
+    keystore: KeyStore, change: Any, error: type[Exception], field: str
+) -> None:
+    record = _order("11010519491231002X")
+    change(record)
+    with pytest.raises(error, match=field.replace(".", r"\.")):
+        _publisher(keystore, COURT).prepare(outgoing_event(ORDER, record))
+
+
+def test_a_release_is_keyed_by_the_subject_given_with_it() -> None:
+    order = _order("11010519491231002X")
+    release = Records.release(order, "EXIT_RESTRICTION")
+    event = outgoing_event(RELEASE, release, {"id_number": "11010519491231002x"})
+    assert event.topic_id == "orders-exit-restriction"
+    assert event.key == MatchKeyer().person("11010519491231002X")
+    with pytest.raises(RoutingError, match="subject"):
+        outgoing_event(RELEASE, release)
+    with pytest.raises(RoutingError, match="order_kind"):
+        route_for(RELEASE, {**release, "order_kind": "NOT_A_KIND"})
+
+
+@pytest.mark.parametrize(
+    ("schema", "record"),
+    [
+        ("cn.zf801.bus.v1.Hit", {}),  # the bus's own events are not published by agencies
+        ("cn.zf801.sightings.v1.Nonsense", {}),
+        (CHECK_IN, {"person": "not a mapping"}),
+        (CHECK_IN, {}),
+    ],
+)
+def test_unroutable_events_are_refused_with_a_clear_error(schema: str, record: Any) -> None:
+    with pytest.raises(RoutingError):
+        outgoing_event(schema, record)
+
+
+def test_edge_normalisation_reaches_into_unions_and_arrays(tmp_path: Path) -> None:
+    crossing = Records.border_crossing(POLICE, "11010519491231002x")
+    crossing["destination_country_or_region"] = " tha "
+    out = normalise_event("cn.zf801.sightings.v1.BorderCrossing", crossing)
+    assert out["person"]["id_number"] == "11010519491231002X"
+    assert out["destination_country_or_region"] == "THA"
+    crossing["destination_country_or_region"] = "泰国"
+    with pytest.raises(IdentifierError, match="country_or_region"):
+        normalise_event("cn.zf801.sightings.v1.BorderCrossing", crossing)
+    crossing["destination_country_or_region"] = None
+    assert normalise_event("cn.zf801.sightings.v1.BorderCrossing", crossing)[
+        "destination_country_or_region"] is None  # fmt: skip

@@ -128,7 +128,9 @@ class BusWorker:
 
     # --- watchlist access ----------------------------------------------------------------
     def _lookup(self, key: bytes) -> WatchEntry | None:
-        raw = self.watchlist.get(key)
+        """The matcher's read: straight from the table's store, without the per-access
+        sensors of ``Table.get`` (a miss must cost one dict lookup)."""
+        raw = self.watchlist.data.get(key)
         return WatchEntry.from_bytes(raw) if raw else None
 
     def _entry(self, key: bytes) -> WatchEntry:

@@ -14,6 +14,7 @@ and an alert id seen before is skipped, so a redelivery never shows as a second 
 
 from __future__ import annotations
 
+import getpass
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -62,16 +63,19 @@ class AlertSubscriber:
 
     def __init__(self, runtime: Runtime, court: str) -> None:
         reader = get_agency(runtime.agency_code)
+        self._rt = runtime
+        self._reader = reader
+        self.topic = runtime.catalog.topic_name("alerts", court=court)
         if not runtime.catalog.may_read(
             str(reader.role), "alerts", court, reader_court=reader.code
         ):
-            raise AlertAccessDenied(
+            denied = (
                 f"agency {reader.code} (role {reader.role}) may not read the alerts of court "
                 f"{court}: a court reads only its own alert stream"
             )
+            self._audit("DENIED", denied)
+            raise AlertAccessDenied(denied)
         self.court = court
-        self.topic = runtime.catalog.topic_name("alerts", court=court)
-        self._rt = runtime
         self._stage: VerifyStage = runtime.verify_stage(roles_by_topic=False)
         self._seen: set[str] = set()
         self.duplicates = 0
@@ -98,6 +102,7 @@ class AlertSubscriber:
     ) -> Iterator[Alert]:
         """Yield every verified alert from the start of the stream; with ``until_idle_s``
         stop once nothing new has arrived for that long, else follow until ``stop()``."""
+        self._audit("SUCCESS", None)
         consumer = self._consumer()
         try:
             last_seen = time.monotonic()
@@ -114,6 +119,18 @@ class AlertSubscriber:
                     return
         finally:
             consumer.close()
+
+    def _audit(self, result: str, detail: str | None) -> None:
+        """Every read of an alert stream, and every refused one, is in the audit log."""
+        self._rt.audit.record(
+            user=getpass.getuser(),
+            role=str(self._reader.role),
+            agency_code=self._reader.code,
+            operation="alerts.read",
+            target=self.topic,
+            result=result,
+            detail=detail,
+        )
 
     def _accept(self, message: Any) -> Alert | None:
         headers = list(message.headers or ())

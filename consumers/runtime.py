@@ -68,6 +68,8 @@ class Runtime:
             acks="all",
             enable_idempotence=True,
             client_id=f"zf801-{agency_code.lower()}-sinks",
+            # A missing dead-letter or audit topic is an error within seconds, not a minute.
+            max_block_ms=10_000,
         )
         dead_letters = KafkaDeadLetterSink(producer, catalog.topic_name("dead-letter"), signer)
         audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer)

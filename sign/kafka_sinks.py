@@ -196,28 +196,59 @@ class KafkaAuditSink:
             self.sequence, self.previous_hash = sequence, previous_hash
 
     def write(self, rejection: Rejection) -> None:
+        """Audit a refused record (``event.verify``, FAILURE or DENIED). Its id is derived
+        from the chain position and the record's place, so a redelivery dedupes."""
+        event_id = uuid.uuid5(
+            _NAMESPACE, f"audit {rejection.verifier} {self.sequence} {_position(rejection)}"
+        )
+        self.record(
+            user=rejection.verifier,
+            role="processor",
+            agency_code=rejection.verifier,
+            operation="event.verify",
+            target=_position(rejection),
+            result="DENIED" if rejection.reason == "ROLE_NOT_ALLOWED" else "FAILURE",
+            detail=_detail(rejection),
+            at=rejection.rejected_at,
+            event_id=event_id,
+        )
+
+    def record(
+        self,
+        *,
+        user: str,
+        role: str,
+        agency_code: str,
+        operation: str,
+        target: str,
+        result: str,
+        detail: str | None,
+        at: datetime | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        """Audit any operation (who, in which role and agency, did what to which target,
+        with what result, from which client), next in this sink's hash chain."""
+        when = at or datetime.now(UTC)
+        record_id = event_id or uuid.uuid4()
         with self._lock:
-            event_id = uuid.uuid5(
-                _NAMESPACE, f"audit {rejection.verifier} {self.sequence} {_position(rejection)}"
-            )
             value = {
-                "record_id": str(event_id),
+                "record_id": str(record_id),
                 "sequence": self.sequence,
                 "previous_hash": self.previous_hash,
-                "user": rejection.verifier,
-                "role": "processor",
-                "agency_code": rejection.verifier,
-                "operation": "event.verify",
-                "target": _position(rejection)[:256],
-                "result": "DENIED" if rejection.reason == "ROLE_NOT_ALLOWED" else "FAILURE",
-                "result_detail": _detail(rejection),
+                "user": user[:64],
+                "role": role[:64],
+                "agency_code": agency_code,
+                "operation": operation[:64],
+                "target": target[:256],
+                "result": result,
+                "result_detail": None if detail is None else detail[:_MAX_DETAIL],
                 "client": {
                     "host": self._client.host,
                     "address": self._client.address,
                     "application": self._client.application,
                 },
-                "occurred_at": rejection.rejected_at,
+                "occurred_at": when,
             }
-            signed = self._sender.send(AUDIT_SCHEMA, value, event_id, rejection.rejected_at)
+            signed = self._sender.send(AUDIT_SCHEMA, value, record_id, when)
             self.previous_hash = hashlib.sha256(signed.value).digest()
             self.sequence += 1

@@ -196,6 +196,20 @@ class DeadLetterSink(Protocol):
 class AuditSink(Protocol):
     def write(self, rejection: Rejection) -> None: ...
 
+    def record(
+        self,
+        *,
+        user: str,
+        role: str,
+        agency_code: str,
+        operation: str,
+        target: str,
+        result: str,
+        detail: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        """Audit a user's operation (result SUCCESS, FAILURE or DENIED)."""
+
 
 @dataclass
 class MemoryDeadLetterSink:
@@ -210,9 +224,13 @@ class MemoryDeadLetterSink:
 @dataclass
 class MemoryAuditSink:
     rejections: list[Rejection] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, rejection: Rejection) -> None:
         self.rejections.append(rejection)
+
+    def record(self, *, at: datetime | None = None, **fields: Any) -> None:
+        self.operations.append({**fields, "at": at or datetime.now(UTC)})
 
 
 class VerifyStage:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka import KafkaConsumer
 
 from consumers.alerts import AlertSubscriber
 from consumers.errors import AlertAccessDenied
 from consumers.runtime import Runtime
+from ops.deployment import Deployment
 from schemas.agencies import load_agencies
+from schemas.codec import default_codec
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
@@ -44,8 +48,14 @@ def _runtime(home: Path, agency: str) -> Runtime:
     [("BJ01", "SH01"), ("SH01", "BJ01"), ("110000000000", "BJ01"), ("BUS-MATCHER", "BJ01")],
 )
 def test_library_refuses_another_agencys_alert_stream(home: Path, reader: str, court: str) -> None:
+    runtime = _runtime(home, reader)
     with pytest.raises(AlertAccessDenied, match=f"may not read the alerts of court {court}"):
-        AlertSubscriber(_runtime(home, reader), court)
+        AlertSubscriber(runtime, court)
+    assert isinstance(runtime.audit, MemoryAuditSink)
+    [denied] = runtime.audit.operations
+    assert (denied["operation"], denied["result"], denied["agency_code"]) == (
+        "alerts.read", "DENIED", reader)  # fmt: skip
+    assert denied["target"] == f"zf801.alerts.{court}"
 
 
 def test_library_opens_only_the_readers_own_topic(home: Path) -> None:
@@ -53,12 +63,40 @@ def test_library_opens_only_the_readers_own_topic(home: Path) -> None:
     assert subscriber.topic == "zf801.alerts.BJ01"
 
 
-def test_cli_refuses_another_courts_alert_stream(home: Path, bootstrap_servers: str) -> None:
-    env = {**os.environ, "ZF801_HOME": str(home), "ZF801_BOOTSTRAP_SERVERS": bootstrap_servers}
-    result = subprocess.run(
-        [str(_ZF801), "alerts", "--court", "SH01", "--as", "BJ01", "--until-idle", "1"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 1
-    assert "may not read the alerts of court SH01" in result.stderr
-    assert "Alerts of court" not in result.stdout
+def test_cli_refuses_another_courts_alert_stream_and_audits_both_reads(
+    home: Path, bootstrap_servers: str
+) -> None:
+    deployment = Deployment.create(Settings(
+        home=home, topic_prefix=f"iso{uuid.uuid4().hex[:8]}-", bootstrap_servers=bootstrap_servers,
+    ))  # fmt: skip
+    deployment.apply_topics()
+    env = deployment.worker_env()
+    try:
+        refused = subprocess.run(
+            [str(_ZF801), "alerts", "--court", "SH01", "--as", "BJ01", "--until-idle", "1"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert "may not read the alerts of court SH01" in refused.stderr
+        assert "Alerts of court" not in refused.stdout
+        allowed = subprocess.run(
+            [str(_ZF801), "alerts", "--court", "BJ01", "--until-idle", "1"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert allowed.returncode == 0, allowed.stderr
+        assert "0 alert(s)" in allowed.stdout
+        audit = _read_all(deployment.catalog.topic_name("audit"), bootstrap_servers)
+        reads = sorted((r["agency_code"], r["target"].rsplit(".", 1)[1], r["result"])
+                       for r in audit if r["operation"] == "alerts.read")  # fmt: skip
+        assert reads == [("BJ01", "BJ01", "SUCCESS"), ("BJ01", "SH01", "DENIED")]
+    finally:
+        deployment.remove_run()
+
+
+def _read_all(topic: str, bootstrap_servers: str) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)  # fmt: skip
+    try:
+        return [default_codec().decode(message.value)[1] for message in consumer]
+    finally:
+        consumer.close()

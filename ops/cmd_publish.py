@@ -8,6 +8,7 @@ codec), so a file with a bad line publishes nothing unless ``--skip-bad`` is giv
 from __future__ import annotations
 
 import contextlib
+import getpass
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,9 @@ import typer
 
 from ops.publish_input import BadLine, InputError, check_text, read_documents
 from producers.errors import PublishError
-from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
+from producers.publisher import OutgoingEvent, PublishedEvent, Publisher, kafka_producer
 from producers.routes import SUBJECT_FIELD, outgoing_event, route_for
-from schemas.agencies import get_agency
+from schemas.agencies import Agency, get_agency
 from schemas.codec import default_codec
 from schemas.edge import normalise_event
 from schemas.errors import BusError
@@ -29,7 +30,10 @@ from schemas.jsonmap import from_json
 from schemas.registry import RegisteredSchema, default_registry
 from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
+from sign.kafka_sinks import KafkaAuditSink
 from sign.keystore import KeyStore
+from sign.verify_stage import AuditSink
+from topics.catalog import bus_catalog
 
 __all__ = ["CheckedEvent", "PublishHooks", "check_input", "publish"]
 
@@ -52,6 +56,27 @@ class PublishHooks:
     publisher: Callable[[EventSigner, Settings], Publisher] = field(
         default=lambda signer, settings: Publisher(signer, settings=settings)
     )
+    audit: Callable[[EventSigner, Settings], AuditSink] = field(
+        default=lambda signer, settings: KafkaAuditSink(
+            kafka_producer(settings, max_block_ms=10_000),
+            bus_catalog(settings).topic_name("audit"),
+            signer,
+        )
+    )
+
+
+class _Operator:
+    """Audits what the person running the command did, signed by the agency's key."""
+
+    def __init__(self, sink: AuditSink, agency: Agency) -> None:
+        self._sink = sink
+        self._agency = agency
+
+    def record(self, target: str, result: str, detail: str | None = None) -> None:
+        self._sink.record(
+            user=getpass.getuser(), role=str(self._agency.role), agency_code=self._agency.code,
+            operation="event.publish", target=target, result=result, detail=detail,
+        )  # fmt: skip
 
 
 def _release_subject(document: dict[str, Any]) -> dict[str, str]:
@@ -215,11 +240,19 @@ def publish(
         get_agency(agency_code)
     except BusError as exc:
         raise _fail(f"--as: {exc}") from exc
-    publisher = hooks.publisher(_signer(settings, agency_code), settings)
+    signer = _signer(settings, agency_code)
+    publisher = hooks.publisher(signer, settings)
+    operator = _Operator(hooks.audit(signer, settings), publisher.agency)
     try:
-        _check_role(publisher, schema)
+        try:
+            _check_role(publisher, schema)
+        except typer.Exit:
+            operator.record(schema.full_name, "DENIED", "the agency's role may not write it")
+            raise
         with _open(source) as stream:
             good, bad = check_input(publisher, schema, stream)
+        for line in bad:
+            operator.record(f"{schema.full_name} line {line.line}", "FAILURE", line.error)
         if bad and not skip_bad:
             _report(bad, [])
             raise _fail(
@@ -231,7 +264,12 @@ def publish(
             results = publisher.publish_all([checked.event for checked in good])
         except PublishError as exc:
             _report(bad, [])
+            operator.record(schema.full_name, "FAILURE", str(exc))
             raise _fail(str(exc)) from exc
+        for result in results:
+            operator.record(
+                f"{result.topic}/{result.partition}@{result.offset} {result.event_id}", "SUCCESS"
+            )
         _report(bad, list(zip((c.line for c in good), results, strict=True)))
     finally:
         publisher.close()

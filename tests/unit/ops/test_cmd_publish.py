@@ -28,8 +28,9 @@ from schemas.codec import decode
 from schemas.matchkey import person_match_key
 from schemas.registry import default_registry
 from schemas.settings import Settings
-from sign.events import EventSigner, EventVerifier
+from sign.events import EventSigner
 from sign.keystore import KeyStore
+from sign.verify_stage import EventVerifier, MemoryAuditSink
 
 EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
 runner = CliRunner()
@@ -89,11 +90,16 @@ Invoke = Callable[..., Any]
 
 
 @pytest.fixture
-def invoke(settings: Settings, producer: MemoryProducer) -> Invoke:
+def audit() -> MemoryAuditSink:
+    return MemoryAuditSink()
+
+
+@pytest.fixture
+def invoke(settings: Settings, producer: MemoryProducer, audit: MemoryAuditSink) -> Invoke:
     def make(signer: EventSigner, s: Settings) -> Publisher:
         return Publisher(signer, settings=s, producer=producer)
 
-    hooks = PublishHooks(settings=lambda: settings, publisher=make)
+    hooks = PublishHooks(settings=lambda: settings, publisher=make, audit=lambda signer, s: audit)
 
     def run(args: list[str], text: str | bytes = "") -> Any:
         return runner.invoke(app, ["publish", *args], input=text, obj=hooks)
@@ -311,7 +317,7 @@ def test_wrong_as(invoke: Invoke, producer: MemoryProducer) -> None:
 
 def test_key_store_not_initialised(tmp_path: Path, producer: MemoryProducer) -> None:
     settings = Settings(keys_path=tmp_path / "none")
-    hooks = PublishHooks(settings=lambda: settings)
+    hooks = PublishHooks(settings=lambda: settings, audit=lambda signer, s: MemoryAuditSink())
     result = runner.invoke(
         app, ["publish", "ExitRestrictionOrder", "--as", "BJ01"], input=_lines(_order()), obj=hooks
     )
@@ -404,3 +410,25 @@ _MUTATED = [
 
 def _signing_publisher(agency: str) -> Publisher:
     return Publisher(EventSigner(Ed25519PrivateKey.generate(), agency), producer=MemoryProducer())
+
+
+def test_every_publication_and_every_refusal_is_audited(
+    invoke: Invoke, producer: MemoryProducer, audit: MemoryAuditSink
+) -> None:
+    good = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(), _order()))
+    assert good.exit_code == 0, good.stderr
+    published = [op for op in audit.operations if op["result"] == "SUCCESS"]
+    assert len(published) == 2
+    assert {op["operation"] for op in published} == {"event.publish"}
+    assert (published[0]["agency_code"], published[0]["role"]) == ("BJ01", "court")
+    assert published[0]["target"].startswith("zf801.orders.exit-restriction/")
+    audit.operations.clear()
+    bad = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(), {"nonsense": 1}))
+    assert bad.exit_code == 1
+    assert [(op["result"], op["target"]) for op in audit.operations] == [
+        ("FAILURE", "cn.zf801.orders.v1.ExitRestrictionOrder line 2")
+    ]
+    audit.operations.clear()
+    denied = invoke(["ExitRestrictionOrder", "--as", "110000000000"], _lines(_order()))
+    assert denied.exit_code == 1
+    assert [op["result"] for op in audit.operations] == ["DENIED"]

@@ -116,8 +116,9 @@ class Runtime:
             audit=audit,
         )
 
-    def writer_roles(self, topic: str) -> Collection[str] | None:
-        """The roles the catalog lets write ``topic`` (None: not a catalog topic)."""
+    def writer_roles(self, topic: str) -> Collection[str]:
+        """The roles the catalog lets write ``topic``; none for a topic not in the catalog,
+        so a record read from an unknown topic is refused, never trusted."""
         try:
             return self.catalog.resolve(topic).spec.access.write
         except UnknownTopic:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from producers.agencies import CourtPublisher, PoliceUnitPublisher
 from producers.errors import NotAllowed
 from producers.publisher import Publisher
 from producers.routes import RoutingError, outgoing_event, route_for
@@ -154,3 +155,51 @@ def test_edge_normalisation_reaches_into_unions_and_arrays(tmp_path: Path) -> No
     crossing["destination_country_or_region"] = None
     assert normalise_event("cn.zf801.sightings.v1.BorderCrossing", crossing)[
         "destination_country_or_region"] is None  # fmt: skip
+
+
+class _Acknowledged:
+    def __init__(self, topic: str, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, 0, offset
+
+    def get(self, timeout: float | None = None) -> _Acknowledged:
+        return self
+
+
+class _MemoryProducer:
+    """What the broker would have been sent, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes,
+             headers: list[tuple[str, bytes]]) -> _Acknowledged:  # fmt: skip
+        self.sent.append((topic, key, value, headers))
+        return _Acknowledged(topic, len(self.sent) - 1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_typed_court_and_police_publishers_route_each_event(keystore: KeyStore) -> None:
+    settings = Settings(home=keystore.directory.parent)
+    producer = _MemoryProducer()
+    court = CourtPublisher(Publisher(keystore.signer_for(COURT), settings=settings,
+                                     producer=producer))  # type: ignore[arg-type]  # fmt: skip
+    police = PoliceUnitPublisher(Publisher(keystore.signer_for(POLICE), settings=settings,
+                                           producer=producer))  # type: ignore[arg-type]  # fmt: skip
+    person = "11010519491231002X"
+    order = records.person_order(COURT, "（2026）京01执8号", person)
+    issued = court.issue_locate_debtor(order)
+    assert (issued.topic, issued.offset) == ("zf801.orders.locate-debtor", 0)
+    released = court.release_order(Records.release(order, "LOCATE_DEBTOR"), {"id_number": person})
+    police.report_hotel_check_in(Records.hotel_check_in(POLICE, person))
+    police.acknowledge_order(Records.acknowledgement(order, "LOCATE_DEBTOR", POLICE))
+    topics = [topic for topic, *_ in producer.sent]
+    assert topics == ["zf801.orders.locate-debtor", "zf801.orders.locate-debtor",
+                      "zf801.sightings.person", "zf801.orders.acknowledgements"]  # fmt: skip
+    # The release follows its order under the same key; the sighting shares it too.
+    assert producer.sent[0][1] == producer.sent[1][1] == producer.sent[2][1]
+    assert released.event_id != issued.event_id
+    with pytest.raises(NotAllowed):
+        court.issue_exit_restriction({**_order(), "enforcing_court_code": "SH01"})
+    assert len(producer.sent) == 4  # nothing sent for the refused order

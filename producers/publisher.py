@@ -40,6 +40,8 @@ def kafka_producer(settings: Settings | None = None, **overrides: Any) -> KafkaP
         "linger_ms": 5,
         "retries": 2**31 - 1,
         "max_in_flight_requests_per_connection": 5,
+        # The client-side cap only; each topic's max.message.bytes (the catalog) decides.
+        "max_request_size": 16 * 1024 * 1024,
         "client_id": "zf801-publisher",
     }
     config.update(overrides)

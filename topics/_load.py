@@ -47,6 +47,8 @@ _TOP_FIELDS = (
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9._-]+$")
 _AVRO_FULL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _MAX_PARTITIONS = 2**31 - 1
+_MIN_MESSAGE_BYTES = 1024
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MAX_REPLICATION = 2**15 - 1  # Kafka's replication factor is an int16
 
 
@@ -246,6 +248,12 @@ def _topic_fields(
             lambda: optional("co-partition-group", lambda v: as_choice(v, ctx.groups)),
         ),
         "changelog-of": ("changelog_of", lambda: optional("changelog-of", _changelog)),
+        "max-message-bytes": (
+            "max_message_bytes",
+            lambda: optional(
+                "max-message-bytes", lambda v: as_int(v, _MIN_MESSAGE_BYTES, _MAX_MESSAGE_BYTES)
+            ),
+        ),
     }
 
 

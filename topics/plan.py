@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 # The topic-level configs the catalog manages; everything else is left as the cluster has it.
-MANAGED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas")
+MANAGED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas", "max.message.bytes")
 
 
 @dataclass(frozen=True)

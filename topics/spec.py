@@ -118,6 +118,7 @@ class TopicSpec:
     access: AccessPolicy
     co_partition_group: str | None = None
     changelog_of: ChangelogOf | None = None
+    max_message_bytes: int | None = None  # None: the cluster's default (1 MiB)
 
     @property
     def is_template(self) -> bool:
@@ -153,6 +154,8 @@ class TopicSpec:
         isr = self.min_insync_replicas if min_insync_replicas is None else min_insync_replicas
         if isr is not None:
             configs["min.insync.replicas"] = str(isr)
+        if self.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
         return configs
 
 

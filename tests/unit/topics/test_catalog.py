@@ -165,7 +165,12 @@ def test_production_figures(catalog: Catalog) -> None:
         "cleanup.policy": "delete",
         "retention.ms": "2592000000",
         "min.insync.replicas": "2",
+        "max.message.bytes": str(10 * 1024 * 1024),
     }
+    # Records above the cluster's 1 MiB default: inline documents and dead letters only.
+    large = {t.id: t.max_message_bytes for t in catalog.topics if t.max_message_bytes}
+    assert large == {"judicial-documents": 6 * 1024 * 1024, "dead-letter": 10 * 1024 * 1024}
+    assert "max.message.bytes" not in catalog.get("alerts").kafka_configs()
     assert catalog.get("trust").kafka_configs(min_insync_replicas=1)["retention.ms"] == "-1"
 
 
@@ -236,6 +241,27 @@ def _add_topic(**fields: Any) -> Callable[[dict[str, Any]], None]:
 _LONG = "zf801." + "x" * 244  # 250 characters
 
 INVALID = [
+    pytest.param(
+        _set("audit", "max-message-bytes", 10),
+        "id 'audit'",
+        "max-message-bytes",
+        ">= 1024",
+        id="max-message-bytes-tiny",
+    ),
+    pytest.param(
+        _set("audit", "max-message-bytes", 2**40),
+        "id 'audit'",
+        "max-message-bytes",
+        "<=",
+        id="max-message-bytes-huge",
+    ),
+    pytest.param(
+        _set("audit", "max-message-bytes", "6MiB"),
+        "id 'audit'",
+        "max-message-bytes",
+        "integer",
+        id="max-message-bytes-text",
+    ),
     pytest.param(
         lambda d: d.update(owner="x"), "catalog", "owner", "unknown field", id="top-unknown"
     ),

@@ -52,6 +52,7 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
     OrderKind.LOCATE_DEBTOR: "orders-locate-debtor",
 }
 
+_STATS_INTERVAL_S = 30.0
 _RELEASE = "cn.zf801.orders.v1.OrderRelease"
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
 
@@ -152,6 +153,7 @@ class BusWorker:
         app.agent(orders, name="orders")(self._orders_agent)
         app.agent(acks, name="acknowledgements")(self._acks_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
+        app.timer(_STATS_INTERVAL_S)(self._log_stats)
         app.task(self.loop.run)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
@@ -312,6 +314,23 @@ class BusWorker:
         return None
 
     # --- timers ------------------------------------------------------------------------------
+    async def _log_stats(self) -> None:
+        """What the worker has done so far, for the operator reading its log."""
+        committer = self.loop.committer
+        if committer is None:
+            return
+        totals = committer.totals
+        refused = sum(
+            sum(stage.rejected.values())
+            for stage in (self.orders_stage, self.acks_stage, self.sightings_stage)
+        )
+        log.info(
+            "stats: sightings %d, candidates %d, hits %d, blocked %d, refused %d; "
+            "watchlist subjects %d, orders tracked %d",
+            totals.seen, totals.candidates, totals.hits, totals.blocked, refused,
+            len(self.watchlist.data), len(self.tracking.data),
+        )  # fmt: skip
+
     async def _on_timer(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -45,8 +46,10 @@ def alerts(
         if output is OutputFormat.json:
             for alert in stream:
                 print(json.dumps(_as_json(alert), ensure_ascii=False), flush=True)
+        elif follow:
+            _follow(stream)
         else:
-            _table(court, list(stream) if not follow else stream)
+            _table(court, list(stream))
     except BusError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -73,14 +76,22 @@ def _summary(alert: Alert) -> tuple[str, str, str]:
     return str(record["order_id"]), str(record.get("case_number", "")), ""
 
 
-def _table(court: str, stream: object) -> None:
+_COLUMNS = ("kind", "order", "case", "detail", "signed by")
+
+
+def _table(court: str, alerts: list[Alert]) -> None:
     table = Table(title=f"Alerts of court {court}")
-    for column in ("kind", "order", "case", "detail", "signed by"):
+    for column in _COLUMNS:
         table.add_column(column)
-    count = 0
-    for alert in stream:  # type: ignore[attr-defined]
-        order, case, detail = _summary(alert)
-        table.add_row(alert.kind, order, case, detail, alert.signed_by)
-        count += 1
+    for alert in alerts:
+        table.add_row(alert.kind, *_summary(alert), alert.signed_by)
     _console.print(table)
-    _console.print(f"{count} alert(s)")
+    _console.print(f"{len(alerts)} alert(s)")
+
+
+def _follow(stream: Iterable[Alert]) -> None:
+    """One line per alert as it arrives (a table would show nothing until the end)."""
+    _console.print(" | ".join(_COLUMNS), style="bold")
+    for alert in stream:
+        _console.print(" | ".join((alert.kind, *_summary(alert), alert.signed_by)),
+                       highlight=False)  # fmt: skip

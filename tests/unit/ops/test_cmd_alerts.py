@@ -1,0 +1,47 @@
+"""How zf801 alerts shows a court's alerts: a table when reading to the end, one line per
+alert as it arrives when following."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from consumers.alerts import Alert
+from ops.cmd_alerts import _follow, _table
+
+
+def _alert(kind: str, record: dict[str, object], signed_by: str = "BUS-MATCHER") -> Alert:
+    return Alert(event_id="e", event_type=f"cn.zf801.bus.v1.{kind}", signed_by=signed_by,
+                 offset=0, record=record, document={})  # fmt: skip
+
+
+HIT = _alert("Hit", {"order_id": "o-1", "case_number": "（2026）京01执1号",
+                     "summary": {"kind": "HOTEL_CHECK_IN", "place": "如家酒店"}})  # fmt: skip
+ACK = _alert(
+    "OrderAcknowledgement",
+    {"order_id": "o-2", "status": "REJECTED", "reason": "证件不全"},
+    signed_by="110000000000",
+)
+
+
+def test_follow_prints_each_alert_before_the_stream_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def stream() -> Iterator[Alert]:
+        yield HIT
+        assert "o-1" in capsys.readouterr().out  # shown before the next alert arrives
+        yield ACK
+
+    _follow(stream())
+    assert "o-2" in capsys.readouterr().out
+
+
+def test_table_lists_every_alert_with_its_detail(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one row per alert, nothing folded
+    _table("BJ01", [HIT, ACK])
+    out = capsys.readouterr().out
+    assert "HOTEL_CHECK_IN 如家酒店" in out and "REJECTED: 证件不全" in out
+    assert "2 alert(s)" in out

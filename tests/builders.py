@@ -7,15 +7,28 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from schemas.agencies import load_agencies
 from schemas.identifiers import id_number_check_char, vin_check_digit
+from schemas.settings import Settings
+from sign.keystore import KeyStore
 
-__all__ = ["Records"]
+__all__ = ["Records", "trust_set"]
 
 _NOW = dt.datetime.now
+
+
+def trust_set(home: Path, codes: Iterable[str] | None = None) -> KeyStore:
+    """A key store under ``home`` with the two roots and a key for each agency of
+    ``codes`` (default: every agency in the list), certificates valid from a minute ago."""
+    agencies = load_agencies()
+    chosen = agencies.agencies.values() if codes is None else [agencies.get(c) for c in codes]
+    store = KeyStore.from_settings(Settings(home=home))
+    store.init(list(chosen), _NOW(dt.UTC) - dt.timedelta(minutes=1))
+    return store
 
 
 class Records:

@@ -14,10 +14,9 @@ from pathlib import Path
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from ops.broker import LocalCluster
 from ops.broker_fetch import fetch_kafka
-from schemas.agencies import load_agencies
 from schemas.identifiers import id_number_check_char
 from schemas.settings import Settings, get_settings
-from sign.keystore import KeyStore
+from tests.builders import trust_set
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 
@@ -54,10 +53,7 @@ def bench_settings(bootstrap_servers: str, **overrides: object) -> Settings:
 
 def prepare(settings: Settings, agencies: Iterable[str] = (COURT, POLICE, MATCHER)) -> Catalog:
     """Create the key store (for ``agencies``) and the catalog's topics; return the catalog."""
-    agency_list = load_agencies()
-    KeyStore.from_settings(settings).init(
-        [agency_list.get(code) for code in agencies], dt.datetime.now(dt.UTC)
-    )
+    trust_set(settings.home, agencies)
     catalog = bus_catalog(settings)
     with admin_client(settings.bootstrap_servers) as admin:
         state = read_cluster_state(admin, catalog.in_namespace)

@@ -4,7 +4,6 @@ publishers and court subscriber used in-process as an upstream system would use 
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import time
 import uuid
@@ -21,13 +20,12 @@ from consumers.runtime import Runtime
 from ops.deployment import ORDER_TOPIC_IDS, Deployment
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import outgoing_event
-from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.registry import default_registry
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
-from tests.builders import Records
+from tests.builders import Records, trust_set
 from topics.catalog import bus_catalog
 
 _WORKER_START_TIMEOUT_S = 120.0
@@ -38,9 +36,7 @@ _CONSUMED_TIMEOUT_S = 60.0
 def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with the demo trust set (keys for every agency in the agency list)."""
     home = tmp_path_factory.mktemp("zf801-e2e")
-    KeyStore.from_settings(Settings(home=home)).init(
-        list(load_agencies().agencies.values()), dt.datetime.now(dt.UTC)
-    )
+    trust_set(home)
     return home
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from consumers.alerts import Alert
 from consumers.watchlist import derive_id
-from sign.keystore import KeyStore
+from producers.publisher import Publisher
+from tests.builders import trust_set
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -218,12 +219,7 @@ def test_forged_and_tampered_sightings_are_dead_lettered_not_matched(
     bus.wait_orders_consumed()
 
     # A key store of its own: same agency code, certificate under roots the bus never trusted.
-    from producers.publisher import Publisher  # noqa: PLC0415
-    from schemas.agencies import load_agencies  # noqa: PLC0415
-    from schemas.settings import Settings  # noqa: PLC0415
-
-    rogue = KeyStore.from_settings(Settings(home=tmp_path))
-    rogue.init([load_agencies().get(POLICE_BJ)], dt.datetime.now(dt.UTC))
+    rogue = trust_set(tmp_path, [POLICE_BJ])
     forged = records.hotel_check_in(POLICE_BJ, person)
     with Publisher(rogue.signer_for(POLICE_BJ), catalog=bus.catalog,
                    settings=bus.settings) as forger:  # fmt: skip

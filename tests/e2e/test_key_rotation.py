@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from consumers.watchlist import derive_id
-from schemas.agencies import load_agencies
-from schemas.settings import Settings
 from sign.keystore import KeyStore
+from tests.builders import trust_set
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,9 +45,7 @@ def test_rotation_and_revocation_apply_to_a_running_worker(
     bus_factory: Any, records: Any, tmp_path: Path, wait_for: Any
 ) -> None:
     home = tmp_path / "home"
-    KeyStore.from_settings(Settings(home=home)).init(
-        list(load_agencies().agencies.values()), dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    )
+    trust_set(home)
     bus = bus_factory(home=home)
     bus.start()
     person = records.id_number()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 import uuid
@@ -16,11 +15,10 @@ from consumers.alerts import AlertSubscriber
 from consumers.errors import AlertAccessDenied
 from consumers.runtime import Runtime
 from ops.deployment import Deployment
-from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.settings import Settings
-from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests.builders import trust_set
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +28,7 @@ _ZF801 = Path(sys.executable).with_name("zf801")
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("isolation")
-    KeyStore.from_settings(Settings(home=home)).init(
-        list(load_agencies().agencies.values()), dt.datetime.now(dt.UTC)
-    )
+    trust_set(home)
     return home
 
 

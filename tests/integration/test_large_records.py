@@ -14,10 +14,9 @@ from kafka import KafkaConsumer
 
 from ops.deployment import Deployment
 from producers import Publisher, outgoing_event
-from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.settings import Settings
-from sign.keystore import KeyStore
+from tests.builders import trust_set
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +28,7 @@ def test_a_three_mebibyte_document_is_published_and_read_back(
 ) -> None:
     settings = Settings(home=tmp_path, topic_prefix=f"big{uuid.uuid4().hex[:8]}-",
                         bootstrap_servers=bootstrap_servers)  # fmt: skip
-    KeyStore.from_settings(settings).init([load_agencies().get("BJ01")], dt.datetime.now(dt.UTC))
+    trust_set(tmp_path, ["BJ01"])
     deployment = Deployment.create(settings)
     deployment.apply_topics()
     content = os.urandom(3 * 1024 * 1024)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from schemas.identifiers import vin_check_digit
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.keystore import KeyStore
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink
 from tests.builders import Records
 
 POLICE = "110000000000"
@@ -30,15 +30,7 @@ OTHER = "110105196001010017"
 PLATE, VIN = "京A12345", "LSVAU218XN2183294"
 
 
-@dataclass(frozen=True)
-class Consumed:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
+Consumed = ConsumedRecord  # a consumed record, as the verify stage takes it
 
 
 class Fixture:
@@ -73,7 +65,7 @@ class Fixture:
         topic, signed = publisher.prepare(outgoing_event(schema, record))
         self.offset += 1
         return Consumed(topic, 0, self.offset, int(dt.datetime.now(dt.UTC).timestamp() * 1000),
-                        signed.key, signed.value, list(signed.headers))  # fmt: skip
+                        signed.key, signed.value, tuple(signed.headers))  # fmt: skip
 
 
 @pytest.fixture
@@ -152,7 +144,9 @@ def test_a_tampered_candidate_is_dead_lettered_and_never_matched(fx: Fixture, wh
         value[-1] ^= 1
         consumed = replace(consumed, value=bytes(value))
     elif where == "signature":
-        headers = [(n, v[:-4] + b"AAA=" if n == "ce_signature" else v) for n, v in consumed.headers]
+        headers = tuple(
+            (n, v[:-4] + b"AAA=" if n == "ce_signature" else v) for n, v in consumed.headers
+        )
         consumed = replace(consumed, headers=headers)
     else:
         fx.order(fx.keyer.person(OTHER), OrderKind.LOCATE_DEBTOR)
@@ -172,7 +166,7 @@ def test_a_signed_sighting_keyed_by_another_subject_is_refused(fx: Fixture) -> N
     event = replace(outgoing_event(HOTEL, record), key=fx.keyer.person(OTHER))
     _, signed = publisher.prepare(event)
     consumed = Consumed("zf801.sightings.person", 0, 1, 0, signed.key, signed.value,
-                        list(signed.headers))  # fmt: skip
+                        tuple(signed.headers))  # fmt: skip
     result = fx.matcher.process([consumed])
     assert (result.hits, result.rejected) == (0, 1)
     assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"
@@ -181,7 +175,7 @@ def test_a_signed_sighting_keyed_by_another_subject_is_refused(fx: Fixture) -> N
 def test_an_unknown_sighting_type_on_a_watched_key_is_ignored(fx: Fixture, tmp_path: Path) -> None:
     key = fx.keyer.person(PERSON)
     fx.order(key, OrderKind.LOCATE_DEBTOR)
-    headers = [("ce_type", b"cn.zf801.sightings.v1.Nonsense")]
+    headers = (("ce_type", b"cn.zf801.sightings.v1.Nonsense"),)
     result = fx.matcher.process([Consumed("t", 0, 0, 0, key, b"\x00", headers)])
     assert (result.candidates, result.rejected) == (0, 0)
 
@@ -202,8 +196,8 @@ def test_a_lookup_hint_naming_another_vehicle_is_refused(fx: Fixture) -> None:
     other_vin = other_vin[:8] + vin_check_digit(other_vin) + other_vin[9:]
     consumed = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", plate="京B54321", vin=other_vin))
     hint = ("ce_altkeys", fx.keyer.vin(VIN).hex().encode())
-    forged = replace(consumed, headers=[h for h in consumed.headers if h[0] != "ce_altkeys"]
-                     + [hint])  # fmt: skip
+    forged = replace(consumed, headers=(*(h for h in consumed.headers if h[0] != "ce_altkeys"),
+                                        hint))  # fmt: skip
     result = fx.matcher.process([forged])
     assert (result.hits, result.rejected) == (0, 1)
     assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from producers.agencies import CourtPublisher, PoliceUnitPublisher
 from producers.errors import NotAllowed
 from producers.publisher import Publisher
 from producers.routes import RoutingError, outgoing_event, route_for
-from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.edge import normalise_event
 from schemas.errors import IdentifierError, SchemaValidationError
@@ -21,7 +19,7 @@ from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.events import EventVerifier
 from sign.keystore import KeyStore
-from tests.builders import Records
+from tests.builders import Records, trust_set
 
 COURT, POLICE, TRAFFIC = "BJ01", "110000000000", "110000110000"
 ORDER = "cn.zf801.orders.v1.ExitRestrictionOrder"
@@ -33,11 +31,7 @@ records = Records(7)
 
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
-    store = KeyStore.from_settings(Settings(home=tmp_path_factory.mktemp("publisher")))
-    agencies = load_agencies()
-    store.init([agencies.get(c) for c in (COURT, "SH01", POLICE, TRAFFIC)],
-               dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))  # fmt: skip
-    return store
+    return trust_set(tmp_path_factory.mktemp("publisher"), (COURT, "SH01", POLICE, TRAFFIC))
 
 
 def _publisher(keystore: KeyStore, agency: str) -> Publisher:

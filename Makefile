@@ -30,10 +30,10 @@ demo: setup ## start a local Kafka, the processors, and play the demo scenario
 	$(ZF801) demo
 
 test: setup ## unit + integration + e2e tests against a real Kafka broker
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	ZF801_MODE=test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED) ## unit tests only (no broker)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	ZF801_MODE=test $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff and mypy
 	$(BIN)/ruff check .

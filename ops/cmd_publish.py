@@ -231,10 +231,16 @@ def publish(
 
     Prints one line per published event: event id, topic, partition, offset, input line.
     Exit 0 when every line was published, 1 when any line was bad or publishing failed,
-    2 for an unknown TYPE.
+    2 for an unknown TYPE. In production mode (ZF801_MODE, the default) it refuses to run
+    while ZF801_MATCH_KEY_SECRET or ZF801_KEY_PASSPHRASE holds its demo value or is shorter
+    than 16 characters.
     """
     hooks = ctx.obj if isinstance(ctx.obj, PublishHooks) else PublishHooks()
     settings = hooks.settings()
+    try:
+        settings.require_real_secrets("zf801 publish")
+    except BusError as exc:
+        raise _fail(str(exc)) from exc
     schema = _schema(event_type)
     try:
         get_agency(agency_code)

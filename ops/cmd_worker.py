@@ -8,6 +8,7 @@ import typer
 
 from consumers.runtime import Runtime
 from schemas.errors import BusError
+from schemas.settings import get_settings
 
 __all__ = ["worker"]
 
@@ -22,7 +23,14 @@ def worker(
 
     Settings come from ZF801_* variables: bootstrap servers, key store and passphrase,
     ZF801_ACK_TIMEOUT_S, ZF801_TIMER_INTERVAL_S, ZF801_WORKER_ID, ZF801_TOPIC_PREFIX.
+    In production mode (ZF801_MODE, the default) it refuses to start while
+    ZF801_MATCH_KEY_SECRET or ZF801_KEY_PASSPHRASE holds its demo value or is shorter
+    than 16 characters.
     """
+    try:
+        get_settings().require_real_secrets("zf801 worker")
+    except BusError as exc:
+        raise _fail(exc) from exc
     # faust takes about a second to import; only this command needs it.
     import faust  # noqa: PLC0415
 
@@ -31,6 +39,10 @@ def worker(
     try:
         bus = BusWorker(Runtime.connect(agency))
     except BusError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
     faust.Worker(bus.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def _fail(exc: BusError) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(1)

@@ -158,6 +158,7 @@ class Deployment:
         return {
             **os.environ,
             "ZF801_HOME": str(settings.home),
+            "ZF801_MODE": settings.mode,
             "ZF801_KEYS_PATH": str(settings.keys_dir.resolve()),
             "ZF801_TOPIC_PREFIX": settings.topic_prefix,
             "ZF801_BOOTSTRAP_SERVERS": settings.bootstrap_servers,

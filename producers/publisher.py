@@ -4,7 +4,8 @@ A :class:`Publisher` speaks for one agency (its signing key comes from the key s
 It refuses, before anything is sent, an event type the topic does not carry, a topic the
 agency's role may not write, and any record that breaks its schema or an identifier rule.
 It publishes with ``acks=all`` and idempotence, and :meth:`Publisher.publish` returns
-only when the broker has acknowledged the record.
+only when the broker has acknowledged the record. In production mode it refuses to be
+built while a secret holds its demo value (``Settings.require_real_secrets``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Publisher:
         send_timeout_s: float = 30.0,
     ) -> None:
         self._settings = settings or get_settings()
+        self._settings.require_real_secrets(f"the publisher of agency {signer.agency_code}")
         self._signer = signer
         self.agency = get_agency(signer.agency_code)
         self.catalog = catalog or bus_catalog(self._settings)

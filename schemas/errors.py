@@ -18,6 +18,7 @@ __all__ = [
     "HeaderMissing",
     "HeaderTooLarge",
     "IdentifierError",
+    "InsecureSettings",
     "MalformedPayload",
     "SchemaHistoryError",
     "SchemaLoadError",
@@ -38,6 +39,37 @@ class BusError(Exception):
 
 class ConfigurationError(BusError, ValueError):
     """A setting is missing or malformed."""
+
+
+class InsecureSettings(ConfigurationError):  # noqa: N818 - reads as a verdict
+    """Production mode with a secret still at its public demo value, empty or too short:
+    ``component`` (``zf801 worker``, a publisher) refuses to start.
+
+    ``problems`` pairs each ``ZF801_*`` variable at fault with what is wrong with it; the
+    secrets themselves are never kept on the exception.
+    """
+
+    def __init__(self, component: str, problems: tuple[tuple[str, str], ...]) -> None:
+        self.component = component
+        self.problems = problems
+        faults = "; ".join(f"{variable} {problem}" for variable, problem in problems)
+        names = " and ".join(self.variables)
+        secrets = "secrets" if len(problems) > 1 else "a secret"
+        super().__init__(
+            f"{component} refused to start: ZF801_MODE is production and {faults}. "
+            f"Set {names} to {secrets} of your own, or set ZF801_MODE=demo to run a demo on "
+            "a laptop."
+        )
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The ``ZF801_*`` variables at fault, in the order of the settings."""
+        return tuple(variable for variable, _ in self.problems)
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[InsecureSettings], tuple[str, tuple[tuple[str, str], ...]]]:
+        return (type(self), (self.component, self.problems))
 
 
 class IdentifierError(BusError, ValueError):

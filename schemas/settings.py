@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.errors import InsecureSettings
+
 __all__ = ["Settings", "get_settings"]
 
-# Demo-only secrets: fine for a laptop, refused by nothing, and documented in the README
-# as values every real deployment must override.
+# Demo-only secrets: fine for a laptop, and documented in the README as values every real
+# deployment must override; in production mode the worker and the publishers refuse them.
 _DEMO_MATCH_KEY_SECRET = "zf801-demo-match-key-secret-change-me"  # noqa: S105
 _DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
+# The shortest secret production mode accepts.
+_MIN_SECRET_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -56,6 +61,9 @@ class Settings(BaseSettings):
 
     # Prefix for every topic name and processor id; isolates test runs on a shared cluster.
     topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
+    # "production" refuses demo, empty and short secrets where the worker or a publisher
+    # starts (require_real_secrets); ``zf801 demo`` runs in "demo", the test suite in "test".
+    mode: Literal["production", "demo", "test"] = "production"
 
     # The worker: how long a police agency has to acknowledge an order before the issuing
     # court is alerted, and how often expiry and acknowledgement deadlines are checked.
@@ -87,6 +95,44 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.keys_path if self.keys_path is not None else self.home / "keys"
+
+    def insecure_secrets(self) -> list[str]:
+        """The ``ZF801_*`` variables whose secret still holds its public demo value."""
+        return [variable for variable, secret, demo in self._secrets() if secret == demo]
+
+    def require_real_secrets(self, component: str) -> None:
+        """Raise :class:`InsecureSettings` when, in production mode, a secret holds its demo
+        value or is empty or shorter than 16 characters; ``component`` names what refuses
+        to start. Demo and test mode accept any secret."""
+        if self.mode != "production":
+            return
+        problems = tuple(
+            (variable, problem)
+            for variable, secret, demo in self._secrets()
+            if (problem := _weakness(secret, demo)) is not None
+        )
+        if problems:
+            raise InsecureSettings(component, problems)
+
+    def _secrets(self) -> list[tuple[str, str, str]]:
+        """(variable, value, demo value) of each secret setting."""
+        match_key_secret = self.match_key_secret.get_secret_value()
+        key_passphrase = self.key_passphrase.get_secret_value()
+        return [
+            ("ZF801_MATCH_KEY_SECRET", match_key_secret, _DEMO_MATCH_KEY_SECRET),
+            ("ZF801_KEY_PASSPHRASE", key_passphrase, _DEMO_KEY_PASSPHRASE),
+        ]
+
+
+def _weakness(secret: str, demo: str) -> str | None:
+    """What makes a secret unfit for production, or None."""
+    if secret == demo:
+        return "holds the public demo value"
+    if not secret.strip():
+        return "is empty"
+    if len(secret) < _MIN_SECRET_CHARS:
+        return f"is shorter than {_MIN_SECRET_CHARS} characters"
+    return None
 
 
 @lru_cache(maxsize=1)

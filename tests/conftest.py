@@ -27,6 +27,10 @@ from ops.broker import LocalCluster
 from ops.broker_fetch import fetch_kafka
 from schemas.settings import Settings, get_settings
 
+# Tests run in test mode, which accepts the demo secrets; set before any settings are read
+# (they are read lazily, never at import), and inherited by the workers tests start.
+os.environ.setdefault("ZF801_MODE", "test")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # cp-kafka 8.0 is Apache Kafka 4.0: the same protocol generation (KIP-896) as the local broker.
 _CONTAINER_IMAGE = "confluentinc/cp-kafka:8.0.0"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import json
 from collections.abc import Callable, Iterable, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
+from consumers.tracking import OrderTrack
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
 from topics.catalog import Catalog
 
@@ -102,18 +102,21 @@ class Deadlines:
         due: list[Outgoing] = []
         for raw_id, raw in tracking:
             order_id = raw_id.decode()
-            state = json.loads(raw)
-            if state["status"] or state["deadline_us"] > now_us or order_id in self._overdue_sent:
+            track = OrderTrack.from_bytes(raw)
+            kind = track.kind
+            if (
+                kind is None or track.status or track.closed or track.deadline_us > now_us
+                or order_id in self._overdue_sent
+            ):  # fmt: skip
                 continue
             self._overdue_sent.add(order_id)
-            kind = OrderKind(state["kind"])
             alert = {
-                "order_id": order_id, "order_kind": kind.value, "court_code": state["court"],
+                "order_id": order_id, "order_kind": kind.value, "court_code": track.court,
                 "awaited_role": ACK_ROLES[kind].upper().replace("-", "_"),
-                "issued_at": from_micros(state["issued_at_us"]),
-                "deadline": from_micros(state["deadline_us"]), "detected_at": now,
+                "issued_at": from_micros(track.issued_at_us),
+                "deadline": from_micros(track.deadline_us), "detected_at": now,
             }  # fmt: skip
-            court = self._catalog.topic_name("alerts", court=state["court"])
+            court = self._catalog.topic_name("alerts", court=track.court)
             due.append(self._outgoing.sign(
                 court, _OVERDUE, alert, key=order_id.encode(), now=now,
                 event_id=derive_id("ack-overdue", order_id),

@@ -13,13 +13,22 @@ from kafka import KafkaProducer
 
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
+from sign.acceptance import AcceptancePolicy
 from sign.events import EventSigner
 from sign.follower import FollowerThread, TrustFollower
 from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
 from sign.keystore import KeyStore
 from sign.replay import ReplayGuard
+from sign.state_seal import StateSealer
 from sign.trust import TrustStore
-from sign.verify_stage import AuditSink, DeadLetterSink, Rejection, VerifiedEvent, VerifyStage
+from sign.verify_stage import (
+    AuditSink,
+    ConsumedRecord,
+    DeadLetterSink,
+    Rejection,
+    VerifiedEvent,
+    VerifyStage,
+)
 from topics.catalog import Catalog, bus_catalog
 from topics.errors import UnknownTopic
 
@@ -55,6 +64,7 @@ class Runtime:
     audit: AuditSink
     codec: Codec = field(default_factory=default_codec)
     trust_follower: FollowerThread | None = None
+    keystore: KeyStore | None = None
 
     @classmethod
     def connect(cls, agency_code: str, settings: Settings | None = None) -> Runtime:
@@ -115,6 +125,7 @@ class Runtime:
             trust=keystore.trust_store(),
             dead_letters=dead_letters,
             audit=audit,
+            keystore=keystore,
         )
 
     def writer_roles(self, topic: str) -> Collection[str]:
@@ -125,30 +136,53 @@ class Runtime:
         except UnknownTopic:
             return ()
 
-    def verify_stage(self, *, roles_by_topic: bool = True) -> VerifyStage:
+    def state_sealer(self) -> StateSealer:
+        """Seals this processor's own state records (tables, replay journal)."""
+        keystore = self.keystore or KeyStore.from_settings(self.settings)
+        return StateSealer(keystore.state_secret(self.agency_code))
+
+    def verify_stage(
+        self,
+        *,
+        roles_by_topic: bool = True,
+        journal_scope: str | None = None,
+        acceptance: AcceptancePolicy | None = None,
+    ) -> VerifyStage:
         """A verify-before-act stage for one input of this processor. With
         ``roles_by_topic`` the signer's role must be one the catalog lets write the topic;
-        without, the caller checks roles itself (e.g. per event type)."""
+        without, the caller checks roles itself (e.g. per event type). Event times are
+        judged by ``acceptance`` (default: the settings' windows, ``sign/REPLAY.md``);
+        a ``journal_scope`` makes the stage's replay guard list what it saw, for the
+        processor's replay journal."""
         return VerifyStage(
             self.trust,
-            ReplayGuard.from_settings(self.settings),
+            ReplayGuard.from_settings(self.settings, journal_scope=journal_scope),
             self.dead_letters,
             self.audit,
             verifier_agency=self.agency_code,
             writer_roles=self.writer_roles if roles_by_topic else None,
             max_skew=timedelta(seconds=skew) if (skew := self.settings.verify_max_skew_s) else None,
+            acceptance=acceptance or AcceptancePolicy.from_settings(self.settings),
             codec=self.codec,
         )
 
     def refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
         """Dead-letter and audit a verified record whose content may not be acted on."""
+        self.refuse_record(verified.record, reason, detail)
+
+    def refuse_record(
+        self, record: ConsumedRecord, reason: str, detail: str, stage: str = "verify"
+    ) -> None:
+        """Dead-letter and audit a record that was not acted on (e.g. a state record
+        whose seal failed on restore)."""
         rejection = Rejection(
-            record=verified.record,
+            record=record,
             reason=reason,
             detail=detail,
             header=None,
             verifier=self.agency_code,
             rejected_at=datetime.now(UTC),
+            stage=stage,
         )
         self.dead_letters.write(rejection)
         self.audit.write(rejection)

@@ -8,22 +8,25 @@ match the order partitions (and so the watchlist partitions) that faust gave thi
 worker. Both topics are keyed by match key with the same partition count, so a
 sighting's orders are always local.
 
-Each batch's hits, and the batch's consumer offsets, are committed in one transaction
-(``send_offsets_to_transaction``): a worker killed mid-batch leaves an aborted
-transaction that readers at ``read_committed`` never see, and its successor (same
-transactional id, which fences the dead one) redoes the batch. So no hit is lost and
-none is delivered twice.
+Each batch's hits, the replay journal records of the sightings it acted on, and the
+batch's consumer offsets are committed in one transaction (``send_offsets_to_transaction``):
+a worker killed mid-batch leaves an aborted transaction that readers at
+``read_committed`` never see, and its successor (same transactional id, which fences
+the dead one) redoes the batch. So no hit is lost, none is delivered twice, and a
+sighting acted on is remembered exactly when its hits are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.matcher import Matcher, MatchResult
+from consumers.replay_journal import JournalRecord
 
 if TYPE_CHECKING:
     from consumers.worker import BusWorker
@@ -40,10 +43,17 @@ class BatchCommitter:
     """Matches one consumed batch and commits its output together with the batch's
     consumer offsets, in one transaction of ``producer`` (a transactional producer)."""
 
-    def __init__(self, matcher: Matcher, producer: AIOKafkaProducer, group_id: str) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        producer: AIOKafkaProducer,
+        group_id: str,
+        journal: Callable[[], list[JournalRecord]] = list,
+    ) -> None:
         self._matcher = matcher
         self._producer = producer
         self._group_id = group_id
+        self._journal = journal
         self.totals = MatchResult()
 
     async def process(self, batch: dict[Any, list[Any]]) -> MatchResult:
@@ -59,6 +69,10 @@ class BatchCommitter:
                     value=item.record.value,
                     headers=list(item.record.headers),
                 )
+            for entry in self._journal():
+                await producer.send(
+                    entry.topic, key=entry.key, value=entry.value, partition=entry.partition
+                )
             await producer.send_offsets_to_transaction(offsets, self._group_id)
         self._add(result)
         return result
@@ -70,6 +84,8 @@ class BatchCommitter:
         totals.hits += result.hits
         totals.blocked += result.blocked
         totals.rejected += result.rejected
+        totals.sampled += result.sampled
+        totals.sample_rejected += result.sample_rejected
 
 
 class SightingLoop:
@@ -116,7 +132,10 @@ class SightingLoop:
         )
         await consumer.start()
         await producer.start()
-        self.committer = BatchCommitter(self._matcher, producer, self.group_id)
+        stage = self._worker.sightings_stage
+        self.committer = BatchCommitter(
+            self._matcher, producer, self.group_id, lambda: self._worker.journal_records(stage)
+        )
         try:
             await self._loop(consumer, self.committer)
         finally:

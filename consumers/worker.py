@@ -3,8 +3,8 @@
 - **Orders agent** (the three order topics): verified orders enter the ``watchlist``
   table (match key -> every active order on that subject, with a changelog, so a
   restarted worker recovers it); a verified release or the bus's own expiry notice
-  removes the order. The ``order_tracking`` table keeps each order's acknowledgement
-  state and deadline.
+  removes the order (:mod:`consumers.order_book`). The ``order_tracking`` table keeps
+  each order's acknowledgement state, deadline and closure.
 - **Acknowledgements agent**: records each police acknowledgement and forwards it, as
   signed by the police unit, to the issuing court's alert topic.
 - **Matcher** (:mod:`consumers.sighting_loop`): sightings against the watchlist, hits to
@@ -12,13 +12,18 @@
 - **Timers**: expiry notices when a control period ends (to the order topic, which the
   police side reads, and to the court), and an overdue alert to the court when an order
   is not acknowledged within ``settings.ack_timeout_s``.
+
+Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
+restore applies only state this processor sealed; every verify stage's replay guard is
+journaled (:mod:`consumers.replay_journal`) and restored when partitions are assigned.
+No record on any input, changelogs included, stops the worker: it is dead-lettered,
+counted and skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,21 +31,20 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from consumers.deadlines import ACK_ROLES, Deadlines
+from consumers.addressing import ack_problem
+from consumers.deadlines import Deadlines
 from consumers.matcher import Matcher
+from consumers.order_book import OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
+from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
+from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
-from consumers.watchlist import (
-    ORDER_TYPES,
-    OrderKind,
-    WatchEntry,
-    active_order_from_record,
-)
-from schemas.agencies import AgencyRole, load_agencies
+from consumers.watchlist import OrderKind, WatchEntry
 from schemas.envelope import KafkaRecord
-from schemas.matchkey import MatchKeyer, vehicle_match_keys
-from sign.verify_stage import VerifiedEvent
+from schemas.matchkey import MatchKeyer
+from sign.state_seal import PAYLOAD_OFFSET
+from sign.verify_stage import VerifyStage
 
 __all__ = ["BusWorker"]
 
@@ -53,8 +57,6 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
-_RELEASE = "cn.zf801.orders.v1.OrderRelease"
-_EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
 
 
 def _now() -> dt.datetime:
@@ -93,23 +95,26 @@ class BusWorker:
             key_serializer="raw",
             value_serializer="raw",
         )
-        self.watchlist = self.app.Table(
-            watch_spec.changelog_of.table,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=watch_spec.partitions,
-        )
+        sealer = runtime.state_sealer()
         tracking_spec = catalog.get("order-tracking-changelog")
         assert tracking_spec.changelog_of is not None
-        self.tracking = self.app.Table(
-            tracking_spec.changelog_of.table,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=tracking_spec.partitions,
+        self.watchlist = SealedTable(
+            self.app, sealer=sealer, name=watch_spec.changelog_of.table,
+            key_type=bytes, value_type=bytes, partitions=watch_spec.partitions,
+        )  # fmt: skip
+        self.tracking = SealedTable(
+            self.app, sealer=sealer, name=tracking_spec.changelog_of.table,
+            key_type=bytes, value_type=bytes, partitions=tracking_spec.partitions,
+        )  # fmt: skip
+        journal_spec = catalog.get("replay-journal")
+        self.journal = ReplayJournal(
+            journal_spec.name, journal_spec.partitions, sealer, self.app_id
         )
-        self.orders_stage = runtime.verify_stage()
-        self.acks_stage = runtime.verify_stage()
-        self.sightings_stage = runtime.verify_stage()
+        self.orders_stage = runtime.verify_stage(journal_scope="orders")
+        self.acks_stage = runtime.verify_stage(journal_scope="acknowledgements")
+        self.sightings_stage = runtime.verify_stage(journal_scope="sightings")
+        self.journal_refused = 0
+        keyer = MatchKeyer(settings.match_key_secret.get_secret_value().encode())
         self.matcher = Matcher(
             self._lookup,
             self.sightings_stage,
@@ -117,31 +122,34 @@ class BusWorker:
             runtime.signer,
             catalog,
             codec=runtime.codec,
-            keyer=MatchKeyer(runtime.settings.match_key_secret.get_secret_value().encode()),
+            keyer=keyer,
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
-            OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics, self._entry
-        )
+            OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
+            self._entry,
+        )  # fmt: skip
+        self.book = OrderBook(
+            self.watchlist, self.tracking, keyer, self.deadlines, runtime.refuse,
+            ack_timeout_s=settings.ack_timeout_s,
+        )  # fmt: skip
         self._heap_stale = True
+        self._watch_data: Mapping[bytes, bytes] | None = None
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
     def _lookup(self, key: bytes) -> WatchEntry | None:
         """The matcher's read: straight from the table's store, without the per-access
         sensors of ``Table.get`` (a miss must cost one dict lookup)."""
-        raw = self.watchlist.data.get(key)
-        return WatchEntry.from_bytes(raw) if raw else None
+        data = self._watch_data
+        if data is None:
+            data = self._watch_data = self.watchlist.data.data
+        raw = data.get(key)
+        return WatchEntry.from_bytes(raw[PAYLOAD_OFFSET:]) if raw else None
 
     def _entry(self, key: bytes) -> WatchEntry:
-        return WatchEntry.from_bytes(self.watchlist.get(key))
-
-    def _store(self, key: bytes, entry: WatchEntry) -> None:
-        if entry:
-            self.watchlist[key] = entry.to_bytes()
-        elif key in self.watchlist:
-            del self.watchlist[key]
+        return self.book.entry(key)
 
     # --- wiring ----------------------------------------------------------------------------
     def _wire(self) -> None:
@@ -160,7 +168,22 @@ class BusWorker:
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
         topics = set(self.order_topics.values())
-        self.loop.follow({tp.partition for tp in assigned if tp.topic in topics})
+        order_partitions = {tp.partition for tp in assigned if tp.topic in topics}
+        inputs = topics | {self.rt.catalog.topic_name("order-acknowledgements")}
+        # Before any event of these partitions is judged: what the guards saw before.
+        restored = await self.journal.restore(
+            self.rt.settings.bootstrap_servers,
+            {tp.partition for tp in assigned if tp.topic in inputs},
+            {
+                "orders": self.orders_stage.replay_guard,
+                "acknowledgements": self.acks_stage.replay_guard,
+                "sightings": self.sightings_stage.replay_guard,
+            },
+        )
+        self.journal_refused += len(restored.refused)
+        for record, detail in restored.refused:
+            self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage="replay-journal")
+        self.loop.follow(order_partitions)
         self._heap_stale = True
 
     async def producer(self) -> AIOKafkaProducer:
@@ -187,86 +210,34 @@ class BusWorker:
         ]
         await asyncio.gather(*futures)
 
+    def journal_records(self, stage: VerifyStage) -> list[JournalRecord]:
+        """The journal records of what ``stage`` accepted since the last call."""
+        return self.journal.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
+
+    async def _write_journal(self, stage: VerifyStage) -> None:
+        """Make what ``stage`` accepted durable before its effect."""
+        records = self.journal_records(stage)
+        if not records:
+            return
+        producer = await self.producer()
+        futures = [
+            await producer.send(r.topic, key=r.key, value=r.value, partition=r.partition)
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
     # --- orders ------------------------------------------------------------------------------
     async def _orders_agent(self, stream: Any) -> None:
         async for event in stream.events():
             verified = self.orders_stage.check_record(_Consumed.of(event.message))
             if verified is None:
                 continue
+            await self._write_journal(self.orders_stage)
             try:
-                await self._apply_order_event(verified)
+                self.book.apply(verified)
             except Exception as exc:  # a bad record must not stop the watchlist
-                self._refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
-
-    async def _apply_order_event(self, verified: VerifiedEvent) -> None:
-        schema, record = self.rt.codec.decode(verified.record.value or b"")
-        key = verified.record.key or b""
-        signer = verified.signature
-        if schema.full_name in ORDER_TYPES:
-            order = active_order_from_record(schema.full_name, record)
-            if order.court_code != signer.agency_code:
-                self._refuse(verified, "AGENCY_MISMATCH", (
-                    f"enforcing_court_code {order.court_code} is not the signing agency "
-                    f"{signer.agency_code}"))  # fmt: skip
-                return
-            keys = self._subject_keys(key, schema.full_name, record)
-            for subject_key in keys:
-                self._store(subject_key, self._entry(subject_key).with_order(order))
-            self._track_new(order.order_id, order.kind, order.court_code, order.issued_at_us, keys)
-            self.deadlines.schedule(order, key)
-        elif schema.full_name == _RELEASE:
-            self._release(verified, key, record)
-        elif schema.full_name == _EXPIRY and signer.role == "bus":
-            self._remove_everywhere(key, str(record["order_id"]))
-
-    def _subject_keys(self, key: bytes, schema_name: str, record: Mapping[str, Any]) -> list[bytes]:
-        """The record key, plus the VIN key of a vehicle order (found by VIN-only sightings)."""
-        if ORDER_TYPES[schema_name] is not OrderKind.VEHICLE_SEARCH:
-            return [key]
-        subject = record["subject"]
-        secret = self.rt.settings.match_key_secret.get_secret_value().encode()
-        keys = vehicle_match_keys(subject["plate_number"], subject.get("vin"), secret=secret)
-        return list(dict.fromkeys([key, *keys]))
-
-    def _release(self, verified: VerifiedEvent, key: bytes, record: Mapping[str, Any]) -> None:
-        order_id = str(record["order_id"])
-        order = self._entry(key).orders.get(order_id)
-        if order is None:
-            log.info("release of order %s: not in the watchlist (already gone)", order_id)
-            return
-        court = verified.signature.agency_code
-        if court != order.court_code or record["releasing_court_code"] != order.court_code:
-            self._refuse(
-                verified,
-                "AGENCY_MISMATCH",
-                f"order {order_id} was issued by {order.court_code}, released by {court}",
-            )
-            return
-        self._remove_everywhere(key, order_id)
-
-    def _remove_everywhere(self, key: bytes, order_id: str) -> None:
-        """Remove the order under every key it is indexed by (plate and VIN keys)."""
-        tracked = self.tracking.get(order_id.encode())
-        keys = [key]
-        if tracked is not None:
-            keys += [bytes.fromhex(k) for k in json.loads(tracked)["keys"]]
-            del self.tracking[order_id.encode()]
-        for subject_key in dict.fromkeys(keys):
-            self._store(subject_key, self._entry(subject_key).without(order_id))
-
-    def _track_new(
-        self, order_id: str, kind: OrderKind, court: str, issued_at_us: int, keys: list[bytes]
-    ) -> None:
-        if self.tracking.get(order_id.encode()) is not None:
-            return
-        deadline = issued_at_us + int(self.rt.settings.ack_timeout_s * 1_000_000)
-        self.tracking[order_id.encode()] = json.dumps({
-            "kind": kind.value, "court": court, "issued_at_us": issued_at_us,
-            "deadline_us": deadline, "status": None, "keys": [k.hex() for k in keys],
-        }).encode()  # fmt: skip
-
-    def _refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
-        self.rt.refuse(verified, reason, detail)
+                log.exception("order record %s refused", verified.signature.event_id)
+                self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
 
     # --- acknowledgements -----------------------------------------------------------------
     async def _acks_agent(self, stream: Any) -> None:
@@ -275,43 +246,33 @@ class BusWorker:
             verified = self.acks_stage.check_record(message)
             if verified is None:
                 continue
-            _, record = self.rt.codec.decode(verified.record.value or b"")
-            problem = self._ack_problem(verified, record)
-            if problem is not None:
-                self._refuse(verified, *problem)
+            await self._write_journal(self.acks_stage)
+            try:
+                forwarded = self._acknowledge(verified.signature.agency_code,
+                                              verified.signature.role, verified.payload)
+            except Exception as exc:  # never stop on one record
+                forwarded = ("ACK_REFUSED", f"{type(exc).__name__}: {exc}")
+            if isinstance(forwarded, tuple):
+                self.rt.refuse(verified, *forwarded)
                 continue
-            order_key = str(record["order_id"]).encode()
-            tracked = self.tracking.get(order_key)
-            if tracked is not None:
-                state = json.loads(tracked)
-                state["status"] = record["status"]
-                self.tracking[order_key] = json.dumps(state).encode()
-            court = record["court_code"]
-            forwarded = KafkaRecord(message.key, message.value or b"", tuple(message.headers))
-            await self.publish(
-                [Outgoing(self.rt.catalog.topic_name("alerts", court=court), forwarded)]
-            )
+            record = KafkaRecord(message.key, message.value or b"", tuple(message.headers))
+            await self.publish([Outgoing(forwarded, record)])
 
-    def _ack_problem(
-        self, verified: VerifiedEvent, record: Mapping[str, Any]
-    ) -> tuple[str, str] | None:
-        """Why an acknowledgement must not be recorded or forwarded, or None: it must come
-        from a unit of the role that acts on the order's kind, that serves the court's
-        province (the provincial rules of the agency list), about an order of that court."""
-        kind = OrderKind(record["order_kind"])
-        unit, role = verified.signature.agency_code, ACK_ROLES[kind]
-        if verified.signature.role != role:
-            return "ROLE_NOT_ALLOWED", f"{kind} orders are acknowledged by {role}"
-        if record["acknowledging_unit_code"] != unit:
-            return "AGENCY_MISMATCH", f"acknowledging_unit_code is not the signer {unit}"
-        court = record["court_code"]
-        serving = {a.code for a in load_agencies().units_serving_court(court, AgencyRole(role))}
-        if unit not in serving:
-            return "ROLE_NOT_ALLOWED", f"unit {unit} does not receive court {court}'s orders"
-        tracked = self.tracking.get(str(record["order_id"]).encode())
-        if tracked is not None and json.loads(tracked)["court"] != court:
-            return "AGENCY_MISMATCH", f"order {record['order_id']} is not court {court}'s"
-        return None
+    def _acknowledge(
+        self, unit: str, role: str, record: Mapping[str, Any]
+    ) -> str | tuple[str, str]:
+        """Record a police acknowledgement; the court's alert topic to forward it to, or
+        why it is refused: the provincial rules (:func:`consumers.addressing.ack_problem`),
+        and the order, when tracked, must be the acknowledged court's."""
+        problem = ack_problem(unit, role, record)
+        if problem is not None:
+            return problem
+        order_id, court = str(record["order_id"]), record["court_code"]
+        track = self.book.track(order_id)
+        if track is not None and track.court != court:
+            return "AGENCY_MISMATCH", f"order {order_id} is not court {court}'s"
+        self.book.acknowledge(order_id, record["status"])
+        return self.rt.catalog.topic_name("alerts", court=court)
 
     # --- timers ------------------------------------------------------------------------------
     async def _log_stats(self) -> None:
@@ -326,20 +287,26 @@ class BusWorker:
         )
         log.info(
             "stats: sightings %d, candidates %d, hits %d, blocked %d, refused %d; "
-            "watchlist subjects %d, orders tracked %d",
+            "misses verified %d (failed %d); watchlist subjects %d, orders tracked %d; "
+            "state records refused %d",
             totals.seen, totals.candidates, totals.hits, totals.blocked, refused,
+            totals.sampled, totals.sample_rejected,
             len(self.watchlist.data), len(self.tracking.data),
+            self.watchlist.refused_total + self.tracking.refused_total + self.journal_refused,
         )  # fmt: skip
 
     async def _on_timer(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return
+        for table in (self.watchlist, self.tracking):
+            for record, detail in table.drain_refused():
+                self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._heap_stale:
-            self.deadlines.reschedule(list(self.watchlist.items()))
+            self.deadlines.reschedule(self.watchlist.payload_items())
             self._heap_stale = False
         now = _now()
         due = self.deadlines.expiry_notices(now)
-        due += self.deadlines.overdue_alerts(list(self.tracking.items()), now)
+        due += self.deadlines.overdue_alerts(self.tracking.payload_items(), now)
         if due:
             await self.publish(due)
 
@@ -347,7 +314,6 @@ class BusWorker:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-
 
 class _Consumed:
     """A faust message seen as a consumed record (faust timestamps are in seconds)."""

@@ -79,11 +79,21 @@ class Settings(BaseSettings):
     # Signing (sign/): the key store folder (None: <home>/keys) and agency cert lifetime.
     keys_path: Path | None = None
     agency_cert_days: int = Field(default=730, ge=1)
-    # Replay guard: how long an event id is remembered, and the memory bound on ids held.
-    replay_window_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Acceptance window around the processor's own (trusted) clock, per event family
+    # (sign/REPLAY.md): an event that causes an effect is refused when its ce_time lies
+    # more than ``accept_future_s`` ahead, or further back than its family's past window.
+    # The past windows are wide enough for a police system that stores and forwards
+    # after an outage. Events that remove an effect (releases, expiry) have no window.
+    accept_future_s: float = Field(default=300.0, gt=0)
+    accept_past_orders_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    accept_past_acknowledgements_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    accept_past_sightings_s: float = Field(default=72 * 3600.0, gt=0)
+    # Replay guard: the memory bound on event ids held (ids live as long as the window).
     replay_max_ids: int = Field(default=2_000_000, ge=1000)
     # Largest allowed gap between ce_time and the Kafka record timestamp (0: not checked).
     verify_max_skew_s: float = Field(default=0.0, ge=0)
+    # The matcher verifies one watchlist miss in this many (0: none), to trace junk/forgeries.
+    verify_misses_every: int = Field(default=1000, ge=0)
     # The bus agency whose key signs trust records (certificates, revocations) on the trust
     # topic; the demo agency list has no dedicated key-administration processor.
     trust_publisher_agency: str = "BUS-AUDIT"

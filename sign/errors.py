@@ -14,6 +14,7 @@ from schemas.errors import BusError
 __all__ = [
     "AgencyMismatch",
     "BadSignature",
+    "ClockAhead",
     "CertificateExpired",
     "CertificateNotYetValid",
     "DocumentMismatch",
@@ -29,6 +30,7 @@ __all__ = [
     "SignError",
     "SignatureRejected",
     "TimeSkew",
+    "TooOld",
     "TrustMaterialError",
     "UnknownAlgorithm",
     "UnknownKey",
@@ -118,6 +120,19 @@ class TimeSkew(SignatureRejected):
 
 class Replayed(SignatureRejected):
     reason = "REPLAYED"
+
+
+class ClockAhead(SignatureRejected):
+    """``ce_time`` lies further ahead of the processor's clock than the window allows."""
+
+    reason = "CLOCK_AHEAD"
+
+
+class TooOld(SignatureRejected):
+    """``ce_time`` lies further back than the event family's acceptance window (or than
+    the replay guard still remembers)."""
+
+    reason = "TOO_OLD"
 
 
 class DocumentMismatch(SignatureRejected):

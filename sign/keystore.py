@@ -19,6 +19,7 @@ atomically (write a temporary file, then ``os.replace``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -166,6 +167,26 @@ class KeyStore:
     def signer_for(self, agency_code: str) -> EventSigner:
         """A signer with the agency's current key."""
         return EventSigner(self.private_key(self.current_key_id(agency_code)), agency_code)
+
+    def state_secret(self, agency_code: str) -> bytes:
+        """A 32-byte secret of a bus processor for MACs over its own state (table
+        changelogs, replay journal), created on first use. It is kept apart from the
+        signing keys, so a key rotation leaves the state verifiable; every worker of the
+        processor reads the same file, encrypted at rest like the signing keys."""
+        self._agency(agency_code)  # an agency of this store, or KeyStoreError
+        folder = self.directory / "state"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"{agency_code}.key.pem"
+        try:
+            self._write_key(path, Ed25519PrivateKey.generate())
+        except FileExistsError:
+            pass  # another worker of the processor made it first
+        raw = self._load_key(path).private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return hashlib.sha256(b"zf801 processor state secret v1\x00" + raw).digest()
 
     def anchors(self) -> list[x509.Certificate]:
         return [_load_cert(p) for p in sorted((self.directory / "anchors").glob("*.pem"))]

@@ -49,6 +49,7 @@ from schemas.errors import (
     UnknownFingerprint,
 )
 from schemas.headers import SIGNATURE_HEADERS
+from sign.acceptance import AcceptancePolicy
 from sign.errors import SignatureRejected, SignError, TimeSkew
 from sign.events import EventVerifier, VerifiedSignature
 from sign.replay import ReplayGuard, ReplayVerdict
@@ -100,7 +101,11 @@ _CATEGORY = {
     "CERT_NOT_YET_VALID": "CERTIFICATE_NOT_VALID_AT_TIME",
     "KEY_REVOKED": "KEY_REVOKED",
     "ROLE_NOT_ALLOWED": "NOT_AUTHORISED",
+    "MISADDRESSED": "NOT_AUTHORISED",
     "REPLAYED": "REPLAYED",
+    "CLOCK_AHEAD": "OUTSIDE_WINDOW",
+    "TOO_OLD": "OUTSIDE_WINDOW",
+    "STATE_INTEGRITY": "STATE_INTEGRITY",
     "TYPE_MISMATCH": "TYPE_MISMATCH",
     "BAD_MAGIC": "BAD_MAGIC",
     "UNKNOWN_FINGERPRINT": "UNKNOWN_FINGERPRINT",
@@ -247,6 +252,7 @@ class VerifyStage:
         stage: str = "verify",
         writer_roles: WriterRoles | None = None,
         max_skew: timedelta | None = None,
+        acceptance: AcceptancePolicy | None = None,
         codec: Codec | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -258,6 +264,7 @@ class VerifyStage:
         self.stage = stage
         self._writer_roles = writer_roles
         self._max_skew_ms = None if max_skew is None else max_skew.total_seconds() * 1000
+        self._acceptance = acceptance
         self._codec = codec or default_codec()
         self._clock = clock
         self.accepted = 0
@@ -323,10 +330,17 @@ class VerifyStage:
                 )
         envelope = parse_record(record.key, record.value, record.headers, codec=self._codec)
         payload = envelope.record
-        verdict = self.replay_guard.observe(
-            signature.event_id, signature.event_time, record.topic, record.partition, record.offset
-        )
-        redelivery = verdict is ReplayVerdict.REDELIVERY
+        now = self._clock()
+        rule = None if self._acceptance is None else self._acceptance.rule_for(envelope.type)
+        if rule is not None and rule.window is not None:
+            rule.window.check(signature.event_id, signature.event_time, now)
+        redelivery = False
+        if rule is None or rule.replay_checked:
+            verdict = self.replay_guard.observe(
+                signature.event_id, signature.event_time,
+                record.topic, record.partition, record.offset, now=now,
+            )  # fmt: skip
+            redelivery = verdict is ReplayVerdict.REDELIVERY
         self.redeliveries += redelivery
         self.accepted += 1
         return VerifiedEvent(record, signature, envelope, payload, redelivery)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from schemas.settings import Settings
+from sign.acceptance import AcceptancePolicy
 from topics.catalog import DEFAULT_CATALOG_PATH, Catalog, load_catalog
 from topics.courts import court_codes
 from topics.errors import CatalogInvalid, CourtCodeInvalid, UnknownRole, UnknownTopic
@@ -96,6 +98,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"bus"},
         {"bus"},
     ),
+    "replay-journal": (
+        "zf801-matcher-replay_journal-changelog",
+        "journal-key",
+        {"bus"},
+        {"bus"},
+    ),
 }
 
 
@@ -145,6 +153,14 @@ def test_value_schemas_are_the_named_records(catalog: Catalog) -> None:
     assert catalog.get("query-results").value_schemas[0] == "cn.zf801.police.v1.IdentityResult"
     assert catalog.get("watchlist-changelog").value_schemas == ()
     assert catalog.get("order-tracking-changelog").value_schemas == ()
+    assert catalog.get("replay-journal").value_schemas == ()
+
+
+def test_the_replay_journal_outlives_the_widest_acceptance_window(catalog: Catalog) -> None:
+    journal = catalog.get("replay-journal")
+    assert journal.cleanup_policy is CleanupPolicy.DELETE  # no null or later record erases one
+    widest = AcceptancePolicy.from_settings(Settings()).retention
+    assert journal.retention_ms >= widest.total_seconds() * 1000
 
 
 def test_production_figures(catalog: Catalog) -> None:
@@ -587,14 +603,14 @@ def test_unknown_id_is_refused(catalog: Catalog) -> None:
 def test_templates_expand_for_every_court(catalog: Catalog) -> None:
     topics = catalog.concrete_topics(["BJ01", "SH01", "BJ01"])
     names = [t.name for t in topics]
-    assert len(names) == len(set(names)) == 18 + 2 * 2
+    assert len(names) == len(set(names)) == 19 + 2 * 2
     assert [t.name for t in topics if t.spec.id == "alerts"] == [
         "zf801.alerts.BJ01",
         "zf801.alerts.SH01",
     ]
     assert {t.court for t in topics if t.spec.id == "query-results"} == {"BJ01", "SH01"}
     assert {t.court for t in topics if not t.spec.is_template} == {None}
-    assert len(catalog.concrete_topics([])) == 18
+    assert len(catalog.concrete_topics([])) == 19
     with pytest.raises(CourtCodeInvalid):
         catalog.concrete_topics(["bad code"])
 

@@ -1,0 +1,184 @@
+"""The order topics' effect on the worker's state: orders enter the watchlist, releases
+and the bus's expiry notices take them out, and every order id is tracked.
+
+The rules (``sign/REPLAY.md`` says why each is fail-safe):
+
+- an **order** enters the watchlist under its subject's match keys, only if its record
+  key is one of them (the key is what sightings are matched by: an order keyed by
+  another subject's key would make that subject hit) and its court is its signer; an
+  order id that is already **closed** (released or expired) is refused, however the copy
+  arrived, so a released order never produces a hit again;
+- a **release** by the issuing court, or the bus's **expiry notice**, closes the order
+  and removes it under every key it is indexed by, found from the tracking state, not
+  from the release's own record key; a closure for an order not (yet) known is kept, so
+  the order is refused if it ever arrives. Neither is ever refused for its time or for
+  having been seen before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from consumers.deadlines import Deadlines
+from consumers.sealed_table import SealedTable
+from consumers.tracking import Closure, OrderTrack
+from consumers.watchlist import (
+    ORDER_TYPES,
+    ActiveOrder,
+    OrderKind,
+    WatchEntry,
+    active_order_from_record,
+    to_micros,
+)
+from schemas.event_types import EXPIRY_NOTICE, RELEASE
+from schemas.matchkey import MatchKeyer
+from sign.verify_stage import VerifiedEvent
+
+__all__ = ["OrderBook"]
+
+log = logging.getLogger(__name__)
+
+Refuse = Callable[[VerifiedEvent, str, str], None]
+
+
+class OrderBook:
+    """Applies verified order-topic events to the watchlist and order-tracking tables."""
+
+    def __init__(
+        self,
+        watchlist: SealedTable,
+        tracking: SealedTable,
+        keyer: MatchKeyer,
+        deadlines: Deadlines,
+        refuse: Refuse,
+        *,
+        ack_timeout_s: float,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._watchlist = watchlist
+        self._tracking = tracking
+        self._keyer = keyer
+        self._deadlines = deadlines
+        self._refuse = refuse
+        self._ack_timeout_us = int(ack_timeout_s * 1_000_000)
+        self._clock = clock
+
+    # --- reads ---------------------------------------------------------------------------
+    def entry(self, key: bytes) -> WatchEntry:
+        return WatchEntry.from_bytes(self._watchlist.payload(key))
+
+    def track(self, order_id: str) -> OrderTrack | None:
+        raw = self._tracking.payload(order_id.encode())
+        return OrderTrack.from_bytes(raw) if raw else None
+
+    def set_track(self, order_id: str, track: OrderTrack) -> None:
+        self._tracking.put(order_id.encode(), track.to_bytes(), self._now_us())
+
+    # --- the order topics ----------------------------------------------------------------
+    def apply(self, verified: VerifiedEvent) -> None:
+        """The effect of one verified record of an order topic."""
+        event_type = verified.envelope.type
+        record = verified.payload
+        if event_type in ORDER_TYPES:
+            self._order(verified, event_type, record)
+        elif event_type == RELEASE:
+            self._release(verified, record)
+        elif event_type == EXPIRY_NOTICE:
+            if verified.signature.role != "bus":
+                self._refuse(verified, "ROLE_NOT_ALLOWED", "expiry notices are the bus's")
+                return
+            self._close(str(record["order_id"]), Closure.EXPIRED, verified, record["court_code"])
+
+    def _order(self, verified: VerifiedEvent, event_type: str, record: Mapping[str, Any]) -> None:
+        order = active_order_from_record(event_type, record)
+        signer = verified.signature.agency_code
+        if order.court_code != signer:
+            self._refuse(verified, "AGENCY_MISMATCH", (
+                f"enforcing_court_code {order.court_code} is not the signing agency {signer}"))
+            return  # fmt: skip
+        keys = self._subject_keys(order.kind, record)
+        key = verified.record.key or b""
+        if key not in keys:
+            self._refuse(verified, "KEY_MISMATCH", (
+                "the record key is not a match key of the order's subject: sightings of "
+                "another subject would hit it"))
+            return  # fmt: skip
+        track = self.track(order.order_id)
+        if track is not None and track.court != order.court_code:
+            track = None  # a closure by another court names no order of this one
+        if track is not None and track.closed is not None:
+            self._refuse(verified, "ORDER_CLOSED", (
+                f"order {order.order_id} was {track.closed.lower()} at "
+                f"{_when(track.closed_at_us)}; a closed order never returns to the watchlist"))
+            return  # fmt: skip
+        for subject_key in keys:
+            self._store(subject_key, self.entry(subject_key).with_order(order))
+        if track is None:
+            self.set_track(order.order_id, OrderTrack(
+                order.kind, order.court_code, order.issued_at_us,
+                order.issued_at_us + self._ack_timeout_us, tuple(keys)))  # fmt: skip
+        self._deadlines.schedule(order, keys[0])
+
+    def _subject_keys(self, kind: OrderKind, record: Mapping[str, Any]) -> list[bytes]:
+        """The match keys an order is indexed by: the person's key, or a vehicle's plate
+        and VIN keys (a VIN-only sighting finds it)."""
+        subject = record["subject"]
+        if kind is OrderKind.VEHICLE_SEARCH:
+            return self._keyer.vehicle(subject.get("plate_number"), subject.get("vin"))
+        return [self._keyer.person(subject["id_number"], "subject.id_number")]
+
+    def _release(self, verified: VerifiedEvent, record: Mapping[str, Any]) -> None:
+        order_id = str(record["order_id"])
+        court = verified.signature.agency_code
+        track = self.track(order_id)
+        issuer = track.court if track is not None else court
+        if court != issuer or record["releasing_court_code"] != issuer:
+            self._refuse(verified, "AGENCY_MISMATCH",
+                         f"order {order_id} was issued by {issuer}, released by {court}")
+            return  # fmt: skip
+        self._close(order_id, Closure.RELEASED, verified, court)
+
+    def _close(self, order_id: str, closure: Closure, verified: VerifiedEvent, court: str) -> None:
+        """Close the order and remove it under every key it is indexed by."""
+        key = verified.record.key or b""
+        track = self.track(order_id)
+        now_us = self._now_us()
+        if track is None:
+            log.info("%s of order %s before the order itself: kept", closure.lower(), order_id)
+            track = OrderTrack.closed_unknown(closure, court, (key,), now_us)
+        elif track.closed is None:
+            track = track.close(closure, now_us, (key,))
+        else:
+            return  # closed before: applying it again changes nothing
+        self.set_track(order_id, track)
+        for subject_key in dict.fromkeys((*track.keys, key)):
+            entry = self.entry(subject_key)
+            if order_id in entry.orders:
+                self._store(subject_key, entry.without(order_id))
+
+    def acknowledge(self, order_id: str, status: str) -> None:
+        track = self.track(order_id)
+        if track is not None and track.closed is None:
+            self.set_track(order_id, track.acknowledged(status))
+
+    def _store(self, key: bytes, entry: WatchEntry) -> None:
+        self._watchlist.put(key, entry.to_bytes() if entry else b"", self._now_us())
+
+    def active_orders(self) -> list[tuple[ActiveOrder, bytes]]:
+        return [
+            (order, key)
+            for key, raw in self._watchlist.payload_items()
+            for order in WatchEntry.from_bytes(raw).orders.values()
+        ]
+
+    def _now_us(self) -> int:
+        return to_micros(self._clock())
+
+
+def _when(micros: int | None) -> str:
+    if micros is None:
+        return "an unknown time"
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)).isoformat()

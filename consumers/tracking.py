@@ -1,0 +1,76 @@
+"""What the worker keeps per order id: its acknowledgement state and deadline, the match
+keys it is indexed by, and whether it is closed (released or expired).
+
+A closed order stays tracked: a copy of the order written after its release (a replay,
+or a court system re-sending it) must never put it back on the watchlist, whatever its
+``ce_id`` and however long ago the release was (within the orders' acceptance window,
+after which the window refuses it anyway). See ``sign/REPLAY.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from consumers.watchlist import OrderKind
+
+__all__ = ["Closure", "OrderTrack"]
+
+
+class Closure(StrEnum):
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTrack:
+    """One order's tracking state (stored sealed in the ``order_tracking`` table)."""
+
+    kind: OrderKind | None
+    court: str
+    issued_at_us: int
+    deadline_us: int
+    keys: tuple[bytes, ...]
+    status: str | None = None
+    closed: Closure | None = None
+    closed_at_us: int | None = None
+
+    @classmethod
+    def closed_unknown(cls, closure: Closure, court: str, keys: tuple[bytes, ...], at_us: int
+                       ) -> OrderTrack:  # fmt: skip
+        """A closure that arrived before (or without) its order: kept so the order, if it
+        ever arrives, is refused."""
+        return cls(None, court, 0, 0, keys, None, closure, at_us)
+
+    def close(self, closure: Closure, at_us: int, keys: tuple[bytes, ...] = ()) -> OrderTrack:
+        if self.closed is not None:
+            return self
+        merged = tuple(dict.fromkeys((*self.keys, *keys)))
+        return replace(self, closed=closure, closed_at_us=at_us, keys=merged)
+
+    def acknowledged(self, status: str) -> OrderTrack:
+        return replace(self, status=status)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({
+            "kind": self.kind.value if self.kind else None, "court": self.court,
+            "issued_at_us": self.issued_at_us, "deadline_us": self.deadline_us,
+            "keys": [key.hex() for key in self.keys], "status": self.status,
+            "closed": self.closed.value if self.closed else None,
+            "closed_at_us": self.closed_at_us,
+        }, separators=(",", ":")).encode()  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> OrderTrack:
+        data = json.loads(raw)
+        return cls(
+            kind=OrderKind(data["kind"]) if data.get("kind") else None,
+            court=data["court"],
+            issued_at_us=data["issued_at_us"],
+            deadline_us=data["deadline_us"],
+            keys=tuple(bytes.fromhex(key) for key in data.get("keys", ())),
+            status=data.get("status"),
+            closed=Closure(data["closed"]) if data.get("closed") else None,
+            closed_at_us=data.get("closed_at_us"),
+        )

@@ -6,10 +6,14 @@ court's own identity (its certificate, from the key store), and the catalog's re
 raises :class:`AlertAccessDenied`. On a shared broker the same rule must also be enforced
 by broker ACLs (the catalog is their source); this library never offers a way around it.
 
-Every alert is verified before it is shown: hits, expiry notices and overdue alerts must
-be signed by a bus processor, forwarded acknowledgements by the police role that acts on
-the order. The stream is read at ``read_committed`` (hits are written in transactions),
-and an alert id seen before is skipped, so a redelivery never shows as a second alert.
+Every alert is verified before it is shown, and believed only where its signed content
+confirms its place (:func:`consumers.addressing.alert_problem`): hits, expiry notices and
+overdue alerts must be signed by a bus processor, forwarded acknowledgements by a unit of
+the police role and province that act on the order, and every alert must name this court
+as its ``court_code``; a genuine alert for another court, copied into this stream, is
+refused (dead letter and audit), never shown. The stream is read at ``read_committed``
+(hits are written in transactions), and an alert id shown before is skipped, so a
+redelivery never shows as a second alert.
 """
 
 from __future__ import annotations
@@ -22,23 +26,16 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.addressing import ALERT_WRITER_ROLES, alert_problem
 from consumers.errors import AlertAccessDenied
 from consumers.runtime import Runtime
 from schemas.agencies import get_agency
 from schemas.headers import CE_ID
 from schemas.jsonmap import to_json
+from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifyStage
 
 __all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber"]
-
-_POLICE = frozenset({"border-control", "traffic-management", "public-security"})
-ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = {
-    "cn.zf801.bus.v1.Hit": frozenset({"bus"}),
-    "cn.zf801.orders.v1.OrderExpiryNotice": frozenset({"bus"}),
-    "cn.zf801.orders.v1.OrderAckOverdue": frozenset({"bus"}),
-    "cn.zf801.orders.v1.OrderAcknowledgement": _POLICE,
-}
-"""Who may sign each kind of alert a court receives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +73,11 @@ class AlertSubscriber:
             self._audit("DENIED", denied)
             raise AlertAccessDenied(denied)
         self.court = court
-        self._stage: VerifyStage = runtime.verify_stage(roles_by_topic=False)
+        # A court reads its stream's whole history: no acceptance window, and duplicates
+        # are skipped by event id below rather than refused as replays.
+        self._stage: VerifyStage = runtime.verify_stage(
+            roles_by_topic=False, acceptance=AcceptancePolicy.history()
+        )
         self._seen: set[str] = set()
         self.duplicates = 0
 
@@ -143,24 +144,19 @@ class AlertSubscriber:
         if verified is None:
             return None
         signature = verified.signature
-        allowed = ALERT_WRITER_ROLES.get(signature.event_type, frozenset())
-        if signature.role not in allowed:
-            self._rt.refuse(
-                verified,
-                "ROLE_NOT_ALLOWED",
-                (
-                    f"{signature.event_type} on a court's alert stream is signed by "
-                    f"{signature.agency_code} (role {signature.role}); allowed: {sorted(allowed)}"
-                ),
-            )
+        record = verified.payload
+        problem = alert_problem(
+            self.court, signature.event_type, signature.agency_code, signature.role, record
+        )
+        if problem is not None:
+            self._rt.refuse(verified, *problem)
             return None
         self._seen.add(event_id)
-        schema, record = self._rt.codec.decode(message.value)
         return Alert(
             event_id=event_id,
             event_type=signature.event_type,
             signed_by=signature.agency_code,
             offset=message.offset,
             record=record,
-            document=to_json(schema, record),
+            document=to_json(verified.envelope.schema, record),
         )

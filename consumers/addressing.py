@@ -1,0 +1,101 @@
+"""Whether a verified record's signed content confirms where it was found.
+
+A good signature proves who wrote a record, not where it belongs: a genuine hit for one
+court, copied byte for byte into another court's alert topic, still verifies. These rules
+read the decoded record and say why it must not be acted on there, or None: the signer's
+role must be the one that writes the record's type, the court a record names
+(``court_code``) must own the stream it was read from, and an acknowledgement must come
+from a unit of the role and province that act on the order (the provincial rules of the
+agency list). Pure functions, no Kafka: the worker and the court's alert subscriber share
+them. Each problem is a (reason code, detail) pair for the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from consumers.deadlines import ACK_ROLES
+from consumers.watchlist import OrderKind
+from schemas.agencies import POLICE_ROLES, AgencyRole, load_agencies
+from schemas.errors import UnknownAgencyError
+
+__all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
+
+_HIT = "cn.zf801.bus.v1.Hit"
+_EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
+_OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
+_ACKNOWLEDGEMENT = "cn.zf801.orders.v1.OrderAcknowledgement"
+
+_BUS = frozenset({AgencyRole.BUS.value})
+_POLICE = frozenset(role.value for role in POLICE_ROLES)
+ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {_HIT: _BUS, _EXPIRY: _BUS, _OVERDUE: _BUS, _ACKNOWLEDGEMENT: _POLICE}
+)
+"""Who may sign each kind of alert a court receives (every kind not listed is refused)."""
+
+_ADDRESSED_BY_COURT_CODE = frozenset({_HIT, _EXPIRY, _OVERDUE, _ACKNOWLEDGEMENT})
+"""Alert types whose ``court_code`` names the court whose stream they belong on."""
+
+
+def ack_problem(
+    signer_agency: str, signer_role: str, record: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """Why an ``OrderAcknowledgement`` signed by ``signer_agency`` (role ``signer_role``)
+    must not be believed, or None: it must come from the police role that acts on the
+    order's kind (``ROLE_NOT_ALLOWED``), name its signer as ``acknowledging_unit_code``
+    (``AGENCY_MISMATCH``), and the unit must receive the orders of the court it names
+    under the provincial rules (``ROLE_NOT_ALLOWED``; also when that court is not in the
+    agency list, so no unit receives its orders)."""
+    kind = OrderKind(record["order_kind"])
+    role = ACK_ROLES[kind]
+    if signer_role != role:
+        return "ROLE_NOT_ALLOWED", (
+            f"{kind} orders are acknowledged by {role}, not by {signer_agency} (role {signer_role})"
+        )
+    if record["acknowledging_unit_code"] != signer_agency:
+        return "AGENCY_MISMATCH", (
+            f"acknowledging_unit_code {record['acknowledging_unit_code']} is not the signer "
+            f"{signer_agency}"
+        )
+    court = record["court_code"]
+    try:
+        serving = load_agencies().units_serving_court(court, AgencyRole(role))
+    except UnknownAgencyError:
+        return "ROLE_NOT_ALLOWED", f"court_code {court!r} is not a court of the agency list"
+    if signer_agency not in {unit.code for unit in serving}:
+        return "ROLE_NOT_ALLOWED", f"unit {signer_agency} does not receive court {court}'s orders"
+    return None
+
+
+def alert_problem(
+    court: str,
+    event_type: str,
+    signer_agency: str,
+    signer_role: str,
+    record: Mapping[str, Any],
+) -> tuple[str, str] | None:
+    """Why a record of ``event_type`` read from the alert stream of ``court`` must not be
+    shown to that court, or None: its type must be an alert and its signer's role the one
+    that writes it (``ROLE_NOT_ALLOWED``), its ``court_code`` must be ``court``
+    (``MISADDRESSED``), and an acknowledgement must pass :func:`ack_problem`."""
+    allowed = ALERT_WRITER_ROLES.get(event_type)
+    if allowed is None:
+        return "ROLE_NOT_ALLOWED", (
+            f"{event_type} (signed by {signer_agency}, role {signer_role}) is not an alert: "
+            f"a court's alert stream carries only {', '.join(sorted(ALERT_WRITER_ROLES))}"
+        )
+    if signer_role not in allowed:
+        return "ROLE_NOT_ALLOWED", (
+            f"{event_type} on a court's alert stream is signed by {signer_agency} "
+            f"(role {signer_role}); allowed: {', '.join(sorted(allowed))}"
+        )
+    if event_type in _ADDRESSED_BY_COURT_CODE and record["court_code"] != court:
+        return "MISADDRESSED", (
+            f"{event_type} names court_code {record['court_code']} but was read from the "
+            f"alert stream of court {court}"
+        )
+    if event_type == _ACKNOWLEDGEMENT:
+        return ack_problem(signer_agency, signer_role, record)
+    return None

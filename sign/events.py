@@ -1,30 +1,35 @@
 """Signing and verifying events: the canonical byte string, the signer, the verifier.
 
-Canonical byte string, version 1 (also in ``sign/CANONICAL.md`` for other languages)::
+Canonical byte string, version 2 (also in ``sign/CANONICAL.md`` for other languages)::
 
-    "ZF801-EVENT-SIG-V1\\n"                       19 ASCII bytes
+    "ZF801-EVENT-SIG-V2\\n"                       19 ASCII bytes
     then, in this order, each as a 4-byte big-endian length followed by the bytes:
       ce_sigalg, ce_sigkeyid, ce_id, ce_source, ce_type, ce_time, ce_specversion,
       content-type        the header values exactly as they travel (UTF-8), no trimming
+      ce_altkeys          the optional lookup hints, exactly as they travel; absent is
+                          the length 0xFFFFFFFF, no bytes (present and empty is length 0)
       key                 the record key; a null key is the length 0xFFFFFFFF, no bytes
       value               the record value (the Avro single-object bytes); a null value
                           (a tombstone) is the length 0xFFFFFFFF, no bytes
 
 Length-prefixing makes the string unambiguous: no bytes can move from one field to the
 next ("splicing"). The algorithm and key id are covered so neither can be swapped.
-``traceparent`` and any other header are not covered: intermediaries may rewrite them.
+``ce_altkeys`` is covered because it decides what a sighting matches: stripping, altering
+or adding it after signing must break the signature. ``traceparent`` and any other header
+are not covered: intermediaries may rewrite them. Version 1 (without ``ce_altkeys``) is
+not accepted.
 
 Headers added by the signer (CloudEvents extension attributes, UTF-8):
 ``ce_sigalg`` = ``ed25519``, ``ce_sigkeyid`` = the key id (:func:`sign.identity.key_id_of`),
 ``ce_signature`` = standard base64 (with padding) of the 64-byte Ed25519 signature.
 
 The verifier checks, in this order, and refuses with the first failing reason: header
-count and sizes (before any crypto), exactly one of each signature and covered header,
-known algorithm, key id known, signature, ``ce_time`` well-formed, then
-:meth:`sign.trust.TrustStore.authorise`: chain to an anchor, agency of the certificate ==
-agency of ``ce_source``, ``ce_time`` inside every link's validity, no revocation of any
-link at or before ``ce_time``; last, the role allowed on the topic if the caller says
-which roles may write there.
+count and sizes (before any crypto), exactly one of each signature and covered header
+(at most one ``ce_altkeys``), known algorithm, key id known, signature, ``ce_time``
+well-formed, then :meth:`sign.trust.TrustStore.authorise`: chain to an anchor, agency of
+the certificate == agency of ``ce_source``, ``ce_time`` inside every link's validity, no
+revocation of any link at or before ``ce_time``; last, the role allowed on the topic if
+the caller says which roles may write there.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.envelope import KafkaRecord
 from schemas.headers import (
+    CE_ALTKEYS,
     CE_ID,
     CE_SIGALG,
     CE_SIGKEYID,
@@ -72,6 +78,7 @@ __all__ = [
     "ALGORITHM",
     "COVERED_HEADERS",
     "HEADER_LIMITS",
+    "OPTIONAL_COVERED_HEADERS",
     "SIGNATURE_HEADERS",
     "EventSigner",
     "EventVerifier",
@@ -86,9 +93,12 @@ Headers = Sequence[tuple[str, bytes]]
 ALGORITHM = b"ed25519"
 SIGNATURE_HEADERS = (CE_SIGALG, CE_SIGKEYID, CE_SIGNATURE)
 COVERED_HEADERS = (CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CE_SPECVERSION, CONTENT_TYPE)
+# Covered when present, the null length when absent; at most one of each.
+OPTIONAL_COVERED_HEADERS = (CE_ALTKEYS,)
 _CANONICAL_ORDER = (CE_SIGALG, CE_SIGKEYID, *COVERED_HEADERS)
 _REQUIRED = (*SIGNATURE_HEADERS, *COVERED_HEADERS)
-_MAGIC = b"ZF801-EVENT-SIG-V1\n"
+_SCANNED = (*_REQUIRED, *OPTIONAL_COVERED_HEADERS)
+_MAGIC = b"ZF801-EVENT-SIG-V2\n"
 _NULL = b"\xff\xff\xff\xff"
 
 # Size limits in bytes, checked before anything is decoded or verified; any other header
@@ -103,12 +113,16 @@ HEADER_LIMITS: dict[str, int] = {
     CE_TIME: 64,
     CE_SPECVERSION: 16,
     CONTENT_TYPE: 128,
+    CE_ALTKEYS: 1024,
 }
 _KEY_ID_RE = re.compile(rb"^[0-9a-f]{32}$")
 
 
-def canonical_bytes(fields: Sequence[bytes], key: bytes | None, value: bytes | None) -> bytes:
-    """The V1 canonical string; ``fields`` are the header values in canonical order."""
+def canonical_bytes(
+    fields: Sequence[bytes | None], key: bytes | None, value: bytes | None
+) -> bytes:
+    """The V2 canonical string; ``fields`` are the header values in canonical order, ending
+    with ``ce_altkeys`` (None when absent)."""
     parts = [_MAGIC]
     for field in (*fields, key, value):
         if field is None:
@@ -180,7 +194,7 @@ class EventSigner:
     ) -> list[tuple[str, bytes]]:
         """The headers with ``ce_sigalg``, ``ce_sigkeyid`` and ``ce_signature`` appended."""
         try:
-            found = _collect(headers, (*COVERED_HEADERS, *SIGNATURE_HEADERS))
+            found = _collect(headers, _SCANNED)
         except SignError as exc:
             raise SignError(f"cannot sign: {exc}") from exc
         if any(name in found for name in SIGNATURE_HEADERS):
@@ -193,7 +207,12 @@ class EventSigner:
                 f"cannot sign: ce_source {found['ce_source']!r} is not this signer's agency "
                 f"{self.agency_code}"
             )
-        fields = [ALGORITHM, self._key_id_bytes, *(found[name] for name in COVERED_HEADERS)]
+        fields = [
+            ALGORITHM,
+            self._key_id_bytes,
+            *(found[name] for name in COVERED_HEADERS),
+            *(found.get(name) for name in OPTIONAL_COVERED_HEADERS),
+        ]
         signature = self._private_key.sign(canonical_bytes(fields, key, value))
         return [
             *headers,
@@ -222,7 +241,7 @@ class EventVerifier:
         allowed_roles: Collection[str] | None = None,
     ) -> VerifiedSignature:
         """Return what the signature proves, or raise a :class:`SignatureRejected`."""
-        found = _collect(headers, _REQUIRED)
+        found = _collect(headers, _SCANNED)
         for name in _REQUIRED:
             if name not in found:
                 raise MissingHeader(f"header {name!r}: required on a signed event", header=name)
@@ -238,7 +257,11 @@ class EventVerifier:
         key_id = raw_key_id.decode("ascii")
         public_key = self.trust.public_key(key_id)
         signature = _decode_signature(found[CE_SIGNATURE])
-        message = canonical_bytes([found[name] for name in _CANONICAL_ORDER], key, value)
+        fields = [
+            *(found[name] for name in _CANONICAL_ORDER),
+            *(found.get(name) for name in OPTIONAL_COVERED_HEADERS),
+        ]
+        message = canonical_bytes(fields, key, value)
         try:
             public_key.verify(signature, message)
         except InvalidSignature as exc:

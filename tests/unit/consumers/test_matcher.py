@@ -190,15 +190,34 @@ def test_a_vehicle_under_false_plates_is_found_by_its_vin(fx: Fixture) -> None:
     assert str(hit["order_id"]) == order.order_id
 
 
-def test_a_lookup_hint_naming_another_vehicle_is_refused(fx: Fixture) -> None:
-    fx.order(fx.keyer.vin(VIN), OrderKind.VEHICLE_SEARCH)
+def _other_vin() -> str:
     other_vin = VIN[:-1] + ("1" if VIN[-1] != "1" else "2")
-    other_vin = other_vin[:8] + vin_check_digit(other_vin) + other_vin[9:]
-    consumed = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", plate="京B54321", vin=other_vin))
+    return other_vin[:8] + vin_check_digit(other_vin) + other_vin[9:]
+
+
+def test_a_lookup_hint_rewritten_in_transit_breaks_the_signature(fx: Fixture) -> None:
+    fx.order(fx.keyer.vin(VIN), OrderKind.VEHICLE_SEARCH)
+    encounter = _encounter("PATROL", plate="京B54321", vin=_other_vin())
+    consumed = fx.consumed(TRAFFIC, VEHICLE, encounter)
     hint = ("ce_altkeys", fx.keyer.vin(VIN).hex().encode())
     forged = replace(consumed, headers=(*(h for h in consumed.headers if h[0] != "ce_altkeys"),
                                         hint))  # fmt: skip
     result = fx.matcher.process([forged])
+    assert (result.candidates, result.hits, result.rejected) == (1, 0, 1)
+    assert fx.dead_letters.rejections[0].reason == "BAD_SIGNATURE"
+
+
+def test_a_signed_lookup_hint_naming_another_vehicle_is_refused(fx: Fixture) -> None:
+    """A unit that signs a hint (the VIN key of a watched vehicle) that is not the VIN of
+    the vehicle its value names gets no hit."""
+    fx.order(fx.keyer.vin(VIN), OrderKind.VEHICLE_SEARCH)
+    encounter = _encounter("PATROL", plate="京B54321", vin=_other_vin())
+    publisher = Publisher(fx.keystore.signer_for(TRAFFIC), catalog=fx.runtime.catalog,
+                          settings=fx.settings)  # fmt: skip
+    event = replace(outgoing_event(VEHICLE, encounter), alt_keys=(fx.keyer.vin(VIN),))
+    topic, signed = publisher.prepare(event)
+    consumed = Consumed(topic, 0, 1, 0, signed.key, signed.value, tuple(signed.headers))
+    result = fx.matcher.process([consumed])
     assert (result.hits, result.rejected) == (0, 1)
     assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"
 

@@ -11,6 +11,7 @@ from sign.ca import new_key
 from sign.errors import SignatureRejected, SignError
 from sign.events import (
     COVERED_HEADERS,
+    HEADER_LIMITS,
     SIGNATURE_HEADERS,
     EventSigner,
     EventVerifier,
@@ -291,6 +292,66 @@ def test_canonical_bytes_are_length_prefixed_and_cannot_be_spliced():
     two = canonical_bytes([b"a", b"bc"], b"k", b"v")
     assert one != two
     assert one == (
-        b"ZF801-EVENT-SIG-V1\n\x00\x00\x00\x02ab\x00\x00\x00\x01c\x00\x00\x00\x01k\x00\x00\x00\x01v"
+        b"ZF801-EVENT-SIG-V2\n\x00\x00\x00\x02ab\x00\x00\x00\x01c\x00\x00\x00\x01k\x00\x00\x00\x01v"
     )
-    assert canonical_bytes([], None, None) == b"ZF801-EVENT-SIG-V1\n" + b"\xff" * 8
+    assert canonical_bytes([], None, None) == b"ZF801-EVENT-SIG-V2\n" + b"\xff" * 8
+
+
+def test_canonical_bytes_tell_an_absent_field_from_an_empty_one():
+    absent = canonical_bytes([b"x", None], b"k", b"v")
+    assert absent == b"ZF801-EVENT-SIG-V2\n\x00\x00\x00\x01x\xff\xff\xff\xff" + (
+        b"\x00\x00\x00\x01k\x00\x00\x00\x01v"
+    )
+    assert canonical_bytes([b"x", b""], b"k", b"v") != absent
+
+
+ALTKEYS = b"9e95e9b04332a2d1158c4d89d34a703d9fbea830b24b14266ea518adba183a1d"
+
+
+@pytest.fixture
+def signed_with_altkeys(issued, make_headers):
+    return issued["BJ01"].signer.sign(KEY, VALUE, [*make_headers(), ("ce_altkeys", ALTKEYS)])
+
+
+def test_altkeys_are_covered_and_an_event_carrying_them_verifies(verifier, signed_with_altkeys):
+    assert verifier.verify(KEY, VALUE, signed_with_altkeys).agency_code == "BJ01"
+    assert dict(signed_with_altkeys)["ce_altkeys"] == ALTKEYS
+
+
+def test_stripped_altkeys_are_refused(verifier, signed_with_altkeys):
+    headers = [(n, v) for n, v in signed_with_altkeys if n != "ce_altkeys"]
+    assert _reason(verifier, KEY, VALUE, headers) == "BAD_SIGNATURE"
+
+
+@pytest.mark.parametrize(
+    "altered",
+    [
+        _flip(ALTKEYS, len(ALTKEYS) - 1),
+        ALTKEYS + b"," + ALTKEYS,  # a second key appended
+        b"",  # emptied: present and empty is not absent
+    ],
+    ids=["flipped", "appended", "emptied"],
+)
+def test_altered_altkeys_are_refused(verifier, signed_with_altkeys, altered):
+    headers = _replace(signed_with_altkeys, "ce_altkeys", altered)
+    assert _reason(verifier, KEY, VALUE, headers) == "BAD_SIGNATURE"
+
+
+def test_altkeys_added_to_an_event_signed_without_them_are_refused(verifier, signed):
+    headers = [*signed, ("ce_altkeys", ALTKEYS)]
+    assert _reason(verifier, KEY, VALUE, headers) == "BAD_SIGNATURE"
+
+
+def test_duplicated_altkeys_are_refused_by_verifier_and_signer(
+    verifier, signed_with_altkeys, issued, make_headers
+):
+    headers = [*signed_with_altkeys, ("ce_altkeys", ALTKEYS)]
+    assert _reason(verifier, KEY, VALUE, headers) == "DUPLICATE_HEADER"
+    twice = [*make_headers(), ("ce_altkeys", ALTKEYS), ("ce_altkeys", b"00" * 32)]
+    with pytest.raises(SignError, match="more than once"):
+        issued["BJ01"].signer.sign(KEY, VALUE, twice)
+
+
+def test_oversized_altkeys_are_refused_before_any_crypto(signed_with_altkeys):
+    headers = _replace(signed_with_altkeys, "ce_altkeys", b"a" * (HEADER_LIMITS["ce_altkeys"] + 1))
+    assert _reason(EventVerifier(_NoCrypto()), KEY, VALUE, headers) == "OVERSIZED_HEADER"

@@ -8,6 +8,11 @@ sighting can hit, signed by the matcher, and addressed to the issuing court's ow
 topic. A hit's id is derived from order id and sighting id, so a redelivered sighting
 yields the same hit, never a second alert. A transfer or mortgage registration attempt
 on a vehicle under a search order also yields a "blocked" answer to the police side.
+
+So that junk or forged sightings of unwatched subjects still leave a trace, one miss in
+``verify_misses_every`` (counted, so deterministic; 0 = never) is checked in full by a
+sample stage whose replay guard nothing else uses: a failing one is dead-lettered and
+audited, a good one has no effect at all (``tests/bench/bench_matcher.py`` measures it).
 """
 
 from __future__ import annotations
@@ -44,20 +49,29 @@ _BLOCKED = "cn.zf801.orders.v1.VehicleTransferBlocked"
 
 
 class ConsumedSighting(Protocol):
-    """The fields of a consumed Kafka record the matcher reads (aiokafka or kafka-python)."""
+    """The fields of a consumed Kafka record the matcher reads (aiokafka or kafka-python,
+    or the verify stage's frozen ``ConsumedRecord``): read-only."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
 
 
 @dataclass
 class MatchResult:
-    """What one batch of sightings produced."""
+    """What one batch of sightings produced. ``rejected`` counts refused candidates;
+    ``sampled`` the misses verified by sampling, ``sample_rejected`` those refused."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
     seen: int = 0
@@ -65,6 +79,8 @@ class MatchResult:
     hits: int = 0
     blocked: int = 0
     rejected: int = 0
+    sampled: int = 0
+    sample_rejected: int = 0
 
 
 def _header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
@@ -76,7 +92,12 @@ def _header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
 
 class Matcher:
     """Matches sightings against a watchlist lookup and builds signed hits. ``refuse``
-    dead-letters and audits a verified sighting that must not be acted on."""
+    dead-letters and audits a verified sighting that must not be acted on.
+
+    ``verify_misses_every`` = N > 0 verifies the N-th, 2N-th, ... miss with
+    ``sample_stage`` (required then; never the hits' ``verify_stage``, so a sampled miss
+    is not recorded in the replay guard of what is acted on).
+    """
 
     def __init__(
         self,
@@ -89,7 +110,18 @@ class Matcher:
         codec: Codec | None = None,
         keyer: MatchKeyer | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        verify_misses_every: int = 0,
+        sample_stage: VerifyStage | None = None,
     ) -> None:
+        if verify_misses_every < 0:
+            raise ValueError(f"verify_misses_every {verify_misses_every}: must be >= 0")
+        if verify_misses_every and sample_stage is None:
+            raise ValueError("verify_misses_every > 0 needs a sample_stage")
+        if sample_stage is not None and sample_stage is verify_stage:
+            raise ValueError("sample_stage must not be the verify stage of the hits")
+        self.verify_misses_every = verify_misses_every
+        self._sample_stage = sample_stage
+        self._misses_to_sample = verify_misses_every
         self._lookup = lookup
         self._keyer = keyer or MatchKeyer()
         self._stage = verify_stage
@@ -106,17 +138,21 @@ class Matcher:
         """Match a batch; the result lists every record to publish, in order."""
         result = MatchResult()
         lookup = self._lookup
+        sampling = self.verify_misses_every
         for message in records:
             result.seen += 1
             key = message.key
             entry = lookup(key) if key is not None else None
             matched = key
-            if not entry:
-                if message.topic != self._vehicle_topic:
-                    continue
+            if not entry and message.topic == self._vehicle_topic:
                 matched, entry = self._by_alt_key(message.headers)
-                if not entry:
-                    continue
+            if not entry:
+                if sampling:
+                    self._misses_to_sample -= 1
+                    if not self._misses_to_sample:
+                        self._misses_to_sample = sampling
+                        self._verify_miss(message, result)
+                continue
             headers = list(message.headers or ())
             raw_type = _header(headers, CE_TYPE)
             if raw_type is None or not _could_hit(entry, raw_type.decode("utf-8", "replace")):
@@ -131,6 +167,19 @@ class Matcher:
                 continue
             self._hits_for(verified, entry, matched or b"", result)
         return result
+
+    def _verify_miss(self, message: ConsumedSighting, result: MatchResult) -> None:
+        """Check a sampled miss in full; the sample stage dead-letters and audits a
+        failure. Nothing is acted on either way."""
+        stage = self._sample_stage
+        assert stage is not None  # __init__ refuses sampling without a sample stage
+        result.sampled += 1
+        verified = stage.check(
+            message.topic, message.partition, message.offset, message.timestamp,
+            message.key, message.value, list(message.headers or ()),
+        )  # fmt: skip
+        if verified is None:
+            result.sample_rejected += 1
 
     def _by_alt_key(self, headers: Any) -> tuple[bytes | None, WatchEntry | None]:
         """The first of a vehicle sighting's other keys (``ce_altkeys``) on the watchlist."""

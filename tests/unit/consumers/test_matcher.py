@@ -20,7 +20,12 @@ from schemas.identifiers import vin_check_digit
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.keystore import KeyStore
-from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink
+from sign.verify_stage import (
+    ConsumedRecord,
+    MemoryAuditSink,
+    MemoryDeadLetterSink,
+    VerifyStage,
+)
 from tests.builders import Records
 
 POLICE = "110000000000"
@@ -226,3 +231,94 @@ def test_a_miss_without_hints_needs_no_header_scan(fx: Fixture) -> None:
     consumed = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", vin=None))
     assert all(name != "ce_altkeys" for name, _ in consumed.headers)
     assert fx.matcher.process([consumed]).candidates == 0
+
+
+def _sampling(fx: Fixture, every: int) -> tuple[Matcher, VerifyStage]:
+    """A matcher that verifies one miss in ``every`` with a stage of its own."""
+    sample_stage = fx.runtime.verify_stage()
+    matcher = Matcher(
+        fx.watch.get, fx.stage, fx.runtime.refuse, fx.runtime.signer, fx.runtime.catalog,
+        keyer=fx.keyer, verify_misses_every=every, sample_stage=sample_stage,
+    )  # fmt: skip
+    return matcher, sample_stage
+
+
+def _forged(consumed: Consumed) -> Consumed:
+    value = bytearray(consumed.value or b"")
+    value[-1] ^= 1
+    return replace(consumed, value=bytes(value))
+
+
+def test_with_every_miss_sampled_a_forged_miss_is_dead_lettered_and_never_a_hit(
+    fx: Fixture,
+) -> None:
+    fx.order(fx.keyer.person(OTHER), OrderKind.LOCATE_DEBTOR)
+    matcher, sample_stage = _sampling(fx, 1)
+    genuine = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    forged = _forged(fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON)))
+    vehicle = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL"))  # plate and VIN miss
+    result = matcher.process([genuine, forged, vehicle])
+    assert (result.seen, result.sampled, result.sample_rejected) == (3, 3, 1)
+    assert (result.candidates, result.hits, result.rejected, result.outgoing) == (0, 0, 0, [])
+    [dead] = fx.dead_letters.rejections
+    assert (dead.reason, dead.record.offset, dead.record.value) == (
+        "BAD_SIGNATURE", forged.offset, forged.value)  # fmt: skip
+    assert [r.record.offset for r in fx.audit.rejections] == [forged.offset]
+    assert sample_stage.accepted == 2
+    assert fx.stage.accepted == 0
+
+
+def test_with_sampling_off_no_miss_is_verified(fx: Fixture) -> None:
+    matcher, sample_stage = _sampling(fx, 0)
+    forged = [_forged(fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))) for _ in range(3)]
+    for candidate in (matcher, fx.matcher):  # fx.matcher: the default is off
+        result = candidate.process(forged)
+        assert (result.seen, result.sampled, result.sample_rejected) == (3, 0, 0)
+    assert (sample_stage.accepted, fx.stage.accepted, fx.dead_letters.rejections) == (0, 0, [])
+
+
+def test_one_miss_in_three_is_sampled_counting_across_batches(fx: Fixture) -> None:
+    matcher, _ = _sampling(fx, 3)
+    forged = [_forged(fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))) for _ in range(9)]
+    first, second = matcher.process(forged[:4]), matcher.process(forged[4:])
+    assert (first.sampled, second.sampled) == (1, 2)
+    assert (first.sample_rejected, second.sample_rejected) == (1, 2)
+    sampled = [rejection.record.offset for rejection in fx.dead_letters.rejections]
+    assert sampled == [forged[2].offset, forged[5].offset, forged[8].offset]
+
+
+def test_a_hit_does_not_advance_the_miss_counter(fx: Fixture) -> None:
+    fx.order(fx.keyer.person(PERSON), OrderKind.LOCATE_DEBTOR)
+    matcher, _ = _sampling(fx, 2)
+    hit = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    miss = _forged(fx.consumed(POLICE, HOTEL, _check_in(POLICE, OTHER)))
+    result = matcher.process([miss, hit, hit])
+    assert (result.hits, result.sampled) == (2, 0)
+    assert matcher.process([miss]).sampled == 1
+
+
+def test_a_sampled_genuine_miss_has_no_effect_and_leaves_the_replay_guard_untouched(
+    fx: Fixture,
+) -> None:
+    matcher, sample_stage = _sampling(fx, 1)
+    genuine = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    result = matcher.process([genuine])
+    assert (result.sampled, result.sample_rejected, result.outgoing) == (1, 0, [])
+    assert (sample_stage.accepted, len(sample_stage.replay_guard)) == (1, 1)
+    assert (fx.stage.accepted, len(fx.stage.replay_guard)) == (0, 0)
+    assert (fx.dead_letters.rejections, fx.audit.rejections) == ([], [])
+    # Later watched, the same event is a first sighting to the stage of what is acted on.
+    fx.order(fx.keyer.person(PERSON), OrderKind.LOCATE_DEBTOR)
+    again = replace(genuine, offset=genuine.offset + 100)
+    assert fx.matcher.process([again]).hits == 1
+    assert (fx.stage.accepted, fx.stage.redeliveries) == (1, 0)
+
+
+def test_sampling_needs_a_stage_of_its_own(fx: Fixture) -> None:
+    parts = (fx.watch.get, fx.stage, fx.runtime.refuse, fx.runtime.signer, fx.runtime.catalog)
+    with pytest.raises(ValueError, match="needs a sample_stage"):
+        Matcher(*parts, verify_misses_every=10)
+    with pytest.raises(ValueError, match="must not be the verify stage"):
+        Matcher(*parts, verify_misses_every=10, sample_stage=fx.stage)
+    with pytest.raises(ValueError, match=">= 0"):
+        Matcher(*parts, verify_misses_every=-1, sample_stage=fx.runtime.verify_stage())

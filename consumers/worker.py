@@ -123,6 +123,9 @@ class BusWorker:
             catalog,
             codec=runtime.codec,
             keyer=keyer,
+            # Misses are not acted on: a sample is verified so junk and forgeries show.
+            verify_misses_every=settings.verify_misses_every,
+            sample_stage=runtime.verify_stage() if settings.verify_misses_every else None,
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None

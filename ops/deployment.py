@@ -20,6 +20,7 @@ from typing import IO
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from pydantic import SecretStr
 
 from ops.broker import LocalCluster
 from ops.broker_fetch import fetch_kafka
@@ -154,9 +155,17 @@ class Deployment:
 
     # --- the worker -----------------------------------------------------------------------
     def worker_env(self) -> dict[str, str]:
+        """The worker's environment: this deployment's settings, including every one set
+        explicitly (e.g. a test's acceptance window), as ``ZF801_*`` variables."""
         settings = self.settings
+        explicit = {
+            f"ZF801_{name.upper()}": _env_value(getattr(settings, name))
+            for name in sorted(settings.model_fields_set)
+            if getattr(settings, name) is not None
+        }
         return {
             **os.environ,
+            **explicit,
             "ZF801_HOME": str(settings.home),
             "ZF801_MODE": settings.mode,
             "ZF801_KEYS_PATH": str(settings.keys_dir.resolve()),
@@ -276,3 +285,9 @@ class Deployment:
         raise DeploymentError(
             f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
         )
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)

@@ -137,7 +137,7 @@ def failed_stage(reason: str) -> str:
         return "HEADERS"
     if reason in _DECODE_REASONS:
         return "DECODE"
-    if reason == "ROLE_NOT_ALLOWED":
+    if reason in {"ROLE_NOT_ALLOWED", "MISADDRESSED"}:
         return "AUTHORISE"
     if reason == "SCHEMA_VALIDATION":
         return "VALIDATE"

@@ -20,22 +20,19 @@ from consumers.deadlines import ACK_ROLES
 from consumers.watchlist import OrderKind
 from schemas.agencies import POLICE_ROLES, AgencyRole, load_agencies
 from schemas.errors import UnknownAgencyError
+from schemas.event_types import ACKNOWLEDGEMENT, EXPIRY_NOTICE, HIT, OVERDUE
 
 __all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
 
-_HIT = "cn.zf801.bus.v1.Hit"
-_EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
-_OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
-_ACKNOWLEDGEMENT = "cn.zf801.orders.v1.OrderAcknowledgement"
 
 _BUS = frozenset({AgencyRole.BUS.value})
 _POLICE = frozenset(role.value for role in POLICE_ROLES)
 ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
-    {_HIT: _BUS, _EXPIRY: _BUS, _OVERDUE: _BUS, _ACKNOWLEDGEMENT: _POLICE}
+    {HIT: _BUS, EXPIRY_NOTICE: _BUS, OVERDUE: _BUS, ACKNOWLEDGEMENT: _POLICE}
 )
 """Who may sign each kind of alert a court receives (every kind not listed is refused)."""
 
-_ADDRESSED_BY_COURT_CODE = frozenset({_HIT, _EXPIRY, _OVERDUE, _ACKNOWLEDGEMENT})
+_ADDRESSED_BY_COURT_CODE = frozenset({HIT, EXPIRY_NOTICE, OVERDUE, ACKNOWLEDGEMENT})
 """Alert types whose ``court_code`` names the court whose stream they belong on."""
 
 
@@ -96,6 +93,6 @@ def alert_problem(
             f"{event_type} names court_code {record['court_code']} but was read from the "
             f"alert stream of court {court}"
         )
-    if event_type == _ACKNOWLEDGEMENT:
+    if event_type == ACKNOWLEDGEMENT:
         return ack_problem(signer_agency, signer_role, record)
     return None

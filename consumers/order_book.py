@@ -96,23 +96,36 @@ class OrderBook:
         order = active_order_from_record(event_type, record)
         signer = verified.signature.agency_code
         if order.court_code != signer:
-            self._refuse(verified, "AGENCY_MISMATCH", (
-                f"enforcing_court_code {order.court_code} is not the signing agency {signer}"))
+            self._refuse(
+                verified,
+                "AGENCY_MISMATCH",
+                (f"enforcing_court_code {order.court_code} is not the signing agency {signer}"),
+            )
             return  # fmt: skip
         keys = self._subject_keys(order.kind, record)
         key = verified.record.key or b""
         if key not in keys:
-            self._refuse(verified, "KEY_MISMATCH", (
-                "the record key is not a match key of the order's subject: sightings of "
-                "another subject would hit it"))
+            self._refuse(
+                verified,
+                "KEY_MISMATCH",
+                (
+                    "the record key is not a match key of the order's subject: sightings of "
+                    "another subject would hit it"
+                ),
+            )
             return  # fmt: skip
         track = self.track(order.order_id)
         if track is not None and track.court != order.court_code:
             track = None  # a closure by another court names no order of this one
         if track is not None and track.closed is not None:
-            self._refuse(verified, "ORDER_CLOSED", (
-                f"order {order.order_id} was {track.closed.lower()} at "
-                f"{_when(track.closed_at_us)}; a closed order never returns to the watchlist"))
+            self._refuse(
+                verified,
+                "ORDER_CLOSED",
+                (
+                    f"order {order.order_id} was {track.closed.lower()} at "
+                    f"{_when(track.closed_at_us)}; a closed order never returns to the watchlist"
+                ),
+            )
             return  # fmt: skip
         for subject_key in keys:
             self._store(subject_key, self.entry(subject_key).with_order(order))
@@ -136,8 +149,11 @@ class OrderBook:
         track = self.track(order_id)
         issuer = track.court if track is not None else court
         if court != issuer or record["releasing_court_code"] != issuer:
-            self._refuse(verified, "AGENCY_MISMATCH",
-                         f"order {order_id} was issued by {issuer}, released by {court}")
+            self._refuse(
+                verified,
+                "AGENCY_MISMATCH",
+                f"order {order_id} was issued by {issuer}, released by {court}",
+            )
             return  # fmt: skip
         self._close(order_id, Closure.RELEASED, verified, court)
 

@@ -123,11 +123,14 @@ class ReplayJournal:
             deadline = time.monotonic() + _RESTORE_TIMEOUT_S
             while remaining:
                 if time.monotonic() > deadline:
-                    log.error("replay journal: restore incomplete after %.0f s: %s",
-                              _RESTORE_TIMEOUT_S, sorted(tp.partition for tp in remaining))
+                    log.error(
+                        "replay journal: restore incomplete after %.0f s: %s",
+                        _RESTORE_TIMEOUT_S,
+                        sorted(tp.partition for tp in remaining),
+                    )
                     break
                 batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-                for tp, messages in batch.items():
+                for messages in batch.values():
                     for message in messages:
                         self._restore_one(message, guards, result)
                 for tp in list(remaining):

@@ -1,4 +1,4 @@
-"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
+r"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
 
 - **Orders agent** (the three order topics): verified orders enter the ``watchlist``
   table (match key -> every active order on that subject, with a changelog, so a
@@ -251,8 +251,9 @@ class BusWorker:
                 continue
             await self._write_journal(self.acks_stage)
             try:
-                forwarded = self._acknowledge(verified.signature.agency_code,
-                                              verified.signature.role, verified.payload)
+                forwarded = self._acknowledge(
+                    verified.signature.agency_code, verified.signature.role, verified.payload
+                )
             except Exception as exc:  # never stop on one record
                 forwarded = ("ACK_REFUSED", f"{type(exc).__name__}: {exc}")
             if isinstance(forwarded, tuple):
@@ -317,6 +318,7 @@ class BusWorker:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
 
 class _Consumed:
     """A faust message seen as a consumed record (faust timestamps are in seconds)."""

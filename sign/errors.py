@@ -14,9 +14,9 @@ from schemas.errors import BusError
 __all__ = [
     "AgencyMismatch",
     "BadSignature",
-    "ClockAhead",
     "CertificateExpired",
     "CertificateNotYetValid",
+    "ClockAhead",
     "DocumentMismatch",
     "DuplicateHeader",
     "KeyRevoked",

@@ -19,6 +19,7 @@ atomically (write a temporary file, then ``os.replace``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -177,10 +178,8 @@ class KeyStore:
         folder = self.directory / "state"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{agency_code}.key.pem"
-        try:
+        with contextlib.suppress(FileExistsError):  # another worker made it first
             self._write_key(path, Ed25519PrivateKey.generate())
-        except FileExistsError:
-            pass  # another worker of the processor made it first
         raw = self._load_key(path).private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,

@@ -220,9 +220,7 @@ class ReplayGuard:
 
     def _expire(self, now: float, keep: int) -> None:
         oldest_allowed = int((now - self._window_s) // self._bucket_s)
-        while self._order and (
-            self._order[0] < oldest_allowed or len(self._seen) > self.max_ids
-        ):
+        while self._order and (self._order[0] < oldest_allowed or len(self._seen) > self.max_ids):
             if self._order[0] == keep and len(self._order) == 1:
                 break  # the bucket that holds the id just recorded stays
             bucket = self._order.popleft()

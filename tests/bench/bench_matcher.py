@@ -7,6 +7,11 @@ and turns into signed hits the 1% that hit; the last loop also commits each batc
 and offsets in a Kafka transaction, as the worker does. The watchlist is filled directly
 (as the worker's table holds it after recovery), so its memory per subject is measured
 too. ``ZF801_BENCH_LARGE=1`` adds a 10,000,000-subject watchlist.
+
+Sampled misses: the matcher again, back to back at ``verify_misses_every`` = 0 (never),
+1000 and 100, each verifying one miss in N in full with a sample stage of its own. Every
+miss is a genuinely signed sighting (its own event id, signed over its own key), so a
+sampled miss costs what a good one costs: signature, envelope, decode, replay guard.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from consumers.matcher import Matcher
+from consumers.matcher import Matcher, MatchResult
 from consumers.runtime import Runtime
 from consumers.sighting_loop import BatchCommitter
 from consumers.watchlist import WatchEntry
 from producers.publisher import OutgoingEvent, Publisher
+from schemas.headers import CE_ID, SIGNATURE_HEADERS
 from schemas.matchkey import person_match_key
+from sign.events import EventSigner
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.bench import _bus
@@ -38,11 +45,24 @@ SIGHTINGS = int(os.environ.get("ZF801_BENCH_SIGHTINGS", "200000"))
 SUBJECTS = int(os.environ.get("ZF801_BENCH_SUBJECTS", "1000000"))
 HIT_SUBJECTS = 1000
 HIT_EVERY = 100  # 1% of sightings hit
+SAMPLE_EVERY = (0, 1000, 100)  # verify_misses_every of the sampled-misses rows
 BATCH = 5000
 _PARTITIONS = 6  # the catalog's sightings-person (co-partitioned with the watchlist)
 
 
 _sighting = Records.hotel_check_in
+
+
+def _signed_miss(signer: EventSigner, template: Any) -> tuple[bytes, bytes, list[Any]]:
+    """The template sighting under a random key and an event id of its own, signed: a
+    miss that verifies, and that no replay guard takes for a copy of another."""
+    key = os.urandom(32)
+    unsigned = [
+        (name, str(uuid.uuid4()).encode() if name == CE_ID else value)
+        for name, value in template.headers
+        if name not in SIGNATURE_HEADERS
+    ]
+    return key, template.value, signer.sign(key, template.value, unsigned)
 
 
 def _watchlist(subjects: int, hit_keys: list[bytes]) -> tuple[dict[bytes, bytes], float]:
@@ -111,7 +131,8 @@ def _setup() -> tuple[Any, ...]:
     people = _bus.id_numbers(HIT_SUBJECTS)
     secret = settings.match_key_secret.get_secret_value().encode()
     hit_keys = [person_match_key(p, secret=secret) for p in people]
-    police = Publisher(keystore.signer_for(_bus.POLICE), catalog=catalog, settings=settings)
+    police_signer = keystore.signer_for(_bus.POLICE)
+    police = Publisher(police_signer, catalog=catalog, settings=settings)
     topic = catalog.topic_name("sightings-person")
     _, template = police.prepare(
         OutgoingEvent("sightings-person", "cn.zf801.sightings.v1.HotelCheckIn",
@@ -127,12 +148,14 @@ def _setup() -> tuple[Any, ...]:
             )  # fmt: skip
             records.append((hit_keys[who], signed.value, list(signed.headers)))
         else:
-            records.append((os.urandom(32), template.value, list(template.headers)))
+            records.append(_signed_miss(police_signer, template))
     asyncio.run(_produce(bootstrap, topic, records))
     return bootstrap, settings, catalog, runtime, hit_keys, topic
 
 
-def _matcher(runtime: Runtime, catalog: Any, watch: dict[bytes, bytes]) -> Matcher:
+def _matcher(
+    runtime: Runtime, catalog: Any, watch: dict[bytes, bytes], verify_misses_every: int = 0
+) -> Matcher:
     get = watch.get
 
     def lookup(key: bytes) -> WatchEntry | None:
@@ -141,8 +164,34 @@ def _matcher(runtime: Runtime, catalog: Any, watch: dict[bytes, bytes]) -> Match
 
     return Matcher(
         lookup, runtime.verify_stage(), runtime.refuse, runtime.signer, catalog,
-        codec=runtime.codec,
+        codec=runtime.codec, verify_misses_every=verify_misses_every,
+        sample_stage=runtime.verify_stage() if verify_misses_every else None,
     )  # fmt: skip
+
+
+def _sampled_rows(
+    setup: tuple[Any, ...], watch: dict[bytes, bytes], plain: float, subjects: int
+) -> list[dict[str, object]]:
+    """The matcher at each of SAMPLE_EVERY, back to back, against the same plain loop."""
+    bootstrap, _, catalog, runtime, _, topic = setup
+    rows = []
+    for every in SAMPLE_EVERY:
+        matcher, totals = _matcher(runtime, catalog, watch, every), MatchResult()
+
+        def match(
+            batch: dict[Any, list[Any]], matcher: Matcher = matcher, totals: MatchResult = totals
+        ) -> None:
+            result = matcher.process([m for ms in batch.values() for m in ms])
+            totals.hits += result.hits
+            totals.sampled += result.sampled
+            totals.sample_rejected += result.sample_rejected
+
+        seconds = asyncio.run(_consume(bootstrap, topic, match))
+        label = f"matcher, verify_misses_every={every}" + (" (never)" if not every else "")
+        rows.append(_row(f"  {label}", seconds, plain, subjects, hits=totals.hits,
+                         **{"misses verified": totals.sampled,
+                            "refused": totals.sample_rejected}))  # fmt: skip
+    return rows
 
 
 def _row(
@@ -204,6 +253,7 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
     seconds = asyncio.run(committed())
     rows.append(_row("matcher + hits and offsets in one transaction per batch", seconds,
                      plain, subjects))  # fmt: skip
+    rows.extend(_sampled_rows(setup, watch, plain, subjects))
     matcher = _matcher(runtime, catalog, watch)
     profile.enable()
     asyncio.run(_consume(bootstrap, topic, match))

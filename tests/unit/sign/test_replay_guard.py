@@ -13,7 +13,9 @@ from sign.replay import ReplayGuard, ReplayVerdict, SeenEntry
 T0 = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
 
 
-def _guard(window: timedelta = timedelta(hours=1), max_ids: int = 1000, **kw: object) -> ReplayGuard:
+def _guard(
+    window: timedelta = timedelta(hours=1), max_ids: int = 1000, **kw: object
+) -> ReplayGuard:
     return ReplayGuard(window, max_ids, clock=lambda: T0, **kw)  # type: ignore[arg-type]
 
 

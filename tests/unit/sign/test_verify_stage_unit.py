@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 
 from schemas.envelope import build_record
+from schemas.event_types import EventFamily
+from sign.acceptance import AcceptancePolicy, Rule, Window
 from sign.replay import ReplayGuard
 from sign.verify_stage import (
     MemoryAuditSink,
@@ -217,3 +219,38 @@ def test_counters(stage, sighting):
     stage.check_record(_consumed(record))
     stage.check_record(_consumed(record, offset=8))
     assert (stage.accepted, stage.redeliveries, stage.rejected["REPLAYED"]) == (2, 1, 1)
+
+
+# --- the acceptance window (sign/REPLAY.md) ---------------------------------------------
+
+
+def _windowed_stage(trust_set, now, *, window_past=timedelta(hours=72)):
+    dead, audit = MemoryDeadLetterSink(), MemoryAuditSink()
+    policy = AcceptancePolicy({
+        EventFamily.SIGHTING: Rule(Window(window_past, timedelta(seconds=300)), True),
+        EventFamily.OTHER: Rule(Window(window_past, timedelta(seconds=300)), True),
+    })  # fmt: skip
+    stage = VerifyStage(
+        trust_set.trust_store(), ReplayGuard(timedelta(days=4), 10_000, clock=lambda: now),
+        dead, audit, verifier_agency="BUS-MATCHER", acceptance=policy, clock=lambda: now,
+    )  # fmt: skip
+    return stage, dead
+
+
+def test_the_stage_refuses_a_sighting_from_the_future_and_records_nothing(
+    trust_set, issued, sighting, now
+):
+    stage, dead = _windowed_stage(trust_set, now)
+    ahead = sighting(when=now + timedelta(days=365))
+    assert stage.check_record(_consumed(ahead)) is None
+    assert dead.rejections[0].reason == "CLOCK_AHEAD"
+    assert dead.rejections[0].category == "OUTSIDE_WINDOW"
+    assert len(stage.replay_guard) == 0
+    genuine = sighting(when=now)
+    assert stage.check_record(_consumed(genuine, offset=8)) is not None
+
+
+def test_the_stage_refuses_a_sighting_older_than_its_window(trust_set, issued, sighting, now):
+    stage, dead = _windowed_stage(trust_set, now, window_past=timedelta(hours=1))
+    assert stage.check_record(_consumed(sighting(when=now - timedelta(hours=2)))) is None
+    assert dead.rejections[0].reason == "TOO_OLD"

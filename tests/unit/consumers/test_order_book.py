@@ -1,0 +1,159 @@
+"""The order lifecycle rules (consumers.order_book): key checks, closure kept, releases
+found by order id, closures by the wrong court (sign/REPLAY.md). Tables are in-memory
+fakes with the SealedTable surface; the broker-level attacks are e2e tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from consumers.order_book import OrderBook
+from consumers.tracking import Closure
+from schemas.event_types import EXPIRY_NOTICE, RELEASE
+from schemas.matchkey import MatchKeyer
+from tests.builders import Records
+
+LOCATE = "cn.zf801.orders.v1.LocateDebtorOrder"
+VEHICLE = "cn.zf801.orders.v1.VehicleSearchOrder"
+KEYER = MatchKeyer(b"test-secret-0123456789")
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+
+    def payload(self, key: bytes) -> bytes | None:
+        return self.rows.get(key)
+
+    def put(self, key: bytes, payload: bytes, now_us: int) -> None:
+        if payload:
+            self.rows[key] = payload
+        else:
+            self.rows.pop(key, None)
+
+    def payload_items(self) -> list[tuple[bytes, bytes]]:
+        return list(self.rows.items())
+
+
+class _Fixture:
+    def __init__(self) -> None:
+        self.refused: list[tuple[str, str]] = []
+        self.scheduled: list[str] = []
+        deadlines = SimpleNamespace(
+            schedule=lambda order, key: self.scheduled.append(order.order_id)
+        )
+        self.book = OrderBook(
+            _Table(), _Table(), KEYER, deadlines,  # type: ignore[arg-type]
+            lambda verified, reason, detail: self.refused.append((reason, detail)),
+            ack_timeout_s=60,
+        )  # fmt: skip
+
+    def apply(self, event_type: str, record: dict[str, Any], *, key: bytes,
+              signer: str = "BJ01", role: str = "court") -> None:  # fmt: skip
+        verified = SimpleNamespace(
+            envelope=SimpleNamespace(type=event_type), payload=record,
+            record=SimpleNamespace(key=key), signature=SimpleNamespace(agency_code=signer, role=role),
+        )  # fmt: skip
+        self.book.apply(verified)  # type: ignore[arg-type]
+
+    def orders_on(self, key: bytes) -> set[str]:
+        return set(self.book.entry(key).orders)
+
+
+@pytest.fixture
+def fx() -> _Fixture:
+    return _Fixture()
+
+
+@pytest.fixture
+def records() -> Records:
+    return Records(7)
+
+
+def test_an_order_enters_under_its_subject_key_and_is_tracked(fx, records):
+    person = records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执1号", person)
+    fx.apply(LOCATE, order, key=KEYER.person(person))
+    assert fx.orders_on(KEYER.person(person)) == {order["order_id"]}
+    assert fx.book.track(order["order_id"]).closed is None
+    assert fx.scheduled == [order["order_id"]]
+
+
+def test_an_order_keyed_by_another_subject_is_refused(fx, records):
+    order = records.person_order("BJ01", "（2026）京01执2号", records.id_number())
+    other = KEYER.person(records.id_number())
+    fx.apply(LOCATE, order, key=other)
+    assert fx.refused[0][0] == "KEY_MISMATCH"
+    assert fx.orders_on(other) == set()
+
+
+def test_an_order_signed_by_another_court_is_refused(fx, records):
+    person = records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执3号", person)
+    fx.apply(LOCATE, order, key=KEYER.person(person), signer="SH01")
+    assert fx.refused[0][0] == "AGENCY_MISMATCH"
+
+
+def test_a_released_order_never_returns(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执4号", person)
+    fx.apply(LOCATE, order, key=key)
+    fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
+    assert fx.orders_on(key) == set()
+    fx.apply(LOCATE, order, key=key)  # re-sent or replayed
+    assert fx.refused[-1][0] == "ORDER_CLOSED"
+    assert fx.orders_on(key) == set()
+
+
+def test_a_release_with_a_wrong_key_still_releases_every_key(fx, records):
+    plate, vin = records.plate(), records.vin()
+    order = records.vehicle_order("BJ01", "（2026）京01执5号", plate, vin)
+    keys = KEYER.vehicle(plate, vin)
+    fx.apply(VEHICLE, order, key=keys[0])
+    assert all(fx.orders_on(k) == {order["order_id"]} for k in keys)
+    fx.apply(RELEASE, records.release(order, "VEHICLE_SEARCH"), key=b"\x00" * 32)
+    assert all(fx.orders_on(k) == set() for k in keys)
+    assert fx.book.track(order["order_id"]).closed is Closure.RELEASED
+
+
+def test_a_release_before_its_order_keeps_the_order_out(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执6号", person)
+    fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
+    fx.apply(LOCATE, order, key=key)
+    assert fx.refused[-1][0] == "ORDER_CLOSED"
+    assert fx.orders_on(key) == set()
+
+
+def test_a_closure_by_another_court_neither_releases_nor_blocks(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执7号", person)
+    hostile = {**records.release(order, "LOCATE_DEBTOR"), "releasing_court_code": "SH01"}
+    fx.apply(RELEASE, hostile, key=key, signer="SH01")  # before the order: names none of BJ01's
+    fx.apply(LOCATE, order, key=key)
+    assert fx.orders_on(key) == {order["order_id"]}
+    fx.apply(RELEASE, hostile, key=key, signer="SH01")  # after: refused
+    assert fx.refused[-1][0] == "AGENCY_MISMATCH"
+    assert fx.orders_on(key) == {order["order_id"]}
+
+
+def test_expiry_closes_only_when_signed_by_the_bus(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执8号", person)
+    fx.apply(LOCATE, order, key=key)
+    notice = {"order_id": order["order_id"], "order_kind": "LOCATE_DEBTOR",
+              "case_number": order["case_number"], "court_code": "BJ01",
+              "expired_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+    fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BJ01", role="court")
+    assert fx.refused[-1][0] == "ROLE_NOT_ALLOWED"
+    assert fx.orders_on(key) == {order["order_id"]}
+    fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BUS-MATCHER", role="bus")
+    assert fx.orders_on(key) == set()
+    assert fx.book.track(order["order_id"]).closed is Closure.EXPIRED

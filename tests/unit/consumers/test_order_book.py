@@ -55,7 +55,8 @@ class _Fixture:
               signer: str = "BJ01", role: str = "court") -> None:  # fmt: skip
         verified = SimpleNamespace(
             envelope=SimpleNamespace(type=event_type), payload=record,
-            record=SimpleNamespace(key=key), signature=SimpleNamespace(agency_code=signer, role=role),
+            record=SimpleNamespace(key=key),
+            signature=SimpleNamespace(agency_code=signer, role=role),
         )  # fmt: skip
         self.book.apply(verified)  # type: ignore[arg-type]
 

@@ -52,8 +52,12 @@ def _restore(store: SealedStore, *records: tuple[bytes, bytes | None]) -> None:
 
 def test_sealed_entries_restore_and_a_sealed_deletion_deletes():
     store = _store()
-    _restore(store, (b"a", SEALER.seal(STORE, b"a", b"A", 1)), (b"b", SEALER.seal(STORE, b"b", b"B", 1)),
-             (b"b", SEALER.seal(STORE, b"b", b"", 2)))  # fmt: skip
+    _restore(
+        store,
+        (b"a", SEALER.seal(STORE, b"a", b"A", 1)),
+        (b"b", SEALER.seal(STORE, b"b", b"B", 1)),
+        (b"b", SEALER.seal(STORE, b"b", b"", 2)),
+    )
     assert {k: StateSealer.payload_of(v) for k, v in store.data.items()} == {b"a": b"A"}
     assert store.refused == []
 

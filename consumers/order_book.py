@@ -56,6 +56,7 @@ class OrderBook:
         refuse: Refuse,
         *,
         ack_timeout_s: float,
+        topic_kinds: Mapping[str, OrderKind] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._watchlist = watchlist
@@ -64,6 +65,7 @@ class OrderBook:
         self._deadlines = deadlines
         self._refuse = refuse
         self._ack_timeout_us = int(ack_timeout_s * 1_000_000)
+        self._topic_kinds = topic_kinds or {}
         self._clock = clock
 
     # --- reads ---------------------------------------------------------------------------
@@ -82,6 +84,18 @@ class OrderBook:
         """The effect of one verified record of an order topic."""
         event_type = verified.envelope.type
         record = verified.payload
+        kind = ORDER_TYPES.get(event_type) or _kind_named(record.get("order_kind"))
+        topic_kind = self._topic_kinds.get(verified.record.topic)
+        if topic_kind is not None and kind is not None and kind is not topic_kind:
+            self._refuse(
+                verified,
+                "MISPLACED",
+                (
+                    f"a {kind} event on the topic of {topic_kind} orders, which another police "
+                    "role reads"
+                ),
+            )
+            return  # fmt: skip
         if event_type in ORDER_TYPES:
             self._order(verified, event_type, record)
         elif event_type == RELEASE:
@@ -192,6 +206,13 @@ class OrderBook:
 
     def _now_us(self) -> int:
         return to_micros(self._clock())
+
+
+def _kind_named(value: object) -> OrderKind | None:
+    try:
+        return OrderKind(str(value))
+    except ValueError:
+        return None
 
 
 def _when(micros: int | None) -> str:

@@ -136,6 +136,7 @@ class BusWorker:
         self.book = OrderBook(
             self.watchlist, self.tracking, keyer, self.deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
+            topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
         )  # fmt: skip
         self._heap_stale = True
         self._watch_data: Mapping[bytes, bytes] | None = None

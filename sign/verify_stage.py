@@ -102,6 +102,7 @@ _CATEGORY = {
     "KEY_REVOKED": "KEY_REVOKED",
     "ROLE_NOT_ALLOWED": "NOT_AUTHORISED",
     "MISADDRESSED": "NOT_AUTHORISED",
+    "MISPLACED": "NOT_AUTHORISED",
     "REPLAYED": "REPLAYED",
     "CLOCK_AHEAD": "OUTSIDE_WINDOW",
     "TOO_OLD": "OUTSIDE_WINDOW",
@@ -137,7 +138,7 @@ def failed_stage(reason: str) -> str:
         return "HEADERS"
     if reason in _DECODE_REASONS:
         return "DECODE"
-    if reason in {"ROLE_NOT_ALLOWED", "MISADDRESSED"}:
+    if reason in {"ROLE_NOT_ALLOWED", "MISADDRESSED", "MISPLACED"}:
         return "AUTHORISE"
     if reason == "SCHEMA_VALIDATION":
         return "VALIDATE"

@@ -87,10 +87,10 @@ class Bus(Deployment):
         )  # fmt: skip
         return list(AlertSubscriber(runtime, court).read(until_idle_s=until_idle_s))
 
-    def read_topic(
+    def messages(
         self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
-    ) -> list[tuple[dict[str, Any], dict[str, bytes], str]]:
-        """Every record of a topic (read_committed): (decoded value, headers, type name)."""
+    ) -> list[Any]:
+        """Every record of a topic as consumed (read_committed), until ``idle_s`` of quiet."""
         consumer = KafkaConsumer(
             self.catalog.topic_name(topic_id, court),
             bootstrap_servers=self.settings.bootstrap_servers,
@@ -99,13 +99,19 @@ class Bus(Deployment):
             consumer_timeout_ms=int(idle_s * 1000),
             group_id=None,
         )
-        out = []
         try:
-            for message in consumer:
-                schema, record = default_codec().decode(message.value)
-                out.append((record, dict(message.headers), schema.name))
+            return list(consumer)
         finally:
             consumer.close()
+
+    def read_topic(
+        self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
+    ) -> list[tuple[dict[str, Any], dict[str, bytes], str]]:
+        """Every record of a topic (read_committed): (decoded value, headers, type name)."""
+        out = []
+        for message in self.messages(topic_id, court, idle_s=idle_s):
+            schema, record = default_codec().decode(message.value)
+            out.append((record, dict(message.headers), schema.name))
         return out
 
     def close(self) -> None:

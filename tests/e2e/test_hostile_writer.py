@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from consumers.watchlist import derive_id
 from schemas.headers import CE_ALTKEYS, CE_ID
@@ -45,19 +45,8 @@ def raw(bus: Any) -> Iterator[KafkaProducer]:
     producer.close()
 
 
-def _records(bus: Any, topic_id: str, court: str | None = None) -> list[Any]:
-    consumer = KafkaConsumer(
-        bus.catalog.topic_name(topic_id, court),
-        bootstrap_servers=bus.settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        consumer_timeout_ms=int(_IDLE_S * 1000),
-        group_id=None,
-    )
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
+def _records(bus: Any, topic_id: str) -> list[Any]:
+    return bus.messages(topic_id, idle_s=_IDLE_S)
 
 
 def _event_id(message: Any) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from consumers.order_book import OrderBook
 from consumers.tracking import Closure
+from consumers.watchlist import OrderKind
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from tests.builders import Records
@@ -48,14 +49,16 @@ class _Fixture:
         self.book = OrderBook(
             _Table(), _Table(), KEYER, deadlines,  # type: ignore[arg-type]
             lambda verified, reason, detail: self.refused.append((reason, detail)),
-            ack_timeout_s=60,
+            ack_timeout_s=60, topic_kinds={"orders.locate": OrderKind.LOCATE_DEBTOR},
         )  # fmt: skip
 
-    def apply(self, event_type: str, record: dict[str, Any], *, key: bytes,
-              signer: str = "BJ01", role: str = "court") -> None:  # fmt: skip
+    def apply(
+        self, event_type: str, record: dict[str, Any], *, key: bytes,
+        signer: str = "BJ01", role: str = "court", topic: str = "orders.x",
+    ) -> None:  # fmt: skip
         verified = SimpleNamespace(
             envelope=SimpleNamespace(type=event_type), payload=record,
-            record=SimpleNamespace(key=key),
+            record=SimpleNamespace(key=key, topic=topic),
             signature=SimpleNamespace(agency_code=signer, role=role),
         )  # fmt: skip
         self.book.apply(verified)  # type: ignore[arg-type]
@@ -158,3 +161,17 @@ def test_expiry_closes_only_when_signed_by_the_bus(fx, records):
     fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BUS-MATCHER", role="bus")
     assert fx.orders_on(key) == set()
     assert fx.book.track(order["order_id"]).closed is Closure.EXPIRED
+
+
+def test_an_order_or_release_on_another_kinds_topic_is_refused(fx, records):
+    """An exit restriction on the locate-debtor topic would reach another police role."""
+    plate, vin = records.plate(), records.vin()
+    order = records.vehicle_order("BJ01", "（2026）京01执9号", plate, vin)
+    key = KEYER.vehicle(plate, vin)[0]
+    fx.apply(VEHICLE, order, key=key, topic="orders.locate")
+    assert fx.refused[-1][0] == "MISPLACED"
+    assert fx.orders_on(key) == set()
+    fx.apply(VEHICLE, order, key=key)
+    fx.apply(RELEASE, records.release(order, "VEHICLE_SEARCH"), key=key, topic="orders.locate")
+    assert fx.refused[-1][0] == "MISPLACED"
+    assert fx.orders_on(key) == {order["order_id"]}

@@ -13,6 +13,9 @@ each verifying one miss in N in full with a sample stage of its own, interleaved
 plain loop, best of three rounds (the ratios are against that plain loop). Every
 miss is a genuinely signed sighting (its own event id, signed over its own key), so a
 sampled miss costs what a good one costs: signature, envelope, decode, replay guard.
+One run (2 cores Xeon 2.5 GHz, 1,000,000 subjects): 0.57 of the plain loop at 0 and at
+1000 (the difference is below the noise), 0.51 at 100; ~190 µs per verified miss, so the
+default of 1000 adds ~0.2 µs per sighting.
 """
 
 from __future__ import annotations

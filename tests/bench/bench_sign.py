@@ -64,6 +64,7 @@ _ORDER = (
     "ce_time",
     "ce_specversion",
     "content-type",
+    "ce_altkeys",  # optional: absent is the null field, as the signer writes it
 )
 
 
@@ -142,7 +143,7 @@ def _sign_verify_rows(signer: EventSigner, store: TrustStore) -> list[dict[str, 
     key, value, headers = _sighting(signer)
     signed = signer.sign(key, value, headers)
     found = dict(signed)
-    message = canonical_bytes([found[n] for n in _ORDER], key, value)
+    message = canonical_bytes([found.get(n) for n in _ORDER], key, value)
     private, public = signer._private_key, store.public_key(signer.key_id)
     signature = private.sign(message)
     verifier = EventVerifier(store)
@@ -170,7 +171,7 @@ def _stage_rows(trust_set: TrustSet, signer: EventSigner, store: TrustStore) -> 
     key, value, headers = _sighting(signer)
     signed = signer.sign(key, value, headers)
     found = dict(signed)
-    message = canonical_bytes([found[n] for n in _ORDER], key, value)
+    message = canonical_bytes([found.get(n) for n in _ORDER], key, value)
     public = store.public_key(signer.key_id)
     signature = base64.b64decode(found["ce_signature"])
     stage = VerifyStage(

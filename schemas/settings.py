@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("ZF801_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    # "mtls": every client authenticates with its agency's TLS certificate on the listener
+    # of its side, and the broker authorises by ACLs; "plaintext": no security (debugging).
+    security: Literal["mtls", "plaintext"] = "plaintext"
+    # With mtls, the court side uses bootstrap_servers; the police side and the bus
+    # processors (and the admin) connect to listeners of their own.
+    police_bootstrap_servers: str = "127.0.0.1:9094"
+    bus_bootstrap_servers: str = "127.0.0.1:9095"
     # Local state: Kafka jars, broker data and logs, pid files, demo keys.
     home: Path = Path(".zf801")
 
@@ -47,6 +54,11 @@ class Settings(BaseSettings):
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=9092, ge=1, le=65535)
     controller_port: int = Field(default=9093, ge=1, le=65535)
+    # With security "mtls" the local node has one client listener per side (the court
+    # side on broker_port, the police side, the bus processors and the admin), each
+    # trusting only its own issuing CA: a certificate of one side can never act as another.
+    broker_police_port: int = Field(default=9094, ge=1, le=65535)
+    broker_bus_port: int = Field(default=9095, ge=1, le=65535)
     broker_heap: str = Field(default="1g", pattern=r"^[0-9]+[mMgG]$")
     broker_start_timeout_s: float = Field(default=90.0, gt=0)
     # SIGTERM, then SIGKILL after this long: a broker's controlled shutdown can stall
@@ -57,6 +69,8 @@ class Settings(BaseSettings):
     # the single node; 512m heap per node keeps three JVMs modest.
     quorum_broker_port: int = Field(default=9192, ge=1, le=65533)
     quorum_controller_port: int = Field(default=9195, ge=1, le=65533)
+    quorum_police_port: int = Field(default=9292, ge=1, le=65533)
+    quorum_bus_port: int = Field(default=9392, ge=1, le=65533)
     quorum_broker_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
 
     # Prefix for every topic name and processor id; isolates test runs on a shared cluster.

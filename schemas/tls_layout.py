@@ -20,12 +20,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["ADMIN_NAME", "SIDES", "Side", "TlsIdentityFiles", "TlsLayout", "node_name"]
+__all__ = [
+    "ADMIN_NAME",
+    "SIDES",
+    "SIDE_OF_ROLE",
+    "Side",
+    "TlsIdentityFiles",
+    "TlsLayout",
+    "node_name",
+]
 
 Side = Literal["court", "police", "bus"]
 SIDES: Final[tuple[Side, ...]] = ("court", "police", "bus")
 ADMIN_NAME: Final = "ZF801-ADMIN"
 """The operator identity that creates topics, changes configs and ACLs (a super user)."""
+SIDE_OF_ROLE: Final[dict[str, Side]] = {
+    "court": "court",
+    "command-system": "court",
+    "border-control": "police",
+    "traffic-management": "police",
+    "public-security": "police",
+    "bus": "bus",
+}
+"""The listener (and issuing CA) of each agency role; broker nodes and the admin are "bus"."""
 
 
 def node_name(node_id: int) -> str:

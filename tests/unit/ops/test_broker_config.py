@@ -39,9 +39,12 @@ def _properties(text: str) -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def _settings(home: Path) -> Settings:
+def _settings(home: Path, security: str = "plaintext") -> Settings:
     # Explicit ports: the defaults, whatever ZF801_* variables the shell running the tests has.
-    return Settings(home=home, broker_port=9092, controller_port=9093)
+    return Settings(
+        home=home, broker_port=9092, controller_port=9093, broker_police_port=9094,
+        broker_bus_port=9095, security=security,
+    )  # fmt: skip
 
 
 def _layout(tmp_path: Path, size: int) -> ClusterLayout:
@@ -285,3 +288,57 @@ def test_start_refuses_a_taken_port_before_launching_java(tmp_path: Path) -> Non
             LocalCluster(layout, libs).start()
     assert not layout.nodes[0].pid_path.exists()
     assert not layout.nodes[0].config_path.exists()
+
+
+def test_mtls_node_has_one_tls13_listener_per_side_and_denies_without_acl(tmp_path: Path) -> None:
+    layout = ClusterLayout.from_settings(_settings(tmp_path, "mtls"), nodes=1)
+    (node,) = layout.nodes
+    props = _properties(render_server_properties(layout, node))
+    tls = tmp_path.resolve() / "keys" / "tls"
+
+    assert props["listeners"] == (
+        "COURT://127.0.0.1:9092,POLICE://127.0.0.1:9094,BUS://127.0.0.1:9095,"
+        "CONTROLLER://127.0.0.1:9093"
+    )
+    assert props["listener.security.protocol.map"] == (
+        "COURT:SSL,POLICE:SSL,BUS:SSL,CONTROLLER:SSL"
+    )
+    assert props["inter.broker.listener.name"] == "BUS"
+    assert props["ssl.enabled.protocols"] == "TLSv1.3"
+    assert props["ssl.client.auth"] == "required"
+    assert props["ssl.keystore.type"] == "PKCS12"
+    assert props["ssl.keystore.location"] == str(tls / "nodes" / "node-1.p12")
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:node-1;User:ZF801-ADMIN"
+    # Side binding: each listener trusts only its side's CA and maps only its roles.
+    for listener, side, roles in (
+        ("court", "court", "court|command-system"),
+        ("police", "police", "border-control|traffic-management|public-security"),
+        ("bus", "bus", "bus|broker|admin"),
+        ("controller", "bus", "broker"),
+    ):
+        prefix = f"listener.name.{listener}."
+        assert props[prefix + "ssl.truststore.location"] == str(tls / "trust" / f"{side}.pem")
+        assert props[prefix + "ssl.client.auth"] == "required"
+        assert props[prefix + "ssl.principal.mapping.rules"] == (
+            f"RULE:^CN=([^,]+),OU=({roles}),O=ZF801,C=CN$/$1/,RULE:^.*$/UNMAPPED/"
+        )
+    assert "PLAINTEXT" not in render_server_properties(layout, node)
+
+
+def test_mtls_quorum_names_every_node_a_super_user(tmp_path: Path) -> None:
+    layout = ClusterLayout.from_settings(_settings(tmp_path, "mtls"), nodes=3)
+    props = _properties(render_server_properties(layout, layout.nodes[1]))
+    assert props["super.users"] == "User:node-1;User:node-2;User:node-3;User:ZF801-ADMIN"
+    assert props["listeners"].startswith("COURT://127.0.0.1:9193,POLICE://127.0.0.1:9293,")
+    assert layout.side_bootstrap("BUS") == "127.0.0.1:9392,127.0.0.1:9393,127.0.0.1:9394"
+
+
+def test_an_mtls_layout_without_side_ports_is_refused(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "mtls")
+    with pytest.raises(ConfigurationError, match="police and bus ports"):
+        ClusterLayout.on_ports(
+            tmp_path, host="127.0.0.1", broker_ports=[1], controller_ports=[2], heap="1g",
+            security=ClusterLayout.from_settings(settings).security,
+        )  # fmt: skip

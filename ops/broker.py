@@ -8,6 +8,7 @@ It stops only the processes its own pid files name.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -17,7 +18,13 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from ops.broker_config import ClusterLayout, NodeSpec, new_cluster_id, render_server_properties
+from ops.broker_config import (
+    BrokerSecurity,
+    ClusterLayout,
+    NodeSpec,
+    new_cluster_id,
+    render_server_properties,
+)
 from ops.broker_fetch import LOG4J2_CONFIG, kafka_libs_dir, require_tool
 from ops.broker_process import (
     PidState,
@@ -33,6 +40,7 @@ from ops.broker_process import (
 )
 from ops.errors import BrokerError, BrokerStartError
 from schemas.settings import Settings
+from schemas.tls_layout import SIDES
 
 __all__ = ["LocalCluster", "NodeStatus", "StartReport", "StopReport"]
 
@@ -216,15 +224,23 @@ class LocalCluster:
         java = require_tool("java")
         if not any(self.libs_dir.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"no Kafka jars in {self.libs_dir}; run `zf801 broker fetch` first")
+        security = self.layout.security
         ports = {}
         for node in nodes:
             ports[node.broker_port] = f"broker port of node {node.node_id}"
             ports[node.controller_port] = f"controller port of node {node.node_id}"
+            if security is not None:
+                ports[node.police_port] = f"police listener of node {node.node_id}"
+                ports[node.bus_port] = f"bus listener of node {node.node_id}"
+                _require_tls_files(security, node)
         ensure_ports_free(self.layout.nodes[0].host, ports)
         for node in nodes:
             node.logs_dir.mkdir(parents=True, exist_ok=True)
             text = render_server_properties(self.layout, node)
-            node.config_path.write_text(text, encoding="utf-8")
+            # 0600: with mTLS the file holds the keystore passphrase.
+            fd = os.open(node.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
         self._format([n for n in nodes if not (n.data_dir / "meta.properties").exists()], java)
         return {node.node_id: self._spawn(java, node) for node in nodes}
 
@@ -346,6 +362,18 @@ class LocalCluster:
             if signal_node(pid, node.config_path, signal.SIGKILL):
                 wait_for_exit(pid, 10.0)
             node.pid_path.unlink(missing_ok=True)
+
+
+def _require_tls_files(security: BrokerSecurity, node: NodeSpec) -> None:
+    needed = [security.tls.node_keystore(node.node_id)]
+    needed += [security.tls.truststore(side) for side in SIDES]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        raise BrokerError(
+            f"node {node.node_id}: mTLS needs {', '.join(missing)}; run `zf801 keys init` "
+            "(a new key store) or start the broker once from `make demo`, which issues them; "
+            "ZF801_SECURITY=plaintext starts an unsecured node for debugging"
+        )
 
 
 def _log_sizes(node: NodeSpec) -> tuple[int, int]:

@@ -77,7 +77,7 @@ class BrokerSecurity:
     def from_settings(cls, settings: Settings) -> BrokerSecurity | None:
         if settings.security != "mtls":
             return None
-        return cls(TlsLayout.under(settings.keys_dir.resolve()),
+        return cls(TlsLayout(settings.tls_dir.resolve()),
                    settings.key_passphrase.get_secret_value())  # fmt: skip
 
 

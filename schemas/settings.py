@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     key_passphrase: SecretStr = SecretStr(_DEMO_KEY_PASSPHRASE)
     # Signing (sign/): the key store folder (None: <home>/keys) and agency cert lifetime.
     keys_path: Path | None = None
+    # The TLS identities the Kafka clients and the local broker use (None: <keys>/tls). A
+    # deployment whose signing keys live elsewhere still connects with these.
+    tls_path: Path | None = None
     agency_cert_days: int = Field(default=730, ge=1)
     # Acceptance window around the processor's own (trusted) clock, per event family
     # (sign/REPLAY.md): an event that causes an effect is refused when its ce_time lies
@@ -119,6 +122,11 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.keys_path if self.keys_path is not None else self.home / "keys"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The TLS material (``schemas.tls_layout``): ``<keys>/tls`` unless set apart."""
+        return self.tls_path if self.tls_path is not None else self.keys_dir / "tls"
 
     def insecure_secrets(self) -> list[str]:
         """The ``ZF801_*`` variables whose secret still holds its public demo value."""

@@ -1,5 +1,6 @@
-"""``zf801 keys``: the demo trust set, issuing, rotating and revoking agency keys, and
-publishing certificates and revocations on the trust topic."""
+"""``zf801 keys``: the demo trust set, issuing, rotating and revoking agency keys and their
+TLS identities (mutual TLS with the broker), and publishing certificates and revocations on
+the trust topic."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from producers.publisher import kafka_producer
 from schemas.agencies import get_agency, load_agencies
 from schemas.errors import BusError
 from schemas.settings import Settings, get_settings
+from schemas.tls_layout import ADMIN_NAME, node_name
 from sign.keystore import KeyEntry, KeyStore
+from sign.tls_identity import BROKER_NODE_IDS
 from sign.trust import REVOCATION_REASONS
 from sign.trust_records import certificate_event, revocation_event
 from topics.catalog import bus_catalog
@@ -26,7 +29,9 @@ keys_app = typer.Typer(
         "Agency keys and certificates (two roots: courts and the bus under the SPC root, "
         "police units under the MPS root). Private keys stay in the key store "
         "(ZF801_KEYS_PATH, default .zf801/keys), encrypted with ZF801_KEY_PASSPHRASE; "
-        "certificates and revocations are published on the trust topic."
+        "certificates and revocations are published on the trust topic. Every agency, the "
+        "admin and broker nodes 1-3 also get a TLS identity (a key of its own) for mutual TLS "
+        "with the broker, under <keys>/tls."
     ),
     no_args_is_help=True,
 )
@@ -54,14 +59,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _table(entries: list[KeyEntry], title: str) -> Table:
+def _table(entries: list[KeyEntry], title: str, keystore: KeyStore) -> Table:
     table = Table(title=title)
-    for column in ("agency", "role", "key id", "valid from", "valid until", "status"):
+    columns = ("agency", "role", "key id", "valid from", "valid until", "status", "tls identity")
+    for column in columns:
         table.add_column(column, no_wrap=column in {"agency", "key id"})
     for entry in entries:
         status = "current" if entry.current else "rotated out"
         if entry.revocation is not None:
             status = f"revoked from {entry.revocation.revoked_at:%Y-%m-%d %H:%M:%S}Z"
+        # A TLS identity belongs to the agency: shown on its current key's row.
+        tls = "" if not entry.current else _yes_no(keystore.has_tls_identity(entry.agency_code))
         table.add_row(
             entry.agency_code,
             entry.role,
@@ -69,8 +77,19 @@ def _table(entries: list[KeyEntry], title: str) -> Table:
             f"{entry.not_before:%Y-%m-%d}",
             f"{entry.not_after:%Y-%m-%d}",
             status,
+            tls,
         )
     return table
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "[red]no[/]"
+
+
+def _tls_line(keystore: KeyStore, agency_code: str, verb: str) -> str:
+    return (
+        f"TLS identity of {agency_code} {verb}: {keystore.tls_identity(agency_code).chain.parent}"
+    )
 
 
 def _publish(keystore: KeyStore, settings: Settings, wanted: bool | None, only: str = "") -> None:
@@ -124,7 +143,13 @@ def init(
     keystore = KeyStore.from_settings(settings)
     try:
         entries = keystore.init(load_agencies().agencies.values(), _now(), force=force)
-        _console.print(_table(entries, f"trust set in {keystore.directory}"))
+        _console.print(_table(entries, f"trust set in {keystore.directory}", keystore))
+        agencies = len({e.agency_code for e in entries})
+        nodes = ", ".join(node_name(i) for i in BROKER_NODE_IDS)
+        _console.print(
+            f"TLS identities of {agencies} agencies, the admin ({ADMIN_NAME}) and broker "
+            f"nodes {nodes} in {keystore.tls_layout.root}"
+        )
         _publish(keystore, settings, publish)
     except BusError as exc:
         raise _fail(exc) from exc
@@ -132,13 +157,15 @@ def init(
 
 @keys_app.command("issue")
 def issue(agency: _Agency, publish: _Publish = None) -> None:
-    """Issue the first key and certificate of an agency of the agency list."""
+    """Issue the first key and certificate of an agency of the agency list, and its TLS
+    identity."""
     settings = get_settings()
     keystore = KeyStore.from_settings(settings)
     try:
         known = get_agency(agency)
         entry = keystore.issue(known.code, known.name, str(known.role), _now())
-        _console.print(_table([entry], "issued"))
+        _console.print(_table([entry], "issued", keystore))
+        _console.print(_tls_line(keystore, entry.agency_code, "issued"))
         _publish(keystore, settings, publish, only=entry.key_id)
     except (BusError, LookupError) as exc:
         raise _fail(exc) from exc
@@ -147,12 +174,14 @@ def issue(agency: _Agency, publish: _Publish = None) -> None:
 @keys_app.command("rotate")
 def rotate(agency: _Agency, publish: _Publish = None) -> None:
     """A new key and certificate for an agency; the old certificate keeps verifying what the
-    old key signed while it was valid."""
+    old key signed while it was valid. The agency's TLS identity is renewed too: its old
+    files are replaced (clients pick the new ones up when they reconnect)."""
     settings = get_settings()
     keystore = KeyStore.from_settings(settings)
     try:
         entry = keystore.rotate(agency, _now())
-        _console.print(_table([entry], "rotated"))
+        _console.print(_table([entry], "rotated", keystore))
+        _console.print(_tls_line(keystore, entry.agency_code, "renewed (old files replaced)"))
         _publish(keystore, settings, publish, only=entry.key_id)
     except BusError as exc:
         raise _fail(exc) from exc
@@ -172,6 +201,15 @@ def _revocation_time(text: str, keystore: KeyStore, key_id: str) -> datetime:
     return when.astimezone(UTC)
 
 
+def _revoked_tls_line(entry: KeyEntry) -> str:
+    if not entry.current:
+        return f"TLS identity of {entry.agency_code} kept: {entry.key_id} is not its current key"
+    return (
+        f"TLS identity of {entry.agency_code} removed; the broker cannot check TLS "
+        "revocation: run `zf801 acls apply --prune` to remove its access"
+    )
+
+
 @keys_app.command("revoke")
 def revoke(
     key_id: Annotated[str, typer.Option("--key-id", help="The key id (zf801 keys list).")],
@@ -189,15 +227,20 @@ def revoke(
     by: Annotated[str, typer.Option("--by", help="The operator revoking the key.")] = "operator",
     publish: _Publish = None,
 ) -> None:
-    """Revoke a key from a point in time; earlier signatures stay valid."""
+    """Revoke a key from a point in time; earlier signatures stay valid. Revoking an
+    agency's current key also removes its TLS identity; the broker cannot check that
+    revocation, so run `zf801 acls apply --prune` afterwards to remove the agency's access."""
     settings = get_settings()
     keystore = KeyStore.from_settings(settings)
     try:
         when = _revocation_time(at, keystore, key_id)
+        entry = next((e for e in keystore.entries() if e.key_id == key_id), None)
         revocation = keystore.revoke(key_id, when, reason, _now(), by)
         _console.print(
             f"revoked {key_id} from {revocation.revoked_at.isoformat()} ({revocation.reason})"
         )
+        if entry is not None:
+            _console.print(_revoked_tls_line(entry))
         _publish(keystore, settings, publish, only=key_id)
     except BusError as exc:
         raise _fail(exc) from exc
@@ -207,13 +250,14 @@ def revoke(
 def list_keys(
     agency: Annotated[str | None, typer.Option("--agency", help="Only this agency.")] = None,
 ) -> None:
-    """Every key of the key store, current, rotated out or revoked."""
+    """Every key of the key store, current, rotated out or revoked, and whether each agency
+    has a TLS identity."""
     keystore = KeyStore.from_settings(get_settings())
     try:
         entries = [e for e in keystore.entries() if agency is None or e.agency_code == agency]
     except BusError as exc:
         raise _fail(exc) from exc
-    _console.print(_table(entries, f"keys in {keystore.directory}"))
+    _console.print(_table(entries, f"keys in {keystore.directory}", keystore))
 
 
 @keys_app.command("publish")

@@ -142,7 +142,9 @@ class Deployment:
         return len(topics)
 
     def ensure_keys(self, now: dt.datetime) -> int:
-        """The demo trust set: create it, or issue keys for agencies that have none."""
+        """The demo trust set: create it, or issue keys for agencies that have none and the
+        TLS identities a store made before mutual TLS lacks. Returns how many agencies got a
+        signing key."""
         agencies = list(load_agencies().agencies.values())
         if not self.keystore.exists():
             self.keystore.init(agencies, now)
@@ -151,6 +153,7 @@ class Deployment:
         missing = [a for a in agencies if a.code not in have]
         for agency in missing:
             self.keystore.issue(agency.code, agency.name, str(agency.role), now)
+        self.keystore.ensure_tls(now)
         return len(missing)
 
     # --- the worker -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Issuing certificates: the two roots, their issuing CAs, and agency certificates.
+"""Issuing certificates: the two roots, their issuing CAs, agency signing certificates and
+TLS certificates (the profile of the latter is in :mod:`sign.tls_identity`).
 
 The layout and the certificate profile are explained in :mod:`sign.identity`. This
 module only builds certificates with ``cryptography``'s X.509 builder; every key is
@@ -9,18 +10,21 @@ works, and the OpenSSL recipe (``sign/SEAL-OPENSSL.md``) shows an ``-untrusted``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sign.errors import TrustMaterialError
 from sign.identity import ROLES, SIDE_ROLES, agency_uri
 
-__all__ = ["CertificateAuthority", "ca_name", "new_key"]
+__all__ = ["TLS_ORGANISATION", "CertificateAuthority", "ca_name", "new_key", "tls_name"]
 
+TLS_ORGANISATION = "ZF801"
+"""The O of every TLS certificate: the broker's principal rules match on it."""
 # A few seconds of back-dating absorbs clock differences between machines.
 _BACKDATE = timedelta(minutes=5)
 
@@ -53,10 +57,23 @@ def _agency_name(code: str, name: str, role: str) -> x509.Name:
     )
 
 
-def _key_usage(*, sign_certs: bool) -> x509.KeyUsage:
+def tls_name(name: str, role: str) -> x509.Name:
+    """The subject of a TLS certificate, in RFC 2253 ``CN=<name>,OU=<role>,O=ZF801,C=CN``
+    (RFC 2253 prints the last attribute first, so the order here is C, O, OU, CN)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, TLS_ORGANISATION),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+
+
+def _key_usage(*, sign_certs: bool, non_repudiation: bool = True) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=not sign_certs,
-        content_commitment=not sign_certs,
+        content_commitment=not sign_certs and non_repudiation,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
@@ -172,6 +189,33 @@ class CertificateAuthority:
         return builder.add_extension(_key_usage(sign_certs=False), critical=True).sign(
             self.private_key, None
         )
+
+    def issue_tls(
+        self,
+        name: str,
+        role: str,
+        *,
+        public_key: Ed25519PublicKey,
+        now: datetime,
+        lifetime: timedelta,
+        server_names: Sequence[x509.GeneralName] = (),
+    ) -> x509.Certificate:
+        """A TLS certificate (profile in :mod:`sign.tls_identity`): clientAuth, plus
+        serverAuth and a SAN when ``server_names`` are given (a broker node)."""
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if server_names:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        builder = self._builder_for(tls_name(name, role), public_key, now, lifetime)
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        builder = builder.add_extension(
+            _key_usage(sign_certs=False, non_repudiation=False), critical=True
+        )
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if server_names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(list(server_names)), critical=False
+            )
+        return builder.sign(self.private_key, None)
 
     def _builder_for(
         self, subject: x509.Name, public_key: Ed25519PublicKey, now: datetime, lifetime: timedelta

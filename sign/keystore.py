@@ -1,4 +1,4 @@
-"""The on-disk key store: CAs, agency keys and certificates, revocations.
+"""The on-disk key store: CAs, agency keys and certificates, revocations, TLS identities.
 
 Layout under ``settings.keys_dir`` (default ``<home>/keys``)::
 
@@ -10,6 +10,13 @@ Layout under ``settings.keys_dir`` (default ``<home>/keys``)::
     private/<key id>.key.pem      agency private keys
     agencies.json                 per agency: name, role, current key id, all key ids
     revocations.json              the revocations issued here
+    tls/                          TLS identities for mutual TLS with the broker: one per
+                                  agency, the admin and broker nodes 1-3, and the CA
+                                  certificates each listener trusts (layout in
+                                  :mod:`schemas.tls_layout`, profile in :mod:`sign.tls_identity`)
+
+Signing keys stay signing keys: a TLS identity has a key of its own, renewed with the
+agency's signing key (``rotate``) and removed when its current signing key is revoked.
 
 Every private key is PKCS#8 PEM encrypted with ``BestAvailableEncryption`` under
 ``settings.key_passphrase`` and created with mode 0600 by ``os.open`` (never chmod after,
@@ -23,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,10 +42,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.settings import Settings, get_settings
+from schemas.tls_layout import SIDES, TlsIdentityFiles, TlsLayout
 from sign.ca import CertificateAuthority
 from sign.errors import KeyStoreError
 from sign.events import EventSigner
 from sign.identity import key_id_of
+from sign.tls_identity import TlsHolder, infrastructure_holders, issue_tls_identity
 from sign.trust import Revocation, TrustStore
 from sign.trustset import TrustSet
 
@@ -92,12 +102,19 @@ class KeyStore:
     def exists(self) -> bool:
         return (self.directory / "agencies.json").is_file()
 
+    @property
+    def tls_layout(self) -> TlsLayout:
+        return TlsLayout.under(self.directory)
+
     def init(
         self, agencies: Iterable[AgencyLike], now: datetime, force: bool = False
     ) -> list[KeyEntry]:
-        """Create both roots, the issuing CAs, and a key + certificate per agency."""
+        """Create both roots, the issuing CAs, a key + certificate per agency, and the TLS
+        identities of every agency, the admin and broker nodes 1-3."""
         if self.exists() and not force:
             raise KeyStoreError(f"key store {self.directory}: already initialised (use --force)")
+        # TLS material of a replaced trust set must not linger: its CAs are gone.
+        shutil.rmtree(self.tls_layout.root, ignore_errors=True)
         for sub in ("anchors", "ca", "certs", "private"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
             for stale in (self.directory / sub).glob("*.pem"):
@@ -110,37 +127,82 @@ class KeyStore:
             _write_public(self.directory / "anchors" / f"{side}.pem", _pem(root.certificate))
         self._write_json("agencies.json", {})
         self._write_json("revocations.json", [])
+        holders = []
         for agency in agencies:
             self._issue_into(trust_set, agency.code, agency.name, agency.role, now)
+            holders.append(TlsHolder(agency.code, str(agency.role)))
+        self._issue_tls(trust_set, [*holders, *infrastructure_holders()], now)
         return self.entries()
 
     def issue(self, agency_code: str, agency_name: str, role: str, now: datetime) -> KeyEntry:
-        """The first key of an agency (``rotate`` replaces an existing one)."""
+        """The first key of an agency and its TLS identity (``rotate`` replaces them)."""
         if agency_code in self._index():
             raise KeyStoreError(f"agency {agency_code}: already has a key (use rotate)")
-        key_id = self._issue_into(self._trust_set(), agency_code, agency_name, role, now)
+        trust_set = self._trust_set()
+        key_id = self._issue_into(trust_set, agency_code, agency_name, role, now)
+        self._issue_tls(trust_set, [TlsHolder(agency_code, role)], now)
         return self._entry(key_id, self._index(), self.revocations())
 
     def rotate(self, agency_code: str, now: datetime) -> KeyEntry:
-        """A new key and certificate; the old certificate stays for verification."""
+        """A new signing key and certificate, and a new TLS identity. The old signing
+        certificate stays for verification; the old TLS files are replaced (a client
+        reconnecting picks up the new ones; the principal, ``User:<code>``, is the same)."""
         record = self._agency(agency_code)
-        key_id = self._issue_into(
-            self._trust_set(), agency_code, record["name"], record["role"], now
-        )
+        trust_set = self._trust_set()
+        key_id = self._issue_into(trust_set, agency_code, record["name"], record["role"], now)
+        self._issue_tls(trust_set, [TlsHolder(agency_code, record["role"])], now)
         return self._entry(key_id, self._index(), self.revocations())
 
     def revoke(
         self, key_id: str, at: datetime, reason: str, now: datetime, revoked_by: str
     ) -> Revocation:
-        """Revoke a key for events at or after ``at``."""
-        self.certificate(key_id)  # refuse unknown key ids
+        """Revoke a key for events at or after ``at``. Revoking an agency's current key also
+        removes its TLS identity files (``rotate`` issues new ones); revoking a rotated-out
+        key leaves the TLS identity, which ``rotate`` already renewed.
+
+        The broker cannot see the revocation of a TLS certificate (no CRL is published): a
+        copy of the removed files still completes the handshake until the certificate
+        expires. The ACLs are the enforcement point: ``zf801 acls apply --prune`` after a
+        revoke removes the principal's access."""
+        entry = self._entry(key_id, self._index(), [])  # refuses unknown key ids
         revocation = Revocation(
             key_id=key_id, revoked_at=at, reason=reason, recorded_at=now, revoked_by=revoked_by
         )
         rows = self._read_json("revocations.json")
         rows.append(_revocation_row(revocation))
         self._write_json("revocations.json", rows)
+        if entry.current:
+            self._remove_tls(entry.agency_code)
         return revocation
+
+    def tls_identity(self, name: str) -> TlsIdentityFiles:
+        """The chain and key files of the TLS identity of an agency, a broker node
+        (``node-<id>``) or the admin; KeyStoreError when there is none."""
+        files = self.tls_layout.identity(name)
+        if not files.exists():
+            raise KeyStoreError(
+                f"{name}: no TLS identity in {self.tls_layout.root} "
+                "(zf801 keys issue or rotate; a revoked agency has none)"
+            )
+        return files
+
+    def has_tls_identity(self, name: str) -> bool:
+        return self.tls_layout.identity(name).exists()
+
+    def ensure_tls(self, now: datetime) -> int:
+        """Issue the TLS identities a store made before mutual TLS lacks: every agency
+        whose current key is not revoked, the admin and broker nodes 1-3, and the trusted
+        CA files. Returns how many identities were issued; a second call issues none."""
+        revoked = {r.key_id for r in self.revocations()}
+        agencies = [
+            TlsHolder(code, record["role"])
+            for code, record in self._index().items()
+            if record["current"] not in revoked
+        ]
+        missing = [h for h in [*agencies, *infrastructure_holders()] if not self._has_tls(h)]
+        if missing or not all(path.is_file() for path in self._tls_trust_files()):
+            self._issue_tls(self._trust_set(), missing, now)
+        return len(missing)
 
     def entries(self) -> list[KeyEntry]:
         index, revocations = self._index(), self.revocations()
@@ -221,6 +283,41 @@ class KeyStore:
         self._write_json("agencies.json", index)
         return key_id
 
+    def _issue_tls(self, trust_set: TrustSet, holders: list[TlsHolder], now: datetime) -> None:
+        """Write the trusted CA files and a new TLS identity per holder (replacing one)."""
+        layout = self.tls_layout
+        for sub in (layout.root, layout.truststore("bus").parent):
+            sub.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for side in SIDES:
+            _write_public(layout.truststore(side), _pem(trust_set.issuers[side].certificate))
+        _write_public(layout.brokers_ca, _pem(trust_set.issuers["bus"].certificate))
+        for holder in holders:
+            identity = issue_tls_identity(trust_set, holder, now=now, lifetime=self._cert_lifetime)
+            files = layout.identity(holder.name)
+            files.chain.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _replace_secret(files.key, identity.key_pem(self._passphrase))
+            _write_public(files.chain, identity.chain_pem())
+            if holder.node_id is not None:
+                keystore = layout.node_keystore(holder.node_id)
+                keystore.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _replace_secret(keystore, identity.pkcs12(holder.name, self._passphrase))
+
+    def _has_tls(self, holder: TlsHolder) -> bool:
+        if not self.has_tls_identity(holder.name):
+            return False
+        return holder.node_id is None or self.tls_layout.node_keystore(holder.node_id).is_file()
+
+    def _tls_trust_files(self) -> list[Path]:
+        layout = self.tls_layout
+        return [*(layout.truststore(side) for side in SIDES), layout.brokers_ca]
+
+    def _remove_tls(self, name: str) -> None:
+        files = self.tls_layout.identity(name)
+        files.key.unlink(missing_ok=True)
+        files.chain.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: leave what is not ours
+            files.chain.parent.rmdir()
+
     def _trust_set(self) -> TrustSet:
         if not self.exists():
             raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
@@ -293,10 +390,7 @@ class KeyStore:
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._passphrase),
         )
-        # O_EXCL: never follow a planted file or symlink; 0o600 from the first byte.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        _create_secret(path, data)
 
     def _load_key(self, path: Path) -> Ed25519PrivateKey:
         try:
@@ -308,6 +402,21 @@ class KeyStore:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyStoreError(f"private key {path}: not an Ed25519 key")
         return key
+
+
+def _create_secret(path: Path, data: bytes) -> None:
+    # O_EXCL: never follow a planted file or symlink; 0o600 from the first byte.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _replace_secret(path: Path, data: bytes) -> None:
+    """Create or replace ``path``: a fresh 0600 file, then an atomic rename over it."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.unlink(missing_ok=True)
+    _create_secret(temporary, data)
+    os.replace(temporary, path)
 
 
 def _issuer_names() -> list[str]:

@@ -22,8 +22,9 @@ _NOW = dt.datetime.now
 
 
 def trust_set(home: Path, codes: Iterable[str] | None = None) -> KeyStore:
-    """A key store under ``home`` with the two roots and a key for each agency of
-    ``codes`` (default: every agency in the list), certificates valid from a minute ago."""
+    """A key store under ``home`` with the two roots, a key and a TLS identity for each
+    agency of ``codes`` (default: every agency in the list), TLS identities for the admin
+    and broker nodes 1-3 (``init`` issues them), certificates valid from a minute ago."""
     agencies = load_agencies()
     chosen = agencies.agencies.values() if codes is None else [agencies.get(c) for c in codes]
     store = KeyStore.from_settings(Settings(home=home))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ops.cmd_acls import acls_app
 from ops.cmd_alerts import alerts
 from ops.cmd_broker import broker_app
 from ops.cmd_demo import demo
@@ -26,6 +27,7 @@ app = typer.Typer(
 # Each command module registers itself on ``app`` below; one line per module.
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(acls_app, name="acls")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(keys_app, name="keys")
 register_seal(app)

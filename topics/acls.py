@@ -1,0 +1,439 @@
+"""Kafka ACLs as code: the grants the brokers' ``StandardAuthorizer`` needs
+(``allow.everyone.if.no.acl.found=false``), derived from the catalog's ``write``/``read``
+roles and the agency list, compared with the cluster and applied through kafka-python.
+
+A principal is ``User:<agency code>`` (the CN of the agency's TLS certificate). Broker
+nodes and ``ZF801-ADMIN`` are super users and get none. Per agency: WRITE+DESCRIBE on each
+topic its role writes, READ+DESCRIBE on each topic its role reads (a court reads only its
+own per-court topic); READ on consumer groups PREFIXED :func:`group_prefix`; the bus's
+processors WRITE+DESCRIBE on transactional ids PREFIXED their application id; CLUSTER
+IdempotentWrite for every agency that writes. Only ACLs of the list's principals on names
+under the catalog's namespace (and their IdempotentWrite) are managed (:class:`AclScope`);
+any other grant that reaches the namespace, or a cluster-wide grant to them, is reported,
+never touched.
+
+Province rules. The orders of all provinces share one topic per kind (keyed by match key,
+co-partitioned with sightings for the matcher): a topic ACL cannot say "the units the
+provincial rule names for this court", so today every unit of a police role may read
+every order of its kind. Decision: a per-province delivery layout (not yet in the
+catalog). The three order topics stay, unchanged, as the intake that courts (and the bus,
+for its expiry notices) write, but only the bus reads; the bus forwards each verified
+order and release (unchanged: still court-signed) and its own expiry notices to
+``<namespace>.orders.<kind>.{province}`` (a GB/T 2260 province code or ``national``,
+the keys of ``province_rules``), written only by the bus and read only by the units that
+rule names (:meth:`schemas.agencies.AgencyList.provinces_served_by`). Until the catalog
+has it, :func:`desired_acls` grants the current layout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import KafkaError, NoError, SecurityDisabledError
+
+from schemas.agencies import Agency, AgencyList, AgencyRole
+from topics.catalog import Catalog
+from topics.errors import ApplyFailed, TopicsError
+
+__all__ = [
+    "CLUSTER_RESOURCE",
+    "AclAdmin",
+    "AclApplyResult",
+    "AclBinding",
+    "AclInvalid",
+    "AclPlan",
+    "AclScope",
+    "Operation",
+    "PatternKind",
+    "Permission",
+    "ResourceKind",
+    "access_matrix",
+    "acl_scope",
+    "apply_acls",
+    "desired_acls",
+    "group_prefix",
+    "plan_acls",
+    "principal_of",
+    "processor_application",
+    "read_acls",
+]
+
+CLUSTER_RESOURCE = "kafka-cluster"  # the one CLUSTER resource name Kafka knows
+_WILDCARD = "*"  # a LITERAL resource name or a principal name matching every one
+# Agency codes never contain ".", so "<namespace>-<code>." prefixes never cover each other
+# (with "-", SPC's "zf801-spc-" would cover SPC-COMMAND's "zf801-spc-command-").
+_GROUP_END = "."
+
+
+class AclInvalid(TopicsError, ValueError):  # noqa: N818 - STYLE.md names
+    """The desired ACLs break a rule: one principal's group or transactional-id prefix covers
+    another's (it could join that group), or an ACL falls outside the managed scope."""
+
+
+class ResourceKind(StrEnum):
+    TOPIC = "TOPIC"
+    GROUP = "GROUP"
+    TRANSACTIONAL_ID = "TRANSACTIONAL_ID"
+    CLUSTER = "CLUSTER"
+
+
+class PatternKind(StrEnum):
+    LITERAL = "LITERAL"
+    PREFIXED = "PREFIXED"
+
+
+class Operation(StrEnum):
+    """Kafka ACL operations (all of them, so that any ACL read back can be represented)."""
+
+    ALL = "ALL"
+    READ = "READ"
+    WRITE = "WRITE"
+    CREATE = "CREATE"
+    DELETE = "DELETE"
+    ALTER = "ALTER"
+    DESCRIBE = "DESCRIBE"
+    CLUSTER_ACTION = "CLUSTER_ACTION"
+    DESCRIBE_CONFIGS = "DESCRIBE_CONFIGS"
+    ALTER_CONFIGS = "ALTER_CONFIGS"
+    IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
+    CREATE_TOKENS = "CREATE_TOKENS"
+    DESCRIBE_TOKENS = "DESCRIBE_TOKENS"
+
+
+class Permission(StrEnum):
+    ALLOW = "ALLOW"
+    DENY = "DENY"  # never desired; a DENY found under the namespace is an extra
+
+
+@dataclass(frozen=True, order=True)
+class AclBinding:
+    """One ACL: ``principal`` may (or may not) do ``operation`` on a resource."""
+
+    principal: str
+    resource_type: ResourceKind
+    resource_name: str
+    pattern: PatternKind
+    operation: Operation
+    permission: Permission = Permission.ALLOW
+    host: str = _WILDCARD
+
+    @property
+    def resource(self) -> str:
+        """``TOPIC zf801.alerts.BJ01`` or ``GROUP zf801-bj01.*`` (a prefix ends in ``*``)."""
+        star = "*" if self.pattern is PatternKind.PREFIXED else ""
+        return f"{self.resource_type} {self.resource_name}{star}"
+
+    def __str__(self) -> str:
+        host = "" if self.host == _WILDCARD else f" from {self.host}"
+        return f"{self.principal} {self.permission} {self.operation} {self.resource}{host}"
+
+
+def principal_of(agency: Agency) -> str:
+    return f"User:{agency.code}"
+
+
+def processor_application(catalog: Catalog) -> str:
+    """The bus processors' application id (``zf801-matcher``, name prefix applied): their
+    consumer group and the prefix of their groups and transactional ids."""
+    changelog = catalog.get("watchlist-changelog").changelog_of
+    if changelog is None:
+        raise ApplyFailed("catalog entry 'watchlist-changelog' names no changelog-of application")
+    return changelog.application
+
+
+def group_prefix(catalog: Catalog, agency: Agency) -> str:
+    """The prefix of the consumer groups ``agency`` may use: the processors' application id
+    for the bus, ``<namespace>-<code lower>.`` (e.g. ``zf801-bj01.``) for everyone else."""
+    if agency.role is AgencyRole.BUS:
+        return processor_application(catalog)
+    return f"{catalog.namespace}-{agency.code.lower()}{_GROUP_END}"
+
+
+_Grant = tuple[ResourceKind, str, PatternKind, tuple[Operation, ...]]
+_WRITES = (Operation.WRITE, Operation.DESCRIBE)
+_READS = (Operation.READ, Operation.DESCRIBE)
+
+
+def desired_acls(
+    catalog: Catalog, agencies: AgencyList, courts: Iterable[str]
+) -> frozenset[AclBinding]:
+    """Every ACL the catalog's access rules give the agencies; per-court topics for ``courts``."""
+    topics = catalog.concrete_topics(courts)
+    app = processor_application(catalog)
+    acls: set[AclBinding] = set()
+    for agency in agencies.agencies.values():
+        role = str(agency.role)
+        grants: list[_Grant] = []
+        for topic in topics:
+            if catalog.may_write(role, topic.spec.id):
+                grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _WRITES))
+            if catalog.may_read(role, topic.spec.id, topic.court, reader_court=agency.code):
+                grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _READS))
+        prefix = group_prefix(catalog, agency)
+        grants.append((ResourceKind.GROUP, prefix, PatternKind.PREFIXED, (Operation.READ,)))
+        if agency.role is AgencyRole.BUS:
+            grants.append((ResourceKind.TRANSACTIONAL_ID, app, PatternKind.PREFIXED, _WRITES))
+        if any(Operation.WRITE in ops for *_, ops in grants):
+            idempotent = (Operation.IDEMPOTENT_WRITE,)
+            grants.append((ResourceKind.CLUSTER, CLUSTER_RESOURCE, PatternKind.LITERAL, idempotent))
+        principal = principal_of(agency)
+        acls.update(
+            AclBinding(principal, kind, name, pattern, op)
+            for kind, name, pattern, ops in grants
+            for op in ops
+        )
+    _check_prefixes_disjoint(acls)
+    return frozenset(acls)
+
+
+def _check_prefixes_disjoint(acls: Iterable[AclBinding]) -> None:
+    owners: dict[tuple[ResourceKind, str], set[str]] = defaultdict(set)
+    for acl in acls:
+        if acl.pattern is PatternKind.PREFIXED:
+            owners[(acl.resource_type, acl.resource_name)].add(acl.principal)
+    for (kind, name), holders in owners.items():
+        for (other_kind, other), others in owners.items():
+            if kind is other_kind and other != name and other.startswith(name):
+                strangers = others - holders
+                if strangers:
+                    raise AclInvalid(
+                        f"{kind} prefix {name!r} of {sorted(holders)} covers {other!r} of "
+                        f"{sorted(strangers)}"
+                    )
+
+
+@dataclass(frozen=True)
+class AclScope:
+    """What ``apply`` may touch: ACLs of ``principals`` on names under ``namespace``."""
+
+    namespace: str
+    principals: frozenset[str]
+
+    def under_namespace(self, name: str) -> bool:
+        return name.startswith((f"{self.namespace}.", f"{self.namespace}-"))
+
+    def manages(self, acl: AclBinding) -> bool:
+        if acl.principal not in self.principals:
+            return False
+        if acl.resource_type is ResourceKind.CLUSTER:
+            return acl.operation is Operation.IDEMPOTENT_WRITE
+        return self.under_namespace(acl.resource_name)
+
+    def concerns(self, acl: AclBinding) -> bool:
+        """Whether an unmanaged ACL still bears on the bus: it may reach our namespace (a
+        stranger's grant in it, a wildcard name, a covering prefix), or it is a cluster-wide
+        grant to one of our principals or to every principal."""
+        if acl.resource_type is ResourceKind.CLUSTER:
+            return acl.principal in self.principals or acl.principal.endswith(f":{_WILDCARD}")
+        name = acl.resource_name
+        if acl.pattern is PatternKind.LITERAL:
+            return name == _WILDCARD or self.under_namespace(name)
+        return self.under_namespace(name) or f"{self.namespace}.".startswith(name)
+
+
+def acl_scope(catalog: Catalog, agencies: AgencyList) -> AclScope:
+    return AclScope(catalog.namespace, frozenset(map(principal_of, agencies.agencies.values())))
+
+
+@dataclass(frozen=True)
+class AclPlan:
+    """Desired vs cluster. ``extra``: managed ACLs not desired (removed only with prune);
+    ``unmanaged``: ACLs that bear on the bus but are not ours to change (reported)."""
+
+    add: tuple[AclBinding, ...]
+    extra: tuple[AclBinding, ...]
+    unchanged: tuple[AclBinding, ...] = ()
+    unmanaged: tuple[AclBinding, ...] = ()
+
+    def has_changes(self, prune: bool) -> bool:
+        return bool(self.add or (prune and self.extra))
+
+
+def plan_acls(
+    desired: Iterable[AclBinding], existing: Iterable[AclBinding], scope: AclScope
+) -> AclPlan:
+    """Compare the desired ACLs with every ACL the cluster has; pure, no Kafka."""
+    want, have = frozenset(desired), frozenset(existing)
+    outside = sorted(str(acl) for acl in want if not scope.manages(acl))
+    if outside:
+        raise AclInvalid(f"desired ACLs outside the scope {scope.namespace!r}: {outside[:3]}")
+    return AclPlan(
+        add=tuple(sorted(want - have)),
+        extra=tuple(sorted(acl for acl in have - want if scope.manages(acl))),
+        unchanged=tuple(sorted(want & have)),
+        unmanaged=tuple(sorted(a for a in have if not scope.manages(a) and scope.concerns(a))),
+    )
+
+
+def access_matrix(acls: Iterable[AclBinding]) -> Mapping[str, Mapping[str, str]]:
+    """principal -> topic -> ``R``, ``W`` or ``RW``, from the ALLOW topic ACLs."""
+    marks: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for acl in acls:
+        if acl.resource_type is ResourceKind.TOPIC and acl.permission is Permission.ALLOW:
+            mark = {Operation.READ: "R", Operation.WRITE: "W"}.get(acl.operation)
+            if mark:
+                marks[acl.principal][acl.resource_name].add(mark)
+    return {
+        principal: {topic: "".join(sorted(m)) for topic, m in topics.items()}
+        for principal, topics in marks.items()
+    }
+
+
+class AclAdmin(Protocol):
+    """The part of ``kafka.KafkaAdminClient`` that the ACL functions use."""
+
+    def describe_acls(self, acl_filter: Any) -> Any: ...
+    def create_acls(self, acls: Any) -> Any: ...
+    def delete_acls(self, acl_filters: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AclApplyResult:
+    created: tuple[AclBinding, ...]
+    deleted: tuple[AclBinding, ...]
+    failures: tuple[tuple[AclBinding, str], ...]  # refused, or not shown before the timeout
+
+
+def _to_kafka(acl: AclBinding) -> ACL:
+    pattern = ResourcePattern(
+        ResourceType[acl.resource_type.name],
+        acl.resource_name,
+        ACLResourcePatternType[acl.pattern.name],
+    )
+    return ACL(
+        principal=acl.principal,
+        host=acl.host,
+        operation=ACLOperation[acl.operation.name],
+        permission_type=ACLPermissionType[acl.permission.name],
+        resource_pattern=pattern,
+    )
+
+
+def _from_kafka(acl: Any) -> AclBinding | None:
+    pattern = acl.resource_pattern
+    try:
+        return AclBinding(
+            acl.principal,
+            ResourceKind(pattern.resource_type.name),
+            pattern.resource_name,
+            PatternKind(pattern.pattern_type.name),
+            Operation(acl.operation.name),
+            Permission(acl.permission_type.name),
+            acl.host,
+        )
+    except ValueError:  # USER and DELEGATION_TOKEN resources: never ours
+        return None
+
+
+def read_acls(admin: AclAdmin) -> frozenset[AclBinding]:
+    """Every TOPIC, GROUP, TRANSACTIONAL_ID and CLUSTER ACL of the cluster."""
+    everything = ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    try:
+        found, _ = admin.describe_acls(everything)
+    except SecurityDisabledError as exc:
+        raise ApplyFailed(
+            "the cluster has no authorizer (authorizer.class.name): ACLs cannot be read or set"
+        ) from exc
+    except KafkaError as exc:
+        raise ApplyFailed(f"cannot read the cluster's ACLs: {exc!r}") from exc
+    return frozenset(b for b in map(_from_kafka, found) if b is not None)
+
+
+def apply_acls(
+    admin: AclAdmin,
+    plan: AclPlan,
+    prune: bool,
+    *,
+    timeout_s: float = 30.0,
+    poll_s: float = 0.2,
+) -> AclApplyResult:
+    """Create ``plan.add`` (and delete ``plan.extra`` when ``prune``), then poll until the
+    cluster shows the change: the authorizer takes about a second to publish it."""
+    failures: list[tuple[AclBinding, str]] = []
+    try:
+        created = _create(admin, plan.add, failures)
+        deleted = _delete(admin, plan.extra, failures) if prune else ()
+    except KafkaError as exc:
+        raise ApplyFailed(f"applying the ACL plan failed: {exc!r}") from exc
+    failures.extend(_await_shown(admin, created, deleted, timeout_s, poll_s))
+    return AclApplyResult(created, deleted, tuple(failures))
+
+
+def _error_name(error: Any) -> str:
+    return str(getattr(error, "__name__", error))
+
+
+def _create(
+    admin: AclAdmin, acls: tuple[AclBinding, ...], failures: list[tuple[AclBinding, str]]
+) -> tuple[AclBinding, ...]:
+    if not acls:
+        return ()
+    request = [_to_kafka(acl) for acl in acls]
+    response = admin.create_acls(request)
+    succeeded = set(response["succeeded"])
+    # kafka-python lists the failures' errors in request order, without their ACLs.
+    refused = [acl for acl, k in zip(acls, request, strict=True) if k not in succeeded]
+    failures.extend(
+        (acl, _error_name(error)) for acl, error in zip(refused, response["failed"], strict=False)
+    )
+    return tuple(acl for acl, k in zip(acls, request, strict=True) if k in succeeded)
+
+
+def _delete(
+    admin: AclAdmin, acls: tuple[AclBinding, ...], failures: list[tuple[AclBinding, str]]
+) -> tuple[AclBinding, ...]:
+    if not acls:
+        return ()
+    # A concrete ACL is an exact filter: it matches that one ACL and nothing else.
+    response = admin.delete_acls([_to_kafka(acl) for acl in acls])
+    deleted = []
+    for acl, (_, _, error) in zip(acls, response, strict=True):
+        if error is NoError:
+            deleted.append(acl)
+        else:
+            failures.append((acl, _error_name(error)))
+    return tuple(deleted)
+
+
+def _await_shown(
+    admin: AclAdmin,
+    created: tuple[AclBinding, ...],
+    deleted: tuple[AclBinding, ...],
+    timeout_s: float,
+    poll_s: float,
+) -> list[tuple[AclBinding, str]]:
+    if not created and not deleted:
+        return []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = read_acls(admin)
+        missing = [acl for acl in created if acl not in current]
+        lingering = [acl for acl in deleted if acl in current]
+        if not missing and not lingering:
+            return []
+        if time.monotonic() >= deadline:
+            return [(acl, f"not shown by the cluster after {timeout_s:g} s") for acl in missing] + [
+                (acl, f"still shown by the cluster after {timeout_s:g} s") for acl in lingering
+            ]
+        time.sleep(poll_s)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from consumers.addressing import ALERT_WRITER_ROLES, alert_problem
 from consumers.errors import AlertAccessDenied
@@ -34,6 +34,8 @@ from schemas.headers import CE_ID
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifyStage
+from topics.clients import kafka_reader
+from topics.errors import AccessDenied
 
 __all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber"]
 
@@ -82,18 +84,16 @@ class AlertSubscriber:
         self.duplicates = 0
 
     def _consumer(self) -> KafkaConsumer:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self._rt.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            client_id=f"zf801-alerts-{self.court}",
-        )
-        partitions = consumer.partitions_for_topic(self.topic) or {0}
-        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(assignment)
-        consumer.seek_to_beginning(*assignment)
-        return consumer
+        """The stream from its start, read as the reader; the brokers are asked first
+        whether the reader may read it (``AccessDenied``, audited as DENIED)."""
+        try:
+            return kafka_reader(
+                self._rt.settings, self._reader.code, self.topic,
+                isolation_level="read_committed", client_id=f"zf801-alerts-{self.court}",
+            )  # fmt: skip
+        except AccessDenied as exc:
+            self._audit("DENIED", str(exc))
+            raise
 
     def read(
         self,
@@ -103,8 +103,8 @@ class AlertSubscriber:
     ) -> Iterator[Alert]:
         """Yield every verified alert from the start of the stream; with ``until_idle_s``
         stop once nothing new has arrived for that long, else follow until ``stop()``."""
-        self._audit("SUCCESS", None)
         consumer = self._consumer()
+        self._audit("SUCCESS", None)
         try:
             last_seen = time.monotonic()
             while not stop():

@@ -17,6 +17,7 @@ refused (counted, and dead-lettered by the worker), never restored.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -25,12 +26,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.sealed_table import StateRefusal
+from schemas.settings import Settings
 from sign.replay import ReplayGuard, SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
 from sign.verify_stage import ConsumedRecord
+from topics.clients import aio_consumer, require_topics
 
 __all__ = ["JournalRecord", "ReplayJournal", "RestoreResult"]
 
@@ -96,19 +99,24 @@ class ReplayJournal:
 
     async def restore(
         self,
-        bootstrap_servers: str,
+        settings: Settings,
+        agency: str,
         partitions: Iterable[int],
         guards: Mapping[str, ReplayGuard],
     ) -> RestoreResult:
         """Read the journal partitions ``partitions`` to their end into ``guards`` (by
-        scope). Committed records only: an aborted matcher transaction restores nothing."""
+        scope), as ``agency``, which must be allowed to read the journal (else
+        ``topics.errors.AccessDenied``). Committed records only: an aborted matcher
+        transaction restores nothing."""
         result = RestoreResult()
         wanted = sorted({p % self.partitions for p in partitions})
         assignment = [TopicPartition(self.topic, p) for p in wanted]
         if not assignment:
             return result
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        await asyncio.to_thread(require_topics, settings, agency, [self.topic])
+        consumer = aio_consumer(
+            settings,
+            agency,
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -8,8 +8,7 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-
-from kafka import KafkaProducer
+from functools import partial
 
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
@@ -30,6 +29,7 @@ from sign.verify_stage import (
     VerifyStage,
 )
 from topics.catalog import Catalog, bus_catalog
+from topics.clients import kafka_producer, kafka_reader
 from topics.errors import UnknownTopic
 
 __all__ = ["Runtime"]
@@ -73,10 +73,9 @@ class Runtime:
         keystore = KeyStore.from_settings(settings)
         signer = keystore.signer_for(agency_code)
         catalog = bus_catalog(settings)
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
+        producer = kafka_producer(
+            settings,
+            agency_code,
             client_id=f"zf801-{agency_code.lower()}-sinks",
             # A missing dead-letter or audit topic is an error within seconds, not a minute.
             max_block_ms=10_000,
@@ -87,17 +86,22 @@ class Runtime:
         runtime = cls.from_keystore(
             agency_code, dead_letters, audit, settings=settings, keystore=keystore
         )
-        runtime.follow_trust_topic()
+        try:
+            runtime.follow_trust_topic()
+        except BaseException:  # e.g. AccessDenied on the trust topic: nothing left open
+            producer.close()
+            raise
         return runtime
 
     def follow_trust_topic(self, timeout_s: float = _TRUST_CATCH_UP_S) -> None:
         """Keep the trust store current from the trust topic (new certificates, rotations,
-        revocations) without a restart; returns once what is on the topic now is applied."""
+        revocations) without a restart; returns once what is on the topic now is applied.
+        Raises (``topics.errors``) when this agency may not read the trust topic."""
         if self.trust_follower is None:
             follower = _LoggingFollower(self.trust, self.codec)
-            self.trust_follower = follower.start(
-                self.settings.bootstrap_servers, self.catalog.topic_name("trust")
-            )
+            reader = partial(kafka_reader, self.settings, self.agency_code,
+                             client_id="zf801-trust-follower")  # fmt: skip
+            self.trust_follower = follower.start(reader, self.catalog.topic_name("trust"))
         self.trust_follower.wait_caught_up(timeout_s)
 
     def close(self) -> None:

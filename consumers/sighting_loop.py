@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.matcher import Matcher, MatchResult
 from consumers.replay_journal import JournalRecord
+from topics.clients import aio_consumer, aio_producer, require_topics
 
 if TYPE_CHECKING:
     from consumers.worker import BusWorker
@@ -111,19 +112,22 @@ class SightingLoop:
         self._changed.set()
 
     async def run(self) -> None:
-        settings = self._worker.rt.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+        settings, agency = self._worker.rt.settings, self._worker.rt.agency_code
+        # Assigned a topic it may not read, the consumer would poll nothing, silently; the
+        # check raises instead, and an exception in a faust task crashes the worker.
+        await asyncio.to_thread(require_topics, settings, agency, self.topics)
+        consumer = aio_consumer(
+            settings,
+            agency,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+        producer = aio_producer(
+            settings,
+            agency,
             transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            acks="all",
             linger_ms=2,
             # Kafka 4's transaction verification (KIP-890) answers a produce that races
             # ahead of its AddPartitionsToTxn with a retriable NOT_ENOUGH_REPLICAS; retry

@@ -28,7 +28,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 
 from consumers.addressing import ack_problem
@@ -45,6 +44,7 @@ from schemas.envelope import KafkaRecord
 from schemas.matchkey import MatchKeyer
 from sign.state_seal import PAYLOAD_OFFSET
 from sign.verify_stage import VerifyStage
+from topics.clients import aio_producer, faust_app, require_topics
 
 __all__ = ["BusWorker"]
 
@@ -74,11 +74,15 @@ class BusWorker:
         assert watch_spec.changelog_of is not None
         self.app_id = watch_spec.changelog_of.application
         self.order_topics = {kind: catalog.topic_name(tid) for kind, tid in ORDER_TOPIC_IDS.items()}
+        # faust subscribes without a word to topics it may not read: ask first.
+        acks_topic = catalog.topic_name("order-acknowledgements")
+        require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
         datadir = settings.home / "worker" / self.app_id
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
+        self.app = faust_app(
+            settings,
+            runtime.agency_code,
             self.app_id,
-            broker=f"kafka://{settings.bootstrap_servers}",
             store="memory://",
             datadir=str(datadir),
             web_enabled=False,
@@ -176,7 +180,8 @@ class BusWorker:
         inputs = topics | {self.rt.catalog.topic_name("order-acknowledgements")}
         # Before any event of these partitions is judged: what the guards saw before.
         restored = await self.journal.restore(
-            self.rt.settings.bootstrap_servers,
+            self.rt.settings,
+            self.rt.agency_code,
             {tp.partition for tp in assigned if tp.topic in inputs},
             {
                 "orders": self.orders_stage.replay_guard,
@@ -192,11 +197,8 @@ class BusWorker:
 
     async def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.rt.settings.bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                client_id=f"{self.app_id}-notices",
+            self._producer = aio_producer(
+                self.rt.settings, self.rt.agency_code, client_id=f"{self.app_id}-notices"
             )
             await self._producer.start()
         return self._producer

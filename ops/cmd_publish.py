@@ -58,7 +58,7 @@ class PublishHooks:
     )
     audit: Callable[[EventSigner, Settings], AuditSink] = field(
         default=lambda signer, settings: KafkaAuditSink(
-            kafka_producer(settings, max_block_ms=10_000),
+            kafka_producer(settings, signer.agency_code, max_block_ms=10_000),
             bus_catalog(settings).topic_name("audit"),
             signer,
         )

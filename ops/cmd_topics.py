@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import BusError
-from schemas.settings import get_settings
 from topics.admin import ApplyResult, admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
 from topics.courts import court_codes
@@ -36,7 +35,10 @@ _Bootstrap = Annotated[
     str | None,
     typer.Option(
         "--bootstrap",
-        help="Kafka bootstrap servers (default: ZF801_BOOTSTRAP_SERVERS, KAFKA_BOOTSTRAP_SERVERS).",
+        help=(
+            "Kafka bootstrap servers (default: the operator's listener, ZF801_BOOTSTRAP_SERVERS "
+            "or KAFKA_BOOTSTRAP_SERVERS; with ZF801_SECURITY=mtls ZF801_BUS_BOOTSTRAP_SERVERS)."
+        ),
     ),
 ]
 _Courts = Annotated[
@@ -86,14 +88,13 @@ def _courts(given: list[str] | None) -> tuple[str, ...]:
 def _snapshot(
     bootstrap: str | None, courts: list[str] | None, path: Path | None, prefix: str
 ) -> _Snapshot:
-    servers = bootstrap or get_settings().bootstrap_servers
     try:
         catalog = load_catalog(path)
         if prefix:
             catalog = catalog.with_name_prefix(prefix)
         codes = _courts(courts)
         wanted = {t.name for t in catalog.concrete_topics(codes)}
-        with admin_client(servers) as admin:
+        with admin_client(bootstrap) as admin:
             cluster = read_cluster_state(admin, lambda n: n in wanted or catalog.in_namespace(n))
     except BusError as exc:
         raise _fail(exc) from exc
@@ -121,9 +122,8 @@ def apply_command(
     if dry_run:
         _console.print("[bold]Dry run:[/] nothing was changed.")
     elif snap.plan.has_changes:
-        servers = bootstrap or get_settings().bootstrap_servers
         try:
-            with admin_client(servers) as admin:
+            with admin_client(bootstrap) as admin:
                 result = apply(snap.plan, admin)
         except BusError as exc:
             raise _fail(exc) from exc

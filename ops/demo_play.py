@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from consumers.alerts import AlertSubscriber
@@ -26,11 +26,13 @@ from ops.deployment import ORDER_TOPIC_IDS, Deployment, DeploymentError
 from ops.scenario import Expected, Forgery, Scenario, ScenarioSighting
 from producers.publisher import OutgoingEvent, Publisher, kafka_producer
 from producers.routes import outgoing_event
+from schemas.agencies import load_agencies
 from schemas.codec import default_codec
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
 from sign.events import EventSigner, EventVerifier
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from topics.clients import kafka_reader
 
 __all__ = ["Observed", "Player", "read_outcome"]
 
@@ -68,17 +70,32 @@ class Observed:
     refused_alerts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A signed record ready to send, with the agency whose connection sends it."""
+
+    agency: str
+    topic: str
+    record: KafkaRecord
+
+
 class Player:
-    """Publishes a scenario's events, each agency with its own key, on one producer."""
+    """Publishes a scenario's events, each agency with its own key and its own producer
+    (under mTLS the brokers know a client by its agency's certificate)."""
 
     def __init__(self, bus: Deployment) -> None:
         self._bus = bus
-        self._producer: KafkaProducer = kafka_producer(bus.settings, linger_ms=20)
+        self._producers: dict[str, KafkaProducer] = {}
         self._publishers: dict[str, Publisher] = {}
+
+    def producer(self, agency: str) -> KafkaProducer:
+        if agency not in self._producers:
+            self._producers[agency] = kafka_producer(self._bus.settings, agency, linger_ms=20)
+        return self._producers[agency]
 
     def publisher(self, agency: str, signer: EventSigner | None = None) -> Publisher:
         if signer is not None:
-            return Publisher(signer, catalog=self._bus.catalog, producer=self._producer,
+            return Publisher(signer, catalog=self._bus.catalog, producer=self.producer(agency),
                              settings=self._bus.settings)  # fmt: skip
         if agency not in self._publishers:
             self._publishers[agency] = self.publisher(agency, self._bus.keystore.signer_for(agency))
@@ -101,33 +118,38 @@ class Player:
     def sightings(self, scenario: Scenario, advance: Advance) -> int:
         return self._send([self._sighting(s) for s in scenario.sightings], advance)
 
-    def _sighting(self, sighting: ScenarioSighting) -> tuple[str, KafkaRecord]:
+    def _sighting(self, sighting: ScenarioSighting) -> _Prepared:
+        unit = sighting.unit
         event = outgoing_event(sighting.schema_name, sighting.record)
         if sighting.forgery is Forgery.UNTRUSTED_KEY:
-            rogue = EventSigner(Ed25519PrivateKey.generate(), sighting.unit)
-            return self.publisher(sighting.unit, rogue).prepare(event)
-        topic, signed = self._prepare(sighting.unit, event)
+            rogue = EventSigner(Ed25519PrivateKey.generate(), unit)
+            return _Prepared(unit, *self.publisher(unit, rogue).prepare(event))
+        signed = self._prepare(unit, event)
         if sighting.forgery is Forgery.TAMPERED_VALUE and sighting.tampered is not None:
             altered = outgoing_event(sighting.schema_name, sighting.tampered)
             # Same event id and time, so only the value differs from what was signed.
-            _, changed = self._prepare(sighting.unit, OutgoingEvent(
+            changed = self._prepare(unit, OutgoingEvent(
                 altered.topic_id, altered.schema_name, altered.record, altered.key,
-                event_id=_header(signed, "ce_id"), time=None,
+                event_id=_header(signed.record, "ce_id"), time=None,
             ))  # fmt: skip
-            return topic, KafkaRecord(signed.key, changed.value, signed.headers)
-        return topic, signed
+            record = signed.record
+            forged = KafkaRecord(record.key, changed.record.value, record.headers)
+            return _Prepared(unit, signed.topic, forged)
+        return signed
 
-    def _prepare(self, agency: str, event: OutgoingEvent) -> tuple[str, KafkaRecord]:
+    def _prepare(self, agency: str, event: OutgoingEvent) -> _Prepared:
         try:
-            return self.publisher(agency).prepare(event)
+            return _Prepared(agency, *self.publisher(agency).prepare(event))
         except BusError as exc:
             refused = f"the scenario's {event.schema_name} of {agency} is refused: {exc}"
             raise DeploymentError(refused) from exc
 
-    def _send(self, prepared: Sequence[tuple[str, KafkaRecord]], advance: Advance) -> int:
+    def _send(self, prepared: Sequence[_Prepared], advance: Advance) -> int:
         futures = [
-            self._producer.send(topic, key=r.key, value=r.value, headers=list(r.headers))
-            for topic, r in prepared
+            self.producer(p.agency).send(
+                p.topic, key=p.record.key, value=p.record.value, headers=list(p.record.headers)
+            )
+            for p in prepared
         ]
         try:
             for future in futures:
@@ -138,7 +160,9 @@ class Player:
         return len(futures)
 
     def close(self) -> None:
-        self._producer.close()
+        for producer in self._producers.values():
+            producer.close()
+        self._producers.clear()
 
 
 def _header(record: KafkaRecord, name: str) -> str:
@@ -179,18 +203,19 @@ def _read_court(bus: Deployment, court: str, wanted: set[tuple[str, str]], acks:
     return alerts, subscriber.duplicates, len(refusals.rejections)
 
 
-def _read_topic(bus: Deployment, topic: str) -> list[Any]:
-    """Every committed record of a topic, read to its end."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bus.settings.bootstrap_servers,
-        group_id=None,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-    )
+def _reader_of(bus: Deployment, topic_id: str) -> str:
+    """The agency that reads ``topic_id`` for the demo: the first of the agency list whose
+    role the catalog lets read it (e.g. a traffic-management unit reads the blocks)."""
+    readers = bus.catalog.get(topic_id).access.read
+    return next(a.code for a in load_agencies().agencies.values() if a.role in readers)
+
+
+def _read_topic(bus: Deployment, topic_id: str) -> list[Any]:
+    """Every committed record of a catalog topic, read to its end by one of its readers."""
+    topic, reader = bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id)
+    consumer = kafka_reader(bus.settings, reader, topic, isolation_level="read_committed")
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        partitions = list(consumer.assignment())
         ends = consumer.end_offsets(partitions)
         records: list[Any] = []
         idle_since = time.monotonic()
@@ -249,7 +274,7 @@ def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
 def _note_blocks(observed: Observed, bus: Deployment) -> None:
     verifier = EventVerifier(bus.keystore.trust_store())
     codec = default_codec()
-    for message in _read_topic(bus, bus.catalog.topic_name("vehicle-blocks")):
+    for message in _read_topic(bus, "vehicle-blocks"):
         try:
             signature = verifier.verify(message.key, message.value, list(message.headers))
         except BusError:
@@ -265,7 +290,7 @@ def _note_blocks(observed: Observed, bus: Deployment) -> None:
 def _note_police_side(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
     for topic_id in ORDER_TOPIC_IDS:
-        for message in _read_topic(bus, bus.catalog.topic_name(topic_id)):
+        for message in _read_topic(bus, topic_id):
             schema, record = codec.decode(message.value)
             if schema.name == _EXPIRY:
                 observed.expiry_police.add(str(record["order_id"]))
@@ -273,7 +298,7 @@ def _note_police_side(observed: Observed, bus: Deployment) -> None:
 
 def _note_dead_letters(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
-    for message in _read_topic(bus, bus.catalog.topic_name("dead-letter")):
+    for message in _read_topic(bus, "dead-letter"):
         _, letter = codec.decode(message.value)
         observed.dead_letter_reasons[str(letter["reason"])] += 1
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
@@ -28,9 +28,11 @@ from ops.errors import OpsError
 from producers.routes import ORDER_TOPICS
 from schemas.agencies import load_agencies
 from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
+from topics.clients import kafka_admin, kafka_consumer, require_topics
 
 __all__ = ["DEMO_PREFIX", "ORDER_TOPIC_IDS", "SIGHTING_TOPIC_IDS", "Deployment", "DeploymentError"]
 
@@ -105,7 +107,7 @@ class Deployment:
     def apply_topics(self) -> int:
         """Create the catalog's topics under the run's prefix; the number created."""
         courts = [court.code for court in load_agencies().courts()]
-        with admin_client(self.settings.bootstrap_servers) as admin:
+        with admin_client(settings=self.settings) as admin:
             state = read_cluster_state(admin, self.catalog.in_namespace)
             result = apply(plan(self.catalog, state, courts), admin)
         if result.failures:
@@ -244,11 +246,10 @@ class Deployment:
     ) -> None:
         """Until ``group`` has committed every partition of the topics up to its end."""
         topics = [self.catalog.topic_name(topic_id) for topic_id in topic_ids]
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
+        found = require_topics(self.settings, ADMIN_NAME, topics, "describe")
+        partitions = [TopicPartition(t, p) for t in topics for p in found[t]]
+        consumer = kafka_consumer(self.settings, ADMIN_NAME, client_id="zf801-demo")
         try:
-            partitions = [
-                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-            ]
 
             def caught_up(admin: KafkaAdminClient) -> bool:
                 ends = consumer.end_offsets(partitions)
@@ -263,9 +264,7 @@ class Deployment:
             consumer.close()
 
     def _admin(self) -> KafkaAdminClient:
-        return KafkaAdminClient(
-            bootstrap_servers=self.settings.bootstrap_servers, client_id="zf801-demo"
-        )
+        return kafka_admin(self.settings, client_id="zf801-demo")
 
     def _wait(
         self, condition: Callable[[KafkaAdminClient], bool], timeout_s: float, what: str

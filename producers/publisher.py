@@ -25,28 +25,33 @@ from schemas.edge import normalise_event
 from schemas.envelope import KafkaRecord, build_record
 from schemas.headers import CE_ALTKEYS
 from schemas.settings import Settings, get_settings
+from schemas.tls_layout import ADMIN_NAME
 from sign.events import EventSigner
+from topics import clients
 from topics.catalog import Catalog, bus_catalog
 
 __all__ = ["OutgoingEvent", "PublishedEvent", "Publisher", "kafka_producer"]
 
 
-def kafka_producer(settings: Settings | None = None, **overrides: Any) -> KafkaProducer:
-    """A kafka-python producer with the bus's guarantees: ``acks=all``, idempotence."""
+# The publisher's producer settings, on top of the bus's acks=all and idempotence.
+_PUBLISHER_PRESET: dict[str, Any] = {
+    "linger_ms": 5,
+    "retries": 2**31 - 1,
+    "max_in_flight_requests_per_connection": 5,
+    # The client-side cap only; each topic's max.message.bytes (the catalog) decides.
+    "max_request_size": 16 * 1024 * 1024,
+    "client_id": "zf801-publisher",
+}
+
+
+def kafka_producer(
+    settings: Settings | None = None, agency: str = ADMIN_NAME, **overrides: Any
+) -> KafkaProducer:
+    """A kafka-python producer with the bus's guarantees (``acks=all``, idempotence) and
+    the publisher's settings, connected as ``agency`` (:mod:`topics.clients`). The default,
+    the operator's identity, is for ``ops`` commands; a publisher passes its own agency."""
     settings = settings or get_settings()
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "retries": 2**31 - 1,
-        "max_in_flight_requests_per_connection": 5,
-        # The client-side cap only; each topic's max.message.bytes (the catalog) decides.
-        "max_request_size": 16 * 1024 * 1024,
-        "client_id": "zf801-publisher",
-    }
-    config.update(overrides)
-    return KafkaProducer(**config)
+    return clients.kafka_producer(settings, agency, **{**_PUBLISHER_PRESET, **overrides})
 
 
 class Publisher:
@@ -72,7 +77,7 @@ class Publisher:
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = kafka_producer(self._settings)
+            self._producer = kafka_producer(self._settings, self.agency.code)
         return self._producer
 
     def prepare(self, event: OutgoingEvent) -> tuple[str, KafkaRecord]:

@@ -6,7 +6,10 @@ is what an asyncio / faust agent calls for each record of the trust topic. For t
 consumers (kafka-python), :meth:`TrustFollower.start` runs the same ``apply`` in a daemon
 thread that reads every partition from the beginning and keeps following;
 :meth:`FollowerThread.wait_caught_up` tells a processor when the trust material that was
-on the topic at start has been applied, so it can start verifying.
+on the topic at start has been applied, so it can start verifying. The consumer comes
+from the caller's factory (``sign`` builds no Kafka client): one already assigned every
+partition of the topic and positioned at its beginning, such as
+``topics.clients.kafka_reader``.
 
 What is believed:
 * a TrustCertificate is added only if its certificate chains to a local anchor now (the
@@ -20,10 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.codec import Codec, default_codec
 from schemas.errors import BusError
@@ -32,10 +35,25 @@ from sign.events import EventVerifier
 from sign.trust import TrustStore
 from sign.trust_records import parse_trust_value
 
-__all__ = ["FollowerThread", "TrustFollower"]
+__all__ = ["ConsumerFactory", "FollowerThread", "TrustConsumer", "TrustFollower"]
 
 _log = logging.getLogger(__name__)
 _REVOCATION_WRITERS = frozenset({"bus"})
+
+
+class TrustConsumer(Protocol):
+    """The part of a kafka-python consumer the follower thread uses; it arrives assigned
+    every partition of the trust topic, positioned at the beginning."""
+
+    def assignment(self) -> Any: ...
+    def end_offsets(self, partitions: Any) -> Any: ...
+    def poll(self, timeout_ms: int = ..., max_records: int | None = ...) -> Any: ...
+    def position(self, partition: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+ConsumerFactory = Callable[[str], TrustConsumer]
+"""Builds the consumer of a topic (raising if the topic cannot be read)."""
 
 
 class TrustFollower:
@@ -85,11 +103,10 @@ class TrustFollower:
         self.trust_store.add_revocation(item.revocation)
         return "revocation"
 
-    def start(
-        self, bootstrap_servers: str, topic: str, client_id: str = "zf801-trust-follower"
-    ) -> FollowerThread:
-        """Follow ``topic`` from the beginning in a daemon thread."""
-        thread = FollowerThread(self, bootstrap_servers, topic, client_id)
+    def start(self, consumer_factory: ConsumerFactory, topic: str) -> FollowerThread:
+        """Follow ``topic`` from the beginning in a daemon thread. The consumer is built
+        here, in the caller's thread, so a topic that cannot be read fails the caller."""
+        thread = FollowerThread(self, consumer_factory(topic), topic)
         thread.start()
         return thread
 
@@ -106,9 +123,8 @@ class FollowerThread:
     """A kafka-python consumer thread feeding :meth:`TrustFollower.apply`."""
 
     follower: TrustFollower
-    bootstrap_servers: str
+    consumer: TrustConsumer
     topic: str
-    client_id: str
     poll_timeout_ms: int = 500
     _stop: threading.Event = field(default_factory=threading.Event)
     _caught_up: threading.Event = field(default_factory=threading.Event)
@@ -129,26 +145,9 @@ class FollowerThread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        # Imported here: only the thread runner needs kafka-python.
-        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=self.client_id,
-            enable_auto_commit=False,
-            group_id=None,
-        )
+        consumer = self.consumer
         try:
-            partitions: list[Any] = []
-            while not partitions and not self._stop.is_set():
-                found = consumer.partitions_for_topic(self.topic)  # None until the topic exists
-                partitions = [TopicPartition(self.topic, p) for p in sorted(found or ())]
-                if not partitions:
-                    self._stop.wait(self.poll_timeout_ms / 1000)
-            if not partitions:
-                return
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
+            partitions = sorted(consumer.assignment())
             end = consumer.end_offsets(partitions)
             while not self._stop.is_set():
                 batches = consumer.poll(timeout_ms=self.poll_timeout_ms)

@@ -2,14 +2,19 @@
 language-neutral ``topics/topics.yaml``, with Kafka names, key kinds, allowed schemas and
 who may write and read. Code refers to topics by catalog id, never by a literal name:
 ``default_catalog().topic_name("alerts", court="BJ01")``. ``topics.admin`` applies the
-catalog to a cluster."""
+catalog to a cluster; ``topics.clients`` builds every Kafka client of the bus, each
+connected as one agency, and checks its access to topics before it subscribes."""
 
 from topics.catalog import Catalog, bus_catalog, default_catalog, load_catalog
 from topics.errors import (
+    AccessDenied,
     ApplyFailed,
+    BrokerUnreachable,
     CatalogInvalid,
     CatalogProblem,
+    ClientConfigError,
     CourtCodeInvalid,
+    TopicMissing,
     TopicsError,
     UnknownRole,
     UnknownTopic,
@@ -17,15 +22,19 @@ from topics.errors import (
 from topics.spec import AccessPolicy, ConcreteTopic, KeyKind, ReadScope, TopicSpec
 
 __all__ = [
+    "AccessDenied",
     "AccessPolicy",
     "ApplyFailed",
+    "BrokerUnreachable",
     "Catalog",
     "CatalogInvalid",
     "CatalogProblem",
+    "ClientConfigError",
     "ConcreteTopic",
     "CourtCodeInvalid",
     "KeyKind",
     "ReadScope",
+    "TopicMissing",
     "TopicSpec",
     "TopicsError",
     "UnknownRole",

@@ -1,4 +1,5 @@
-"""Make a Kafka cluster match the topic catalog, through kafka-python's ``KafkaAdminClient``.
+"""Make a Kafka cluster match the topic catalog, through kafka-python's ``KafkaAdminClient``
+(built by :mod:`topics.clients`, as the operator by default).
 
 ``read_cluster_state`` takes a snapshot, :func:`topics.plan.plan` (re-exported here)
 compares it with the catalog, and :func:`apply` carries the plan out: it creates missing
@@ -14,10 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
+from schemas.settings import Settings, get_settings
+from schemas.tls_layout import ADMIN_NAME
+from topics.clients import connection, kafka_admin
 from topics.errors import ApplyFailed
 from topics.plan import (
     MANAGED_CONFIGS,
@@ -72,12 +75,23 @@ class ApplyResult:
 
 
 @contextmanager
-def admin_client(bootstrap_servers: str, client_id: str = "zf801-topics") -> Iterator[Any]:
-    """An admin client for the cluster, closed on exit; connection failures are ApplyFailed."""
+def admin_client(
+    bootstrap_servers: str | None = None,
+    client_id: str = "zf801-topics",
+    *,
+    settings: Settings | None = None,
+    agency: str = ADMIN_NAME,
+) -> Iterator[Any]:
+    """An admin client of ``agency`` (the operator by default) for the cluster of
+    ``settings`` (default: the process's), closed on exit; ``bootstrap_servers`` replaces
+    the servers of the agency's listener. Connection failures are ApplyFailed."""
+    settings = settings or get_settings()
+    where = {"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+        admin = kafka_admin(settings, agency, client_id=client_id, **where)
     except KafkaError as exc:
-        raise ApplyFailed(f"cannot reach Kafka at {bootstrap_servers}: {exc!r}") from exc
+        servers = bootstrap_servers or connection(settings, agency).bootstrap_servers
+        raise ApplyFailed(f"cannot reach Kafka at {servers}: {exc!r}") from exc
     try:
         yield admin
     finally:

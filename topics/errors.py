@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from schemas.errors import BusError
 
 __all__ = [
+    "AccessDenied",
     "ApplyFailed",
+    "BrokerUnreachable",
     "CatalogInvalid",
     "CatalogProblem",
+    "ClientConfigError",
     "CourtCodeInvalid",
+    "TopicMissing",
     "TopicsError",
     "UnknownRole",
     "UnknownTopic",
@@ -73,3 +77,32 @@ class CourtCodeInvalid(TopicsError, ValueError):
 
 class ApplyFailed(TopicsError):
     """The cluster refused a change that ``topics apply`` asked for."""
+
+
+class ClientConfigError(TopicsError, ValueError):
+    """A Kafka client cannot be built for an agency: its TLS identity, the brokers' CA or
+    its passphrase is missing or wrong. The message names the agency, the file and the fix."""
+
+
+class AccessDenied(TopicsError, PermissionError):
+    """The brokers do not let ``agency`` do ``permission`` (READ, WRITE, DESCRIBE) on
+    ``topic``: asked before subscribing, since a client subscribed to a forbidden topic
+    only sees empty polls."""
+
+    def __init__(self, agency: str, topic: str, permission: str, why: str) -> None:
+        self.agency = agency
+        self.topic = topic
+        self.permission = permission
+        super().__init__(
+            f"agency {agency} may not {permission.lower()} topic {topic}: {why}; it needs the "
+            f"ACL ALLOW {permission} on Topic:{topic} for User:{agency} (the ACLs derive from "
+            "the catalog's read and write roles)"
+        )
+
+
+class TopicMissing(TopicsError, LookupError):
+    """A topic a client needs is not on the cluster (or has no usable metadata)."""
+
+
+class BrokerUnreachable(TopicsError, ConnectionError):
+    """An agency's client could not get an answer from the brokers."""

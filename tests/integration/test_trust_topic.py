@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from kafka import KafkaProducer
 
+from schemas.settings import Settings
 from sign.errors import SignatureRejected
 from sign.events import EventSigner, EventVerifier
 from sign.follower import TrustFollower
 from sign.trust import Revocation, TrustStore
 from sign.trust_records import certificate_event, revocation_event
 from sign.trustset import TrustSet
+from topics.clients import kafka_reader
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +60,8 @@ def test_follower_applies_certificates_rotations_and_revocations_live(
 
     store = TrustStore(anchors=trust_set.anchors(), certificates=trust_set.chain_certificates())
     follower = TrustFollower(store)
-    thread = follower.start(bootstrap_servers, topic)
+    reader = partial(kafka_reader, Settings(bootstrap_servers=bootstrap_servers), "BUS-MATCHER")
+    thread = follower.start(reader, topic)
     try:
         assert thread.wait_caught_up(_WAIT_S), thread.error
         verifier = EventVerifier(store)

@@ -94,3 +94,61 @@ def test_follower_refuses_tombstones_and_garbage(bare_store):
     assert follower.apply(b"k", None, []).startswith("refused")
     assert follower.apply(b"k", b"\xc3\x01garbage", []).startswith("refused")
     assert follower.applied["refused"] == 2
+
+
+class _Message:
+    def __init__(self, record) -> None:
+        self.key, self.value, self.headers = record.key, record.value, list(record.headers)
+
+
+class _AssignedConsumer:
+    """What the caller's factory hands over: one partition, assigned, at the beginning."""
+
+    def __init__(self, records) -> None:
+        self._records = [_Message(r) for r in records]
+        self._position = 0
+        self.closed = False
+
+    def assignment(self):
+        return {("trust", 0)}
+
+    def end_offsets(self, partitions):
+        return {tp: len(self._records) for tp in partitions}
+
+    def poll(self, timeout_ms=0, max_records=None):
+        batch, self._position = self._records[self._position :], len(self._records)
+        return {("trust", 0): batch} if batch else {}
+
+    def position(self, partition):
+        return self._position
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_follower_thread_reads_what_the_factory_assigned_and_catches_up(bare_store, issued, now):
+    records = [certificate_event(issued[code].certificate, issued["BUS-matcher"].signer, now)
+               for code in ("BJ01", "SH02")]  # fmt: skip
+    consumer = _AssignedConsumer(records)
+    asked: list[str] = []
+
+    def factory(topic: str) -> _AssignedConsumer:
+        asked.append(topic)
+        return consumer
+
+    thread = TrustFollower(bare_store).start(factory, "zf801.bus.trust")
+    try:
+        assert thread.wait_caught_up(10), thread.error
+    finally:
+        thread.stop()
+    assert asked == ["zf801.bus.trust"]
+    assert len(bare_store.certificates()) == 2
+    assert consumer.closed and thread.error is None
+
+
+def test_a_factory_that_refuses_the_topic_fails_the_caller(bare_store):
+    def refusing(topic: str) -> _AssignedConsumer:
+        raise PermissionError(f"agency BUS-MATCHER may not read topic {topic}")
+
+    with pytest.raises(PermissionError, match=r"may not read topic zf801\.bus\.trust"):
+        TrustFollower(bare_store).start(refusing, "zf801.bus.trust")

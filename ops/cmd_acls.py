@@ -101,8 +101,9 @@ def _fail(exc: BusError) -> typer.Exit:
 
 @contextmanager
 def _admin(bootstrap: str | None) -> Iterator[Any]:
-    """The one place this command gets its admin client (the operator's identity)."""
-    with admin_client(bootstrap or get_settings().bootstrap_servers, "zf801-acls") as admin:
+    """The one place this command gets its admin client (the operator's identity, on the
+    operator's listener unless ``--bootstrap`` names other servers)."""
+    with admin_client(bootstrap, "zf801-acls") as admin:
         yield admin
 
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+from pydantic import SecretStr
 
 from ops.broker_config import (
     BrokerSecurity,
@@ -41,6 +41,7 @@ from ops.broker_process import (
 from ops.errors import BrokerError, BrokerStartError
 from schemas.settings import Settings
 from schemas.tls_layout import SIDES
+from topics.clients import kafka_admin
 
 __all__ = ["LocalCluster", "NodeStatus", "StartReport", "StopReport"]
 
@@ -336,8 +337,8 @@ class LocalCluster:
         if not all(port_open(n.host, n.broker_port) for n in nodes):
             return False
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap_servers,
+            admin = kafka_admin(
+                self._probe_settings(),
                 client_id="zf801-broker-ready",
                 request_timeout_ms=5000,
                 bootstrap_timeout_ms=5000,
@@ -351,6 +352,19 @@ class LocalCluster:
         finally:
             admin.close()
         return len(brokers) >= len(nodes)
+
+    def _probe_settings(self) -> Settings:
+        """How the operator reaches this cluster: as the admin on the bus listener under
+        mTLS, plainly otherwise."""
+        security = self.layout.security
+        if security is None:
+            return Settings(security="plaintext", bootstrap_servers=self.bootstrap_servers)
+        return Settings(
+            security="mtls",
+            bus_bootstrap_servers=self.layout.side_bootstrap("BUS"),
+            tls_path=security.tls.root,
+            key_passphrase=SecretStr(security.passphrase),
+        )
 
     def _log_tail(self, node: NodeSpec) -> str:
         return _log_tail(node, self._log_marks.get(node.node_id, (0, 0)))

@@ -369,10 +369,6 @@ _CLIENT_CLASSES = frozenset(
     {"KafkaProducer", "KafkaConsumer", "KafkaAdminClient", "AIOKafkaProducer", "AIOKafkaConsumer"}
 )
 _HOME = Path("topics/clients.py")
-# Files not yet migrated, each with the reason; a migrated file must leave this list.
-_NOT_YET_MIGRATED = {
-    Path("ops/broker.py"): "the local broker's readiness probe; its owner migrates it",
-}
 
 
 def _constructions(path: Path) -> list[int]:
@@ -402,15 +398,10 @@ def test_no_kafka_client_is_built_outside_topics_clients() -> None:
     offenders = [
         f"{path}:{line}"
         for path in _sources()
-        if path != _HOME and path not in _NOT_YET_MIGRATED
+        if path != _HOME
         for line in _constructions(REPO_ROOT / path)
     ]
     assert not offenders, "build Kafka clients with topics.clients, not here: " + ", ".join(
         offenders
     )
     assert _constructions(REPO_ROOT / _HOME), "the scan must see the factory's own calls"
-
-
-@pytest.mark.parametrize("path", list(_NOT_YET_MIGRATED))
-def test_the_not_yet_migrated_list_holds_only_unmigrated_files(path: Path) -> None:
-    assert _constructions(REPO_ROOT / path), f"{path} is migrated: drop it from the list"

@@ -139,6 +139,9 @@ class LocalCluster:
         notes: list[str] = []
         running: list[int] = []
         to_launch: list[NodeSpec] = []
+        if self._configuration_changed():
+            self.stop()
+            notes.append("the nodes ran with another configuration (e.g. security): restarted")
         for node in self.layout.nodes:
             probe = probe_pid_file(node.pid_path, node.config_path)
             if probe.state is PidState.RUNNING:
@@ -163,6 +166,19 @@ class LocalCluster:
             tuple(notes),
             time.monotonic() - began,
         )
+
+    def _configuration_changed(self) -> bool:
+        """True when a running node's server.properties is not what it would get now."""
+        for node in self.layout.nodes:
+            if probe_pid_file(node.pid_path, node.config_path).state is not PidState.RUNNING:
+                continue
+            try:
+                current = node.config_path.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            if current != render_server_properties(self.layout, node):
+                return True
+        return False
 
     def stop(self) -> StopReport:
         """SIGTERM every node our pid files name, SIGKILL any still alive after the timeout."""

@@ -138,10 +138,14 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
 
 
 def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:
+    # Keys first: under mTLS the broker's own identity and every client's come from them.
+    with phases.phase("demo trust set (keys)"):
+        issued = bus.ensure_keys(dt.datetime.now(dt.UTC))
+        phases.progress.console.log(f"key store {bus.keystore.directory}: {issued} key(s) issued")
     if options.start_broker:
         with phases.phase("broker"):
             phases.progress.console.log(bus.start_broker())
-    with phases.phase("topics"):
+    with phases.phase("topics and ACLs" if bus.settings.security == "mtls" else "topics"):
         if options.remove_earlier_runs:
             removed = bus.remove_earlier_runs(user_prefix)
             if removed:
@@ -150,9 +154,6 @@ def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix:
         phases.progress.console.log(
             f"{created} topics created under prefix {bus.settings.topic_prefix}"
         )
-    with phases.phase("demo trust set (keys)"):
-        issued = bus.ensure_keys(dt.datetime.now(dt.UTC))
-        phases.progress.console.log(f"key store {bus.keystore.directory}: {issued} key(s) issued")
     with phases.phase("worker start (zf801 worker)"):
         bus.start_worker()
         bus.wait_worker_ready(options.worker_start_timeout_s)

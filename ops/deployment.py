@@ -30,6 +30,7 @@ from schemas.agencies import load_agencies
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
+from topics.acls import acl_scope, apply_acls, desired_acls, plan_acls, read_acls
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin, kafka_consumer, require_topics
@@ -98,21 +99,27 @@ class Deployment:
         fetch_kafka(self.settings)
         cluster = LocalCluster.from_settings(self.settings, nodes=1)
         report = cluster.start()
-        self.settings = self.settings.model_copy(
-            update={"bootstrap_servers": report.bootstrap_servers}
-        )
+        self.settings = self.settings.model_copy(update=cluster_addresses(cluster))
         verb = "reused" if report.already_running and not report.started else "started"
         return f"local Kafka {verb} at {report.bootstrap_servers}"
 
     def apply_topics(self) -> int:
-        """Create the catalog's topics under the run's prefix; the number created."""
-        courts = [court.code for court in load_agencies().courts()]
+        """Create the catalog's topics under the run's prefix, and under mTLS the ACLs the
+        catalog gives every agency on them; the number of topics created."""
+        agencies = load_agencies()
+        courts = [court.code for court in agencies.courts()]
         with admin_client(settings=self.settings) as admin:
             state = read_cluster_state(admin, self.catalog.in_namespace)
             result = apply(plan(self.catalog, state, courts), admin)
-        if result.failures:
-            failed = "; ".join(f"{topic}: {reason}" for topic, reason in result.failures)
-            raise DeploymentError(f"topics apply failed: {failed}")
+            if result.failures:
+                failed = "; ".join(f"{topic}: {reason}" for topic, reason in result.failures)
+                raise DeploymentError(f"topics apply failed: {failed}")
+            if self.settings.security == "mtls":
+                want = desired_acls(self.catalog, agencies, courts)
+                acl_plan = plan_acls(want, read_acls(admin), acl_scope(self.catalog, agencies))
+                applied = apply_acls(admin, acl_plan, prune=False)
+                if applied.failures:
+                    raise DeploymentError(f"ACLs apply failed: {applied.failures[0]}")
         return len(result.created)
 
     def remove_earlier_runs(self, user_prefix: str) -> int:
@@ -173,6 +180,7 @@ class Deployment:
             **explicit,
             "ZF801_HOME": str(settings.home),
             "ZF801_MODE": settings.mode,
+            "ZF801_SECURITY": settings.security,
             "ZF801_KEYS_PATH": str(settings.keys_dir.resolve()),
             "ZF801_TOPIC_PREFIX": settings.topic_prefix,
             "ZF801_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -287,6 +295,18 @@ class Deployment:
         raise DeploymentError(
             f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
         )
+
+
+def cluster_addresses(cluster: LocalCluster) -> dict[str, str]:
+    """The bootstrap settings of a local cluster: one per side under mTLS."""
+    layout = cluster.layout
+    if layout.security is None:
+        return {"bootstrap_servers": layout.bootstrap_servers}
+    return {
+        "bootstrap_servers": layout.side_bootstrap("COURT"),
+        "police_bootstrap_servers": layout.side_bootstrap("POLICE"),
+        "bus_bootstrap_servers": layout.side_bootstrap("BUS"),
+    }
 
 
 def _env_value(value: object) -> str:

@@ -6,26 +6,38 @@ Where the broker comes from, in this order:
 2. A Docker engine answers: testcontainers' KafkaContainer in KRaft mode.
 3. Otherwise the local single node of ``zf801 broker`` (jars fetched if needed); one already
    running from this checkout is reused, and only a broker this session started is stopped.
+   With ``ZF801_SECURITY=mtls`` (the default) it runs with mutual TLS and ACLs, its TLS
+   material from the checkout's key store (created if missing, like ``make demo`` does).
 Unit tests request none of these fixtures, so ``pytest tests/unit`` never starts Java.
+
+Tests reach the broker through ``kafka_settings`` (bootstrap per side, TLS material) and the
+clients of ``topics.clients``: ``kafka_clients.producer()`` is the admin's by default (a
+super user, for raw writes an attacker with broker access would make), or an agency's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import UnknownTopicOrPartitionError
 
 from ops.broker import LocalCluster
 from ops.broker_fetch import fetch_kafka
+from ops.deployment import Deployment, cluster_addresses
 from schemas.settings import Settings, get_settings
+from schemas.tls_layout import ADMIN_NAME
+from topics import clients
 
 # Tests run in test mode, which accepts the demo secrets; set before any settings are read
 # (they are read lazily, never at import), and inherited by the workers tests start.
@@ -85,17 +97,28 @@ def _checkout_settings() -> Settings:
     return settings.model_copy(update={"home": REPO_ROOT / settings.home})
 
 
-def _local_broker() -> Iterator[str]:
+def _local_broker() -> Iterator[Settings]:
     settings = _checkout_settings()
     fetch_kafka(settings)
+    if settings.security == "mtls":
+        # The broker's identity and every test client's come from the checkout's key store.
+        Deployment.create(settings).ensure_keys(dt.datetime.now(dt.UTC))
     cluster = LocalCluster.from_settings(settings, nodes=1)
     started_here = not cluster.is_running()
-    report = cluster.start()
+    cluster.start()
     try:
-        yield report.bootstrap_servers
+        yield settings.model_copy(
+            update={**cluster_addresses(cluster), "tls_path": settings.tls_dir.resolve()}
+        )
     finally:
         if started_here:
             cluster.stop()
+
+
+def _plain(bootstrap: str) -> Settings:
+    return _checkout_settings().model_copy(
+        update={"security": "plaintext", "bootstrap_servers": bootstrap}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,20 +128,49 @@ def checkout_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def bootstrap_servers() -> Iterator[str]:
-    """The bootstrap address of a real Kafka broker for this test session."""
+def kafka_settings() -> Iterator[Settings]:
+    """How this session's clients reach a real Kafka broker (bootstrap per side, TLS)."""
     configured = _configured_bootstrap()
     if configured:
-        yield configured
+        yield _plain(configured)
     elif _docker_answers():
-        yield from _container_broker()
+        for bootstrap in _container_broker():
+            yield _plain(bootstrap)
     else:
         yield from _local_broker()
 
 
 @pytest.fixture(scope="session")
-def kafka_admin(bootstrap_servers: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="zf801-tests")
+def bootstrap_servers(kafka_settings: Settings) -> str:
+    """The court side's bootstrap address (the only one without mTLS)."""
+    return kafka_settings.bootstrap_servers
+
+
+@dataclass(frozen=True)
+class KafkaClients:
+    """Clients of this session's broker, built by ``topics.clients``: the admin's by
+    default (a super user under mTLS), or ``agency=...``'s."""
+
+    settings: Settings
+
+    def producer(self, agency: str = ADMIN_NAME, **overrides: Any) -> KafkaProducer:
+        return clients.kafka_producer(self.settings, agency, **overrides)
+
+    def consumer(self, *topics: str, agency: str = ADMIN_NAME, **overrides: Any) -> KafkaConsumer:
+        return clients.kafka_consumer(self.settings, agency, *topics, **overrides)
+
+    def admin(self, agency: str = ADMIN_NAME, **overrides: Any) -> KafkaAdminClient:
+        return clients.kafka_admin(self.settings, agency, **overrides)
+
+
+@pytest.fixture(scope="session")
+def kafka_clients(kafka_settings: Settings) -> KafkaClients:
+    return KafkaClients(kafka_settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_clients: KafkaClients) -> Iterator[KafkaAdminClient]:
+    admin = kafka_clients.admin(client_id="zf801-tests")
     try:
         yield admin
     finally:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
@@ -23,9 +22,11 @@ from producers.routes import outgoing_event
 from schemas.codec import default_codec
 from schemas.registry import default_registry
 from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.builders import Records, trust_set
+from topics import clients
 from topics.catalog import bus_catalog
 
 _WORKER_START_TIMEOUT_S = 120.0
@@ -91,9 +92,10 @@ class Bus(Deployment):
         self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
     ) -> list[Any]:
         """Every record of a topic as consumed (read_committed), until ``idle_s`` of quiet."""
-        consumer = KafkaConsumer(
+        consumer = clients.kafka_consumer(
+            self.settings,
+            ADMIN_NAME,
             self.catalog.topic_name(topic_id, court),
-            bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             consumer_timeout_ms=int(idle_s * 1000),
@@ -129,18 +131,17 @@ def _full_name(short: str) -> str:
 
 @pytest.fixture(scope="module")
 def bus_factory(
-    bootstrap_servers: str, e2e_home: Path, tmp_path_factory: pytest.TempPathFactory
+    kafka_settings: Settings, e2e_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """Makes isolated buses: ``bus_factory(ack_timeout_s=5)`` (worker not started); their
-    topics and consumer groups are deleted afterwards."""
+    topics, ACLs (under mTLS) and consumer groups are made here, topics and groups deleted
+    afterwards. Signing keys are the e2e trust set's; the TLS identities the session's."""
     made: list[Bus] = []
 
     def make(**settings_overrides: Any) -> Bus:
         settings_overrides.setdefault("home", e2e_home)
-        settings = Settings(
-            topic_prefix=f"e2e{uuid.uuid4().hex[:8]}-",
-            bootstrap_servers=bootstrap_servers,
-            **settings_overrides,
+        settings = kafka_settings.model_copy(
+            update={"topic_prefix": f"e2e{uuid.uuid4().hex[:8]}-", **settings_overrides}
         )
         bus = Bus(
             settings=settings,

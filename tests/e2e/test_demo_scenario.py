@@ -9,9 +9,9 @@ import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from rich.console import Console
 
@@ -24,11 +24,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def outcome(
-    bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_settings: Settings, kafka_clients: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DemoOutcome, str]]:
     home = tmp_path_factory.mktemp("zf801-demo")
     prefix = f"e2edemo{uuid.uuid4().hex[:8]}-"
-    settings = Settings(home=home, bootstrap_servers=bootstrap_servers, keys_path=home / "keys")
+    settings = kafka_settings.model_copy(update={"home": home, "keys_path": home / "keys"})
     options = DemoOptions(
         seed=2026, orders=30, sightings=200, ack_timeout_s=10.0, prefix=prefix,
         remove_earlier_runs=False, start_broker=False,
@@ -36,7 +36,7 @@ def outcome(
     output = io.StringIO()
     result = run_demo(options, settings, Console(file=output, width=160))
     yield result, output.getvalue()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = kafka_clients.admin()
     try:
         with contextlib.suppress(KafkaError):
             admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])

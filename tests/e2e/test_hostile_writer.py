@@ -20,6 +20,8 @@ from kafka import KafkaProducer
 from consumers.watchlist import derive_id
 from schemas.headers import CE_ALTKEYS, CE_ID
 from schemas.matchkey import MatchKeyer
+from schemas.tls_layout import ADMIN_NAME
+from topics import clients
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,8 +41,10 @@ def bus(bus_factory: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def raw(bus: Any) -> Iterator[KafkaProducer]:
-    """The attacker: a plain producer, no library checks."""
-    producer = KafkaProducer(bootstrap_servers=bus.settings.bootstrap_servers, acks="all")
+    """The attacker: a producer with no library checks. Under mTLS it is the admin's, which
+    may write anywhere: the worst case of a compromised or misconfigured system with broker
+    access (an agency's own certificate could write only its ACLs' topics)."""
+    producer = clients.kafka_producer(bus.settings, ADMIN_NAME, enable_idempotence=False)
     yield producer
     producer.close()
 

@@ -1,5 +1,6 @@
-"""What the broker benchmarks share: a real broker, an isolated catalog with its topics,
-a key store of the agencies a benchmark signs for, and a watchlist filled in bulk."""
+"""What the broker benchmarks share: a real broker (reached as the tests reach it: per side,
+with the TLS material under ``ZF801_SECURITY=mtls``), an isolated catalog with its topics
+and ACLs, a key store of the agencies a benchmark signs for, and a watchlist filled in bulk."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
-from ops.broker import LocalCluster
-from ops.broker_fetch import fetch_kafka
+from ops.deployment import Deployment
 from schemas.identifiers import id_number_check_char
 from schemas.settings import Settings, get_settings
 from tests.builders import trust_set
-from topics.admin import admin_client, apply, plan, read_cluster_state
-from topics.catalog import Catalog, bus_catalog
+from topics.catalog import Catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COURT = "BJ01"
@@ -26,39 +25,41 @@ POLICE = "110000000000"
 MATCHER = "BUS-MATCHER"
 
 
-def bootstrap() -> str:
-    """KAFKA_BOOTSTRAP_SERVERS if set, else the checkout's local broker (started if need be)."""
+def kafka_settings() -> Settings:
+    """How the benchmarks reach a real broker: KAFKA_BOOTSTRAP_SERVERS if set (plaintext),
+    else the checkout's local broker, started if need be; under ``ZF801_SECURITY=mtls`` its
+    TLS material (and every client's) from the checkout's key store, created if missing."""
+    settings = get_settings()
+    if not settings.home.is_absolute():
+        settings = settings.model_copy(update={"home": REPO_ROOT / settings.home})
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
         "ZF801_BOOTSTRAP_SERVERS"
     )
     if configured:
-        return configured
-    settings = get_settings()
-    if not settings.home.is_absolute():
-        settings = settings.model_copy(update={"home": REPO_ROOT / settings.home})
-    fetch_kafka(settings)
-    return LocalCluster.from_settings(settings, nodes=1).start().bootstrap_servers
+        plain = {"security": "plaintext", "bootstrap_servers": configured}
+        return settings.model_copy(update=plain)
+    local = Deployment.create(settings)
+    if settings.security == "mtls":
+        local.ensure_keys(dt.datetime.now(dt.UTC))  # before the broker: its identity is there
+    local.start_broker()
+    return local.settings.model_copy(update={"tls_path": settings.tls_dir.resolve()})
 
 
-def bench_settings(bootstrap_servers: str, **overrides: object) -> Settings:
-    """Settings of an isolated bus: a temporary home and a topic prefix of its own."""
+def bench_settings(base: Settings, **overrides: object) -> Settings:
+    """``base`` for an isolated bus: a temporary home and a topic prefix of its own."""
     home = Path(tempfile.mkdtemp(prefix="zf801-bench-"))
-    return Settings(
-        home=home,
-        topic_prefix=f"bench{uuid.uuid4().hex[:8]}-",
-        bootstrap_servers=bootstrap_servers,
-        **overrides,  # type: ignore[arg-type]
+    return base.model_copy(
+        update={"home": home, "topic_prefix": f"bench{uuid.uuid4().hex[:8]}-", **overrides}
     )
 
 
 def prepare(settings: Settings, agencies: Iterable[str] = (COURT, POLICE, MATCHER)) -> Catalog:
-    """Create the key store (for ``agencies``) and the catalog's topics; return the catalog."""
+    """Create the key store (for ``agencies``) and the catalog's topics, with their ACLs
+    under mTLS; return the catalog."""
     trust_set(settings.home, agencies)
-    catalog = bus_catalog(settings)
-    with admin_client(settings.bootstrap_servers) as admin:
-        state = read_cluster_state(admin, catalog.in_namespace)
-        apply(plan(catalog, state, [COURT]), admin)
-    return catalog
+    bus = Deployment.create(settings)
+    bus.apply_topics()
+    return bus.catalog
 
 
 def id_numbers(count: int, seed: int = 0) -> list[str]:

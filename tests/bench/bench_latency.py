@@ -16,14 +16,16 @@ import statistics
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.watchlist import derive_id
 from ops.deployment import ORDER_TOPIC_IDS, Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
+from schemas.settings import Settings
 from tests.bench import _bus
 from tests.builders import Records
+from topics.clients import aio_consumer, aio_producer
 
 RATE = int(os.environ.get("ZF801_BENCH_RATE", "2000"))
 SECONDS = float(os.environ.get("ZF801_BENCH_SECONDS", "15"))
@@ -52,9 +54,10 @@ class _Clock:
 
 
 async def _stream(
-    bootstrap: str, prepared: list[tuple[str, Any, str | None]], clock: _Clock
+    settings: Settings, prepared: list[tuple[str, Any, str | None]], clock: _Clock
 ) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    # The police unit's own connection (acks=all, idempotence): the sightings are its.
+    producer = aio_producer(settings, _bus.POLICE)
     await producer.start()
     try:
         per_tick = max(1, int(RATE * _TICK_S))
@@ -80,10 +83,10 @@ async def _stream(
 
 
 async def _listen(
-    bootstrap: str, topic: str, clock: _Clock, *, alerts: bool, expected: int
+    settings: Settings, agency: str, topic: str, clock: _Clock, *, alerts: bool, expected: int
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
+    consumer = aio_consumer(
+        settings, agency, group_id=None, isolation_level="read_committed",
         auto_offset_reset="latest",
     )  # fmt: skip
     await consumer.start()
@@ -151,7 +154,7 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def run() -> list[dict[str, object]]:
-    settings = _bus.bench_settings(_bus.bootstrap())
+    settings = _bus.bench_settings(_bus.kafka_settings())
     bus = Deployment.create(settings)
     bus.apply_topics()
     bus.ensure_keys(dt.datetime.now(dt.UTC))
@@ -163,16 +166,17 @@ def run() -> list[dict[str, object]]:
         hits = sum(1 for _, _, hit in prepared if hit is not None)
 
         async def measure() -> float:
+            # The court reads its alerts as itself; the plain consumer reads as the matcher.
             alerts = asyncio.create_task(_listen(
-                settings.bootstrap_servers, bus.catalog.topic_name("alerts", court=_bus.COURT),
+                settings, _bus.COURT, bus.catalog.topic_name("alerts", court=_bus.COURT),
                 clock, alerts=True, expected=hits,
             ))  # fmt: skip
             plain = asyncio.create_task(_listen(
-                settings.bootstrap_servers, bus.catalog.topic_name("sightings-person"),
+                settings, _bus.MATCHER, bus.catalog.topic_name("sightings-person"),
                 clock, alerts=False, expected=len(prepared),
             ))  # fmt: skip
             await asyncio.sleep(1.0)  # both listeners positioned at the end
-            rate = await _stream(settings.bootstrap_servers, prepared, clock)
+            rate = await _stream(settings, prepared, clock)
             await asyncio.gather(alerts, plain)
             return rate
 

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.matcher import Matcher, MatchResult
 from consumers.runtime import Runtime
@@ -39,11 +39,14 @@ from consumers.watchlist import WatchEntry
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.headers import CE_ID, SIGNATURE_HEADERS
 from schemas.matchkey import person_match_key
+from schemas.settings import Settings
 from sign.events import EventSigner
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.bench import _bus
 from tests.builders import Records
+from topics.acls import processor_application
+from topics.clients import aio_consumer, aio_producer
 
 SIGHTINGS = int(os.environ.get("ZF801_BENCH_SIGHTINGS", "200000"))
 SUBJECTS = int(os.environ.get("ZF801_BENCH_SUBJECTS", "1000000"))
@@ -85,10 +88,12 @@ def _watchlist(subjects: int, hit_keys: list[bytes]) -> tuple[dict[bytes, bytes]
     return watch, (_bus.rss_bytes() - before) / subjects
 
 
-async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1
-    )
+async def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    # The police unit's connection, tuned for bulk loading rather than the bus's guarantees.
+    producer = aio_producer(
+        settings, _bus.POLICE, linger_ms=20, max_batch_size=512 * 1024, acks=1,
+        enable_idempotence=False,
+    )  # fmt: skip
     await producer.start()
     try:
         futures = [
@@ -101,10 +106,10 @@ async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes,
 
 
 async def _consume(
-    bootstrap: str, topic: str, on_batch: Callable[[dict[Any, list[Any]]], Any]
+    settings: Settings, topic: str, on_batch: Callable[[dict[Any, list[Any]]], Any]
 ) -> float:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = aio_consumer(
+        settings, _bus.MATCHER, group_id=None, enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )  # fmt: skip
     await consumer.start()
@@ -125,8 +130,7 @@ async def _consume(
 
 
 def _setup() -> tuple[Any, ...]:
-    bootstrap = _bus.bootstrap()
-    settings = _bus.bench_settings(bootstrap)
+    settings = _bus.bench_settings(_bus.kafka_settings())
     catalog = _bus.prepare(settings)
     keystore = KeyStore.from_settings(settings)
     runtime = Runtime.from_keystore(
@@ -154,8 +158,8 @@ def _setup() -> tuple[Any, ...]:
             records.append((hit_keys[who], signed.value, list(signed.headers)))
         else:
             records.append(_signed_miss(police_signer, template))
-    asyncio.run(_produce(bootstrap, topic, records))
-    return bootstrap, settings, catalog, runtime, hit_keys, topic
+    asyncio.run(_produce(settings, topic, records))
+    return settings, catalog, runtime, hit_keys, topic
 
 
 def _matcher(
@@ -179,11 +183,11 @@ def _sampled_rows(
 ) -> list[dict[str, object]]:
     """The matcher at each of SAMPLE_EVERY and a plain loop, interleaved, SAMPLE_ROUNDS
     rounds, the best of each: drift and other load hit every setting alike."""
-    bootstrap, _, catalog, runtime, _, topic = setup
+    settings, catalog, runtime, _, topic = setup
     best = {every: float("inf") for every in (None, *SAMPLE_EVERY)}  # None: plain loop
     totals = {every: MatchResult() for every in SAMPLE_EVERY}
     for _ in range(SAMPLE_ROUNDS):
-        best[None] = min(best[None], asyncio.run(_consume(bootstrap, topic, lambda b: None)))
+        best[None] = min(best[None], asyncio.run(_consume(settings, topic, lambda b: None)))
         for every in SAMPLE_EVERY:
             matcher, total = _matcher(runtime, catalog, watch, every), MatchResult()
 
@@ -195,7 +199,7 @@ def _sampled_rows(
                 total.sampled += result.sampled
                 total.sample_rejected += result.sample_rejected
 
-            best[every] = min(best[every], asyncio.run(_consume(bootstrap, topic, match)))
+            best[every] = min(best[every], asyncio.run(_consume(settings, topic, match)))
             totals[every] = total
     plain = best[None]
     rows = [_row(f"plain loop, best of {SAMPLE_ROUNDS} interleaved with:", plain, plain, 0)]
@@ -233,9 +237,9 @@ def _profile_rows(profile: cProfile.Profile) -> list[dict[str, object]]:
 
 
 def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
-    bootstrap, _, catalog, runtime, hit_keys, topic = setup
+    settings, catalog, runtime, hit_keys, topic = setup
     watch, per_subject = _watchlist(subjects, hit_keys)
-    plain = asyncio.run(_consume(bootstrap, topic, lambda batch: None))
+    plain = asyncio.run(_consume(settings, topic, lambda batch: None))
     rows = [_row("plain aiokafka getmany loop", plain, plain, 0)]
 
     matcher = _matcher(runtime, catalog, watch)
@@ -246,21 +250,24 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
         hits += matcher.process([m for ms in batch.values() for m in ms]).hits
 
     profile = cProfile.Profile()
-    seconds = asyncio.run(_consume(bootstrap, topic, match))
+    seconds = asyncio.run(_consume(settings, topic, match))
     rows.append(_row("matcher: lookup; verify, decode, sign on hit", seconds, plain, subjects,
                      hits=hits, **{"bytes/subject": f"{per_subject:.0f}"}))  # fmt: skip
 
     async def committed() -> float:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
-            enable_idempotence=True, acks="all", linger_ms=2,
+        # Transactional id and group under the processors' application id, as the worker's
+        # (the prefixes the matcher's ACLs give it under mTLS).
+        app = processor_application(catalog)
+        producer = aio_producer(
+            settings, _bus.MATCHER, transactional_id=f"{app}-bench-{uuid.uuid4().hex[:8]}",
+            linger_ms=2,
         )  # fmt: skip
         await producer.start()
         try:
             committer = BatchCommitter(
-                _matcher(runtime, catalog, watch), producer, f"bench-{uuid.uuid4().hex[:8]}"
+                _matcher(runtime, catalog, watch), producer, f"{app}-bench-{uuid.uuid4().hex[:8]}"
             )
-            return await _consume(bootstrap, topic, committer.process)
+            return await _consume(settings, topic, committer.process)
         finally:
             await producer.stop()
 
@@ -270,7 +277,7 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
     rows.extend(_sampled_rows(setup, watch, subjects))
     matcher = _matcher(runtime, catalog, watch)
     profile.enable()
-    asyncio.run(_consume(bootstrap, topic, match))
+    asyncio.run(_consume(settings, topic, match))
     profile.disable()
     rows.extend(_profile_rows(profile))
     watch.clear()

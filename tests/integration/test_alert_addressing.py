@@ -8,10 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from kafka import KafkaProducer
 
 from consumers.alerts import AlertSubscriber
 from consumers.matcher import Matcher
@@ -27,6 +26,9 @@ from schemas.settings import Settings
 from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, Rejection
 from tests.builders import Records, trust_set
 
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
+
 pytestmark = pytest.mark.integration
 
 COURT, OTHER_COURT = "BJ01", "SH01"
@@ -39,14 +41,15 @@ ACK = "cn.zf801.orders.v1.OrderAcknowledgement"
 
 @pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, bootstrap_servers: str
+    tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
 ) -> Iterator[Deployment]:
-    """The catalog's topics under a prefix of this module's own, and the keys it signs with."""
+    """The catalog's topics (and, under mTLS, their ACLs) under a prefix of this module's
+    own, and the keys it signs with."""
     home = tmp_path_factory.mktemp("addressing")
     trust_set(home, (COURT, OTHER_COURT, "BUS-MATCHER", BJ_POLICE, BJ_BORDER, BJ_TRAFFIC,
                      SH_BORDER))  # fmt: skip
-    deployment = Deployment.create(Settings(
-        home=home, topic_prefix=f"addr{uuid.uuid4().hex[:8]}-", bootstrap_servers=bootstrap_servers,
+    deployment = Deployment.create(kafka_settings.model_copy(
+        update={"home": home, "topic_prefix": f"addr{uuid.uuid4().hex[:8]}-"}
     ))  # fmt: skip
     deployment.apply_topics()
     try:
@@ -104,9 +107,10 @@ def _acknowledgement(deployment: Deployment, unit: str) -> KafkaRecord:
     return _signed(deployment, unit, ACK, record)[1]
 
 
-def _write(deployment: Deployment, topic: str, records: list[KafkaRecord]) -> None:
-    """The attacker's raw producer: bytes as they are, no check of any kind."""
-    producer = KafkaProducer(bootstrap_servers=deployment.settings.bootstrap_servers, acks="all")
+def _write(kafka_clients: KafkaClients, topic: str, records: list[KafkaRecord]) -> None:
+    """The attacker's raw producer: bytes as they are, no check of any kind (the admin's,
+    a super user under mTLS: an attacker with write access to the broker)."""
+    producer = kafka_clients.producer()
     try:
         for record in records:
             producer.send(topic, key=record.key, value=record.value, headers=list(record.headers))
@@ -120,7 +124,7 @@ def _event_id(record: KafkaRecord | ConsumedRecord) -> str:
 
 
 def test_only_what_the_signed_content_addresses_to_the_court_is_shown(
-    deployment: Deployment,
+    deployment: Deployment, kafka_clients: KafkaClients
 ) -> None:
     hits = _genuine_hits(deployment)
     copied_hit = hits[OTHER_COURT].record  # (a) genuine, for SH01, copied byte for byte
@@ -129,7 +133,7 @@ def test_only_what_the_signed_content_addresses_to_the_court_is_shown(
     own_hit = hits[COURT].record  # (d) genuine and addressed to BJ01
     stream = deployment.catalog.topic_name("alerts", court=COURT)
     assert hits[COURT].topic == stream
-    _write(deployment, stream, [copied_hit, foreign_unit, wrong_role, own_hit])
+    _write(kafka_clients, stream, [copied_hit, foreign_unit, wrong_role, own_hit])
 
     runtime = _runtime(deployment, COURT)
     subscriber = AlertSubscriber(runtime, COURT)

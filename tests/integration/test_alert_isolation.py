@@ -6,10 +6,9 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from kafka import KafkaConsumer
 
 from consumers.alerts import AlertSubscriber
 from consumers.errors import AlertAccessDenied
@@ -19,6 +18,9 @@ from schemas.codec import default_codec
 from schemas.settings import Settings
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.builders import trust_set
+
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +62,12 @@ def test_library_opens_only_the_readers_own_topic(home: Path) -> None:
 
 
 def test_cli_refuses_another_courts_alert_stream_and_audits_both_reads(
-    home: Path, bootstrap_servers: str
+    home: Path, kafka_settings: Settings, kafka_clients: KafkaClients
 ) -> None:
-    deployment = Deployment.create(Settings(
-        home=home, topic_prefix=f"iso{uuid.uuid4().hex[:8]}-", bootstrap_servers=bootstrap_servers,
+    deployment = Deployment.create(kafka_settings.model_copy(
+        update={"home": home, "topic_prefix": f"iso{uuid.uuid4().hex[:8]}-"}
     ))  # fmt: skip
-    deployment.apply_topics()
+    deployment.apply_topics()  # and, under mTLS, the catalog's ACLs: BJ01 reads as itself
     env = deployment.worker_env()
     try:
         refused = subprocess.run(
@@ -81,7 +83,7 @@ def test_cli_refuses_another_courts_alert_stream_and_audits_both_reads(
         )  # fmt: skip
         assert allowed.returncode == 0, allowed.stderr
         assert "0 alert(s)" in allowed.stdout
-        audit = _read_all(deployment.catalog.topic_name("audit"), bootstrap_servers)
+        audit = _read_all(kafka_clients, deployment.catalog.topic_name("audit"))
         reads = sorted((r["agency_code"], r["target"].rsplit(".", 1)[1], r["result"])
                        for r in audit if r["operation"] == "alerts.read")  # fmt: skip
         assert reads == [("BJ01", "BJ01", "SUCCESS"), ("BJ01", "SH01", "DENIED")]
@@ -89,9 +91,9 @@ def test_cli_refuses_another_courts_alert_stream_and_audits_both_reads(
         deployment.remove_run()
 
 
-def _read_all(topic: str, bootstrap_servers: str) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)  # fmt: skip
+def _read_all(kafka_clients: KafkaClients, topic: str) -> list[dict[str, Any]]:
+    consumer = kafka_clients.consumer(topic, group_id=None, auto_offset_reset="earliest",
+                                      consumer_timeout_ms=3000)  # fmt: skip
     try:
         return [default_codec().decode(message.value)[1] for message in consumer]
     finally:

@@ -1,13 +1,18 @@
-"""A record produced with acks=all and idempotence comes back whole from the real broker."""
+"""A record produced with acks=all and idempotence comes back whole from the real broker
+(through the admin's clients of ``topics.clients``: the test's topic is its own)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
+
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +35,12 @@ def _read(consumer: KafkaConsumer, count: int) -> list[Record]:
 
 
 def test_idempotent_acks_all_records_round_trip_in_order(
-    bootstrap_servers: str,
+    kafka_clients: KafkaClients,
     make_topic: Callable[..., str],
     unique_name: Callable[..., str],
 ) -> None:
     topic = make_topic(partitions=3)
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = kafka_clients.producer()  # acks=all and idempotence are the factory's defaults
     sent: list[Record] = []
     try:
         for i in range(_COUNT):
@@ -49,9 +52,8 @@ def test_idempotent_acks_all_records_round_trip_in_order(
     finally:
         producer.close()
 
-    consumer = KafkaConsumer(
+    consumer = kafka_clients.consumer(
         topic,
-        bootstrap_servers=bootstrap_servers,
         group_id=unique_name("g"),
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -8,9 +8,9 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from kafka import KafkaConsumer
 
 from ops.deployment import Deployment
 from producers import Publisher, outgoing_event
@@ -18,19 +18,23 @@ from schemas.codec import default_codec
 from schemas.settings import Settings
 from tests.builders import trust_set
 
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
+
 pytestmark = pytest.mark.integration
 
 DOCUMENT = "cn.zf801.court.v1.JudicialDocument"
 
 
 def test_a_three_mebibyte_document_is_published_and_read_back(
-    bootstrap_servers: str, tmp_path: Path
+    kafka_settings: Settings, kafka_clients: KafkaClients, tmp_path: Path
 ) -> None:
-    settings = Settings(home=tmp_path, topic_prefix=f"big{uuid.uuid4().hex[:8]}-",
-                        bootstrap_servers=bootstrap_servers)  # fmt: skip
+    settings = kafka_settings.model_copy(
+        update={"home": tmp_path, "topic_prefix": f"big{uuid.uuid4().hex[:8]}-"}
+    )
     trust_set(tmp_path, ["BJ01"])
     deployment = Deployment.create(settings)
-    deployment.apply_topics()
+    deployment.apply_topics()  # and, under mTLS, the catalog's ACLs: BJ01 writes as itself
     content = os.urandom(3 * 1024 * 1024)
     document = {
         "document_id": str(uuid.uuid4()), "case_number": "（2026）京01执1号",
@@ -43,9 +47,9 @@ def test_a_three_mebibyte_document_is_published_and_read_back(
         with Publisher(deployment.keystore.signer_for("BJ01"), catalog=deployment.catalog,
                        settings=settings) as court:  # fmt: skip
             published = court.publish(outgoing_event(DOCUMENT, document))
-        consumer = KafkaConsumer(
-            published.topic, bootstrap_servers=bootstrap_servers, group_id=None,
-            auto_offset_reset="earliest", consumer_timeout_ms=5000,
+        consumer = kafka_clients.consumer(
+            published.topic, group_id=None, auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
         )  # fmt: skip
         try:
             [message] = list(consumer)

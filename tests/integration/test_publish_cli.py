@@ -3,10 +3,8 @@ by the publishing agency; a file with a bad line leaves the topics untouched."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,52 +12,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import UnknownTopicOrPartitionError
 from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.cmd_publish import PublishHooks
+from ops.deployment import Deployment
 from schemas.agencies import load_agencies
 from schemas.codec import decode
 from schemas.matchkey import person_match_key
 from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
 from sign.events import EventVerifier
 from sign.keystore import KeyStore
-from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import bus_catalog
+from topics.clients import kafka_reader
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).parents[1] / "unit" / "schemas" / "examples"
 ZF801 = Path(sys.executable).with_name("zf801")
-COURTS = ("BJ01",)
 
 
 @pytest.fixture
-def settings(
-    bootstrap_servers: str,
-    unique_name: Callable[..., str],
-    kafka_admin: KafkaAdminClient,
-    tmp_path: Path,
-) -> Iterator[Settings]:
-    """Settings under a topic prefix of their own (topics applied, deleted after) and a
-    key store of the demo trust set."""
-    settings = Settings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=unique_name("pub") + "-",
-        keys_path=tmp_path / "keys",
+def deployment(
+    kafka_settings: Settings, unique_name: Callable[..., str], tmp_path: Path
+) -> Iterator[Deployment]:
+    """The catalog's topics (and, under mTLS, their ACLs) under a prefix of their own,
+    deleted after, and a key store of the demo trust set."""
+    settings = kafka_settings.model_copy(
+        update={"topic_prefix": unique_name("pub") + "-", "keys_path": tmp_path / "keys"}
     )
     KeyStore.from_settings(settings).init(
         load_agencies().agencies.values(), dt.datetime.now(dt.UTC)
     )
-    catalog = bus_catalog(settings)
-    with admin_client(bootstrap_servers) as admin:
-        apply(plan(catalog, read_cluster_state(admin, catalog.in_namespace), COURTS), admin)
-    yield settings
-    mine = [name for name in kafka_admin.list_topics() if catalog.in_namespace(name)]
-    with contextlib.suppress(UnknownTopicOrPartitionError):
-        kafka_admin.delete_topics(mine)
+    deployment = Deployment.create(settings)
+    deployment.apply_topics()
+    yield deployment
+    deployment.remove_run()
 
 
 def _example(family: str, name: str) -> dict[str, Any]:
@@ -72,12 +61,10 @@ def _lines(*documents: object) -> str:
 
 
 def _read(settings: Settings, topic_id: str) -> list[Any]:
-    topic = bus_catalog(settings).topic_name(topic_id)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    """Every record of the topic, read as the admin (from the beginning, to its end)."""
+    consumer = kafka_reader(settings, ADMIN_NAME, bus_catalog(settings).topic_name(topic_id))
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        partitions = list(consumer.assignment())
         ends = consumer.end_offsets(partitions)
         records: list[Any] = []
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
@@ -97,7 +84,8 @@ def _orders(count: int) -> list[dict[str, Any]]:
     return orders
 
 
-def test_published_events_are_on_the_topics_as_printed(settings: Settings) -> None:
+def test_published_events_are_on_the_topics_as_printed(deployment: Deployment) -> None:
+    settings = deployment.settings
     result = CliRunner().invoke(
         app,
         ["publish", "ExitRestrictionOrder", "--as", "BJ01"],
@@ -126,20 +114,16 @@ def test_published_events_are_on_the_topics_as_printed(settings: Settings) -> No
 
 
 def test_a_bad_line_publishes_nothing_and_skip_bad_publishes_the_rest(
-    settings: Settings, tmp_path: Path
+    deployment: Deployment, tmp_path: Path
 ) -> None:
+    settings = deployment.settings
     checkins = [_example("sightings", "HotelCheckIn") for _ in range(3)]
     for index, checkin in enumerate(checkins):
         checkin["sighting_id"] = f"feeab477-377a-555e-a0b6-34c29172{index:04d}"
     checkins[1]["person"]["id_number"] = "440304199005216317"
     path = tmp_path / "checkins.jsonl"
     path.write_text(_lines(*checkins), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ZF801_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "ZF801_TOPIC_PREFIX": settings.topic_prefix,
-        "ZF801_KEYS_PATH": str(settings.keys_dir),
-    }
+    env = deployment.worker_env()  # the settings as ZF801_* variables: prefix, keys, TLS
     command = [str(ZF801), "publish", "HotelCheckIn", "--as", "110105000000", str(path)]
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:

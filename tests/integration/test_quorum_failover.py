@@ -1,23 +1,29 @@
 """A 3-node KRaft quorum loses the leader of an RF 3 topic to SIGKILL and keeps working:
 ``acks=all`` writes still succeed (2 in-sync replicas remain, min.insync.replicas=2) and
-every record, written before and after the kill, is served."""
+every record, written before and after the kill, is served.
+
+The quorum runs with the session's security: mTLS with the key store's node identities
+1-3 when the session's broker does, plaintext otherwise; the test speaks as the admin."""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
 from ops.broker import LocalCluster
-from ops.broker_config import ClusterLayout
+from ops.broker_config import BrokerSecurity, ClusterLayout, NodeSpec
 from ops.broker_fetch import fetch_kafka, kafka_libs_dir
 from ops.broker_process import is_alive
+from ops.deployment import cluster_addresses
 from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
+from topics.clients import kafka_admin, kafka_consumer, kafka_producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,21 +40,24 @@ def _free_ports(count: int) -> list[int]:
 
 
 @pytest.fixture
-def quorum(checkout_settings: Settings, tmp_path: Path) -> Iterator[LocalCluster]:
+def quorum(kafka_settings: Settings, tmp_path: Path) -> Iterator[LocalCluster]:
     """Three nodes of our own in a temp folder on free ports, stopped whatever happens."""
-    fetch_kafka(checkout_settings)
-    ports = _free_ports(6)
+    fetch_kafka(kafka_settings)
+    ports = _free_ports(12)  # per node: broker (court side), controller, police, bus
     layout = ClusterLayout.on_ports(
         tmp_path / "quorum",
-        host=checkout_settings.broker_host,
+        host=kafka_settings.broker_host,
         broker_ports=ports[:3],
-        controller_ports=ports[3:],
-        heap=checkout_settings.quorum_broker_heap,
+        controller_ports=ports[3:6],
+        police_ports=ports[6:9],
+        bus_ports=ports[9:],
+        heap=kafka_settings.quorum_broker_heap,
+        security=BrokerSecurity.from_settings(kafka_settings),  # None under plaintext
     )
     cluster = LocalCluster(
         layout,
-        kafka_libs_dir(checkout_settings),
-        start_timeout_s=checkout_settings.broker_start_timeout_s,
+        kafka_libs_dir(kafka_settings),
+        start_timeout_s=kafka_settings.broker_start_timeout_s,
         stop_timeout_s=15.0,
     )
     cluster.start()
@@ -56,6 +65,21 @@ def quorum(checkout_settings: Settings, tmp_path: Path) -> Iterator[LocalCluster
         yield cluster
     finally:
         cluster.stop()
+
+
+def _reaching(settings: Settings, nodes: Iterable[NodeSpec]) -> Settings:
+    """``settings`` bootstrapping from ``nodes`` only, on each side's listener (under
+    plaintext only ``bootstrap_servers``, the nodes' broker ports, is used)."""
+    chosen = list(nodes)
+
+    def listener(name: str) -> str:
+        return ",".join(f"{n.host}:{n.listener_ports()[name]}" for n in chosen)
+
+    return settings.model_copy(update={
+        "bootstrap_servers": listener("COURT"),
+        "police_bootstrap_servers": listener("POLICE"),
+        "bus_bootstrap_servers": listener("BUS"),
+    })  # fmt: skip
 
 
 def _partition_state(admin: KafkaAdminClient, topic: str) -> tuple[int, list[int]]:
@@ -70,13 +94,12 @@ def _send_all(producer: KafkaProducer, topic: str, values: list[bytes]) -> list[
 
 
 def test_rf3_topic_keeps_accepting_acks_all_writes_after_its_leader_is_killed(
-    quorum: LocalCluster, unique_name: Callable[..., str]
+    quorum: LocalCluster, kafka_settings: Settings, unique_name: Callable[..., str]
 ) -> None:
     topic = unique_name()
-    admin = KafkaAdminClient(bootstrap_servers=quorum.bootstrap_servers)
-    producer = KafkaProducer(
-        bootstrap_servers=quorum.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    settings = kafka_settings.model_copy(update=cluster_addresses(quorum))
+    admin = kafka_admin(settings)
+    producer = kafka_producer(settings, ADMIN_NAME)  # acks=all, idempotence
     try:
         admin.create_topics(
             {
@@ -107,10 +130,11 @@ def test_rf3_topic_keeps_accepting_acks_all_writes_after_its_leader_is_killed(
         producer.close()
         admin.close()
 
-    survivors = ",".join(n.bootstrap_address for n in quorum.layout.nodes if n.node_id != leader)
-    consumer = KafkaConsumer(
+    survivors = [n for n in quorum.layout.nodes if n.node_id != leader]
+    consumer = kafka_consumer(
+        _reaching(settings, survivors),
+        ADMIN_NAME,
         topic,
-        bootstrap_servers=survivors,
         group_id=unique_name("g"),
         auto_offset_reset="earliest",
         enable_auto_commit=False,

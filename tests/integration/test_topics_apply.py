@@ -5,7 +5,6 @@ nothing. Each test works on the catalog under its own name prefix and removes it
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,8 +15,12 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import UnknownTopicOrPartitionError
 
+from ops.deployment import Deployment
+from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
 from topics.admin import ApplyResult, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
+from topics.clients import connection
 from topics.plan import MANAGED_CONFIGS, Plan
 
 pytestmark = pytest.mark.integration
@@ -71,11 +74,14 @@ def _create(admin: KafkaAdminClient, name: str, partitions: int, **configs: str)
     admin.create_topics({name: spec}, wait_for_metadata=True)
 
 
-def _cli(bootstrap: str, catalog: Catalog, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(settings: Settings, catalog: Catalog, *args: str) -> subprocess.CompletedProcess[str]:
+    """``zf801 topics ...`` as the operator: the session's settings (security, TLS material)
+    in its environment, ``--bootstrap`` the admin's listener (the bus side under mTLS)."""
     prefix = catalog.namespace.removesuffix("zf801")
     courts = [arg for court in COURTS for arg in ("--court", court)]
+    bootstrap = connection(settings, ADMIN_NAME).bootstrap_servers
     command = [str(ZF801), "topics", *args, "--bootstrap", bootstrap, "--name-prefix", prefix]
-    env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
+    env = {**Deployment.create(settings).worker_env(), "COLUMNS": "250", "NO_COLOR": "1"}
     return subprocess.run(
         [*command, *courts], capture_output=True, text=True, env=env, timeout=120, check=False
     )
@@ -138,7 +144,7 @@ def test_drift_is_repaired(kafka_admin: KafkaAdminClient, catalog: Catalog) -> N
 
 
 def test_extra_topics_are_reported_and_kept(
-    kafka_admin: KafkaAdminClient, catalog: Catalog, bootstrap_servers: str
+    kafka_admin: KafkaAdminClient, catalog: Catalog, kafka_settings: Settings
 ) -> None:
     stray = f"{catalog.namespace}.bus.retired-topic"
     _create(kafka_admin, stray, 1)
@@ -147,18 +153,18 @@ def test_extra_topics_are_reported_and_kept(
     apply(p, kafka_admin)
     assert stray in kafka_admin.list_topics()
     assert _plan(kafka_admin, catalog).extras == (stray,)
-    listing = _cli(bootstrap_servers, catalog, "list")
+    listing = _cli(kafka_settings, catalog, "list")
     assert listing.returncode == 0, listing.stderr
     assert stray in listing.stdout
     assert "not in the catalog" in listing.stdout
 
 
 def test_dry_run_changes_nothing(
-    kafka_admin: KafkaAdminClient, catalog: Catalog, bootstrap_servers: str
+    kafka_admin: KafkaAdminClient, catalog: Catalog, kafka_settings: Settings
 ) -> None:
     audit = catalog.topic_name("audit")
     _create(kafka_admin, audit, 1, **{"retention.ms": "60000"})
-    run = _cli(bootstrap_servers, catalog, "apply", "--dry-run")
+    run = _cli(kafka_settings, catalog, "apply", "--dry-run")
     assert run.returncode == 0, run.stderr
     total = len(catalog.concrete_topics(COURTS))
     assert f"{total - 1} to create, 1 to add partitions to, 1 to alter" in run.stdout
@@ -170,27 +176,27 @@ def test_dry_run_changes_nothing(
 
 
 def test_cli_apply_twice_then_list(
-    kafka_admin: KafkaAdminClient, catalog: Catalog, bootstrap_servers: str
+    kafka_admin: KafkaAdminClient, catalog: Catalog, kafka_settings: Settings
 ) -> None:
     total = len(catalog.concrete_topics(COURTS))
-    first = _cli(bootstrap_servers, catalog, "apply")
+    first = _cli(kafka_settings, catalog, "apply")
     assert first.returncode == 0, first.stderr
     assert f"Applied: created {total}, added partitions to 0, altered configs of 0." in first.stdout
-    second = _cli(bootstrap_servers, catalog, "apply")
+    second = _cli(kafka_settings, catalog, "apply")
     assert second.returncode == 0, second.stderr
     assert f"Nothing to change: the cluster matches the catalog ({total} topics)." in second.stdout
-    listing = _cli(bootstrap_servers, catalog, "list")
+    listing = _cli(kafka_settings, catalog, "list")
     assert listing.returncode == 0, listing.stderr
     assert catalog.topic_name("alerts", "SH01") in listing.stdout
     assert "missing" not in listing.stdout
 
 
 def test_more_partitions_than_the_catalog_is_a_conflict_left_alone(
-    kafka_admin: KafkaAdminClient, catalog: Catalog, bootstrap_servers: str
+    kafka_admin: KafkaAdminClient, catalog: Catalog, kafka_settings: Settings
 ) -> None:
     alerts = catalog.topic_name("alerts", "BJ01")
     _create(kafka_admin, alerts, 3)
-    run = _cli(bootstrap_servers, catalog, "apply")
+    run = _cli(kafka_settings, catalog, "apply")
     assert run.returncode == 2, run.stdout + run.stderr
     assert "conflict" in run.stdout
     assert _partitions(kafka_admin, [alerts])[alerts][0] == 3

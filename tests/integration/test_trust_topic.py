@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 import pytest
-from kafka import KafkaProducer
 
 from schemas.settings import Settings
 from sign.errors import SignatureRejected
@@ -19,10 +19,15 @@ from sign.trust_records import certificate_event, revocation_event
 from sign.trustset import TrustSet
 from topics.clients import kafka_reader
 
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
+    from tests.integration.conftest import Grant
+
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC)
 _WAIT_S = 30.0
+PROCESSOR = "BUS-MATCHER"  # the follower reads the trust topic as the processor it serves
 
 
 def _headers(source: str, when: datetime) -> list[tuple[str, bytes]]:
@@ -37,9 +42,13 @@ def _headers(source: str, when: datetime) -> list[tuple[str, bytes]]:
 
 
 def test_follower_applies_certificates_rotations_and_revocations_live(
-    bootstrap_servers: str, make_topic: Callable[..., str]
+    kafka_settings: Settings,
+    kafka_clients: KafkaClients,
+    make_topic: Callable[..., str],
+    grant: Grant,
 ) -> None:
     topic = make_topic(configs={"cleanup.policy": "compact"})
+    grant(PROCESSOR, topic, "read")
     trust_set = TrustSet.create(NOW - timedelta(days=10))
     publisher_key, _ = trust_set.issue("BUS-AUDIT", "audit", "bus", now=NOW - timedelta(1),
                                        lifetime=timedelta(days=30))  # fmt: skip
@@ -47,8 +56,7 @@ def test_follower_applies_certificates_rotations_and_revocations_live(
     court_key, _ = trust_set.issue("BJ01", "court", "court", now=NOW - timedelta(1),
                                    lifetime=timedelta(days=30))  # fmt: skip
     court = EventSigner(court_key, "BJ01")
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
-                             enable_idempotence=True)  # fmt: skip
+    producer = kafka_clients.producer()  # the admin, as an operator publishing trust records
 
     def publish(record):
         producer.send(topic, key=record.key, value=record.value,
@@ -60,7 +68,7 @@ def test_follower_applies_certificates_rotations_and_revocations_live(
 
     store = TrustStore(anchors=trust_set.anchors(), certificates=trust_set.chain_certificates())
     follower = TrustFollower(store)
-    reader = partial(kafka_reader, Settings(bootstrap_servers=bootstrap_servers), "BUS-MATCHER")
+    reader = partial(kafka_reader, kafka_settings, PROCESSOR)
     thread = follower.start(reader, topic)
     try:
         assert thread.wait_caught_up(_WAIT_S), thread.error

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
 from schemas.codec import decode
@@ -24,6 +24,9 @@ from sign.replay import ReplayGuard
 from sign.trust import Revocation, TrustStore
 from sign.trustset import TrustSet
 from sign.verify_stage import VerifiedEvent, VerifyStage
+
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +202,10 @@ CASES: dict[str, tuple[Case, str, str, str]] = {
 
 @dataclass
 class Bus:
-    bootstrap: str
+    """The test's own topics, reached as the admin: the stage under test takes its producer
+    (for its dead-letter and audit sinks) and the records read, not a client of its own."""
+
+    clients: KafkaClients
     source: str
     dead_letter: str
     audit: str
@@ -207,18 +213,17 @@ class Bus:
 
 
 @pytest.fixture
-def bus(bootstrap_servers: str, make_topic: Callable[..., str]) -> Iterator[Bus]:
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
-                             enable_idempotence=True)  # fmt: skip
+def bus(kafka_clients: KafkaClients, make_topic: Callable[..., str]) -> Iterator[Bus]:
+    producer = kafka_clients.producer()
     try:
-        yield Bus(bootstrap_servers, make_topic(prefix="src"), make_topic(prefix="dlq"),
+        yield Bus(kafka_clients, make_topic(prefix="src"), make_topic(prefix="dlq"),
                   make_topic(prefix="audit"), producer)  # fmt: skip
     finally:
         producer.close()
 
 
-def _read_all(bootstrap: str, topic: str, count: int) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+def _read_all(bus: Bus, topic: str, count: int) -> list[Any]:
+    consumer = bus.clients.consumer(enable_auto_commit=False)
     partition = TopicPartition(topic, 0)
     consumer.assign([partition])
     consumer.seek_to_beginning(partition)
@@ -244,7 +249,7 @@ def _run_stage(pki: Pki, bus: Bus, count: int) -> tuple[list[VerifiedEvent], Ver
         stage="sightings",
     )
     effects: list[VerifiedEvent] = []
-    for message in _read_all(bus.bootstrap, bus.source, count):
+    for message in _read_all(bus, bus.source, count):
         stage.handle(message, effects.append)
     return effects, stage
 
@@ -266,7 +271,7 @@ def test_tampered_record_is_dead_lettered_audited_and_never_acted_on(pki, bus, c
     # The effect ran for the good record only.
     assert [e.record.offset for e in effects] == [good_offset]
     assert stage.rejected == {reason: 1}
-    (letter_message,) = _read_all(bus.bootstrap, bus.dead_letter, 1)
+    (letter_message,) = _read_all(bus, bus.dead_letter, 1)
     _, letter = decode(letter_message.value)
     assert letter["reason"] == category
     assert letter["detail"].startswith(f"{reason} [sightings]: ")
@@ -281,7 +286,7 @@ def test_tampered_record_is_dead_lettered_audited_and_never_acted_on(pki, bus, c
         letter_message.key, letter_message.value, letter_message.headers
     )
     assert verified.agency_code == PROCESSOR
-    (audit_message,) = _read_all(bus.bootstrap, bus.audit, 1)
+    (audit_message,) = _read_all(bus, bus.audit, 1)
     _, audit = decode(audit_message.value)
     assert audit["target"] == f"{bus.source}/0@{bad_offset}"
     assert audit["result"] == "FAILURE"
@@ -297,13 +302,13 @@ def test_replayed_event_is_acted_on_once(pki, bus):
     effects, stage = _run_stage(pki, bus, 2)
 
     assert [e.record.offset for e in effects] == [first]
-    (letter_message,) = _read_all(bus.bootstrap, bus.dead_letter, 1)
+    (letter_message,) = _read_all(bus, bus.dead_letter, 1)
     _, letter = decode(letter_message.value)
     assert letter["reason"] == "REPLAYED"
     assert letter["detail"].startswith("REPLAYED [sightings]: ")
     assert letter["original"]["offset"] == replay
     assert [(h["name"], h["value"]) for h in letter["original_headers"]] == headers
-    (audit_message,) = _read_all(bus.bootstrap, bus.audit, 1)
+    (audit_message,) = _read_all(bus, bus.audit, 1)
     assert decode(audit_message.value)[1]["target"] == f"{bus.source}/0@{replay}"
     assert stage.accepted == 1
 
@@ -318,8 +323,8 @@ def test_redelivery_after_a_crash_is_not_a_replay(pki, bus):
         KafkaAuditSink(bus.producer, bus.audit, signer), verifier_agency=PROCESSOR,
     )  # fmt: skip
     # The consumer read the record, crashed before committing, and reads it again.
-    first = [stage.check_record(m) for m in _read_all(bus.bootstrap, bus.source, 1)]
-    again = [stage.check_record(m) for m in _read_all(bus.bootstrap, bus.source, 1)]
+    first = [stage.check_record(m) for m in _read_all(bus, bus.source, 1)]
+    again = [stage.check_record(m) for m in _read_all(bus, bus.source, 1)]
     assert [(e.record.offset, e.redelivery) for e in first + again] == [
         (offset, False),
         (offset, True),

@@ -30,7 +30,7 @@ from schemas.agencies import load_agencies
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
-from topics.acls import acl_scope, apply_acls, desired_acls, plan_acls, read_acls
+from topics.acls import AclPlan, acl_scope, apply_acls, desired_acls, plan_acls, read_acls
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin, kafka_consumer, require_topics
@@ -129,7 +129,8 @@ class Deployment:
         return self._remove(lambda name: is_earlier_run(name, user_prefix, own))
 
     def remove_run(self) -> int:
-        """Delete this run's own topics and consumer groups (everything under its prefix)."""
+        """Delete this run's own topics, consumer groups and, under mTLS, ACLs (everything
+        under its prefix)."""
         prefix = self.settings.topic_prefix
         if not prefix:
             raise DeploymentError("refusing to remove the topics of an unprefixed deployment")
@@ -144,6 +145,11 @@ class Deployment:
                 admin.delete_topics(topics)
             if groups:
                 admin.delete_groups(groups)
+            if self.settings.security == "mtls":
+                # The run's grants go with its topics, groups and transactional ids.
+                acls = tuple(acl for acl in read_acls(admin) if doomed(acl.resource_name))
+                if acls:
+                    apply_acls(admin, AclPlan(add=(), extra=acls), prune=True)
         except KafkaError as exc:
             raise DeploymentError(f"cannot remove topics and groups: {exc}") from exc
         finally:

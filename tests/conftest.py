@@ -6,7 +6,7 @@ Where the broker comes from, in this order:
 2. A Docker engine answers: testcontainers' KafkaContainer in KRaft mode.
 3. Otherwise the local single node of ``zf801 broker`` (jars fetched if needed); one already
    running from this checkout is reused, and only a broker this session started is stopped.
-   With ``ZF801_SECURITY=mtls`` (the default) it runs with mutual TLS and ACLs, its TLS
+   With ``ZF801_SECURITY=mtls`` it runs with mutual TLS and ACLs, its TLS
    material from the checkout's key store (created if missing, like ``make demo`` does).
 Unit tests request none of these fixtures, so ``pytest tests/unit`` never starts Java.
 

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     )
     # "mtls": every client authenticates with its agency's TLS certificate on the listener
     # of its side, and the broker authorises by ACLs; "plaintext": no security (debugging).
-    security: Literal["mtls", "plaintext"] = "plaintext"
+    security: Literal["mtls", "plaintext"] = "mtls"
     # With mtls, the court side uses bootstrap_servers; the police side and the bus
     # processors (and the admin) connect to listeners of their own.
     police_bootstrap_servers: str = "127.0.0.1:9094"

@@ -122,7 +122,9 @@ def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[_Recorder]]:
 # --- plaintext ---------------------------------------------------------------------------
 @pytest.mark.parametrize("agency", list(SIDES))
 def test_plaintext_every_agency_uses_the_bootstrap_servers_without_tls(agency: str) -> None:
-    settings = Settings(bootstrap_servers="plain:9092", police_bootstrap_servers="x:1")
+    settings = Settings(
+        security="plaintext", bootstrap_servers="plain:9092", police_bootstrap_servers="x:1"
+    )
     conn = clients.connection(settings, agency)
     assert (conn.bootstrap_servers, conn.tls, conn.security_protocol) == (
         "plain:9092", None, "PLAINTEXT")  # fmt: skip
@@ -133,7 +135,7 @@ def test_plaintext_every_agency_uses_the_bootstrap_servers_without_tls(agency: s
 def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
     built: list[_Recorder],
 ) -> None:
-    settings = Settings(bootstrap_servers="plain:9092")
+    settings = Settings(security="plaintext", bootstrap_servers="plain:9092")
     clients.kafka_producer(settings, "BJ01", linger_ms=20)
     clients.aio_producer(settings, "BUS-MATCHER", acks=1, client_id="notices")
     clients.aio_consumer(settings, "BUS-MATCHER", group_id="g")
@@ -152,7 +154,7 @@ def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
 
 
 def test_plaintext_faust_options_are_the_broker_url_only() -> None:
-    settings = Settings(bootstrap_servers="a:9092,b:9092")
+    settings = Settings(security="plaintext", bootstrap_servers="a:9092,b:9092")
     assert clients.faust_broker_options(settings, "BUS-MATCHER") == {
         "broker": "kafka://a:9092,b:9092"
     }
@@ -285,7 +287,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[_FakeAdmin]]:
     return answer
 
 
-PLAIN = Settings(bootstrap_servers="plain:9092")
+PLAIN = Settings(security="plaintext", bootstrap_servers="plain:9092")
 
 
 def test_require_topics_returns_sorted_partitions_asked_with_the_agencys_connection(

@@ -17,8 +17,8 @@ from rich.table import Table
 from schemas.agencies import Agency, AgencyList, AgencyRole, load_agencies
 from schemas.errors import BusError
 from schemas.settings import get_settings
+from topics.acl_admin import AclApplyResult, apply_acls, read_acls
 from topics.acls import (
-    AclApplyResult,
     AclBinding,
     AclPlan,
     AclScope,
@@ -26,11 +26,9 @@ from topics.acls import (
     Permission,
     access_matrix,
     acl_scope,
-    apply_acls,
     desired_acls,
     plan_acls,
     principal_of,
-    read_acls,
 )
 from topics.admin import admin_client
 from topics.catalog import Catalog, load_catalog

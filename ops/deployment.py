@@ -30,7 +30,8 @@ from schemas.agencies import load_agencies
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
-from topics.acls import AclPlan, acl_scope, apply_acls, desired_acls, plan_acls, read_acls
+from topics.acl_admin import apply_acls, read_acls
+from topics.acls import AclPlan, acl_scope, desired_acls, plan_acls
 from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin, kafka_consumer, require_topics

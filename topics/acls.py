@@ -1,6 +1,7 @@
 """Kafka ACLs as code: the grants the brokers' ``StandardAuthorizer`` needs
 (``allow.everyone.if.no.acl.found=false``), derived from the catalog's ``write``/``read``
-roles and the agency list, compared with the cluster and applied through kafka-python.
+roles and the agency list, and compared with what a cluster has (:func:`plan_acls`);
+:mod:`topics.acl_admin` reads and applies them through kafka-python.
 
 A principal is ``User:<agency code>`` (the CN of the agency's TLS certificate). Broker
 nodes and ``ZF801-ADMIN`` are super users and get none. Per agency: WRITE+DESCRIBE on each
@@ -27,24 +28,10 @@ has it, :func:`desired_acls` grants the current layout.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
-
-from kafka.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-)
-from kafka.errors import KafkaError, NoError, SecurityDisabledError
 
 from schemas.agencies import Agency, AgencyList, AgencyRole
 from topics.catalog import Catalog
@@ -52,8 +39,6 @@ from topics.errors import ApplyFailed, TopicsError
 
 __all__ = [
     "CLUSTER_RESOURCE",
-    "AclAdmin",
-    "AclApplyResult",
     "AclBinding",
     "AclInvalid",
     "AclPlan",
@@ -64,13 +49,11 @@ __all__ = [
     "ResourceKind",
     "access_matrix",
     "acl_scope",
-    "apply_acls",
     "desired_acls",
     "group_prefix",
     "plan_acls",
     "principal_of",
     "processor_application",
-    "read_acls",
 ]
 
 CLUSTER_RESOURCE = "kafka-cluster"  # the one CLUSTER resource name Kafka knows
@@ -292,148 +275,3 @@ def access_matrix(acls: Iterable[AclBinding]) -> Mapping[str, Mapping[str, str]]
         principal: {topic: "".join(sorted(m)) for topic, m in topics.items()}
         for principal, topics in marks.items()
     }
-
-
-class AclAdmin(Protocol):
-    """The part of ``kafka.KafkaAdminClient`` that the ACL functions use."""
-
-    def describe_acls(self, acl_filter: Any) -> Any: ...
-    def create_acls(self, acls: Any) -> Any: ...
-    def delete_acls(self, acl_filters: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class AclApplyResult:
-    created: tuple[AclBinding, ...]
-    deleted: tuple[AclBinding, ...]
-    failures: tuple[tuple[AclBinding, str], ...]  # refused, or not shown before the timeout
-
-
-def _to_kafka(acl: AclBinding) -> ACL:
-    pattern = ResourcePattern(
-        ResourceType[acl.resource_type.name],
-        acl.resource_name,
-        ACLResourcePatternType[acl.pattern.name],
-    )
-    return ACL(
-        principal=acl.principal,
-        host=acl.host,
-        operation=ACLOperation[acl.operation.name],
-        permission_type=ACLPermissionType[acl.permission.name],
-        resource_pattern=pattern,
-    )
-
-
-def _from_kafka(acl: Any) -> AclBinding | None:
-    pattern = acl.resource_pattern
-    try:
-        return AclBinding(
-            acl.principal,
-            ResourceKind(pattern.resource_type.name),
-            pattern.resource_name,
-            PatternKind(pattern.pattern_type.name),
-            Operation(acl.operation.name),
-            Permission(acl.permission_type.name),
-            acl.host,
-        )
-    except ValueError:  # USER and DELEGATION_TOKEN resources: never ours
-        return None
-
-
-def read_acls(admin: AclAdmin) -> frozenset[AclBinding]:
-    """Every TOPIC, GROUP, TRANSACTIONAL_ID and CLUSTER ACL of the cluster."""
-    everything = ACLFilter(
-        principal=None,
-        host=None,
-        operation=ACLOperation.ANY,
-        permission_type=ACLPermissionType.ANY,
-        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
-    )
-    try:
-        found, _ = admin.describe_acls(everything)
-    except SecurityDisabledError as exc:
-        raise ApplyFailed(
-            "the cluster has no authorizer (authorizer.class.name): ACLs cannot be read or set"
-        ) from exc
-    except KafkaError as exc:
-        raise ApplyFailed(f"cannot read the cluster's ACLs: {exc!r}") from exc
-    return frozenset(b for b in map(_from_kafka, found) if b is not None)
-
-
-def apply_acls(
-    admin: AclAdmin,
-    plan: AclPlan,
-    prune: bool,
-    *,
-    timeout_s: float = 30.0,
-    poll_s: float = 0.2,
-) -> AclApplyResult:
-    """Create ``plan.add`` (and delete ``plan.extra`` when ``prune``), then poll until the
-    cluster shows the change: the authorizer takes about a second to publish it."""
-    failures: list[tuple[AclBinding, str]] = []
-    try:
-        created = _create(admin, plan.add, failures)
-        deleted = _delete(admin, plan.extra, failures) if prune else ()
-    except KafkaError as exc:
-        raise ApplyFailed(f"applying the ACL plan failed: {exc!r}") from exc
-    failures.extend(_await_shown(admin, created, deleted, timeout_s, poll_s))
-    return AclApplyResult(created, deleted, tuple(failures))
-
-
-def _error_name(error: Any) -> str:
-    return str(getattr(error, "__name__", error))
-
-
-def _create(
-    admin: AclAdmin, acls: tuple[AclBinding, ...], failures: list[tuple[AclBinding, str]]
-) -> tuple[AclBinding, ...]:
-    if not acls:
-        return ()
-    request = [_to_kafka(acl) for acl in acls]
-    response = admin.create_acls(request)
-    succeeded = set(response["succeeded"])
-    # kafka-python lists the failures' errors in request order, without their ACLs.
-    refused = [acl for acl, k in zip(acls, request, strict=True) if k not in succeeded]
-    failures.extend(
-        (acl, _error_name(error)) for acl, error in zip(refused, response["failed"], strict=False)
-    )
-    return tuple(acl for acl, k in zip(acls, request, strict=True) if k in succeeded)
-
-
-def _delete(
-    admin: AclAdmin, acls: tuple[AclBinding, ...], failures: list[tuple[AclBinding, str]]
-) -> tuple[AclBinding, ...]:
-    if not acls:
-        return ()
-    # A concrete ACL is an exact filter: it matches that one ACL and nothing else.
-    response = admin.delete_acls([_to_kafka(acl) for acl in acls])
-    deleted = []
-    for acl, (_, _, error) in zip(acls, response, strict=True):
-        if error is NoError:
-            deleted.append(acl)
-        else:
-            failures.append((acl, _error_name(error)))
-    return tuple(deleted)
-
-
-def _await_shown(
-    admin: AclAdmin,
-    created: tuple[AclBinding, ...],
-    deleted: tuple[AclBinding, ...],
-    timeout_s: float,
-    poll_s: float,
-) -> list[tuple[AclBinding, str]]:
-    if not created and not deleted:
-        return []
-    deadline = time.monotonic() + timeout_s
-    while True:
-        current = read_acls(admin)
-        missing = [acl for acl in created if acl not in current]
-        lingering = [acl for acl in deleted if acl in current]
-        if not missing and not lingering:
-            return []
-        if time.monotonic() >= deadline:
-            return [(acl, f"not shown by the cluster after {timeout_s:g} s") for acl in missing] + [
-                (acl, f"still shown by the cluster after {timeout_s:g} s") for acl in lingering
-            ]
-        time.sleep(poll_s)

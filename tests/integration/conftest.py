@@ -14,15 +14,8 @@ from kafka import KafkaAdminClient
 
 from schemas.agencies import get_agency
 from schemas.settings import Settings
-from topics.acls import (
-    AclBinding,
-    AclPlan,
-    Operation,
-    PatternKind,
-    ResourceKind,
-    apply_acls,
-    principal_of,
-)
+from topics.acl_admin import apply_acls
+from topics.acls import AclBinding, AclPlan, Operation, PatternKind, ResourceKind, principal_of
 from topics.clients import Operation as Access
 
 Grant = Callable[[str, str, Access], None]

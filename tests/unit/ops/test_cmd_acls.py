@@ -14,7 +14,8 @@ from ops.cli import app
 from schemas.agencies import load_agencies
 from schemas.settings import get_settings
 from tests.unit.topics.test_acls import STRANGERS, UNRELATED, FakeAdmin, kafka_acl
-from topics.acls import AclBinding, Operation, PatternKind, ResourceKind, desired_acls, read_acls
+from topics.acl_admin import read_acls
+from topics.acls import AclBinding, Operation, PatternKind, ResourceKind, desired_acls
 from topics.catalog import load_catalog
 
 runner = CliRunner()

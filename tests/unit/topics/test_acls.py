@@ -19,6 +19,7 @@ from kafka.errors import InvalidRequestError, NoError, SecurityDisabledError
 
 from schemas.agencies import AgencyList, AgencyRole, load_agencies
 from schemas.event_types import EXPIRY_NOTICE
+from topics.acl_admin import apply_acls, read_acls
 from topics.acls import (
     CLUSTER_RESOURCE,
     AclBinding,
@@ -30,12 +31,10 @@ from topics.acls import (
     ResourceKind,
     access_matrix,
     acl_scope,
-    apply_acls,
     desired_acls,
     group_prefix,
     plan_acls,
     processor_application,
-    read_acls,
 )
 from topics.catalog import Catalog, load_catalog
 from topics.errors import ApplyFailed

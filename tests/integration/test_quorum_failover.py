@@ -1,6 +1,7 @@
 """A 3-node KRaft quorum loses the leader of an RF 3 topic to SIGKILL and keeps working:
 ``acks=all`` writes still succeed (2 in-sync replicas remain, min.insync.replicas=2) and
-every record, written before and after the kill, is served.
+every record, written before and after the kill, is served. Under mTLS the quorum also
+enforces isolation as the single node does (the main cases of test_broker_access.py).
 
 The quorum runs with the session's security: mTLS with the key store's node identities
 1-3 when the session's broker does, plaintext otherwise; the test speaks as the admin."""
@@ -8,6 +9,7 @@ The quorum runs with the session's security: mTLS with the key store's node iden
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -15,15 +17,18 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError
 
 from ops.broker import LocalCluster
 from ops.broker_config import BrokerSecurity, ClusterLayout, NodeSpec
 from ops.broker_fetch import fetch_kafka, kafka_libs_dir
 from ops.broker_process import is_alive
-from ops.deployment import cluster_addresses
+from ops.deployment import Deployment, cluster_addresses
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
+from topics import clients
 from topics.clients import kafka_admin, kafka_consumer, kafka_producer
+from topics.errors import AccessDenied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,9 +44,12 @@ def _free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
-@pytest.fixture
-def quorum(kafka_settings: Settings, tmp_path: Path) -> Iterator[LocalCluster]:
+@pytest.fixture(scope="module")
+def quorum(
+    kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
     """Three nodes of our own in a temp folder on free ports, stopped whatever happens."""
+    tmp_path = tmp_path_factory.mktemp("quorum")
     fetch_kafka(kafka_settings)
     ports = _free_ports(12)  # per node: broker (court side), controller, police, bus
     layout = ClusterLayout.on_ports(
@@ -91,6 +99,40 @@ def _partition_state(admin: KafkaAdminClient, topic: str) -> tuple[int, list[int
 def _send_all(producer: KafkaProducer, topic: str, values: list[bytes]) -> list[int]:
     futures = [producer.send(topic, key=b"order-1", value=v) for v in values]
     return [f.get(timeout=90).offset for f in futures]
+
+
+def test_the_quorum_enforces_isolation(
+    quorum: LocalCluster, kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Runs first, while all three nodes are up: topics and ACLs from the catalog, then
+    no certificate is refused, a court reads its own alerts and not another court's, a
+    police unit writes its sightings and not an alert topic."""
+    if kafka_settings.security != "mtls":
+        pytest.skip("the session's broker runs without mTLS")
+    settings = kafka_settings.model_copy(
+        update={**cluster_addresses(quorum), "home": tmp_path, "topic_prefix": "q3-"}
+    )
+    deployment = Deployment.create(settings)
+    deployment.apply_topics()
+    catalog = deployment.catalog
+    files = clients.connection(settings, "BJ01").tls
+    assert files is not None
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    bare.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    bare.load_verify_locations(cafile=files.brokers_ca)
+    with pytest.raises(KafkaError):
+        KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, security_protocol="SSL",
+            ssl_context=bare, bootstrap_timeout_ms=3000,
+        ).describe_cluster()  # fmt: skip
+    own, other = (catalog.topic_name("alerts", court=c) for c in ("BJ01", "SH01"))
+    clients.require_topics(settings, "BJ01", [own], "read")
+    with pytest.raises(AccessDenied):
+        clients.require_topics(settings, "BJ01", [other], "read")
+    clients.require_topics(settings, "110000000000", [catalog.topic_name("sightings-person")],
+                           "write")  # fmt: skip
+    with pytest.raises(AccessDenied):
+        clients.require_topics(settings, "110000000000", [own], "write")
 
 
 def test_rf3_topic_keeps_accepting_acks_all_writes_after_its_leader_is_killed(

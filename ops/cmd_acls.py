@@ -32,7 +32,7 @@ from topics.acls import (
 )
 from topics.admin import admin_client
 from topics.catalog import Catalog, load_catalog
-from topics.spec import COURT_PLACEHOLDER, TopicSpec
+from topics.spec import COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER, TopicSpec
 
 __all__ = ["acls_app"]
 
@@ -349,28 +349,41 @@ def _print_matrix(want: _Desired) -> None:
         table.add_row(label, *(dict(marks).get(label, "·") for _, marks in columns))
     _console.print(table)
     _console.print(
-        f"On a {COURT_PLACEHOLDER} row, R (own) is the agency's own court's topic only; any "
-        "other mark applies to every court's topic.",
+        f"On a {COURT_PLACEHOLDER} row, R (own) is the agency's own court's topic only; on a "
+        f"{PROVINCE_PLACEHOLDER} row, R (rule) is the topics of the provinces whose rule names "
+        "the unit; any other mark applies to every court's or province's topic.",
         highlight=False,
     )
+
+
+def _expanded(want: _Desired, spec: TopicSpec) -> dict[str, str]:
+    """Court code or province -> Kafka name, for a per-court or per-province template."""
+    if spec.per_court:
+        return {c: spec.name_for(c) for c in want.courts}
+    return {p: spec.name_for(province=p) for p in want.agencies.provinces()}
 
 
 def _labels(want: _Desired, spec: TopicSpec) -> list[str]:
     if not spec.is_template:
         return [spec.name]
-    return [spec.name, *(spec.name_for(c) for c in want.courts)]
+    return [spec.name, *_expanded(want, spec).values()]
 
 
 def _access_of(want: _Desired, agency: Agency) -> dict[str, str]:
-    """Matrix row label -> mark for one agency, per-court templates collapsed when uniform."""
+    """Matrix row label -> mark for one agency, templates collapsed when uniform."""
     marks = access_matrix(want.acls).get(principal_of(agency), {})
     result = {t.name: marks[t.name] for t in want.catalog.concrete_topics(()) if t.name in marks}
     for spec in (s for s in want.catalog.topics if s.is_template):
-        present = {c: marks[spec.name_for(c)] for c in want.courts if spec.name_for(c) in marks}
-        if agency.role is AgencyRole.COURT and set(present) == {agency.code}:
-            result[spec.name] = f"{present[agency.code]} (own)"
-        elif len(present) == len(want.courts) and len(set(present.values())) == 1:
+        names = _expanded(want, spec)
+        present = {v: marks[name] for v, name in names.items() if name in marks}
+        if spec.per_court:
+            own, label = {agency.code} if agency.role is AgencyRole.COURT else set(), "own"
+        else:
+            own, label = set(want.agencies.provinces_served_by(agency.code)), "rule"
+        if present and set(present) == own and len(set(present.values())) == 1:
+            result[spec.name] = f"{next(iter(present.values()))} ({label})"
+        elif len(present) == len(names) and len(set(present.values())) == 1:
             result[spec.name] = next(iter(present.values()))
         else:
-            result.update((spec.name_for(c), mark) for c, mark in present.items())
+            result.update((names[v], mark) for v, mark in present.items())
     return result

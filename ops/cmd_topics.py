@@ -13,7 +13,7 @@ from rich.table import Table
 from schemas.errors import BusError
 from topics.admin import ApplyResult, admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
-from topics.courts import court_codes
+from topics.courts import court_codes, provinces
 from topics.plan import ClusterState, DesiredTopic, ObservedTopic, Plan
 
 __all__ = ["topics_app"]
@@ -47,6 +47,14 @@ _Courts = Annotated[
         "--court",
         help="Court code to create per-court topics for; repeatable "
         "(default: every court in the court list).",
+    ),
+]
+_Provinces = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--province",
+        help="Province (a province_rules key: GB/T 2260 code or national) to create "
+        "per-province topics for; repeatable (default: every province of the agency list).",
     ),
 ]
 _CatalogPath = Annotated[
@@ -86,28 +94,35 @@ def _courts(given: list[str] | None) -> tuple[str, ...]:
 
 
 def _snapshot(
-    bootstrap: str | None, courts: list[str] | None, path: Path | None, prefix: str
+    bootstrap: str | None,
+    courts: list[str] | None,
+    path: Path | None,
+    prefix: str,
+    provinces_given: list[str] | None = None,
 ) -> _Snapshot:
     try:
         catalog = load_catalog(path)
         if prefix:
             catalog = catalog.with_name_prefix(prefix)
         codes = _courts(courts)
-        wanted = {t.name for t in catalog.concrete_topics(codes)}
+        keys = tuple(provinces_given or provinces() or ())  # default: every rules key
+        wanted = {t.name for t in catalog.concrete_topics(codes, keys)}
         with admin_client(bootstrap) as admin:
             cluster = read_cluster_state(admin, lambda n: n in wanted or catalog.in_namespace(n))
     except BusError as exc:
         raise _fail(exc) from exc
-    return _Snapshot(catalog, codes, cluster, plan(catalog, cluster, codes))
+    return _Snapshot(catalog, codes, cluster, plan(catalog, cluster, codes, keys))
 
 
 @topics_app.command("apply")
 def apply_command(
+    *,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
     ] = False,
     bootstrap: _Bootstrap = None,
     court: _Courts = None,
+    province: _Provinces = None,
     catalog_path: _CatalogPath = None,
     name_prefix: _NamePrefix = "",
 ) -> None:
@@ -117,7 +132,7 @@ def apply_command(
     conflict remains that apply does not repair (more partitions than the catalog says,
     or another replication factor).
     """
-    snap = _snapshot(bootstrap, court, catalog_path, name_prefix)
+    snap = _snapshot(bootstrap, court, catalog_path, name_prefix, province)
     _print_plan(snap.plan)
     if dry_run:
         _console.print("[bold]Dry run:[/] nothing was changed.")
@@ -203,11 +218,12 @@ def _print_result(result: ApplyResult) -> None:
 def list_command(
     bootstrap: _Bootstrap = None,
     court: _Courts = None,
+    province: _Provinces = None,
     catalog_path: _CatalogPath = None,
     name_prefix: _NamePrefix = "",
 ) -> None:
     """Catalog vs cluster per topic: exists, partitions, RF, cleanup, retention, drift."""
-    snap = _snapshot(bootstrap, court, catalog_path, name_prefix)
+    snap = _snapshot(bootstrap, court, catalog_path, name_prefix, province)
     table = Table(title="Topics: catalog vs cluster (catalog / cluster)")
     for column in ("id", "topic", "exists", "partitions", "RF", "cleanup", "retention", "drift"):
         table.add_column(column, overflow="fold")

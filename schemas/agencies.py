@@ -140,10 +140,19 @@ class AgencyList:
                 return agency
         raise UnknownAgencyError(case_abbr, "is no court's case-number abbreviation")
 
+    def provinces(self) -> tuple[str, ...]:
+        """Every province_rules key (GB/T 2260 codes and ``national``), in list order."""
+        return tuple(self.rules)
+
+    def rule_province(self, court_code: str) -> str:
+        """The province_rules key that governs this court's orders: the GB/T 2260 code of
+        its province, or ``national`` for a court without one (the SPC)."""
+        court = self.get_court(court_code)
+        return court.province.code if court.province else NATIONAL
+
     def units_serving_court(self, court_code: str, role: AgencyRole) -> tuple[Agency, ...]:
         """The ``role`` police units that receive orders of this court (provincial rule)."""
-        court = self.get_court(court_code)
-        key = court.province.code if court.province else NATIONAL
+        key = self.rule_province(court_code)
         if role not in POLICE_ROLES:
             raise ValueError(f"{role} is not a police role")
         return tuple(self.agencies[c] for c in self.rules.get(key, {}).get(role, ()))

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 
 from topics.errors import CatalogInvalid, CatalogProblem
-from topics.spec import COURT_PLACEHOLDER
+from topics.spec import COURT_PLACEHOLDER, PLACEHOLDERS, PROVINCE_PLACEHOLDER
 
 __all__ = [
     "ID_PATTERN",
@@ -32,7 +32,12 @@ _T = TypeVar("_T")
 MAX_TOPIC_NAME = 249
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-_LONGEST_COURT_CODE = "X" * 16
+# The longest value each placeholder takes (a court code; a province_rules key).
+_LONGEST = {COURT_PLACEHOLDER: "X" * 16, PROVINCE_PLACEHOLDER: "national"}
+_LONGEST_WHAT = {
+    COURT_PLACEHOLDER: " with a 16-character court code",
+    PROVINCE_PLACEHOLDER: " with province 'national'",
+}
 
 
 class FieldError(Exception):
@@ -148,15 +153,22 @@ def as_text_list(value: Any, item: Callable[[Any], str], *, allow_empty: bool) -
 
 
 def topic_name_problem(name: str) -> str | None:
-    """Why ``name`` (a topic name or a ``{court}`` template) is no valid Kafka name, or None."""
-    if name.count(COURT_PLACEHOLDER) > 1:
-        return f"{name!r} contains {COURT_PLACEHOLDER} more than once"
-    concrete = name.replace(COURT_PLACEHOLDER, _LONGEST_COURT_CODE)
+    """Why ``name`` (a topic name, or a template with one ``{court}`` or ``{province}``) is
+    no valid Kafka name, or None."""
+    placeholders = [p for p in PLACEHOLDERS if p in name]
+    if sum(name.count(p) for p in PLACEHOLDERS) > 1:
+        return f"{name!r} contains {' and '.join(placeholders)} more than once in all"
+    concrete = name
+    for placeholder in placeholders:
+        concrete = concrete.replace(placeholder, _LONGEST[placeholder])
     if not _TOPIC_NAME.fullmatch(concrete):
-        return f"{name!r} is malformed: only [a-zA-Z0-9._-] (and one {COURT_PLACEHOLDER}) allowed"
+        return (
+            f"{name!r} is malformed: only [a-zA-Z0-9._-] (and one {COURT_PLACEHOLDER} or "
+            f"{PROVINCE_PLACEHOLDER}) allowed"
+        )
     if concrete in (".", ".."):
         return f"{name!r} is not allowed as a Kafka topic name"
     if len(concrete) > MAX_TOPIC_NAME:
-        longest = " with a 16-character court code" if COURT_PLACEHOLDER in name else ""
+        longest = "".join(_LONGEST_WHAT[p] for p in placeholders)
         return f"{name!r} is {len(concrete)} characters{longest}; Kafka allows {MAX_TOPIC_NAME}"
     return None

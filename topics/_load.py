@@ -35,7 +35,7 @@ from topics.spec import (
 
 __all__ = ["CatalogParts", "parse_catalog_text"]
 
-SUPPORTED_VERSION = 1
+SUPPORTED_VERSION = 2  # 2: per-province templates ({province}, read-scope province-rule)
 _TOP_FIELDS = (
     "catalog-version",
     "namespace",

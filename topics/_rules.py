@@ -1,5 +1,6 @@
 """Catalog rules that tie fields or entries together: template scope, changelog names,
-unique ids and names, and co-partitioning of topics joined by key."""
+unique ids and names (templates expanded included), and co-partitioning of topics joined
+by key."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from topics._fields import Problems, topic_name_problem
-from topics.spec import COURT_CODE_PATTERN, COURT_PLACEHOLDER, ReadScope, TopicSpec
+from topics.spec import (
+    COURT_PLACEHOLDER,
+    PROVINCE_PLACEHOLDER,
+    ReadScope,
+    TopicSpec,
+    template_value,
+)
 
 __all__ = ["check_entry", "check_topics", "topic_label"]
 
@@ -25,21 +32,7 @@ def check_entry(problems: Problems, entry: str, spec: TopicSpec) -> None:
             "min-insync-replicas",
             f"{isr} exceeds the replication factor {spec.replication_factor}",
         )
-    if spec.is_template and spec.access.read_scope is not ReadScope.OWN_COURT:
-        problems.add(
-            entry,
-            "read-scope",
-            f"a per-court name ({COURT_PLACEHOLDER}) must have read-scope own-court",
-        )
-    if spec.access.read_scope is ReadScope.OWN_COURT:
-        if not spec.is_template:
-            problems.add(
-                entry,
-                "read-scope",
-                f"own-court applies only to a per-court name containing {COURT_PLACEHOLDER}",
-            )
-        if "court" not in spec.access.read:
-            problems.add(entry, "read", "read-scope own-court needs role court among the readers")
+    _check_scope(problems, entry, spec)
     if not spec.value_schemas and spec.changelog_of is None:
         problems.add(entry, "value-schemas", "must not be empty (only a changelog topic has none)")
     if spec.changelog_of is not None and spec.name != spec.changelog_of.topic_name:
@@ -49,6 +42,31 @@ def check_entry(problems: Problems, entry: str, spec: TopicSpec) -> None:
             f"{spec.name!r} must be {spec.changelog_of.topic_name!r}, "
             "the changelog name of its changelog-of application and table",
         )
+
+
+_SCOPE_OF = (
+    (COURT_PLACEHOLDER, "per-court", ReadScope.OWN_COURT),
+    (PROVINCE_PLACEHOLDER, "per-province", ReadScope.PROVINCE_RULE),
+)
+
+
+def _check_scope(problems: Problems, entry: str, spec: TopicSpec) -> None:
+    """A per-court name reads own-court, a per-province name province-rule, and back."""
+    scope = spec.access.read_scope
+    for placeholder, kind, wanted in _SCOPE_OF:
+        templated = placeholder in spec.name
+        if templated and scope is not wanted:
+            problems.add(
+                entry, "read-scope", f"a {kind} name ({placeholder}) must have read-scope {wanted}"
+            )
+        elif scope is wanted and not templated:
+            problems.add(
+                entry,
+                "read-scope",
+                f"{wanted} applies only to a {kind} name containing {placeholder}",
+            )
+    if scope is ReadScope.OWN_COURT and "court" not in spec.access.read:
+        problems.add(entry, "read", "read-scope own-court needs role court among the readers")
 
 
 def check_topics(topics: Sequence[TopicSpec], namespace: str) -> Problems:
@@ -71,17 +89,9 @@ def check_topics(topics: Sequence[TopicSpec], namespace: str) -> Problems:
                 label, "name", f"{topic.name!r} must start with the namespace {namespace!r}"
             )
         for other in topics:
-            if (
-                other.is_template
-                and not topic.is_template
-                and _template_matches(other.name, topic.name)
-            ):
-                problems.add(
-                    label,
-                    "name",
-                    f"{topic.name!r} collides with the per-court topic "
-                    f"{other.name!r} of {other.id!r}",
-                )
+            clash = _collision(topic, other)
+            if clash:
+                problems.add(label, "name", clash)
     _check_co_partitioning(problems, topics)
     return problems
 
@@ -97,11 +107,26 @@ def _check_unique(problems: Problems, field: str, values: list[tuple[str, str]])
                 problems.add(label, field, f"the same {field} is used by {others}")
 
 
-def _template_matches(template: str, name: str) -> bool:
-    before, after = template.split(COURT_PLACEHOLDER)
-    if not (name.startswith(before) and name.endswith(after)) or len(name) < len(before + after):
-        return False
-    return COURT_CODE_PATTERN.fullmatch(name[len(before) : len(name) - len(after)]) is not None
+# Every value a {province} takes: few enough to try them all against other templates.
+_ALL_PROVINCES = ("national", *(f"{n:02d}" for n in range(100)))
+
+
+def _collision(topic: TopicSpec, other: TopicSpec) -> str | None:
+    """Why a Kafka name of ``topic`` could also be one of ``other``'s, or None: a fixed
+    name matching another entry's template, or a province's topic matching another
+    template (a two-digit province is a well-formed court code)."""
+    if other is topic or not other.is_template:
+        return None
+    if not topic.is_template:
+        names = [topic.name]
+    elif topic.per_province:
+        names = [topic.name.replace(PROVINCE_PLACEHOLDER, p) for p in _ALL_PROVINCES]
+    else:
+        return None
+    for name in names:
+        if template_value(other.name, name) is not None:
+            return f"{name!r} collides with the templated topic {other.name!r} of {other.id!r}"
+    return None
 
 
 def _check_co_partitioning(problems: Problems, topics: Sequence[TopicSpec]) -> None:

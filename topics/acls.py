@@ -6,24 +6,26 @@ roles and the agency list, and compared with what a cluster has (:func:`plan_acl
 A principal is ``User:<agency code>`` (the CN of the agency's TLS certificate). Broker
 nodes and ``ZF801-ADMIN`` are super users and get none. Per agency: WRITE+DESCRIBE on each
 topic its role writes, READ+DESCRIBE on each topic its role reads (a court reads only its
-own per-court topic); READ on consumer groups PREFIXED :func:`group_prefix`; the bus's
+own per-court topic, a police unit only the per-province topics of the provinces whose
+rule names it); READ on consumer groups PREFIXED :func:`group_prefix`; the bus's
 processors WRITE+DESCRIBE on transactional ids PREFIXED their application id; CLUSTER
 IdempotentWrite for every agency that writes. Only ACLs of the list's principals on names
 under the catalog's namespace (and their IdempotentWrite) are managed (:class:`AclScope`);
 any other grant that reaches the namespace, or a cluster-wide grant to them, is reported,
 never touched.
 
-Province rules. The orders of all provinces share one topic per kind (keyed by match key,
-co-partitioned with sightings for the matcher): a topic ACL cannot say "the units the
-provincial rule names for this court", so today every unit of a police role may read
-every order of its kind. Decision: a per-province delivery layout (not yet in the
-catalog). The three order topics stay, unchanged, as the intake that courts (and the bus,
-for its expiry notices) write, but only the bus reads; the bus forwards each verified
-order and release (unchanged: still court-signed) and its own expiry notices to
-``<namespace>.orders.<kind>.{province}`` (a GB/T 2260 province code or ``national``,
-the keys of ``province_rules``), written only by the bus and read only by the units that
-rule names (:meth:`schemas.agencies.AgencyList.provinces_served_by`). Until the catalog
-has it, :func:`desired_acls` grants the current layout.
+Province rules. A topic ACL cannot say "the units the provincial rule names for this
+court's orders", so the orders do not reach the police on the topics the courts write.
+Those three order topics (one per kind, keyed by match key, co-partitioned with the
+sightings for the matcher) are the intake: courts (and the bus, for its expiry notices)
+write them and only the bus reads them. The bus forwards each order, release and expiry
+notice it accepted, unchanged (still signed by the court, or by the bus), to
+``<namespace>.orders.<kind>.{province}`` of the issuing court's province (a GB/T 2260
+code, or ``national`` for a court without one: the keys of ``province_rules``), written
+only by the bus (``consumers.delivery``). Read-scope ``province-rule`` grants a police
+unit READ on a province's topic exactly when that province's rule names it
+(:meth:`schemas.agencies.AgencyList.provinces_served_by`), so the broker itself keeps a
+Beijing unit off Shanghai's orders.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from enum import StrEnum
 from schemas.agencies import Agency, AgencyList, AgencyRole
 from topics.catalog import Catalog
 from topics.errors import ApplyFailed, TopicsError
+from topics.spec import ConcreteTopic
 
 __all__ = [
     "CLUSTER_RESOURCE",
@@ -155,21 +158,16 @@ _READS = (Operation.READ, Operation.DESCRIBE)
 def desired_acls(
     catalog: Catalog, agencies: AgencyList, courts: Iterable[str]
 ) -> frozenset[AclBinding]:
-    """Every ACL the catalog's access rules give the agencies; per-court topics for ``courts``."""
-    topics = catalog.concrete_topics(courts)
-    app = processor_application(catalog)
+    """Every ACL the catalog's access rules give the agencies; per-court topics for
+    ``courts``, per-province topics for every province of the agency list's rules."""
+    topics = catalog.concrete_topics(courts, agencies.provinces())
     acls: set[AclBinding] = set()
     for agency in agencies.agencies.values():
-        role = str(agency.role)
-        grants: list[_Grant] = []
-        for topic in topics:
-            if catalog.may_write(role, topic.spec.id):
-                grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _WRITES))
-            if catalog.may_read(role, topic.spec.id, topic.court, reader_court=agency.code):
-                grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _READS))
+        grants = _topic_grants(catalog, agencies, agency, topics)
         prefix = group_prefix(catalog, agency)
         grants.append((ResourceKind.GROUP, prefix, PatternKind.PREFIXED, (Operation.READ,)))
         if agency.role is AgencyRole.BUS:
+            app = processor_application(catalog)
             grants.append((ResourceKind.TRANSACTIONAL_ID, app, PatternKind.PREFIXED, _WRITES))
         if any(Operation.WRITE in ops for *_, ops in grants):
             idempotent = (Operation.IDEMPOTENT_WRITE,)
@@ -182,6 +180,25 @@ def desired_acls(
         )
     _check_prefixes_disjoint(acls)
     return frozenset(acls)
+
+
+def _topic_grants(
+    catalog: Catalog, agencies: AgencyList, agency: Agency, topics: Iterable[ConcreteTopic]
+) -> list[_Grant]:
+    """The topic grants of one agency: what its role writes, what it may read."""
+    role = str(agency.role)
+    served = agencies.provinces_served_by(agency.code)
+    grants: list[_Grant] = []
+    for topic in topics:
+        if catalog.may_write(role, topic.spec.id):
+            grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _WRITES))
+        readable = catalog.may_read(
+            role, topic.spec.id, topic.court, province=topic.province,
+            reader_court=agency.code, reader_provinces=served,
+        )  # fmt: skip
+        if readable:
+            grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _READS))
+    return grants
 
 
 def _check_prefixes_disjoint(acls: Iterable[AclBinding]) -> None:

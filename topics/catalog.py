@@ -1,12 +1,13 @@
 """The topic catalog: every topic of the bus as a frozen :class:`TopicSpec`, loaded from the
 language-neutral ``topics/topics.yaml``. Code refers to topics by catalog id and asks the
-catalog for the Kafka name (``catalog.topic_name("alerts", court="BJ01")``) and for who may
+catalog for the Kafka name (``catalog.topic_name("alerts", court="BJ01")``,
+``catalog.topic_name("order-delivery-exit-restriction", province="11")``) and for who may
 write and read it."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,8 @@ from topics.spec import (
     ReadScope,
     TopicSpec,
     check_court_code,
+    check_province,
+    template_value,
 )
 
 __all__ = [
@@ -80,35 +83,46 @@ class Catalog:
                 f"no topic with id {topic_id!r} in the catalog (known: {known})"
             ) from None
 
-    def topic_name(self, topic_id: str, court: str | None = None) -> str:
-        """The Kafka name of a topic; ``court`` (a court code) is required exactly for per-court
-        topics (``alerts``, ``query-results``)."""
-        return self.get(topic_id).name_for(court)
+    def topic_name(
+        self, topic_id: str, court: str | None = None, *, province: str | None = None
+    ) -> str:
+        """The Kafka name of a topic; ``court`` (a court code) is required exactly for
+        per-court topics (``alerts``, ``query-results``), ``province`` (a ``province_rules``
+        key) exactly for per-province ones (``order-delivery-*``)."""
+        return self.get(topic_id).name_for(court, province=province)
 
-    def concrete_topics(self, courts: Iterable[str]) -> tuple[ConcreteTopic, ...]:
-        """Every Kafka topic of the catalog, per-court templates expanded for ``courts``."""
+    def concrete_topics(
+        self, courts: Iterable[str], provinces: Iterable[str] = ()
+    ) -> tuple[ConcreteTopic, ...]:
+        """Every Kafka topic of the catalog, per-court templates expanded for ``courts`` and
+        per-province templates for ``provinces`` (the agency list's ``province_rules`` keys,
+        :meth:`schemas.agencies.AgencyList.provinces`)."""
         codes = tuple(dict.fromkeys(check_court_code(c) for c in courts))
+        keys = tuple(dict.fromkeys(check_province(p) for p in provinces))
         result: list[ConcreteTopic] = []
         for spec in self.topics:
-            if spec.is_template:
+            if spec.per_court:
                 result.extend(ConcreteTopic(spec, c, spec.name_for(c)) for c in codes)
+            elif spec.per_province:
+                result.extend(
+                    ConcreteTopic(spec, None, spec.name_for(province=p), province=p) for p in keys
+                )
             else:
                 result.append(ConcreteTopic(spec, None, spec.name))
         return tuple(result)
 
     def resolve(self, topic_name: str) -> ConcreteTopic:
-        """The catalog entry (and court, for a per-court topic) of a Kafka topic name."""
+        """The catalog entry (and court or province, for a templated topic) of a Kafka name."""
         for spec in self.topics:
             if not spec.is_template and spec.name == topic_name:
                 return ConcreteTopic(spec, None, topic_name)
         for spec in self.topics:
-            before, _, after = spec.name.partition("{court}")
-            if spec.is_template and topic_name.startswith(before) and topic_name.endswith(after):
-                court = topic_name[len(before) : len(topic_name) - len(after)]
-                try:
-                    return ConcreteTopic(spec, court, spec.name_for(court))
-                except ValueError:
-                    continue
+            value = template_value(spec.name, topic_name) if spec.is_template else None
+            if value is None:
+                continue
+            if spec.per_court:
+                return ConcreteTopic(spec, value, topic_name)
+            return ConcreteTopic(spec, None, topic_name, province=value)
         raise UnknownTopic(f"topic {topic_name!r} is not in the catalog")
 
     def in_namespace(self, topic_name: str) -> bool:
@@ -126,29 +140,55 @@ class Catalog:
         return role in self.get(topic_id).access.write
 
     def may_read(
-        self, role: str, topic_id: str, court: str | None = None, *, reader_court: str | None = None
+        self,
+        role: str,
+        topic_id: str,
+        court: str | None = None,
+        *,
+        province: str | None = None,
+        reader_court: str | None = None,
+        reader_provinces: Collection[str] = (),
     ) -> bool:
         """Whether an agency of ``role`` may consume the topic.
 
         For a per-court topic, ``court`` names the topic read (required), and a reader of
         role ``court`` must give its own court code as ``reader_court``: under read-scope
-        ``own-court`` it may read only the topic named for that court.
+        ``own-court`` it may read only the topic named for that court. For a per-province
+        topic, ``province`` names the topic read (required); under read-scope
+        ``province-rule`` a listed reader may read it only if ``province`` is among
+        ``reader_provinces``, the provinces whose rule names the reader
+        (:meth:`schemas.agencies.AgencyList.provinces_served_by`).
         """
         self._check_role(role)
         spec = self.get(topic_id)
-        spec.name_for(court)  # refuses a missing, superfluous or malformed court code
+        spec.name_for(court, province=province)  # refuses a missing, superfluous or bad value
         if role not in spec.access.read:
             return False
-        if spec.access.read_scope is ReadScope.OWN_COURT and role == "court":
+        scope = spec.access.read_scope
+        if scope is ReadScope.OWN_COURT and role == "court":
             return reader_court is not None and reader_court == court
+        if scope is ReadScope.PROVINCE_RULE:
+            return province in reader_provinces
         return True
 
     def may_read_topic(
-        self, role: str, topic_name: str, *, reader_court: str | None = None
+        self,
+        role: str,
+        topic_name: str,
+        *,
+        reader_court: str | None = None,
+        reader_provinces: Collection[str] = (),
     ) -> bool:
         """:meth:`may_read` for a Kafka topic name (e.g. one a subscriber asks for)."""
         topic = self.resolve(topic_name)
-        return self.may_read(role, topic.spec.id, topic.court, reader_court=reader_court)
+        return self.may_read(
+            role,
+            topic.spec.id,
+            topic.court,
+            province=topic.province,
+            reader_court=reader_court,
+            reader_provinces=reader_provinces,
+        )
 
     def _check_role(self, role: str) -> None:
         if role not in self.roles:

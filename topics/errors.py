@@ -21,6 +21,7 @@ __all__ = [
     "CatalogProblem",
     "ClientConfigError",
     "CourtCodeInvalid",
+    "ProvinceCodeInvalid",
     "TopicMissing",
     "TopicsError",
     "UnknownRole",
@@ -73,6 +74,11 @@ class UnknownRole(TopicsError, ValueError):
 
 class CourtCodeInvalid(TopicsError, ValueError):
     """A court code is missing, not allowed, or malformed where a topic name needs it."""
+
+
+class ProvinceCodeInvalid(TopicsError, ValueError):
+    """A province (a ``province_rules`` key: GB/T 2260 code or ``national``) is missing, not
+    allowed, or malformed where a topic name needs it."""
 
 
 class ApplyFailed(TopicsError):

@@ -62,6 +62,7 @@ class DesiredTopic:
     partitions: int
     replication_factor: int
     configs: Mapping[str, str]
+    province: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,15 @@ class Plan:
 
 
 def desired_topics(
-    catalog: Catalog, courts: Iterable[str], broker_count: int
+    catalog: Catalog, courts: Iterable[str], broker_count: int, provinces: Iterable[str] = ()
 ) -> tuple[tuple[DesiredTopic, ...], tuple[Capping, ...]]:
-    """Every catalog topic (templates expanded for ``courts``) with its effective figures."""
+    """Every catalog topic (templates expanded for ``courts`` and ``provinces``) with its
+    effective figures."""
     if broker_count < 1:
         raise ValueError(f"broker count must be >= 1, got {broker_count}")
     desired: list[DesiredTopic] = []
     cappings: list[Capping] = []
-    for topic in catalog.concrete_topics(courts):
+    for topic in catalog.concrete_topics(courts, provinces):
         spec = topic.spec
         rf = min(spec.replication_factor, broker_count)
         if rf < spec.replication_factor:
@@ -149,13 +151,23 @@ def desired_topics(
             cappings.append(Capping(topic.name, "min.insync.replicas", isr, rf))
             isr = rf
         configs = spec.kafka_configs(min_insync_replicas=isr)
-        desired.append(DesiredTopic(topic.name, spec.id, topic.court, spec.partitions, rf, configs))
+        desired.append(
+            DesiredTopic(
+                topic.name, spec.id, topic.court, spec.partitions, rf, configs, topic.province
+            )
+        )
     return tuple(desired), tuple(cappings)
 
 
-def plan(catalog: Catalog, cluster: ClusterState, courts: Iterable[str] = ()) -> Plan:
-    """Compare the catalog (per-court topics expanded for ``courts``) with the cluster."""
-    desired, cappings = desired_topics(catalog, courts, cluster.broker_count)
+def plan(
+    catalog: Catalog,
+    cluster: ClusterState,
+    courts: Iterable[str] = (),
+    provinces: Iterable[str] = (),
+) -> Plan:
+    """Compare the catalog (per-court topics expanded for ``courts``, per-province ones for
+    ``provinces``) with the cluster."""
+    desired, cappings = desired_topics(catalog, courts, cluster.broker_count, provinces)
     creations: list[DesiredTopic] = []
     alterations: list[ConfigAlteration] = []
     increases: list[PartitionIncrease] = []

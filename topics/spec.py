@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from topics.errors import CourtCodeInvalid
+from topics.errors import CourtCodeInvalid, ProvinceCodeInvalid
 
 __all__ = [
     "COURT_CODE_PATTERN",
     "COURT_PLACEHOLDER",
     "INFINITE_RETENTION_MS",
+    "PLACEHOLDERS",
+    "PROVINCE_PATTERN",
+    "PROVINCE_PLACEHOLDER",
     "AccessPolicy",
     "ChangelogOf",
     "CleanupPolicy",
@@ -23,11 +26,17 @@ __all__ = [
     "ReadScope",
     "TopicSpec",
     "check_court_code",
+    "check_province",
+    "template_value",
 ]
 
 COURT_PLACEHOLDER = "{court}"
+PROVINCE_PLACEHOLDER = "{province}"
+PLACEHOLDERS = (COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER)
 # Court codes are ASCII so that they can appear in Kafka topic names.
 COURT_CODE_PATTERN = re.compile(r"^[A-Z0-9]{2,16}$")
+# A key of the agency list's province_rules: a GB/T 2260 province code, or "national".
+PROVINCE_PATTERN = re.compile(r"^(?:[0-9]{2}|national)$")
 # What Kafka's ``retention.ms`` takes for "keep forever".
 INFINITE_RETENTION_MS = -1
 
@@ -45,6 +54,7 @@ class ReadScope(StrEnum):
 
     ALL = "all"
     OWN_COURT = "own-court"  # role court reads only the topic named for its own court
+    PROVINCE_RULE = "province-rule"  # a reader reads a province's topic if its rule names it
 
 
 class KeyEncoding(StrEnum):
@@ -59,6 +69,36 @@ def check_court_code(court: str) -> str:
             f"court code {court!r} is malformed: must match {COURT_CODE_PATTERN.pattern}"
         )
     return court
+
+
+def check_province(province: str) -> str:
+    """Return ``province`` if it is a well-formed province_rules key, else raise
+    :class:`ProvinceCodeInvalid`."""
+    if not isinstance(province, str) or not PROVINCE_PATTERN.fullmatch(province):
+        raise ProvinceCodeInvalid(
+            f"province {province!r} is malformed: must match {PROVINCE_PATTERN.pattern} "
+            "(a GB/T 2260 province code or national)"
+        )
+    return province
+
+
+def template_value(template: str, name: str) -> str | None:
+    """The court code or province that turns ``template`` (a name with one placeholder)
+    into the Kafka topic ``name``; None if no well-formed value does."""
+    for placeholder, pattern in (
+        (COURT_PLACEHOLDER, COURT_CODE_PATTERN),
+        (PROVINCE_PLACEHOLDER, PROVINCE_PATTERN),
+    ):
+        if placeholder not in template:
+            continue
+        before, _, after = template.partition(placeholder)
+        if len(name) < len(before + after) or not (
+            name.startswith(before) and name.endswith(after)
+        ):
+            return None
+        value = name[len(before) : len(name) - len(after)]
+        return value if pattern.fullmatch(value) else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,7 +143,8 @@ class AccessPolicy:
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One catalog entry: a topic, or a per-court topic template (``{court}`` in the name)."""
+    """One catalog entry: a topic, or a template of one topic per court (``{court}`` in the
+    name) or per province (``{province}``)."""
 
     id: str
     name: str
@@ -121,23 +162,43 @@ class TopicSpec:
     max_message_bytes: int | None = None  # None: the cluster's default (1 MiB)
 
     @property
-    def is_template(self) -> bool:
+    def per_court(self) -> bool:
         return COURT_PLACEHOLDER in self.name
+
+    @property
+    def per_province(self) -> bool:
+        return PROVINCE_PLACEHOLDER in self.name
+
+    @property
+    def is_template(self) -> bool:
+        """Whether the entry stands for several topics (per court or per province)."""
+        return self.per_court or self.per_province
 
     @property
     def infinite_retention(self) -> bool:
         return self.retention_ms is None
 
-    def name_for(self, court: str | None = None) -> str:
-        """The Kafka topic name; ``court`` is required for a per-court template, else refused."""
-        if self.is_template:
-            if court is None:
-                raise CourtCodeInvalid(f"topic {self.id!r} is per court: a court code is required")
-            return self.name.replace(COURT_PLACEHOLDER, check_court_code(court))
-        if court is not None:
+    def name_for(self, court: str | None = None, *, province: str | None = None) -> str:
+        """The Kafka topic name; ``court`` is required for a per-court template and
+        ``province`` for a per-province one, and each is refused elsewhere."""
+        if court is not None and not self.per_court:
             raise CourtCodeInvalid(
                 f"topic {self.id!r} is not per court: court code {court!r} is not allowed"
             )
+        if province is not None and not self.per_province:
+            raise ProvinceCodeInvalid(
+                f"topic {self.id!r} is not per province: province {province!r} is not allowed"
+            )
+        if self.per_court:
+            if court is None:
+                raise CourtCodeInvalid(f"topic {self.id!r} is per court: a court code is required")
+            return self.name.replace(COURT_PLACEHOLDER, check_court_code(court))
+        if self.per_province:
+            if province is None:
+                raise ProvinceCodeInvalid(
+                    f"topic {self.id!r} is per province: a province is required"
+                )
+            return self.name.replace(PROVINCE_PLACEHOLDER, check_province(province))
         return self.name
 
     def allows_schema(self, full_name: str) -> bool:
@@ -161,8 +222,10 @@ class TopicSpec:
 
 @dataclass(frozen=True)
 class ConcreteTopic:
-    """A catalog entry resolved to one Kafka topic (a template expanded for one court)."""
+    """A catalog entry resolved to one Kafka topic (a template expanded for one court or
+    one province)."""
 
     spec: TopicSpec
     court: str | None
     name: str
+    province: str | None = None

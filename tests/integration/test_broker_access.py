@@ -180,17 +180,20 @@ def test_every_agency_reads_and_writes_exactly_what_the_catalog_grants(secured: 
     topic of the run equals the catalog's rule (``Catalog.may_read``/``may_write``)."""
     settings, catalog = secured.settings, _catalog(secured)
     agencies = load_agencies()
-    topics = catalog.concrete_topics([court.code for court in agencies.courts()])
+    courts = [court.code for court in agencies.courts()]
+    topics = catalog.concrete_topics(courts, agencies.provinces())
     names = [topic.name for topic in topics]
     wrong, cells = [], 0
     for code in _agencies():
         role = str(agencies.get(code).role)
         granted = _granted(settings, code, names)
+        served = agencies.provinces_served_by(code)
         for topic in topics:
-            want = {
-                "READ": catalog.may_read(role, topic.spec.id, topic.court, reader_court=code),
-                "WRITE": catalog.may_write(role, topic.spec.id),
-            }
+            readable = catalog.may_read(
+                role, topic.spec.id, topic.court, province=topic.province,
+                reader_court=code, reader_provinces=served,
+            )  # fmt: skip
+            want = {"READ": readable, "WRITE": catalog.may_write(role, topic.spec.id)}
             got = {op: op in granted[topic.name] for op in want}
             cells += 2
             if want != got:

@@ -75,6 +75,7 @@ def test_offline_matrix_needs_no_cluster(cluster, desired):
     out = run(["plan", "--offline", "--matrix", *NO_PREFIX])
     assert "Access matrix" in out
     assert "zf801.alerts.{court}" in out and "R (own)" in out
+    assert "zf801.orders.exit-restriction.{province}" in out and "R (rule)" in out
     assert f"{len(desired)} ACLs desired for 26 principals" in out
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from schemas.agencies import (
+    NATIONAL,
     POLICE_ROLES,
     Agency,
     AgencyRole,
@@ -108,6 +109,16 @@ def test_routing_follows_the_provincial_rules() -> None:
     assert load_agencies().provinces_served_by("440300230000") == {"44", "national"}
     with pytest.raises(UnknownAgencyError):
         units_serving_court("110000230000", AgencyRole.BORDER_CONTROL)
+
+
+def test_each_court_is_governed_by_its_provinces_rule_or_the_national_one() -> None:
+    agencies = load_agencies()
+    assert agencies.provinces() == ("11", "31", "44", NATIONAL)
+    assert agencies.rule_province("BJ0105") == "11"
+    assert agencies.rule_province("GD03") == "44"
+    assert agencies.rule_province("SPC") == NATIONAL
+    with pytest.raises(UnknownAgencyError):
+        agencies.rule_province("110000230000")  # a police unit, not a court
 
 
 def test_court_codes_follow_the_documented_scheme() -> None:

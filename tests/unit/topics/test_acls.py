@@ -45,6 +45,12 @@ ORDER_TOPIC_OF = {
     AgencyRole.PUBLIC_SECURITY: "orders-locate-debtor",
 }
 ORDER_TOPICS = frozenset(ORDER_TOPIC_OF.values())
+DELIVERY_OF = {
+    role: topic_id.replace("orders-", "order-delivery-")
+    for role, topic_id in ORDER_TOPIC_OF.items()
+}
+DELIVERY_TOPICS = frozenset(DELIVERY_OF.values())
+BORDER_BJ = "110000230000"
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +141,57 @@ def test_a_read_or_write_comes_with_describe_on_the_same_topic(desired):
             assert acl.pattern is PatternKind.LITERAL and acl.permission is Permission.ALLOW
 
 
+def test_only_the_bus_reads_the_order_intake(catalog, agencies, desired):
+    bus = principals(agencies, AgencyRole.BUS)
+    for topic_id in ORDER_TOPICS:
+        assert holders(desired, catalog.topic_name(topic_id), Operation.READ) == bus
+
+
 @pytest.mark.parametrize("role", sorted(ORDER_TOPIC_OF))
-def test_each_police_role_reads_exactly_its_order_topic(catalog, agencies, desired, role):
-    for principal in principals(agencies, role):
-        read = topic_ids(catalog, desired, principal, Operation.READ)
-        assert read & ORDER_TOPICS == {ORDER_TOPIC_OF[role]}
-        assert not topic_ids(catalog, desired, principal, Operation.WRITE) & ORDER_TOPICS
+def test_each_police_unit_reads_its_kind_for_the_provinces_its_rule_names(
+    catalog, agencies, desired, role
+):
+    delivery = DELIVERY_OF[role]
+    for unit in agencies.with_role(role):
+        read = {
+            catalog.resolve(acl.resource_name)
+            for acl in desired
+            if acl.principal == user(unit.code)
+            and acl.resource_type is ResourceKind.TOPIC
+            and acl.operation is Operation.READ
+        }
+        orders = {t for t in read if t.spec.id in ORDER_TOPICS | DELIVERY_TOPICS}
+        assert {t.spec.id for t in orders} == {delivery}
+        assert {t.province for t in orders} == agencies.provinces_served_by(unit.code)
+        assert not topic_ids(catalog, desired, user(unit.code), Operation.WRITE) & (
+            ORDER_TOPICS | DELIVERY_TOPICS
+        )
+
+
+def test_a_beijing_border_unit_reads_beijing_exit_restrictions_not_shanghais(catalog, desired):
+    def readers(province: str) -> set[str]:
+        name = catalog.topic_name("order-delivery-exit-restriction", province=province)
+        return holders(desired, name, Operation.READ)
+
+    assert user(BORDER_BJ) in readers("11")
+    assert user(BORDER_BJ) in readers("national")  # the SPC's orders: its rule names it
+    assert user(BORDER_BJ) not in readers("31")
+    assert user(BORDER_BJ) not in readers("44")
+    assert readers("31") == {user("310000230000")}
+    assert readers("44") == {user("440100230000"), user("440300230000")}
+    # Nor another kind's delivery, even of its own province.
+    for topic_id in ("order-delivery-vehicle-search", "order-delivery-locate-debtor"):
+        assert user(BORDER_BJ) not in holders(
+            desired, catalog.topic_name(topic_id, province="11"), Operation.READ
+        )
+
+
+def test_only_the_bus_writes_the_delivery_topics(catalog, agencies, desired):
+    bus = principals(agencies, AgencyRole.BUS)
+    for topic_id in DELIVERY_TOPICS:
+        for province in agencies.provinces():
+            name = catalog.topic_name(topic_id, province=province)
+            assert holders(desired, name, Operation.WRITE) == bus
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,14 @@ import yaml
 from schemas.settings import Settings
 from sign.acceptance import AcceptancePolicy
 from topics.catalog import DEFAULT_CATALOG_PATH, Catalog, load_catalog
-from topics.courts import court_codes
-from topics.errors import CatalogInvalid, CourtCodeInvalid, UnknownRole, UnknownTopic
+from topics.courts import court_codes, provinces
+from topics.errors import (
+    CatalogInvalid,
+    CourtCodeInvalid,
+    ProvinceCodeInvalid,
+    UnknownRole,
+    UnknownTopic,
+)
 from topics.spec import CleanupPolicy, ReadScope
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -30,6 +36,8 @@ MATCHER_GROUP = {
     "sightings-vehicle",
     "watchlist-changelog",
 }
+
+DELIVERY = "order-delivery-exit-restriction"
 
 # id -> (Kafka name, key kind, writers, readers), as the brief for the catalog states them.
 EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
@@ -53,23 +61,38 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
     ),
     "query-requests": ("zf801.query.requests", "correlation-id", {"court"}, POLICE | {"bus"}),
     "query-results": ("zf801.query.results.{court}", "correlation-id", POLICE | {"bus"}, {"court"}),
+    # The intake: courts (and the bus, for expiry notices) write, only the bus reads.
     "orders-exit-restriction": (
         "zf801.orders.exit-restriction",
         "match-key",
         {"court", "bus"},
-        {"border-control", "bus"},
+        {"bus"},
     ),
     "orders-vehicle-search": (
         "zf801.orders.vehicle-search",
         "match-key",
         {"court", "bus"},
-        {"traffic-management", "bus"},
+        {"bus"},
     ),
-    "orders-locate-debtor": (
-        "zf801.orders.locate-debtor",
+    "orders-locate-debtor": ("zf801.orders.locate-debtor", "match-key", {"court", "bus"}, {"bus"}),
+    # Delivery to the police side, per province (read-scope province-rule).
+    "order-delivery-exit-restriction": (
+        "zf801.orders.exit-restriction.{province}",
         "match-key",
-        {"court", "bus"},
-        {"public-security", "bus"},
+        {"bus"},
+        {"border-control"},
+    ),
+    "order-delivery-vehicle-search": (
+        "zf801.orders.vehicle-search.{province}",
+        "match-key",
+        {"bus"},
+        {"traffic-management"},
+    ),
+    "order-delivery-locate-debtor": (
+        "zf801.orders.locate-debtor.{province}",
+        "match-key",
+        {"bus"},
+        {"public-security"},
     ),
     "order-acknowledgements": ("zf801.orders.acknowledgements", "order-id", POLICE, {"bus"}),
     "sightings-person": ("zf801.sightings.person", "match-key", POLICE, {"bus"}),
@@ -387,6 +410,62 @@ INVALID = [
         "role court",
         id="own-court-no-court",
     ),
+    pytest.param(
+        _set(DELIVERY, "read-scope", "all"),
+        f"id '{DELIVERY}'",
+        "read-scope",
+        "per-province name",
+        id="province-template-scope",
+    ),
+    pytest.param(
+        _delete(DELIVERY, "read-scope"),
+        f"id '{DELIVERY}'",
+        "read-scope",
+        "province-rule",
+        id="province-template-no-scope",
+    ),
+    pytest.param(
+        _set("audit", "read-scope", "province-rule"),
+        "id 'audit'",
+        "read-scope",
+        "per-province name",
+        id="province-scope-fixed",
+    ),
+    pytest.param(
+        _set(DELIVERY, "name", "zf801.orders.{court}.{province}"),
+        f"id '{DELIVERY}'",
+        "name",
+        "more than once",
+        id="two-placeholders",
+    ),
+    pytest.param(
+        _set(DELIVERY, "name", "zf801." + "a" * 236 + ".{province}"),
+        f"id '{DELIVERY}'",
+        "name",
+        "province 'national'",
+        id="province-template-long",
+    ),
+    pytest.param(
+        _set(DELIVERY, "name", "zf801.alerts.{province}"),
+        f"id '{DELIVERY}'",
+        "name",
+        "collides",
+        id="province-court-collision",
+    ),
+    pytest.param(
+        _set("audit", "name", "zf801.orders.exit-restriction.national"),
+        "id 'audit'",
+        "name",
+        "collides",
+        id="province-template-collision",
+    ),
+    pytest.param(
+        lambda d: d.update({"catalog-version": 1}),
+        "catalog",
+        "catalog-version",
+        ">= 2",
+        id="version-1",
+    ),
     pytest.param(_set("audit", "id", "trust"), "id 'trust'", "id", "used by", id="dup-id"),
     pytest.param(
         _set("audit", "id", "Audit_Log"), "id 'Audit_Log'", "id", "malformed", id="bad-id"
@@ -420,7 +499,7 @@ INVALID = [
         id="placeholder-twice",
     ),
     pytest.param(
-        _set("alerts", "name", "zf801.alerts.{province}"),
+        _set("alerts", "name", "zf801.alerts.{unit}"),
         "id 'alerts'",
         "name",
         "malformed",
@@ -472,10 +551,10 @@ INVALID = [
         id="changelog-field",
     ),
     pytest.param(
-        lambda d: d.update({"catalog-version": 2}),
+        lambda d: d.update({"catalog-version": 3}),
         "catalog",
         "catalog-version",
-        "<= 1",
+        "<= 2",
         id="version",
     ),
     pytest.param(
@@ -531,10 +610,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(CatalogInvalid) as caught:
         _load_edited(tmp_path, edit)
     fields = {(p.entry, p.field) for p in caught.value.problems}
+    index = {t["id"]: i for i, t in enumerate(_document()["topics"])}
     assert fields == {
-        ("topics[16] (id 'audit')", "partitions"),
-        ("topics[14] (id 'trust')", "cleanup-policy"),
-        ("topics[12] (id 'alerts')", "write"),
+        (f"topics[{index['audit']}] (id 'audit')", "partitions"),
+        (f"topics[{index['trust']}] (id 'trust')", "cleanup-policy"),
+        (f"topics[{index['alerts']}] (id 'alerts')", "write"),
     }
     assert "3 problems" in str(caught.value)
 
@@ -626,6 +706,59 @@ def test_resolve_maps_a_topic_name_back_to_its_entry(catalog: Catalog) -> None:
         catalog.resolve("__consumer_offsets")
 
 
+def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
+    topics = catalog.concrete_topics(["BJ01"], ["11", "31", "national", "11"])
+    delivery = [t for t in topics if t.spec.id == DELIVERY]
+    assert [(t.name, t.province, t.court) for t in delivery] == [
+        ("zf801.orders.exit-restriction.11", "11", None),
+        ("zf801.orders.exit-restriction.31", "31", None),
+        ("zf801.orders.exit-restriction.national", "national", None),
+    ]
+    assert len(topics) == 19 + 2 * 1 + 3 * 3
+    assert {t.province for t in topics if not t.spec.per_province} == {None}
+    with pytest.raises(ProvinceCodeInvalid):
+        catalog.concrete_topics([], ["Beijing"])
+    with pytest.raises(CourtCodeInvalid, match="is not per court"):
+        catalog.topic_name(DELIVERY, "BJ01", province="11")
+    resolved = catalog.resolve("zf801.orders.locate-debtor.national")
+    assert (resolved.spec.id, resolved.province, resolved.court) == (
+        "order-delivery-locate-debtor",
+        "national",
+        None,
+    )
+    intake = catalog.resolve("zf801.orders.locate-debtor")
+    assert (intake.spec.id, intake.province) == ("orders-locate-debtor", None)
+    with pytest.raises(UnknownTopic):
+        catalog.resolve("zf801.orders.locate-debtor.110")
+
+
+@pytest.mark.parametrize(
+    ("topic_id", "court", "province", "message"),
+    [
+        (DELIVERY, None, None, "a province is required"),
+        ("trust", None, "11", "is not per province"),
+        ("alerts", "BJ01", "11", "is not per province"),
+        (DELIVERY, None, "1", "malformed"),
+        (DELIVERY, None, "National", "malformed"),
+        (DELIVERY, None, "11.x", "malformed"),
+    ],
+)
+def test_bad_provinces_are_refused(
+    catalog: Catalog, topic_id: str, court: str | None, province: str | None, message: str
+) -> None:
+    with pytest.raises(ProvinceCodeInvalid, match=message):
+        catalog.topic_name(topic_id, court, province=province)
+
+
+def test_the_province_placeholder_takes_every_key_of_the_province_rules(catalog: Catalog) -> None:
+    agencies = pytest.importorskip("schemas.agencies")
+    keys = provinces()
+    assert keys == agencies.load_agencies().provinces()
+    assert keys is not None and agencies.NATIONAL in keys
+    for key in keys:
+        assert catalog.topic_name(DELIVERY, province=key).endswith(f".{key}")
+
+
 def test_name_prefix_variant(catalog: Catalog) -> None:
     prefixed = catalog.with_name_prefix("t-abc123-")
     assert prefixed.topic_name("alerts", "BJ01") == "t-abc123-zf801.alerts.BJ01"
@@ -654,16 +787,40 @@ def test_write_access(catalog: Catalog) -> None:
     assert not catalog.may_write("command-system", "trust")
 
 
-def test_each_order_reaches_only_its_police_agency(catalog: Catalog) -> None:
+def test_only_the_bus_reads_the_order_intake(catalog: Catalog) -> None:
+    for topic_id in ("orders-exit-restriction", "orders-vehicle-search", "orders-locate-debtor"):
+        assert catalog.may_read("bus", topic_id)
+        for role in ALL_ROLES - {"bus"}:
+            assert not catalog.may_read(role, topic_id), (role, topic_id)
+
+
+def test_each_order_reaches_only_its_police_role_under_the_province_rule(catalog: Catalog) -> None:
     readers = {
-        "orders-exit-restriction": "border-control",
-        "orders-vehicle-search": "traffic-management",
-        "orders-locate-debtor": "public-security",
+        "order-delivery-exit-restriction": "border-control",
+        "order-delivery-vehicle-search": "traffic-management",
+        "order-delivery-locate-debtor": "public-security",
     }
+    served = {"11", "national"}  # e.g. Beijing's border-control unit
     for topic_id, agency_role in readers.items():
-        for role in POLICE:
-            assert catalog.may_read(role, topic_id) == (role == agency_role), (role, topic_id)
-        assert not catalog.may_read("court", topic_id)
+        assert catalog.get(topic_id).access.read_scope is ReadScope.PROVINCE_RULE
+        for role in ALL_ROLES:
+            acting = role == agency_role
+            assert (
+                catalog.may_read(role, topic_id, province="11", reader_provinces=served) == acting
+            )
+            assert (
+                catalog.may_read(role, topic_id, province="national", reader_provinces=served)
+                == acting
+            )
+            assert not catalog.may_read(role, topic_id, province="31", reader_provinces=served)
+            assert not catalog.may_read(role, topic_id, province="11")  # no rule names it
+        assert catalog.may_write("bus", topic_id)
+        assert not catalog.may_write("court", topic_id)
+    name = catalog.topic_name(DELIVERY, province="31")
+    assert catalog.may_read_topic("border-control", name, reader_provinces={"31"})
+    assert not catalog.may_read_topic("border-control", name, reader_provinces=served)
+    with pytest.raises(ProvinceCodeInvalid):
+        catalog.may_read("border-control", DELIVERY, reader_provinces=served)
 
 
 def test_a_court_reads_only_its_own_alerts_and_results(catalog: Catalog) -> None:

@@ -77,6 +77,19 @@ def test_empty_single_broker_cluster_creates_everything_with_capped_figures(
     assert not (p.alterations or p.partition_increases or p.conflicts or p.extras)
 
 
+def test_per_province_topics_are_planned_for_the_provinces_given(catalog: Catalog) -> None:
+    p = plan(catalog, ClusterState(3, {}), COURTS, ("11", "national"))
+    assert len(p.creations) == FIXED_TOPICS + 2 * len(COURTS) + 3 * 2
+    delivery = next(t for t in p.creations if t.name == "zf801.orders.exit-restriction.national")
+    assert (delivery.topic_id, delivery.court, delivery.province) == (
+        "order-delivery-exit-restriction",
+        None,
+        "national",
+    )
+    assert (delivery.partitions, delivery.configs["retention.ms"]) == (3, "-1")
+    assert delivery.configs["cleanup.policy"] == "delete"
+
+
 def test_three_brokers_get_the_catalog_figures_uncapped(catalog: Catalog) -> None:
     p = plan(catalog, ClusterState(3, {}), COURTS)
     assert p.cappings == ()

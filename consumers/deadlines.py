@@ -1,9 +1,11 @@
 """Deadlines the worker watches: the end of each order's control period, and the time the
 police have to acknowledge it.
 
-When a control period ends, an expiry notice (signed by the bus) goes to the order's
-topic, which the police side holding the order reads and which takes the order out of
-the watchlist, and to the issuing court. When an order is not acknowledged in time, the
+When a control period ends, an expiry notice (signed by the bus) goes to the issuing
+court and to the order's intake topic, where it travels like a release: the orders agent
+reads it back, takes the order out of the watchlist and only then delivers it, still
+signed by the bus, to the police units of the court's province (:mod:`consumers.delivery`),
+after the order and on the same key. When an order is not acknowledged in time, the
 court gets an overdue alert. Both ids are derived from the order id, so a notice repeated
 after a restart is the same event, which the court's subscriber shows once.
 """

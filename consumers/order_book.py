@@ -13,6 +13,10 @@ The rules (``sign/REPLAY.md`` says why each is fail-safe):
   from the release's own record key; a closure for an order not (yet) known is kept, so
   the order is refused if it ever arrives. Neither is ever refused for its time or for
   having been seen before.
+
+:meth:`OrderBook.apply` says what it accepted (:class:`Applied`: kind and issuing court),
+so the worker forwards exactly that, and nothing it refused, to the police side
+(:mod:`consumers.delivery`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from consumers.deadlines import Deadlines
@@ -37,11 +42,20 @@ from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
 
-__all__ = ["OrderBook"]
+__all__ = ["Applied", "OrderBook"]
 
 log = logging.getLogger(__name__)
 
 Refuse = Callable[[VerifiedEvent, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An order-topic record the book accepted (an order, or a closure, even one that
+    changed nothing): the order's kind and the court that issued it."""
+
+    kind: OrderKind
+    court: str
 
 
 class OrderBook:
@@ -80,8 +94,9 @@ class OrderBook:
         self._tracking.put(order_id.encode(), track.to_bytes(), self._now_us())
 
     # --- the order topics ----------------------------------------------------------------
-    def apply(self, verified: VerifiedEvent) -> None:
-        """The effect of one verified record of an order topic."""
+    def apply(self, verified: VerifiedEvent) -> Applied | None:
+        """The effect of one verified record of an order topic; what was accepted, or None
+        when the record was refused (dead-lettered through ``refuse``)."""
         event_type = verified.envelope.type
         record = verified.payload
         kind = ORDER_TYPES.get(event_type) or _kind_named(record.get("order_kind"))
@@ -91,22 +106,29 @@ class OrderBook:
                 verified,
                 "MISPLACED",
                 (
-                    f"a {kind} event on the topic of {topic_kind} orders, which another police "
-                    "role reads"
+                    f"a {kind} event on the topic of {topic_kind} orders, which are delivered "
+                    "to another police role"
                 ),
             )
-            return  # fmt: skip
+            return None  # fmt: skip
+        kind = kind or topic_kind
+        court: str | None = None
         if event_type in ORDER_TYPES:
-            self._order(verified, event_type, record)
+            court = self._order(verified, event_type, record)
         elif event_type == RELEASE:
-            self._release(verified, record)
+            court = self._release(verified, record)
         elif event_type == EXPIRY_NOTICE:
             if verified.signature.role != "bus":
                 self._refuse(verified, "ROLE_NOT_ALLOWED", "expiry notices are the bus's")
-                return
-            self._close(str(record["order_id"]), Closure.EXPIRED, verified, record["court_code"])
+                return None
+            court = str(record["court_code"])
+            self._close(str(record["order_id"]), Closure.EXPIRED, verified, court)
+        return Applied(kind, court) if kind is not None and court is not None else None
 
-    def _order(self, verified: VerifiedEvent, event_type: str, record: Mapping[str, Any]) -> None:
+    def _order(
+        self, verified: VerifiedEvent, event_type: str, record: Mapping[str, Any]
+    ) -> str | None:
+        """Enter an order; its court, or None when refused."""
         order = active_order_from_record(event_type, record)
         signer = verified.signature.agency_code
         if order.court_code != signer:
@@ -115,7 +137,7 @@ class OrderBook:
                 "AGENCY_MISMATCH",
                 (f"enforcing_court_code {order.court_code} is not the signing agency {signer}"),
             )
-            return  # fmt: skip
+            return None  # fmt: skip
         keys = self._subject_keys(order.kind, record)
         key = verified.record.key or b""
         if key not in keys:
@@ -127,7 +149,7 @@ class OrderBook:
                     "another subject would hit it"
                 ),
             )
-            return  # fmt: skip
+            return None  # fmt: skip
         track = self.track(order.order_id)
         if track is not None and track.court != order.court_code:
             track = None  # a closure by another court names no order of this one
@@ -140,7 +162,7 @@ class OrderBook:
                     f"{_when(track.closed_at_us)}; a closed order never returns to the watchlist"
                 ),
             )
-            return  # fmt: skip
+            return None  # fmt: skip
         for subject_key in keys:
             self._store(subject_key, self.entry(subject_key).with_order(order))
         if track is None:
@@ -148,6 +170,7 @@ class OrderBook:
                 order.kind, order.court_code, order.issued_at_us,
                 order.issued_at_us + self._ack_timeout_us, tuple(keys)))  # fmt: skip
         self._deadlines.schedule(order, keys[0])
+        return order.court_code
 
     def _subject_keys(self, kind: OrderKind, record: Mapping[str, Any]) -> list[bytes]:
         """The match keys an order is indexed by: the person's key, or a vehicle's plate
@@ -157,7 +180,8 @@ class OrderBook:
             return self._keyer.vehicle(subject.get("plate_number"), subject.get("vin"))
         return [self._keyer.person(subject["id_number"], "subject.id_number")]
 
-    def _release(self, verified: VerifiedEvent, record: Mapping[str, Any]) -> None:
+    def _release(self, verified: VerifiedEvent, record: Mapping[str, Any]) -> str | None:
+        """Close a released order; the issuing court, or None when refused."""
         order_id = str(record["order_id"])
         court = verified.signature.agency_code
         track = self.track(order_id)
@@ -168,8 +192,9 @@ class OrderBook:
                 "AGENCY_MISMATCH",
                 f"order {order_id} was issued by {issuer}, released by {court}",
             )
-            return  # fmt: skip
+            return None  # fmt: skip
         self._close(order_id, Closure.RELEASED, verified, court)
+        return court
 
     def _close(self, order_id: str, closure: Closure, verified: VerifiedEvent, court: str) -> None:
         """Close the order and remove it under every key it is indexed by."""

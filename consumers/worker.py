@@ -1,17 +1,21 @@
 r"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
 
-- **Orders agent** (the three order topics): verified orders enter the ``watchlist``
-  table (match key -> every active order on that subject, with a changelog, so a
-  restarted worker recovers it); a verified release or the bus's own expiry notice
-  removes the order (:mod:`consumers.order_book`). The ``order_tracking`` table keeps
-  each order's acknowledgement state, deadline and closure.
+- **Orders agent** (the three order topics, the intake that only the bus reads):
+  verified orders enter the ``watchlist`` table (match key -> every active order on that
+  subject, with a changelog, so a restarted worker recovers it); a verified release or
+  the bus's own expiry notice removes the order (:mod:`consumers.order_book`). The
+  ``order_tracking`` table keeps each order's acknowledgement state, deadline and
+  closure. Every record the book accepted is then forwarded, unchanged, to the delivery
+  topic of its kind for the issuing court's province, which only the police units that
+  province's rule names may read (:mod:`consumers.delivery`).
 - **Acknowledgements agent**: records each police acknowledgement and forwards it, as
   signed by the police unit, to the issuing court's alert topic.
 - **Matcher** (:mod:`consumers.sighting_loop`): sightings against the watchlist, hits to
   each issuing court's alert topic, in Kafka transactions.
-- **Timers**: expiry notices when a control period ends (to the order topic, which the
-  police side reads, and to the court), and an overdue alert to the court when an order
-  is not acknowledged within ``settings.ack_timeout_s``.
+- **Timers**: expiry notices when a control period ends (to the court, and to the order
+  intake, from which the orders agent applies and delivers them like a release), and an
+  overdue alert to the court when an order is not acknowledged within
+  ``settings.ack_timeout_s``.
 
 Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
 restore applies only state this processor sealed; every verify stage's replay guard is
@@ -32,18 +36,21 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.addressing import ack_problem
 from consumers.deadlines import Deadlines
+from consumers.delivery import OrderDelivery
 from consumers.matcher import Matcher
-from consumers.order_book import OrderBook
+from consumers.order_book import Applied, OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
 from consumers.watchlist import OrderKind, WatchEntry
+from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord
+from schemas.errors import UnknownAgencyError
 from schemas.matchkey import MatchKeyer
 from sign.state_seal import PAYLOAD_OFFSET
-from sign.verify_stage import VerifyStage
+from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.clients import aio_producer, faust_app, require_topics
 
 __all__ = ["BusWorker"]
@@ -74,9 +81,11 @@ class BusWorker:
         assert watch_spec.changelog_of is not None
         self.app_id = watch_spec.changelog_of.application
         self.order_topics = {kind: catalog.topic_name(tid) for kind, tid in ORDER_TOPIC_IDS.items()}
+        self.delivery = OrderDelivery(catalog, load_agencies())
         # faust subscribes without a word to topics it may not read: ask first.
         acks_topic = catalog.topic_name("order-acknowledgements")
         require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
+        require_topics(settings, runtime.agency_code, self.delivery.topics(), "write")
         datadir = settings.home / "worker" / self.app_id
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust_app(
@@ -240,10 +249,23 @@ class BusWorker:
                 continue
             await self._write_journal(self.orders_stage)
             try:
-                self.book.apply(verified)
+                applied = self.book.apply(verified)
             except Exception as exc:  # a bad record must not stop the watchlist
                 log.exception("order record %s refused", verified.signature.event_id)
                 self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
+                continue
+            if applied is not None:
+                await self._deliver(verified, applied)
+
+    async def _deliver(self, verified: VerifiedEvent, applied: Applied) -> None:
+        """Forward an accepted intake record to the police units of its court's province,
+        before its offset is committed: a redelivery forwards the same record again."""
+        try:
+            outgoing = self.delivery.forward(verified.record, applied.kind, applied.court)
+        except UnknownAgencyError as exc:  # applied, but no provincial rule reaches it
+            self.rt.refuse(verified, "UNDELIVERABLE", f"applied, not delivered: {exc}")
+            return
+        await self.publish([outgoing])
 
     # --- acknowledgements -----------------------------------------------------------------
     async def _acks_agent(self, stream: Any) -> None:

@@ -4,13 +4,14 @@ Courts publish orders and releases, police units acknowledgements and sightings,
 signed with its own key from the key store; two sightings are forged on the way (one
 altered after signing, one signed by a key outside the trust anchors). Then every court
 reads its own alert stream with the court subscriber (verified, de-duplicated), and the
-blocked transfers, the police side's order topics and the dead letters are read in full.
+blocked transfers, the dead letters and the police side's order delivery topics (each
+province's, read as a unit that province's rule names) are read in full.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from consumers.alerts import AlertSubscriber
+from consumers.delivery import DELIVERY_TOPIC_IDS
 from consumers.runtime import Runtime
-from ops.deployment import ORDER_TOPIC_IDS, Deployment, DeploymentError
+from ops.deployment import Deployment, DeploymentError
 from ops.scenario import Expected, Forgery, Scenario, ScenarioSighting
 from producers.publisher import OutgoingEvent, Publisher, kafka_producer
 from producers.routes import outgoing_event
-from schemas.agencies import load_agencies
+from schemas.agencies import AgencyList, load_agencies
 from schemas.codec import default_codec
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
@@ -63,6 +65,8 @@ class Observed:
     overdue: set[str] = field(default_factory=set)
     expiry_court: set[str] = field(default_factory=set)
     expiry_police: set[str] = field(default_factory=set)
+    delivered: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    """(event type, order id) -> the provinces whose delivery topic carried it."""
     blocked: set[tuple[str, str]] = field(default_factory=set)
     blocked_unverified: int = 0
     dead_letters: dict[str, str] = field(default_factory=dict)
@@ -210,9 +214,16 @@ def _reader_of(bus: Deployment, topic_id: str) -> str:
     return next(a.code for a in load_agencies().agencies.values() if a.role in readers)
 
 
-def _read_topic(bus: Deployment, topic_id: str) -> list[Any]:
-    """Every committed record of a catalog topic, read to its end by one of its readers."""
-    topic, reader = bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id)
+def _rule_reader(agencies: AgencyList, bus: Deployment, topic_id: str, province: str) -> str:
+    """A unit that reads ``topic_id`` of ``province``: one of the catalog's reader roles
+    that the province's rule names."""
+    readers = bus.catalog.get(topic_id).access.read
+    rule = agencies.rules[province]
+    return next(code for role, codes in rule.items() if role in readers for code in codes)
+
+
+def _read_topic(bus: Deployment, topic: str, reader: str) -> list[Any]:
+    """Every committed record of a Kafka topic, read to its end by ``reader``."""
     consumer = kafka_reader(bus.settings, reader, topic, isolation_level="read_committed")
     try:
         partitions = list(consumer.assignment())
@@ -230,6 +241,11 @@ def _read_topic(bus: Deployment, topic_id: str) -> list[Any]:
         return records
     finally:
         consumer.close()
+
+
+def _read_catalog_topic(bus: Deployment, topic_id: str) -> list[Any]:
+    """Every committed record of a catalog topic, read by one of its readers."""
+    return _read_topic(bus, bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id))
 
 
 def read_outcome(
@@ -274,7 +290,7 @@ def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
 def _note_blocks(observed: Observed, bus: Deployment) -> None:
     verifier = EventVerifier(bus.keystore.trust_store())
     codec = default_codec()
-    for message in _read_topic(bus, "vehicle-blocks"):
+    for message in _read_catalog_topic(bus, "vehicle-blocks"):
         try:
             signature = verifier.verify(message.key, message.value, list(message.headers))
         except BusError:
@@ -288,17 +304,28 @@ def _note_blocks(observed: Observed, bus: Deployment) -> None:
 
 
 def _note_police_side(observed: Observed, bus: Deployment) -> None:
-    codec = default_codec()
-    for topic_id in ORDER_TOPIC_IDS:
-        for message in _read_topic(bus, topic_id):
-            schema, record = codec.decode(message.value)
-            if schema.name == _EXPIRY:
-                observed.expiry_police.add(str(record["order_id"]))
+    """What each province's delivery topics carried, each read as a unit its rule names."""
+    agencies, codec = load_agencies(), default_codec()
+    wanted = [(t, p) for t in DELIVERY_TOPIC_IDS.values() for p in agencies.provinces()]
+
+    def read(item: tuple[str, str]) -> list[Any]:
+        topic_id, province = item
+        topic = bus.catalog.topic_name(topic_id, province=province)
+        return _read_topic(bus, topic, _rule_reader(agencies, bus, topic_id, province))
+
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        for (_, province), messages in zip(wanted, pool.map(read, wanted), strict=True):
+            for message in messages:
+                schema, record = codec.decode(message.value)
+                order_id = str(record["order_id"])
+                observed.delivered[(schema.full_name, order_id)].add(province)
+                if schema.name == _EXPIRY:
+                    observed.expiry_police.add(order_id)
 
 
 def _note_dead_letters(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
-    for message in _read_topic(bus, "dead-letter"):
+    for message in _read_catalog_topic(bus, "dead-letter"):
         _, letter = codec.decode(message.value)
         observed.dead_letter_reasons[str(letter["reason"])] += 1
         try:

@@ -14,7 +14,8 @@ from rich.table import Table
 from consumers.watchlist import OrderKind
 from ops.demo_play import Observed
 from ops.scenario import Expected, ExpectedHit, Scenario
-from schemas.agencies import get_agency
+from schemas.agencies import get_agency, load_agencies
+from schemas.event_types import EXPIRY_NOTICE, RELEASE
 
 __all__ = ["Check", "Verdict", "judge", "render"]
 
@@ -73,6 +74,7 @@ def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict
         and expected.expiry_notices <= observed.expiry_police
     )
     routed_ok = not misrouted and not observed.hits_elsewhere and not observed.refused_alerts
+    undelivered, misdelivered = _delivery_problems(scenario, expected, observed)
     forwarded = sum(observed.acknowledgements.values())
     checks = (
         Check("hits are exactly the expected ones", not missing and not unexpected,
@@ -86,6 +88,10 @@ def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict
               f"courts hit: {', '.join(sorted(two_courts)) or 'none'}"),
         Check("release before the sighting: no hit", hit_orders.isdisjoint(special.released_orders),
               f"released: {_ids(special.released_orders)}"),
+        Check("orders, releases, expiry notices: to their court's province's police only",
+              not undelivered and not misdelivered,
+              f"{len(observed.delivered)} delivered, {len(undelivered)} missing, "
+              f"{len(misdelivered)} to another province"),
         Check("expired order: no hit; expiry notice to court and police", expired_ok,
               f"court notices {len(observed.expiry_court)}, "
               f"police notices {len(observed.expiry_police)}"),
@@ -102,6 +108,23 @@ def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict
     return Verdict(checks, missing, unexpected)
 
 
+def _delivery_problems(
+    scenario: Scenario, expected: Expected, observed: Observed
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(event type, order id) of what never reached the police of its court's province,
+    and of what reached any other province's delivery topic."""
+    agencies = load_agencies()
+    province = {o.order_id: agencies.rule_province(o.court) for o in scenario.orders}
+    wanted = {(o.schema_name, o.order_id) for o in scenario.orders}
+    wanted |= {(r.schema_name, r.order_id) for r in scenario.releases}
+    wanted |= {(EXPIRY_NOTICE, order_id) for order_id in expected.expiry_notices}
+    undelivered = sorted(item for item in wanted if item not in observed.delivered)
+    misdelivered = sorted(
+        item for item, where in observed.delivered.items() if where != {province.get(item[1])}
+    )
+    return undelivered, misdelivered
+
+
 def render(
     console: Console,
     *,
@@ -116,6 +139,7 @@ def render(
     console.print(_hits_table(scenario, expected, observed))
     console.print(_blocked_table(scenario, observed))
     console.print(_expiry_table(scenario, expected, observed))
+    console.print(_delivery_table(observed))
     console.print(_dead_letters_table(observed))
     console.print(_checks_table(verdict))
     _print_differences(console, verdict)
@@ -209,6 +233,23 @@ def _expiry_table(scenario: Scenario, expected: Expected, observed: Observed) ->
                       f"{order.end:%m-%d %H:%M:%S}",
                       _yes(order_id in observed.expiry_court),
                       _yes(order_id in observed.expiry_police))  # fmt: skip
+    return table
+
+
+def _delivery_table(observed: Observed) -> Table:
+    table = Table(
+        title="Delivered to the police side (per province: only the units its rule names read)"
+    )
+    for column in ("province", "orders", "releases", "expiry notices"):
+        table.add_column(column, justify="left" if column == "province" else "right")
+    counts: Counter[tuple[str, str]] = Counter()
+    for (event_type, _), provinces in observed.delivered.items():
+        kind = {RELEASE: "release", EXPIRY_NOTICE: "expiry"}.get(event_type, "order")
+        counts.update((province, kind) for province in provinces)
+    for province in load_agencies().provinces():
+        table.add_row(
+            province, *(str(counts[(province, k)]) for k in ("order", "release", "expiry"))
+        )
     return table
 
 

@@ -113,7 +113,8 @@ ORDER_TOPICS: Mapping[str, str] = {
     "VEHICLE_SEARCH": "orders-vehicle-search",
     "LOCATE_DEBTOR": "orders-locate-debtor",
 }
-"""The order topic of each order kind (orders, releases and expiry notices share it)."""
+"""The order intake topic of each order kind (orders, releases and expiry notices share it;
+only the bus reads it and delivers what it accepted per province: ``consumers.delivery``)."""
 
 _NS = "cn.zf801."
 _QUERY_SUBJECTS = ("Identity", "ExitEntryDocument", "BorderCrossing", "VehicleRegistration",

@@ -89,13 +89,18 @@ class Bus(Deployment):
         return list(AlertSubscriber(runtime, court).read(until_idle_s=until_idle_s))
 
     def messages(
-        self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
+        self,
+        topic_id: str,
+        court: str | None = None,
+        *,
+        province: str | None = None,
+        idle_s: float = 3.0,
     ) -> list[Any]:
         """Every record of a topic as consumed (read_committed), until ``idle_s`` of quiet."""
         consumer = clients.kafka_consumer(
             self.settings,
             ADMIN_NAME,
-            self.catalog.topic_name(topic_id, court),
+            self.catalog.topic_name(topic_id, court, province=province),
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             consumer_timeout_ms=int(idle_s * 1000),
@@ -107,11 +112,16 @@ class Bus(Deployment):
             consumer.close()
 
     def read_topic(
-        self, topic_id: str, court: str | None = None, *, idle_s: float = 3.0
+        self,
+        topic_id: str,
+        court: str | None = None,
+        *,
+        province: str | None = None,
+        idle_s: float = 3.0,
     ) -> list[tuple[dict[str, Any], dict[str, bytes], str]]:
         """Every record of a topic (read_committed): (decoded value, headers, type name)."""
         out = []
-        for message in self.messages(topic_id, court, idle_s=idle_s):
+        for message in self.messages(topic_id, court, province=province, idle_s=idle_s):
             schema, record = default_codec().decode(message.value)
             out.append((record, dict(message.headers), schema.name))
         return out

@@ -110,8 +110,8 @@ def test_release_stops_matching_and_same_second_sightings_are_defined(
     assert [str(h.record["hit_id"]) for h in hits] == [
         derive_id(order["order_id"], before["sighting_id"])
     ]
-    # The police side holding the order sees the release on its order topic.
-    police_view = bus.read_topic("orders-locate-debtor")
+    # The police side holding the order sees the release on its province's delivery topic.
+    police_view = bus.read_topic("order-delivery-locate-debtor", province="11")
     assert any(
         kind == "OrderRelease" and str(rec["order_id"]) == order["order_id"]
         for rec, _, kind in police_view
@@ -139,7 +139,7 @@ def test_expired_order_stops_matching_and_both_sides_are_told(
     notices = wait_for(expiry_notices, timeout_s=40)
     assert len(notices) == 1
     assert notices[0].signed_by == "BUS-MATCHER"
-    police_view = bus.read_topic("orders-exit-restriction")
+    police_view = bus.read_topic("order-delivery-exit-restriction", province="11")
     assert any(
         kind == "OrderExpiryNotice" and str(rec["order_id"]) == order["order_id"]
         for rec, _, kind in police_view

@@ -134,6 +134,14 @@ def test_a_released_order_copied_after_a_restart_never_hits_again(
     assert wait_for(lambda: _dead_letters(bus, "ORDER_CLOSED", original.key))
     bus.wait_consumed(bus.sightings_group, ("sightings-person",), 60)
     assert _hit_records(bus, "BJ01", order["order_id"]) == []
+    # What the bus refused never reaches the police: Beijing's units got the order once
+    # (the original) and its release, neither the byte copy nor the re-sent order.
+    delivered = [
+        kind for rec, _, kind in bus.read_topic(
+            "order-delivery-exit-restriction", province="11", idle_s=_IDLE_S)
+        if str(rec["order_id"]) == order["order_id"]
+    ]  # fmt: skip
+    assert sorted(delivered) == ["ExitRestrictionOrder", "OrderRelease"]
 
 
 def test_an_event_a_year_ahead_is_refused_and_costs_no_genuine_sighting(

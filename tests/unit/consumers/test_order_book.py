@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consumers.order_book import OrderBook
+from consumers.order_book import Applied, OrderBook
 from consumers.tracking import Closure
 from consumers.watchlist import OrderKind
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
@@ -55,13 +55,13 @@ class _Fixture:
     def apply(
         self, event_type: str, record: dict[str, Any], *, key: bytes,
         signer: str = "BJ01", role: str = "court", topic: str = "orders.x",
-    ) -> None:  # fmt: skip
+    ) -> Applied | None:  # fmt: skip
         verified = SimpleNamespace(
             envelope=SimpleNamespace(type=event_type), payload=record,
             record=SimpleNamespace(key=key, topic=topic),
             signature=SimpleNamespace(agency_code=signer, role=role),
         )  # fmt: skip
-        self.book.apply(verified)  # type: ignore[arg-type]
+        return self.book.apply(verified)  # type: ignore[arg-type]
 
     def orders_on(self, key: bytes) -> set[str]:
         return set(self.book.entry(key).orders)
@@ -175,3 +175,29 @@ def test_an_order_or_release_on_another_kinds_topic_is_refused(fx, records):
     fx.apply(RELEASE, records.release(order, "VEHICLE_SEARCH"), key=key, topic="orders.locate")
     assert fx.refused[-1][0] == "MISPLACED"
     assert fx.orders_on(key) == {order["order_id"]}
+
+
+def test_apply_says_what_it_accepted_so_that_only_that_is_delivered(fx, records):
+    """Orders, releases (even repeated) and the bus's expiry notices are accepted, with the
+    issuing court; anything refused is not (the worker delivers only what was accepted)."""
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执10号", person)
+    locate = Applied(OrderKind.LOCATE_DEBTOR, "BJ01")
+    assert fx.apply(LOCATE, order, key=key) == locate
+    assert fx.apply(LOCATE, order, key=KEYER.person(records.id_number())) is None  # KEY_MISMATCH
+    release = records.release(order, "LOCATE_DEBTOR")
+    assert fx.apply(RELEASE, {**release, "releasing_court_code": "SH01"}, key=key,
+                    signer="SH01") is None  # fmt: skip
+    assert fx.apply(RELEASE, release, key=key) == locate
+    assert fx.apply(RELEASE, release, key=key) == locate  # a redelivery is delivered again
+    assert fx.apply(LOCATE, order, key=key) is None  # ORDER_CLOSED
+    assert fx.apply(VEHICLE, order, key=key, topic="orders.locate") is None  # MISPLACED
+    other = records.person_order("SPC", "（2026）最高法执1号", person)
+    notice = {"order_id": other["order_id"], "order_kind": "EXIT_RESTRICTION",
+              "case_number": other["case_number"], "court_code": "SPC",
+              "expired_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+    assert fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BJ01") is None  # not the bus's
+    assert fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BUS-MATCHER", role="bus") == (
+        Applied(OrderKind.EXIT_RESTRICTION, "SPC")
+    )

@@ -15,6 +15,8 @@ from ops.deployment import is_earlier_run
 from ops.scenario import Expected, Scenario, expected_outcome
 from ops.scenario_gen import generate_scenario
 from ops.scenario_report import judge, render
+from schemas.agencies import load_agencies
+from schemas.event_types import EXPIRY_NOTICE
 
 BASE = dt.datetime(2026, 6, 1, 2, 0, 0, tzinfo=dt.UTC)
 
@@ -38,6 +40,11 @@ def _perfect(scenario: Scenario, expected: Expected) -> Observed:
     observed.blocked |= expected.blocked
     observed.dead_letters.update(expected.dead_letters)
     observed.dead_letter_reasons.update(expected.dead_letters.values())
+    province = {o.order_id: load_agencies().rule_province(o.court) for o in scenario.orders}
+    for item in (*scenario.orders, *scenario.releases):
+        observed.delivered[(item.schema_name, item.order_id)].add(province[item.order_id])
+    for order_id in expected.expiry_notices:
+        observed.delivered[(EXPIRY_NOTICE, order_id)].add(province[order_id])
     return observed
 
 
@@ -69,6 +76,7 @@ def test_a_missing_and_an_unexpected_hit_fail_and_are_named() -> None:
     text = output.getvalue()
     assert f"missing hit {dropped.hit_id}" in text and "unexpected hit extra-hit" in text
     assert "FAIL" in text and "Orders issued (seed 21)" in text
+    assert "Delivered to the police side" in text
 
 
 def test_each_special_case_has_its_own_check() -> None:
@@ -83,6 +91,9 @@ def test_each_special_case_has_its_own_check() -> None:
         "acknowledgements forwarded to each court": lambda o: o.acknowledgements.clear(),
         "forged sightings: no hit, dead-lettered": lambda o: o.dead_letters.clear(),
         "each hit on its issuing court's own stream": lambda o: o.hits_elsewhere.append(("a", "b")),
+        "orders, releases, expiry notices: to their court's province's police only": lambda o: next(
+            iter(o.delivered.values())
+        ).add("national"),
     }
     for name, breaking in breakages.items():
         observed = copy.deepcopy(good)

@@ -6,16 +6,33 @@ walks a record along its schema and replaces every such value by its normalised 
 raises :class:`~schemas.errors.IdentifierError` naming the field path (e.g.
 ``subject.id_number``) and the rule. Publishers call it before encoding, so nothing with
 a malformed identifier is ever published.
+
+The same walk applies the text and time rules of :mod:`schemas.edge_rules` to every
+string, timestamp and date field, and, on each record, three cross-field rules:
+
+- ``case_number.court``: a record with a court field (:data:`COURT_FIELDS`) and a
+  ``case_number`` carries a case number filed at that court, i.e. whose court
+  abbreviation (法院代字, e.g. 京01) is the court's ``case_abbr`` in the agency list
+  (the abbreviation is all a case number says about its court);
+- ``province_code.court``: a record's ``province_code`` is the province of its court
+  in the agency list; a court without a province (the SPC) may name any province;
+- ``control_period.order``: ``control_period_end`` lies after ``control_period_start``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import unicodedata
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from schemas.agencies import load_agencies
+from schemas.edge_rules import check_date, check_instant, check_text
 from schemas.errors import ConfigurationError, IdentifierError
 from schemas.identifiers import (
+    MAX_INPUT_CHARS,
+    check_case_number_court,
     normalise_agency_code,
     normalise_case_number,
     normalise_court_code,
@@ -26,17 +43,28 @@ from schemas.identifiers import (
     normalise_plate_number,
     normalise_vin,
 )
+from schemas.identifiers._text import SEPARATORS, strip_chars
 from schemas.regions import province
 from schemas.registry import Registry, default_registry
 
-__all__ = ["IDENTIFIER_RULES", "normalise_event"]
+__all__ = ["COURT_FIELDS", "IDENTIFIER_RULES", "normalise_event"]
 
 _Normaliser = Callable[[object, str], str]
 
 
 def _organisation(value: object, field: str) -> str:
-    """An 18-character unified social credit code, or a 9-character organisation code."""
+    """An 18-character unified social credit code, or a 9-character organisation code.
+
+    An organisation code is customarily written ``XXXXXXXX-X``: separators do not count
+    towards the length, and a value written with a hyphen that is not 18 characters
+    long without separators is judged by the organisation-code rule.
+    """
     text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and len(text) <= MAX_INPUT_CHARS:
+        folded = unicodedata.normalize("NFKC", text)
+        compact = strip_chars(folded, SEPARATORS)
+        if len(compact) <= 9 or ("-" in folded and len(compact) != 18):
+            return normalise_organisation_code(text, field)
     if isinstance(text, str) and len(text) > 9:
         return normalise_credit_code(text, field)
     return normalise_organisation_code(text, field)
@@ -80,6 +108,14 @@ IDENTIFIER_RULES: Mapping[str, _Normaliser] = {
 }
 """The normaliser of each ``zf801.identifier`` rule name used in the schemas."""
 
+COURT_FIELDS = (
+    "enforcing_court_code",
+    "releasing_court_code",
+    "requesting_court_code",
+    "court_code",
+)
+"""The fields naming the court a record's ``case_number`` and ``province_code`` belong to."""
+
 
 @lru_cache(maxsize=4)
 def _named_types(registry: Registry) -> dict[str, Any]:
@@ -108,13 +144,16 @@ def _named_types(registry: Registry) -> dict[str, Any]:
 
 
 class _Walker:
-    def __init__(self, named: Mapping[str, Any]) -> None:
+    def __init__(self, named: Mapping[str, Any], now: dt.datetime) -> None:
         self._named = named
+        self._now = now
 
     def walk(self, node: Any, value: Any, path: str) -> Any:
         if isinstance(node, str):
             resolved = self._named.get(node)
-            return value if resolved is None else self.walk(resolved, value, path)
+            if resolved is None:
+                return self._plain(node, {}, value, path)
+            return self.walk(resolved, value, path)
         if isinstance(node, list):
             return self._union(node, value, path)
         if isinstance(node, dict):
@@ -135,11 +174,24 @@ class _Walker:
                 name = item["name"]
                 if name in out:
                     out[name] = self.walk(item["type"], out[name], _join(path, name))
+            _check_record(out, path)
             return out
         if kind == "array" and isinstance(value, list):
             return [self.walk(node["items"], item, f"{path}[{i}]") for i, item in enumerate(value)]
         if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in self._named):
             return self.walk(kind, value, path)
+        return self._plain(kind, node, value, path)
+
+    def _plain(self, kind: Any, node: Mapping[str, Any], value: Any, path: str) -> Any:
+        """A primitive value under the text and time rules (wrong types are left to the
+        schema validation, which names them)."""
+        logical = node.get("logicalType")
+        if kind == "string" and isinstance(value, str) and logical != "uuid":
+            return check_text(value, path)
+        if kind == "long" and logical in _TIMESTAMPS and isinstance(value, dt.datetime):
+            return check_instant(value, path, self._now)
+        if kind == "int" and logical == "date" and type(value) is dt.date:
+            return check_date(value, path)
         return value
 
     def _union(self, branches: list[Any], value: Any, path: str) -> Any:
@@ -152,6 +204,34 @@ class _Walker:
             if _shape_fits(resolved, value):
                 return self.walk(resolved, value, path)
         return value
+
+
+_TIMESTAMPS = ("timestamp-micros", "timestamp-millis")
+
+
+def _check_record(record: Mapping[str, Any], path: str) -> None:
+    """The cross-field rules of the module docstring, on one normalised record."""
+    court_code = next(
+        (record[name] for name in COURT_FIELDS if isinstance(record.get(name), str)), None
+    )
+    case_number = record.get("case_number")
+    if court_code is not None and isinstance(case_number, str):
+        check_case_number_court(case_number, court_code, _join(path, "case_number"))
+    province_code = record.get("province_code")
+    if court_code is not None and isinstance(province_code, str):
+        court = load_agencies().get_court(court_code)
+        if court.province is not None and province_code != court.province.code:
+            field = _join(path, "province_code")
+            reason = (
+                f"{province_code} is not the province of court {court.code} "
+                f"({court.province.code} {court.province.name})"
+            )
+            raise IdentifierError(field, "province_code.court", reason)
+    start, end = record.get("control_period_start"), record.get("control_period_end")
+    if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
+        field = _join(path, "control_period_end")
+        reason = "the control period must end after it starts"
+        raise IdentifierError(field, "control_period.order", reason)
 
 
 def _shape_fits(node: Any, value: Any) -> bool:
@@ -170,10 +250,16 @@ def _join(path: str, name: str) -> str:
 
 
 def normalise_event(
-    schema_name: str, record: Mapping[str, Any], registry: Registry | None = None
+    schema_name: str,
+    record: Mapping[str, Any],
+    registry: Registry | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``record`` with every identifier field normalised (see module docstring)."""
+    """A copy of ``record`` with every identifier field normalised and the text, time and
+    cross-field rules applied (see module docstring); ``now`` defaults to the clock."""
     registry = registry or default_registry()
     schema = registry.get(schema_name)
-    result = _Walker(_named_types(registry)).walk(dict(schema.raw), record, "")
+    walker = _Walker(_named_types(registry), now or dt.datetime.now(dt.UTC))
+    result = walker.walk(dict(schema.raw), record, "")
     return dict(result)

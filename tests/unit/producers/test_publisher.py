@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -195,5 +196,86 @@ def test_typed_court_and_police_publishers_route_each_event(keystore: KeyStore) 
     assert producer.sent[0][1] == producer.sent[1][1] == producer.sent[2][1]
     assert released.event_id != issued.event_id
     with pytest.raises(NotAllowed):
-        court.issue_exit_restriction({**_order(), "enforcing_court_code": "SH01"})
+        court.issue_exit_restriction(
+            {
+                **_order(),
+                "enforcing_court_code": "SH01",
+                "case_number": "（2026）沪01执7号",
+                "province_code": "31",
+            }
+        )
     assert len(producer.sent) == 4  # nothing sent for the refused order
+
+
+_UTC = dt.UTC
+_HOSTILE: list[tuple[str, str, Any, str]] = [
+    ("another court's case number", "case_number",
+     lambda r: r.update(case_number="（2026）沪01执7号"), "case_number.court"),
+    ("a province other than the court's", "province_code",
+     lambda r: r.update(province_code="31"), "province_code.court"),
+    ("zero-width space", "subject.name", lambda r: r["subject"].update(name="李\u200b四"),
+     "text.characters"),
+    ("line separator", "subject.name", lambda r: r["subject"].update(name="李\u2028四"),
+     "text.characters"),
+    ("paragraph separator", "handler.name", lambda r: r["handler"].update(name="王\u2029法官"),
+     "text.characters"),
+    ("byte order mark", "subject.name", lambda r: r["subject"].update(name="\ufeff李四"),
+     "text.characters"),
+    ("carriage return", "subject.name", lambda r: r["subject"].update(name="李\r四"),
+     "text.characters"),
+    ("line feed", "sealed_documents[0].title",
+     lambda r: r["sealed_documents"][0].update(title="执行\n裁定书"), "text.characters"),
+    ("a control character", "subject.name", lambda r: r["subject"].update(name="李\x07四"),
+     "text.characters"),
+    ("year 0001", "control_period_start",
+     lambda r: r.update(control_period_start=dt.datetime(1, 1, 1, tzinfo=_UTC)),
+     "time.too_early"),
+    ("year 1969", "issued_at",
+     lambda r: r.update(issued_at=dt.datetime(1969, 7, 20, tzinfo=_UTC)), "time.too_early"),
+    ("year 9999", "control_period_end",
+     lambda r: r.update(control_period_end=dt.datetime(9999, 12, 31, tzinfo=_UTC)),
+     "time.too_late"),
+    ("a control period ending before its start", "control_period_end",
+     lambda r: r.update(control_period_end=r["control_period_start"] - dt.timedelta(hours=1)),
+     "control_period.order"),
+    ("issued in 2099", "issued_at",
+     lambda r: r.update(issued_at=dt.datetime(2099, 1, 1, tzinfo=_UTC)), "time.too_late"),
+    ("observed in 2099", "observed_at",
+     lambda r: r.update(observed_at=dt.datetime(2099, 1, 1, tzinfo=_UTC)), "time.too_late"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "change", "rule"),
+    [pytest.param(field, change, rule, id=label) for label, field, change, rule in _HOSTILE],
+)
+def test_each_hostile_variant_of_a_valid_event_is_refused_and_nothing_is_sent(
+    keystore: KeyStore, field: str, change: Any, rule: str
+) -> None:
+    sighting = field == "observed_at"
+    agency, schema = (POLICE, CHECK_IN) if sighting else (COURT, ORDER)
+    record = Records.hotel_check_in(POLICE, "11010519491231002X") if sighting else _order()
+    settings = Settings(home=keystore.directory.parent)
+    producer = _MemoryProducer()
+    publisher = Publisher(keystore.signer_for(agency), settings=settings,
+                          producer=producer)  # type: ignore[arg-type]  # fmt: skip
+    publisher.publish(outgoing_event(schema, record))  # the valid event goes out
+    assert len(producer.sent) == 1
+    change(record)
+    with pytest.raises(IdentifierError) as info:
+        publisher.publish(outgoing_event(schema, record))
+    assert (info.value.field, info.value.rule) == (field, rule)
+    assert field in str(info.value)
+    assert len(producer.sent) == 1  # nothing sent for the hostile variant
+
+
+def test_a_hyphenated_organisation_code_is_published_without_its_hyphen(
+    keystore: KeyStore,
+) -> None:
+    order = records.vehicle_order(COURT, "（2026）京01执9号", records.plate(), records.vin())
+    order["subject"]["owner"] = {"kind": "LEGAL_PERSON", "name": "北京某某科技有限公司",
+                                 "id_number": None, "organisation_code": "12345678-8"}  # fmt: skip
+    event = outgoing_event("cn.zf801.orders.v1.VehicleSearchOrder", order)
+    _, signed = _publisher(keystore, COURT).prepare(event)
+    _, value = default_codec().decode(signed.value)
+    assert value["subject"]["owner"]["organisation_code"] == "123456788"

@@ -1,0 +1,219 @@
+"""The edge's text, time and cross-field rules (schemas.edge_rules, schemas.edge):
+each hostile value is refused naming its field and rule, each honest one accepted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from schemas.edge import normalise_event
+from schemas.edge_rules import check_date, check_text
+from schemas.errors import IdentifierError
+from tests.builders import Records
+
+ORDER = "cn.zf801.orders.v1.ExitRestrictionOrder"
+VEHICLE_ORDER = "cn.zf801.orders.v1.VehicleSearchOrder"
+RELEASE = "cn.zf801.orders.v1.OrderRelease"
+CROSSING = "cn.zf801.sightings.v1.BorderCrossing"
+NOW = dt.datetime.now(dt.UTC)
+records = Records(11)
+
+
+def _order(court: str = "BJ01", case_number: str = "（2026）京01执7号") -> dict[str, Any]:
+    return records.person_order(court, case_number, records.id_number())
+
+
+def _refused(schema: str, record: dict[str, Any], field: str, rule: str) -> IdentifierError:
+    with pytest.raises(IdentifierError) as info:
+        normalise_event(schema, record)
+    assert (info.value.field, info.value.rule) == (field, rule)
+    assert field in str(info.value) and rule in str(info.value)
+    return info.value
+
+
+# ---- text ----
+@pytest.mark.parametrize(
+    "hostile",
+    ["\u200b", "\u2028", "\u2029", "\ufeff", "\r", "\n", "\t", "\x00", "\x7f", "\x85",
+     "\u202e", "\u2066", "\ue000", "\u0378"],
+)  # fmt: skip
+def test_a_short_text_field_refuses_control_and_format_characters(hostile: str) -> None:
+    record = _order()
+    record["subject"]["name"] = f"李{hostile}四"
+    error = _refused(ORDER, record, "subject.name", "text.characters")
+    assert f"U+{ord(hostile):04X}" in str(error)
+    assert "李" not in str(error)  # a name is personal data: not echoed
+
+
+@pytest.mark.parametrize(
+    "name", ["李四", "Anne-Marie O'Brien", "阿卜杜拉·买买提", "Zoë Ångström", "张 三"]
+)
+def test_a_short_text_field_accepts_names(name: str) -> None:
+    record = _order()
+    record["subject"]["name"] = name
+    assert normalise_event(ORDER, record)["subject"]["name"] == name
+
+
+def test_the_rule_covers_nested_and_array_text_fields() -> None:
+    record = _order()
+    record["sealed_documents"][0]["title"] = "执行裁定书\u200b"
+    _refused(ORDER, record, "sealed_documents[0].title", "text.characters")
+    record = _order()
+    record["handler"]["name"] = "王\u2028法官"
+    _refused(ORDER, record, "handler.name", "text.characters")
+
+
+def test_free_text_may_hold_lf_and_tab_and_nothing_else() -> None:
+    record = _order()
+    record["police_requirements"] = "阻止出境\n\t并通知承办人"
+    assert normalise_event(ORDER, record)["police_requirements"] == "阻止出境\n\t并通知承办人"
+    for hostile in ("\r", "\u200b", "\u2028", "\ufeff", "\x00", "\u202e"):
+        record["police_requirements"] = f"阻止出境{hostile}并通知承办人"
+        _refused(ORDER, record, "police_requirements", "text.characters")
+
+
+def test_check_text_decides_free_text_by_the_field_name() -> None:
+    assert check_text("a\nb", "reason") == "a\nb"
+    assert check_text("a\nb", "person.address") == "a\nb"
+    with pytest.raises(IdentifierError, match=r"text\.characters"):
+        check_text("a\nb", "person.name")
+
+
+# ---- time ----
+@pytest.mark.parametrize(
+    ("field", "when", "rule"),
+    [
+        ("issued_at", dt.datetime(1, 1, 1, tzinfo=dt.UTC), "time.too_early"),
+        ("issued_at", dt.datetime(1969, 12, 31, tzinfo=dt.UTC), "time.too_early"),
+        ("issued_at", dt.datetime(9999, 12, 31, tzinfo=dt.UTC), "time.too_late"),
+        ("issued_at", dt.datetime(2099, 1, 1, tzinfo=dt.UTC), "time.too_late"),
+        ("issued_at", NOW + dt.timedelta(minutes=6), "time.too_late"),
+        ("control_period_start", dt.datetime(1, 1, 1, tzinfo=dt.UTC), "time.too_early"),
+        ("control_period_end", dt.datetime(9999, 1, 1, tzinfo=dt.UTC), "time.too_late"),
+        ("control_period_end", NOW + dt.timedelta(days=3660), "time.too_late"),
+    ],
+)
+def test_implausible_instants_are_refused(field: str, when: dt.datetime, rule: str) -> None:
+    record = _order()
+    record[field] = when
+    _refused(ORDER, record, field, rule)
+
+
+@pytest.mark.parametrize(
+    ("field", "when"),
+    [
+        ("issued_at", NOW + dt.timedelta(minutes=4)),
+        ("issued_at", dt.datetime(1990, 1, 1, tzinfo=dt.UTC)),
+        ("control_period_end", NOW + dt.timedelta(days=5 * 365)),
+        ("control_period_start", NOW + dt.timedelta(days=1)),
+    ],
+)
+def test_plausible_instants_are_accepted(field: str, when: dt.datetime) -> None:
+    record = _order()
+    record[field] = when
+    assert normalise_event(ORDER, record)[field] == when
+
+
+def test_the_clock_is_injectable() -> None:
+    record = _order()
+    record["issued_at"] = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    later = dt.datetime(2099, 1, 1, 0, 1, tzinfo=dt.UTC)
+    assert normalise_event(ORDER, record, now=later)["issued_at"] == record["issued_at"]
+
+
+def test_an_observation_in_the_far_future_is_refused() -> None:
+    crossing = Records.border_crossing("110000230000", records.id_number())
+    crossing["observed_at"] = dt.datetime(2099, 6, 1, tzinfo=dt.UTC)
+    _refused(CROSSING, crossing, "observed_at", "time.too_late")
+    crossing = Records.border_crossing("110000230000", records.id_number())
+    assert normalise_event(CROSSING, crossing)["observed_at"] == crossing["observed_at"]
+
+
+@pytest.mark.parametrize("gap", [dt.timedelta(0), -dt.timedelta(days=1)])
+def test_a_control_period_must_end_after_it_starts(gap: dt.timedelta) -> None:
+    record = _order()
+    record["control_period_end"] = record["control_period_start"] + gap
+    _refused(ORDER, record, "control_period_end", "control_period.order")
+
+
+def test_a_birth_date_lies_from_1900_to_today() -> None:
+    assert check_date(dt.date(1949, 12, 31), "person.birth_date") == dt.date(1949, 12, 31)
+    for bad in (dt.date(1899, 12, 31), dt.date.today() + dt.timedelta(days=2)):
+        with pytest.raises(IdentifierError, match=r"person\.birth_date.*date\.birth_date"):
+            check_date(bad, "person.birth_date")
+    assert check_date(dt.date(2040, 1, 1), "documents[0].valid_until") == dt.date(2040, 1, 1)
+
+
+# ---- case number and province belong to the court ----
+@pytest.mark.parametrize(
+    ("court", "case_number"),
+    [("BJ01", "（2026）沪01执7号"), ("BJ01", "（2026）京执7号"), ("BJ01", "（2026）京0105执7号"),
+     ("SH01", "（2026）京01执7号"), ("SPC", "（2026）京01执7号")],
+)  # fmt: skip
+def test_a_case_number_of_another_court_is_refused(court: str, case_number: str) -> None:
+    _refused(ORDER, _order(court, case_number), "case_number", "case_number.court")
+
+
+@pytest.mark.parametrize(
+    ("court", "case_number"),
+    [
+        ("BJ01", "(2026)京01执7号"),
+        ("SH0115", "（2025）沪0115执恢3号"),
+        ("SPC", "（2020）最高法执监1号"),
+    ],
+)
+def test_a_case_number_of_the_enforcing_court_is_accepted(court: str, case_number: str) -> None:
+    assert normalise_event(ORDER, _order(court, case_number))["enforcing_court_code"] == court
+
+
+def test_a_release_carries_a_case_number_of_the_releasing_court() -> None:
+    release = Records.release(_order(), "EXIT_RESTRICTION")
+    assert normalise_event(RELEASE, release)["releasing_court_code"] == "BJ01"
+    release["case_number"] = "（2026）沪01执7号"
+    _refused(RELEASE, release, "case_number", "case_number.court")
+
+
+def test_a_province_code_other_than_the_courts_is_refused() -> None:
+    record = _order()
+    record["province_code"] = "31"
+    error = _refused(ORDER, record, "province_code", "province_code.court")
+    assert "BJ01" in str(error)
+    record["province_code"] = "11"
+    assert normalise_event(ORDER, record)["province_code"] == "11"
+
+
+@pytest.mark.parametrize("province_code", ["11", "31", "44"])
+def test_the_spc_may_name_any_province(province_code: str) -> None:
+    record = _order("SPC", "（2026）最高法执7号")
+    record["province_code"] = province_code
+    assert normalise_event(ORDER, record)["province_code"] == province_code
+
+
+# ---- organisation codes in their customary hyphenated form ----
+def _vehicle_order(organisation_code: str) -> dict[str, Any]:
+    record = records.vehicle_order("BJ01", "（2026）京01执9号", records.plate(), records.vin())
+    owner = {"kind": "LEGAL_PERSON", "name": "北京某某科技有限公司", "id_number": None,
+             "organisation_code": organisation_code}  # fmt: skip
+    record["subject"]["owner"] = owner
+    return record
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("12345678-8", "123456788"), ("１２３４５６７８－８", "123456788"), ("123456788", "123456788"),
+     ("91110000600037341L", "91110000600037341L")],
+)  # fmt: skip
+def test_a_hyphenated_organisation_code_is_accepted(raw: str, expected: str) -> None:
+    out = normalise_event(VEHICLE_ORDER, _vehicle_order(raw))
+    assert out["subject"]["owner"]["organisation_code"] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [("12345678-9", "organisation_code.check_char"), ("1234567#-8", "organisation_code.format"),
+     ("12345678-88", "organisation_code.length"), ("9111000060003734", "credit_code.length")],
+)  # fmt: skip
+def test_a_bad_organisation_code_names_the_organisation_code_rule(raw: str, rule: str) -> None:
+    _refused(VEHICLE_ORDER, _vehicle_order(raw), "subject.owner.organisation_code", rule)

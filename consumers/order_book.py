@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.deadlines import Deadlines
+from consumers.deadlines import Deadlines, from_micros
 from consumers.sealed_table import SealedTable
 from consumers.tracking import Closure, OrderTrack
 from consumers.watchlist import (
@@ -243,4 +243,4 @@ def _kind_named(value: object) -> OrderKind | None:
 def _when(micros: int | None) -> str:
     if micros is None:
         return "an unknown time"
-    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)).isoformat()
+    return from_micros(micros).isoformat()

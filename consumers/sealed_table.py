@@ -21,13 +21,13 @@ under a later record with the same key, which no reader can undo.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 from faust.stores.memory import Store as MemoryStore
 
+from consumers.deadlines import from_micros
 from sign.state_seal import StateIntegrityError, StateSealer
 from sign.verify_stage import ConsumedRecord
 
@@ -165,4 +165,4 @@ class SealedTable(faust.Table[bytes, bytes]):
 
 
 def _when(micros: int) -> str:
-    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)).isoformat()
+    return from_micros(micros).isoformat()

@@ -12,8 +12,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from ops.errors import operator_message
 from schemas.agencies import Agency, AgencyList, AgencyRole, load_agencies
 from schemas.errors import BusError
 from schemas.settings import get_settings
@@ -93,7 +95,8 @@ class _Desired:
 
 
 def _fail(exc: BusError) -> typer.Exit:
-    _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    message = escape(operator_message(exc))
+    _errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
+from ops.errors import operator_message
 from schemas.errors import BusError
 
 __all__ = ["alerts"]
@@ -51,7 +52,7 @@ def alerts(
         else:
             _table(court, list(stream))
     except BusError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho(f"error: {operator_message(exc)}", fg="red", err=True)
         raise typer.Exit(1) from exc
 
 

@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from ops.demo import DemoOptions, DemoOutcome, run_demo
+from ops.errors import operator_message
 from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
 from ops.scenario_report import render
 from schemas.errors import BusError
@@ -60,7 +61,7 @@ def demo(
     try:
         outcome = run_demo(options, settings, _console)
     except (BusError, KafkaError) as exc:
-        _console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
+        typer.secho(f"error: demo failed: {operator_message(exc)}", fg="red", err=True)
         raise typer.Exit(1) from exc
     render(_console, scenario=outcome.scenario, expected=outcome.expected,
            observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings)  # fmt: skip

@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from ops.errors import operator_message
 from producers.publisher import kafka_producer
 from schemas.agencies import get_agency, load_agencies
 from schemas.errors import BusError
@@ -21,6 +23,7 @@ from sign.tls_identity import BROKER_NODE_IDS
 from sign.trust import REVOCATION_REASONS
 from sign.trust_records import certificate_event, revocation_event
 from topics.catalog import bus_catalog
+from topics.errors import BrokerUnreachable
 
 __all__ = ["keys_app"]
 
@@ -51,7 +54,8 @@ _Agency = Annotated[str, typer.Option("--agency", help="Agency code, e.g. BJ01 o
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    message = escape(operator_message(exc))
+    _errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -105,7 +109,7 @@ def _publish(keystore: KeyStore, settings: Settings, wanted: bool | None, only: 
         )
     except Exception as exc:  # kafka-python raises NoBrokersAvailable and friends
         if wanted:
-            raise BusError(f"trust topic {topic}: broker unreachable ({exc})") from exc
+            raise BrokerUnreachable(f"trust topic {topic}: broker unreachable ({exc})") from exc
         _console.print(f"[yellow]not published[/] (broker unreachable: {exc}); "
                        "run `zf801 keys publish` when it is up")  # fmt: skip
         return

@@ -8,9 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from ops.errors import operator_message
 from schemas.errors import BusError
+from schemas.settings import get_settings
 from topics.admin import ApplyResult, admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
 from topics.courts import court_codes, provinces
@@ -61,8 +64,12 @@ _CatalogPath = Annotated[
     Path | None, typer.Option("--catalog", help="Catalog file (default: topics/topics.yaml).")
 ]
 _NamePrefix = Annotated[
-    str,
-    typer.Option("--name-prefix", help="Prefix every topic name (tests sharing one cluster)."),
+    str | None,
+    typer.Option(
+        "--name-prefix",
+        help="Prefix every topic name (tests sharing one cluster); default ZF801_TOPIC_PREFIX, "
+        "as every other command uses.",
+    ),
 ]
 
 
@@ -75,7 +82,8 @@ class _Snapshot:
 
 
 def _fail(exc: BusError) -> typer.Exit:
-    _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    message = escape(operator_message(exc))
+    _errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -97,11 +105,12 @@ def _snapshot(
     bootstrap: str | None,
     courts: list[str] | None,
     path: Path | None,
-    prefix: str,
+    prefix: str | None,
     provinces_given: list[str] | None = None,
 ) -> _Snapshot:
     try:
         catalog = load_catalog(path)
+        prefix = get_settings().topic_prefix if prefix is None else prefix
         if prefix:
             catalog = catalog.with_name_prefix(prefix)
         codes = _courts(courts)
@@ -124,7 +133,7 @@ def apply_command(
     court: _Courts = None,
     province: _Provinces = None,
     catalog_path: _CatalogPath = None,
-    name_prefix: _NamePrefix = "",
+    name_prefix: _NamePrefix = None,
 ) -> None:
     """Make the cluster match the catalog: create, add partitions, alter configs; never delete.
 
@@ -220,7 +229,7 @@ def list_command(
     court: _Courts = None,
     province: _Provinces = None,
     catalog_path: _CatalogPath = None,
-    name_prefix: _NamePrefix = "",
+    name_prefix: _NamePrefix = None,
 ) -> None:
     """Catalog vs cluster per topic: exists, partitions, RF, cleanup, retention, drift."""
     snap = _snapshot(bootstrap, court, catalog_path, name_prefix, province)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from consumers.runtime import Runtime
+from ops.errors import operator_message
 from schemas.errors import BusError
 from schemas.settings import get_settings
 
@@ -44,5 +45,5 @@ def worker(
 
 
 def _fail(exc: BusError) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg="red", err=True)
+    typer.secho(f"error: {operator_message(exc)}", fg="red", err=True)
     return typer.Exit(1)

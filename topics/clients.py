@@ -62,6 +62,10 @@ Operation = Literal["read", "write", "describe"]
 
 # The bus's producer guarantees (DESIGN §5); a call site may add, never needs to repeat.
 _PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {"acks": "all", "enable_idempotence": True}
+# kafka-python's consumers and admin clients wait 30 s for a broker that is down; an
+# operator's command should fail within 10 s instead (issue 10). Call sites may override;
+# producers take theirs from the call site (ops.cmd_publish, ops.cmd_keys).
+_BOUNDED_WAITS: Final[Mapping[str, Any]] = {"bootstrap_timeout_ms": 8_000}
 # Kafka error codes of a topic's metadata.
 _UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 _TOPIC_AUTHORIZATION_FAILED: Final = 29
@@ -177,7 +181,7 @@ def kafka_consumer(
     :func:`require_topics` has found them readable."""
     if topics:
         require_topics(settings, agency, topics, "read")
-    return KafkaConsumer(*topics, **_options(settings, agency, overrides))
+    return KafkaConsumer(*topics, **_options(settings, agency, _BOUNDED_WAITS, overrides))
 
 
 def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) -> KafkaConsumer:
@@ -185,7 +189,7 @@ def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) 
     ``topic`` (checked readable first) and positioned at the beginning."""
     partitions = require_topics(settings, agency, [topic], "read")[topic]
     reader = {"group_id": None, "enable_auto_commit": False}
-    consumer = KafkaConsumer(**_options(settings, agency, reader, overrides))
+    consumer = KafkaConsumer(**_options(settings, agency, _BOUNDED_WAITS, reader, overrides))
     assignment = [TopicPartition(topic, partition) for partition in partitions]
     consumer.assign(assignment)
     consumer.seek_to_beginning(*assignment)
@@ -194,7 +198,7 @@ def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) 
 
 def kafka_admin(settings: Settings, agency: str = ADMIN_NAME, **overrides: Any) -> KafkaAdminClient:
     """A kafka-python admin client; by default the operator's (a super user under mtls)."""
-    return KafkaAdminClient(**_options(settings, agency, overrides))
+    return KafkaAdminClient(**_options(settings, agency, _BOUNDED_WAITS, overrides))
 
 
 def aio_producer(settings: Settings, agency: str, **overrides: Any) -> AIOKafkaProducer:

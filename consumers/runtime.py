@@ -77,8 +77,6 @@ class Runtime:
             settings,
             agency_code,
             client_id=f"zf801-{agency_code.lower()}-sinks",
-            # A missing dead-letter or audit topic is an error within seconds, not a minute.
-            max_block_ms=10_000,
             max_request_size=16 * 1024 * 1024,  # dead letters carry large originals
         )
         dead_letters = KafkaDeadLetterSink(producer, catalog.topic_name("dead-letter"), signer)

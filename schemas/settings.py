@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     quorum_broker_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
 
     # Prefix for every topic name and processor id; isolates test runs on a shared cluster.
+    # How long a client waits for a broker before it gives up (bootstrap, metadata for a
+    # send): an operator's command against a broker that is down fails within this.
+    connect_timeout_s: float = Field(default=8.0, gt=0, le=300)
     topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
     # "production" refuses demo, empty and short secrets where the worker or a publisher
     # starts (require_real_secrets); ``zf801 demo`` runs in "demo", the test suite in "test".

@@ -62,10 +62,6 @@ Operation = Literal["read", "write", "describe"]
 
 # The bus's producer guarantees (DESIGN §5); a call site may add, never needs to repeat.
 _PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {"acks": "all", "enable_idempotence": True}
-# kafka-python's consumers and admin clients wait 30 s for a broker that is down; an
-# operator's command should fail within 10 s instead (issue 10). Call sites may override;
-# producers take theirs from the call site (ops.cmd_publish, ops.cmd_keys).
-_BOUNDED_WAITS: Final[Mapping[str, Any]] = {"bootstrap_timeout_ms": 8_000}
 # Kafka error codes of a topic's metadata.
 _UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 _TOPIC_AUTHORIZATION_FAILED: Final = 29
@@ -169,9 +165,20 @@ def _options(settings: Settings, agency: str, *presets: Mapping[str, Any]) -> di
     return options
 
 
+def _bounded_waits(settings: Settings, producer: bool = False) -> dict[str, Any]:
+    """kafka-python waits 30-60 s for a broker that is down; a command fails within
+    ``settings.connect_timeout_s`` instead (bootstrap, and a producer's metadata wait).
+    Call sites may override."""
+    limit_ms = int(settings.connect_timeout_s * 1000)
+    waits = {"bootstrap_timeout_ms": limit_ms}
+    return waits | {"max_block_ms": limit_ms} if producer else waits
+
+
 def kafka_producer(settings: Settings, agency: str, **overrides: Any) -> KafkaProducer:
     """A kafka-python producer of ``agency`` (``acks=all``, idempotence)."""
-    return KafkaProducer(**_options(settings, agency, _PRODUCER_DEFAULTS, overrides))
+    return KafkaProducer(
+        **_options(settings, agency, _PRODUCER_DEFAULTS, _bounded_waits(settings, True), overrides)
+    )
 
 
 def kafka_consumer(
@@ -181,7 +188,7 @@ def kafka_consumer(
     :func:`require_topics` has found them readable."""
     if topics:
         require_topics(settings, agency, topics, "read")
-    return KafkaConsumer(*topics, **_options(settings, agency, _BOUNDED_WAITS, overrides))
+    return KafkaConsumer(*topics, **_options(settings, agency, _bounded_waits(settings), overrides))
 
 
 def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) -> KafkaConsumer:
@@ -189,7 +196,9 @@ def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) 
     ``topic`` (checked readable first) and positioned at the beginning."""
     partitions = require_topics(settings, agency, [topic], "read")[topic]
     reader = {"group_id": None, "enable_auto_commit": False}
-    consumer = KafkaConsumer(**_options(settings, agency, _BOUNDED_WAITS, reader, overrides))
+    consumer = KafkaConsumer(
+        **_options(settings, agency, _bounded_waits(settings), reader, overrides)
+    )
     assignment = [TopicPartition(topic, partition) for partition in partitions]
     consumer.assign(assignment)
     consumer.seek_to_beginning(*assignment)
@@ -198,7 +207,7 @@ def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) 
 
 def kafka_admin(settings: Settings, agency: str = ADMIN_NAME, **overrides: Any) -> KafkaAdminClient:
     """A kafka-python admin client; by default the operator's (a super user under mtls)."""
-    return KafkaAdminClient(**_options(settings, agency, _BOUNDED_WAITS, overrides))
+    return KafkaAdminClient(**_options(settings, agency, _bounded_waits(settings), overrides))
 
 
 def aio_producer(settings: Settings, agency: str, **overrides: Any) -> AIOKafkaProducer:

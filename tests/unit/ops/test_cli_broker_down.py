@@ -21,10 +21,6 @@ from tests.builders import trust_set
 runner = CliRunner()
 EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
 _BOUND_S = 15.0
-# Known gap (issue 10 follow-up): the producer of the worker and of alerts (Runtime) is
-# built in consumers/runtime.py
-# without bootstrap_timeout_ms, so kafka-python's 30 s bootstrap wait still applies there.
-_SLOWER_S = {"worker": 35.0, "alerts": 35.0}
 
 BROKER_COMMANDS: dict[str, list[str]] = {
     "publish": ["publish", "ExitRestrictionOrder", "--as", "BJ01"],
@@ -63,7 +59,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _env(home: Path, security: str, address: str, **extra: str) -> dict[str, str | None]:
+def _env(home: Path, security: str, address: str, **extra: str | None) -> dict[str, str | None]:
     return {
         "ZF801_MODE": "test",
         "ZF801_SECURITY": security,
@@ -76,6 +72,7 @@ def _env(home: Path, security: str, address: str, **extra: str) -> dict[str, str
         "ZF801_TOPIC_PREFIX": None,
         "ZF801_TLS_PATH": None,
         "COLUMNS": "400",
+        "ZF801_CONNECT_TIMEOUT_S": "2",  # the default 8 s is held to in its own test
     } | extra
 
 
@@ -113,7 +110,15 @@ def test_a_command_fails_in_one_line_when_the_broker_is_down(
     address = _dead_address()
     stdin = _order() if command == "publish" else ""
     result, elapsed = _invoke(BROKER_COMMANDS[command], _env(home, security, address), stdin)
-    _assert_one_line_failure(result, elapsed, address, _SLOWER_S.get(command, _BOUND_S))
+    _assert_one_line_failure(result, elapsed, address, _BOUND_S)
+
+
+def test_the_default_wait_fails_within_10_seconds(home: Path) -> None:
+    address = _dead_address()
+    env = _env(home, "plaintext", address, ZF801_CONNECT_TIMEOUT_S=None)
+    result, elapsed = _invoke(BROKER_COMMANDS["topics list"], env)
+    _assert_one_line_failure(result, elapsed, address, 10.0)
+    assert elapsed > 6.0, "the default wait (8 s) was not the one in force"
 
 
 def test_publish_reports_a_bad_line_before_the_broker_error(home: Path) -> None:

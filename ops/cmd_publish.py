@@ -1,33 +1,42 @@
 """``zf801 publish``: upstream systems publish events from JSON, one document or JSON lines.
 
-Every line is checked before anything is sent (JSON, text hygiene, the schema's JSON
-mapping, identifier rules, the sending agency, routing, the catalog's write rule, the
-codec), so a file with a bad line publishes nothing unless ``--skip-bad`` is given.
+Lines are checked as they are read (:mod:`ops.publish_run`). By default a file with a bad
+line publishes nothing: the checked events wait on a disk spool until the last line has
+been read. With ``--skip-bad`` the good lines are sent as they come, so the command also
+serves an endless stream. Either way memory stays bounded, and the output says exactly
+which lines the broker acknowledged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any, cast
+from typing import IO, Annotated
 
 import click
 import typer
-from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
-from ops.publish_input import BadLine, InputError, check_text, read_documents
-from producers.errors import PublishError
-from producers.publisher import OutgoingEvent, PublishedEvent, Publisher, kafka_producer
-from producers.routes import SUBJECT_FIELD, outgoing_event, route_for
+from ops.errors import operator_message
+from ops.publish_input import BadLine, InputAbandonedError
+from ops.publish_run import (
+    UNACKNOWLEDGED,
+    CheckedEvent,
+    EventIds,
+    LineChecker,
+    Outcome,
+    PriorRun,
+    Sender,
+    Spool,
+)
+from ops.terminal import printable
+from producers.publisher import Publisher
+from producers.routes import route_for
 from schemas.agencies import Agency, get_agency
-from schemas.codec import default_codec
-from schemas.edge import normalise_event
 from schemas.errors import BusError
-from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
-from schemas.jsonmap import from_json
 from schemas.registry import RegisteredSchema, default_registry
 from schemas.settings import Settings, get_settings
 from sign.events import EventSigner
@@ -38,17 +47,23 @@ from topics.catalog import bus_catalog
 
 __all__ = ["CheckedEvent", "PublishHooks", "check_input", "publish"]
 
-_RELEASE = "cn.zf801.orders.v1.OrderRelease"
-# A broker that is down fails the command within 10 s, not after 30-60 s (issue 10).
-_BOUNDED_WAITS: dict[str, Any] = {"bootstrap_timeout_ms": 8_000, "max_block_ms": 8_000}
+_DEFAULT_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedEvent:
-    """An input line that passed every check, ready to publish."""
+def _publisher(signer: EventSigner, settings: Settings, timeout_s: float) -> Publisher:
+    # The producer gives up on a record when the command does (kafka-python's own default
+    # is two minutes), so a close never waits on records nobody will report.
+    delivery_ms = int(timeout_s * 1000)
+    options = {
+        "delivery_timeout_ms": delivery_ms,
+        "request_timeout_ms": max(1000, delivery_ms // 2),
+    }
+    return Publisher(signer, settings=settings, producer_options=options, send_timeout_s=timeout_s)
 
-    line: int
-    event: OutgoingEvent
+
+def _audit_sink(signer: EventSigner, settings: Settings, publisher: Publisher) -> AuditSink:
+    """Audit records go through the publisher's own producer: one connection, batched."""
+    return KafkaAuditSink(publisher.producer, bus_catalog(settings).topic_name("audit"), signer)
 
 
 @dataclass(frozen=True)
@@ -56,92 +71,38 @@ class PublishHooks:
     """What ``zf801 publish`` is built from; tests pass their own as the typer ``obj``."""
 
     settings: Callable[[], Settings] = get_settings
-    publisher: Callable[[EventSigner, Settings], Publisher] = field(
-        default=lambda signer, settings: Publisher(
-            signer, settings=settings, producer=_producer_at_first_send(settings, signer)
-        )
-    )
-    audit: Callable[[EventSigner, Settings], AuditSink] = field(
-        default=lambda signer, settings: KafkaAuditSink(
-            kafka_producer(settings, signer.agency_code, **_BOUNDED_WAITS),
-            bus_catalog(settings).topic_name("audit"),
-            signer,
-        )
-    )
-
-
-class _ProducerAtFirstSend:
-    """The publisher's producer, built (with bounded waits) when it is first used, so that
-    checking the input never touches the broker."""
-
-    def __init__(self, settings: Settings, agency_code: str) -> None:
-        self._settings = settings
-        self._agency_code = agency_code
-        self._producer: KafkaProducer | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._producer is None:
-            self._producer = kafka_producer(self._settings, self._agency_code, **_BOUNDED_WAITS)
-        return getattr(self._producer, name)
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        if self._producer is not None:
-            self._producer.close(*args, **kwargs)
-
-
-def _producer_at_first_send(settings: Settings, signer: EventSigner) -> KafkaProducer:
-    return cast("KafkaProducer", _ProducerAtFirstSend(settings, signer.agency_code))
+    publisher: Callable[[EventSigner, Settings, float], Publisher] = _publisher
+    audit: Callable[[EventSigner, Settings, Publisher], AuditSink] = field(default=_audit_sink)
 
 
 class _Operator:
-    """Audits what the person running the command did, signed by the agency's key. The
-    audit sink is built at the first record, so the input is checked before the broker
-    is touched."""
+    """Audits what the person running the command did, signed by the agency's key. Records
+    are queued and sent together by :meth:`flush`, which returns once the broker has
+    acknowledged them; the sink is built at the first flush, so the input is checked
+    before the broker is touched."""
 
     def __init__(self, sink: Callable[[], AuditSink], agency: Agency) -> None:
         self._make_sink = sink
         self._sink: AuditSink | None = None
         self._agency = agency
+        self._queued: list[tuple[str, str, str | None]] = []
 
     def record(self, target: str, result: str, detail: str | None = None) -> None:
+        self._queued.append((target, result, detail))
+
+    def flush(self) -> None:
+        if not self._queued:
+            return
         if self._sink is None:
             self._sink = self._make_sink()
-        self._sink.record(
-            user=getpass.getuser(), role=str(self._agency.role), agency_code=self._agency.code,
-            operation="event.publish", target=target, result=result, detail=detail,
-        )  # fmt: skip
-
-
-def _release_subject(document: dict[str, Any]) -> dict[str, str]:
-    """The ``subject`` of an OrderRelease input (not part of the record), normalised."""
-    subject = document.pop(SUBJECT_FIELD, None)
-    if not isinstance(subject, Mapping):
-        raise InputError(
-            f"{SUBJECT_FIELD}: an OrderRelease needs the subject its order was issued for, "
-            '{"id_number": ...} or {"plate_number": ..., "vin": ...} [rule required]'
-        )
-    kind = document.get("order_kind")
-    if kind == "VEHICLE_SEARCH":
-        if not subject.get("plate_number"):
-            raise InputError(f"{SUBJECT_FIELD}.plate_number: a vehicle order's release needs it")
-        plate = normalise_plate_number(subject["plate_number"], f"{SUBJECT_FIELD}.plate_number")
-        out = {"plate_number": plate}
-        if subject.get("vin") is not None:
-            out["vin"] = normalise_vin(subject["vin"], f"{SUBJECT_FIELD}.vin")
-        return out
-    if not subject.get("id_number"):
-        raise InputError(f"{SUBJECT_FIELD}.id_number: a person order's release needs it")
-    return {"id_number": normalise_id_number(subject["id_number"], f"{SUBJECT_FIELD}.id_number")}
-
-
-def _outgoing(schema: RegisteredSchema, document: Any) -> OutgoingEvent:
-    if not isinstance(document, dict):
-        raise InputError(f"expected a JSON object, got {type(document).__name__}")
-    check_text(document, "")
-    subject = _release_subject(document) if schema.full_name == _RELEASE else None
-    record = normalise_event(schema.full_name, from_json(schema, document))
-    default_codec().validate(schema.full_name, record)  # the record's shape, before keying it
-    return outgoing_event(schema.full_name, record, subject)
+        user, role, queued = getpass.getuser(), str(self._agency.role), self._queued
+        self._queued = []
+        for target, result, detail in queued:
+            self._sink.record(
+                user=user, role=role, agency_code=self._agency.code, operation="event.publish",
+                target=target, result=result, detail=detail, wait=False,
+            )  # fmt: skip
+        self._sink.settle()
 
 
 def check_input(
@@ -150,19 +111,9 @@ def check_input(
     """Check every line (nothing is sent): the events ready to publish, the bad lines."""
     good: list[CheckedEvent] = []
     bad: list[BadLine] = []
-    for number, document in read_documents(stream):
-        if isinstance(document, BadLine):
-            bad.append(document)
-            continue
-        try:
-            event = _outgoing(schema, document)
-            publisher.prepare(event)
-        except (BusError, ValueError) as exc:  # every edge error names field and rule
-            bad.append(BadLine(number, str(exc)))
-        except Exception as exc:  # a checker tripped on a hostile shape: still this line's fault
-            bad.append(BadLine(number, f"cannot be checked ({type(exc).__name__}: {exc})"))
-        else:
-            good.append(CheckedEvent(number, event))
+    checker = LineChecker(publisher, schema, EventIds(publisher.agency.code))
+    for item in checker.lines(stream):
+        (bad if isinstance(item, BadLine) else good).append(item)  # type: ignore[arg-type]
     return good, bad
 
 
@@ -221,14 +172,58 @@ def _open(source: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         raise _fail(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
-def _report(bad: list[BadLine], published: list[tuple[int, PublishedEvent]]) -> None:
-    for line in bad:
-        typer.secho(f"line {line.line}: {line.error}", fg="red", err=True)
-    for number, event in published:
-        typer.echo(f"{event.event_id}\t{event.topic}\t{event.partition}\t{event.offset}\t{number}")
+@dataclass
+class _Run:
+    """The tally of one command run, and where reading stopped early (if it did)."""
+
+    bad: int = 0
+    skipped: int = 0
+    stopped: str | None = None
 
 
-def publish(
+def _row(event: CheckedEvent, topic: str, partition: object, offset: object) -> None:
+    typer.echo(f"{event.event_id}\t{topic}\t{partition}\t{offset}\t{event.line}")
+
+
+def _good_lines(
+    lines: Iterator[CheckedEvent | BadLine],
+    run: _Run,
+    operator: _Operator,
+    schema: RegisteredSchema,
+    max_bad: int,
+) -> Iterator[CheckedEvent]:
+    """The checked events; each bad line is reported (and queued for audit) as it is met.
+    Reading stops at ``max_bad`` bad lines, or where the input cannot be read on."""
+    try:
+        for item in lines:
+            if isinstance(item, CheckedEvent):
+                yield item
+                continue
+            run.bad += 1
+            typer.secho(f"line {item.line}: {printable(item.error)}", fg="red", err=True)
+            operator.record(f"{schema.full_name} line {item.line}", "FAILURE", item.error)
+            if run.bad >= max_bad:
+                run.stopped = f"{max_bad} bad lines: the rest of the input is not read"
+                return
+    except InputAbandonedError as exc:
+        run.bad += 1
+        run.stopped = str(exc)
+        typer.secho(printable(str(exc)), fg="red", err=True)
+        operator.record(f"{schema.full_name} line {exc.line}", "FAILURE", str(exc))
+
+
+def _unacknowledged(outcome: Outcome, operator: _Operator, schema: RegisteredSchema) -> None:
+    """Rows for the lines the broker did not acknowledge, with the ids they were sent
+    under, and (if the broker still takes them) their audit records."""
+    for event in sorted(outcome.unacknowledged, key=lambda e: e.line):
+        _row(event, UNACKNOWLEDGED, "-", "-")
+        detail = f"event {event.event_id}: {outcome.failure}"
+        operator.record(f"{schema.full_name} line {event.line}", "FAILURE", detail)
+    with contextlib.suppress(KafkaError, BusError):
+        operator.flush()
+
+
+def publish(  # noqa: PLR0917 - a typer command: its options are its parameters
     ctx: typer.Context,
     event_type: Annotated[
         str,
@@ -250,19 +245,58 @@ def publish(
     skip_bad: Annotated[
         bool,
         typer.Option(
-            "--skip-bad", help="Publish the good lines even if some are bad (exit 1 still)."
+            "--skip-bad",
+            help="Publish the good lines as they are read, even if some are bad (exit 1 still).",
         ),
     ] = False,
+    id_from: Annotated[
+        str | None,
+        typer.Option(
+            "--id-from",
+            metavar="FIELD",
+            help="Take each event id from this record field (dotted for nested, e.g. "
+            "sighting_id): a UUID as is, any other value as a UUID derived from it, so "
+            "publishing the same line twice yields the same event id.",
+        ),
+    ] = None,
+    skip_acknowledged: Annotated[
+        Path | None,
+        typer.Option(
+            "--skip-acknowledged",
+            metavar="REPORT",
+            help="The output of an earlier run on the same input: skip the lines it shows "
+            "acknowledged and resend the UNACKNOWLEDGED ones under the same event ids.",
+        ),
+    ] = None,
+    max_bad: Annotated[
+        int, typer.Option("--max-bad", min=1, help="Stop reading after this many bad lines.")
+    ] = 1000,
+    timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=1.0,
+            help="Seconds to wait for the broker to acknowledge events before giving up.",
+        ),
+    ] = _DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Validate, sign and publish events given as JSON (the mapping of `zf801 schemas`).
+    """Validate, sign and publish events given as JSON (the mapping of `zf801 schemas`;
+    `zf801 schemas example TYPE` prints a template).
 
-    Each line is one event (JSON lines), or the input is one JSON document. Every line is
-    checked before anything is sent; bad lines are listed with their numbers, the field
-    and the rule, and then NOTHING is published unless --skip-bad is given. An
-    OrderRelease takes an extra top-level "subject" ({"id_number"} or {"plate_number",
-    "vin"}): the subject the order was issued for, which keys the release.
+    Each line is one event (JSON lines), or the input is one JSON document. Lines are
+    checked as they are read; a bad line is reported with its number, the field and the
+    rule. Unless --skip-bad is given, NOTHING is published when any line is bad (the
+    checked events wait on a temporary file, not in memory). An OrderRelease takes an
+    extra top-level "subject" ({"id_number"} or {"plate_number", "vin"}): the subject the
+    order was issued for, which keys the release. Any line may carry a top-level "ce_id"
+    (a UUID) as its event id.
 
-    Prints one line per published event: event id, topic, partition, offset, input line.
+    Prints one row per input line the broker acknowledged, once its audit record is
+    acknowledged too: event id, topic, partition, offset, input line. If the broker stops
+    acknowledging, the lines sent but not acknowledged are printed with the topic
+    UNACKNOWLEDGED and the event id they were sent under, reading stops, and the command
+    exits 1: give the output to --skip-acknowledged to send the rest safely.
+
     Exit 0 when every line was published, 1 when any line was bad or publishing failed,
     2 for an unknown TYPE. In production mode (ZF801_MODE, the default) it refuses to run
     while ZF801_MATCH_KEY_SECRET or ZF801_KEY_PASSPHRASE holds its demo value or is shorter
@@ -272,6 +306,7 @@ def publish(
     settings = hooks.settings()
     try:
         settings.require_real_secrets("zf801 publish")
+        prior = PriorRun() if skip_acknowledged is None else PriorRun.read(skip_acknowledged)
     except BusError as exc:
         raise _fail(str(exc)) from exc
     schema = _schema(event_type)
@@ -280,37 +315,85 @@ def publish(
     except BusError as exc:
         raise _fail(f"--as: {exc}") from exc
     signer = _signer(settings, agency_code)
-    publisher = hooks.publisher(signer, settings)
-    operator = _Operator(lambda: hooks.audit(signer, settings), publisher.agency)
+    publisher = hooks.publisher(signer, settings, timeout_s)
+    operator = _Operator(lambda: hooks.audit(signer, settings, publisher), publisher.agency)
+    ids = EventIds(agency_code, tuple(id_from.split(".")) if id_from else (), prior)
+    run = _Run(skipped=len(prior.acknowledged))
     try:
         try:
             _check_role(publisher, schema)
         except typer.Exit:
             operator.record(schema.full_name, "DENIED", "the agency's role may not write it")
+            operator.flush()
             raise
         with _open(source) as stream:
-            good, bad = check_input(publisher, schema, stream)
-        _report(bad, [])  # before the audit or the publication can meet a broker that is down
-        for line in bad:
-            operator.record(f"{schema.full_name} line {line.line}", "FAILURE", line.error)
-        if bad and not skip_bad:
-            raise _fail(
-                f"{len(bad)} bad line(s): nothing published (--skip-bad publishes the rest)"
+            lines = LineChecker(publisher, schema, ids).lines(stream, prior.acknowledged)
+            good = _good_lines(lines, run, operator, schema, max_bad)
+            outcome = _send(
+                publisher, operator, schema, good, run, skip_bad=skip_bad, timeout_s=timeout_s
             )
-        if not good and not bad:
-            raise _fail("no events in the input")
-        try:
-            results = publisher.publish_all([checked.event for checked in good])
-        except PublishError as exc:
-            operator.record(schema.full_name, "FAILURE", str(exc))
-            raise _fail(str(exc)) from exc
-        for result in results:
-            operator.record(
-                f"{result.topic}/{result.partition}@{result.offset} {result.event_id}", "SUCCESS"
-            )
-        _report([], list(zip((c.line for c in good), results, strict=True)))
+    except (BusError, KafkaError) as exc:  # the audit of refusals could not be written
+        raise _fail(operator_message(exc)) from exc
     finally:
-        publisher.close()
-    typer.echo(f"published {len(good)} event(s); {len(bad)} bad line(s) skipped", err=True)
-    if bad:
+        publisher.close(timeout_s=5.0)
+    _summary(outcome, run, schema)
+
+
+def _send(
+    publisher: Publisher,
+    operator: _Operator,
+    schema: RegisteredSchema,
+    good: Iterator[CheckedEvent],
+    run: _Run,
+    *,
+    skip_bad: bool,
+    timeout_s: float,
+) -> Outcome:
+    sender = Sender(
+        publisher,
+        audit_success=lambda event, where: operator.record(f"{where} {event.event_id}", "SUCCESS"),
+        settle_audit=operator.flush,
+        row=_row,
+        timeout_s=timeout_s,
+    )
+    if skip_bad:
+        outcome = sender.send_all(good)
+    else:
+        spool = Spool()
+        try:
+            for event in good:
+                if not run.bad:  # once a line is bad nothing is sent: stop keeping them
+                    spool.add(event)
+            if run.bad:
+                operator.flush()
+                raise _fail(
+                    f"{run.bad} bad line(s): nothing published (--skip-bad publishes the rest)"
+                    + (f"; {run.stopped}" if run.stopped else "")
+                )
+            outcome = sender.send_all(spool)
+        finally:
+            spool.close()
+    operator.flush()
+    if outcome.unacknowledged:
+        _unacknowledged(outcome, operator, schema)
+    return outcome
+
+
+def _summary(outcome: Outcome, run: _Run, schema: RegisteredSchema) -> None:
+    skipped = f"; {run.skipped} line(s) skipped as acknowledged before" if run.skipped else ""
+    if outcome.failure is not None:
+        raise _fail(
+            f"{printable(outcome.failure)}; {outcome.acknowledged} line(s) acknowledged, "
+            f"{len(outcome.unacknowledged)} sent but not acknowledged (rows marked "
+            f"{UNACKNOWLEDGED}), the rest not read{skipped}: rerun with --skip-acknowledged "
+            "and this output to send the rest safely"
+        )
+    if not outcome.acknowledged and not run.bad and not run.skipped:
+        raise _fail("no events in the input")
+    typer.echo(
+        f"published {outcome.acknowledged} event(s); {run.bad} bad line(s) skipped{skipped}"
+        + (f"; {run.stopped}" if run.stopped else ""),
+        err=True,
+    )
+    if run.bad:
         raise typer.Exit(1)

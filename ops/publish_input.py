@@ -5,17 +5,29 @@ overrides and lone surrogates."""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from ops.errors import OpsError
 
-__all__ = ["MAX_LINE_BYTES", "BadLine", "InputError", "check_text", "read_documents"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_SKIP_BYTES",
+    "BadLine",
+    "InputAbandonedError",
+    "InputError",
+    "check_text",
+    "read_documents",
+]
 
 MAX_LINE_BYTES = 1 << 20
 """Longest accepted line (and single document): no bus event comes near 1 MiB."""
+MAX_SKIP_BYTES = 16 << 20
+"""How far past the limit a refused line is skipped to find its end before the input is
+abandoned (endless input without line ends, such as ``/dev/zero``)."""
 
 _SKIP_CHUNK = 1 << 16
 _BOM = "\ufeff"
@@ -36,15 +48,31 @@ class InputError(OpsError, ValueError):
     """A line that is not a usable JSON object, or text that may not be published."""
 
 
+class InputAbandonedError(OpsError):
+    """The input cannot be read on (a line without end): the lines before it stand."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+
+
 def _raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes) per line; None for a line over the limit, whose rest is skipped
-    without being held in memory."""
+    """(line number, bytes) per line, read as the stream is consumed; None for a line over
+    the limit, whose rest is skipped without being held. A line with no end within
+    :data:`MAX_SKIP_BYTES` (``/dev/zero``) ends the input: :class:`InputAbandonedError`."""
     number = 0
     while chunk := stream.readline(MAX_LINE_BYTES + 1):
         number += 1
         if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            skipped = len(chunk)
             while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
-                pass
+                skipped += len(rest)
+                if skipped > MAX_SKIP_BYTES:
+                    raise InputAbandonedError(
+                        number,
+                        f"longer than {MAX_LINE_BYTES} bytes and no line end within "
+                        f"{MAX_SKIP_BYTES} bytes: the rest of the input is not read",
+                    )
             yield number, None
         else:
             yield number, chunk
@@ -84,38 +112,65 @@ def _decode(raw: bytes, first: bool) -> str:
 
 
 def read_documents(stream: IO[bytes]) -> Iterator[tuple[int, Any | BadLine]]:
-    """(line number, parsed document or :class:`BadLine`) for JSON lines; a single JSON
-    document spread over several lines (pretty-printed) is read as one, at its first line."""
-    lines = list(_raw_lines(stream))
-    content = [(n, raw) for n, raw in lines if raw is None or raw.strip()]
-    if len(content) > 1 and all(raw is not None for _, raw in content):
-        first_line, first_raw = content[0]
-        try:
-            _parse(_decode(first_raw or b"", first_line == 1))
-        except InputError:
-            yield from _whole_document(lines, first_line)
+    """(line number, parsed document or :class:`BadLine`), one line at a time as the stream
+    is read. A single JSON document spread over several lines (pretty-printed, at most
+    :data:`MAX_LINE_BYTES` in all) is read as one, at its first line: when the first line
+    opens an object or array but is not JSON by itself, up to that many bytes are looked
+    ahead. Raises
+    :class:`InputAbandonedError` for input that cannot be read on (see :func:`_raw_lines`)."""
+    lines = _raw_lines(stream)
+    ahead: list[tuple[int, bytes | None]] = []
+    for number, raw in lines:
+        ahead.append((number, raw))
+        if raw is not None and raw.strip():
+            break
+    opening = (ahead[-1][1] or b"").lstrip().removeprefix(_BOM.encode()) if ahead else b""
+    if opening[:1] in (b"{", b"[") and _not_json(ahead[-1]):
+        document = yield from _whole_document(ahead, lines)
+        if document:
             return
-    for number, raw in content:
+    for number, raw in itertools.chain(ahead, lines):
         if raw is None:
             yield number, BadLine(number, f"longer than {MAX_LINE_BYTES} bytes: refused unread")
-            continue
-        try:
-            yield number, _parse(_decode(raw, number == 1))
-        except InputError as exc:
-            yield number, BadLine(number, str(exc))
+        elif raw.strip():
+            yield number, _document(number, raw)
+
+
+def _document(number: int, raw: bytes) -> Any | BadLine:
+    try:
+        return _parse(_decode(raw, number == 1))
+    except InputError as exc:
+        return BadLine(number, str(exc))
+
+
+def _not_json(line: tuple[int, bytes | None]) -> bool:
+    number, raw = line
+    return isinstance(_document(number, raw or b""), BadLine)
 
 
 def _whole_document(
-    lines: list[tuple[int, bytes | None]], first_line: int
-) -> Iterator[tuple[int, Any | BadLine]]:
-    whole = b"".join(raw or b"" for _, raw in lines)
-    if len(whole) > MAX_LINE_BYTES:
-        yield first_line, BadLine(first_line, f"document longer than {MAX_LINE_BYTES} bytes")
-        return
+    ahead: list[tuple[int, bytes | None]], lines: Iterator[tuple[int, bytes | None]]
+) -> Generator[tuple[int, Any | BadLine], None, bool]:
+    """Read on (into ``ahead``) while the input may be one document; yield it (or its
+    error, when it opens with a lone brace) and return True if it is one, else return
+    False with every line read kept in ``ahead``."""
+    size = sum(len(raw or b"") for _, raw in ahead)
+    for number, raw in lines:
+        ahead.append((number, raw))
+        size += len(raw or b"")
+        if raw is None or size > MAX_LINE_BYTES:
+            return False
+    whole = b"".join(raw or b"" for _, raw in ahead)
+    first = next(number for number, raw in ahead if raw and raw.strip())
     try:
-        yield first_line, _parse(_decode(whole, True))
+        document: Any | BadLine = _parse(_decode(whole, True))
     except InputError as exc:
-        yield first_line, BadLine(first_line, str(exc))
+        opening = next(raw for _, raw in ahead if raw and raw.strip()).strip()
+        if opening not in (b"{", b"["):  # JSON lines whose first is bad: each on its own
+            return False
+        document = BadLine(first, str(exc))  # a pretty-printed document: one error
+    yield first, document
+    return True
 
 
 def check_text(value: Any, path: str) -> None:

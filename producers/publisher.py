@@ -55,7 +55,8 @@ def kafka_producer(
 
 
 class Publisher:
-    """Publishes signed events for the agency of ``signer``."""
+    """Publishes signed events for the agency of ``signer``; its producer is built at the
+    first send (``producer_options`` added to the publisher's settings)."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class Publisher:
         producer: KafkaProducer | None = None,
         settings: Settings | None = None,
         send_timeout_s: float = 30.0,
+        producer_options: dict[str, Any] | None = None,
     ) -> None:
         self._settings = settings or get_settings()
         self._settings.require_real_secrets(f"the publisher of agency {signer.agency_code}")
@@ -72,12 +74,15 @@ class Publisher:
         self.agency = get_agency(signer.agency_code)
         self.catalog = catalog or bus_catalog(self._settings)
         self._producer = producer
+        self._producer_options = producer_options or {}
         self._send_timeout_s = send_timeout_s
 
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = kafka_producer(self._settings, self.agency.code)
+            self._producer = kafka_producer(
+                self._settings, self.agency.code, **self._producer_options
+            )
         return self._producer
 
     def prepare(self, event: OutgoingEvent) -> tuple[str, KafkaRecord]:
@@ -161,9 +166,11 @@ class Publisher:
         except KafkaError as exc:
             raise PublishFailed(f"flush failed: {exc}") from exc
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close the producer, waiting at most ``timeout_s`` for records still in flight
+        (None: until they are acknowledged or their delivery timeout passes)."""
         if self._producer is not None:
-            self._producer.close()
+            self._producer.close(timeout=timeout_s)
             self._producer = None
 
     def __enter__(self) -> Publisher:

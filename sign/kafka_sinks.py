@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,12 +128,20 @@ class _SignedSender:
         self._producer = producer
         self.topic = topic
         self._signer = signer
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._codec = codec
 
     def send(
-        self, schema: str, value: dict[str, Any], event_id: uuid.UUID, when: datetime
-    ) -> KafkaRecord:
+        self,
+        schema: str,
+        value: dict[str, Any],
+        event_id: uuid.UUID,
+        when: datetime,
+        *,
+        wait: bool = True,
+    ) -> tuple[KafkaRecord, Any]:
+        """Sign and send one record: (the signed record, its future), the future already
+        resolved when ``wait`` (a rejection raises here)."""
         record = build_record(
             schema,
             value,
@@ -146,8 +155,9 @@ class _SignedSender:
         future = self._producer.send(
             self.topic, key=signed.key, value=signed.value, headers=list(signed.headers)
         )
-        future.get(timeout=self._timeout_s)
-        return signed
+        if wait:
+            future.get(timeout=self.timeout_s)
+        return signed, future
 
 
 class KafkaDeadLetterSink:
@@ -187,6 +197,7 @@ class KafkaAuditSink:
         self._sender = _SignedSender(producer, topic, signer, timeout_s, codec)
         self._client = client or ClientInfo.of_this_process()
         self._lock = threading.Lock()
+        self._pending: list[Any] = []
         self.sequence = 0
         self.previous_hash = bytes(32)
 
@@ -225,9 +236,12 @@ class KafkaAuditSink:
         detail: str | None,
         at: datetime | None = None,
         event_id: uuid.UUID | None = None,
+        wait: bool = True,
     ) -> None:
         """Audit any operation (who, in which role and agency, did what to which target,
-        with what result, from which client), next in this sink's hash chain."""
+        with what result, from which client), next in this sink's hash chain. With
+        ``wait=False`` the record is only sent (batched with others): :meth:`settle`
+        returns once every such record is acknowledged, or raises."""
         when = at or datetime.now(UTC)
         record_id = event_id or uuid.uuid4()
         with self._lock:
@@ -249,6 +263,17 @@ class KafkaAuditSink:
                 },
                 "occurred_at": when,
             }
-            signed = self._sender.send(AUDIT_SCHEMA, value, record_id, when)
+            signed, future = self._sender.send(AUDIT_SCHEMA, value, record_id, when, wait=wait)
             self.previous_hash = hashlib.sha256(signed.value).digest()
             self.sequence += 1
+            if not wait:
+                self._pending.append(future)
+
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Wait until every record sent with ``wait=False`` is acknowledged (the chain is
+        complete on the topic up to here); raises the first failure."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        deadline = time.monotonic() + (self._sender.timeout_s if timeout_s is None else timeout_s)
+        for future in pending:
+            future.get(timeout=max(0.0, deadline - time.monotonic()))

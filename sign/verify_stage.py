@@ -213,8 +213,13 @@ class AuditSink(Protocol):
         result: str,
         detail: str | None,
         at: datetime | None = None,
+        wait: bool = True,
     ) -> None:
-        """Audit a user's operation (result SUCCESS, FAILURE or DENIED)."""
+        """Audit a user's operation (result SUCCESS, FAILURE or DENIED); with
+        ``wait=False`` it may only be sent, and :meth:`settle` waits for it."""
+
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Return once every record given so far is acknowledged (raise if one failed)."""
 
 
 @dataclass
@@ -235,8 +240,11 @@ class MemoryAuditSink:
     def write(self, rejection: Rejection) -> None:
         self.rejections.append(rejection)
 
-    def record(self, *, at: datetime | None = None, **fields: Any) -> None:
+    def record(self, *, at: datetime | None = None, wait: bool = True, **fields: Any) -> None:
         self.operations.append({**fields, "at": at or datetime.now(UTC)})
+
+    def settle(self, timeout_s: float | None = None) -> None:
+        return None
 
 
 class VerifyStage:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.cmd_publish import PublishHooks, check_input
 from ops.publish_input import MAX_LINE_BYTES
 from producers.publisher import Publisher
-from schemas.agencies import load_agencies
 from schemas.codec import decode
 from schemas.matchkey import person_match_key
 from schemas.registry import default_registry
@@ -31,102 +26,23 @@ from schemas.settings import Settings
 from sign.events import EventSigner
 from sign.keystore import KeyStore
 from sign.verify_stage import EventVerifier, MemoryAuditSink
-
-EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
-runner = CliRunner()
-
-
-@dataclass(frozen=True)
-class _Metadata:
-    topic: str
-    partition: int
-    offset: int
-
-
-class _Future:
-    def __init__(self, metadata: _Metadata) -> None:
-        self._metadata = metadata
-
-    def get(self, timeout: float | None = None) -> _Metadata:
-        return self._metadata
-
-
-@dataclass
-class MemoryProducer:
-    """Records what would have been sent; offsets count up per topic."""
-
-    sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(
-        default_factory=list
-    )
-
-    def send(
-        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> _Future:
-        offset = sum(1 for sent in self.sent if sent[0] == topic)
-        self.sent.append((topic, key, value, headers))
-        return _Future(_Metadata(topic, 0, offset))
-
-    def flush(self, timeout: float | None = None) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    keys = tmp_path_factory.mktemp("keys") / "store"
-    settings = Settings(keys_path=keys, topic_prefix="")
-    KeyStore.from_settings(settings).init(load_agencies().agencies.values(), datetime.now(UTC))
-    return settings
-
-
-@pytest.fixture
-def producer() -> MemoryProducer:
-    return MemoryProducer()
-
-
-Invoke = Callable[..., Any]
-
-
-@pytest.fixture
-def audit() -> MemoryAuditSink:
-    return MemoryAuditSink()
-
-
-@pytest.fixture
-def invoke(settings: Settings, producer: MemoryProducer, audit: MemoryAuditSink) -> Invoke:
-    def make(signer: EventSigner, s: Settings) -> Publisher:
-        return Publisher(signer, settings=s, producer=producer)
-
-    hooks = PublishHooks(settings=lambda: settings, publisher=make, audit=lambda signer, s: audit)
-
-    def run(args: list[str], text: str | bytes = "") -> Any:
-        return runner.invoke(app, ["publish", *args], input=text, obj=hooks)
-
-    return run
-
-
-def _example(family: str, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((EXAMPLES / family / f"{name}.json").read_text("utf-8"))
-    return document
-
-
-def _lines(*documents: object) -> str:
-    return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents)
-
-
-def _order(case_seq: int = 123) -> dict[str, Any]:
-    order = _example("orders", "ExitRestrictionOrder")
-    order["order_id"] = f"93f2b536-8ee6-577b-9484-4c722ead{case_seq:04d}"
-    return order
+from tests.unit.ops.publish_fakes import (
+    Invoke,
+    MemoryProducer,
+    example_event,
+    exit_order,
+    json_lines,
+    runner,
+)
 
 
 # --- the good path ---------------------------------------------------------------------------
 def test_publishes_json_lines_and_prints_ids_topics_offsets(
     invoke: Invoke, producer: MemoryProducer, settings: Settings
 ) -> None:
-    result = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(1), _order(2)))
+    result = invoke(
+        ["ExitRestrictionOrder", "--as", "BJ01"], json_lines(exit_order(1), exit_order(2))
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
@@ -152,7 +68,7 @@ def settings_secret(settings: Settings) -> bytes:
 def test_short_and_full_type_names_and_a_pretty_printed_document(
     invoke: Invoke, producer: MemoryProducer
 ) -> None:
-    pretty = json.dumps(_order(), ensure_ascii=False, indent=2)
+    pretty = json.dumps(exit_order(), ensure_ascii=False, indent=2)
     result = invoke(["cn.zf801.orders.v1.ExitRestrictionOrder", "--as", "BJ01", "-"], pretty)
     assert result.exit_code == 0, result.output
     assert len(producer.sent) == 1 and result.stdout.count("\n") == 1
@@ -160,7 +76,7 @@ def test_short_and_full_type_names_and_a_pretty_printed_document(
 
 def test_reads_a_file(invoke: Invoke, producer: MemoryProducer, tmp_path: Path) -> None:
     path = tmp_path / "checkins.jsonl"
-    path.write_text(_lines(_example("sightings", "HotelCheckIn")), encoding="utf-8")
+    path.write_text(json_lines(example_event("sightings", "HotelCheckIn")), encoding="utf-8")
     result = invoke(["HotelCheckIn", "--as", "110105000000", str(path)])
     assert result.exit_code == 0, result.output
     assert producer.sent[0][0] == "zf801.sightings.person"
@@ -169,9 +85,9 @@ def test_reads_a_file(invoke: Invoke, producer: MemoryProducer, tmp_path: Path) 
 def test_release_is_keyed_by_its_subject_which_is_not_in_the_record(
     invoke: Invoke, producer: MemoryProducer, settings: Settings
 ) -> None:
-    release = _example("orders", "OrderRelease")
+    release = example_event("orders", "OrderRelease")
     release["subject"] = {"id_number": "110105198003121238"}
-    result = invoke(["OrderRelease", "--as", "BJ01"], _lines(release))
+    result = invoke(["OrderRelease", "--as", "BJ01"], json_lines(release))
     assert result.exit_code == 0, result.output
     topic, key, value, _ = producer.sent[0]
     assert topic == "zf801.orders.exit-restriction"
@@ -189,16 +105,16 @@ def _bad_run(invoke: Invoke, producer: MemoryProducer, text: str | bytes, *args:
 
 
 def test_bad_json_names_the_line(invoke: Invoke, producer: MemoryProducer) -> None:
-    text = _lines(_order(1)) + '{"order_id": \n' + _lines(_order(3))
+    text = json_lines(exit_order(1)) + '{"order_id": \n' + json_lines(exit_order(3))
     result = _bad_run(invoke, producer, text)
     assert "line 2: not valid JSON" in result.stderr
     assert "line 1" not in result.stderr and "line 3" not in result.stderr
 
 
 def test_missing_field_names_field_and_rule(invoke: Invoke, producer: MemoryProducer) -> None:
-    order = _order()
+    order = exit_order()
     del order["handler"]
-    result = _bad_run(invoke, producer, _lines(_order(1), order))
+    result = _bad_run(invoke, producer, json_lines(exit_order(1), order))
     assert "line 2:" in result.stderr and "handler" in result.stderr
     assert "[rule required]" in result.stderr
 
@@ -206,9 +122,9 @@ def test_missing_field_names_field_and_rule(invoke: Invoke, producer: MemoryProd
 def test_bad_id_number_is_masked_and_names_the_rule(
     invoke: Invoke, producer: MemoryProducer
 ) -> None:
-    order = _order()
+    order = exit_order()
     order["subject"]["id_number"] = "110105198003121239"
-    result = _bad_run(invoke, producer, _lines(order))
+    result = _bad_run(invoke, producer, json_lines(order))
     assert "line 1: subject.id_number" in result.stderr
     assert "rule id_number.check_char" in result.stderr
     assert "110105198003121239" not in result.output
@@ -216,7 +132,9 @@ def test_bad_id_number_is_masked_and_names_the_rule(
 
 def test_oversized_line_is_refused_unread(invoke: Invoke, producer: MemoryProducer) -> None:
     big = json.dumps({"order_id": "x" * (MAX_LINE_BYTES + 10)})
-    result = _bad_run(invoke, producer, _lines(_order(1)) + big + "\n" + _lines(_order(3)))
+    result = _bad_run(
+        invoke, producer, json_lines(exit_order(1)) + big + "\n" + json_lines(exit_order(3))
+    )
     assert f"line 2: longer than {MAX_LINE_BYTES} bytes" in result.stderr
     assert "line 3" not in result.stderr
 
@@ -249,7 +167,7 @@ def test_hostile_json(invoke: Invoke, producer: MemoryProducer, line: str, expec
 def test_hostile_text_values(
     invoke: Invoke, producer: MemoryProducer, name: str, rule: str
 ) -> None:
-    order = _order()
+    order = exit_order()
     order["subject"]["name"] = name
     text = json.dumps(order)  # ASCII escapes: the surrogate survives as \ud800
     result = _bad_run(invoke, producer, text + "\n")
@@ -257,21 +175,23 @@ def test_hostile_text_values(
 
 
 def test_invalid_utf8_and_a_byte_order_mark(invoke: Invoke, producer: MemoryProducer) -> None:
-    result = _bad_run(invoke, producer, b"\xef\xbb\xbf" + _lines(_order()).encode() + b"\xff{}\n")
+    result = _bad_run(
+        invoke, producer, b"\xef\xbb\xbf" + json_lines(exit_order()).encode() + b"\xff{}\n"
+    )
     assert "line 2: not valid UTF-8" in result.stderr and "line 1" not in result.stderr
 
 
 def test_unknown_fields_and_wrong_types(invoke: Invoke, producer: MemoryProducer) -> None:
-    extra = _order(1) | {"admin": True}
-    typed = _order(2) | {"control_period_end": 1234}
-    result = _bad_run(invoke, producer, _lines(extra, typed))
+    extra = exit_order(1) | {"admin": True}
+    typed = exit_order(2) | {"control_period_end": 1234}
+    result = _bad_run(invoke, producer, json_lines(extra, typed))
     assert "line 1:" in result.stderr and "[rule unknown_field]" in result.stderr
     assert "line 2:" in result.stderr and "control_period_end" in result.stderr
 
 
 def test_release_without_subject(invoke: Invoke, producer: MemoryProducer) -> None:
-    release = _example("orders", "OrderRelease")
-    result = _bad_run(invoke, producer, _lines(release), "OrderRelease", "--as", "BJ01")
+    release = example_event("orders", "OrderRelease")
+    result = _bad_run(invoke, producer, json_lines(release), "OrderRelease", "--as", "BJ01")
     assert "line 1: subject: an OrderRelease needs the subject" in result.stderr
 
 
@@ -282,7 +202,7 @@ def test_empty_input(invoke: Invoke, producer: MemoryProducer) -> None:
 
 # --- type, agency, key store ---------------------------------------------------------------
 def test_unknown_type_lists_what_agencies_publish(invoke: Invoke) -> None:
-    result = invoke(["ExitRestriction", "--as", "BJ01"], _lines(_order()))
+    result = invoke(["ExitRestriction", "--as", "BJ01"], json_lines(exit_order()))
     assert result.exit_code == 2
     assert "ExitRestriction" in result.stderr and "HotelCheckIn" in result.stderr
     bus_only = invoke(["Hit", "--as", "BJ01"], "{}\n")
@@ -292,34 +212,39 @@ def test_unknown_type_lists_what_agencies_publish(invoke: Invoke) -> None:
 def test_agency_whose_role_may_not_write_the_topic(
     invoke: Invoke, producer: MemoryProducer
 ) -> None:
-    checkin = _lines(_example("sightings", "HotelCheckIn"))
+    checkin = json_lines(example_event("sightings", "HotelCheckIn"))
     result = invoke(["HotelCheckIn", "--as", "BJ01"], checkin)
     assert result.exit_code == 1 and producer.sent == []
     assert "BJ01 (role court) may not publish HotelCheckIn" in result.stderr
-    vehicle = _lines(_example("sightings", "VehicleEncounter"))
+    vehicle = json_lines(example_event("sightings", "VehicleEncounter"))
     border = invoke(["VehicleEncounter", "--as", "110000230000"], vehicle)
     assert border.exit_code == 1 and "role border-control" in border.stderr
 
 
 def test_wrong_as(invoke: Invoke, producer: MemoryProducer) -> None:
-    unknown = invoke(["ExitRestrictionOrder", "--as", "XX99"], _lines(_order()))
+    unknown = invoke(["ExitRestrictionOrder", "--as", "XX99"], json_lines(exit_order()))
     assert unknown.exit_code == 1 and "--as: agency 'XX99' is not in the agency list" in (
         unknown.stderr
     )
     other_court = _bad_run(
-        invoke, producer, _lines(_order()), "ExitRestrictionOrder", "--as", "SH01"
+        invoke, producer, json_lines(exit_order()), "ExitRestrictionOrder", "--as", "SH01"
     )
     assert "enforcing_court_code: 'BJ01' is not the publishing agency SH01" in other_court.stderr
-    checkin = _example("sightings", "HotelCheckIn")
-    other_unit = _bad_run(invoke, producer, _lines(checkin), "HotelCheckIn", "--as", "110000000000")
+    checkin = example_event("sightings", "HotelCheckIn")
+    other_unit = _bad_run(
+        invoke, producer, json_lines(checkin), "HotelCheckIn", "--as", "110000000000"
+    )
     assert "reporting_unit_code" in other_unit.stderr
 
 
 def test_key_store_not_initialised(tmp_path: Path, producer: MemoryProducer) -> None:
     settings = Settings(keys_path=tmp_path / "none")
-    hooks = PublishHooks(settings=lambda: settings, audit=lambda signer, s: MemoryAuditSink())
+    hooks = PublishHooks(settings=lambda: settings, audit=lambda signer, s, p: MemoryAuditSink())
     result = runner.invoke(
-        app, ["publish", "ExitRestrictionOrder", "--as", "BJ01"], input=_lines(_order()), obj=hooks
+        app,
+        ["publish", "ExitRestrictionOrder", "--as", "BJ01"],
+        input=json_lines(exit_order()),
+        obj=hooks,
     )
     assert result.exit_code == 1 and "run `zf801 keys init`" in result.stderr
 
@@ -328,9 +253,9 @@ def test_key_store_not_initialised(tmp_path: Path, producer: MemoryProducer) -> 
 def test_skip_bad_publishes_the_good_lines_and_still_fails(
     invoke: Invoke, producer: MemoryProducer
 ) -> None:
-    bad = copy.deepcopy(_order(2))
+    bad = copy.deepcopy(exit_order(2))
     bad["handler"]["phone"] = "12345"
-    text = _lines(_order(1), bad, _order(3))
+    text = json_lines(exit_order(1), bad, exit_order(3))
     result = invoke(["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], text)
     assert result.exit_code == 1
     assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["1", "3"]
@@ -338,11 +263,13 @@ def test_skip_bad_publishes_the_good_lines_and_still_fails(
     assert "line 2: handler.phone" in result.stderr
     assert "published 2 event(s); 1 bad line(s) skipped" in result.stderr
     sent_ids = [str(decode(value)[1]["order_id"]) for _, _, value, _ in producer.sent]
-    assert sent_ids == [_order(1)["order_id"], _order(3)["order_id"]]
+    assert sent_ids == [exit_order(1)["order_id"], exit_order(3)["order_id"]]
 
 
 def test_skip_bad_with_only_good_lines_exits_zero(invoke: Invoke, producer: MemoryProducer) -> None:
-    result = invoke(["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], _lines(_order()))
+    result = invoke(
+        ["ExitRestrictionOrder", "--as", "BJ01", "--skip-bad"], json_lines(exit_order())
+    )
     assert result.exit_code == 0 and len(producer.sent) == 1
 
 
@@ -365,8 +292,8 @@ def test_wrong_shapes_are_bad_lines_not_crashes(
         if type_name in {"VehicleEncounter", "BorderCrossing", "HotelCheckIn"}
         else "orders"
     )
-    document = _example(family, type_name) | {field: value}
-    result = _bad_run(invoke, producer, _lines(document), type_name, "--as", agency)
+    document = example_event(family, type_name) | {field: value}
+    result = _bad_run(invoke, producer, json_lines(document), type_name, "--as", agency)
     assert "line 1: " in result.stderr
     assert "Traceback" not in result.output
 
@@ -386,13 +313,13 @@ def test_any_mutation_of_a_good_event_is_published_or_named_never_a_crash(
     data: st.DataObject,
 ) -> None:
     name, family, agency = data.draw(st.sampled_from(_MUTATED))
-    document = _example(family, name)
+    document = example_event(family, name)
     for key in data.draw(st.lists(st.sampled_from(sorted(document)), max_size=3, unique=True)):
         document[key] = data.draw(_JSON_VALUES)
     good, bad = check_input(
         _signing_publisher(agency),
         default_registry().get(name),
-        io.BytesIO(_lines(document).encode()),
+        io.BytesIO(json_lines(document).encode()),
     )
     assert len(good) + len(bad) == 1
     assert all(line.line == 1 and line.error for line in bad)
@@ -415,7 +342,7 @@ def _signing_publisher(agency: str) -> Publisher:
 def test_every_publication_and_every_refusal_is_audited(
     invoke: Invoke, producer: MemoryProducer, audit: MemoryAuditSink
 ) -> None:
-    good = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(), _order()))
+    good = invoke(["ExitRestrictionOrder", "--as", "BJ01"], json_lines(exit_order(), exit_order()))
     assert good.exit_code == 0, good.stderr
     published = [op for op in audit.operations if op["result"] == "SUCCESS"]
     assert len(published) == 2
@@ -423,12 +350,14 @@ def test_every_publication_and_every_refusal_is_audited(
     assert (published[0]["agency_code"], published[0]["role"]) == ("BJ01", "court")
     assert published[0]["target"].startswith("zf801.orders.exit-restriction/")
     audit.operations.clear()
-    bad = invoke(["ExitRestrictionOrder", "--as", "BJ01"], _lines(_order(), {"nonsense": 1}))
+    bad = invoke(
+        ["ExitRestrictionOrder", "--as", "BJ01"], json_lines(exit_order(), {"nonsense": 1})
+    )
     assert bad.exit_code == 1
     assert [(op["result"], op["target"]) for op in audit.operations] == [
         ("FAILURE", "cn.zf801.orders.v1.ExitRestrictionOrder line 2")
     ]
     audit.operations.clear()
-    denied = invoke(["ExitRestrictionOrder", "--as", "110000000000"], _lines(_order()))
+    denied = invoke(["ExitRestrictionOrder", "--as", "110000000000"], json_lines(exit_order()))
     assert denied.exit_code == 1
     assert [op["result"] for op in audit.operations] == ["DENIED"]

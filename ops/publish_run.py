@@ -1,0 +1,362 @@
+"""The engine of ``zf801 publish``: check input lines as they are read, hold what waits on a
+disk spool (never in memory), send in windows, and report exactly which lines the broker
+acknowledged.
+
+A line's fate is printed only once it is settled: an acknowledged event once the broker
+has acknowledged both the event and its audit record (audit records are batched per
+window, sent without waiting and settled together, so they cost little and none is lost);
+a line the broker did not acknowledge, when sending stops, with the event id it was sent
+under. That output, given back with ``--skip-acknowledged``, makes a rerun safe: the lines
+acknowledged are skipped and the others are sent again under the same event ids, so a
+copy that did reach the bus is dropped as a replay, not acted on twice.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kafka.errors import KafkaError
+
+from ops.errors import OpsError
+from ops.publish_input import BadLine, InputError, check_text, read_documents
+from producers.publisher import OutgoingEvent, Publisher
+from producers.routes import SUBJECT_FIELD, outgoing_event
+from schemas.codec import default_codec
+from schemas.edge import normalise_event
+from schemas.envelope import KafkaRecord
+from schemas.errors import BusError
+from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
+from schemas.jsonmap import from_json
+from schemas.registry import RegisteredSchema
+
+__all__ = [
+    "EVENT_ID_FIELD",
+    "UNACKNOWLEDGED",
+    "CheckedEvent",
+    "EventIds",
+    "LineChecker",
+    "Outcome",
+    "PriorRun",
+    "Sender",
+    "Spool",
+]
+
+EVENT_ID_FIELD = "ce_id"
+"""An input line's optional top-level event id (a UUID); not part of the record."""
+UNACKNOWLEDGED = "UNACKNOWLEDGED"
+"""The topic column of a report row whose line the broker did not acknowledge."""
+
+_RELEASE = "cn.zf801.orders.v1.OrderRelease"
+_ID_NAMESPACE = uuid.UUID("0f3c6f0e-7d51-5a8e-9e57-1b6d2a3c4e5f")  # ids derived by --id-from
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """An input line that passed every check: signed and ready to send."""
+
+    line: int
+    event_id: str
+    topic: str
+    record: KafkaRecord
+
+
+# --- event ids -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PriorRun:
+    """What an earlier run's report says: the lines acknowledged, and the event ids that
+    lines the broker did not acknowledge were sent under."""
+
+    acknowledged: frozenset[int] = frozenset()
+    unacknowledged: Mapping[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> PriorRun:
+        """Parse a report (the rows ``zf801 publish`` printed); raises OpsError naming the
+        first row that is not one."""
+        acknowledged: set[int] = set()
+        unacknowledged: dict[int, str] = {}
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OpsError(f"--skip-acknowledged: cannot read {path}: {exc}") from exc
+        for number, row in enumerate(text.splitlines(), 1):
+            if not row.strip():
+                continue
+            fields = row.split("\t")
+            try:
+                event_id, topic, partition, _offset, line = fields
+                uuid.UUID(event_id)
+                line_number = int(line)
+            except ValueError:
+                raise OpsError(
+                    f"--skip-acknowledged: {path} row {number} is not a report row "
+                    "(event id, topic, partition, offset, line)"
+                ) from None
+            if topic == UNACKNOWLEDGED:
+                unacknowledged[line_number] = event_id
+            elif partition.isdigit():
+                acknowledged.add(line_number)
+                unacknowledged.pop(line_number, None)
+        return cls(frozenset(acknowledged), unacknowledged)
+
+
+@dataclass(frozen=True)
+class EventIds:
+    """Where a line's event id comes from: its own ``ce_id``, else the record field named
+    by ``--id-from`` (a UUID value is taken as is; any other value yields a UUID derived
+    from the agency, the event type and the value), else the id an earlier run sent the
+    line under, else a new random one."""
+
+    agency: str
+    id_from: tuple[str, ...] = ()
+    prior: PriorRun = field(default_factory=PriorRun)
+
+    def for_line(self, line: int, schema: str, record: Mapping[str, Any], own: Any) -> str:
+        if own is not None:
+            if not isinstance(own, str):
+                raise InputError(f"{EVENT_ID_FIELD}: must be a UUID string [rule ce_id.uuid]")
+            try:
+                return str(uuid.UUID(own))
+            except ValueError:
+                raise InputError(
+                    f"{EVENT_ID_FIELD}: {own[:60]!r} is not a UUID [rule ce_id.uuid]"
+                ) from None
+        if self.id_from:
+            return self._derived(schema, record)
+        return self.prior.unacknowledged.get(line) or str(uuid.uuid4())
+
+    def _derived(self, schema: str, record: Mapping[str, Any]) -> str:
+        path = ".".join(self.id_from)
+        value: Any = record
+        for name in self.id_from:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        if value is None or isinstance(value, (Mapping, list, bytes)):
+            raise InputError(
+                f"{path}: --id-from names a field this line has no text or number in "
+                "[rule id_from.present]"
+            )
+        text = str(value)
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            return str(uuid.uuid5(_ID_NAMESPACE, f"{self.agency}\0{schema}\0{text}"))
+
+
+# --- checking --------------------------------------------------------------------------------
+def _release_subject(document: dict[str, Any]) -> dict[str, str]:
+    """The ``subject`` of an OrderRelease input (not part of the record), normalised."""
+    subject = document.pop(SUBJECT_FIELD, None)
+    if not isinstance(subject, Mapping):
+        raise InputError(
+            f"{SUBJECT_FIELD}: an OrderRelease needs the subject its order was issued for, "
+            '{"id_number": ...} or {"plate_number": ..., "vin": ...} [rule required]'
+        )
+    kind = document.get("order_kind")
+    if kind == "VEHICLE_SEARCH":
+        if not subject.get("plate_number"):
+            raise InputError(f"{SUBJECT_FIELD}.plate_number: a vehicle order's release needs it")
+        plate = normalise_plate_number(subject["plate_number"], f"{SUBJECT_FIELD}.plate_number")
+        out = {"plate_number": plate}
+        if subject.get("vin") is not None:
+            out["vin"] = normalise_vin(subject["vin"], f"{SUBJECT_FIELD}.vin")
+        return out
+    if not subject.get("id_number"):
+        raise InputError(f"{SUBJECT_FIELD}.id_number: a person order's release needs it")
+    return {"id_number": normalise_id_number(subject["id_number"], f"{SUBJECT_FIELD}.id_number")}
+
+
+class LineChecker:
+    """Checks input lines one at a time (JSON, text hygiene, the schema's JSON mapping,
+    identifier and edge rules, the sending agency, routing, the catalog's write rule, the
+    codec) and signs the good ones; nothing is sent."""
+
+    def __init__(self, publisher: Publisher, schema: RegisteredSchema, ids: EventIds) -> None:
+        self._publisher = publisher
+        self._schema = schema
+        self._ids = ids
+
+    def check(self, line: int, document: Any) -> CheckedEvent | BadLine:
+        try:
+            return self._checked(line, document)
+        except (BusError, ValueError) as exc:  # every edge error names field and rule
+            return BadLine(line, str(exc))
+        except Exception as exc:  # a checker tripped on a hostile shape: still this line's
+            return BadLine(line, f"cannot be checked ({type(exc).__name__}: {exc})")
+
+    def _checked(self, line: int, document: Any) -> CheckedEvent:
+        schema = self._schema
+        if not isinstance(document, dict):
+            raise InputError(f"expected a JSON object, got {type(document).__name__}")
+        check_text(document, "")
+        own_id = document.pop(EVENT_ID_FIELD, None)
+        subject = _release_subject(document) if schema.full_name == _RELEASE else None
+        record = normalise_event(schema.full_name, from_json(schema, document))
+        default_codec().validate(schema.full_name, record)  # the record's shape, before keying
+        event = outgoing_event(schema.full_name, record, subject)
+        event_id = self._ids.for_line(line, schema.full_name, record, own_id)
+        topic, signed = self._publisher.prepare(_with_id(event, event_id))
+        return CheckedEvent(line, event_id, topic, signed)
+
+    def lines(
+        self, stream: IO[bytes], skip: frozenset[int] = frozenset()
+    ) -> Iterator[CheckedEvent | BadLine]:
+        """Each line of ``stream`` checked, as it is read; lines in ``skip`` are passed
+        over unchecked. Raises :class:`ops.publish_input.InputAbandonedError`."""
+        for number, document in read_documents(stream):
+            if number in skip:
+                continue
+            yield document if isinstance(document, BadLine) else self.check(number, document)
+
+
+def _with_id(event: OutgoingEvent, event_id: str) -> OutgoingEvent:
+    return OutgoingEvent(
+        event.topic_id,
+        event.schema_name,
+        event.record,
+        event.key,
+        court=event.court,
+        event_id=event_id,
+        time=event.time,
+        traceparent=event.traceparent,
+        alt_keys=event.alt_keys,
+    )
+
+
+# --- the spool -------------------------------------------------------------------------------
+class Spool:
+    """Checked events kept on disk in input order until every line has been checked, so
+    that endless or huge input never grows memory. Read back once, in order."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="zf801-publish-")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, event: CheckedEvent) -> None:
+        pickle.dump(event, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[CheckedEvent]:
+        self._file.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self._file)  # noqa: S301 - our own file, written above
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --- sending ---------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What became of the lines given to :class:`Sender`."""
+
+    acknowledged: int = 0
+    unacknowledged: list[CheckedEvent] = field(default_factory=list)
+    failure: str | None = None
+
+
+Row = Callable[[CheckedEvent, str, int, int], None]
+"""Prints one settled line: (event, topic, partition, offset)."""
+
+
+class Sender:
+    """Sends checked events through the publisher's producer in windows. A window is
+    settled (its acknowledgements awaited, their audit records sent and acknowledged, its
+    rows printed) after the next window has been sent, so the broker always has work.
+    Stops at the first event the broker does not acknowledge within ``timeout_s``."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        audit_success: Callable[[CheckedEvent, str], None],
+        settle_audit: Callable[[], None],
+        row: Row,
+        window: int = 1000,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._publisher = publisher
+        self._audit_success = audit_success
+        self._settle_audit = settle_audit
+        self._row = row
+        self._window = window
+        self._timeout_s = timeout_s
+        self.outcome = Outcome()
+
+    def send_all(self, events: Iterable[CheckedEvent]) -> Outcome:
+        """Send ``events`` (a lazy iterable: input is read only as fast as it is sent)."""
+        unsettled: list[list[tuple[CheckedEvent, Any]]] = []  # sent windows, oldest first
+        current: list[tuple[CheckedEvent, Any]] = []
+        producer = self._publisher.producer
+        try:
+            for event in events:
+                record = event.record
+                future = producer.send(
+                    event.topic, key=record.key, value=record.value, headers=list(record.headers)
+                )
+                current.append((event, future))
+                if len(current) >= self._window:
+                    unsettled.append(current)
+                    current = []
+                    if len(unsettled) > 1:
+                        self._settle(unsettled.pop(0))
+            unsettled.append(current)
+            current = []
+            while unsettled:
+                self._settle(unsettled.pop(0))
+        except (_StoppedError, KafkaError) as exc:  # KafkaError: send() got no metadata
+            stopped = exc.events if isinstance(exc, _StoppedError) else []
+            self.outcome.failure = str(exc)
+            self.outcome.unacknowledged += stopped + [
+                event for window in [*unsettled, current] for event, _ in window
+            ]
+        return self.outcome
+
+    def _settle(self, window: list[tuple[CheckedEvent, Any]]) -> None:
+        done, missing, failure = self._acknowledgements(window)
+        try:
+            for event, metadata in done:
+                where = f"{metadata.topic}/{metadata.partition}@{metadata.offset}"
+                self._audit_success(event, where)
+            self._settle_audit()
+        except KafkaError as exc:  # published, but not done until its audit record is
+            events = [event for event, _ in done] + missing
+            raise _StoppedError(f"the audit records were not acknowledged: {exc}", events) from exc
+        for event, metadata in sorted(done, key=lambda item: item[0].line):
+            self._row(event, metadata.topic, metadata.partition, metadata.offset)
+        self.outcome.acknowledged += len(done)
+        if failure is not None:
+            raise _StoppedError(failure, missing)
+
+    def _acknowledgements(
+        self, window: list[tuple[CheckedEvent, Any]]
+    ) -> tuple[list[tuple[CheckedEvent, Any]], list[CheckedEvent], str | None]:
+        """(events acknowledged with their metadata, events not, why not) for a window."""
+        deadline = time.monotonic() + self._timeout_s
+        done: list[tuple[CheckedEvent, Any]] = []
+        for index, (event, future) in enumerate(window):
+            try:
+                done.append((event, future.get(timeout=max(0.0, deadline - time.monotonic()))))
+            except KafkaError as exc:
+                rest = window[index:]
+                done += [(e, f.value) for e, f in rest if _succeeded(f)]
+                missing = [e for e, f in rest if not _succeeded(f)]
+                return done, missing, f"the broker did not acknowledge line {event.line}: {exc}"
+        return done, [], None
+
+
+def _succeeded(future: Any) -> bool:
+    return bool(future.is_done and future.succeeded())
+
+
+class _StoppedError(Exception):
+    def __init__(self, reason: str, events: list[CheckedEvent]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.events = events

@@ -1,11 +1,13 @@
 """``zf801 schemas``: the Avro contract for integrators: list the schemas and their
-fingerprints, encode JSON to single-object bytes, decode bytes to JSON, and check that the
-schemas stay fully compatible with a git ref."""
+fingerprints, print a valid example of an event, encode JSON to single-object bytes, decode
+bytes to JSON, and check that the schemas stay fully compatible with a git ref."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,12 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.codec import Codec
+from schemas.edge_rules import TIME_HORIZONS
 from schemas.errors import BusError
+from schemas.event_types import ORDERS, RELEASE
 from schemas.history import CheckReport, check_against_ref
 from schemas.jsonmap import from_json, to_json
-from schemas.registry import SCHEMA_DIR, Registry, default_registry
+from schemas.registry import SCHEMA_DIR, RegisteredSchema, Registry, default_registry
 
-__all__ = ["schemas_app"]
+__all__ = ["EXAMPLES_DIR", "example_document", "schemas_app"]
 
 schemas_app = typer.Typer(
     help=(
@@ -42,6 +46,12 @@ _Dir = Annotated[
     typer.Option("--dir", help="Schema folder (default: the schemas/avro shipped with the bus)."),
 ]
 _Hex = Annotated[bool, typer.Option("--hex", help="Bytes as hex text instead of raw bytes.")]
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "tests" / "unit" / "schemas" / "examples"
+"""The realistic example of every event, ``<family>/<Name>.json`` in the JSON mapping: the
+contract tests' fixtures, which ``zf801 schemas example`` serves with its times moved."""
+_SUBJECT = "subject"
+"""The extra top-level input field of an OrderRelease (``producers.routes.SUBJECT_FIELD``)."""
 
 
 def _registry(folder: Path | None) -> Registry:
@@ -145,6 +155,92 @@ def decode_command(
             "record": document,
         }
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+class ExampleFormat(StrEnum):
+    json = "json"
+    jsonl = "jsonl"
+
+
+def _instants(value: Any, name: str = "") -> list[tuple[str, dt.datetime]]:
+    """(field name, instant) of every timestamp in a record, nested ones included."""
+    if isinstance(value, dt.datetime):
+        return [(name, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _instants(item, key)]
+    if isinstance(value, list):
+        return [found for item in value for found in _instants(item, name)]
+    return []
+
+
+def _shifted(value: Any, by: dt.timedelta) -> Any:
+    if isinstance(value, dt.datetime):
+        return value + by
+    if isinstance(value, dict):
+        return {key: _shifted(item, by) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shifted(item, by) for item in value]
+    return value
+
+
+def _release_subject(release: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The subject of the example order a release example releases (same order kind)."""
+    words = str(release["order_kind"]).split("_")
+    order_name = "".join(word.capitalize() for word in words) + "Order"
+    if f"cn.zf801.orders.v1.{order_name}" not in ORDERS:
+        raise BusError(f"order_kind {release['order_kind']!r}: no order schema {order_name}")
+    order = json.loads((folder / "orders" / f"{order_name}.json").read_text("utf-8"))
+    subject = order[_SUBJECT]
+    if "id_number" in subject:
+        return {"id_number": subject["id_number"]}
+    return {"plate_number": subject["plate_number"], "vin": subject["vin"]}
+
+
+def example_document(
+    schema: RegisteredSchema, now: dt.datetime | None = None, folder: Path = EXAMPLES_DIR
+) -> dict[str, Any]:
+    """The example of ``schema`` as ``zf801 publish`` takes it, its times moved by whole
+    days so that the latest observation or issuance lies within the day before ``now``
+    (scheduled times, e.g. a control period's end, move with it; dates stay: a date of
+    birth is part of the ID number). An OrderRelease gets the ``subject`` of its order."""
+    path = folder / schema.family / f"{schema.name}.json"
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise BusError(f"no example of {schema.full_name} ({path}): {exc.strerror}") from exc
+    record = from_json(schema, document)
+    observed = [when for name, when in _instants(record) if name not in TIME_HORIZONS]
+    now = now or dt.datetime.now(dt.UTC)
+    days = (now - max(observed)) // dt.timedelta(days=1) if observed else 0
+    example: dict[str, Any] = to_json(schema, _shifted(record, dt.timedelta(days=days)))
+    if schema.full_name == RELEASE:
+        example[_SUBJECT] = _release_subject(example, folder)
+    return example
+
+
+@schemas_app.command("example")
+def example_command(
+    name: Annotated[str, typer.Argument(help="Record name (HotelCheckIn) or full name.")],
+    output: Annotated[
+        ExampleFormat,
+        typer.Option("--format", help="json: indented; jsonl: one line, to pipe into publish."),
+    ] = ExampleFormat.json,
+    folder: _Dir = None,
+) -> None:
+    """Print a valid example of an event in the JSON mapping that `zf801 publish` takes,
+    with realistic identifiers (check digits, a case number of the court, the court's
+    province) and times of the last day.
+
+    Edit it and publish it: `zf801 schemas example HotelCheckIn --format jsonl > in.jsonl`,
+    then `zf801 publish HotelCheckIn --as 110105000000 in.jsonl`. An OrderRelease carries
+    the extra top-level "subject" its order was issued for."""
+    try:
+        schema = _registry(folder).get(name.strip())
+        document = example_document(schema)
+    except BusError as exc:
+        raise _fail(exc) from exc
+    indent = 2 if output is ExampleFormat.json else None
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=indent) + "\n")
 
 
 def _print_report(report: CheckReport) -> None:

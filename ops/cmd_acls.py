@@ -40,13 +40,14 @@ __all__ = ["acls_app"]
 
 acls_app = typer.Typer(
     help=(
-        "Kafka ACLs as code: every agency (principal User:<code>) gets exactly the topic, "
+        "Kafka ACLs as code: every agency (principal `User:<code>`) gets exactly the topic, "
         "group and transactional-id grants that topics/topics.yaml and the agency list call "
         "for. `plan` compares with the cluster (`--matrix`: who reads and writes what), "
         "`apply` adds what is missing (`--prune` also removes extras), `list` shows each ACL. "
         "Only ACLs of listed agencies under the catalog's namespace are ever changed."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 _console = Console()

@@ -25,6 +25,7 @@ broker_app = typer.Typer(
         "ZF801_QUORUM_BROKER_PORT.. (9192-9194) for fault tests."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 _console = Console()

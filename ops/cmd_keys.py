@@ -34,9 +34,10 @@ keys_app = typer.Typer(
         "(ZF801_KEYS_PATH, default .zf801/keys), encrypted with ZF801_KEY_PASSPHRASE; "
         "certificates and revocations are published on the trust topic. Every agency, the "
         "admin and broker nodes 1-3 also get a TLS identity (a key of its own) for mutual TLS "
-        "with the broker, under <keys>/tls."
+        "with the broker, under `<keys>/tls`."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 _console = Console()

@@ -28,12 +28,13 @@ __all__ = ["EXAMPLES_DIR", "example_document", "schemas_app"]
 
 schemas_app = typer.Typer(
     help=(
-        "The Avro schemas of every bus event (schemas/avro/<family>/<Name>.avsc). JSON mapping"
+        "The Avro schemas of every bus event (`schemas/avro/<family>/<Name>.avsc`). JSON mapping"
         " for encode/decode: timestamps as RFC 3339 strings with a zone, dates as ISO"
         " YYYY-MM-DD, decimal amounts as strings, bytes as base64, SHA-256 digests (fixed) as"
         " hex, optional fields as value or null."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 _console = Console()

@@ -27,6 +27,7 @@ topics_app = typer.Typer(
         "topics, adds partitions and repairs configs, and never deletes; `list` compares."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 _console = Console()

@@ -1,0 +1,273 @@
+"""``zf801 audit tail``: the newest audit records (each seal verified), with every break of
+an agency's hash chain that shows within what was read marked.
+
+An agency's audit records form hash chains (``sign.kafka_sinks.KafkaAuditSink``): each
+record's ``sequence`` is one more than its predecessor's and its ``previous_hash`` is the
+SHA-256 of the predecessor's value bytes; a process starts a new chain at sequence 0 with
+32 zero bytes. :class:`ChainWatch` links the records it is given by those hashes; a record
+whose predecessor it read with another sequence, or whose predecessor is missing while
+the agency's chain was being read, is a break. Its limit: a chain of a second process of
+the same agency whose start lies before what was read may be marked too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import chain
+from typing import Annotated
+
+import typer
+
+from consumers.runtime import Runtime
+from ops.cmd_inspect import TopicReader, TopicRecord
+from ops.cmd_inspect_view import Follow, Format, OutputFormat, View, fail, select, shorten, when
+from schemas.errors import BusError
+
+__all__ = [
+    "AuditEntry",
+    "ChainWatch",
+    "audit_app",
+    "audit_entry",
+    "audit_filter",
+    "complete_tail",
+    "mark_breaks",
+]
+
+_ZERO_HASH = bytes(32)
+_DETAIL_WIDTH = 60
+_DEFAULT_READER = "BUS-AUDIT"
+
+audit_app = typer.Typer(help="The audit log (every user operation, hash-chained per agency).",
+                        no_args_is_help=True)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One verified audit record, and what the chain check found (``chain_break``)."""
+
+    event_id: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    digest: bytes
+    """SHA-256 of the record's value bytes: the next record's ``previous_hash``."""
+    sequence: int
+    previous_hash: bytes
+    occurred_at: datetime
+    agency_code: str
+    user: str
+    role: str
+    operation: str
+    target: str
+    result: str
+    detail: str | None
+    client_host: str
+    chain_break: str | None = None
+
+
+def audit_entry(record: TopicRecord) -> AuditEntry:
+    value = record.record
+    return AuditEntry(
+        event_id=record.event_id,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        digest=hashlib.sha256(record.value).digest(),
+        sequence=int(value["sequence"]),
+        previous_hash=bytes(value["previous_hash"]),
+        occurred_at=value["occurred_at"],
+        agency_code=str(value["agency_code"]),
+        user=str(value["user"]),
+        role=str(value["role"]),
+        operation=str(value["operation"]),
+        target=str(value["target"]),
+        result=str(value["result"]),
+        detail=value.get("result_detail"),
+        client_host=str(value["client"]["host"]),
+    )
+
+
+def _order(entry: AuditEntry) -> tuple[int, int, int, int]:
+    """Oldest first: the producer's timestamp (taken in chain order), then the sequence."""
+    return (entry.timestamp_ms, entry.sequence, entry.partition, entry.offset)
+
+
+class ChainWatch:
+    """Links the audit records it is given, oldest first, into their agencies' chains."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, dict[bytes, AuditEntry]] = {}  # chain ends, by their digest
+        self._followed: dict[str, set[bytes]] = {}  # digests some record already follows
+
+    def check(self, entry: AuditEntry) -> AuditEntry:
+        """``entry``, its ``chain_break`` set when it breaks its agency's chain."""
+        ends = self._open.setdefault(entry.agency_code, {})
+        followed = self._followed.setdefault(entry.agency_code, set())
+        problem = self._problem(entry, ends, followed)
+        followed.add(entry.previous_hash)
+        ends[entry.digest] = entry
+        return replace(entry, chain_break=problem)
+
+    @staticmethod
+    def _problem(
+        entry: AuditEntry, ends: dict[bytes, AuditEntry], followed: set[bytes]
+    ) -> str | None:
+        if entry.sequence == 0:
+            return None if entry.previous_hash == _ZERO_HASH else "sequence 0 has a previous hash"
+        if entry.previous_hash == _ZERO_HASH:
+            return f"sequence {entry.sequence} has no previous hash"
+        predecessor = ends.pop(entry.previous_hash, None)
+        if predecessor is not None:
+            gap = predecessor.sequence != entry.sequence - 1
+            return f"sequence gap: {entry.sequence} follows {predecessor.sequence}" if gap else None
+        if entry.previous_hash in followed:
+            return f"sequence {entry.sequence} follows a record another one already follows"
+        if not ends:
+            return None  # its predecessor is older than what was read
+        last = max(ends.values(), key=_order)
+        return (
+            f"previous hash of sequence {entry.sequence} matches no record read "
+            f"(the chain of {entry.agency_code} read so far ends at sequence {last.sequence})"
+        )
+
+
+def mark_breaks(entries: Iterable[AuditEntry], watch: ChainWatch | None = None) -> list[AuditEntry]:
+    """The entries oldest first, each break of its agency's chain marked."""
+    watch = watch or ChainWatch()
+    return [watch.check(entry) for entry in sorted(entries, key=_order)]
+
+
+def complete_tail(records: list[TopicRecord], per_partition: int) -> list[TopicRecord]:
+    """The records read as the last ``per_partition`` of each partition, cut to the span
+    every partition covers: from the latest first record of a partition read only in part,
+    so no record of that span is missing from the chain check."""
+    first: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for record in records:
+        counts[record.partition] = counts.get(record.partition, 0) + 1
+        first[record.partition] = min(first.get(record.partition, record.timestamp_ms),
+                                      record.timestamp_ms)  # fmt: skip
+    cut = max((first[p] for p, n in counts.items() if n >= per_partition), default=None)
+    return records if cut is None else [r for r in records if r.timestamp_ms >= cut]
+
+
+def audit_filter(
+    agency: str | None, operation: str | None, result: str | None
+) -> Callable[[AuditEntry], bool]:
+    """``--agency``, ``--operation`` (exact, or a prefix ending in ``.``: ``alerts.``) and
+    ``--result`` (any case)."""
+    wanted_result = result.upper() if result else None
+
+    def matches(entry: AuditEntry) -> bool:
+        if agency is not None and entry.agency_code != agency:
+            return False
+        if wanted_result is not None and entry.result != wanted_result:
+            return False
+        if operation is None:
+            return True
+        if operation.endswith("."):
+            return entry.operation.startswith(operation)
+        return entry.operation == operation
+
+    return matches
+
+
+def _row(entry: AuditEntry) -> tuple[str, ...]:
+    return (
+        when(entry.occurred_at),
+        entry.agency_code,
+        entry.user,
+        entry.role,
+        entry.operation,
+        entry.target,
+        entry.result,
+        shorten(entry.detail or "", _DETAIL_WIDTH),
+        entry.client_host,
+        f"{entry.sequence}" + (f" BREAK: {entry.chain_break}" if entry.chain_break else ""),
+    )
+
+
+def _document(entry: AuditEntry) -> Mapping[str, object]:
+    return {
+        "id": entry.event_id,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "agency_code": entry.agency_code,
+        "user": entry.user,
+        "role": entry.role,
+        "operation": entry.operation,
+        "target": entry.target,
+        "result": entry.result,
+        "detail": entry.detail,
+        "client_host": entry.client_host,
+        "sequence": entry.sequence,
+        "previous_hash": entry.previous_hash.hex(),
+        "chain_break": entry.chain_break,
+    }
+
+
+_COLUMNS = ("time", "agency", "user", "role", "operation", "target", "result", "detail",
+            "client host", "chain")  # fmt: skip
+VIEW = View(title="Audit log", columns=_COLUMNS, row=_row, document=_document)
+
+
+@audit_app.command("tail")
+def tail(
+    *,
+    reader: Annotated[
+        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
+    ] = _DEFAULT_READER,
+    count: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 20,
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    operation: Annotated[
+        str | None,
+        typer.Option(
+            "--operation", help="Only this operation (alerts.read), or a prefix (alerts.)."
+        ),
+    ] = None,
+    result: Annotated[
+        str | None, typer.Option("--result", help="Only SUCCESS, FAILURE or DENIED.")
+    ] = None,
+    follow: Follow = False,
+    output: Format = OutputFormat.table,
+) -> None:
+    """Show the last N audit records, newest last: time, agency, user, role, operation,
+    target, result, detail, client host, and the chain sequence, marked BREAK where an
+    agency's hash chain breaks within what was read. Each record's seal is verified; the
+    read is itself audited."""
+    wanted = audit_filter(agency, operation, result)
+    filtered = agency is not None or operation is not None or result is not None
+    try:
+        runtime = Runtime.connect(reader)
+        try:
+            with TopicReader(runtime, "audit", "audit.read") as topic:
+                # Unfiltered, the newest N overall are among the newest N of each partition.
+                if filtered:
+                    history = topic.history()
+                else:
+                    history = complete_tail(topic.history(tail=count), count)
+                watch = ChainWatch()
+                entries = select(mark_breaks(map(audit_entry, history), watch), wanted, count)
+                later = (watch.check(audit_entry(record)) for record in topic.follow())
+                _show(entries, (e for e in later if wanted(e)) if follow else (), output, follow)
+        finally:
+            runtime.close()
+    except BusError as exc:
+        raise fail(exc) from exc
+
+
+def _show(
+    entries: list[AuditEntry], later: Iterable[AuditEntry], output: OutputFormat, follow: bool
+) -> None:
+    if output is OutputFormat.json:
+        for entry in chain(entries, later):
+            VIEW.json(entry)
+    elif follow:
+        VIEW.header()
+        for entry in chain(entries, later):
+            VIEW.line(entry)
+    else:
+        breaks = sum(entry.chain_break is not None for entry in entries)
+        VIEW.table(entries, f"{len(entries)} audit record(s), {breaks} chain break(s) shown")

@@ -1,0 +1,122 @@
+"""``zf801 audit tail``: the hash-chain check over what was read, the filters, and the
+span of a per-partition tail that every partition covers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import replace
+
+from ops.cmd_audit import AuditEntry, ChainWatch, audit_filter, complete_tail, mark_breaks
+from ops.cmd_inspect import TopicRecord
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+ZERO = bytes(32)
+
+
+def _chain(agency: str, count: int, *, start_ms: int = 0, step_ms: int = 10) -> list[AuditEntry]:
+    """A chain as KafkaAuditSink writes it: sequence from 0, each previous_hash the digest
+    of the record before."""
+    entries: list[AuditEntry] = []
+    previous = ZERO
+    for sequence in range(count):
+        digest = hashlib.sha256(f"{agency}-{start_ms}-{sequence}".encode()).digest()
+        entries.append(AuditEntry(
+            event_id=f"{agency}-{start_ms}-{sequence}", partition=sequence % 3, offset=sequence,
+            timestamp_ms=start_ms + sequence * step_ms, digest=digest, sequence=sequence,
+            previous_hash=previous, occurred_at=T0, agency_code=agency, user="u", role="r",
+            operation="alerts.read", target="t", result="SUCCESS", detail=None, client_host="h",
+        ))  # fmt: skip
+        previous = digest
+    return entries
+
+
+def _breaks(entries: list[AuditEntry]) -> dict[str, str | None]:
+    return {e.event_id: e.chain_break for e in mark_breaks(entries) if e.chain_break}
+
+
+def test_whole_chains_of_several_agencies_and_restarts_have_no_break() -> None:
+    entries = (
+        _chain("BUS-MATCHER", 5) + _chain("BJ01", 4, start_ms=3) + _chain("BJ01", 3, start_ms=100)
+    )
+    assert _breaks(entries) == {}
+
+
+def test_a_chain_read_from_its_middle_has_no_break() -> None:
+    assert _breaks(_chain("BUS-MATCHER", 10)[4:]) == {}
+
+
+def test_interleaved_chains_of_two_processes_of_one_agency_have_no_break() -> None:
+    assert _breaks(_chain("BUS-AUDIT", 5) + _chain("BUS-AUDIT", 5, start_ms=5)) == {}
+
+
+def test_a_missing_record_is_a_break_at_its_successor() -> None:
+    entries = _chain("BUS-MATCHER", 6)
+    del entries[3]
+    assert list(_breaks(entries).items()) == [
+        ("BUS-MATCHER-0-4", "previous hash of sequence 4 matches no record read (the chain of "
+                            "BUS-MATCHER read so far ends at sequence 2)"),
+    ]  # fmt: skip
+
+
+def test_a_sequence_gap_with_a_linked_hash_is_a_break() -> None:
+    entries = _chain("BJ01", 4)
+    entries[2] = replace(entries[2], sequence=5)
+    entries[3] = replace(entries[3], sequence=6)
+    assert _breaks(entries) == {"BJ01-0-2": "sequence gap: 5 follows 1"}
+
+
+def test_a_previous_hash_that_is_not_the_digest_of_the_previous_record_is_a_break() -> None:
+    entries = _chain("BJ01", 4)
+    entries[2] = replace(entries[2], previous_hash=hashlib.sha256(b"something else").digest())
+    breaks = _breaks(entries)
+    assert list(breaks) == ["BJ01-0-2"]
+    assert "previous hash of sequence 2 matches no record read" in str(breaks["BJ01-0-2"])
+
+
+def test_zero_hashes_out_of_place_and_forks_are_breaks() -> None:
+    entries = _chain("BJ01", 3)
+    entries[1] = replace(entries[1], previous_hash=ZERO)
+    assert _breaks(entries)["BJ01-0-1"] == "sequence 1 has no previous hash"
+    start = replace(_chain("SH01", 1)[0], previous_hash=b"\x01" * 32)
+    assert _breaks([start]) == {"SH01-0-0": "sequence 0 has a previous hash"}
+    chain = _chain("SH01", 2)
+    twin = replace(chain[1], event_id="twin", digest=b"\x02" * 32, timestamp_ms=50)
+    assert _breaks([*chain, twin]) == {
+        "twin": "sequence 1 follows a record another one already follows"
+    }
+
+
+def test_the_watch_goes_on_checking_records_that_arrive_later() -> None:
+    entries = _chain("BJ01", 5)
+    watch = ChainWatch()
+    mark_breaks(entries[:2], watch)
+    assert watch.check(entries[2]).chain_break is None
+    assert watch.check(entries[4]).chain_break is not None  # sequence 3 never came
+
+
+def test_filters_by_agency_operation_prefix_and_result() -> None:
+    entry = _chain("BJ01", 1)[0]
+    assert audit_filter(None, None, None)(entry)
+    assert audit_filter("BJ01", "alerts.", "success")(entry)
+    assert audit_filter(None, "alerts.read", None)(entry)
+    assert not audit_filter("SH01", None, None)(entry)
+    assert not audit_filter(None, "alerts", None)(entry)
+    assert not audit_filter(None, None, "DENIED")(entry)
+
+
+def _record(partition: int, timestamp_ms: int) -> TopicRecord:
+    return TopicRecord(event_id=f"{partition}-{timestamp_ms}", event_type="t", signed_by="s",
+                       partition=partition, offset=0, timestamp_ms=timestamp_ms, value=b"",
+                       record={}, document={})  # fmt: skip
+
+
+def test_a_tail_is_cut_to_the_span_every_partition_covers() -> None:
+    # Partition 0 read its last 3 from t=10 on, partition 1 its last 3 from t=40 on,
+    # partition 2 holds only 2 records (read whole): records before t=40 may be missing
+    # from partition 1, so they are dropped.
+    records = [_record(0, t) for t in (10, 20, 30)] + [_record(1, t) for t in (40, 50, 60)]
+    records += [_record(2, t) for t in (5, 45)]
+    kept = complete_tail(records, 3)
+    assert sorted(r.timestamp_ms for r in kept) == [40, 45, 50, 60]
+    assert complete_tail(records[:2], 3) == records[:2]  # nothing cut: read whole

@@ -23,7 +23,8 @@ from sign.tls_identity import BROKER_NODE_IDS
 from sign.trust import REVOCATION_REASONS
 from sign.trust_records import certificate_event, revocation_event
 from topics.catalog import bus_catalog
-from topics.errors import BrokerUnreachable
+from topics.clients import require_topics
+from topics.errors import AccessDenied, BrokerUnreachable, ClientConfigError, TopicMissing
 
 __all__ = ["keys_app"]
 
@@ -137,16 +138,44 @@ def _publish(keystore: KeyStore, settings: Settings, wanted: bool | None, only: 
     _console.print(f"published {len(records)} trust record(s) to {topic}")
 
 
+def _require_trust_topic(settings: Settings) -> None:
+    """Before a trust set is made to be published: the trust topic must exist and take
+    the operator's writes, asked within a few seconds; :class:`TopicMissing` or
+    :class:`AccessDenied` says run `zf801 topics apply` first. A broker that does not
+    answer (or, under mTLS, no admin TLS identity yet: ``keys init`` makes it) decides
+    nothing here: publishing then reports it as before."""
+    topic = bus_catalog(settings).topic_name("trust")
+    probe = settings.model_copy(update={"connect_timeout_s": _PROBE_TIMEOUT_MS / 1000})
+    try:
+        require_topics(probe, ADMIN_NAME, [topic], "write")
+    except TopicMissing as exc:
+        raise TopicMissing(
+            f"the trust topic {topic} does not exist: run `zf801 topics apply` first "
+            "(nothing was generated)"
+        ) from exc
+    except AccessDenied as exc:
+        hint = "run `zf801 topics apply` and `zf801 acls apply` first (nothing was generated)"
+        raise AccessDenied(ADMIN_NAME, topic, "WRITE", hint) from exc
+    except (BrokerUnreachable, ClientConfigError):
+        return
+
+
 @keys_app.command("init")
 def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing trust set.")] = False,
     publish: _Publish = None,
 ) -> None:
     """Create the demo trust set: both roots, the issuing CAs, and a key and certificate
-    for every agency of the agency list (schemas/data/agencies.yaml)."""
+    for every agency of the agency list (schemas/data/agencies.yaml).
+
+    Unless --no-publish is given, the trust topic is checked first: when the broker
+    answers that it is missing, nothing is generated and the command says to run `zf801
+    topics apply` first."""
     settings = get_settings()
     keystore = KeyStore.from_settings(settings)
     try:
+        if publish is not False and (force or not keystore.exists()):
+            _require_trust_topic(settings)
         entries = keystore.init(load_agencies().agencies.values(), _now(), force=force)
         _console.print(_table(entries, f"trust set in {keystore.directory}", keystore))
         agencies = len({e.agency_code for e in entries})

@@ -2,42 +2,66 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from ops.cmd_acls import acls_app
 from ops.cmd_alerts import alerts
+from ops.cmd_audit import audit_app
+from ops.cmd_blocks import blocks
 from ops.cmd_broker import broker_app
+from ops.cmd_deadletters import deadletters
 from ops.cmd_demo import demo
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
+from ops.cmd_status import status
 from ops.cmd_topics import topics_app
 from ops.cmd_worker import worker
 from ops.errors import KAFKA_ERRORS, operator_message
+from ops.terminal import printable
 from schemas.errors import BusError
 
 __all__ = ["app", "main"]
 
 
-def _fail(exc: BaseException) -> NoReturn:
+_DEBUG = "ZF801_DEBUG"
+
+
+def _fail(message: str, exc: BaseException) -> NoReturn:
     """One red line on stderr and exit code 1, for every error a command lets escape."""
-    typer.secho(f"error: {operator_message(exc)}", fg="red", err=True)
+    typer.secho(f"error: {printable(message)}", fg="red", err=True)
     raise typer.Exit(1) from exc
 
 
 class _Commands(TyperGroup):
     """The root command group: the project's errors and Kafka's end a command with one
-    line, never a traceback (issue 10)."""
+    line, never a traceback (issue 10); so does any other error (a defect), with its type,
+    unless ZF801_DEBUG is set, which lets its traceback through."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except (BusError, *KAFKA_ERRORS) as exc:
-            _fail(exc)
+            _fail(operator_message(exc), exc)
+        except (typer.Exit, typer.Abort, TyperException):  # usage errors, exits: typer's own
+            raise
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            _fail("interrupted" if isinstance(exc, KeyboardInterrupt) else "output closed", exc)
+        except Exception as exc:
+            if os.environ.get(_DEBUG):
+                raise
+            detail = " ".join(str(exc).split())[:500]
+            _fail(
+                f"unexpected {type(exc).__name__}: {detail} (a defect: please report it; "
+                f"{_DEBUG}=1 shows the traceback)",
+                exc,
+            )
 
 
 app = typer.Typer(
@@ -46,6 +70,9 @@ app = typer.Typer(
     help="ZF801 court-police enforcement bus: broker, topics, schemas, keys, publishing, alerts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown: a help paragraph reflows to the terminal (rich keeps the docstring's line
+    # breaks); the mode reaches every sub-command from here.
+    rich_markup_mode="markdown",
 )
 
 # Each command module registers itself on ``app`` below; one line per module.
@@ -59,6 +86,10 @@ app.command("worker")(worker)
 app.command("alerts")(alerts)
 app.command("publish")(publish)
 app.command("demo")(demo)
+app.command("deadletters")(deadletters)
+app.command("blocks")(blocks)
+app.add_typer(audit_app, name="audit")
+app.command("status")(status)
 
 
 def main() -> None:

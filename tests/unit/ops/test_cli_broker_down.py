@@ -34,6 +34,10 @@ BROKER_COMMANDS: dict[str, list[str]] = {
     "keys publish": ["keys", "publish"],
     "worker": ["worker"],
     "demo": ["demo"],
+    "deadletters": ["deadletters"],
+    "blocks": ["blocks", "--as", "110000110000"],
+    "audit tail": ["audit", "tail"],
+    "status": ["status"],
 }
 
 

@@ -135,7 +135,9 @@ def test_plaintext_every_agency_uses_the_bootstrap_servers_without_tls(agency: s
 def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
     built: list[_Recorder],
 ) -> None:
-    settings = Settings(security="plaintext", bootstrap_servers="plain:9092")
+    settings = Settings(
+        security="plaintext", bootstrap_servers="plain:9092", connect_timeout_s=3.5
+    )
     clients.kafka_producer(settings, "BJ01", linger_ms=20)
     clients.aio_producer(settings, "BUS-MATCHER", acks=1, client_id="notices")
     clients.aio_consumer(settings, "BUS-MATCHER", group_id="g")
@@ -143,6 +145,7 @@ def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
     assert producer.config == {
         "bootstrap_servers": "plain:9092", "client_id": "zf801-bj01",
         "acks": "all", "enable_idempotence": True, "linger_ms": 20,
+        "bootstrap_timeout_ms": 3500, "max_block_ms": 3500,  # a broker that is down: bounded
     }  # fmt: skip
     assert aio_producer.config == {
         "bootstrap_servers": "plain:9092", "client_id": "notices",

@@ -14,14 +14,25 @@ as its ``court_code``; a genuine alert for another court, copied into this strea
 refused (dead letter and audit), never shown. The stream is read at ``read_committed``
 (hits are written in transactions), and an alert id shown before is skipped, so a
 redelivery never shows as a second alert.
+
+Every read starts at the beginning of the stream, so a refused record would be refused,
+dead-lettered and audited again on every read. The subscriber remembers what it refused
+(:class:`RefusedPositions`, a small file per stream under the settings' home): a record
+at a remembered position with the same content is passed over, never shown, and not
+dead-lettered again.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import json
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -37,7 +48,9 @@ from sign.verify_stage import VerifyStage
 from topics.clients import kafka_reader
 from topics.errors import AccessDenied
 
-__all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber"]
+__all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber", "RefusedPositions"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +70,77 @@ class Alert:
         return self.event_type.rsplit(".", 1)[-1]
 
 
-class AlertSubscriber:
-    """Reads the alert topic of ``court``, as the court ``reader``."""
+def _content_digest(message: Any) -> str:
+    """What a record at a position holds (value and headers), so a remembered position of
+    a topic deleted and created anew never passes over a different record."""
+    digest = hashlib.sha256(message.value or b"")
+    for name, value in message.headers or ():
+        digest.update(b"\0" + name.encode("utf-8") + b"\0" + (value or b""))
+    return digest.hexdigest()[:32]
 
-    def __init__(self, runtime: Runtime, court: str) -> None:
+
+@dataclass
+class RefusedPositions:
+    """The records of one alert stream this subscriber refused (dead-lettered and
+    audited): partition, offset and content digest, the newest :attr:`limit` kept.
+
+    Kept in a file so that it outlives the process: ``zf801 alerts`` is a new process on
+    every read and reads the stream from its start. Losing the file (or an entry beyond
+    the limit) only means a refusal is dead-lettered once more, under the same
+    deterministic dead-letter id; it never hides an alert, since an entry matches only the
+    same content at the same position."""
+
+    path: Path | None
+    limit: int = 10_000
+    _entries: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None, limit: int = 10_000) -> RefusedPositions:
+        """The positions stored at ``path`` (none if it is missing or unreadable)."""
+        positions = cls(path, limit)
+        if path is None or not path.is_file():
+            return positions
+        try:
+            positions._entries = cls.from_bytes(path.read_bytes())
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("refused positions %s unreadable, starting empty: %s", path, exc)
+        return positions
+
+    @staticmethod
+    def from_bytes(data: bytes) -> dict[tuple[int, int], str]:
+        document = json.loads(data)
+        return {(int(p), int(o)): str(d) for p, o, d in document["refused"]}
+
+    def to_bytes(self) -> bytes:
+        refused = [[p, o, d] for (p, o), d in self._entries.items()]
+        return json.dumps({"version": 1, "refused": refused}).encode("utf-8")
+
+    def __contains__(self, message: Any) -> bool:
+        remembered = self._entries.get((message.partition, message.offset))
+        return remembered is not None and remembered == _content_digest(message)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, message: Any) -> None:
+        """Remember a refused record and store the file at once (refusals are rare)."""
+        self._entries[(message.partition, message.offset)] = _content_digest(message)
+        while len(self._entries) > self.limit:
+            del self._entries[next(iter(self._entries))]
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(self.path.name + ".tmp")
+            partial.write_bytes(self.to_bytes())
+            os.replace(partial, self.path)
+
+
+class AlertSubscriber:
+    """Reads the alert topic of ``court``, as the court ``reader``; ``refused`` remembers
+    the records it dead-lettered (default: a file per stream under the settings' home)."""
+
+    def __init__(
+        self, runtime: Runtime, court: str, refused: RefusedPositions | None = None
+    ) -> None:
         reader = get_agency(runtime.agency_code)
         self._rt = runtime
         self._reader = reader
@@ -82,6 +162,10 @@ class AlertSubscriber:
         )
         self._seen: set[str] = set()
         self.duplicates = 0
+        state = runtime.settings.home / "state" / "alerts" / f"{self.topic}.refused.json"
+        self.refused = refused if refused is not None else RefusedPositions.load(state)
+        self.refused_before = 0
+        """Records passed over because they were refused (and dead-lettered) before."""
 
     def _consumer(self) -> KafkaConsumer:
         """The stream from its start, read as the reader; the brokers are asked first
@@ -140,8 +224,12 @@ class AlertSubscriber:
         if event_id in self._seen:
             self.duplicates += 1
             return None
+        if message in self.refused:
+            self.refused_before += 1
+            return None
         verified = self._stage.check_record(message)
-        if verified is None:
+        if verified is None:  # refused: dead-lettered and audited by the stage
+            self.refused.add(message)
             return None
         signature = verified.signature
         record = verified.payload
@@ -150,6 +238,7 @@ class AlertSubscriber:
         )
         if problem is not None:
             self._rt.refuse(verified, *problem)
+            self.refused.add(message)
             return None
         self._seen.add(event_id)
         return Alert(

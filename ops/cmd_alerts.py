@@ -40,7 +40,11 @@ def alerts(
 ) -> None:
     """Show the verified alerts (hits, acknowledgements, overdue and expiry notices) of
     one court. A court reads only its own stream; the reading agency's key must be in the
-    key store."""
+    key store.
+
+    A record that fails verification is never shown: it is dead-lettered and audited the
+    first time it is read, and passed over on later reads (remembered per stream under
+    ZF801_HOME, in state/alerts)."""
     try:
         subscriber = AlertSubscriber(Runtime.connect(reader or court), court)
         stream = subscriber.read(until_idle_s=None if follow else until_idle)
@@ -50,7 +54,7 @@ def alerts(
         elif follow:
             _follow(stream)
         else:
-            _table(court, list(stream))
+            _table(court, list(stream), subscriber.refused_before)
     except BusError as exc:
         typer.secho(f"error: {operator_message(exc)}", fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -80,14 +84,19 @@ def _summary(alert: Alert) -> tuple[str, str, str]:
 _COLUMNS = ("kind", "order", "case", "detail", "signed by")
 
 
-def _table(court: str, alerts: list[Alert]) -> None:
+def _table(court: str, alerts: list[Alert], refused_before: int = 0) -> None:
     table = Table(title=f"Alerts of court {court}")
     for column in _COLUMNS:
         table.add_column(column)
     for alert in alerts:
         table.add_row(alert.kind, *_summary(alert), alert.signed_by)
     _console.print(table)
-    _console.print(f"{len(alerts)} alert(s)")
+    passed_over = (
+        f"; {refused_before} refused record(s) passed over (dead-lettered on an earlier read)"
+        if refused_before
+        else ""
+    )
+    _console.print(f"{len(alerts)} alert(s){passed_over}", highlight=False)
 
 
 def _follow(stream: Iterable[Alert]) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from schemas.agencies import get_agency
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
 from sign.acceptance import AcceptancePolicy
@@ -51,6 +52,16 @@ class _LoggingFollower(TrustFollower):
         return outcome
 
 
+class _AuditedOnly:
+    """The dead-letter sink of an agency that may not write dead letters (the catalog keeps
+    them for the bus's processors): a court reading its alerts records what it refused in
+    the audit log only, where the verify stage's audit record names the record's place,
+    the reason and the detail."""
+
+    def write(self, rejection: Rejection) -> None:
+        return None
+
+
 @dataclass
 class Runtime:
     """The shared pieces of one processor process (agency ``agency_code``)."""
@@ -79,7 +90,11 @@ class Runtime:
             client_id=f"zf801-{agency_code.lower()}-sinks",
             max_request_size=16 * 1024 * 1024,  # dead letters carry large originals
         )
-        dead_letters = KafkaDeadLetterSink(producer, catalog.topic_name("dead-letter"), signer)
+        dead_letters: DeadLetterSink = KafkaDeadLetterSink(
+            producer, catalog.topic_name("dead-letter"), signer
+        )
+        if not catalog.may_write(str(get_agency(agency_code).role), "dead-letter"):
+            dead_letters = _AuditedOnly()
         audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer)
         runtime = cls.from_keystore(
             agency_code, dead_letters, audit, settings=settings, keystore=keystore

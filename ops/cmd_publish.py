@@ -48,6 +48,9 @@ from topics.catalog import bus_catalog
 __all__ = ["CheckedEvent", "PublishHooks", "check_input", "publish"]
 
 _DEFAULT_TIMEOUT_S = 30.0
+# After sending stopped: how long the audit of the unacknowledged lines, and the close, may
+# wait on a broker that has just failed.
+_LAST_AUDIT_S = 2.0
 
 
 def _publisher(signer: EventSigner, settings: Settings, timeout_s: float) -> Publisher:
@@ -90,7 +93,7 @@ class _Operator:
     def record(self, target: str, result: str, detail: str | None = None) -> None:
         self._queued.append((target, result, detail))
 
-    def flush(self) -> None:
+    def flush(self, timeout_s: float | None = None) -> None:
         if not self._queued:
             return
         if self._sink is None:
@@ -102,7 +105,7 @@ class _Operator:
                 user=user, role=role, agency_code=self._agency.code, operation="event.publish",
                 target=target, result=result, detail=detail, wait=False,
             )  # fmt: skip
-        self._sink.settle()
+        self._sink.settle(timeout_s)
 
 
 def check_input(
@@ -219,8 +222,8 @@ def _unacknowledged(outcome: Outcome, operator: _Operator, schema: RegisteredSch
         _row(event, UNACKNOWLEDGED, "-", "-")
         detail = f"event {event.event_id}: {outcome.failure}"
         operator.record(f"{schema.full_name} line {event.line}", "FAILURE", detail)
-    with contextlib.suppress(KafkaError, BusError):
-        operator.flush()
+    with contextlib.suppress(KafkaError, BusError):  # a broker that failed rarely takes them
+        operator.flush(timeout_s=_LAST_AUDIT_S)
 
 
 def publish(  # noqa: PLR0917 - a typer command: its options are its parameters
@@ -335,7 +338,7 @@ def publish(  # noqa: PLR0917 - a typer command: its options are its parameters
     except (BusError, KafkaError) as exc:  # the audit of refusals could not be written
         raise _fail(operator_message(exc)) from exc
     finally:
-        publisher.close(timeout_s=5.0)
+        publisher.close(timeout_s=_LAST_AUDIT_S)
     _summary(outcome, run, schema)
 
 

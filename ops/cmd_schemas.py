@@ -22,9 +22,9 @@ from schemas.errors import BusError
 from schemas.event_types import ORDERS, RELEASE
 from schemas.history import CheckReport, check_against_ref
 from schemas.jsonmap import from_json, to_json
-from schemas.registry import SCHEMA_DIR, RegisteredSchema, Registry, default_registry
+from schemas.registry import EXAMPLE_DIR, SCHEMA_DIR, RegisteredSchema, Registry, default_registry
 
-__all__ = ["EXAMPLES_DIR", "example_document", "schemas_app"]
+__all__ = ["example_document", "schemas_app"]
 
 schemas_app = typer.Typer(
     help=(
@@ -48,9 +48,6 @@ _Dir = Annotated[
 ]
 _Hex = Annotated[bool, typer.Option("--hex", help="Bytes as hex text instead of raw bytes.")]
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "tests" / "unit" / "schemas" / "examples"
-"""The realistic example of every event, ``<family>/<Name>.json`` in the JSON mapping: the
-contract tests' fixtures, which ``zf801 schemas example`` serves with its times moved."""
 _SUBJECT = "subject"
 """The extra top-level input field of an OrderRelease (``producers.routes.SUBJECT_FIELD``)."""
 
@@ -198,7 +195,7 @@ def _release_subject(release: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def example_document(
-    schema: RegisteredSchema, now: dt.datetime | None = None, folder: Path = EXAMPLES_DIR
+    schema: RegisteredSchema, now: dt.datetime | None = None, folder: Path = EXAMPLE_DIR
 ) -> dict[str, Any]:
     """The example of ``schema`` as ``zf801 publish`` takes it, its times moved by whole
     days so that the latest observation or issuance lies within the day before ``now``

@@ -35,6 +35,9 @@ MAGIC = b"\xc3\x01"
 """The two marker bytes of Avro single-object encoding."""
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
+EXAMPLE_DIR = Path(__file__).resolve().parent / "examples"
+"""One valid JSON example per event type (``examples/<family>/<Name>.json``), shipped for
+``zf801 schemas example`` and used by the tests."""
 """The bus's contract: ``<family>/<RecordName>.avsc``, shipped with the package."""
 
 _NAMESPACE = re.compile(r"^cn\.zf801\.(?P<family>[a-z]+)\.v(?P<version>[1-9][0-9]*)$")

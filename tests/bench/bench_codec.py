@@ -13,18 +13,17 @@ import json
 import time
 from collections.abc import Callable
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.codec import HEADER_SIZE, default_codec
 from schemas.jsonmap import from_json
-from schemas.registry import RegisteredSchema, default_registry
+from schemas.registry import EXAMPLE_DIR, RegisteredSchema, default_registry
 
 __all__ = ["run"]
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "unit" / "schemas" / "examples"
+EXAMPLES = EXAMPLE_DIR
 _REPEATS = 7
 _TARGET_S = 0.08
 

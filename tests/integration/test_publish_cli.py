@@ -20,6 +20,7 @@ from ops.deployment import Deployment
 from schemas.agencies import load_agencies
 from schemas.codec import decode
 from schemas.matchkey import person_match_key
+from schemas.registry import EXAMPLE_DIR
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.events import EventVerifier
@@ -29,7 +30,7 @@ from topics.clients import kafka_reader
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).parents[1] / "unit" / "schemas" / "examples"
+EXAMPLES = EXAMPLE_DIR
 ZF801 = Path(sys.executable).with_name("zf801")
 
 

@@ -29,6 +29,7 @@ from ops.broker_fetch import fetch_kafka, kafka_libs_dir
 from ops.deployment import Deployment
 from schemas.agencies import load_agencies
 from schemas.codec import decode
+from schemas.registry import EXAMPLE_DIR
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
@@ -38,9 +39,9 @@ from topics.clients import kafka_reader
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ZF801 = Path(sys.executable).with_name("zf801")
-EXAMPLES = Path(__file__).parents[1] / "unit" / "schemas" / "examples"
-_LINES = 20_000
-_KILL_AFTER_ROWS = 3_000
+EXAMPLES = EXAMPLE_DIR
+_LINES = 8_000
+_KILL_AFTER_ROWS = 2_000
 _TIMEOUT_S = 10  # the command's --timeout
 
 

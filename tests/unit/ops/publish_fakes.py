@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 from unittest import mock
 
@@ -16,11 +15,12 @@ from typer.testing import CliRunner
 from ops.cli import app
 from ops.cmd_publish import PublishHooks
 from producers.publisher import Publisher
+from schemas.registry import EXAMPLE_DIR
 from schemas.settings import Settings
 from sign.events import EventSigner
 from sign.verify_stage import AuditSink
 
-EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
+EXAMPLES = EXAMPLE_DIR
 runner = CliRunner()
 Invoke = Callable[..., Any]
 

@@ -15,11 +15,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ops.cli import app
+from schemas.registry import EXAMPLE_DIR
 from schemas.settings import get_settings
 from tests.builders import trust_set
 
 runner = CliRunner()
-EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
+EXAMPLES = EXAMPLE_DIR
 _BOUND_S = 15.0
 
 BROKER_COMMANDS: dict[str, list[str]] = {

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from ops.cli import app
 from schemas.codec import decode
-from schemas.registry import default_registry
+from schemas.registry import EXAMPLE_DIR, default_registry
 
-EXAMPLES = Path(__file__).parents[1] / "schemas" / "examples"
+EXAMPLES = EXAMPLE_DIR
 runner = CliRunner()
 
 

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ops.cli import app
-from ops.cmd_schemas import EXAMPLES_DIR, example_document
+from ops.cmd_schemas import example_document
 from schemas.edge_rules import TIME_HORIZONS
 from schemas.jsonmap import from_json
-from schemas.registry import RegisteredSchema, default_registry
+from schemas.registry import EXAMPLE_DIR, RegisteredSchema, default_registry
 from tests.unit.ops.example_checks import PUBLISHABLE, check_publishable
 
 runner = CliRunner()
@@ -62,7 +62,7 @@ def test_full_name_and_indented_json() -> None:
 
 def test_vehicle_release_subject_is_the_vehicle_of_the_order(tmp_path: Path) -> None:
     folder = tmp_path / "examples"
-    shutil.copytree(EXAMPLES_DIR, folder)
+    shutil.copytree(EXAMPLE_DIR, folder)
     path = folder / "orders" / "OrderRelease.json"
     path.write_text(json.dumps({**json.loads(path.read_text("utf-8")),
                                 "order_kind": "VEHICLE_SEARCH"}), "utf-8")  # fmt: skip

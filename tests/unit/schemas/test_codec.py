@@ -42,10 +42,10 @@ from schemas.errors import (
     UnknownSchema,
 )
 from schemas.jsonmap import from_json
-from schemas.registry import SCHEMA_DIR, Registry, default_registry, load_schema
+from schemas.registry import EXAMPLE_DIR, SCHEMA_DIR, Registry, default_registry, load_schema
 
 REGISTRY = default_registry()
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = EXAMPLE_DIR
 UTC = dt.UTC
 
 

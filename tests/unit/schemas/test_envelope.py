@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,9 +54,9 @@ from schemas.headers import (
     TRACEPARENT,
 )
 from schemas.jsonmap import from_json
-from schemas.registry import default_registry
+from schemas.registry import EXAMPLE_DIR, default_registry
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = EXAMPLE_DIR
 SOURCE = "zf801:agency/110105000000"
 KEY = bytes(range(32))
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

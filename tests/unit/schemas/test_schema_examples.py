@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import avro.io
@@ -23,9 +22,9 @@ from fastavro.schema import to_parsing_canonical_form
 from schemas import identifiers
 from schemas.codec import HEADER_SIZE, decode, encode
 from schemas.jsonmap import from_json, to_json
-from schemas.registry import MAGIC, RegisteredSchema, default_registry
+from schemas.registry import EXAMPLE_DIR, MAGIC, RegisteredSchema, default_registry
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = EXAMPLE_DIR
 REGISTRY = default_registry()
 SCHEMAS = {schema.full_name: schema for schema in REGISTRY}
 

@@ -135,9 +135,7 @@ def test_plaintext_every_agency_uses_the_bootstrap_servers_without_tls(agency: s
 def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
     built: list[_Recorder],
 ) -> None:
-    settings = Settings(
-        security="plaintext", bootstrap_servers="plain:9092", connect_timeout_s=3.5
-    )
+    settings = Settings(security="plaintext", bootstrap_servers="plain:9092", connect_timeout_s=3.5)
     clients.kafka_producer(settings, "BJ01", linger_ms=20)
     clients.aio_producer(settings, "BUS-MATCHER", acks=1, client_id="notices")
     clients.aio_consumer(settings, "BUS-MATCHER", group_id="g")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -33,7 +34,9 @@ _SKIP_CHUNK = 1 << 16
 _BOM = "\ufeff"
 # Text that may be displayed to an officer: no control characters but tab and newlines,
 # no bidirectional overrides (they make a name read differently from its bytes).
-_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+_REFUSED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +177,19 @@ def _whole_document(
 
 
 def check_text(value: Any, path: str) -> None:
+    """Refuse control characters (but tab and line ends), bidirectional overrides and lone
+    surrogates anywhere in a document, naming the first offending value's path."""
     if isinstance(value, str):
-        for ch in value:
-            cp = ord(ch)
-            if 0xD800 <= cp <= 0xDFFF:
-                raise InputError(f"{path}: lone surrogate U+{cp:04X} is not text [rule text]")
-            if (cp < 0x20 and ch not in "\t\n\r") or 0x7F <= cp <= 0x9F or cp in _BIDI:
-                raise InputError(f"{path}: control character U+{cp:04X} refused [rule text]")
-    elif isinstance(value, Mapping):
+        if (found := _REFUSED.search(value)) is None:
+            return
+        cp = ord(found.group())
+        if 0xD800 <= cp <= 0xDFFF:
+            raise InputError(f"{path}: lone surrogate U+{cp:04X} is not text [rule text]")
+        raise InputError(f"{path}: control character U+{cp:04X} refused [rule text]")
+    if isinstance(value, Mapping):
         for name, item in value.items():
+            if isinstance(item, str) and _REFUSED.search(item) is None:
+                continue  # the common case, without building the path
             check_text(item, f"{path}.{name}" if path else str(name))
     elif isinstance(value, list):
         for index, item in enumerate(value):

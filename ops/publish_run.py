@@ -13,6 +13,9 @@ copy that did reach the bus is dropped as a replay, not acted on twice.
 
 from __future__ import annotations
 
+import collections
+import itertools
+import multiprocessing
 import pickle
 import tempfile
 import time
@@ -25,7 +28,13 @@ from typing import IO, Any
 from kafka.errors import KafkaError
 
 from ops.errors import OpsError
-from ops.publish_input import BadLine, InputError, check_text, read_documents
+from ops.publish_input import (
+    BadLine,
+    InputAbandonedError,
+    InputError,
+    check_text,
+    read_documents,
+)
 from producers.publisher import OutgoingEvent, Publisher
 from producers.routes import SUBJECT_FIELD, outgoing_event
 from schemas.codec import default_codec
@@ -38,6 +47,7 @@ from schemas.registry import RegisteredSchema
 
 __all__ = [
     "EVENT_ID_FIELD",
+    "READ_AHEAD_LINES",
     "UNACKNOWLEDGED",
     "CheckedEvent",
     "EventIds",
@@ -201,18 +211,67 @@ class LineChecker:
         default_codec().validate(schema.full_name, record)  # the record's shape, before keying
         event = outgoing_event(schema.full_name, record, subject)
         event_id = self._ids.for_line(line, schema.full_name, record, own_id)
-        topic, signed = self._publisher.prepare(_with_id(event, event_id))
+        topic, signed = self._publisher.prepare(_with_id(event, event_id), checked=True)
         return CheckedEvent(line, event_id, topic, signed)
 
     def lines(
-        self, stream: IO[bytes], skip: frozenset[int] = frozenset()
+        self, stream: IO[bytes], skip: frozenset[int] = frozenset(), workers: int = 1
     ) -> Iterator[CheckedEvent | BadLine]:
-        """Each line of ``stream`` checked, as it is read; lines in ``skip`` are passed
-        over unchecked. Raises :class:`ops.publish_input.InputAbandonedError`."""
-        for number, document in read_documents(stream):
-            if number in skip:
-                continue
-            yield document if isinstance(document, BadLine) else self.check(number, document)
+        """Each line of ``stream`` checked, in input order, as it is read; lines in
+        ``skip`` are passed over unchecked. With ``workers`` > 1, once the input holds more
+        than one chunk, the checking (mapping, rules, encoding, signing) is spread over
+        that many forked processes, each a copy of this checker; at most
+        :data:`READ_AHEAD_LINES` lines are read ahead of what has been yielded. Raises
+        :class:`ops.publish_input.InputAbandonedError`."""
+        documents = (
+            (number, document) for number, document in read_documents(stream) if number not in skip
+        )
+        first = list(itertools.islice(documents, _CHUNK))
+        if workers <= 1 or len(first) < _CHUNK:
+            for number, document in itertools.chain(first, documents):
+                yield document if isinstance(document, BadLine) else self.check(number, document)
+            return
+        yield from self._in_parallel(itertools.chain(first, documents), workers)
+
+    def _in_parallel(
+        self, documents: Iterator[tuple[int, Any]], workers: int
+    ) -> Iterator[CheckedEvent | BadLine]:
+        global _FORKED_CHECKER  # noqa: PLW0603 - what each forked worker inherits
+        _FORKED_CHECKER = self
+        pending: collections.deque[Any] = collections.deque()
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            try:
+                while chunk := list(itertools.islice(documents, _CHUNK)):
+                    pending.append(pool.apply_async(_check_chunk, (chunk,)))
+                    while len(pending) >= _CHUNKS_AHEAD:
+                        yield from pending.popleft().get()
+            except InputAbandonedError:  # what was read before still counts
+                while pending:
+                    yield from pending.popleft().get()
+                raise
+            finally:
+                _FORKED_CHECKER = None
+            while pending:
+                yield from pending.popleft().get()
+
+
+_CHUNK = 256
+_CHUNKS_AHEAD = 4
+READ_AHEAD_LINES = _CHUNK * _CHUNKS_AHEAD
+"""The most lines read (and held) ahead of the checked lines handed out."""
+_FORKED_CHECKER: LineChecker | None = None
+
+
+def _check_chunk(chunk: list[tuple[int, Any]]) -> list[CheckedEvent | BadLine]:
+    """In a forked worker: check the documents of one chunk with the parent's checker."""
+    checker = _FORKED_CHECKER
+    if checker is None:  # pragma: no cover - only when not forked from LineChecker.lines
+        raise RuntimeError("no checker in this worker")
+    return [
+        document if isinstance(document, BadLine) else checker.check(number, document)
+        for number, document in chunk
+    ]
 
 
 def _with_id(event: OutgoingEvent, event_id: str) -> OutgoingEvent:
@@ -267,23 +326,22 @@ Row = Callable[[CheckedEvent, str, int, int], None]
 
 class Sender:
     """Sends checked events through the publisher's producer in windows. A window is
-    settled (its acknowledgements awaited, their audit records sent and acknowledged, its
-    rows printed) after the next window has been sent, so the broker always has work.
+    settled (its acknowledgements awaited, ``audit`` called with the acknowledged events
+    and their metadata, returning once their audit is acknowledged, its rows printed)
+    after the next window has been sent, so the broker always has work.
     Stops at the first event the broker does not acknowledge within ``timeout_s``."""
 
     def __init__(
         self,
         publisher: Publisher,
         *,
-        audit_success: Callable[[CheckedEvent, str], None],
-        settle_audit: Callable[[], None],
+        audit: Callable[[list[tuple[CheckedEvent, Any]]], None],
         row: Row,
         window: int = 1000,
         timeout_s: float = 30.0,
     ) -> None:
         self._publisher = publisher
-        self._audit_success = audit_success
-        self._settle_audit = settle_audit
+        self._audit = audit
         self._row = row
         self._window = window
         self._timeout_s = timeout_s
@@ -321,10 +379,8 @@ class Sender:
     def _settle(self, window: list[tuple[CheckedEvent, Any]]) -> None:
         done, missing, failure = self._acknowledgements(window)
         try:
-            for event, metadata in done:
-                where = f"{metadata.topic}/{metadata.partition}@{metadata.offset}"
-                self._audit_success(event, where)
-            self._settle_audit()
+            if done:
+                self._audit(done)
         except KafkaError as exc:  # published, but not done until its audit record is
             events = [event for event, _ in done] + missing
             raise _StoppedError(f"the audit records were not acknowledged: {exc}", events) from exc

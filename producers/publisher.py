@@ -85,8 +85,10 @@ class Publisher:
             )
         return self._producer
 
-    def prepare(self, event: OutgoingEvent) -> tuple[str, KafkaRecord]:
-        """Check, normalise, encode and sign one event; nothing is sent."""
+    def prepare(self, event: OutgoingEvent, *, checked: bool = False) -> tuple[str, KafkaRecord]:
+        """Check, normalise, encode and sign one event; nothing is sent. ``checked``: the
+        caller has just passed the record through ``schemas.edge.normalise_event`` and
+        validated it against its schema (neither is done again)."""
         spec = self.catalog.get(event.topic_id)
         role = str(self.agency.role)
         if not self.catalog.may_write(role, event.topic_id):
@@ -98,7 +100,7 @@ class Publisher:
                 f"topic {event.topic_id!r} does not carry {event.schema_name} "
                 f"(allowed: {', '.join(spec.value_schemas)})"
             )
-        record = normalise_event(event.schema_name, event.record)
+        record = event.record if checked else normalise_event(event.schema_name, event.record)
         sender = sender_field(event.schema_name, record)
         if sender is not None and record.get(sender) != self.agency.code:
             raise NotAllowed(
@@ -113,6 +115,7 @@ class Publisher:
             event_id=event.event_id,
             time=event.time,
             traceparent=event.traceparent,
+            validate=not checked,
         )
         if event.alt_keys:
             hints = ",".join(key.hex() for key in event.alt_keys).encode("ascii")

@@ -344,11 +344,12 @@ def test_every_publication_and_every_refusal_is_audited(
 ) -> None:
     good = invoke(["ExitRestrictionOrder", "--as", "BJ01"], json_lines(exit_order(), exit_order()))
     assert good.exit_code == 0, good.stderr
-    published = [op for op in audit.operations if op["result"] == "SUCCESS"]
-    assert len(published) == 2
-    assert {op["operation"] for op in published} == {"event.publish"}
-    assert (published[0]["agency_code"], published[0]["role"]) == ("BJ01", "court")
-    assert published[0]["target"].startswith("zf801.orders.exit-restriction/")
+    (published,) = [op for op in audit.operations if op["result"] == "SUCCESS"]
+    assert published["operation"] == "event.publish"
+    assert (published["agency_code"], published["role"]) == ("BJ01", "court")
+    assert published["target"] == "zf801.orders.exit-restriction 2 event(s), lines 1-2"
+    ids = [row.split("\t")[0] for row in good.stdout.splitlines()]
+    assert published["detail"] == f"0@0={ids[0]} 0@1={ids[1]}"  # partition@offset=event id
     audit.operations.clear()
     bad = invoke(
         ["ExitRestrictionOrder", "--as", "BJ01"], json_lines(exit_order(), {"nonsense": 1})

@@ -17,7 +17,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from ops.publish_input import MAX_SKIP_BYTES
-from ops.publish_run import PriorRun
+from ops.publish_run import READ_AHEAD_LINES, PriorRun
 from ops.terminal import printable
 from schemas.codec import decode
 from schemas.settings import Settings
@@ -103,7 +103,8 @@ def test_endless_bad_lines_stop_at_max_bad(invoke: Invoke, producer: MemoryProdu
     assert result.exit_code == 1
     assert result.stderr.count("not valid UTF-8") == 500
     assert "500 bad lines: the rest of the input is not read" in result.stderr
-    assert stream.lines <= 501 and producer.sent == [] and peak < 32 << 20
+    assert stream.lines <= 500 + READ_AHEAD_LINES + 256  # read ahead by the checkers, no more
+    assert producer.sent == [] and peak < 32 << 20
 
 
 def test_skip_bad_sends_while_reading(invoke: Invoke, producer: MemoryProducer) -> None:
@@ -219,7 +220,7 @@ def test_a_failure_mid_run_reports_each_line_and_a_rerun_sends_the_rest_once(
     assert unacknowledged and min(unacknowledged) == 1201
     assert "1200 line(s) acknowledged" in first.stderr and "--skip-acknowledged" in first.stderr
     successes = [op for op in audit.operations if op["result"] == "SUCCESS"]
-    assert len(successes) == 1200
+    assert sum(len(op["detail"].split()) for op in successes) == 1200  # each one audited
     report = tmp_path / "report.tsv"
     report.write_text(first.stdout, encoding="utf-8")
 
@@ -272,3 +273,30 @@ def test_prior_run_reads_acknowledged_and_unacknowledged_rows(tmp_path: Path) ->
     assert prior.acknowledged == {1}
     assert dict(prior.unacknowledged) == {2: ids[1], 3: ids[2]}
     assert json.dumps(sorted(prior.acknowledged)) == "[1]"
+
+
+def test_audit_records_name_every_published_event_in_runs_of_40(
+    invoke: Invoke, audit: MemoryAuditSink
+) -> None:
+    result = invoke(ORDER, _orders(1500))
+    assert result.exit_code == 0, result.stderr
+    published = [op for op in audit.operations if op["result"] == "SUCCESS"]
+    named = [entry for op in published for entry in op["detail"].split()]
+    assert [entry.split("=")[1] for entry in named] == [row[0] for row in _rows(result.stdout)]
+    assert max(len(op["detail"].split()) for op in published) == 40
+    assert all(len(op["detail"]) <= 2000 and len(op["target"]) <= 256 for op in published)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_checked_in_parallel_or_not_the_output_is_in_input_order(
+    invoke: Invoke, producer: MemoryProducer, workers: str
+) -> None:
+    bad = exit_order(7)
+    bad["subject"]["id_number"] = "110105198003121230"  # wrong check character
+    text = _orders(600) + json_lines(bad) + _orders(600, start=601)
+    result = invoke([*ORDER, "--skip-bad", "--workers", workers], text)
+    assert result.exit_code == 1
+    assert [int(row[4]) for row in _rows(result.stdout)] == [n for n in range(1, 1202) if n != 601]
+    assert result.stderr.startswith("line 601: subject.id_number")
+    order_ids = [str(decode(value)[1]["order_id"]) for _, _, value, _ in producer.sent]
+    assert order_ids == [str(exit_order(n)["order_id"]) for n in range(1, 1201)]

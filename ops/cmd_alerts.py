@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
@@ -10,10 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
 from ops.errors import operator_message
+from ops.terminal import json_line, printable
 from schemas.errors import BusError
 
 __all__ = ["alerts"]
@@ -50,7 +51,7 @@ def alerts(
         stream = subscriber.read(until_idle_s=None if follow else until_idle)
         if output is OutputFormat.json:
             for alert in stream:
-                print(json.dumps(_as_json(alert), ensure_ascii=False), flush=True)
+                print(json_line(_as_json(alert)), flush=True)
         elif follow:
             _follow(stream)
         else:
@@ -89,10 +90,10 @@ def _table(court: str, alerts: list[Alert], refused_before: int = 0) -> None:
     for column in _COLUMNS:
         table.add_column(column)
     for alert in alerts:
-        table.add_row(alert.kind, *_summary(alert), alert.signed_by)
+        table.add_row(*(Text(printable(cell)) for cell in _cells(alert)))
     _console.print(table)
     passed_over = (
-        f"; {refused_before} refused record(s) passed over (dead-lettered on an earlier read)"
+        f"; {refused_before} refused record(s) passed over (audited on an earlier read)"
         if refused_before
         else ""
     )
@@ -103,5 +104,10 @@ def _follow(stream: Iterable[Alert]) -> None:
     """One line per alert as it arrives (a table would show nothing until the end)."""
     _console.print(" | ".join(_COLUMNS), style="bold")
     for alert in stream:
-        _console.print(" | ".join((alert.kind, *_summary(alert), alert.signed_by)),
-                       highlight=False)  # fmt: skip
+        line = " | ".join(printable(cell) for cell in _cells(alert))
+        _console.print(line, highlight=False, markup=False)
+
+
+def _cells(alert: Alert) -> tuple[str, ...]:
+    """The row of one alert: its text comes from records, so the caller escapes it."""
+    return (alert.kind, *_summary(alert), alert.signed_by)

@@ -6,8 +6,6 @@ read command shares (read to the end, keep the last N wanted, follow)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from consumers.runtime import Runtime
 from ops.cmd_alerts import OutputFormat
 from ops.cmd_inspect import TopicReader, TopicRecord, parse_since
 from ops.errors import operator_message
-from ops.terminal import printable
+from ops.terminal import json_line, printable
 from schemas.errors import BusError
 from topics.errors import AccessDenied
 
@@ -46,8 +44,6 @@ __all__ = [
 ]
 
 _console = Console()
-# As ops.terminal: controls, format characters (bidi overrides), separators, private use.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 Entry = TypeVar("Entry")
 
@@ -68,24 +64,6 @@ def shorten(text: str, width: int) -> str:
 def cell(text: object) -> Text:
     """A table cell: the text escaped, never read as rich markup (``[red]`` stays text)."""
     return Text(printable("" if text is None else str(text)))
-
-
-def _json_escape(ch: str) -> str:
-    cp = ord(ch)
-    if cp < 0x10000:
-        return f"\\u{cp:04x}"
-    cp -= 0x10000
-    return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
-
-
-def json_line(document: Mapping[str, Any]) -> str:
-    """One JSON object on one line; a character that would not print (a bidi override, a
-    zero-width space) is written as its JSON escape, so the line still parses to the
-    record's exact text."""
-    text = json.dumps(document, ensure_ascii=False, default=str)
-    if text.isprintable():
-        return text
-    return "".join(_json_escape(ch) if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
 
 
 def fail(exc: BaseException) -> typer.Exit:

@@ -45,3 +45,20 @@ def test_table_lists_every_alert_with_its_detail(
     out = capsys.readouterr().out
     assert "HOTEL_CHECK_IN 如家酒店" in out and "REJECTED: 证件不全" in out
     assert "2 alert(s)" in out
+
+
+@pytest.mark.parametrize("show", ["table", "follow"])
+def test_hostile_text_in_an_alert_is_shown_escaped_never_as_markup(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, show: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    place = "[red]如家\x1b[2J酒店\u202e[/red]"
+    hostile = _alert("Hit", {"order_id": "o-3", "case_number": "（2026）京01执3号",
+                             "summary": {"kind": "HOTEL_CHECK_IN", "place": place}})  # fmt: skip
+    if show == "table":
+        _table("BJ01", [hostile])
+    else:
+        _follow(iter([hostile]))
+    out = capsys.readouterr().out
+    assert "[red]如家\\x1b[2J酒店\\u202e[/red]" in out
+    assert "\x1b[2J" not in out and "\u202e" not in out

@@ -47,12 +47,17 @@ class Deadlines:
         catalog: Catalog,
         order_topics: Mapping[OrderKind, str],
         entry: Callable[[bytes], WatchEntry],
+        track: Callable[[str], OrderTrack | None],
     ) -> None:
         self._outgoing = outgoing
         self._catalog = catalog
         self._order_topics = order_topics
         self._entry = entry
+        self._track = track
         self._heap: list[tuple[int, str, bytes]] = []
+        self._ack_heap: list[tuple[int, str]] = []
+        self.looked_up = 0
+        """Tracking entries looked at by :meth:`overdue_alerts` so far (work per tick)."""
         self._expiry_sent: set[str] = set()
         self._overdue_sent: set[str] = set()
 
@@ -70,6 +75,21 @@ class Deadlines:
         ]
         heapq.heapify(heap)
         self._heap = heap
+
+    def watch_ack(self, order_id: str, deadline_us: int) -> None:
+        """Watch a newly tracked order's acknowledgement deadline."""
+        heapq.heappush(self._ack_heap, (deadline_us, order_id))
+
+    def rewatch_acks(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
+        """Watch the deadline of every open, unacknowledged order of the tracking table's
+        (order id, state) pairs, e.g. after partitions were assigned (once, not per tick)."""
+        heap = []
+        for raw_id, raw in tracking:
+            track = OrderTrack.from_bytes(raw)
+            if track.kind is not None and not track.status and track.closed is None:
+                heap.append((track.deadline_us, raw_id.decode()))
+        heapq.heapify(heap)
+        self._ack_heap = heap
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""
@@ -96,20 +116,24 @@ class Deadlines:
             ]  # fmt: skip
         return due
 
-    def overdue_alerts(self, tracking: Iterable[tuple[bytes, bytes]], now: dt.datetime
-                       ) -> list[Outgoing]:  # fmt: skip
-        """Alerts for orders whose acknowledgement deadline passed with none (once each);
-        ``tracking`` holds the worker's (order id, tracking state) pairs."""
+    def overdue_alerts(self, now: dt.datetime) -> list[Outgoing]:
+        """Alerts for orders whose acknowledgement deadline passed with none (once each).
+        Only the deadlines due are looked at: the index is ordered by due time, so a tick
+        costs what is due, not the number of tracked orders."""
         now_us = to_micros(now)
         due: list[Outgoing] = []
-        for raw_id, raw in tracking:
-            order_id = raw_id.decode()
-            track = OrderTrack.from_bytes(raw)
-            kind = track.kind
+        while self._ack_heap and self._ack_heap[0][0] <= now_us:
+            _, order_id = heapq.heappop(self._ack_heap)
+            self.looked_up += 1
+            track = self._track(order_id)
+            kind = track.kind if track is not None else None
             if (
-                kind is None or track.status or track.closed or track.deadline_us > now_us
+                track is None or kind is None or track.status or track.closed
                 or order_id in self._overdue_sent
             ):  # fmt: skip
+                continue  # acknowledged, released or expired meanwhile, or alerted
+            if track.deadline_us > now_us:  # watched under an earlier deadline
+                heapq.heappush(self._ack_heap, (track.deadline_us, order_id))
                 continue
             self._overdue_sent.add(order_id)
             alert = {

@@ -166,9 +166,12 @@ class OrderBook:
         for subject_key in keys:
             self._store(subject_key, self.entry(subject_key).with_order(order))
         if track is None:
-            self.set_track(order.order_id, OrderTrack(
-                order.kind, order.court_code, order.issued_at_us,
-                order.issued_at_us + self._ack_timeout_us, tuple(keys)))  # fmt: skip
+            deadline_us = order.issued_at_us + self._ack_timeout_us
+            track = OrderTrack(
+                order.kind, order.court_code, order.issued_at_us, deadline_us, tuple(keys)
+            )
+            self.set_track(order.order_id, track)
+            self._deadlines.watch_ack(order.order_id, deadline_us)
         self._deadlines.schedule(order, keys[0])
         return order.court_code
 

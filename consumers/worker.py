@@ -44,6 +44,7 @@ from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
+from consumers.tracking import OrderTrack
 from consumers.watchlist import OrderKind, WatchEntry
 from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord
@@ -144,7 +145,7 @@ class BusWorker:
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
             OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
-            self._entry,
+            self._entry, self._track,
         )  # fmt: skip
         self.book = OrderBook(
             self.watchlist, self.tracking, keyer, self.deadlines, runtime.refuse,
@@ -167,6 +168,9 @@ class BusWorker:
 
     def _entry(self, key: bytes) -> WatchEntry:
         return self.book.entry(key)
+
+    def _track(self, order_id: str) -> OrderTrack | None:
+        return self.book.track(order_id)
 
     # --- wiring ----------------------------------------------------------------------------
     def _wire(self) -> None:
@@ -332,10 +336,11 @@ class BusWorker:
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._heap_stale:
             self.deadlines.reschedule(self.watchlist.payload_items())
+            self.deadlines.rewatch_acks(self.tracking.payload_items())
             self._heap_stale = False
         now = _now()
         due = self.deadlines.expiry_notices(now)
-        due += self.deadlines.overdue_alerts(self.tracking.payload_items(), now)
+        due += self.deadlines.overdue_alerts(now)
         if due:
             await self.publish(due)
 

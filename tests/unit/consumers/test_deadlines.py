@@ -8,6 +8,7 @@ import uuid
 
 from consumers.deadlines import Deadlines
 from consumers.outgoing import OutgoingSigner
+from consumers.tracking import OrderTrack
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
 from schemas.codec import default_codec
 from sign.keystore import KeyStore
@@ -24,10 +25,26 @@ def _order(end: dt.datetime) -> ActiveOrder:
                        to_micros(end) - 10**9, to_micros(end), to_micros(NOW))  # fmt: skip
 
 
-def _deadlines(keystore: KeyStore, watch: dict[bytes, WatchEntry]) -> Deadlines:
+def _deadlines(
+    keystore: KeyStore,
+    watch: dict[bytes, WatchEntry],
+    tracking: dict[bytes, bytes] | None = None,
+) -> Deadlines:
     signer = OutgoingSigner(keystore.signer_for("BUS-MATCHER"), default_codec())
+    tracked = tracking if tracking is not None else {}
+
+    def track(order_id: str) -> OrderTrack | None:
+        raw = tracked.get(order_id.encode())
+        return OrderTrack.from_bytes(raw) if raw else None
+
     return Deadlines(signer, default_catalog(), TOPICS,
-                     lambda key: watch.get(key, WatchEntry.empty()))  # fmt: skip
+                     lambda key: watch.get(key, WatchEntry.empty()), track)  # fmt: skip
+
+
+def _state(status: str | None, deadline: dt.datetime, closed: str | None = None) -> bytes:
+    return json.dumps({"kind": "LOCATE_DEBTOR", "court": "BJ01", "status": status,
+                       "issued_at_us": to_micros(NOW) - 10**9, "closed": closed,
+                       "deadline_us": to_micros(deadline), "keys": []}).encode()  # fmt: skip
 
 
 def test_an_ended_order_gets_one_notice_to_each_side(keystore: KeyStore) -> None:
@@ -60,21 +77,45 @@ def test_a_running_or_released_order_gets_no_notice(keystore: KeyStore) -> None:
 def test_an_unacknowledged_order_past_its_deadline_raises_one_overdue_alert(
     keystore: KeyStore,
 ) -> None:
-    deadlines = _deadlines(keystore, {})
-
-    def state(status: str | None, deadline: dt.datetime) -> bytes:
-        return json.dumps({"kind": "LOCATE_DEBTOR", "court": "BJ01", "status": status,
-                           "issued_at_us": to_micros(NOW) - 10**9,
-                           "deadline_us": to_micros(deadline), "keys": []}).encode()  # fmt: skip
-
-    late, acked, in_time = (str(uuid.uuid4()).encode() for _ in range(3))
-    tracking = [
-        (late, state(None, NOW - dt.timedelta(seconds=1))),
-        (acked, state("DEPLOYED", NOW - dt.timedelta(seconds=1))),
-        (in_time, state(None, NOW + dt.timedelta(seconds=1))),
-    ]
-    alerts = deadlines.overdue_alerts(tracking, NOW)
+    late, acked, released, in_time = (str(uuid.uuid4()).encode() for _ in range(4))
+    past, future = NOW - dt.timedelta(seconds=1), NOW + dt.timedelta(seconds=1)
+    tracking = {
+        late: _state(None, past),
+        acked: _state("DEPLOYED", past),
+        released: _state(None, past, closed="RELEASED"),
+        in_time: _state(None, future),
+    }
+    deadlines = _deadlines(keystore, {}, tracking)
+    deadlines.rewatch_acks(tracking.items())  # open and unacknowledged: late, in_time
+    alerts = deadlines.overdue_alerts(NOW)
     assert [a.record.key for a in alerts] == [late]
     _, record = default_codec().decode(alerts[0].record.value)
     assert record["awaited_role"] == "PUBLIC_SECURITY"
-    assert deadlines.overdue_alerts(tracking, NOW) == []
+    assert deadlines.overdue_alerts(NOW) == []
+    assert deadlines.overdue_alerts(NOW + dt.timedelta(seconds=2))[0].record.key == in_time
+
+
+def test_an_order_acknowledged_after_it_was_watched_raises_nothing(keystore: KeyStore) -> None:
+    order_id = str(uuid.uuid4())
+    tracking = {order_id.encode(): _state(None, NOW - dt.timedelta(seconds=1))}
+    deadlines = _deadlines(keystore, {}, tracking)
+    deadlines.watch_ack(order_id, to_micros(NOW) - 1)
+    tracking[order_id.encode()] = _state("DEPLOYED", NOW - dt.timedelta(seconds=1))
+    assert deadlines.overdue_alerts(NOW) == []
+
+
+def test_a_tick_looks_only_at_what_is_due_among_100000_tracked_orders(
+    keystore: KeyStore,
+) -> None:
+    """The work of a tick is the deadlines due, not the number of tracked orders."""
+    tracking = {
+        str(uuid.UUID(int=n)).encode(): _state(None, NOW + dt.timedelta(seconds=n))
+        for n in range(1, 100_001)
+    }
+    deadlines = _deadlines(keystore, {}, tracking)
+    deadlines.rewatch_acks(tracking.items())
+    for second in range(5):  # five idle ticks before any deadline: nothing is looked at
+        assert deadlines.overdue_alerts(NOW + dt.timedelta(seconds=second - 5)) == []
+    assert deadlines.looked_up == 0
+    alerts = deadlines.overdue_alerts(NOW + dt.timedelta(seconds=3))
+    assert len(alerts) == 3 and deadlines.looked_up == 3

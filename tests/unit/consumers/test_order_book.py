@@ -43,8 +43,10 @@ class _Fixture:
     def __init__(self) -> None:
         self.refused: list[tuple[str, str]] = []
         self.scheduled: list[str] = []
+        self.acks_watched: list[tuple[str, int]] = []
         deadlines = SimpleNamespace(
-            schedule=lambda order, key: self.scheduled.append(order.order_id)
+            schedule=lambda order, key: self.scheduled.append(order.order_id),
+            watch_ack=lambda order_id, due_us: self.acks_watched.append((order_id, due_us)),
         )
         self.book = OrderBook(
             _Table(), _Table(), KEYER, deadlines,  # type: ignore[arg-type]
@@ -82,8 +84,11 @@ def test_an_order_enters_under_its_subject_key_and_is_tracked(fx, records):
     order = records.person_order("BJ01", "（2026）京01执1号", person)
     fx.apply(LOCATE, order, key=KEYER.person(person))
     assert fx.orders_on(KEYER.person(person)) == {order["order_id"]}
-    assert fx.book.track(order["order_id"]).closed is None
+    track = fx.book.track(order["order_id"])
+    assert track.closed is None
     assert fx.scheduled == [order["order_id"]]
+    assert fx.acks_watched == [(order["order_id"], track.deadline_us)]  # indexed, not scanned
+    assert track.deadline_us == track.issued_at_us + 60_000_000
 
 
 def test_an_order_keyed_by_another_subject_is_refused(fx, records):

@@ -199,7 +199,7 @@ class Matcher:
     ) -> None:
         consumed = verified.record
         value = consumed.value or b""
-        schema, sighting = self._codec.decode(value)
+        schema, sighting = verified.envelope.schema, verified.payload  # decoded once, verified
         problem = self._key_problem(
             (consumed.key or b"", matched), sighting, verified.signature.agency_code
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.codec import Codec
-from schemas.envelope import KafkaRecord, agency_source, build_record, child_traceparent
+from schemas.envelope import KafkaRecord, child_traceparent
 from sign.events import EventSigner
 
 __all__ = ["Outgoing", "OutgoingSigner"]
@@ -32,7 +32,6 @@ class OutgoingSigner:
     def __init__(self, signer: EventSigner, codec: Codec) -> None:
         self._signer = signer
         self._codec = codec
-        self._source = agency_source(signer.agency_code)
 
     def sign(
         self,
@@ -46,16 +45,9 @@ class OutgoingSigner:
         parent: str | None = None,
     ) -> Outgoing:
         """The signed record; ``parent`` is the causing event's traceparent."""
-        unsigned = build_record(
-            schema_name,
-            record,
-            key=key,
-            source=self._source,
-            event_id=event_id,
-            time=now,
+        signed = self._signer.signed_record(
+            schema_name, record, key=key, event_id=event_id, time=now,
             traceparent=child_traceparent(parent) if parent else None,
-            validate=False,
-            codec=self._codec,
-        )
-        headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
-        return Outgoing(topic, KafkaRecord(unsigned.key, unsigned.value, tuple(headers)))
+            validate=False, codec=self._codec,
+        )  # fmt: skip
+        return Outgoing(topic, signed)

@@ -22,7 +22,7 @@ from producers.events import OutgoingEvent, PublishedEvent
 from producers.routes import sender_field
 from schemas.agencies import get_agency
 from schemas.edge import normalise_event
-from schemas.envelope import KafkaRecord, build_record
+from schemas.envelope import KafkaRecord
 from schemas.headers import CE_ALTKEYS
 from schemas.settings import Settings, get_settings
 from schemas.tls_layout import ADMIN_NAME
@@ -107,21 +107,13 @@ class Publisher:
                 f"{sender}: {record.get(sender)!r} is not the publishing agency "
                 f"{self.agency.code} (an agency publishes only its own events) [rule sender]"
             )
-        unsigned = build_record(
-            event.schema_name,
-            record,
-            key=event.key,
-            source=self.agency.source,
-            event_id=event.event_id,
-            time=event.time,
-            traceparent=event.traceparent,
+        hints = ",".join(key.hex() for key in event.alt_keys).encode("ascii")
+        signed = self._signer.signed_record(
+            event.schema_name, record, key=event.key, event_id=event.event_id,
+            time=event.time, traceparent=event.traceparent,
+            extra_headers=((CE_ALTKEYS, hints),) if event.alt_keys else (),
             validate=not checked,
-        )
-        if event.alt_keys:
-            hints = ",".join(key.hex() for key in event.alt_keys).encode("ascii")
-            unsigned = unsigned.with_headers((CE_ALTKEYS, hints))
-        headers = self._signer.sign(unsigned.key, unsigned.value, unsigned.headers)
-        signed = KafkaRecord(unsigned.key, unsigned.value, tuple(headers))
+        )  # fmt: skip
         return self.catalog.topic_name(event.topic_id, event.court), signed
 
     def publish(self, event: OutgoingEvent) -> PublishedEvent:

@@ -37,14 +37,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Collection, Sequence
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from schemas.envelope import KafkaRecord
+from schemas.codec import Codec
+from schemas.envelope import KafkaRecord, agency_source, build_record
 from schemas.headers import (
     CE_ALTKEYS,
     CE_ID,
@@ -225,6 +228,32 @@ class EventSigner:
         """A copy of an envelope record (``schemas.envelope``) with the signature headers."""
         signed = self.sign(record.key, record.value, record.headers)
         return record.with_headers(*signed[len(record.headers) :])
+
+    def signed_record(
+        self,
+        schema_name: str,
+        value: Mapping[str, Any],
+        *,
+        key: bytes | None,
+        event_id: uuid.UUID | str | None = None,
+        time: datetime | None = None,
+        traceparent: str | None = None,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
+        validate: bool = True,
+        codec: Codec | None = None,
+    ) -> KafkaRecord:
+        """The one way the bus builds and signs an event of this agency: the value encoded
+        (validated unless the caller built it from verified values), the CloudEvents
+        envelope (``schemas.envelope.build_record``) with ``extra_headers`` (covered by the
+        signature when they are, like ``ce_altkeys``), then the signature headers."""
+        unsigned = build_record(
+            schema_name, value, key=key, source=agency_source(self.agency_code),
+            event_id=event_id, time=time, traceparent=traceparent, validate=validate,
+            codec=codec,
+        )  # fmt: skip
+        if extra_headers:
+            unsigned = unsigned.with_headers(*extra_headers)
+        return self.sign_record(unsigned)
 
 
 class EventVerifier:

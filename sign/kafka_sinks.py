@@ -27,7 +27,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from schemas.codec import Codec
-from schemas.envelope import KafkaRecord, agency_source, build_record
+from schemas.envelope import KafkaRecord
 from sign.events import EventSigner
 from sign.verify_stage import Rejection
 
@@ -142,16 +142,10 @@ class _SignedSender:
     ) -> tuple[KafkaRecord, Any]:
         """Sign and send one record: (the signed record, its future), the future already
         resolved when ``wait`` (a rejection raises here)."""
-        record = build_record(
-            schema,
-            value,
-            key=str(event_id).encode("ascii"),
-            source=agency_source(self._signer.agency_code),
-            event_id=event_id,
-            time=when,
+        signed = self._signer.signed_record(
+            schema, value, key=str(event_id).encode("ascii"), event_id=event_id, time=when,
             codec=self._codec,
-        )
-        signed = self._signer.sign_record(record)
+        )  # fmt: skip
         future = self._producer.send(
             self.topic, key=signed.key, value=signed.value, headers=list(signed.headers)
         )

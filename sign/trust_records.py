@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from schemas.codec import Codec
-from schemas.envelope import KafkaRecord, agency_source, build_record
+from schemas.envelope import KafkaRecord
 from sign.errors import TrustMaterialError
 from sign.events import EventSigner
 from sign.identity import identity_of
@@ -118,15 +118,9 @@ def _signed(
     published_at: datetime,
     codec: Codec | None,
 ) -> KafkaRecord:
-    record = build_record(
-        schema,
-        value,
-        key=key.encode("ascii"),
-        source=agency_source(signer.agency_code),
-        time=published_at,
-        codec=codec,
+    return signer.signed_record(
+        schema, value, key=key.encode("ascii"), time=published_at, codec=codec
     )
-    return signer.sign_record(record)
 
 
 def parse_trust_value(schema_name: str, record: dict[str, Any], recorded_at: datetime) -> TrustItem:

@@ -28,7 +28,6 @@ import asyncio
 import math
 import os
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -58,6 +57,7 @@ from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from tests.bench import _bus
 from tests.builders import Records, trust_set
+from tests.kafka_io import free_ports
 from topics import clients
 from topics.catalog import bus_catalog
 
@@ -97,21 +97,13 @@ class _Load:
     watch: dict[bytes, bytes]
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 def _clusters(home: Path, security: BrokerSecurity) -> tuple[LocalCluster, LocalCluster]:
     """A plaintext and an mTLS single node under ``home``, on six free ports."""
     checkout = get_settings()
     if not checkout.home.is_absolute():
         checkout = checkout.model_copy(update={"home": _bus.REPO_ROOT / checkout.home})
     fetch_kafka(checkout)
-    ports = _free_ports(6)
+    ports = free_ports(6)
 
     def cluster(name: str, ports: list[int], security: BrokerSecurity | None) -> LocalCluster:
         layout = ClusterLayout.on_ports(

@@ -21,6 +21,7 @@ from schemas.headers import CE_ID
 from schemas.settings import Settings
 from sign.events import EventVerifier
 from tests.builders import Records
+from tests.kafka_io import read_to_end
 from topics import clients
 from topics.errors import AccessDenied
 
@@ -141,17 +142,7 @@ def _order_id(message: Any) -> str:
 
 def _read_as(settings: Settings, agency: str, topic: str) -> list[Any]:
     """Every record of ``topic``, read to its end with ``agency``'s own connection."""
-    consumer = clients.kafka_reader(settings, agency, topic, **_TIMEOUTS)
-    try:
-        partitions = list(consumer.assignment())
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return read_to_end(settings, topic, agency, **_TIMEOUTS)
 
 
 def _broker_refuses_read(settings: Settings, agency: str, topic: str) -> bool:

@@ -22,11 +22,10 @@ from schemas.codec import decode
 from schemas.matchkey import person_match_key
 from schemas.registry import EXAMPLE_DIR
 from schemas.settings import Settings
-from schemas.tls_layout import ADMIN_NAME
 from sign.events import EventVerifier
 from sign.keystore import KeyStore
+from tests.kafka_io import read_to_end
 from topics.catalog import bus_catalog
-from topics.clients import kafka_reader
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +62,7 @@ def _lines(*documents: object) -> str:
 
 def _read(settings: Settings, topic_id: str) -> list[Any]:
     """Every record of the topic, read as the admin (from the beginning, to its end)."""
-    consumer = kafka_reader(settings, ADMIN_NAME, bus_catalog(settings).topic_name(topic_id))
-    try:
-        partitions = list(consumer.assignment())
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return read_to_end(settings, bus_catalog(settings).topic_name(topic_id))
 
 
 def _orders(count: int) -> list[dict[str, Any]]:

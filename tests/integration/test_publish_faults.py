@@ -12,14 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,10 +28,9 @@ from schemas.agencies import load_agencies
 from schemas.codec import decode
 from schemas.registry import EXAMPLE_DIR
 from schemas.settings import Settings
-from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
+from tests.kafka_io import free_ports, read_to_end
 from topics.catalog import bus_catalog
-from topics.clients import kafka_reader
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,21 +41,13 @@ _KILL_AFTER_ROWS = 2_000
 _TIMEOUT_S = 10  # the command's --timeout
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 @pytest.fixture(scope="module")
 def node(
     kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalCluster, Settings]]:
     """One broker node of our own, and settings that reach it."""
     fetch_kafka(kafka_settings)
-    broker, controller, police, bus = _free_ports(4)
+    broker, controller, police, bus = free_ports(4)
     layout = ClusterLayout.on_ports(
         tmp_path_factory.mktemp("faults") / "node",
         host=kafka_settings.broker_host,
@@ -91,20 +79,6 @@ def _checkins(count: int) -> str:
         template["sighting_id"] = f"feeab477-377a-555e-a0b6-{index:012d}"
         lines.append(json.dumps(template, ensure_ascii=False))
     return "\n".join(lines) + "\n"
-
-
-def _read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = kafka_reader(settings, ADMIN_NAME, topic)
-    try:
-        partitions = list(consumer.assignment())
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -170,7 +144,7 @@ def test_publish_reports_each_line_when_the_broker_dies_and_a_rerun_completes_it
     assert resent.isdisjoint(acknowledged)
     assert resent | set(acknowledged) == set(range(1, _LINES + 1))
 
-    records = _read_all(settings, bus_catalog(settings).topic_name("sightings-person"))
+    records = read_to_end(settings, bus_catalog(settings).topic_name("sightings-person"))
     placed = {(r.partition, r.offset): dict(r.headers)["ce_id"].decode() for r in records}
     for row in acknowledged.values():  # each acknowledged line is where its row says
         assert placed[(int(row[2]), int(row[3]))] == row[0]

@@ -8,11 +8,9 @@ The quorum runs with the session's security: mTLS with the key store's node iden
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from ops.broker_process import is_alive
 from ops.deployment import Deployment, cluster_addresses
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
+from tests.kafka_io import free_ports
 from topics import clients
 from topics.clients import kafka_admin, kafka_consumer, kafka_producer
 from topics.errors import AccessDenied
@@ -36,14 +35,6 @@ _PER_PHASE = 100
 _READ_LIMIT_S = 60.0
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 @pytest.fixture(scope="module")
 def quorum(
     kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
@@ -51,7 +42,7 @@ def quorum(
     """Three nodes of our own in a temp folder on free ports, stopped whatever happens."""
     tmp_path = tmp_path_factory.mktemp("quorum")
     fetch_kafka(kafka_settings)
-    ports = _free_ports(12)  # per node: broker (court side), controller, police, bus
+    ports = free_ports(12)  # per node: broker (court side), controller, police, bus
     layout = ClusterLayout.on_ports(
         tmp_path / "quorum",
         host=kafka_settings.broker_host,

@@ -1,0 +1,41 @@
+"""Small Kafka chores the broker tests and benchmarks share: free local ports for a broker
+of their own, and every record of a topic read to its end as an agency."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+from typing import Any
+
+from schemas.settings import Settings
+from schemas.tls_layout import ADMIN_NAME
+from topics.clients import kafka_reader
+
+__all__ = ["free_ports", "read_to_end"]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct local ports that were free a moment ago (all bound at once)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def read_to_end(
+    settings: Settings, topic: str, agency: str = ADMIN_NAME, **overrides: Any
+) -> list[Any]:
+    """Every record of ``topic``, from the beginning to the end it has now, read with
+    ``agency``'s own connection (the operator's by default)."""
+    consumer = kafka_reader(settings, agency, topic, **overrides)
+    try:
+        partitions = list(consumer.assignment())
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

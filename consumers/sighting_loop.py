@@ -87,6 +87,8 @@ class BatchCommitter:
         totals.rejected += result.rejected
         totals.sampled += result.sampled
         totals.sample_rejected += result.sample_rejected
+        totals.routing_checked += result.routing_checked
+        totals.misrouted += result.misrouted
 
 
 class SightingLoop:

@@ -327,6 +327,13 @@ class BusWorker:
             len(self.watchlist.data), len(self.tracking.data),
             self.watchlist.refused_total + self.tracking.refused_total + self.journal_refused,
         )  # fmt: skip
+        if totals.misrouted:
+            log.warning(
+                "sightings off their key's partition: %d of %d checked (1 in %d is); a "
+                "producer partitions sightings with another partitioner than murmur2 of the "
+                "key, and with several workers a hit can be missed for them",
+                totals.misrouted, totals.routing_checked, self.matcher.check_routing_every,
+            )  # fmt: skip
 
     async def _on_timer(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import replace
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka.partitioner.default import murmur2
 
 from consumers.matcher import Matcher
 from consumers.runtime import Runtime
@@ -322,3 +324,25 @@ def test_sampling_needs_a_stage_of_its_own(fx: Fixture) -> None:
         Matcher(*parts, verify_misses_every=10, sample_stage=fx.stage)
     with pytest.raises(ValueError, match=">= 0"):
         Matcher(*parts, verify_misses_every=-1, sample_stage=fx.runtime.verify_stage())
+
+
+def test_sightings_off_their_keys_partition_are_counted_when_sampled(fx: Fixture) -> None:
+    """A producer whose partitioner is not murmur2 of the key is detected: the matcher
+    checks one sighting in ``check_routing_every`` and counts those off their partition."""
+    matcher = Matcher(
+        fx.watch.get, fx.stage, fx.runtime.refuse, fx.runtime.signer, fx.runtime.catalog,
+        keyer=fx.keyer, check_routing_every=1,
+    )  # fmt: skip
+    spec = fx.runtime.catalog.get("sightings-person")
+    good = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    right = (murmur2(good.key) & 0x7FFFFFFF) % spec.partitions
+    wrong = (right + 1) % spec.partitions
+    sightings = [dataclasses.replace(good, partition=p) for p in (right, wrong, wrong)]
+    result = matcher.process(sightings)
+    assert (result.routing_checked, result.misrouted) == (3, 2)
+    sampled = Matcher(
+        fx.watch.get, fx.stage, fx.runtime.refuse, fx.runtime.signer, fx.runtime.catalog,
+        keyer=fx.keyer, check_routing_every=64,
+    )  # fmt: skip
+    result = sampled.process([dataclasses.replace(good, partition=wrong)] * 128)
+    assert (result.routing_checked, result.misrouted) == (2, 2)

@@ -373,7 +373,7 @@ def publish(  # noqa: PLR0917 - a typer command: its options are its parameters
         raise _fail(operator_message(exc)) from exc
     finally:
         publisher.close(timeout_s=_LAST_AUDIT_S)
-    _summary(outcome, run, schema)
+    _summary(outcome, run)
 
 
 def _send(
@@ -415,7 +415,7 @@ def _send(
     return outcome
 
 
-def _summary(outcome: Outcome, run: _Run, schema: RegisteredSchema) -> None:
+def _summary(outcome: Outcome, run: _Run) -> None:
     skipped = f"; {run.skipped} line(s) skipped as acknowledged before" if run.skipped else ""
     if outcome.failure is not None:
         raise _fail(

@@ -14,6 +14,7 @@ copy that did reach the bus is dropped as a replay, not acted on twice.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import multiprocessing
 import pickle
@@ -35,7 +36,7 @@ from ops.publish_input import (
     check_text,
     read_documents,
 )
-from producers.publisher import OutgoingEvent, Publisher
+from producers.publisher import Publisher
 from producers.routes import SUBJECT_FIELD, outgoing_event
 from schemas.codec import default_codec
 from schemas.edge import normalise_event
@@ -211,7 +212,9 @@ class LineChecker:
         default_codec().validate(schema.full_name, record)  # the record's shape, before keying
         event = outgoing_event(schema.full_name, record, subject)
         event_id = self._ids.for_line(line, schema.full_name, record, own_id)
-        topic, signed = self._publisher.prepare(_with_id(event, event_id), checked=True)
+        topic, signed = self._publisher.prepare(
+            dataclasses.replace(event, event_id=event_id), checked=True
+        )
         return CheckedEvent(line, event_id, topic, signed)
 
     def lines(
@@ -272,20 +275,6 @@ def _check_chunk(chunk: list[tuple[int, Any]]) -> list[CheckedEvent | BadLine]:
         document if isinstance(document, BadLine) else checker.check(number, document)
         for number, document in chunk
     ]
-
-
-def _with_id(event: OutgoingEvent, event_id: str) -> OutgoingEvent:
-    return OutgoingEvent(
-        event.topic_id,
-        event.schema_name,
-        event.record,
-        event.key,
-        court=event.court,
-        event_id=event_id,
-        time=event.time,
-        traceparent=event.traceparent,
-        alt_keys=event.alt_keys,
-    )
 
 
 # --- the spool -------------------------------------------------------------------------------

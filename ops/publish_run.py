@@ -239,11 +239,11 @@ class LineChecker:
     def _in_parallel(
         self, documents: Iterator[tuple[int, Any]], workers: int
     ) -> Iterator[CheckedEvent | BadLine]:
-        global _FORKED_CHECKER  # noqa: PLW0603 - what each forked worker inherits
-        _FORKED_CHECKER = self
         pending: collections.deque[Any] = collections.deque()
+        # each worker is handed this checker as it starts (inherited through fork, never
+        # pickled), so no parent-wide state can be reset under a pool being built
         context = multiprocessing.get_context("fork")
-        with context.Pool(workers) as pool:
+        with context.Pool(workers, initializer=_adopt_checker, initargs=(self,)) as pool:
             try:
                 while chunk := list(itertools.islice(documents, _CHUNK)):
                     pending.append(pool.apply_async(_check_chunk, (chunk,)))
@@ -253,8 +253,6 @@ class LineChecker:
                 while pending:
                     yield from pending.popleft().get()
                 raise
-            finally:
-                _FORKED_CHECKER = None
             while pending:
                 yield from pending.popleft().get()
 
@@ -266,10 +264,16 @@ READ_AHEAD_LINES = _CHUNK * _CHUNKS_AHEAD
 _FORKED_CHECKER: LineChecker | None = None
 
 
+def _adopt_checker(checker: LineChecker) -> None:
+    """In a forked worker, as it starts: the checker every chunk is checked with."""
+    global _FORKED_CHECKER  # noqa: PLW0603 - one checker per worker process
+    _FORKED_CHECKER = checker
+
+
 def _check_chunk(chunk: list[tuple[int, Any]]) -> list[CheckedEvent | BadLine]:
     """In a forked worker: check the documents of one chunk with the parent's checker."""
     checker = _FORKED_CHECKER
-    if checker is None:  # pragma: no cover - only when not forked from LineChecker.lines
+    if checker is None:  # pragma: no cover - only outside a pool of LineChecker.lines
         raise RuntimeError("no checker in this worker")
     return [
         document if isinstance(document, BadLine) else checker.check(number, document)

@@ -6,22 +6,24 @@ court and to the order's intake topic, where it travels like a release: the orde
 reads it back, takes the order out of the watchlist and only then delivers it, still
 signed by the bus, to the police units of the court's province (:mod:`consumers.delivery`),
 after the order and on the same key. When an order is not acknowledged in time, the
-court gets an overdue alert. Both ids are derived from the order id, so a notice repeated
-after a restart is the same event, which the court's subscriber shows once.
+court gets an overdue alert. Each notice sent is recorded in the order's tracking (through
+the order ledger), so a restarted worker does not send it again; and both ids are derived
+from the order id, so a notice repeated by a worker killed before the record was written
+is the same event, which the court's subscriber shows once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.tracking import OrderTrack
-from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
+from consumers.watchlist import OrderKind, derive_id, to_micros
 from topics.catalog import Catalog
 
-__all__ = ["ACK_ROLES", "Deadlines", "from_micros"]
+__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines", "from_micros"]
 
 ACK_ROLES: Mapping[OrderKind, str] = {
     OrderKind.EXIT_RESTRICTION: "border-control",
@@ -29,6 +31,10 @@ ACK_ROLES: Mapping[OrderKind, str] = {
     OrderKind.LOCATE_DEBTOR: "public-security",
 }
 """Which police role acts on, and acknowledges, each order kind."""
+
+EXPIRY = "expiry"
+OVERDUE = "overdue"
+"""The notices a worker sends for an order, as :attr:`OrderTrack.noticed` names them."""
 
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
 _OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
@@ -39,77 +45,77 @@ def from_micros(micros: int) -> dt.datetime:
 
 
 class Deadlines:
-    """Finds the orders whose period ended or whose acknowledgement is late."""
+    """Finds the orders whose period ended or whose acknowledgement is late.
+
+    Both clocks are kept per order id, from the order-tracking state (which the worker
+    holding the order's partition owns, so each notice has one sender), in indexes
+    ordered by due time: a tick looks only at what is due (:attr:`looked_up` counts it),
+    never at every tracked order."""
 
     def __init__(
         self,
         outgoing: OutgoingSigner,
         catalog: Catalog,
         order_topics: Mapping[OrderKind, str],
-        entry: Callable[[bytes], WatchEntry],
         track: Callable[[str], OrderTrack | None],
     ) -> None:
         self._outgoing = outgoing
         self._catalog = catalog
         self._order_topics = order_topics
-        self._entry = entry
         self._track = track
-        self._heap: list[tuple[int, str, bytes]] = []
+        self._end_heap: list[tuple[int, str]] = []
         self._ack_heap: list[tuple[int, str]] = []
         self.looked_up = 0
-        """Tracking entries looked at by :meth:`overdue_alerts` so far (work per tick)."""
+        """Tracking entries looked at by the ticks so far (work per tick)."""
         self._expiry_sent: set[str] = set()
         self._overdue_sent: set[str] = set()
+        self._noticed: list[tuple[str, str]] = []
 
-    def schedule(self, order: ActiveOrder, key: bytes) -> None:
-        """Watch a new order's end (the entry under ``key`` holds it)."""
-        heapq.heappush(self._heap, (order.end_us, order.order_id, key))
-
-    def reschedule(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Watch every order of the watchlist's (key, stored entry) pairs, e.g. after the
-        table was recovered."""
-        heap = [
-            (order.end_us, order.order_id, key)
-            for key, raw in entries
-            for order in WatchEntry.from_bytes(raw).orders.values()
-        ]
-        heapq.heapify(heap)
-        self._heap = heap
+    def schedule(self, order_id: str, end_us: int) -> None:
+        """Watch a tracked order's end of control period."""
+        heapq.heappush(self._end_heap, (end_us, order_id))
 
     def watch_ack(self, order_id: str, deadline_us: int) -> None:
         """Watch a newly tracked order's acknowledgement deadline."""
         heapq.heappush(self._ack_heap, (deadline_us, order_id))
 
-    def rewatch_acks(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
-        """Watch the deadline of every open, unacknowledged order of the tracking table's
-        (order id, state) pairs, e.g. after partitions were assigned (once, not per tick)."""
-        heap = []
+    def rewatch(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
+        """Watch both clocks of every open order of the tracking table's (order id,
+        state) pairs, e.g. after partitions were assigned (once, not per tick)."""
+        ends, acks = [], []
         for raw_id, raw in tracking:
             track = OrderTrack.from_bytes(raw)
-            if track.kind is not None and not track.status and track.closed is None:
-                heap.append((track.deadline_us, raw_id.decode()))
-        heapq.heapify(heap)
-        self._ack_heap = heap
+            if track.kind is None or track.closed is not None:
+                continue
+            if track.end_us is not None and EXPIRY not in track.noticed:
+                ends.append((track.end_us, raw_id.decode()))
+            if not track.status and OVERDUE not in track.noticed:
+                acks.append((track.deadline_us, raw_id.decode()))
+        heapq.heapify(ends)
+        heapq.heapify(acks)
+        self._end_heap, self._ack_heap = ends, acks
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""
         now_us = to_micros(now)
         due: list[Outgoing] = []
-        while self._heap and self._heap[0][0] <= now_us:
-            _, order_id, key = heapq.heappop(self._heap)
-            order = self._entry(key).orders.get(order_id)
-            if order is None or order_id in self._expiry_sent:
-                continue  # released meanwhile, or already noticed
+        for order_id, track in self._due(self._end_heap, now_us, _end_of):
+            if order_id in self._expiry_sent or EXPIRY in track.noticed:
+                continue
             self._expiry_sent.add(order_id)
+            self._noticed.append((order_id, EXPIRY))
+            kind = track.kind
+            assert kind is not None and track.end_us is not None  # _due yields open orders
             notice = {
-                "order_id": order_id, "order_kind": order.kind.value,
-                "case_number": order.case_number, "court_code": order.court_code,
-                "expired_at": from_micros(order.end_us),
+                "order_id": order_id, "order_kind": kind.value,
+                "case_number": track.case_number, "court_code": track.court,
+                "expired_at": from_micros(track.end_us),
             }  # fmt: skip
-            police = self._order_topics[order.kind]
-            court = self._catalog.topic_name("alerts", court=order.court_code)
+            police = self._order_topics[kind]
+            court = self._catalog.topic_name("alerts", court=track.court)
             due += [
-                self._outgoing.sign(police, _EXPIRY, notice, key=key, now=now,
+                # on the order's own record key: its partition, after the order
+                self._outgoing.sign(police, _EXPIRY, notice, key=track.keys[0], now=now,
                                     event_id=derive_id("expiry", order_id, "police")),
                 self._outgoing.sign(court, _EXPIRY, notice, key=order_id.encode(), now=now,
                                     event_id=derive_id("expiry", order_id, "court")),
@@ -117,25 +123,16 @@ class Deadlines:
         return due
 
     def overdue_alerts(self, now: dt.datetime) -> list[Outgoing]:
-        """Alerts for orders whose acknowledgement deadline passed with none (once each).
-        Only the deadlines due are looked at: the index is ordered by due time, so a tick
-        costs what is due, not the number of tracked orders."""
+        """Alerts for orders whose acknowledgement deadline passed with none (once each)."""
         now_us = to_micros(now)
         due: list[Outgoing] = []
-        while self._ack_heap and self._ack_heap[0][0] <= now_us:
-            _, order_id = heapq.heappop(self._ack_heap)
-            self.looked_up += 1
-            track = self._track(order_id)
-            kind = track.kind if track is not None else None
-            if (
-                track is None or kind is None or track.status or track.closed
-                or order_id in self._overdue_sent
-            ):  # fmt: skip
-                continue  # acknowledged, released or expired meanwhile, or alerted
-            if track.deadline_us > now_us:  # watched under an earlier deadline
-                heapq.heappush(self._ack_heap, (track.deadline_us, order_id))
+        for order_id, track in self._due(self._ack_heap, now_us, _ack_deadline_of):
+            if order_id in self._overdue_sent or OVERDUE in track.noticed:
                 continue
             self._overdue_sent.add(order_id)
+            self._noticed.append((order_id, OVERDUE))
+            kind = track.kind
+            assert kind is not None
             alert = {
                 "order_id": order_id, "order_kind": kind.value, "court_code": track.court,
                 "awaited_role": ACK_ROLES[kind].upper().replace("-", "_"),
@@ -148,3 +145,41 @@ class Deadlines:
                 event_id=derive_id("ack-overdue", order_id),
             ))  # fmt: skip
         return due
+
+    def drain_noticed(self) -> list[tuple[str, str]]:
+        """(order id, notice) of every notice built since the last call: the worker
+        records each in the order's tracking once it is sent (:attr:`OrderTrack.noticed`),
+        so that a restarted worker does not send it again."""
+        noticed, self._noticed = self._noticed, []
+        return noticed
+
+    def _due(
+        self,
+        heap: list[tuple[int, str]],
+        now_us: int,
+        due_of: Callable[[OrderTrack], int | None],
+    ) -> Iterator[tuple[str, OrderTrack]]:
+        """Pop what is due from ``heap``: each open order whose clock (per ``due_of``,
+        None: no longer running) has passed. An order whose clock moved later is
+        indexed again under its new time."""
+        while heap and heap[0][0] <= now_us:
+            _, order_id = heapq.heappop(heap)
+            self.looked_up += 1
+            track = self._track(order_id)
+            if track is None or track.kind is None or track.closed is not None:
+                continue  # released or expired meanwhile
+            when = due_of(track)
+            if when is None:
+                continue  # acknowledged meanwhile
+            if when > now_us:
+                heapq.heappush(heap, (when, order_id))
+                continue
+            yield order_id, track
+
+
+def _end_of(track: OrderTrack) -> int | None:
+    return track.end_us
+
+
+def _ack_deadline_of(track: OrderTrack) -> int | None:
+    return None if track.status else track.deadline_us

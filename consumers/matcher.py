@@ -19,24 +19,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kafka.partitioner.default import murmur2
-
 from consumers.outgoing import Outgoing, OutgoingSigner
+from consumers.routing import ROUTE_HEADER, Origin, Placement
 from consumers.watchlist import (
     ActiveOrder,
     OrderKind,
     SightingType,
     WatchEntry,
     derive_id,
+    key_fingerprint,
     kinds_matched_by,
     matching_orders,
     to_micros,
 )
 from schemas.codec import Codec, default_codec
+from schemas.envelope import KafkaRecord
 from schemas.headers import CE_ALTKEYS, CE_TYPE, TRACEPARENT
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
@@ -44,6 +46,8 @@ from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 
 __all__ = ["ConsumedSighting", "MatchResult", "Matcher"]
+
+log = logging.getLogger(__name__)
 
 _BLOCKED_KINDS = frozenset({"TRANSFER_REGISTRATION", "MORTGAGE_REGISTRATION"})
 _HIT = "cn.zf801.bus.v1.Hit"
@@ -86,8 +90,9 @@ class MatchResult:
     routing_checked: int = 0
     misrouted: int = 0
     """Of the sightings whose partition was checked, those not on their key's murmur2
-    partition (a producer with another partitioner): a hit can be missed for them when
-    their key's watchlist partition is on another worker."""
+    partition (a producer with another partitioner)."""
+    rerouted: int = 0
+    """Copies of sightings moved to the partition of a key another worker holds."""
 
 
 def _header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
@@ -141,60 +146,147 @@ class Matcher:
         self._outgoing = OutgoingSigner(signer, self._codec)
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
+        self._routed_topic = catalog.topic_name("sightings-routed")
         self._partition_counts = {
             catalog.topic_name(topic_id): catalog.get(topic_id).partitions
             for topic_id in ("sightings-person", "sightings-vehicle")
         }
+        self.placement = Placement(catalog.get("watchlist-changelog").partitions)
         self.check_routing_every = max(1, check_routing_every)
         self._to_routing_check = 1
+
+    def hold(self, partitions: Iterable[int]) -> None:
+        """The watchlist partitions this worker holds (:class:`consumers.routing.Placement`)."""
+        self.placement.hold(partitions)
 
     def process(self, records: Iterable[ConsumedSighting]) -> MatchResult:
         """Match a batch; the result lists every record to publish, in order."""
         result = MatchResult()
         lookup = self._lookup
-        sampling = self.verify_misses_every
+        placement = self.placement
+        vehicles, routed = self._vehicle_topic, self._routed_topic
         for message in records:
             result.seen += 1
             key = message.key
-            self._to_routing_check -= 1
-            if not self._to_routing_check:
-                self._to_routing_check = self.check_routing_every
-                self._check_routing(message, result)
-            entry = lookup(key) if key is not None else None
-            matched = key
-            if not entry and message.topic == self._vehicle_topic:
-                matched, entry = self._by_alt_key(message.headers)
-            if not entry:
-                if sampling:
-                    self._misses_to_sample -= 1
-                    if not self._misses_to_sample:
-                        self._misses_to_sample = sampling
-                        self._verify_miss(message, result)
+            if key is None:
                 continue
-            headers = list(message.headers or ())
-            raw_type = _header(headers, CE_TYPE)
-            if raw_type is None or not _could_hit(entry, raw_type.decode("utf-8", "replace")):
+            if message.topic == routed:
+                self._moved_here(message, result)
                 continue
-            result.candidates += 1
-            verified = self._stage.check(
-                message.topic, message.partition, message.offset, message.timestamp,
-                key, message.value, headers,
-            )  # fmt: skip
-            if verified is None:
-                result.rejected += 1
+            alt = self._alt_keys(message.headers) if message.topic == vehicles else None
+            if placement.holds_all:
+                self._to_routing_check -= 1
+                if not self._to_routing_check:
+                    self._to_routing_check = self.check_routing_every
+                    self._check_routing(message, result)
+                if alt is None:  # the common case: one key, held here
+                    entry = lookup(key)
+                    found = [(key, entry)] if entry else None
+                else:
+                    found = self._found([key, *alt], range(len(alt) + 1))
+            else:
+                keys = [key, *alt] if alt else [key]
+                result.routing_checked += 1
+                if placement.partition_of(key) != message.partition:
+                    result.misrouted += 1
+                here, elsewhere = placement.split(keys)
+                for partition, indexes in elsewhere.items():
+                    self._move(message, partition, indexes, result)
+                found = self._found(keys, here) if here else None
+            if not found:
+                self._maybe_sample(message, result)
                 continue
-            self._hits_for(verified, entry, matched or b"", result)
+            self._candidate(message, found, None, result)
         return result
 
+    def _found(
+        self, keys: list[bytes], indexes: Iterable[int]
+    ) -> list[tuple[bytes, WatchEntry]] | None:
+        """The entries of ``keys[i]`` for each i in ``indexes``, each without the orders
+        also indexed under an earlier key of the sighting (hit there, not twice)."""
+        found = []
+        for index in indexes:
+            entry = self._lookup(keys[index])
+            if entry and index:
+                earlier = [key_fingerprint(key) for key in keys[:index]]
+                entry = WatchEntry({
+                    order_id: order for order_id, order in entry.orders.items()
+                    if not any(order.indexed_under(fp) for fp in earlier)
+                })  # fmt: skip
+            if entry:
+                found.append((keys[index], entry))
+        return found or None
+
+    def _candidate(
+        self,
+        message: ConsumedSighting,
+        found: list[tuple[bytes, WatchEntry]],
+        origin: Origin | None,
+        result: MatchResult,
+    ) -> None:
+        """Verify a sighting with orders on its keys, then build its hits. A moved
+        sighting is verified at its ``origin``: its copies are one sighting."""
+        headers = list(message.headers or ())
+        raw_type = _header(headers, CE_TYPE)
+        sighting_type = raw_type.decode("utf-8", "replace") if raw_type is not None else ""
+        if not any(_could_hit(entry, sighting_type) for _, entry in found):
+            return
+        result.candidates += 1
+        where = (
+            (message.topic, message.partition, message.offset)
+            if origin is None
+            else (origin.topic, origin.partition, origin.offset)
+        )
+        verified = self._stage.check(*where, message.timestamp, message.key, message.value, headers)
+        if verified is None:
+            result.rejected += 1
+            return
+        self._hits_for(verified, found, result)
+
+    def _maybe_sample(self, message: ConsumedSighting, result: MatchResult) -> None:
+        if self.verify_misses_every:
+            self._misses_to_sample -= 1
+            if not self._misses_to_sample:
+                self._misses_to_sample = self.verify_misses_every
+                self._verify_miss(message, result)
+
+    def _move(
+        self, message: ConsumedSighting, partition: int, indexes: list[int], result: MatchResult
+    ) -> None:
+        """Move the sighting, unchanged, to ``partition`` of the routed topic, to have
+        ``indexes`` of its keys looked up by the worker that holds them."""
+        origin = Origin(message.topic, message.partition, message.offset, tuple(indexes))
+        headers = [(name, value) for name, value in message.headers or () if name != ROUTE_HEADER]
+        headers.append((ROUTE_HEADER, origin.header()))
+        record = KafkaRecord(message.key, message.value or b"", tuple(headers))
+        result.outgoing.append(Outgoing(self._routed_topic, record, partition=partition))
+        result.rerouted += 1
+
+    def _moved_here(self, message: ConsumedSighting, result: MatchResult) -> None:
+        """A sighting another worker moved here: look up the keys it names."""
+        try:
+            origin = Origin.parse(_header(message.headers or (), ROUTE_HEADER))
+            if origin.topic not in self._partition_counts:
+                raise ValueError(f"{origin.topic} is not a sightings topic")
+        except ValueError as exc:
+            log.error("moved sighting %s@%d refused: %s", message.topic, message.offset, exc)
+            result.rejected += 1
+            return
+        key = message.key or b""
+        alt = self._alt_keys(message.headers) if origin.topic == self._vehicle_topic else None
+        keys = [key, *alt] if alt else [key]
+        found = self._found(keys, [index for index in origin.indexes if index < len(keys)])
+        if found:
+            self._candidate(message, found, origin, result)
+
     def _check_routing(self, message: ConsumedSighting, result: MatchResult) -> None:
-        """Is this sighting on the partition the bus's partitioner (murmur2 of the key, as
-        the orders are placed) gives its key? Sampled: murmur2 in Python costs about
-        25 us, a fifth of the whole budget of a sighting."""
-        partitions = self._partition_counts.get(message.topic)
-        if message.key is None or partitions is None:
+        """Is this sighting on the partition of its key? Sampled where this worker holds
+        every partition (the answer changes nothing there; it tells the operator that a
+        producer places sightings with another partitioner)."""
+        if message.key is None:
             return
         result.routing_checked += 1
-        if message.partition != (murmur2(message.key) & 0x7FFFFFFF) % partitions:
+        if message.partition != self.placement.partition_of(message.key):
             result.misrouted += 1
 
     def _verify_miss(self, message: ConsumedSighting, result: MatchResult) -> None:
@@ -210,27 +302,28 @@ class Matcher:
         if verified is None:
             result.sample_rejected += 1
 
-    def _by_alt_key(self, headers: Any) -> tuple[bytes | None, WatchEntry | None]:
-        """The first of a vehicle sighting's other keys (``ce_altkeys``) on the watchlist."""
+    @staticmethod
+    def _alt_keys(headers: Any) -> list[bytes] | None:
+        """A vehicle sighting's other keys (``ce_altkeys``); None when there are none,
+        or when the header is not a list of hex keys (then only the record key counts)."""
         hints = _header(headers or (), CE_ALTKEYS)
-        for text in hints.split(b",") if hints else ():
-            try:
-                key = bytes.fromhex(text.decode("ascii"))
-            except ValueError:
-                return None, None
-            entry = self._lookup(key)
-            if entry:
-                return key, entry
-        return None, None
+        if not hints:
+            return None
+        try:
+            return [bytes.fromhex(text.decode("ascii")) for text in hints.split(b",")]
+        except ValueError:
+            return None
 
     def _hits_for(
-        self, verified: VerifiedEvent, entry: WatchEntry, matched: bytes, result: MatchResult
+        self, verified: VerifiedEvent, found: list[tuple[bytes, WatchEntry]], result: MatchResult
     ) -> None:
         consumed = verified.record
         value = consumed.value or b""
         schema, sighting = verified.envelope.schema, verified.payload  # decoded once, verified
         problem = self._key_problem(
-            (consumed.key or b"", matched), sighting, verified.signature.agency_code
+            (consumed.key or b"", *(key for key, _ in found)),
+            sighting,
+            verified.signature.agency_code,
         )
         if problem is not None:
             # Signed, but the key (what was matched) is not the subject the value names, or
@@ -239,8 +332,14 @@ class Matcher:
             result.rejected += 1
             return
         now = self._clock()
-        orders = matching_orders(
-            entry, schema.full_name, to_micros(sighting["observed_at"]), to_micros(now)
+        observed_us, now_us = to_micros(sighting["observed_at"]), to_micros(now)
+        orders = sorted(
+            {
+                order.order_id: order
+                for _, entry in found
+                for order in matching_orders(entry, schema.full_name, observed_us, now_us)
+            }.values(),
+            key=lambda order: order.order_id,
         )
         traceparent = _header(consumed.headers, TRACEPARENT)
         parent = traceparent.decode() if traceparent else None
@@ -284,7 +383,7 @@ class Matcher:
                 result.blocked += 1
 
     def _key_problem(
-        self, used: tuple[bytes, bytes], sighting: Mapping[str, Any], signer_agency: str
+        self, used: tuple[bytes, ...], sighting: Mapping[str, Any], signer_agency: str
     ) -> tuple[str, str] | None:
         """Why the sighting must not be acted on: its unit is not its signer, or a key it
         was keyed or found by is not its subject's; None if neither."""

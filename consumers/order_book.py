@@ -3,7 +3,9 @@ and the bus's expiry notices take them out, and every order id is tracked.
 
 The rules (``sign/REPLAY.md`` says why each is fail-safe):
 
-- an **order** enters the watchlist under its subject's match keys, only if its record
+- an **order** enters the watchlist under each of its subject's match keys (as one
+  :class:`consumers.watch_updates.WatchUpdate` per key, applied on that key's
+  partition), only if its record
   key is one of them (the key is what sightings are matched by: an order keyed by
   another subject's key would make that subject hit) and its court is its signer; an
   order id that is already **closed** (released or expired) is refused, however the copy
@@ -21,23 +23,17 @@ so the worker forwards exactly that, and nothing it refused, to the police side
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from consumers.deadlines import Deadlines, from_micros
 from consumers.sealed_table import SealedTable
 from consumers.tracking import Closure, OrderTrack
-from consumers.watchlist import (
-    ORDER_TYPES,
-    ActiveOrder,
-    OrderKind,
-    WatchEntry,
-    active_order_from_record,
-    to_micros,
-)
+from consumers.watch_updates import WatchUpdate
+from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record, to_micros
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
@@ -49,7 +45,7 @@ log = logging.getLogger(__name__)
 Refuse = Callable[[VerifiedEvent, str, str], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Applied:
     """An order-topic record the book accepted (an order, or a closure, even one that
     changed nothing): the order's kind and the court that issued it."""
@@ -59,11 +55,11 @@ class Applied:
 
 
 class OrderBook:
-    """Applies verified order-topic events to the watchlist and order-tracking tables."""
+    """Applies verified order-topic events to the order-tracking table, and says what
+    they change on the watchlist (:meth:`drain_updates`)."""
 
     def __init__(
         self,
-        watchlist: SealedTable,
         tracking: SealedTable,
         keyer: MatchKeyer,
         deadlines: Deadlines,
@@ -73,8 +69,8 @@ class OrderBook:
         topic_kinds: Mapping[str, OrderKind] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self._watchlist = watchlist
         self._tracking = tracking
+        self._updates: list[WatchUpdate] = []
         self._keyer = keyer
         self._deadlines = deadlines
         self._refuse = refuse
@@ -83,8 +79,11 @@ class OrderBook:
         self._clock = clock
 
     # --- reads ---------------------------------------------------------------------------
-    def entry(self, key: bytes) -> WatchEntry:
-        return WatchEntry.from_bytes(self._watchlist.payload(key))
+    def drain_updates(self) -> list[WatchUpdate]:
+        """The watchlist changes of the records applied since the last call, in order:
+        the worker publishes each to its key's partition (:mod:`consumers.watch_updates`)."""
+        updates, self._updates = self._updates, []
+        return updates
 
     def track(self, order_id: str) -> OrderTrack | None:
         raw = self._tracking.payload(order_id.encode())
@@ -163,16 +162,20 @@ class OrderBook:
                 ),
             )
             return None  # fmt: skip
-        for subject_key in keys:
-            self._store(subject_key, self.entry(subject_key).with_order(order))
+        order = order.with_keys(keys)
+        self._updates += [WatchUpdate(subject_key, order=order) for subject_key in keys]
         if track is None:
             deadline_us = order.issued_at_us + self._ack_timeout_us
             track = OrderTrack(
-                order.kind, order.court_code, order.issued_at_us, deadline_us, tuple(keys)
-            )
-            self.set_track(order.order_id, track)
+                order.kind, order.court_code, order.issued_at_us, deadline_us,
+                (key, *(k for k in keys if k != key)),  # the record key first
+                end_us=order.end_us, case_number=order.case_number,
+            )  # fmt: skip
             self._deadlines.watch_ack(order.order_id, deadline_us)
-        self._deadlines.schedule(order, keys[0])
+        else:  # the same order again, perhaps corrected: its period is the latest copy's
+            track = dataclasses.replace(track, end_us=order.end_us, case_number=order.case_number)
+        self.set_track(order.order_id, track)
+        self._deadlines.schedule(order.order_id, order.end_us)
         return order.court_code
 
     def _subject_keys(self, kind: OrderKind, record: Mapping[str, Any]) -> list[bytes]:
@@ -212,25 +215,21 @@ class OrderBook:
         else:
             return  # closed before: applying it again changes nothing
         self.set_track(order_id, track)
-        for subject_key in dict.fromkeys((*track.keys, key)):
-            entry = self.entry(subject_key)
-            if order_id in entry.orders:
-                self._store(subject_key, entry.without(order_id))
+        self._updates += [
+            WatchUpdate(subject_key, removed=order_id)
+            for subject_key in dict.fromkeys((*track.keys, key))
+        ]
+
+    def noticed(self, order_id: str, notice: str) -> None:
+        """Record that ``notice`` was sent for the order (not sent again after a restart)."""
+        track = self.track(order_id)
+        if track is not None and notice not in track.noticed:
+            self.set_track(order_id, track.with_notice(notice))
 
     def acknowledge(self, order_id: str, status: str) -> None:
         track = self.track(order_id)
         if track is not None and track.closed is None:
             self.set_track(order_id, track.acknowledged(status))
-
-    def _store(self, key: bytes, entry: WatchEntry) -> None:
-        self._watchlist.put(key, entry.to_bytes() if entry else b"", self._now_us())
-
-    def active_orders(self) -> list[tuple[ActiveOrder, bytes]]:
-        return [
-            (order, key)
-            for key, raw in self._watchlist.payload_items()
-            for order in WatchEntry.from_bytes(raw).orders.values()
-        ]
 
     def _now_us(self) -> int:
         return to_micros(self._clock())

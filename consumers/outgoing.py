@@ -16,10 +16,12 @@ __all__ = ["Outgoing", "OutgoingSigner"]
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A signed record and the Kafka topic it goes to."""
+    """A record and the Kafka topic it goes to; ``partition`` None lets the producer's
+    partitioner place it by its key."""
 
     topic: str
     record: KafkaRecord
+    partition: int | None = None
 
 
 class OutgoingSigner:

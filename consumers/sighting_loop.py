@@ -4,9 +4,10 @@ faust's per-event machinery costs far more than a dict lookup, and a sighting th
 misses the watchlist (almost all of them) should cost little more than that. So the
 sightings are read in batches by a plain aiokafka consumer inside the faust worker.
 It follows faust's assignment: it reads exactly the sighting partitions whose numbers
-match the order partitions (and so the watchlist partitions) that faust gave this
-worker. Both topics are keyed by match key with the same partition count, so a
-sighting's orders are always local.
+match the watchlist partitions that faust gave this worker, and the same partitions of
+``sightings-routed``, where other workers move the sightings whose keys' entries are
+held here (:mod:`consumers.routing`); a sighting's keys held elsewhere are moved there
+in the same transaction as its batch.
 
 Each batch's hits, the replay journal records of the sightings it acted on, and the
 batch's consumer offsets are committed in one transaction (``send_offsets_to_transaction``):
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _BATCH_RECORDS = 5000
 _POLL_MS = 100
+_IDLE_COMMIT_S = 1.0
 
 
 class BatchCommitter:
@@ -56,6 +59,8 @@ class BatchCommitter:
         self._group_id = group_id
         self._journal = journal
         self.totals = MatchResult()
+        self.committed: dict[Any, int] = {}
+        """The offset committed last per partition (read back on every assignment)."""
 
     async def process(self, batch: dict[Any, list[Any]]) -> MatchResult:
         records = [message for messages in batch.values() for message in messages]
@@ -69,12 +74,14 @@ class BatchCommitter:
                     key=item.record.key,
                     value=item.record.value,
                     headers=list(item.record.headers),
+                    partition=item.partition,
                 )
             for entry in self._journal():
                 await producer.send(
                     entry.topic, key=entry.key, value=entry.value, partition=entry.partition
                 )
             await producer.send_offsets_to_transaction(offsets, self._group_id)
+        self.committed.update(offsets)
         self._add(result)
         return result
 
@@ -89,6 +96,7 @@ class BatchCommitter:
         totals.sample_rejected += result.sample_rejected
         totals.routing_checked += result.routing_checked
         totals.misrouted += result.misrouted
+        totals.rerouted += result.rerouted
 
 
 class SightingLoop:
@@ -101,17 +109,34 @@ class SightingLoop:
         self.topics = (
             catalog.topic_name("sightings-person"),
             catalog.topic_name("sightings-vehicle"),
+            catalog.topic_name("sightings-routed"),
         )
         self.group_id = f"{worker.app_id}-sightings"
         self.transactional_id = f"{worker.app_id}-matcher-{worker.rt.settings.worker_id}"
         self._partitions: set[int] | None = None
         self._changed = asyncio.Event()
+        self._paused = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.committer: BatchCommitter | None = None
 
     def follow(self, partitions: set[int]) -> None:
-        """Called on every faust assignment: read these partition numbers from now on."""
+        """Called on every faust assignment with the watchlist partitions this worker
+        holds: read these partition numbers from now on."""
         self._partitions = set(partitions)
+        self._matcher.hold(partitions)
+        self._paused = False
         self._changed.set()
+
+    async def pause(self) -> None:
+        """Called when faust revokes partitions: fetch nothing more until the next
+        assignment, and return once the batch in flight (if any) is committed. faust
+        waits for this before the group is rebalanced, so the worker that gets these
+        partitions next reads offsets that include this worker's last batch; otherwise
+        it could match that batch again and deliver its hits twice."""
+        self._paused = True
+        await self._idle.wait()
+        log.info("matcher paused: partitions revoked")
 
     async def run(self) -> None:
         settings, agency = self._worker.rt.settings, self._worker.rt.agency_code
@@ -135,6 +160,10 @@ class SightingLoop:
             # ahead of its AddPartitionsToTxn with a retriable NOT_ENOUGH_REPLICAS; retry
             # within milliseconds, not the default 100 ms, or every hit pays for the race.
             retry_backoff_ms=5,
+            # A worker killed mid-transaction and not restarted under its id leaves the
+            # transaction open; readers at read_committed wait for it until the broker
+            # aborts it. A batch's transaction lasts milliseconds: 15 s, not 60.
+            transaction_timeout_ms=15_000,
         )
         await consumer.start()
         await producer.start()
@@ -150,25 +179,60 @@ class SightingLoop:
 
     async def _loop(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
         app = self._worker.app
+        idle_since: float | None = None
         while True:
-            if self._changed.is_set():
-                self._changed.clear()
-                await self._reassign(consumer)
-            if self._partitions is None or app.rebalancing or getattr(app, "in_recovery", False):
+            if (
+                self._paused
+                or self._partitions is None
+                or app.rebalancing
+                or getattr(app, "in_recovery", False)
+            ):
                 await asyncio.sleep(_POLL_MS / 1000)
                 continue
-            batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_BATCH_RECORDS)
-            if batch:
-                await committer.process(batch)
+            if self._changed.is_set():
+                # then look again: a revocation or a newer assignment can come while the
+                # committed offsets are read, and nothing is fetched for an old one
+                self._changed.clear()
+                await self._reassign(consumer, committer)
+                continue
+            self._idle.clear()  # pause() waits for what follows, commits included
+            try:
+                batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_BATCH_RECORDS)
+                if batch:
+                    await committer.process(batch)
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > _IDLE_COMMIT_S:
+                    await self._commit_skipped(consumer, committer)
+                    idle_since = None
+            finally:
+                self._idle.set()
 
-    async def _reassign(self, consumer: AIOKafkaConsumer) -> None:
+    async def _commit_skipped(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
+        """Once idle, commit the positions past records no batch returned: the commit
+        markers of transactional topics (the moved sightings) and aborted records. A
+        batch commits the offset after its last record only, so without this the group
+        would look one record behind on every partition written in transactions."""
+        skipped = {}
+        for tp in consumer.assignment():
+            position = await consumer.position(tp)
+            if position > committer.committed.get(tp, -1):
+                skipped[tp] = position
+        if skipped:
+            await consumer.commit(skipped)
+            committer.committed.update(skipped)
+
+    async def _reassign(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
         partitions = sorted(self._partitions or ())
         assignment = [TopicPartition(t, p) for t in self.topics for p in partitions]
         consumer.assign(assignment)
+        committer.committed.clear()
         for tp in assignment:
             committed = await consumer.committed(tp)
             if committed is None:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
+                committer.committed[tp] = committed
         log.info("matcher follows sighting partitions %s", partitions)

@@ -1,5 +1,6 @@
-"""What the worker keeps per order id: its acknowledgement state and deadline, the match
-keys it is indexed by, and whether it is closed (released or expired).
+"""What the worker keeps per order id: its acknowledgement state and deadline, the end of
+its control period, the match keys it is indexed by (the order's record key first), and
+whether it is closed (released or expired).
 
 A closed order stays tracked: a copy of the order written after its release (a replay,
 or a court system re-sending it) must never put it back on the watchlist, whatever its
@@ -35,6 +36,12 @@ class OrderTrack:
     status: str | None = None
     closed: Closure | None = None
     closed_at_us: int | None = None
+    end_us: int | None = None
+    """The end of the control period (None for a closure of an order never seen)."""
+    case_number: str = ""
+    noticed: frozenset[str] = frozenset()
+    """The notices already sent for this order (``overdue``, ``expiry``): a restarted
+    worker does not send them again."""
 
     @classmethod
     def closed_unknown(cls, closure: Closure, court: str, keys: tuple[bytes, ...], at_us: int
@@ -49,6 +56,9 @@ class OrderTrack:
         merged = tuple(dict.fromkeys((*self.keys, *keys)))
         return replace(self, closed=closure, closed_at_us=at_us, keys=merged)
 
+    def with_notice(self, notice: str) -> OrderTrack:
+        return replace(self, noticed=self.noticed | {notice})
+
     def acknowledged(self, status: str) -> OrderTrack:
         return replace(self, status=status)
 
@@ -58,7 +68,8 @@ class OrderTrack:
             "issued_at_us": self.issued_at_us, "deadline_us": self.deadline_us,
             "keys": [key.hex() for key in self.keys], "status": self.status,
             "closed": self.closed.value if self.closed else None,
-            "closed_at_us": self.closed_at_us,
+            "closed_at_us": self.closed_at_us, "end_us": self.end_us,
+            "case_number": self.case_number, "noticed": sorted(self.noticed),
         }, separators=(",", ":")).encode()  # fmt: skip
 
     @classmethod
@@ -73,4 +84,7 @@ class OrderTrack:
             status=data.get("status"),
             closed=Closure(data["closed"]) if data.get("closed") else None,
             closed_at_us=data.get("closed_at_us"),
+            end_us=data.get("end_us"),
+            case_number=data.get("case_number", ""),
+            noticed=frozenset(data.get("noticed", ())),
         )

@@ -16,11 +16,15 @@ Matching rules (``MISSION.md`` §2):
 - a release removes the order as soon as it is processed; a sighting processed after
   the release never hits, whatever its observation time. A sighting processed before
   the release hits (the order was active when the bus saw it). Release and sighting
-  arrive on different topics, so "processed before" is the bus's processing order.
+  arrive on different topics, so "processed before" is the bus's processing order;
+- a sighting carries one match key or several (a vehicle's plate key, and its VIN key
+  in ``ce_altkeys``); an order indexed under several of them is hit once, at the first
+  of the sighting's keys it is indexed under (:meth:`ActiveOrder.indexed_under`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -39,6 +43,7 @@ __all__ = [
     "active_order_from_record",
     "derive_id",
     "expired_orders",
+    "key_fingerprint",
     "kinds_matched_by",
     "matching_orders",
     "to_micros",
@@ -110,6 +115,9 @@ class ActiveOrder:
     end_us: int
     issued_at_us: int
     seizure_ruling_reference: str | None = None
+    keys: tuple[bytes, ...] = ()
+    """Fingerprints (:func:`key_fingerprint`) of every match key the order is indexed by,
+    so a sighting that carries two of them hits the order at the first one only."""
 
     def is_active(self, observed_at_us: int, now_us: int) -> bool:
         return self.start_us <= observed_at_us < self.end_us and now_us < self.end_us
@@ -128,6 +136,7 @@ class ActiveOrder:
             self.end_us,
             self.issued_at_us,
             self.seizure_ruling_reference,
+            [key.hex() for key in self.keys],
         ]
 
     @classmethod
@@ -144,7 +153,21 @@ class ActiveOrder:
             end_us=data[8],
             issued_at_us=data[9],
             seizure_ruling_reference=data[10],
+            keys=tuple(bytes.fromhex(key) for key in data[11]) if len(data) > 11 else (),
         )
+
+    def with_keys(self, keys: Iterable[bytes]) -> ActiveOrder:
+        """This order indexed by ``keys`` (match keys; their fingerprints are kept)."""
+        return dataclasses.replace(self, keys=tuple(key_fingerprint(key) for key in keys))
+
+    def indexed_under(self, fingerprint: bytes) -> bool:
+        return fingerprint in self.keys
+
+
+def key_fingerprint(key: bytes) -> bytes:
+    """The first 16 bytes of a match key (an HMAC-SHA256): enough to tell the keys of one
+    subject apart, at half the size."""
+    return key[:16]
 
 
 def active_order_from_record(schema_name: str, record: Mapping[str, Any]) -> ActiveOrder:

@@ -1,24 +1,31 @@
 r"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
 
-- **Orders agent** (the three order topics, the intake that only the bus reads):
-  verified orders enter the ``watchlist`` table (match key -> every active order on that
-  subject, with a changelog, so a restarted worker recovers it); a verified release or
-  the bus's own expiry notice removes the order (:mod:`consumers.order_book`). The
-  ``order_tracking`` table keeps each order's acknowledgement state, deadline and
-  closure. Every record the book accepted is then forwarded, unchanged, to the delivery
-  topic of its kind for the issuing court's province, which only the police units that
-  province's rule names may read (:mod:`consumers.delivery`).
-- **Acknowledgements agent**: records each police acknowledgement and forwards it, as
-  signed by the police unit, to the issuing court's alert topic.
+- **Orders and acknowledgements agents** (the three order topics, the intake that only
+  the bus reads, and the police acknowledgements): verify each event once, then move it
+  to the ``order-ledger`` on the partition of its order id (:mod:`consumers.ledger`).
+- **Ledger agent**: applies each order's events in order, where its ``order_tracking``
+  entry lives (acknowledgement state, deadlines, closure; :mod:`consumers.order_book`):
+  an order enters the watchlist, a verified release or the bus's own expiry notice takes
+  it out, as one sealed update per match key of the subject
+  (:mod:`consumers.watch_updates`). Every record the book accepted is then forwarded,
+  unchanged, to the delivery topic of its kind for the issuing court's province, which
+  only the police units that province's rule names may read (:mod:`consumers.delivery`);
+  each acknowledgement is recorded and forwarded, as signed by the police unit, to the
+  issuing court's alert topic.
+- **Watchlist agent**: applies the updates to the ``watchlist`` table (match key -> every
+  active order on that subject, with a changelog, so a restarted worker recovers it), in
+  the partition of each key.
 - **Matcher** (:mod:`consumers.sighting_loop`): sightings against the watchlist, hits to
-  each issuing court's alert topic, in Kafka transactions.
+  each issuing court's alert topic, in Kafka transactions; a sighting key whose
+  watchlist partition another worker holds is moved there (:mod:`consumers.routing`).
 - **Timers**: expiry notices when a control period ends (to the court, and to the order
-  intake, from which the orders agent applies and delivers them like a release), and an
-  overdue alert to the court when an order is not acknowledged within
-  ``settings.ack_timeout_s``.
+  intake, from which it travels like a release), and an overdue alert to the court when
+  an order is not acknowledged within ``settings.ack_timeout_s``: both kept per order id
+  by the worker holding its ledger partition (:mod:`consumers.deadlines`).
 
 Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
-restore applies only state this processor sealed; every verify stage's replay guard is
+restore applies only state this processor sealed, and the ledger and watchlist updates
+are sealed too; every verify stage's replay guard is
 journaled (:mod:`consumers.replay_journal`) and restored when partitions are assigned.
 No record on any input, changelogs included, stops the worker: it is dead-lettered,
 counted and skipped.
@@ -29,14 +36,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
 from consumers.addressing import ack_problem
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
+from consumers.ledger import Noticed, OrderLedger
 from consumers.matcher import Matcher
 from consumers.order_book import Applied, OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
@@ -45,13 +53,16 @@ from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
 from consumers.tracking import OrderTrack
-from consumers.watchlist import OrderKind, WatchEntry
+from consumers.watch_updates import WatchUpdates
+from consumers.watchlist import OrderKind, WatchEntry, to_micros
 from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord
 from schemas.errors import UnknownAgencyError
+from schemas.event_types import ACKNOWLEDGEMENT
 from schemas.matchkey import MatchKeyer
-from sign.state_seal import PAYLOAD_OFFSET
-from sign.verify_stage import VerifiedEvent, VerifyStage
+from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
+from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
+from topics.catalog import Catalog
 from topics.clients import aio_producer, faust_app, require_topics
 
 __all__ = ["BusWorker"]
@@ -65,6 +76,19 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
+T = TypeVar("T")
+
+
+def _sealed_topic(catalog: Catalog, topic_id: str) -> tuple[str, str, int]:
+    """A topic of the processor's own sealed records: the seal's store name (bound to
+    application and table), the topic name and its partition count."""
+    spec = catalog.get(topic_id)
+    assert spec.changelog_of is not None  # such topics are declared as the processor's
+    return (
+        f"{spec.changelog_of.application}/{spec.changelog_of.table}",
+        spec.name,
+        spec.partitions,
+    )
 
 
 def _now() -> dt.datetime:
@@ -87,7 +111,7 @@ class BusWorker:
         acks_topic = catalog.topic_name("order-acknowledgements")
         require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
         require_topics(settings, runtime.agency_code, self.delivery.topics(), "write")
-        datadir = settings.home / "worker" / self.app_id
+        datadir = settings.home / "worker" / f"{self.app_id}-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust_app(
             settings,
@@ -145,14 +169,17 @@ class BusWorker:
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
             OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
-            self._entry, self._track,
+            self._track,
         )  # fmt: skip
+        self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
+        self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
         self.book = OrderBook(
-            self.watchlist, self.tracking, keyer, self.deadlines, runtime.refuse,
+            self.tracking, keyer, self.deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
             topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
         )  # fmt: skip
-        self._heap_stale = True
+        self._clocks_stale = True
+        self._assignments = 0
         self._watch_data: Mapping[bytes, bytes] | None = None
         self._wire()
 
@@ -166,9 +193,6 @@ class BusWorker:
         raw = data.get(key)
         return WatchEntry.from_bytes(raw[PAYLOAD_OFFSET:]) if raw else None
 
-    def _entry(self, key: bytes) -> WatchEntry:
-        return self.book.entry(key)
-
     def _track(self, order_id: str) -> OrderTrack | None:
         return self.book.track(order_id)
 
@@ -179,23 +203,47 @@ class BusWorker:
         acks = app.topic(
             self.rt.catalog.topic_name("order-acknowledgements"), key_type=bytes, value_type=bytes
         )
+        updates = app.topic(self.watch_updates.topic, key_type=bytes, value_type=bytes)
+        ledger = app.topic(self.ledger.topic, key_type=bytes, value_type=bytes)
         app.agent(orders, name="orders")(self._orders_agent)
+        app.agent(ledger, name="ledger")(self._ledger_agent)
+        app.agent(updates, name="watchlist")(self._watchlist_agent)
         app.agent(acks, name="acknowledgements")(self._acks_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
         app.task(self.loop.run)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        self._assignments += 1  # an assignment still being restored is out of date now
+        await self.loop.pause()
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Restore the replay guards, then have the matcher follow the watchlist
+        partitions held. The restore can outlast the assignment: faust revokes and
+        reassigns meanwhile when another worker joins or leaves. An assignment
+        overtaken so is not followed, or the matcher would read partitions that another
+        worker reads too (the revocation paused it; the newest assignment resumes it)."""
+        self._assignments += 1
+        generation = self._assignments
         assigned = args[0] if args else kwargs.get("assigned", ())
-        topics = set(self.order_topics.values())
-        order_partitions = {tp.partition for tp in assigned if tp.topic in topics}
-        inputs = topics | {self.rt.catalog.topic_name("order-acknowledgements")}
         # Before any event of these partitions is judged: what the guards saw before.
+        await self._restore_journal({tp.partition for tp in assigned})
+        if generation != self._assignments:
+            log.info("an assignment overtaken while its journal was restored: not followed")
+            return
+        # the watchlist partitions held here: sightings of these partitions are read here
+        self.loop.follow({tp.partition for tp in assigned if tp.topic == self.watch_updates.topic})
+        self._clocks_stale = True
+
+    async def _restore_journal(self, partitions: set[int]) -> None:
+        """What the verify stages acted on in ``partitions`` (of every input: the journal
+        entry of input partition p is in journal partition p), into their replay guards."""
         restored = await self.journal.restore(
             self.rt.settings,
             self.rt.agency_code,
-            {tp.partition for tp in assigned if tp.topic in inputs},
+            partitions,
             {
                 "orders": self.orders_stage.replay_guard,
                 "acknowledgements": self.acks_stage.replay_guard,
@@ -205,8 +253,6 @@ class BusWorker:
         self.journal_refused += len(restored.refused)
         for record, detail in restored.refused:
             self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage="replay-journal")
-        self.loop.follow(order_partitions)
-        self._heap_stale = True
 
     async def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -224,6 +270,7 @@ class BusWorker:
                 key=item.record.key,
                 value=item.record.value,
                 headers=list(item.record.headers),
+                partition=item.partition,
             )
             for item in outgoing
         ]
@@ -245,21 +292,79 @@ class BusWorker:
         ]
         await asyncio.gather(*futures)
 
-    # --- orders ------------------------------------------------------------------------------
+    # --- orders and acknowledgements: verified, then moved to the ledger -------------------
     async def _orders_agent(self, stream: Any) -> None:
+        await self._to_ledger(stream, self.orders_stage)
+
+    async def _acks_agent(self, stream: Any) -> None:
+        await self._to_ledger(stream, self.acks_stage)
+
+    async def _to_ledger(self, stream: Any, stage: VerifyStage) -> None:
+        """Verify each record, then move it to the partition of its order id, where the
+        ledger agent applies it (:mod:`consumers.ledger`)."""
         async for event in stream.events():
-            verified = self.orders_stage.check_record(_Consumed.of(event.message))
+            verified = stage.check_record(_Consumed.of(event.message))
             if verified is None:
                 continue
-            await self._write_journal(self.orders_stage)
+            await self._write_journal(stage)
             try:
-                applied = self.book.apply(verified)
-            except Exception as exc:  # a bad record must not stop the watchlist
-                log.exception("order record %s refused", verified.signature.event_id)
-                self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
+                entry = self.ledger.outgoing(verified, to_micros(_now()))
+            except KeyError:
+                self.rt.refuse(verified, "ORDER_REFUSED", "the event names no order_id")
                 continue
-            if applied is not None:
-                await self._deliver(verified, applied)
+            await self.publish([entry])
+
+    # --- the ledger: each order's events, in order, where its tracking lives ----------------
+    async def _ledger_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            verified = self._opened(event.message, self.ledger.open, "order-ledger")
+            if verified is None:
+                continue
+            if isinstance(verified, Noticed):
+                self.book.noticed(verified.order_id, verified.notice)
+            elif verified.envelope.type == ACKNOWLEDGEMENT:
+                await self._acknowledged(verified)
+            else:
+                await self._apply_order_event(verified)
+
+    def _opened(self, message: Any, open_: Callable[[bytes | None, bytes | None], T], stage: str
+                ) -> T | None:  # fmt: skip
+        """A sealed record of the bus's own, opened; None (dead-lettered and audited) when
+        it does not open: forged, altered, moved to another key, or not what it claims."""
+        try:
+            return open_(message.key, message.value)
+        except (StateIntegrityError, ValueError) as exc:
+            record = _Consumed.of(message).as_record()
+            self.rt.refuse_record(record, "STATE_INTEGRITY", str(exc), stage=stage)
+            return None
+
+    async def _apply_order_event(self, verified: VerifiedEvent) -> None:
+        try:
+            applied = self.book.apply(verified)
+        except Exception as exc:  # a bad record must not stop the watchlist
+            log.exception("order record %s refused", verified.signature.event_id)
+            self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
+            self.book.drain_updates()
+            return
+        # to the partition of each key, before the police hear of the order
+        now_us = to_micros(_now())
+        await self.publish([
+            self.watch_updates.outgoing(update, now_us) for update in self.book.drain_updates()
+        ])  # fmt: skip
+        if applied is not None:
+            await self._deliver(verified, applied)
+
+    async def _watchlist_agent(self, stream: Any) -> None:
+        """Apply the ledger's watchlist changes, each in its key's partition."""
+        async for event in stream.events():
+            update = self._opened(event.message, self.watch_updates.open, "watchlist-updates")
+            if update is None:
+                continue
+            entry = WatchEntry.from_bytes(self.watchlist.payload(update.key))
+            changed = update.applied_to(entry)
+            if changed is not entry:
+                self.watchlist.put(update.key, changed.to_bytes() if changed else b"",
+                                   to_micros(_now()))  # fmt: skip
 
     async def _deliver(self, verified: VerifiedEvent, applied: Applied) -> None:
         """Forward an accepted intake record to the police units of its court's province,
@@ -271,25 +376,21 @@ class BusWorker:
             return
         await self.publish([outgoing])
 
-    # --- acknowledgements -----------------------------------------------------------------
-    async def _acks_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            message = _Consumed.of(event.message)
-            verified = self.acks_stage.check_record(message)
-            if verified is None:
-                continue
-            await self._write_journal(self.acks_stage)
-            try:
-                forwarded = self._acknowledge(
-                    verified.signature.agency_code, verified.signature.role, verified.payload
-                )
-            except Exception as exc:  # never stop on one record
-                forwarded = ("ACK_REFUSED", f"{type(exc).__name__}: {exc}")
-            if isinstance(forwarded, tuple):
-                self.rt.refuse(verified, *forwarded)
-                continue
-            record = KafkaRecord(message.key, message.value or b"", tuple(message.headers))
-            await self.publish([Outgoing(forwarded, record)])
+    async def _acknowledged(self, verified: VerifiedEvent) -> None:
+        """Record a police acknowledgement and forward it, as signed by the unit, to the
+        issuing court."""
+        try:
+            forwarded = self._acknowledge(
+                verified.signature.agency_code, verified.signature.role, verified.payload
+            )
+        except Exception as exc:  # never stop on one record
+            forwarded = ("ACK_REFUSED", f"{type(exc).__name__}: {exc}")
+        if isinstance(forwarded, tuple):
+            self.rt.refuse(verified, *forwarded)
+            return
+        original = verified.record
+        record = KafkaRecord(original.key, original.value or b"", original.headers)
+        await self.publish([Outgoing(forwarded, record)])
 
     def _acknowledge(
         self, unit: str, role: str, record: Mapping[str, Any]
@@ -329,10 +430,11 @@ class BusWorker:
         )  # fmt: skip
         if totals.misrouted:
             log.warning(
-                "sightings off their key's partition: %d of %d checked (1 in %d is); a "
-                "producer partitions sightings with another partitioner than murmur2 of the "
-                "key, and with several workers a hit can be missed for them",
-                totals.misrouted, totals.routing_checked, self.matcher.check_routing_every,
+                "sightings off their key's partition: %d of %d checked; a producer places "
+                "sightings with another partitioner than murmur2 of the key (they are "
+                "matched all the same: moved to their key's partition when another worker "
+                "holds it; %d moved so far)",
+                totals.misrouted, totals.routing_checked, totals.rerouted,
             )  # fmt: skip
 
     async def _on_timer(self) -> None:
@@ -341,15 +443,19 @@ class BusWorker:
         for table in (self.watchlist, self.tracking):
             for record, detail in table.drain_refused():
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
-        if self._heap_stale:
-            self.deadlines.reschedule(self.watchlist.payload_items())
-            self.deadlines.rewatch_acks(self.tracking.payload_items())
-            self._heap_stale = False
+        if self._clocks_stale:
+            self.deadlines.rewatch(self.tracking.payload_items())
+            self._clocks_stale = False
         now = _now()
         due = self.deadlines.expiry_notices(now)
         due += self.deadlines.overdue_alerts(now)
         if due:
             await self.publish(due)
+            now_us = to_micros(now)
+            await self.publish([
+                self.ledger.noticed(order_id, notice, now_us)
+                for order_id, notice in self.deadlines.drain_noticed()
+            ])  # fmt: skip
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -375,3 +481,10 @@ class _Consumed:
     @classmethod
     def of(cls, message: Any) -> _Consumed:
         return cls(message)
+
+    def as_record(self) -> ConsumedRecord:
+        value = self.value if isinstance(self.value, bytes | None) else None
+        return ConsumedRecord(
+            self.topic, self.partition, self.offset, self.timestamp, self.key, value,
+            tuple((name, header or b"") for name, header in self.headers),
+        )  # fmt: skip

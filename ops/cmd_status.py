@@ -16,7 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ops.cmd_inspect_view import Format, OutputFormat, cell, fail, json_line
-from ops.deployment import ORDER_TOPIC_IDS, SIGHTING_TOPIC_IDS
+from ops.deployment import (
+    LEDGER_TOPIC_IDS,
+    ORDER_TOPIC_IDS,
+    ROUTED_TOPIC_IDS,
+    SIGHTING_TOPIC_IDS,
+    WATCHLIST_TOPIC_IDS,
+)
 from schemas.errors import BusError
 from schemas.settings import Settings, get_settings
 from topics.admin import plan, read_cluster_state
@@ -90,8 +96,21 @@ def processor_groups(catalog: Catalog, found: Iterable[str] = ()) -> tuple[Proce
     app = changelog.application
     names = catalog.topic_name
     known = (
-        ProcessorGroup(app, tuple(names(t) for t in (*ORDER_TOPIC_IDS, "order-acknowledgements"))),
-        ProcessorGroup(f"{app}-sightings", tuple(names(t) for t in SIGHTING_TOPIC_IDS)),
+        ProcessorGroup(
+            app,
+            tuple(
+                names(t)
+                for t in (
+                    *ORDER_TOPIC_IDS,
+                    "order-acknowledgements",
+                    *LEDGER_TOPIC_IDS,
+                    *WATCHLIST_TOPIC_IDS,
+                )
+            ),
+        ),
+        ProcessorGroup(
+            f"{app}-sightings", tuple(names(t) for t in (*SIGHTING_TOPIC_IDS, *ROUTED_TOPIC_IDS))
+        ),
     )
     listed = {group.group for group in known}
     others = sorted(

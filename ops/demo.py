@@ -29,7 +29,7 @@ from rich.progress import (
 )
 
 from ops.demo_play import Observed, Player, read_outcome
-from ops.deployment import ORDER_TOPIC_IDS, SIGHTING_TOPIC_IDS, Deployment
+from ops.deployment import Deployment
 from ops.scenario import Expected, Scenario, expected_outcome
 from ops.scenario_gen import generate_scenario
 from ops.scenario_report import Verdict, judge
@@ -166,13 +166,13 @@ def _play(bus: Deployment, phases: _Phases, scenario: Scenario, options: DemoOpt
         with phases.phase("courts publish orders", len(scenario.orders)) as task:
             player.orders(scenario, phases.advance(task))
         with phases.phase("worker's watchlist catches up") as task:
-            bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, timeout, phases.report(task))
+            bus.wait_orders_applied(timeout, phases.report(task))
         with phases.phase("police acknowledge", len(scenario.acknowledgements)) as task:
             player.acknowledgements(scenario, phases.advance(task))
-            bus.wait_consumed(bus.app_id, ("order-acknowledgements",), timeout)
+            bus.wait_orders_applied(timeout)
         with phases.phase("courts release orders", len(scenario.releases)) as task:
             player.releases(scenario, phases.advance(task))
-            bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, timeout)
+            bus.wait_orders_applied(timeout)
         with phases.phase("waiting for the expiring order's end"):
             time.sleep(
                 max(0.0, (scenario.sightings_not_before - dt.datetime.now(dt.UTC)).total_seconds())
@@ -180,6 +180,6 @@ def _play(bus: Deployment, phases: _Phases, scenario: Scenario, options: DemoOpt
         with phases.phase("police report sightings", len(scenario.sightings)) as task:
             player.sightings(scenario, phases.advance(task))
         with phases.phase("matcher catches up") as task:
-            bus.wait_consumed(bus.sightings_group, SIGHTING_TOPIC_IDS, timeout, phases.report(task))
+            bus.wait_sightings_matched(timeout, phases.report(task))
     finally:
         player.close()

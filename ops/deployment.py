@@ -36,12 +36,29 @@ from topics.admin import admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin, kafka_consumer, require_topics
 
-__all__ = ["DEMO_PREFIX", "ORDER_TOPIC_IDS", "SIGHTING_TOPIC_IDS", "Deployment", "DeploymentError"]
+__all__ = [
+    "DEMO_PREFIX",
+    "LEDGER_TOPIC_IDS",
+    "ORDER_TOPIC_IDS",
+    "ROUTED_TOPIC_IDS",
+    "SIGHTING_TOPIC_IDS",
+    "WATCHLIST_TOPIC_IDS",
+    "Deployment",
+    "DeploymentError",
+]
 
 DEMO_PREFIX = re.compile(r"^demo[0-9]{14}-")
 """Topic prefix of a demo run (``demo<UTC timestamp>-``)."""
 ORDER_TOPIC_IDS = tuple(ORDER_TOPICS.values())
 SIGHTING_TOPIC_IDS = ("sightings-person", "sightings-vehicle")
+ROUTED_TOPIC_IDS = ("sightings-routed",)
+"""Where the matcher moves sightings to the worker holding their keys: consumed after the
+sightings themselves, since moving one is part of consuming it."""
+LEDGER_TOPIC_IDS = ("order-ledger",)
+"""Orders and acknowledgements, verified, at the partition of their order id: applied
+after the order topics are consumed."""
+WATCHLIST_TOPIC_IDS = ("watchlist-updates",)
+"""The ledger's watchlist changes: applied after the ledger."""
 _POLL_S = 0.2
 _LOG_TAIL_BYTES = 4000
 _STOP_TIMEOUT_S = 20.0
@@ -277,6 +294,24 @@ class Deployment:
             self._wait(caught_up, timeout_s, f"group {group} did not consume {', '.join(topics)}")
         finally:
             consumer.close()
+
+    def wait_orders_applied(
+        self, timeout_s: float, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Until the worker has consumed every order record and acknowledgement, applied
+        them from the ledger, and applied the watchlist changes they made (in that order:
+        each stage's records exist once the one before has been read)."""
+        inputs = (*ORDER_TOPIC_IDS, "order-acknowledgements")
+        self.wait_consumed(self.app_id, inputs, timeout_s, progress)
+        self.wait_consumed(self.app_id, LEDGER_TOPIC_IDS, timeout_s)
+        self.wait_consumed(self.app_id, WATCHLIST_TOPIC_IDS, timeout_s)
+
+    def wait_sightings_matched(
+        self, timeout_s: float, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Until the matcher has consumed every sighting, then every sighting it moved."""
+        self.wait_consumed(self.sightings_group, SIGHTING_TOPIC_IDS, timeout_s, progress)
+        self.wait_consumed(self.sightings_group, ROUTED_TOPIC_IDS, timeout_s)
 
     def _admin(self) -> KafkaAdminClient:
         return kafka_admin(self.settings, client_id="zf801-demo")

@@ -34,8 +34,8 @@ def murmur2(data: bytes) -> int:
         unpack = _BLOCKS.get(blocks)
         if unpack is None:
             unpack = _BLOCKS[blocks] = struct.Struct(f"<{blocks}I").unpack_from
-        for k in unpack(data):
-            k = (k * _M) & _MASK
+        for block in unpack(data):
+            k = (block * _M) & _MASK
             k ^= k >> 24
             h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
     extra = length & 3

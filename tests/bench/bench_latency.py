@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from consumers.watchlist import derive_id
-from ops.deployment import ORDER_TOPIC_IDS, Deployment
+from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from schemas.settings import Settings
@@ -127,7 +127,7 @@ def _prepare(bus: Deployment) -> list[tuple[str, Any, str | None]]:
         for o, k in zip(orders, keys, strict=True)
     ])  # fmt: skip
     court.close()
-    bus.wait_consumed(bus.app_id, ORDER_TOPIC_IDS, 60)
+    bus.wait_orders_applied(60)
     police = Publisher(bus.keystore.signer_for(_bus.POLICE), catalog=bus.catalog,
                        settings=bus.settings)  # fmt: skip
     strangers = iter(_bus.id_numbers(int(RATE * SECONDS), seed=100_000))

@@ -16,7 +16,7 @@ import pytest
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
-from ops.deployment import ORDER_TOPIC_IDS, Deployment
+from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import outgoing_event
 from schemas.codec import default_codec
@@ -78,8 +78,9 @@ class Bus(Deployment):
         return self.publisher(agency).publish(self.event(schema, record, subject))
 
     def wait_orders_consumed(self) -> None:
-        """Until the worker has committed every order topic to its end."""
-        self.wait_consumed(self.app_id, ORDER_TOPIC_IDS, _CONSUMED_TIMEOUT_S)
+        """Until the worker has committed every order topic to its end, and applied the
+        watchlist changes they made."""
+        self.wait_orders_applied(_CONSUMED_TIMEOUT_S)
 
     def alerts(self, court: str, until_idle_s: float = 4.0) -> list[Alert]:
         runtime = Runtime.from_keystore(

@@ -82,3 +82,31 @@ def test_sigkill_mid_stream_loses_no_hit_and_duplicates_none(
     assert len(seen) == len(expected), "a hit appears twice in the committed alert stream"
     alerts = bus.alerts("BJ01")
     assert len([a for a in alerts if a.kind == "Hit"]) == len(expected)
+
+
+def test_a_restarted_worker_sends_no_overdue_alert_twice(
+    bus_factory: Any, records: Any, wait_for: Any
+) -> None:
+    """The notices sent are recorded in the order's tracking (through the ledger), so a
+    restarted worker, which rebuilds its clocks from the tracking, does not send them
+    again: the court's topic holds one overdue alert, not one per restart."""
+    bus = bus_factory(ack_timeout_s=2.0, timer_interval_s=0.5)
+    bus.start()
+    silent = records.person_order("BJ01", "（2026）京01执990号", records.id_number())
+    bus.publish("BJ01", "LocateDebtorOrder", silent)
+    bus.wait_orders_consumed()
+
+    def overdue() -> list[Any]:
+        return [
+            record for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=1.0)
+            if kind == "OrderAckOverdue" and str(record["order_id"]) == silent["order_id"]
+        ]  # fmt: skip
+
+    wait_for(overdue, timeout_s=40)
+    bus.wait_orders_consumed()  # the ledger has recorded the notice as sent
+    for _ in range(2):
+        bus.stop_worker()
+        bus.start()
+        bus.wait_orders_consumed()
+        time.sleep(3.0)  # six ticks of the restarted worker's clock
+    assert len(overdue()) == 1

@@ -6,10 +6,10 @@ import datetime as dt
 import json
 import uuid
 
-from consumers.deadlines import Deadlines
+from consumers.deadlines import EXPIRY, OVERDUE, Deadlines
 from consumers.outgoing import OutgoingSigner
 from consumers.tracking import OrderTrack
-from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
+from consumers.watchlist import OrderKind, derive_id, to_micros
 from schemas.codec import default_codec
 from sign.keystore import KeyStore
 from topics.catalog import default_catalog
@@ -19,59 +19,64 @@ KEY = b"k" * 32
 TOPICS = {OrderKind.LOCATE_DEBTOR: "zf801.orders.locate-debtor"}
 
 
-def _order(end: dt.datetime) -> ActiveOrder:
-    return ActiveOrder("7d3c6f1e-0000-4000-8000-000000000001", OrderKind.LOCATE_DEBTOR, "BJ01",
-                       "（2026）京01执1号", "王法官", "13900139000", "通知承办人",
-                       to_micros(end) - 10**9, to_micros(end), to_micros(NOW))  # fmt: skip
+ORDER_ID = "7d3c6f1e-0000-4000-8000-000000000001"
 
 
-def _deadlines(
-    keystore: KeyStore,
-    watch: dict[bytes, WatchEntry],
-    tracking: dict[bytes, bytes] | None = None,
-) -> Deadlines:
+def _deadlines(keystore: KeyStore, tracking: dict[bytes, bytes]) -> Deadlines:
     signer = OutgoingSigner(keystore.signer_for("BUS-MATCHER"), default_codec())
-    tracked = tracking if tracking is not None else {}
 
     def track(order_id: str) -> OrderTrack | None:
-        raw = tracked.get(order_id.encode())
+        raw = tracking.get(order_id.encode())
         return OrderTrack.from_bytes(raw) if raw else None
 
-    return Deadlines(signer, default_catalog(), TOPICS,
-                     lambda key: watch.get(key, WatchEntry.empty()), track)  # fmt: skip
+    return Deadlines(signer, default_catalog(), TOPICS, track)
 
 
-def _state(status: str | None, deadline: dt.datetime, closed: str | None = None) -> bytes:
+def _state(
+    status: str | None,
+    deadline: dt.datetime,
+    closed: str | None = None,
+    end: dt.datetime | None = None,
+) -> bytes:
     return json.dumps({"kind": "LOCATE_DEBTOR", "court": "BJ01", "status": status,
                        "issued_at_us": to_micros(NOW) - 10**9, "closed": closed,
-                       "deadline_us": to_micros(deadline), "keys": []}).encode()  # fmt: skip
+                       "deadline_us": to_micros(deadline), "keys": [KEY.hex()],
+                       "end_us": to_micros(end or NOW + dt.timedelta(days=30)),
+                       "case_number": "（2026）京01执1号"}).encode()  # fmt: skip
 
 
 def test_an_ended_order_gets_one_notice_to_each_side(keystore: KeyStore) -> None:
-    order = _order(end=NOW - dt.timedelta(seconds=1))
-    watch = {KEY: WatchEntry.empty().with_order(order)}
-    deadlines = _deadlines(keystore, watch)
-    deadlines.schedule(order, KEY)
+    end = NOW - dt.timedelta(seconds=1)
+    tracking = {ORDER_ID.encode(): _state("DEPLOYED", NOW, end=end)}
+    deadlines = _deadlines(keystore, tracking)
+    deadlines.schedule(ORDER_ID, to_micros(end))
     notices = deadlines.expiry_notices(NOW)
     assert [n.topic for n in notices] == ["zf801.orders.locate-debtor", "zf801.alerts.BJ01"]
-    assert notices[0].record.key == KEY
-    assert notices[1].record.header("ce_id") == derive_id("expiry", order.order_id,
+    assert notices[0].record.key == KEY  # the order's record key: after it, on its partition
+    assert notices[1].record.header("ce_id") == derive_id("expiry", ORDER_ID,
                                                           "court").encode()  # fmt: skip
     _, record = default_codec().decode(notices[1].record.value)
-    assert record["expired_at"] == NOW - dt.timedelta(seconds=1)
-    deadlines.reschedule([(KEY, watch[KEY].to_bytes())])
-    assert deadlines.expiry_notices(NOW) == []  # once per order, even after a reschedule
+    assert record["expired_at"] == end
+    assert record["case_number"] == "（2026）京01执1号"
+    deadlines.rewatch(tracking.items())
+    assert deadlines.expiry_notices(NOW) == []  # once per order, even after a rewatch
 
 
-def test_a_running_or_released_order_gets_no_notice(keystore: KeyStore) -> None:
-    running = _order(end=NOW + dt.timedelta(days=1))
-    watch = {KEY: WatchEntry.empty().with_order(running)}
-    deadlines = _deadlines(keystore, watch)
-    deadlines.schedule(running, KEY)
+def test_a_running_released_or_renewed_order_gets_no_notice(keystore: KeyStore) -> None:
+    ended = NOW - dt.timedelta(seconds=1)
+    running, released, renewed = (str(uuid.uuid4()) for _ in range(3))
+    tracking = {
+        running.encode(): _state(None, NOW, end=NOW + dt.timedelta(days=1)),
+        released.encode(): _state(None, NOW, closed="RELEASED", end=ended),
+        renewed.encode(): _state(None, NOW, end=NOW + dt.timedelta(days=1)),
+    }
+    deadlines = _deadlines(keystore, tracking)
+    deadlines.rewatch(tracking.items())
+    deadlines.schedule(released, to_micros(ended))
+    deadlines.schedule(renewed, to_micros(ended))  # watched under its first period
     assert deadlines.expiry_notices(NOW) == []
-    ended = _order(end=NOW - dt.timedelta(seconds=1))
-    deadlines.schedule(ended, b"released-meanwhile")
-    assert deadlines.expiry_notices(NOW) == []
+    later = NOW + dt.timedelta(days=1, seconds=1)
+    assert {n.record.key for n in deadlines.expiry_notices(later)} >= {renewed.encode()}
 
 
 def test_an_unacknowledged_order_past_its_deadline_raises_one_overdue_alert(
@@ -85,8 +90,8 @@ def test_an_unacknowledged_order_past_its_deadline_raises_one_overdue_alert(
         released: _state(None, past, closed="RELEASED"),
         in_time: _state(None, future),
     }
-    deadlines = _deadlines(keystore, {}, tracking)
-    deadlines.rewatch_acks(tracking.items())  # open and unacknowledged: late, in_time
+    deadlines = _deadlines(keystore, tracking)
+    deadlines.rewatch(tracking.items())  # open and unacknowledged: late, in_time
     alerts = deadlines.overdue_alerts(NOW)
     assert [a.record.key for a in alerts] == [late]
     _, record = default_codec().decode(alerts[0].record.value)
@@ -98,7 +103,7 @@ def test_an_unacknowledged_order_past_its_deadline_raises_one_overdue_alert(
 def test_an_order_acknowledged_after_it_was_watched_raises_nothing(keystore: KeyStore) -> None:
     order_id = str(uuid.uuid4())
     tracking = {order_id.encode(): _state(None, NOW - dt.timedelta(seconds=1))}
-    deadlines = _deadlines(keystore, {}, tracking)
+    deadlines = _deadlines(keystore, tracking)
     deadlines.watch_ack(order_id, to_micros(NOW) - 1)
     tracking[order_id.encode()] = _state("DEPLOYED", NOW - dt.timedelta(seconds=1))
     assert deadlines.overdue_alerts(NOW) == []
@@ -112,10 +117,28 @@ def test_a_tick_looks_only_at_what_is_due_among_100000_tracked_orders(
         str(uuid.UUID(int=n)).encode(): _state(None, NOW + dt.timedelta(seconds=n))
         for n in range(1, 100_001)
     }
-    deadlines = _deadlines(keystore, {}, tracking)
-    deadlines.rewatch_acks(tracking.items())
+    deadlines = _deadlines(keystore, tracking)
+    deadlines.rewatch(tracking.items())
     for second in range(5):  # five idle ticks before any deadline: nothing is looked at
         assert deadlines.overdue_alerts(NOW + dt.timedelta(seconds=second - 5)) == []
     assert deadlines.looked_up == 0
     alerts = deadlines.overdue_alerts(NOW + dt.timedelta(seconds=3))
     assert len(alerts) == 3 and deadlines.looked_up == 3
+
+
+def test_a_notice_recorded_as_sent_is_not_sent_again_after_a_restart(keystore: KeyStore) -> None:
+    past = NOW - dt.timedelta(seconds=1)
+    tracking = {ORDER_ID.encode(): _state(None, past, end=past)}
+    deadlines = _deadlines(keystore, tracking)
+    deadlines.rewatch(tracking.items())
+    assert len(deadlines.overdue_alerts(NOW)) == 1 and len(deadlines.expiry_notices(NOW)) == 2
+    assert deadlines.drain_noticed() == [(ORDER_ID, OVERDUE), (ORDER_ID, EXPIRY)]
+    track = OrderTrack.from_bytes(tracking[ORDER_ID.encode()])
+    tracking[ORDER_ID.encode()] = track.with_notice(OVERDUE).with_notice(EXPIRY).to_bytes()
+    restarted = _deadlines(keystore, tracking)  # a new process: nothing in memory
+    restarted.rewatch(tracking.items())
+    assert restarted.overdue_alerts(NOW) == [] and restarted.expiry_notices(NOW) == []
+    restarted.watch_ack(ORDER_ID, to_micros(past))  # even if indexed again
+    restarted.schedule(ORDER_ID, to_micros(past))
+    assert restarted.overdue_alerts(NOW) == [] and restarted.expiry_notices(NOW) == []
+    assert restarted.drain_noticed() == []

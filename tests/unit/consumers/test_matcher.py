@@ -29,6 +29,7 @@ from sign.verify_stage import (
     VerifyStage,
 )
 from tests.builders import Records
+from topics.partitioning import partition_of
 
 POLICE = "110000000000"
 TRAFFIC = "110000110000"
@@ -346,3 +347,182 @@ def test_sightings_off_their_keys_partition_are_counted_when_sampled(fx: Fixture
     )  # fmt: skip
     result = sampled.process([dataclasses.replace(good, partition=wrong)] * 128)
     assert (result.routing_checked, result.misrouted) == (2, 2)
+
+
+# --- several workers: each key is looked up on the worker holding its partition ----------
+class Worker:
+    """One worker's matcher: its own watchlist partitions, verify stage and replay guard."""
+
+    def __init__(self, fx: Fixture, held: set[int]) -> None:
+        self.watch: dict[bytes, WatchEntry] = {}
+        self.stage = fx.runtime.verify_stage()
+        self.matcher = Matcher(
+            self.watch.get, self.stage, fx.runtime.refuse, fx.runtime.signer,
+            fx.runtime.catalog, keyer=fx.keyer,
+        )  # fmt: skip
+        self.matcher.hold(held)
+        self.held = held
+
+
+def _index(fx: Fixture, workers: list[Worker], order: ActiveOrder, keys: list[bytes]) -> None:
+    """Enter ``order`` under each key on the worker holding the key's partition, as the
+    watchlist agent does with the orders agent's updates."""
+    order = order.with_keys(keys)
+    for key in keys:
+        [holder] = [w for w in workers if partition_of(key, 6) in w.held]
+        holder.watch[key] = holder.watch.get(key, WatchEntry.empty()).with_order(order)
+
+
+def _run(workers: list[Worker], consumed: list[Consumed]) -> tuple[list[Any], int]:
+    """Feed each record to the worker holding its partition, and every moved copy on to
+    the worker holding its partition of the routed topic, until nothing moves. Returns
+    the hits and the number of copies moved."""
+    hits: list[Any] = []
+    moved = 0
+    pending = list(consumed)
+    offsets = iter(range(10**6))
+    while pending:
+        record = pending.pop(0)
+        [worker] = [w for w in workers if record.partition in w.held]
+        result = worker.matcher.process([record])
+        moved += result.rerouted
+        for out in result.outgoing:
+            if out.topic == "zf801.bus.sightings-routed":
+                assert out.partition is not None
+                pending.append(Consumed(out.topic, out.partition, next(offsets),
+                                        record.timestamp, out.record.key, out.record.value,
+                                        out.record.headers))  # fmt: skip
+            elif out.record.header("ce_type") == b"cn.zf801.bus.v1.Hit":
+                hits.append(default_codec().decode(out.record.value)[1])
+    return hits, moved
+
+
+def _two_workers(fx: Fixture) -> list[Worker]:
+    return [Worker(fx, {0, 1, 2}), Worker(fx, {3, 4, 5})]
+
+
+def _watched_person(fx: Fixture) -> tuple[list[Worker], ActiveOrder, bytes, Consumed]:
+    """Two workers, a locate-debtor order on PERSON indexed where its key is held, and
+    a signed check-in of PERSON."""
+    workers = _two_workers(fx)
+    order = fx.order(b"unused", OrderKind.LOCATE_DEBTOR)
+    key = fx.keyer.person(PERSON)
+    _index(fx, workers, order, [key])
+    return workers, order, key, fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+
+
+def _placed(consumed: Consumed, partition: int | None = None) -> Consumed:
+    """The record on the partition its key's murmur2 gives, or on ``partition``."""
+    assert consumed.key is not None
+    where = partition_of(consumed.key, 6) if partition is None else partition
+    return replace(consumed, partition=where)
+
+
+def _plate_on_other_half(fx: Fixture, vin_key: bytes) -> str:
+    """A plate whose key's partition is held by the other worker than the VIN key's."""
+    vin_half = partition_of(vin_key, 6) < 3
+    for n in range(10000, 99999):
+        plate = f"京B{n}"
+        if (partition_of(fx.keyer.plate(plate), 6) < 3) != vin_half:
+            return plate
+    raise AssertionError("no plate found")
+
+
+def test_a_watched_vin_under_another_plate_is_found_when_another_worker_holds_it(
+    fx: Fixture,
+) -> None:
+    workers = _two_workers(fx)
+    order = fx.order(b"unused", OrderKind.VEHICLE_SEARCH)
+    vin_key = fx.keyer.vin(VIN)
+    _index(fx, workers, order, [fx.keyer.plate(PLATE), vin_key])
+    false_plate = _plate_on_other_half(fx, vin_key)
+    sighting = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", plate=false_plate))
+    hits, moved = _run(workers, [_placed(sighting)])
+    assert [str(hit["order_id"]) for hit in hits] == [order.order_id] and moved == 1
+    assert hits[0]["sighting"]["offset"] == sighting.offset  # the original is the evidence
+
+
+def test_a_sighting_carrying_two_keys_of_one_order_hits_it_once(fx: Fixture) -> None:
+    workers = _two_workers(fx)
+    order = fx.order(b"unused", OrderKind.VEHICLE_SEARCH)
+    plate = _plate_on_other_half(fx, fx.keyer.vin(VIN))
+    _index(fx, workers, order, [fx.keyer.plate(plate), fx.keyer.vin(VIN)])
+    sighting = fx.consumed(TRAFFIC, VEHICLE, _encounter("PATROL", plate=plate))
+    hits, moved = _run(workers, [_placed(sighting)])
+    assert len(hits) == 1 and moved == 1  # the VIN key was looked up, the order skipped there
+    one = Worker(fx, set(range(6)))  # one worker holding everything: nothing moves
+    _index(fx, [one], order, [fx.keyer.plate(plate), fx.keyer.vin(VIN)])
+    hits, moved = _run([one], [_placed(sighting)])
+    assert len(hits) == 1 and moved == 0
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3, 4, 5])
+def test_a_sighting_placed_by_another_partitioner_is_moved_and_hits(
+    fx: Fixture, offset: int
+) -> None:
+    """A producer that places sightings by CRC32 (or anything): never a missed hit."""
+    workers, order, key, sighting = _watched_person(fx)
+    elsewhere = (partition_of(key, 6) + offset) % 6
+    hits, moved = _run(workers, [_placed(sighting, elsewhere)])
+    assert [str(hit["order_id"]) for hit in hits] == [order.order_id]
+    same_half = (elsewhere < 3) == (partition_of(key, 6) < 3)
+    assert moved == (0 if same_half else 1)  # moved only when the other worker holds it
+
+
+def test_a_moved_sighting_is_not_a_replay_of_its_original_after_a_rebalance(
+    fx: Fixture,
+) -> None:
+    """The worker that read the original later holds the key too: the copy is verified
+    at the original's place, so the replay guard sees one sighting, not a copy."""
+    workers, order, key, sighting = _watched_person(fx)
+    wrong = (partition_of(key, 6) + 3) % 6  # on the other worker's half
+    [reader] = [w for w in workers if wrong in w.held]
+    [copy] = reader.matcher.process([_placed(sighting, wrong)]).outgoing
+    reader.matcher.hold(range(6))  # a rebalance: the reader now holds every partition
+    reader.watch[key] = WatchEntry.empty().with_order(order.with_keys([key]))
+    moved = Consumed(copy.topic, copy.partition or 0, 0, sighting.timestamp, copy.record.key,
+                     copy.record.value, copy.record.headers)  # fmt: skip
+    first = reader.matcher.process([moved])
+    again = reader.matcher.process([moved])  # redelivered after a crash: the same hit id
+    assert (first.hits, first.rejected, again.hits, again.rejected) == (1, 0, 1, 0)
+
+
+def test_a_route_header_on_a_sightings_topic_is_ignored_and_dropped_when_moved(
+    fx: Fixture,
+) -> None:
+    workers, _, key, sighting = _watched_person(fx)
+    forged = ("zf801_route", b"zf801.sightings.person/0/0/0")
+    wrong = (partition_of(key, 6) + 3) % 6
+    hostile = replace(sighting, partition=wrong, headers=(*sighting.headers, forged))
+    [reader] = [w for w in workers if wrong in w.held]
+    [copy] = reader.matcher.process([hostile]).outgoing
+    routes = [value for name, value in copy.record.headers if name == "zf801_route"]
+    assert routes == [f"zf801.sightings.person/{wrong}/{sighting.offset}/0".encode()]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        None,
+        b"",
+        b"garbage",
+        b"zf801.sightings.person/0/0/",
+        b"zf801.sightings.person/0/0/99",
+        b"zf801.sightings.person/-1/0/0",
+        b"zf801.alerts.BJ01/0/0/0",
+        b"\xff\xfe/0/0/0",
+    ],
+)
+def test_a_moved_sighting_without_a_sound_route_is_refused(
+    fx: Fixture, route: bytes | None
+) -> None:
+    key = fx.keyer.person(PERSON)
+    order = fx.order(key, OrderKind.LOCATE_DEBTOR)
+    fx.watch[key] = WatchEntry.empty().with_order(order.with_keys([key]))
+    sighting = fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))
+    headers = tuple(h for h in sighting.headers if h[0] != "zf801_route")
+    if route is not None:
+        headers = (*headers, ("zf801_route", route))
+    moved = replace(sighting, topic="zf801.bus.sightings-routed", headers=headers)
+    result = fx.matcher.process([moved])
+    assert (result.hits, result.rejected, result.outgoing) == (0, 1, [])

@@ -12,7 +12,7 @@ import pytest
 
 from consumers.order_book import Applied, OrderBook
 from consumers.tracking import Closure
-from consumers.watchlist import OrderKind
+from consumers.watchlist import OrderKind, WatchEntry
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from tests.builders import Records
@@ -45,11 +45,12 @@ class _Fixture:
         self.scheduled: list[str] = []
         self.acks_watched: list[tuple[str, int]] = []
         deadlines = SimpleNamespace(
-            schedule=lambda order, key: self.scheduled.append(order.order_id),
+            schedule=lambda order_id, end_us: self.scheduled.append(order_id),
             watch_ack=lambda order_id, due_us: self.acks_watched.append((order_id, due_us)),
         )
+        self.watchlist: dict[bytes, WatchEntry] = {}
         self.book = OrderBook(
-            _Table(), _Table(), KEYER, deadlines,  # type: ignore[arg-type]
+            _Table(), KEYER, deadlines,  # type: ignore[arg-type]
             lambda verified, reason, detail: self.refused.append((reason, detail)),
             ack_timeout_s=60, topic_kinds={"orders.locate": OrderKind.LOCATE_DEBTOR},
         )  # fmt: skip
@@ -63,10 +64,14 @@ class _Fixture:
             record=SimpleNamespace(key=key, topic=topic),
             signature=SimpleNamespace(agency_code=signer, role=role),
         )  # fmt: skip
-        return self.book.apply(verified)  # type: ignore[arg-type]
+        applied = self.book.apply(verified)  # type: ignore[arg-type]
+        for update in self.book.drain_updates():  # as the watchlist agent applies them
+            entry = self.watchlist.get(update.key, WatchEntry.empty())
+            self.watchlist[update.key] = update.applied_to(entry)
+        return applied
 
     def orders_on(self, key: bytes) -> set[str]:
-        return set(self.book.entry(key).orders)
+        return set(self.watchlist.get(key, WatchEntry.empty()).orders)
 
 
 @pytest.fixture

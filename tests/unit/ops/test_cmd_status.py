@@ -24,7 +24,13 @@ def test_the_worker_groups_come_first_then_other_groups_of_the_namespace() -> No
     ]  # fmt: skip
     assert "run1-zf801.orders.vehicle-search" in groups[0].topics
     assert "run1-zf801.orders.acknowledgements" in groups[0].topics
-    assert groups[1].topics == ("run1-zf801.sightings.person", "run1-zf801.sightings.vehicle")
+    assert "run1-zf801-matcher-watchlist_updates-changelog" in groups[0].topics
+    assert "run1-zf801-matcher-order_ledger-changelog" in groups[0].topics
+    assert groups[1].topics == (
+        "run1-zf801.sightings.person",
+        "run1-zf801.sightings.vehicle",
+        "run1-zf801.bus.sightings-routed",
+    )
     assert groups[2].topics == ()
 
 

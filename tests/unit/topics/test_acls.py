@@ -233,7 +233,7 @@ def test_only_bus_processors_write_hits_notices_blocks_and_dead_letters(
 def test_nobody_but_the_bus_writes_or_reads_changelogs(catalog, agencies, desired):
     bus = principals(agencies, AgencyRole.BUS)
     changelogs = [spec.name for spec in catalog.topics if spec.changelog_of is not None]
-    assert len(changelogs) == 4
+    assert len(changelogs) == 5
     for topic in changelogs:
         assert holders(desired, topic, Operation.WRITE) == bus
         assert holders(desired, topic, Operation.READ) == bus

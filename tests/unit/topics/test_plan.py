@@ -23,7 +23,7 @@ from topics.plan import (
 )
 
 COURTS = ("BJ01", "SH01")
-FIXED_TOPICS = 21
+FIXED_TOPICS = 22
 
 
 @pytest.fixture(scope="module")

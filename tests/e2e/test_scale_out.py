@@ -1,0 +1,161 @@
+"""Three workers in one group play a stream with an exact set of expected hits: person
+sightings placed by the bus's partitioner and by another one (CRC32, librdkafka's
+default), and watched VINs seen under other plates. One worker is SIGKILLed mid-stream
+and another joins later: every expected hit arrives once, none is lost, none repeats."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from consumers.watchlist import derive_id
+from topics import clients
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+POLICE_BJ = "110000000000"
+TRAFFIC_BJ = "110000110000"
+PERSONS = 24
+VEHICLES = 24
+ROUNDS = 6
+_READY_S = 120.0
+
+
+def _worker(bus: Any, worker_id: str, tmp_path: Any) -> Any:
+    """Another worker process of ``bus``'s application (same topics, keys and group)."""
+    settings = bus.settings.model_copy(update={"worker_id": worker_id})
+    return dataclasses.replace(
+        bus, settings=settings, log_path=tmp_path / f"worker-{worker_id}.log",
+        process=None, _log=None, _publishers={},
+    )  # fmt: skip
+
+
+def _wait_members(bus: Any, count: int) -> None:
+    admin = clients.kafka_admin(bus.settings)
+    deadline = time.monotonic() + _READY_S
+    try:
+        while time.monotonic() < deadline:
+            group = admin.describe_groups([bus.app_id]).get(bus.app_id, {})
+            if group.get("group_state") == "Stable" and len(group.get("members", ())) == count:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise AssertionError(f"the group did not settle with {count} members")
+
+
+def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
+    bus_factory: Any, records: Any, tmp_path: Any
+) -> None:
+    bus = bus_factory()
+    workers = [bus, _worker(bus, "1", tmp_path), _worker(bus, "2", tmp_path)]
+    for worker in workers:
+        worker.start_worker()
+    _wait_members(bus, 3)
+
+    persons = [records.id_number() for _ in range(PERSONS)]
+    vehicles = [(records.plate(), records.vin()) for _ in range(VEHICLES)]
+    person_orders = [
+        records.person_order("BJ01", f"（2026）京01执{900 + i}号", person)
+        for i, person in enumerate(persons)
+    ]
+    vehicle_orders = [
+        records.vehicle_order("BJ01", f"（2026）京01执{950 + i}号", plate, vin)
+        for i, (plate, vin) in enumerate(vehicles)
+    ]
+    court = bus.publisher("BJ01")
+    court.publish_all(
+        [bus.event("LocateDebtorOrder", o) for o in person_orders]
+        + [bus.event("VehicleSearchOrder", o) for o in vehicle_orders]
+    )
+    bus.wait_orders_applied(60)
+
+    expected: set[str] = set()
+    rounds: list[tuple[list[Any], list[Any]]] = []  # (events to publish, records to place)
+    for _ in range(ROUNDS):
+        placed_by_bus, placed_by_crc = [], []
+        for order, person in zip(person_orders, persons, strict=True):
+            for target in (placed_by_bus, placed_by_crc):
+                sighting = records.hotel_check_in(POLICE_BJ, person)
+                expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
+                target.append(bus.event("HotelCheckIn", sighting))
+            placed_by_bus.append(
+                bus.event("HotelCheckIn", records.hotel_check_in(POLICE_BJ, records.id_number()))
+            )
+        for order, (_, vin) in zip(vehicle_orders, vehicles, strict=True):
+            # the watched VIN under a plate of its own: found by the VIN key alone
+            sighting = records.vehicle_encounter(TRAFFIC_BJ, records.plate(), vin, "PATROL")
+            expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
+            placed_by_bus.append(bus.event("VehicleEncounter", sighting))
+        rounds.append((placed_by_bus, placed_by_crc))
+
+    police = bus.publisher(POLICE_BJ)
+    traffic = bus.publisher(TRAFFIC_BJ)
+    crc = clients.kafka_producer(bus.settings, POLICE_BJ)
+    partitions = bus.catalog.get("sightings-person").partitions
+    killed = threading.Event()
+
+    def stream() -> None:
+        for number, (by_bus, by_crc) in enumerate(rounds):
+            if number == ROUNDS // 2:
+                killed.wait(timeout=120)  # half the stream comes after the kill
+            for event in by_bus:
+                unit = traffic if event.schema_name.endswith("VehicleEncounter") else police
+                unit.publish(event)
+            for event in by_crc:  # a librdkafka producer at its default: CRC32 of the key
+                topic, signed = police.prepare(event)
+                partition = (zlib.crc32(signed.key) & 0x7FFFFFFF) % partitions
+                crc.send(topic, key=signed.key, value=signed.value,
+                         headers=list(signed.headers), partition=partition)  # fmt: skip
+            crc.flush()
+            time.sleep(0.5)
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not bus.read_topic("alerts", "BJ01", idle_s=0.5):
+            pass
+        workers[1].kill()  # SIGKILL one worker while the stream goes on
+        killed.set()
+        _wait_members(bus, 2)
+        newcomer = _worker(bus, "3", tmp_path)
+        newcomer.start_worker()
+        workers.append(newcomer)
+        _wait_members(bus, 3)
+    finally:
+        killed.set()
+        streaming.join()
+        crc.close()
+
+    def hit_ids() -> list[str]:
+        return [
+            str(record["hit_id"])
+            for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
+            if kind == "Hit"
+        ]
+
+    try:
+        bus.wait_sightings_matched(120)
+        seen = hit_ids()
+        deadline = time.monotonic() + 60
+        while set(seen) != expected and time.monotonic() < deadline:
+            time.sleep(1.0)
+            seen = hit_ids()
+        missing, unexpected = expected - set(seen), set(seen) - expected
+        assert not missing and not unexpected, (len(missing), len(unexpected))
+        repeated = sorted(
+            (str(record["hit_id"]), record["sighting"]["topic"], record["sighting"]["partition"],
+             record["sighting"]["offset"])
+            for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
+            if kind == "Hit" and seen.count(str(record["hit_id"])) > 1
+        )  # fmt: skip
+        assert not repeated, f"hits twice in the committed alert stream: {repeated}"
+    finally:
+        for worker in workers[1:]:
+            worker.stop_worker()

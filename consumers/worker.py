@@ -179,6 +179,7 @@ class BusWorker:
             topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
         )  # fmt: skip
         self._clocks_stale = True
+        self._crashing: asyncio.Future[Any] | None = None
         self._assignments = 0
         self._watch_data: Mapping[bytes, bytes] | None = None
         self._wire()
@@ -276,21 +277,40 @@ class BusWorker:
         ]
         await asyncio.gather(*futures)
 
+    async def emit(self, outgoing: list[Outgoing]) -> None:
+        """Send through faust's producer without waiting for each acknowledgement. faust
+        flushes that producer before it commits the offsets of the events that caused
+        the sends, so a worker that dies first redoes those events (at least once, and
+        every effect here is idempotent); a send that fails stops the worker, which
+        then resumes from the last commit. This is what lets the order topics be taken
+        at the broker's pace rather than one round trip per order."""
+        producer = self.app.producer
+        for item in outgoing:
+            future = await producer.send(
+                item.topic, item.record.key, item.record.value, item.partition, None,
+                list(item.record.headers),
+            )  # fmt: skip
+            future.add_done_callback(self._on_emitted)  # type: ignore[attr-defined]
+
+    def _on_emitted(self, future: Any) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        exc = future.exception()
+        log.error("a send failed: %r; the worker stops and resumes from its last commit", exc)
+        self._crashing = asyncio.ensure_future(self.app.crash(exc))
+
     def journal_records(self, stage: VerifyStage) -> list[JournalRecord]:
         """The journal records of what ``stage`` accepted since the last call."""
         return self.journal.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
 
     async def _write_journal(self, stage: VerifyStage) -> None:
-        """Make what ``stage`` accepted durable before its effect."""
+        """Record what ``stage`` accepted, sent ahead of its effect and, like it, flushed
+        before the offsets of the input are committed."""
         records = self.journal_records(stage)
-        if not records:
-            return
-        producer = await self.producer()
-        futures = [
-            await producer.send(r.topic, key=r.key, value=r.value, partition=r.partition)
+        await self.emit([
+            Outgoing(r.topic, KafkaRecord(r.key, r.value, ()), partition=r.partition)
             for r in records
-        ]
-        await asyncio.gather(*futures)
+        ])  # fmt: skip
 
     # --- orders and acknowledgements: verified, then moved to the ledger -------------------
     async def _orders_agent(self, stream: Any) -> None:
@@ -312,7 +332,7 @@ class BusWorker:
             except KeyError:
                 self.rt.refuse(verified, "ORDER_REFUSED", "the event names no order_id")
                 continue
-            await self.publish([entry])
+            await self.emit([entry])
 
     # --- the ledger: each order's events, in order, where its tracking lives ----------------
     async def _ledger_agent(self, stream: Any) -> None:
@@ -348,7 +368,7 @@ class BusWorker:
             return
         # to the partition of each key, before the police hear of the order
         now_us = to_micros(_now())
-        await self.publish([
+        await self.emit([
             self.watch_updates.outgoing(update, now_us) for update in self.book.drain_updates()
         ])  # fmt: skip
         if applied is not None:
@@ -374,7 +394,7 @@ class BusWorker:
         except UnknownAgencyError as exc:  # applied, but no provincial rule reaches it
             self.rt.refuse(verified, "UNDELIVERABLE", f"applied, not delivered: {exc}")
             return
-        await self.publish([outgoing])
+        await self.emit([outgoing])
 
     async def _acknowledged(self, verified: VerifiedEvent) -> None:
         """Record a police acknowledgement and forward it, as signed by the unit, to the
@@ -390,7 +410,7 @@ class BusWorker:
             return
         original = verified.record
         record = KafkaRecord(original.key, original.value or b"", original.headers)
-        await self.publish([Outgoing(forwarded, record)])
+        await self.emit([Outgoing(forwarded, record)])
 
     def _acknowledge(
         self, unit: str, role: str, record: Mapping[str, Any]

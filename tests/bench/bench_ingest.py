@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import os
 import time
-import uuid
 
 from aiokafka import TopicPartition
 
@@ -21,6 +20,7 @@ from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from tests.bench import _bus
+from tests.builders import Records
 from topics.clients import aio_consumer
 
 ORDERS = int(os.environ.get("ZF801_BENCH_ORDERS", "20000"))
@@ -28,16 +28,7 @@ _ORDER = "cn.zf801.orders.v1.LocateDebtorOrder"
 
 
 def _order(person: str) -> dict[str, object]:
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "order_id": str(uuid.uuid4()), "case_number": "（2026）京01执1号",
-        "enforcing_court_code": _bus.COURT, "issued_at": now,
-        "control_period_start": now - dt.timedelta(days=1),
-        "control_period_end": now + dt.timedelta(days=30),
-        "handler": {"name": "王法官", "phone": "13900139000"},
-        "police_requirements": "发现后立即通知承办人",
-        "subject": {"name": "李四", "id_number": person},
-    }  # fmt: skip
+    return Records().person_order(_bus.COURT, "（2026）京01执9号", person)
 
 
 async def _plain_read(bus: Deployment, topic: str, expected: int) -> float:

@@ -1,13 +1,15 @@
 """The matcher: sightings against the watchlist, hits out to the issuing courts.
 
-For each sighting the matcher looks its record key up in the watchlist first: a miss
-costs one dict lookup, no decode and no signature check. Only a candidate hit is
-verified (signature, chain, agency, replay) and decoded, always before anything is
-acted on. Each hit is built for *every* active order on the subject whose kind the
-sighting can hit, signed by the matcher, and addressed to the issuing court's own alert
-topic. A hit's id is derived from order id and sighting id, so a redelivered sighting
-yields the same hit, never a second alert. A transfer or mortgage registration attempt
-on a vehicle under a search order also yields a "blocked" answer to the police side.
+For each sighting the matcher looks its record key up in the watchlist first (and a
+vehicle's VIN key from ``ce_altkeys``; each key on the worker holding its partition,
+:mod:`consumers.routing`): a miss costs one dict lookup, no decode and no signature
+check. Only a candidate hit is verified (signature, chain, agency, replay) and decoded,
+always before anything is acted on. Each hit is built for *every* active order on the
+subject whose kind the sighting can hit, signed by the matcher, and addressed to the
+issuing court's own alert topic. A hit's id is derived from order id and sighting id, so
+a redelivered sighting yields the same hit, never a second alert. A transfer or mortgage
+registration attempt on a vehicle under a search order also yields a "blocked" answer to
+the police side.
 
 So that junk or forged sightings of unwatched subjects still leave a trace, one miss in
 ``verify_misses_every`` (counted, so deterministic; 0 = never) is checked in full by a
@@ -168,7 +170,8 @@ class Matcher:
         for message in records:
             result.seen += 1
             key = message.key
-            if key is None:
+            if key is None:  # nothing to look up: junk, which sampling may show
+                self._maybe_sample(message, result)
                 continue
             if message.topic == routed:
                 self._moved_here(message, result)

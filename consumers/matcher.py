@@ -166,6 +166,8 @@ class Matcher:
         result = MatchResult()
         lookup = self._lookup
         placement = self.placement
+        holds_all = placement.holds_all  # assignments change between batches, not within
+        sampling = self.verify_misses_every
         vehicles, routed = self._vehicle_topic, self._routed_topic
         for message in records:
             result.seen += 1
@@ -177,7 +179,7 @@ class Matcher:
                 self._moved_here(message, result)
                 continue
             alt = self._alt_keys(message.headers) if message.topic == vehicles else None
-            if placement.holds_all:
+            if holds_all:
                 self._to_routing_check -= 1
                 if not self._to_routing_check:
                     self._to_routing_check = self.check_routing_every
@@ -197,7 +199,8 @@ class Matcher:
                     self._move(message, partition, indexes, result)
                 found = self._found(keys, here) if here else None
             if not found:
-                self._maybe_sample(message, result)
+                if sampling:
+                    self._maybe_sample(message, result)
                 continue
             self._candidate(message, found, None, result)
         return result
@@ -247,6 +250,7 @@ class Matcher:
         self._hits_for(verified, found, result)
 
     def _maybe_sample(self, message: ConsumedSighting, result: MatchResult) -> None:
+        """Count a miss; verify it in full when its turn in ``verify_misses_every`` came."""
         if self.verify_misses_every:
             self._misses_to_sample -= 1
             if not self._misses_to_sample:

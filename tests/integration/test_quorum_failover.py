@@ -82,8 +82,17 @@ def _reaching(settings: Settings, nodes: Iterable[NodeSpec]) -> Settings:
 
 
 def _partition_state(admin: KafkaAdminClient, topic: str) -> tuple[int, list[int]]:
-    (described,) = admin.describe_topics([topic])
-    (partition,) = described["partitions"]
+    """The leader and in-sync replicas of the topic's one partition, once the node asked
+    knows of it (a node that has not yet caught up with the controller describes a new
+    topic with no partitions)."""
+    deadline = time.monotonic() + 30
+    while True:
+        (described,) = admin.describe_topics([topic])
+        partitions = described["partitions"]
+        if (partitions and partitions[0]["leader_id"] >= 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    (partition,) = partitions
     return partition["leader_id"], sorted(partition["isr_nodes"])
 
 

@@ -228,11 +228,14 @@ class SightingLoop:
         assignment = [TopicPartition(t, p) for t in self.topics for p in partitions]
         consumer.assign(assignment)
         committer.committed.clear()
+        # one round trip for every partition (consumer.committed asks one at a time, and a
+        # rebalance of 18 partitions took seconds); -1 means nothing committed, as there
+        committed = await consumer._coordinator.fetch_committed_offsets(assignment)
         for tp in assignment:
-            committed = await consumer.committed(tp)
-            if committed is None:
+            found = committed.get(tp)
+            if found is None or found.offset < 0:
                 await consumer.seek_to_beginning(tp)
             else:
-                consumer.seek(tp, committed)
-                committer.committed[tp] = committed
+                consumer.seek(tp, found.offset)
+                committer.committed[tp] = found.offset
         log.info("matcher follows sighting partitions %s", partitions)

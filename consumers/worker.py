@@ -1,5 +1,7 @@
 r"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
 
+The order flow's three agents take their records in batches (:mod:`consumers.order_flow`).
+
 - **Orders and acknowledgements agents** (the three order topics, the intake that only
   the bus reads, and the police acknowledgements): verify each event once, then move it
   to the ``order-ledger`` on the partition of its order id (:mod:`consumers.ledger`).
@@ -23,7 +25,8 @@ r"""``zf801 worker``: the faust-streaming application that keeps the watchlist a
   an order is not acknowledged within ``settings.ack_timeout_s``: both kept per order id
   by the worker holding its ledger partition (:mod:`consumers.deadlines`).
 
-Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
+Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s (on
+RocksDB on local disk by default, so a restart reads only the changelog's tail), so a
 restore applies only state this processor sealed, and the ledger and watchlist updates
 are sealed too; every verify stage's replay guard is
 journaled (:mod:`consumers.replay_journal`) and restored when partitions are assigned.

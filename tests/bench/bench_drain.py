@@ -17,15 +17,13 @@ import os
 import time
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from tests.bench import _bus
 from tests.builders import Records
 from topics import clients
-from topics.clients import aio_consumer, aio_producer
+from topics.clients import aio_producer
 
 SIGHTINGS = int(os.environ.get("ZF801_BENCH_DRAIN", "300000"))
 SUBJECTS = 200
@@ -75,23 +73,6 @@ async def _send(bus: Deployment, prepared: list[tuple[str, Any]]) -> None:
         await producer.stop()
 
 
-async def _plain(bus: Deployment, expected: int) -> float:
-    topic = bus.catalog.topic_name("sightings-person")
-    consumer = aio_consumer(bus.settings, _bus.MATCHER, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(6)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        started, got = time.perf_counter(), 0
-        while got < expected:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            got += sum(len(messages) for messages in batch.values())
-        return got / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 def _drain(workers: list[Deployment]) -> float:
     """Sightings per second from the group being stable with every worker to the last
     sighting's offset committed."""
@@ -134,7 +115,9 @@ def run() -> list[dict[str, object]]:
     rows = []
     try:
         asyncio.run(_send(bus, _prepared(bus, people, seed=10_000)))
-        plain = asyncio.run(_plain(bus, SIGHTINGS))
+        plain = asyncio.run(
+            _bus.plain_read(bus.settings, bus.catalog.topic_name("sightings-person"), SIGHTINGS)
+        )
         one = _drain([bus])
         bus.stop_worker()
         asyncio.run(_send(bus, _prepared(bus, people, seed=400_000)))

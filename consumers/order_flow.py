@@ -1,10 +1,10 @@
-"""The order flow of ``zf801 worker``, taken in batches: intake -> ledger -> watchlist.
+"""The order flow of ``zf801 worker``: intake -> ledger -> watchlist.
 
-Three stages, each a faust agent that takes up to :data:`BATCH` records at a time
-(waiting at most :data:`BATCH_WITHIN_S` for a batch to fill) and sends what the whole
-batch caused in one go, through faust's producer, without awaiting each send: faust
-flushes that producer before it commits the batch's offsets, so a worker that dies
-first redoes the batch, and every effect here is idempotent.
+Three stages, each fed by a faust agent. Each takes the records it is given (the worker
+gives one at a time) and sends what they caused in one go, through faust's producer,
+without awaiting each send: faust flushes that producer before it commits the offsets
+of the records handled, so a worker that dies first handles them again, and every
+effect here is idempotent.
 
 - :meth:`OrderFlow.to_ledger` (the order intake and the police acknowledgements):
   verify each record once, journal what was accepted, and move it as a sealed entry to
@@ -18,7 +18,7 @@ first redoes the batch, and every effect here is idempotent.
   key's partition.
 
 Each record is judged on its own: one that cannot be acted on is dead-lettered and
-audited, and the rest of its batch goes on.
+audited, and the others go on.
 """
 
 from __future__ import annotations
@@ -43,14 +43,9 @@ from schemas.event_types import ACKNOWLEDGEMENT
 from sign.state_seal import StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 
-__all__ = ["BATCH", "BATCH_WITHIN_S", "Consumed", "OrderFlow"]
+__all__ = ["Consumed", "OrderFlow"]
 
 log = logging.getLogger(__name__)
-
-BATCH = 1000
-"""Records a stage takes at a time."""
-BATCH_WITHIN_S = 0.02
-"""How long a stage waits for a batch to fill before it takes what it has."""
 
 T = TypeVar("T")
 Emit = Callable[[list[Outgoing]], Awaitable[None]]

@@ -5,7 +5,8 @@ on the sightings topic. A plain aiokafka loop reads them first (the floor set by
 broker and the client alone); then one worker is started and timed from its group being
 stable to every sighting consumed (committed offsets at the end); then the same count
 again with two workers (two processes, distinct worker ids) on the same machine. Every
-process, the broker included, shares the machine's cores.
+process, the broker included, shares the machine's cores. ``ZF801_BENCH_DRAIN_STORE``:
+the workers' store (``memory``, the default, or ``rocksdb``).
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _members(bus: Deployment) -> int:
 
 
 def run() -> list[dict[str, object]]:
-    bus = Deployment.create(_bus.bench_settings(_bus.kafka_settings()))
+    store = os.environ.get("ZF801_BENCH_DRAIN_STORE", "memory")
+    bus = Deployment.create(_bus.bench_settings(_bus.kafka_settings(), worker_store=store))
     bus.apply_topics()
     bus.ensure_keys(dt.datetime.now(dt.UTC))
     people = _bus.id_numbers(SUBJECTS, seed=5)

@@ -5,7 +5,7 @@ and its tracking, are written straight to the worker's two changelogs, sealed wi
 worker's state secret, on the partitions the worker computes (what the worker itself
 would have written after taking those orders in). Then, on one deployment:
 
-1. **first start, RocksDB** (``ZF801_WORKER_STORE=rocksdb``, the default): the worker
+1. **first start, RocksDB** (``ZF801_WORKER_STORE=rocksdb``): the worker
    restores both changelogs into its local databases;
 2. **restart after SIGKILL, RocksDB**: the worker reads only the changelogs' tail;
 3. **start, memory store** (``ZF801_WORKER_STORE=memory``, another worker id): the whole
@@ -162,7 +162,7 @@ def _idle_rss(base: Any) -> int:
 def run() -> list[dict[str, object]]:
     base = _bus.kafka_settings()
     idle = _idle_rss(base)
-    bus = Deployment.create(_bus.bench_settings(base))
+    bus = Deployment.create(_bus.bench_settings(base, worker_store="rocksdb"))
     bus.apply_topics()
     bus.ensure_keys(dt.datetime.now(dt.UTC))
     people = _bus.id_numbers(ORDERS, seed=11)

@@ -128,7 +128,7 @@ def test_a_restarted_worker_reads_only_the_changelog_tail_and_matches_at_once(
     """The tables live in RocksDB on the worker's disk with the changelog offset each
     partition holds: a worker killed with SIGKILL and started again reads what was
     written after that offset, not the whole changelog, and matches every order."""
-    bus = bus_factory()
+    bus = bus_factory(worker_store="rocksdb")
     bus.start()
     subjects = [records.id_number() for _ in range(ORDERS_BEFORE_RESTART)]
     orders = [

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
@@ -25,7 +23,7 @@ from consumers.tracking import OrderTrack
 from consumers.watchlist import OrderKind, derive_id, to_micros
 from topics.catalog import Catalog
 
-__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines", "DueIndex", "from_micros"]
+__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines", "from_micros"]
 
 ACK_ROLES: Mapping[OrderKind, str] = {
     OrderKind.EXIT_RESTRICTION: "border-control",
@@ -40,47 +38,6 @@ OVERDUE = "overdue"
 
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
 _OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
-
-
-_ID_BITS = 128
-_ID_MASK = (1 << _ID_BITS) - 1
-_NAMES = uuid.UUID("6f1c4d8e-2b0a-4f57-9a51-0d6c2e7b8f10")
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-class DueIndex:
-    """(due time, order id) pairs ordered by due time, each held as one int: the time in
-    the high bits, the order id's 128 bits below (about 56 bytes a pair, where a tuple of
-    an int and a str took about 180). Order ids are UUIDs; one that is not is named
-    through a small side table."""
-
-    __slots__ = ("_heap", "_named")
-
-    def __init__(self, pairs: Iterable[tuple[int, str]] = ()) -> None:
-        self._named: dict[int, str] = {}
-        self._heap = [(due_us << _ID_BITS) | self._bits(order_id) for due_us, order_id in pairs]
-        heapq.heapify(self._heap)
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def push(self, due_us: int, order_id: str) -> None:
-        heapq.heappush(self._heap, (due_us << _ID_BITS) | self._bits(order_id))
-
-    def pop_due(self, now_us: int) -> str | None:
-        """The order id of the earliest pair due at ``now_us``, taken out; None if none."""
-        heap = self._heap
-        if not heap or heap[0] >> _ID_BITS > now_us:
-            return None
-        bits = heapq.heappop(heap) & _ID_MASK
-        return self._named.get(bits) or str(uuid.UUID(int=bits))
-
-    def _bits(self, order_id: str) -> int:
-        if _CANONICAL_UUID.fullmatch(order_id):
-            return int(order_id.replace("-", ""), 16)
-        bits = uuid.uuid5(_NAMES, order_id).int
-        self._named[bits] = order_id
-        return bits
 
 
 def from_micros(micros: int) -> dt.datetime:
@@ -106,8 +63,8 @@ class Deadlines:
         self._catalog = catalog
         self._order_topics = order_topics
         self._track = track
-        self._end_heap = DueIndex()
-        self._ack_heap = DueIndex()
+        self._end_heap: list[tuple[int, str]] = []
+        self._ack_heap: list[tuple[int, str]] = []
         self.looked_up = 0
         """Tracking entries looked at by the ticks so far (work per tick)."""
         self._expiry_sent: set[str] = set()
@@ -116,23 +73,27 @@ class Deadlines:
 
     def schedule(self, order_id: str, end_us: int) -> None:
         """Watch a tracked order's end of control period."""
-        self._end_heap.push(end_us, order_id)
+        heapq.heappush(self._end_heap, (end_us, order_id))
 
     def watch_ack(self, order_id: str, deadline_us: int) -> None:
         """Watch a newly tracked order's acknowledgement deadline."""
-        self._ack_heap.push(deadline_us, order_id)
+        heapq.heappush(self._ack_heap, (deadline_us, order_id))
 
     def rewatch(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
         """Watch both clocks of every open order of the tracking table's (order id,
         state) pairs, e.g. after partitions were assigned (once, not per tick)."""
         ends, acks = [], []
         for raw_id, raw in tracking:
-            end_us, deadline_us = OrderTrack.clocks_of(raw, EXPIRY, OVERDUE)
-            if end_us is not None:
-                ends.append((end_us, raw_id.decode()))
-            if deadline_us is not None:
-                acks.append((deadline_us, raw_id.decode()))
-        self._end_heap, self._ack_heap = DueIndex(ends), DueIndex(acks)
+            track = OrderTrack.from_bytes(raw)
+            if track.kind is None or track.closed is not None:
+                continue
+            if track.end_us is not None and EXPIRY not in track.noticed:
+                ends.append((track.end_us, raw_id.decode()))
+            if not track.status and OVERDUE not in track.noticed:
+                acks.append((track.deadline_us, raw_id.decode()))
+        heapq.heapify(ends)
+        heapq.heapify(acks)
+        self._end_heap, self._ack_heap = ends, acks
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""
@@ -194,14 +155,15 @@ class Deadlines:
 
     def _due(
         self,
-        heap: DueIndex,
+        heap: list[tuple[int, str]],
         now_us: int,
         due_of: Callable[[OrderTrack], int | None],
     ) -> Iterator[tuple[str, OrderTrack]]:
         """Pop what is due from ``heap``: each open order whose clock (per ``due_of``,
         None: no longer running) has passed. An order whose clock moved later is
         indexed again under its new time."""
-        while (order_id := heap.pop_due(now_us)) is not None:
+        while heap and heap[0][0] <= now_us:
+            _, order_id = heapq.heappop(heap)
             self.looked_up += 1
             track = self._track(order_id)
             if track is None or track.kind is None or track.closed is not None:
@@ -210,7 +172,7 @@ class Deadlines:
             if when is None:
                 continue  # acknowledged meanwhile
             if when > now_us:
-                heap.push(when, order_id)
+                heapq.heappush(heap, (when, order_id))
                 continue
             yield order_id, track
 

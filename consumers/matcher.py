@@ -149,9 +149,10 @@ class Matcher:
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
         self._routed_topic = catalog.topic_name("sightings-routed")
-        self._sighting_topics = frozenset(
-            catalog.topic_name(topic_id) for topic_id in ("sightings-person", "sightings-vehicle")
-        )
+        self._partition_counts = {
+            catalog.topic_name(topic_id): catalog.get(topic_id).partitions
+            for topic_id in ("sightings-person", "sightings-vehicle")
+        }
         self.placement = Placement(catalog.get("watchlist-changelog").partitions)
         self.check_routing_every = max(1, check_routing_every)
         self._to_routing_check = 1
@@ -190,7 +191,9 @@ class Matcher:
                     found = self._found([key, *alt], range(len(alt) + 1))
             else:
                 keys = [key, *alt] if alt else [key]
-                self._check_routing(message, result)
+                result.routing_checked += 1
+                if placement.partition_of(key) != message.partition:
+                    result.misrouted += 1
                 here, elsewhere = placement.split(keys)
                 for partition, indexes in elsewhere.items():
                     self._move(message, partition, indexes, result)
@@ -270,7 +273,7 @@ class Matcher:
         """A sighting another worker moved here: look up the keys it names."""
         try:
             origin = Origin.parse(_header(message.headers or (), ROUTE_HEADER))
-            if origin.topic not in self._sighting_topics:
+            if origin.topic not in self._partition_counts:
                 raise ValueError(f"{origin.topic} is not a sightings topic")
         except ValueError as exc:
             log.error("moved sighting %s@%d refused: %s", message.topic, message.offset, exc)
@@ -284,10 +287,9 @@ class Matcher:
             self._candidate(message, found, origin, result)
 
     def _check_routing(self, message: ConsumedSighting, result: MatchResult) -> None:
-        """Is this sighting on the partition of its key? Counted for every sighting where
-        other workers hold partitions, sampled where this worker holds every partition
-        (the answer changes nothing there; it tells the operator that a producer places
-        sightings with another partitioner)."""
+        """Is this sighting on the partition of its key? Sampled where this worker holds
+        every partition (the answer changes nothing there; it tells the operator that a
+        producer places sightings with another partitioner)."""
         if message.key is None:
             return
         result.routing_checked += 1

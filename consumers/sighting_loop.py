@@ -228,14 +228,11 @@ class SightingLoop:
         assignment = [TopicPartition(t, p) for t in self.topics for p in partitions]
         consumer.assign(assignment)
         committer.committed.clear()
-        # one round trip for every partition (consumer.committed asks one at a time, and a
-        # rebalance of 18 partitions took seconds); -1 means nothing committed, as there
-        committed = await consumer._coordinator.fetch_committed_offsets(assignment)
         for tp in assignment:
-            found = committed.get(tp)
-            if found is None or found.offset < 0:
+            committed = await consumer.committed(tp)
+            if committed is None:
                 await consumer.seek_to_beginning(tp)
             else:
-                consumer.seek(tp, found.offset)
-                committer.committed[tp] = found.offset
+                consumer.seek(tp, committed)
+                committer.committed[tp] = committed
         log.info("matcher follows sighting partitions %s", partitions)

@@ -72,22 +72,6 @@ class OrderTrack:
             "case_number": self.case_number, "noticed": sorted(self.noticed),
         }, separators=(",", ":")).encode()  # fmt: skip
 
-    @staticmethod
-    def clocks_of(raw: bytes, expiry: str, overdue: str) -> tuple[int | None, int | None]:
-        """From a stored entry, without building it: the end of the control period and
-        the acknowledgement deadline still to watch (None: not watched; neither for an
-        order closed or never seen), ``expiry`` and ``overdue`` naming the notices that
-        end each clock once sent."""
-        data = json.loads(raw)
-        if not data.get("kind") or data.get("closed"):
-            return None, None
-        noticed = data.get("noticed", ())
-        end = data.get("end_us")
-        return (
-            end if end is not None and expiry not in noticed else None,
-            data["deadline_us"] if not data.get("status") and overdue not in noticed else None,
-        )
-
     @classmethod
     def from_bytes(cls, raw: bytes) -> OrderTrack:
         data = json.loads(raw)

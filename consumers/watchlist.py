@@ -42,6 +42,7 @@ __all__ = [
     "WatchEntry",
     "active_order_from_record",
     "derive_id",
+    "expired_orders",
     "key_fingerprint",
     "kinds_matched_by",
     "matching_orders",
@@ -239,3 +240,9 @@ def matching_orders(
         ),
         key=lambda order: order.order_id,
     )
+
+
+def expired_orders(entries: Iterable[WatchEntry], now_us: int) -> list[ActiveOrder]:
+    """Orders whose control period has ended (they leave the watchlist when the bus's
+    expiry notice for them is processed)."""
+    return [order for entry in entries for order in entry.orders.values() if order.end_us <= now_us]

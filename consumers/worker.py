@@ -1,7 +1,5 @@
 r"""``zf801 worker``: the faust-streaming application that keeps the watchlist and routes hits.
 
-The order flow's three stages are :mod:`consumers.order_flow`.
-
 - **Orders and acknowledgements agents** (the three order topics, the intake that only
   the bus reads, and the police acknowledgements): verify each event once, then move it
   to the ``order-ledger`` on the partition of its order id (:mod:`consumers.ledger`).
@@ -25,10 +23,9 @@ The order flow's three stages are :mod:`consumers.order_flow`.
   an order is not acknowledged within ``settings.ack_timeout_s``: both kept per order id
   by the worker holding its ledger partition (:mod:`consumers.deadlines`).
 
-Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s (in
-memory, or with ``ZF801_WORKER_STORE=rocksdb`` on local disk, where a restart reads only
-the changelog's tail), so a restore applies only state this processor sealed, and the
-ledger and watchlist updates are sealed too; every verify stage's replay guard is
+Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
+restore applies only state this processor sealed, and the ledger and watchlist updates
+are sealed too; every verify stage's replay guard is
 journaled (:mod:`consumers.replay_journal`) and restored when partitions are assigned.
 No record on any input, changelogs included, stops the worker: it is dead-lettered,
 counted and skipped.
@@ -40,16 +37,16 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
+from consumers.addressing import ack_problem
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
-from consumers.ledger import OrderLedger
+from consumers.ledger import Noticed, OrderLedger
 from consumers.matcher import Matcher
-from consumers.order_book import OrderBook
-from consumers.order_flow import OrderFlow
+from consumers.order_book import Applied, OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
@@ -60,9 +57,11 @@ from consumers.watch_updates import WatchUpdates
 from consumers.watchlist import OrderKind, WatchEntry, to_micros
 from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord
+from schemas.errors import UnknownAgencyError
+from schemas.event_types import ACKNOWLEDGEMENT
 from schemas.matchkey import MatchKeyer
-from sign.state_seal import PAYLOAD_OFFSET
-from sign.verify_stage import VerifyStage
+from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
+from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 from topics.clients import aio_producer, faust_app, require_topics
 
@@ -77,6 +76,7 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
+T = TypeVar("T")
 
 
 def _sealed_topic(catalog: Catalog, topic_id: str) -> tuple[str, str, int]:
@@ -117,7 +117,7 @@ class BusWorker:
             settings,
             runtime.agency_code,
             self.app_id,
-            store="rocksdb://" if settings.worker_store == "rocksdb" else "memory://",
+            store="memory://",
             datadir=str(datadir),
             web_enabled=False,
             topic_allow_declare=False,
@@ -128,9 +128,7 @@ class BusWorker:
             broker_session_timeout=10.0,
             broker_heartbeat_interval=3.0,
             producer_acks=-1,
-            producer_linger=0.005,
-            producer_max_batch_size=262_144,
-            table_standby_replicas=settings.standby_replicas,
+            table_standby_replicas=0,
             topic_partitions=watch_spec.partitions,
             key_serializer="raw",
             value_serializer="raw",
@@ -138,19 +136,13 @@ class BusWorker:
         sealer = runtime.state_sealer()
         tracking_spec = catalog.get("order-tracking-changelog")
         assert tracking_spec.changelog_of is not None
-        self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
-        self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
-        # each table's entries live in the partition of the stream that writes them
-        persistent = settings.worker_store == "rocksdb"
         self.watchlist = SealedTable(
             self.app, sealer=sealer, name=watch_spec.changelog_of.table,
             key_type=bytes, value_type=bytes, partitions=watch_spec.partitions,
-            source_topic=self.watch_updates.topic, persistent=persistent, indexed=True,
         )  # fmt: skip
         self.tracking = SealedTable(
             self.app, sealer=sealer, name=tracking_spec.changelog_of.table,
             key_type=bytes, value_type=bytes, partitions=tracking_spec.partitions,
-            source_topic=self.ledger.topic, persistent=persistent,
         )  # fmt: skip
         journal_spec = catalog.get("replay-journal")
         self.journal = ReplayJournal(
@@ -179,30 +171,27 @@ class BusWorker:
             OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
             self._track,
         )  # fmt: skip
+        self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
+        self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
         self.book = OrderBook(
             self.tracking, keyer, self.deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
             topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
         )  # fmt: skip
-        self.flow = OrderFlow(
-            runtime, book=self.book, ledger=self.ledger, watch_updates=self.watch_updates,
-            watchlist=self.watchlist, delivery=self.delivery, journal=self._journal_outgoing,
-            emit=self.emit,
-        )  # fmt: skip
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
         self._assignments = 0
-        self._watch_read: Callable[[bytes], bytes | None] | None = None
+        self._watch_data: Mapping[bytes, bytes] | None = None
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
     def _lookup(self, key: bytes) -> WatchEntry | None:
         """The matcher's read: straight from the table's store, without the per-access
-        sensors of ``Table.get`` (a miss costs a dict or key-index lookup)."""
-        read = self._watch_read
-        if read is None:
-            read = self._watch_read = self.watchlist.sealed_store.lookup
-        raw = read(key)
+        sensors of ``Table.get`` (a miss must cost one dict lookup)."""
+        data = self._watch_data
+        if data is None:
+            data = self._watch_data = self.watchlist.data.data
+        raw = data.get(key)
         return WatchEntry.from_bytes(raw[PAYLOAD_OFFSET:]) if raw else None
 
     def _track(self, order_id: str) -> OrderTrack | None:
@@ -314,33 +303,130 @@ class BusWorker:
         """The journal records of what ``stage`` accepted since the last call."""
         return self.journal.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
 
-    def _journal_outgoing(self, stage: VerifyStage) -> list[Outgoing]:
-        """What ``stage`` accepted since the last call, as journal records to send with
-        its effect (flushed, like it, before the offsets of the input are committed)."""
-        return [
+    async def _write_journal(self, stage: VerifyStage) -> None:
+        """Record what ``stage`` accepted, sent ahead of its effect and, like it, flushed
+        before the offsets of the input are committed."""
+        records = self.journal_records(stage)
+        await self.emit([
             Outgoing(r.topic, KafkaRecord(r.key, r.value, ()), partition=r.partition)
-            for r in self.journal_records(stage)
-        ]
+            for r in records
+        ])  # fmt: skip
 
-    # --- the order flow (consumers.order_flow), one event at a time -----------------------
-    # faust's take_events batches (1,000 records or 20 ms) gave 416 orders/s against 333,
-    # but once stalled a worker's ledger consumption for over a minute after a rebalance
-    # (seen in a CI run): each event is taken on its own, acknowledged once handled.
+    # --- orders and acknowledgements: verified, then moved to the ledger -------------------
     async def _orders_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            await self.flow.to_ledger([event.message], self.orders_stage)
+        await self._to_ledger(stream, self.orders_stage)
 
     async def _acks_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            await self.flow.to_ledger([event.message], self.acks_stage)
+        await self._to_ledger(stream, self.acks_stage)
 
+    async def _to_ledger(self, stream: Any, stage: VerifyStage) -> None:
+        """Verify each record, then move it to the partition of its order id, where the
+        ledger agent applies it (:mod:`consumers.ledger`)."""
+        async for event in stream.events():
+            verified = stage.check_record(_Consumed.of(event.message))
+            if verified is None:
+                continue
+            await self._write_journal(stage)
+            try:
+                entry = self.ledger.outgoing(verified, to_micros(_now()))
+            except KeyError:
+                self.rt.refuse(verified, "ORDER_REFUSED", "the event names no order_id")
+                continue
+            await self.emit([entry])
+
+    # --- the ledger: each order's events, in order, where its tracking lives ----------------
     async def _ledger_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            await self.flow.apply_ledger([event.message])
+            verified = self._opened(event.message, self.ledger.open, "order-ledger")
+            if verified is None:
+                continue
+            if isinstance(verified, Noticed):
+                self.book.noticed(verified.order_id, verified.notice)
+            elif verified.envelope.type == ACKNOWLEDGEMENT:
+                await self._acknowledged(verified)
+            else:
+                await self._apply_order_event(verified)
+
+    def _opened(self, message: Any, open_: Callable[[bytes | None, bytes | None], T], stage: str
+                ) -> T | None:  # fmt: skip
+        """A sealed record of the bus's own, opened; None (dead-lettered and audited) when
+        it does not open: forged, altered, moved to another key, or not what it claims."""
+        try:
+            return open_(message.key, message.value)
+        except (StateIntegrityError, ValueError) as exc:
+            record = _Consumed.of(message).as_record()
+            self.rt.refuse_record(record, "STATE_INTEGRITY", str(exc), stage=stage)
+            return None
+
+    async def _apply_order_event(self, verified: VerifiedEvent) -> None:
+        try:
+            applied = self.book.apply(verified)
+        except Exception as exc:  # a bad record must not stop the watchlist
+            log.exception("order record %s refused", verified.signature.event_id)
+            self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
+            self.book.drain_updates()
+            return
+        # to the partition of each key, before the police hear of the order
+        now_us = to_micros(_now())
+        await self.emit([
+            self.watch_updates.outgoing(update, now_us) for update in self.book.drain_updates()
+        ])  # fmt: skip
+        if applied is not None:
+            await self._deliver(verified, applied)
 
     async def _watchlist_agent(self, stream: Any) -> None:
+        """Apply the ledger's watchlist changes, each in its key's partition."""
         async for event in stream.events():
-            await self.flow.apply_updates([event.message])
+            update = self._opened(event.message, self.watch_updates.open, "watchlist-updates")
+            if update is None:
+                continue
+            entry = WatchEntry.from_bytes(self.watchlist.payload(update.key))
+            changed = update.applied_to(entry)
+            if changed is not entry:
+                self.watchlist.put(update.key, changed.to_bytes() if changed else b"",
+                                   to_micros(_now()))  # fmt: skip
+
+    async def _deliver(self, verified: VerifiedEvent, applied: Applied) -> None:
+        """Forward an accepted intake record to the police units of its court's province,
+        before its offset is committed: a redelivery forwards the same record again."""
+        try:
+            outgoing = self.delivery.forward(verified.record, applied.kind, applied.court)
+        except UnknownAgencyError as exc:  # applied, but no provincial rule reaches it
+            self.rt.refuse(verified, "UNDELIVERABLE", f"applied, not delivered: {exc}")
+            return
+        await self.emit([outgoing])
+
+    async def _acknowledged(self, verified: VerifiedEvent) -> None:
+        """Record a police acknowledgement and forward it, as signed by the unit, to the
+        issuing court."""
+        try:
+            forwarded = self._acknowledge(
+                verified.signature.agency_code, verified.signature.role, verified.payload
+            )
+        except Exception as exc:  # never stop on one record
+            forwarded = ("ACK_REFUSED", f"{type(exc).__name__}: {exc}")
+        if isinstance(forwarded, tuple):
+            self.rt.refuse(verified, *forwarded)
+            return
+        original = verified.record
+        record = KafkaRecord(original.key, original.value or b"", original.headers)
+        await self.emit([Outgoing(forwarded, record)])
+
+    def _acknowledge(
+        self, unit: str, role: str, record: Mapping[str, Any]
+    ) -> str | tuple[str, str]:
+        """Record a police acknowledgement; the court's alert topic to forward it to, or
+        why it is refused: the provincial rules (:func:`consumers.addressing.ack_problem`),
+        and the order, when tracked, must be the acknowledged court's."""
+        problem = ack_problem(unit, role, record)
+        if problem is not None:
+            return problem
+        order_id, court = str(record["order_id"]), record["court_code"]
+        track = self.book.track(order_id)
+        if track is not None and track.court != court:
+            return "AGENCY_MISMATCH", f"order {order_id} is not court {court}'s"
+        self.book.acknowledge(order_id, record["status"])
+        return self.rt.catalog.topic_name("alerts", court=court)
 
     # --- timers ------------------------------------------------------------------------------
     async def _log_stats(self) -> None:
@@ -359,7 +445,7 @@ class BusWorker:
             "state records refused %d",
             totals.seen, totals.candidates, totals.hits, totals.blocked, refused,
             totals.sampled, totals.sample_rejected,
-            self.watchlist.sealed_store.count(), self.tracking.sealed_store.count(),
+            len(self.watchlist.data), len(self.tracking.data),
             self.watchlist.refused_total + self.tracking.refused_total + self.journal_refused,
         )  # fmt: skip
         if totals.misrouted:
@@ -395,3 +481,30 @@ class BusWorker:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+class _Consumed:
+    """A faust message seen as a consumed record (faust timestamps are in seconds)."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, message: Any) -> None:
+        self.topic = message.topic
+        self.partition = message.partition
+        self.offset = message.offset
+        self.timestamp = int(message.timestamp * 1000)
+        self.key = message.key
+        self.value = message.value
+        headers = message.headers or ()
+        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+
+    @classmethod
+    def of(cls, message: Any) -> _Consumed:
+        return cls(message)
+
+    def as_record(self) -> ConsumedRecord:
+        value = self.value if isinstance(self.value, bytes | None) else None
+        return ConsumedRecord(
+            self.topic, self.partition, self.offset, self.timestamp, self.key, value,
+            tuple((name, header or b"") for name, header in self.headers),
+        )  # fmt: skip

@@ -108,8 +108,7 @@ def parse_time(text: str) -> dt.datetime:
     if not _TIME_RE.match(text):
         raise HeaderMalformed(CE_TIME, "not RFC 3339 UTC with microseconds (…T05:00:00.123456Z)")
     try:
-        # the pattern fixed the form: fromisoformat is a tenth of strptime's cost
-        return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise HeaderMalformed(CE_TIME, f"not a real instant: {exc}") from exc
 

@@ -88,14 +88,6 @@ class Settings(BaseSettings):
     timer_interval_s: float = Field(default=1.0, gt=0)
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
-    # Where the worker keeps its tables: "memory" (a restart replays the changelogs), or
-    # "rocksdb" on local disk under <home>/worker (a restart reads only their tail; not yet
-    # the default: with several workers, a rebalance that finds nothing to restore has
-    # twice left a worker's stream stalled, see the README).
-    worker_store: Literal["rocksdb", "memory"] = "memory"
-    # Workers that keep a warm copy of each table partition they do not own (faust's
-    # standby replicas): a failover then reads only the tail. 0 on a single worker.
-    standby_replicas: int = Field(default=0, ge=0, le=3)
 
     # HMAC secret for subject match keys (identical on every side of the bus).
     match_key_secret: SecretStr = SecretStr(_DEMO_MATCH_KEY_SECRET)

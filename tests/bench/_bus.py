@@ -8,12 +8,9 @@ import datetime as dt
 import json
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-
-from aiokafka import TopicPartition
 
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from ops.deployment import Deployment
@@ -21,7 +18,6 @@ from schemas.identifiers import id_number_check_char
 from schemas.settings import Settings, get_settings
 from tests.builders import trust_set
 from topics.catalog import Catalog
-from topics.clients import aio_consumer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COURT = "BJ01"
@@ -105,24 +101,6 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-async def plain_read(settings: Settings, topic: str, expected: int, partitions: int = 6) -> float:
-    """Records per second of a plain aiokafka loop reading ``expected`` records of
-    ``topic`` from the start, as the matcher (the floor set by the broker and client)."""
-    consumer = aio_consumer(settings, MATCHER, group_id=None)
-    await consumer.start()
-    try:
-        assigned = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        started, got = time.perf_counter(), 0
-        while got < expected:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            got += sum(len(messages) for messages in batch.values())
-        return got / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def as_json(data: object) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tracemalloc
 import uuid
 
-from consumers.deadlines import EXPIRY, OVERDUE, Deadlines, DueIndex
+from consumers.deadlines import EXPIRY, OVERDUE, Deadlines
 from consumers.outgoing import OutgoingSigner
 from consumers.tracking import OrderTrack
 from consumers.watchlist import OrderKind, derive_id, to_micros
@@ -143,34 +142,3 @@ def test_a_notice_recorded_as_sent_is_not_sent_again_after_a_restart(keystore: K
     restarted.schedule(ORDER_ID, to_micros(past))
     assert restarted.overdue_alerts(NOW) == [] and restarted.expiry_notices(NOW) == []
     assert restarted.drain_noticed() == []
-
-
-def test_the_due_index_yields_in_due_order_and_keeps_ids_that_are_not_uuids() -> None:
-    index = DueIndex([(30, "00000000-0000-4000-8000-000000000003"), (10, "order-10")])
-    index.push(20, "00000000-0000-4000-8000-000000000002")
-    index.push(20, "ORDER-twenty")
-    assert index.pop_due(5) is None and len(index) == 4
-    due = []
-    while (order_id := index.pop_due(25)) is not None:
-        due.append(order_id)
-    assert due[0] == "order-10"
-    assert sorted(due[1:]) == ["00000000-0000-4000-8000-000000000002", "ORDER-twenty"]
-    assert index.pop_due(30) == "00000000-0000-4000-8000-000000000003"
-    assert index.pop_due(10**18) is None
-
-
-def test_the_due_index_holds_a_pair_in_under_a_third_of_a_tuple_of_int_and_str() -> None:
-    ids = [str(uuid.uuid4()) for _ in range(20_000)]
-    due = 1_800_000_000_000_000
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        index = DueIndex((due + n, order_id) for n, order_id in enumerate(ids))
-        packed = tracemalloc.get_traced_memory()[0] - before
-        before = tracemalloc.get_traced_memory()[0]
-        tuples = [(due + n, str(uuid.UUID(order_id))) for n, order_id in enumerate(ids)]
-        unpacked = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert len(index) == len(tuples)
-    assert packed / len(ids) < 70 and packed * 2.5 < unpacked, (packed, unpacked)

@@ -13,6 +13,7 @@ from consumers.watchlist import (
     WatchEntry,
     active_order_from_record,
     derive_id,
+    expired_orders,
     kinds_matched_by,
     matching_orders,
     to_micros,
@@ -91,6 +92,14 @@ def test_storage_form_round_trips_and_is_compact_json() -> None:
     assert b" " not in raw.replace("执".encode(), b"")
     assert WatchEntry.from_bytes(None) == WatchEntry.empty()
     assert WatchEntry.from_bytes(b"") == WatchEntry.empty()
+
+
+def test_expired_orders_are_listed_once_their_period_ends() -> None:
+    ended = _order("old", OrderKind.LOCATE_DEBTOR, end=NOW)
+    running = _order("new", OrderKind.LOCATE_DEBTOR)
+    entries = [WatchEntry.empty().with_order(ended).with_order(running)]
+    assert [o.order_id for o in expired_orders(entries, NOW)] == ["old"]
+    assert expired_orders(entries, NOW - 1) == []
 
 
 def test_derived_ids_are_deterministic_and_distinct() -> None:

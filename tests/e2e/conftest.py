@@ -5,7 +5,6 @@ publishers and court subscriber used in-process as an upstream system would use 
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from sign.keystore import KeyStore
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests import waiting
 from tests.builders import Records, trust_set
 from topics import clients
 from topics.catalog import bus_catalog
@@ -170,20 +170,9 @@ def bus_factory(
         bus.remove_run()
 
 
-def _wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
-    return _wait_for
+    return waiting.wait_for
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -25,6 +26,7 @@ from ops.deployment import Deployment, cluster_addresses
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from tests.kafka_io import free_ports
+from tests.waiting import wait_for
 from topics import clients
 from topics.clients import kafka_admin, kafka_consumer, kafka_producer
 from topics.errors import AccessDenied
@@ -85,13 +87,13 @@ def _partition_state(admin: KafkaAdminClient, topic: str) -> tuple[int, list[int
     """The leader and in-sync replicas of the topic's one partition, once the node asked
     knows of it (a node that has not yet caught up with the controller describes a new
     topic with no partitions)."""
-    deadline = time.monotonic() + 30
-    while True:
-        (described,) = admin.describe_topics([topic])
-        partitions = described["partitions"]
-        if (partitions and partitions[0]["leader_id"] >= 0) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+
+    def described() -> list[dict[str, Any]] | None:
+        (topic_state,) = admin.describe_topics([topic])
+        partitions: list[dict[str, Any]] = topic_state["partitions"]
+        return partitions if partitions and partitions[0]["leader_id"] >= 0 else None
+
+    partitions = wait_for(described, timeout_s=30, interval_s=0.2)
     (partition,) = partitions
     return partition["leader_id"], sorted(partition["isr_nodes"])
 

@@ -16,7 +16,9 @@ string, timestamp and date field, and, on each record, three cross-field rules:
   (the abbreviation is all a case number says about its court);
 - ``province_code.court``: a record's ``province_code`` is the province of its court
   in the agency list; a court without a province (the SPC) may name any province;
-- ``control_period.order``: ``control_period_end`` lies after ``control_period_start``.
+- ``control_period.order``: ``control_period_end`` lies after ``control_period_start``;
+  likewise ``deadline.order`` (a query's ``deadline`` after its ``requested_at``) and
+  ``stays_period.order`` (``stays_until`` after ``stays_from``).
 """
 
 from __future__ import annotations
@@ -227,11 +229,20 @@ def _check_record(record: Mapping[str, Any], path: str) -> None:
                 f"({court.province.code} {court.province.name})"
             )
             raise IdentifierError(field, "province_code.court", reason)
-    start, end = record.get("control_period_start"), record.get("control_period_end")
-    if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
-        field = _join(path, "control_period_end")
-        reason = "the control period must end after it starts"
-        raise IdentifierError(field, "control_period.order", reason)
+    for first, then, rule, reason in _ORDERED_TIMES:
+        start, end = record.get(first), record.get(then)
+        if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
+            raise IdentifierError(_join(path, then), rule, reason)
+
+
+_ORDERED_TIMES = (
+    ("control_period_start", "control_period_end", "control_period.order",
+     "the control period must end after it starts"),
+    ("requested_at", "deadline", "deadline.order",
+     "a query's deadline must come after the time it was made"),
+    ("stays_from", "stays_until", "stays_period.order",
+     "the period of stays asked for must end after it starts"),
+)  # fmt: skip
 
 
 def _shape_fits(node: Any, value: Any) -> bool:

@@ -11,12 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import InsecureSettings
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["QueryQuota", "Settings", "get_settings"]
 
 # Demo-only secrets: fine for a laptop, and documented in the README as values every real
 # deployment must override; in production mode the worker and the publishers refuse them.
@@ -24,6 +24,15 @@ _DEMO_MATCH_KEY_SECRET = "zf801-demo-match-key-secret-change-me"  # noqa: S105
 _DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
 # The shortest secret production mode accepts.
 _MIN_SECRET_CHARS = 16
+
+
+class QueryQuota(BaseModel):
+    """A province's query limits for its own responders (see ``Settings.query_quotas``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_court: int | None = Field(default=None, ge=0)
+    per_unit: int | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -117,6 +126,18 @@ class Settings(BaseSettings):
     # The bus agency whose key signs trust records (certificates, revocations) on the trust
     # topic; the demo agency list has no dedicated key-administration processor.
     trust_publisher_agency: str = "BUS-AUDIT"
+    # Queries (P1-P5). Quotas guard against bulk harvesting of personal data: within any
+    # ``query_quota_window_s``, one responder answers at most ``query_quota_per_court``
+    # queries of one court and ``query_quota_per_unit`` in all (0: no limit); a province
+    # sets its own units' limits in ``query_quotas``, e.g.
+    # ZF801_QUERY_QUOTAS='{"11": {"per_court": 200, "per_unit": 5000}}'. Beyond a quota a
+    # query gets a signed refusal, never silence.
+    query_quota_per_court: int = Field(default=1000, ge=0)
+    query_quota_per_unit: int = Field(default=50_000, ge=0)
+    query_quota_window_s: float = Field(default=3600.0, gt=0)
+    query_quotas: dict[str, QueryQuota] = Field(default_factory=dict)
+    # How long a court's query client waits by default (the query's deadline).
+    query_wait_s: float = Field(default=30.0, gt=0, le=30 * 24 * 3600)
 
     @property
     def kafka_dir(self) -> Path:

@@ -103,6 +103,7 @@ _CATEGORY = {
     "ROLE_NOT_ALLOWED": "NOT_AUTHORISED",
     "MISADDRESSED": "NOT_AUTHORISED",
     "MISPLACED": "NOT_AUTHORISED",
+    "QUERY_REFUSED": "NOT_AUTHORISED",
     "REPLAYED": "REPLAYED",
     "CLOCK_AHEAD": "OUTSIDE_WINDOW",
     "TOO_OLD": "OUTSIDE_WINDOW",
@@ -138,7 +139,7 @@ def failed_stage(reason: str) -> str:
         return "HEADERS"
     if reason in _DECODE_REASONS:
         return "DECODE"
-    if reason in {"ROLE_NOT_ALLOWED", "MISADDRESSED", "MISPLACED"}:
+    if reason in {"ROLE_NOT_ALLOWED", "MISADDRESSED", "MISPLACED", "QUERY_REFUSED"}:
         return "AUTHORISE"
     if reason == "SCHEMA_VALIDATION":
         return "VALIDATE"

@@ -190,3 +190,34 @@ class Records:
             "reason": None if status == "DEPLOYED" else "证件信息不全",
             "acknowledged_at": _NOW(dt.UTC),
         }
+
+    @staticmethod
+    def query(
+        kind: str,
+        subject: str,
+        court: str = "BJ01",
+        case_number: str = "（2026）京01执100号",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A query of ``kind`` (P1-P5) in the JSON mapping, as a court's system sends it to
+        the query client (correlation id, times and deadline left to the client unless
+        given in ``fields``). ``subject``: the person's ID number; for P4 the owner's."""
+        purposes = {"P2": "PRESERVATION_DEFENDANT"}
+        document: dict[str, Any] = {
+            "requesting_court_code": court,
+            "case_number": case_number,
+            "handler": {"name": "赵明", "phone": "010-65551234"},
+            "subject_role": purposes.get(kind, "JUDGMENT_DEBTOR"),
+            "reason": "查明被执行人身份及财产线索，以便采取强制执行措施。",
+            "legal_basis": "《中华人民共和国民事诉讼法》第二百五十二条、第二百五十五条",
+        }
+        if kind == "P4":
+            document["owner"] = {"kind": "NATURAL_PERSON", "name": "王建国", "id_number": subject,
+                                 "organisation_code": None}  # fmt: skip
+            document["plate_number"] = None
+        else:
+            document["subject"] = {"name": "王建国", "id_number": subject}
+        if kind == "P5":
+            document["stays_from"] = None
+            document["stays_until"] = None
+        return {**document, **fields}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.errors import BusError
 
-__all__ = ["AlertAccessDenied", "ConsumerError"]
+__all__ = ["AlertAccessDenied", "ConsumerError", "QueryRefused", "ResultsAccessDenied"]
 
 
 class ConsumerError(BusError):
@@ -13,3 +13,11 @@ class ConsumerError(BusError):
 
 class AlertAccessDenied(ConsumerError, PermissionError):  # noqa: N818 - reads as a verdict
     """An agency asked for an alert stream it may not read."""
+
+
+class QueryRefused(ConsumerError, ValueError):  # noqa: N818 - reads as a verdict
+    """A query the court's client will not send (a rule it breaks is named)."""
+
+
+class ResultsAccessDenied(ConsumerError, PermissionError):  # noqa: N818 - reads as a verdict
+    """An agency asked for a court's query results it may not read."""

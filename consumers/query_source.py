@@ -152,8 +152,8 @@ class SqliteQuerySource:
     Crossings are keyed by (id_number, crossed_at, direction), stays by (id_number,
     checked_in_at, hotel_name), documents by (document_type, document_number), vehicles by
     VIN, persons by ID number: adding a row under a key held replaces the row, so a row
-    loaded twice is kept once. One connection, used from the thread that opened it (the
-    responder calls it from one thread; sqlite3 refuses any other)."""
+    loaded twice is kept once. One connection, used by one thread at a time (it may be
+    opened in one thread and used in another, as a responder run in a thread does)."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
@@ -164,7 +164,7 @@ class SqliteQuerySource:
                 f"{path}: no reference data here (fill it with `zf801 responder load`)"
             )
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise QuerySourceError(f"{path}: cannot be opened: {exc}") from exc
         try:

@@ -18,6 +18,8 @@ from ops.cmd_deadletters import deadletters
 from ops.cmd_demo import demo
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
+from ops.cmd_query import answers, query
+from ops.cmd_responder import responder_app
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_status import status
@@ -67,7 +69,7 @@ class _Commands(TyperGroup):
 app = typer.Typer(
     name="zf801",
     cls=_Commands,
-    help="ZF801 court-police enforcement bus: broker, topics, schemas, keys, publishing, alerts.",
+    help="ZF801 court-police enforcement bus: broker, topics, keys, publishing, alerts, queries.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     # Markdown: a help paragraph reflows to the terminal (rich keeps the docstring's line
@@ -85,6 +87,9 @@ register_seal(app)
 app.command("worker")(worker)
 app.command("alerts")(alerts)
 app.command("publish")(publish)
+app.command("query")(query)
+app.command("answers")(answers)
+app.add_typer(responder_app, name="responder")
 app.command("demo")(demo)
 app.command("deadletters")(deadletters)
 app.command("blocks")(blocks)

@@ -233,7 +233,7 @@ def test_a_court_cannot_join_another_agencys_consumer_group(secured: Any) -> Non
 
 
 @pytest.mark.parametrize(("agency", "topic_id"), [
-    (COURT, "alerts"), (POLICE, "alerts"), (TRAFFIC, "vehicle-blocks"), (POLICE, "dead-letter"),
+    (COURT, "alerts"), (POLICE, "alerts"), (TRAFFIC, "vehicle-blocks"), (COURT, "dead-letter"),
     (COURT, "watchlist-changelog"), (BORDER, "orders-exit-restriction"),
 ])  # fmt: skip
 def test_only_the_bus_writes_what_the_bus_writes(secured: Any, agency: str, topic_id: str) -> None:

@@ -17,7 +17,7 @@ from kafka.admin import (
 )
 from kafka.errors import InvalidRequestError, NoError, SecurityDisabledError
 
-from schemas.agencies import AgencyList, AgencyRole, load_agencies
+from schemas.agencies import POLICE_ROLES, AgencyList, AgencyRole, load_agencies
 from schemas.event_types import EXPIRY_NOTICE
 from topics.acl_admin import apply_acls, read_acls
 from topics.acls import (
@@ -205,8 +205,9 @@ def test_only_the_bus_writes_the_delivery_topics(catalog, agencies, desired):
 def test_each_police_role_writes_exactly_its_sightings_and_acknowledgements(
     catalog, agencies, desired, role, sightings
 ):
-    # Besides: answers to the courts' queries, the audit log and anomaly notices.
-    everyone = {"query-results", "audit", "anomalies"}
+    # Besides: answers to the courts' queries, the audit log, anomaly notices and the
+    # dead letters of the queries their responders refuse.
+    everyone = {"query-results", "audit", "anomalies", "dead-letter"}
     for principal in principals(agencies, role):
         written = topic_ids(catalog, desired, principal, Operation.WRITE)
         assert written == sightings | {"order-acknowledgements"} | everyone
@@ -218,9 +219,11 @@ def test_only_bus_processors_write_hits_notices_blocks_and_dead_letters(
     bus = principals(agencies, AgencyRole.BUS)
     assert len(bus) == 3
     bus_only = [catalog.topic_name("alerts", c) for c in courts]
-    bus_only += [catalog.topic_name(t) for t in ("vehicle-blocks", "dead-letter", "trust")]
+    bus_only += [catalog.topic_name(t) for t in ("vehicle-blocks", "trust")]
     for topic in bus_only:
         assert holders(desired, topic, Operation.WRITE) == bus, topic
+    police = {p for role in POLICE_ROLES for p in principals(agencies, role)}
+    assert holders(desired, catalog.topic_name("dead-letter"), Operation.WRITE) == bus | police
     # Expiry notices also travel on the order topics, which courts write (their orders):
     # there a court-signed notice is refused by the order book (ROLE_NOT_ALLOWED).
     courts_and_bus = bus | principals(agencies, AgencyRole.COURT)

@@ -114,7 +114,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"bus", "command-system"},
     ),
     "trust": ("zf801.bus.trust", "key-id", {"bus"}, ALL_ROLES),
-    "dead-letter": ("zf801.bus.dead-letter", "event-id", {"bus"}, {"bus", "command-system"}),
+    "dead-letter": (
+        "zf801.bus.dead-letter",
+        "event-id",
+        {"bus", "border-control", "traffic-management", "public-security"},
+        {"bus", "command-system"},
+    ),
     "audit": ("zf801.bus.audit", "event-id", ALL_ROLES, {"bus", "command-system"}),
     "anomalies": ("zf801.bus.anomalies", "notice-id", ALL_ROLES, ALL_ROLES),
     "watchlist-changelog": ("zf801-matcher-watchlist-changelog", "match-key", {"bus"}, {"bus"}),

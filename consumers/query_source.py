@@ -155,6 +155,10 @@ class SqliteQuerySource:
     loaded twice is kept once. One connection, used by one thread at a time (it may be
     opened in one thread and used in another, as a responder run in a thread does)."""
 
+    rows_checked = True
+    """Every fragment returned passed :func:`check_row` (the edge rules) when it was
+    stored: a responder need not run them again on the answers it builds."""
+
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
         if create:

@@ -46,13 +46,14 @@ from consumers.query_answers import REFUSED, answer, refusal
 from consumers.query_source import QuerySource
 from consumers.responder_state import Answered, QuotaLimits, ResponderState
 from consumers.runtime import Runtime
-from producers.events import OutgoingEvent
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import Agency, get_agency
 from schemas.edge import normalise_event
+from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
 from schemas.queries import QueryKind, kind_of_query, responders
+from schemas.registry import default_registry
 from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.acls import group_prefix
 from topics.clients import kafka_consumer
@@ -71,6 +72,15 @@ RESULT_ID_NAMESPACE = uuid.UUID("5b0f6c55-2f7e-4a51-9d0c-1f8a6f0e2a11")
 def result_event_id(correlation_id: str, unit: str) -> str:
     """The event id of ``unit``'s answer to a query: the same however often it is made."""
     return str(uuid.uuid5(RESULT_ID_NAMESPACE, f"{correlation_id}/{unit}"))
+
+
+class _Refused(Exception):  # noqa: N818 - a verdict, caught within this module
+    """A query that may not be answered: the dead letter's reason code and the detail
+    (which names the rule) that the signed refusal carries."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ class Responder:
                 "police units answer queries"
             )
         self.source = source
+        self._source_checked = bool(getattr(source, "rows_checked", False))
         province = self.unit.province.code if self.unit.province else None
         self.state = state or ResponderState(
             runtime.settings.home / "state" / "responder" / f"{self.unit.code}.sqlite",
@@ -150,52 +161,53 @@ class Responder:
             return None
         self._batch.add(correlation_id)
         now = self._clock()
-        problem = self._problem(kind, query, verified, court, now)
-        if problem is not None:
-            reason, detail = problem
+        try:
+            normalised = self._admit(kind, query, verified, court, now)
+        except _Refused as refused:
             self.counts["refused"] += 1
-            self.rt.refuse(verified, reason, detail)
-            record = refusal(kind, query, court=court, unit=self.unit.code, now=now, reason=detail)
+            self.rt.refuse(verified, refused.reason, refused.detail)
+            record = refusal(kind, query, court=court, unit=self.unit.code, now=now,
+                             reason=refused.detail)  # fmt: skip
             return Reply(kind, court, record, subject)
         self.state.take(court, _micros(now))
-        normalised = normalise_event(kind.query_schema, query, now=now)
         self.counts["answered"] += 1
         return Reply(kind, court, answer(kind, normalised, self.source, self.unit.code, now),
                      subject)  # fmt: skip
 
-    def _problem(
+    def _admit(
         self,
         kind: QueryKind,
         query: dict[str, Any],
         verified: VerifiedEvent,
         court: str,
         now: dt.datetime,
-    ) -> tuple[str, str] | None:
-        """Why the query may not be answered (reason code, detail), or None."""
+    ) -> dict[str, Any]:
+        """The query normalised by the edge's rules, once it may be answered; raises
+        :class:`_Refused` with the reason code and the rule it breaks."""
         if query["requesting_court_code"] != court:
-            return "AGENCY_MISMATCH", (
+            raise _Refused("AGENCY_MISMATCH", (
                 f"requesting_court_code: {query['requesting_court_code']!r} is not the "
                 f"signing court {court} [rule sender]"
-            )
+            ))  # fmt: skip
         try:
-            normalise_event(kind.query_schema, query, now=now)
+            normalised = normalise_event(kind.query_schema, query, now=now)
         except BusError as exc:
-            return "QUERY_REFUSED", str(exc)
-        if query["subject_role"] not in kind.purposes:
+            raise _Refused("QUERY_REFUSED", str(exc)) from None
+        if normalised["subject_role"] not in kind.purposes:
             allowed = ", ".join(sorted(kind.purposes))
-            return "QUERY_REFUSED", (
+            raise _Refused("QUERY_REFUSED", (
                 f"subject_role: {kind.code} ({kind.name}) may be asked about a subject who is "
-                f"{allowed}, not {query['subject_role']} [rule purpose]"
-            )
-        if query["deadline"] <= verified.signature.event_time:
-            return "QUERY_REFUSED", (
-                f"deadline: {query['deadline'].isoformat()} had passed when the query was "
-                f"sent ({verified.signature.event_time.isoformat()}) [rule deadline.expired]"
-            )
+                f"{allowed}, not {normalised['subject_role']} [rule purpose]"
+            ))  # fmt: skip
+        if normalised["deadline"] <= verified.signature.event_time:
+            raise _Refused("QUERY_REFUSED", (
+                f"deadline: {normalised['deadline'].isoformat()} had passed when the query "
+                f"was sent ({verified.signature.event_time.isoformat()}) [rule deadline.expired]"
+            ))  # fmt: skip
         over = self.state.over_quota(court, _micros(now))
         if over is not None:
-            return "QUERY_REFUSED", f"{over} [rule quota]"
-        return None
+            raise _Refused("QUERY_REFUSED", f"{over} [rule quota]")
+        return normalised
 
     def _audit(
         self, kind: QueryKind, correlation_id: str, court: str, subject: str, *, result: str,
@@ -262,8 +274,9 @@ class Responder:
                 reply = self.decide(verified)
                 if reply is not None:
                     replies.append(reply)
-        prepared = [self.publisher.prepare(self._event(reply)) for reply in replies]
-        self.publisher.send_prepared(prepared)
+        signed = [self._signed(reply) for reply in replies]
+        replies = [reply for reply, _ in signed]
+        self.publisher.send_prepared(prepared for _, prepared in signed)
         self.publisher.flush()
         for reply in replies:
             refused = reply.status == REFUSED
@@ -280,11 +293,32 @@ class Responder:
         )  # fmt: skip
         return replies
 
-    def _event(self, reply: Reply) -> OutgoingEvent:
+    def _signed(self, reply: Reply) -> tuple[Reply, tuple[str, KafkaRecord]]:
+        """``reply`` signed; or, when the data source gave what the bus may not carry (a
+        province's own adapter returning a malformed value), a signed refusal saying so:
+        the court hears why, and the responder goes on with the next query."""
+        try:
+            return reply, self._prepare(reply)
+        except BusError as exc:
+            log.error("answer to query %s not sendable: %s", reply.correlation_id, exc)
+            detail = f"this unit's record could not be sent: {exc} [rule answer.invalid]"
+            record = refusal(reply.kind, reply.record, court=reply.court, unit=self.unit.code,
+                             now=self._clock(), reason=detail)  # fmt: skip
+            refused = Reply(reply.kind, reply.court, record, reply.subject)
+            return refused, self._prepare(refused)
+
+    def _prepare(self, reply: Reply) -> tuple[str, KafkaRecord]:
+        """The signed answer. Its content comes from a data source whose rows passed the
+        edge rules when stored (``rows_checked``) and from this unit, so only the schema is
+        checked again; an answer from any other source goes through the edge rules too."""
         event = outgoing_event(reply.kind.result_schema, reply.record)
-        return dataclasses.replace(
+        event = dataclasses.replace(
             event, event_id=result_event_id(reply.correlation_id, self.unit.code)
         )
+        if not self._source_checked:
+            return self.publisher.prepare(event)
+        default_registry().get(reply.kind.result_schema).validate(reply.record)
+        return self.publisher.prepare(event, checked=True)
 
     def close(self) -> None:
         self.publisher.close()

@@ -235,3 +235,47 @@ def test_only_a_police_unit_answers(keys: KeyStore) -> None:
     )  # fmt: skip
     with pytest.raises(Exception, match="no police unit"):
         Responder(runtime, None)  # type: ignore[arg-type]
+
+
+class _ForeignSource:
+    """A province's own adapter (no ``rows_checked``): it returns what its database holds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def identity(self, id_number: str) -> dict[str, Any] | None:
+        return {"name": self.name, "former_names": [], "sex": "MALE", "birth_date": "1980-03-12",
+                "household_registration_place": "北京市朝阳区", "address": None,
+                "id_number": id_number.lower(), "photo": None, "photo_sha256": None,
+                "photo_media_type": None}  # fmt: skip
+
+    def close(self) -> None:
+        return None
+
+
+def _foreign(bus: Fixture, name: str) -> Responder:
+    publisher = Publisher(
+        bus.keys.signer_for(UNIT), catalog=bus.runtime.catalog, settings=bus.settings,
+        producer=bus.producer,  # type: ignore[arg-type]
+    )  # fmt: skip
+    state = ResponderState(bus.state_path.with_name("foreign.sqlite"), bus.limits)
+    return Responder(bus.runtime, _ForeignSource(name), state, publisher=publisher)  # type: ignore[arg-type]
+
+
+def test_a_foreign_sources_answer_goes_through_the_edge_rules(bus: Fixture) -> None:
+    person = "11010519800312106X"
+    responder = _foreign(bus, "王建国")
+    responder.answer_batch([bus.message("BJ01", "P1", Records.query("P1", person))])
+    [(_, result)] = bus.answers()
+    assert result["status"] == "FOUND" and result["person"]["id_number"] == person
+
+
+def test_a_malformed_value_from_a_source_becomes_a_refusal_and_the_responder_goes_on(
+    bus: Fixture,
+) -> None:
+    responder = _foreign(bus, "王\u202e建国")
+    asked = [bus.message("BJ01", "P1", Records.query("P1", PERSON)) for _ in range(2)]
+    responder.answer_batch(asked)
+    statuses = [result["status"] for _, result in bus.answers()]
+    assert statuses == ["REFUSED", "REFUSED"]
+    assert "[rule answer.invalid]" in bus.answers()[0][1]["refusal_reason"]

@@ -21,7 +21,7 @@ __all__ = ["demo"]
 _console = Console()
 
 
-def demo(
+def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
     seed: Annotated[int, typer.Option("--seed", help="Seed of the scenario.")] = 801,
     orders: Annotated[
         int, typer.Option("--orders", min=MIN_ORDERS, help="Orders the courts issue.")
@@ -36,17 +36,29 @@ def demo(
     keep_earlier: Annotated[
         bool, typer.Option("--keep-earlier", help="Keep the topics of earlier demo runs.")
     ] = False,
+    query_courts: Annotated[
+        int,
+        typer.Option(
+            "--query-courts",
+            min=0,
+            help="Courts that ask P1-P5 queries of the police responders (0: none).",
+        ),
+    ] = 4,
 ) -> None:
     """Start the local Kafka (or use KAFKA_BOOTSTRAP_SERVERS), apply the topics, create the
     demo trust set, start `zf801 worker`, and play a scenario generated from --seed: courts
     in three provinces issue orders, police units acknowledge them and report sightings
     (a few forged), courts release some orders. Then every court reads its alerts and the
     report shows orders, acknowledgements and hits per court, blocked transfers, expiry
-    notices and dead letters.
+    notices and dead letters. Then a `zf801 responder` per police unit answers P1-P5
+    queries of several courts about their debtors from its own reference data (some on
+    record, some unknown), and the report shows the queries per kind.
 
     Exit 0 when the hits that arrived are exactly the expected ones and every special case
     (two courts, release, expiry, blocked transfer, overdue acknowledgement, forged
-    sighting) came out as it must; 1 otherwise. The worker's log is .zf801/logs/worker.log.
+    sighting) came out as it must, and every query was answered by every responder, found
+    exactly where its records are and refused nowhere; 1 otherwise. The worker's log is
+    .zf801/logs/worker.log, the responders' beside it.
     """
     began = time.monotonic()
     # The demo's own trust set and match keys use the demo secrets: demo mode accepts them.
@@ -57,6 +69,7 @@ def demo(
         sightings=sightings,
         ack_timeout_s=ack_timeout,
         remove_earlier_runs=not keep_earlier,
+        query_courts=query_courts,
     )
     try:
         outcome = run_demo(options, settings, _console)
@@ -64,7 +77,8 @@ def demo(
         typer.secho(f"error: demo failed: {operator_message(exc)}", fg="red", err=True)
         raise typer.Exit(1) from exc
     render(_console, scenario=outcome.scenario, expected=outcome.expected,
-           observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings)  # fmt: skip
+           observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings,
+           queries=outcome.queries)  # fmt: skip
     _closing(outcome, time.monotonic() - began)
     if not outcome.verdict.passed:
         raise typer.Exit(1)

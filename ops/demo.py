@@ -1,5 +1,6 @@
 """``zf801 demo`` end to end: broker, topics, trust set, a worker subprocess, and a seeded
-scenario played through them, checked against its expected outcome.
+scenario played through them, checked against its expected outcome; then courts ask P1-P5
+queries of a ``zf801 responder`` per police unit (:mod:`ops.demo_queries`).
 
 Each run has topics of its own (prefix ``demo<UTC time>-``), so a second run, even with
 the same seed, starts from a clean bus; the topics of earlier runs are removed first.
@@ -29,6 +30,14 @@ from rich.progress import (
 )
 
 from ops.demo_play import Observed, Player, read_outcome
+from ops.demo_queries import (
+    QueryPlan,
+    QueryRun,
+    ResponderFleet,
+    ask_queries,
+    load_reference_data,
+    plan_queries,
+)
 from ops.deployment import Deployment
 from ops.scenario import Expected, Scenario, expected_outcome
 from ops.scenario_gen import generate_scenario
@@ -50,6 +59,10 @@ class DemoOptions:
     worker_start_timeout_s: float = 120.0
     catch_up_timeout_s: float = 120.0
     start_broker: bool = True
+    query_courts: int = 4
+    """Courts that ask P1-P5 queries of the police responders; 0: no query phase."""
+    query_wait_s: float = 20.0
+    responder_start_timeout_s: float = 60.0
 
 
 @dataclass
@@ -61,6 +74,7 @@ class DemoOutcome:
     prefix: str
     worker_log: str
     timings: list[tuple[str, float]] = field(default_factory=list)
+    queries: QueryRun | None = None
 
 
 class _Phases:
@@ -112,6 +126,8 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
     bus = Deployment.create(
         settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
     )
+    fleet = ResponderFleet(bus)
+    queries = None
     with _progress(console) as progress:
         phases = _Phases(progress)
         try:
@@ -120,20 +136,27 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
                                          sightings=options.sightings,
                                          base_time=dt.datetime.now(dt.UTC))  # fmt: skip
             expected = expected_outcome(scenario)
+            plan = _start_responders(fleet, phases, scenario, options)
             _play(bus, phases, scenario, options)
+            if plan is not None:
+                queries = _ask(fleet, phases, plan, options)
             with phases.phase("reading every court's alerts, blocks, dead letters"):
                 observed = read_outcome(bus, scenario, expected, options.ack_timeout_s + 60)
         finally:
+            if fleet.processes:
+                with phases.phase("stopping the responders"):
+                    fleet.stop()
             with phases.phase("stopping the worker"):
                 bus.stop_worker()
     return DemoOutcome(
         scenario=scenario,
         expected=expected,
         observed=observed,
-        verdict=judge(scenario, expected, observed),
+        verdict=judge(scenario, expected, observed, queries),
         prefix=prefix,
         worker_log=str(bus.log_path),
         timings=phases.timings,
+        queries=queries,
     )
 
 
@@ -157,6 +180,32 @@ def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix:
     with phases.phase("worker start (zf801 worker)"):
         bus.start_worker()
         bus.wait_worker_ready(options.worker_start_timeout_s)
+
+
+def _start_responders(
+    fleet: ResponderFleet, phases: _Phases, scenario: Scenario, options: DemoOptions
+) -> QueryPlan | None:
+    """Fill every responder unit's reference data and start its ``zf801 responder``; they
+    join their groups while the scenario plays."""
+    if options.query_courts <= 0:
+        return None
+    bus = fleet.bus
+    plan = plan_queries(scenario, courts=options.query_courts)
+    directory = bus.settings.home / "demo" / bus.settings.topic_prefix / "responders"
+    with phases.phase(f"reference data of {len(plan.units)} responders", plan.row_count) as task:
+        sources = load_reference_data(plan, directory, phases.advance(task))
+    with phases.phase("responders start (zf801 responder)"):
+        fleet.start(sources)
+    return plan
+
+
+def _ask(fleet: ResponderFleet, phases: _Phases, plan: QueryPlan, options: DemoOptions) -> QueryRun:
+    with phases.phase("responders join their groups", len(plan.units)) as task:
+        fleet.wait_ready(options.responder_start_timeout_s, phases.report(task))
+    courts = len(plan.courts)
+    with phases.phase(f"{courts} courts ask P1-P5 queries", plan.queries) as task:
+        asked = ask_queries(fleet.bus, plan, options.query_wait_s, phases.advance(task))
+    return QueryRun(plan.queries, asked, plan.units, plan.row_count)
 
 
 def _play(bus: Deployment, phases: _Phases, scenario: Scenario, options: DemoOptions) -> None:

@@ -1,6 +1,6 @@
 """The demo's verdict and report: what arrived against what the scenario expects, as rich
-tables (orders, acknowledgements and hits per court, the special cases, dead letters,
-timings), and the checks that decide the demo's exit code."""
+tables (orders, acknowledgements and hits per court, the special cases, dead letters, the
+queries, timings), and the checks that decide the demo's exit code."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from rich.table import Table
 
 from consumers.watchlist import OrderKind
 from ops.demo_play import Observed
+from ops.demo_queries import QueryRun, summarise
 from ops.scenario import Expected, ExpectedHit, Scenario
 from schemas.agencies import get_agency, load_agencies
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
+from schemas.queries import query_kind
 
-__all__ = ["Check", "Verdict", "judge", "render"]
+__all__ = ["Check", "Verdict", "judge", "queries_table", "render"]
 
 _SHOWN = 10
 _KIND_COLUMNS = (
@@ -52,8 +54,11 @@ def _ids(ids: Sequence[str] | set[str] | frozenset[str]) -> str:
     return ", ".join(shown) + (" ..." if len(ids) > len(shown) else "")
 
 
-def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict:
-    """Every check of the demo; the first one (exact hit set) is the one the brief names."""
+def judge(
+    scenario: Scenario, expected: Expected, observed: Observed, queries: QueryRun | None = None
+) -> Verdict:
+    """Every check of the demo; the first one (exact hit set) is the one the brief names.
+    With ``queries``, the query phase's checks too."""
     special = scenario.special
     arrived = set(observed.hits)
     missing = tuple(sorted((h for h in expected.hits if h.hit_id not in arrived),
@@ -105,7 +110,35 @@ def judge(scenario: Scenario, expected: Expected, observed: Observed) -> Verdict
               f"{forwarded} forwarded, {sum(expected.acknowledgements.values())} sent"),
         Check("forged sightings: no hit, dead-lettered", forged_ok and not forged_hits, reasons),
     )  # fmt: skip
-    return Verdict(checks, missing, unexpected)
+    return Verdict(checks + _query_checks(queries), missing, unexpected)
+
+
+def _query_checks(run: QueryRun | None) -> tuple[Check, ...]:
+    """The query phase against its plan: each subject found exactly where its records were
+    put, nowhere else, and every expected responder answered."""
+    if run is None:
+        return ()
+    asked = run.asked
+    complete = [a for a in asked if a.complete]
+    answers = sum(len(a.statuses) for a in asked)
+    on_record = [a for a in asked if a.found_by]
+    found_right = [a for a in on_record if a.complete and a.units("FOUND") == a.found_by]
+    unknown = [a for a in asked if not a.found_by]
+    not_found = [a for a in unknown if a.complete and a.units("NOT_FOUND") == set(a.statuses)]
+    refused = sum(len(a.units("REFUSED")) for a in asked)
+    return (
+        Check("queries: every responder answered every query",
+              len(asked) == run.planned and len(complete) == len(asked),
+              f"{len(complete)} of {run.planned} queries complete, {answers} of "
+              f"{sum(len(a.expected) for a in asked)} answers"),
+        Check("queries: debtors on record FOUND by the units holding them",
+              bool(on_record) and len(found_right) == len(on_record),
+              f"{len(found_right)} of {len(on_record)} queries"),
+        Check("queries: unknown subjects NOT_FOUND from every responder",
+              bool(unknown) and len(not_found) == len(unknown),
+              f"{len(not_found)} of {len(unknown)} queries"),
+        Check("queries: no answer refused", refused == 0, f"{refused} refused"),
+    )  # fmt: skip
 
 
 def _delivery_problems(
@@ -133,6 +166,7 @@ def render(
     observed: Observed,
     verdict: Verdict,
     timings: Sequence[tuple[str, float]],
+    queries: QueryRun | None = None,
 ) -> None:
     console.print(_orders_table(scenario))
     console.print(_acks_table(scenario, expected, observed))
@@ -141,6 +175,8 @@ def render(
     console.print(_expiry_table(scenario, expected, observed))
     console.print(_delivery_table(observed))
     console.print(_dead_letters_table(observed))
+    if queries is not None:
+        console.print(queries_table(queries))
     console.print(_checks_table(verdict))
     _print_differences(console, verdict)
     console.print(_timings_table(timings))
@@ -266,6 +302,30 @@ def _dead_letters_table(observed: Observed) -> Table:
     if not observed.dead_letter_reasons:
         table.add_row("(none)", "0")
     return table
+
+
+def queries_table(run: QueryRun) -> Table:
+    """Per kind: queries, how many complete, the answers by status, and answer latency."""
+    table = Table(
+        title="Queries (courts ask, police responders answer from their reference data)",
+        caption=f"{len(run.units)} responders, {run.rows} reference rows; answers counted "
+        "per responder; latency from sending to reading an answer",
+    )
+    for column in ("kind", "queries", "complete", "answers", "found", "not found", "refused",
+                   "p50 ms", "p99 ms"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind in summarise(run.asked):
+        table.add_row(
+            f"{kind.kind} {query_kind(kind.kind).name}", str(kind.queries),
+            f"{kind.complete} of {kind.queries}", f"{kind.answers} of {kind.expected_answers}",
+            str(kind.found), str(kind.not_found), str(kind.refused),
+            _ms(kind.p50_s), _ms(kind.p99_s),
+        )  # fmt: skip
+    return table
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
 
 
 def _checks_table(verdict: Verdict) -> Table:

@@ -1,6 +1,8 @@
 """A small demo scenario (30 orders, 200 sightings) through the real broker and a
 ``zf801 worker`` subprocess under a topic prefix of its own: the hits that arrive are
-exactly the expected ones, and every special case comes out as it must."""
+exactly the expected ones, and every special case comes out as it must. Then courts ask
+P1-P5 of a ``zf801 responder`` subprocess per police unit: every query is answered by every
+responder, found exactly where the demo put the debtor's records, and never refused."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from ops.demo import DemoOptions, DemoOutcome, run_demo
+from ops.demo_queries import summarise
 from ops.scenario import Forgery
+from ops.scenario_report import render
+from schemas.queries import QUERY_KINDS
 from schemas.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -94,3 +99,33 @@ def test_the_worker_ran_and_stopped(outcome: tuple[DemoOutcome, str]) -> None:
     log = Path(result.worker_log).read_text("utf-8", "replace")
     assert "matcher follows sighting partitions" in log
     assert [phase for phase, _ in result.timings][-1] == "stopping the worker"
+
+
+def test_courts_queries_are_answered_by_every_responder(outcome: tuple[DemoOutcome, str]) -> None:
+    result, log = outcome
+    queries = result.queries
+    assert queries is not None and queries.planned == len(queries.asked) >= 5 * 8, log
+    checks = [c for c in result.verdict.checks if c.name.startswith("queries")]
+    assert len(checks) == 4 and all(c.passed for c in checks), checks
+    for kind in summarise(queries.asked):
+        assert kind.complete == kind.queries and kind.answers == kind.expected_answers > 0
+        assert kind.found > 0 and kind.not_found > 0 and kind.refused == 0, kind
+        assert kind.p99_s is not None and kind.p99_s < 20
+    report = io.StringIO()
+    render(Console(file=report, width=200), scenario=result.scenario, expected=result.expected,
+           observed=result.observed, verdict=result.verdict, timings=result.timings,
+           queries=queries)  # fmt: skip
+    table = report.getvalue().split("Queries (")[1].split("Checks")[0]
+    assert [k.code for k in QUERY_KINDS if f"{k.code} {k.name}" in table] == [
+        "P1",
+        "P2",
+        "P3",
+        "P4",
+        "P5",
+    ]
+    # Each responder was stopped by SIGTERM and said so on its way out.
+    for unit in queries.units:
+        log_path = Path(result.worker_log).with_name(f"responder-{unit}.log")
+        assert f"responder {unit} stopped:" in log_path.read_text("utf-8", "replace")
+    phases = [phase for phase, _ in result.timings]
+    assert phases.index("stopping the responders") == len(phases) - 2

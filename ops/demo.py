@@ -37,6 +37,7 @@ from ops.demo_queries import (
     ask_queries,
     load_reference_data,
     plan_queries,
+    remove_earlier_sources,
 )
 from ops.deployment import Deployment
 from ops.scenario import Expected, Scenario, expected_outcome
@@ -136,7 +137,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
                                          sightings=options.sightings,
                                          base_time=dt.datetime.now(dt.UTC))  # fmt: skip
             expected = expected_outcome(scenario)
-            plan = _start_responders(fleet, phases, scenario, options)
+            plan = _start_responders(fleet, phases, scenario, options, settings.topic_prefix)
             _play(bus, phases, scenario, options)
             if plan is not None:
                 queries = _ask(fleet, phases, plan, options)
@@ -183,15 +184,22 @@ def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix:
 
 
 def _start_responders(
-    fleet: ResponderFleet, phases: _Phases, scenario: Scenario, options: DemoOptions
+    fleet: ResponderFleet,
+    phases: _Phases,
+    scenario: Scenario,
+    options: DemoOptions,
+    user_prefix: str,
 ) -> QueryPlan | None:
     """Fill every responder unit's reference data and start its ``zf801 responder``; they
-    join their groups while the scenario plays."""
+    join their groups while the scenario plays (waiting for them after it costs more)."""
     if options.query_courts <= 0:
         return None
     bus = fleet.bus
     plan = plan_queries(scenario, courts=options.query_courts)
-    directory = bus.settings.home / "demo" / bus.settings.topic_prefix / "responders"
+    root, own = bus.settings.home / "demo", bus.settings.topic_prefix
+    if options.remove_earlier_runs:
+        remove_earlier_sources(root, user_prefix, own)
+    directory = root / own / "responders"
     with phases.phase(f"reference data of {len(plan.units)} responders", plan.row_count) as task:
         sources = load_reference_data(plan, directory, phases.advance(task))
     with phases.phase("responders start (zf801 responder)"):

@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from kafka.errors import KafkaError
 from consumers.query_client import QueryClient, QueryOutcome
 from consumers.query_source import SqliteQuerySource
 from consumers.runtime import Runtime
-from ops.deployment import Deployment, DeploymentError
+from ops.deployment import Deployment, DeploymentError, is_earlier_run
 from ops.reference_data import generate, rows_for_person
 from ops.scenario import Scenario, ScenarioOrder
 from ops.scenario_values import PROVINCE_PLACES, id_number, person_name
@@ -56,6 +57,7 @@ __all__ = [
     "load_reference_data",
     "percentile",
     "plan_queries",
+    "remove_earlier_sources",
     "summarise",
 ]
 
@@ -273,6 +275,16 @@ def load_reference_data(plan: QueryPlan, directory: Path, advance: Advance) -> d
             for kind, rows in by_kind.items():
                 advance(source.add_many(kind, rows))
     return paths
+
+
+def remove_earlier_sources(root: Path, user_prefix: str, own_prefix: str) -> int:
+    """Delete the reference data of earlier demo runs (``root/<their prefix>``), as their
+    topics are deleted; the number of runs removed."""
+    earlier = [path for path in root.glob("*") if path.is_dir()
+               and is_earlier_run(path.name, user_prefix, own_prefix)]  # fmt: skip
+    for path in earlier:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(earlier)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -19,6 +20,7 @@ from ops.demo_queries import (
     QueryRun,
     percentile,
     plan_queries,
+    remove_earlier_sources,
     summarise,
 )
 from ops.scenario import Scenario, expected_outcome
@@ -176,3 +178,11 @@ def test_the_query_checks_pass_on_correct_answers_and_fail_on_each_fault(
         "queries: unknown subjects NOT_FOUND from every responder",
         "queries: no answer refused",
     }
+
+
+def test_a_new_run_removes_only_earlier_runs_reference_data(tmp_path: Path) -> None:
+    own = "demo20261127051431-"
+    for name in ("demo20261127050000-", own, "e2edemo1234abcd-", "notes"):
+        (tmp_path / name / "responders").mkdir(parents=True)
+    assert remove_earlier_sources(tmp_path, "", own) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [own, "e2edemo1234abcd-", "notes"]

@@ -44,7 +44,7 @@ from kafka import KafkaConsumer
 
 from consumers.query_answers import REFUSED, answer, refusal
 from consumers.query_source import QuerySource
-from consumers.responder_state import Answered, QuotaLimits, ResponderState
+from consumers.responder_state import Answered, ResponderState
 from consumers.runtime import Runtime
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
@@ -122,11 +122,7 @@ class Responder:
             )
         self.source = source
         self._source_checked = bool(getattr(source, "rows_checked", False))
-        province = self.unit.province.code if self.unit.province else None
-        self.state = state or ResponderState(
-            runtime.settings.home / "state" / "responder" / f"{self.unit.code}.sqlite",
-            QuotaLimits.for_province(runtime.settings, province),
-        )
+        self.state = state or ResponderState.for_unit(runtime.settings, self.unit)
         self.state.load(_micros(clock()))
         self.publisher = publisher or Publisher(
             runtime.signer, catalog=runtime.catalog, settings=runtime.settings

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.agencies import Agency
 from schemas.settings import QueryQuota, Settings
 
 __all__ = ["Answered", "QuotaLimits", "ResponderState"]
@@ -75,6 +76,14 @@ class ResponderState:
         self._db.executescript(_SCHEMA)
         self._answers: deque[tuple[int, str]] = deque()  # (answered_us, court), in order
         self._per_court: dict[str, int] = {}
+
+    @classmethod
+    def for_unit(cls, settings: Settings, unit: Agency, path: Path | None = None) -> ResponderState:
+        """The state of ``unit`` at ``path`` (default: ``<home>/state/responder/<code>.sqlite``)
+        with the quota limits of its province."""
+        province = unit.province.code if unit.province else None
+        default = settings.home / "state" / "responder" / f"{unit.code}.sqlite"
+        return cls(path or default, QuotaLimits.for_province(settings, province))
 
     def load(self, now_us: int) -> None:
         """Count the answers still inside the quota window (after a restart)."""

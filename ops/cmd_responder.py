@@ -13,6 +13,7 @@ import typer
 
 from consumers.query_source import SqliteQuerySource
 from consumers.responder import Responder
+from consumers.responder_state import ResponderState
 from consumers.runtime import Runtime
 from ops.cmd_responder_load import load
 from ops.errors import OpsError
@@ -37,6 +38,13 @@ def responder(
     db: Annotated[
         Path | None,
         typer.Option("--db", help="The data source (default: ZF801_HOME/responder/UNIT.sqlite)."),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Its answered queries and quota use (default: ZF801_HOME/state/responder).",
+        ),
     ] = None,
     until_idle: Annotated[
         float | None,
@@ -66,7 +74,7 @@ def responder(
         signal.signal(signum, lambda *_: stopping.set())
     source = SqliteQuerySource(path, create=False)
     runtime = Runtime.connect(agency.code)
-    answering = Responder(runtime, source)
+    answering = Responder(runtime, source, ResponderState.for_unit(settings, agency, state))
     try:
         answering.run(stopping.is_set, until_idle_s=until_idle)
     finally:

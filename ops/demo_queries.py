@@ -23,21 +23,27 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from kafka.errors import KafkaError
 
 from consumers.query_client import QueryClient, QueryOutcome
 from consumers.query_source import SqliteQuerySource
 from consumers.runtime import Runtime
-from ops.deployment import Deployment, DeploymentError, is_earlier_run
+from ops.deployment import (
+    Deployment,
+    DeploymentError,
+    is_earlier_run,
+    spawn,
+    stop_group,
+    zf801_command,
+)
 from ops.reference_data import generate, rows_for_person
 from ops.scenario import Scenario, ScenarioOrder
 from ops.scenario_values import PROVINCE_PLACES, id_number, person_name
@@ -294,7 +300,6 @@ class ResponderFleet:
 
     bus: Deployment
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     def log_path(self, unit: str) -> Path:
         return self.bus.log_path.with_name(f"responder-{unit}.log")
@@ -303,22 +308,12 @@ class ResponderFleet:
         return f"{group_prefix(self.bus.catalog, get_agency(unit))}responder"
 
     def start(self, sources: Mapping[str, Path]) -> None:
-        script = Path(sys.executable).with_name("zf801")
-        command = (
-            [str(script)]
-            if script.exists()
-            else [sys.executable, "-c", "from ops.cli import main; main()"]
-        )
         env = self.bus.worker_env()
         for unit, path in sources.items():
-            self.log_path(unit).parent.mkdir(parents=True, exist_ok=True)
-            log = self.log_path(unit).open("ab")
-            self._logs.append(log)
-            self.processes[unit] = subprocess.Popen(
-                [*command, "responder", "--as", unit, "--db", str(path)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole, by id
-            )  # fmt: skip
+            state = path.with_name(f"{unit}-state.sqlite")  # this run's answers and quotas
+            command = zf801_command("responder", "--as", unit, "--db", str(path),
+                                    "--state", str(state))  # fmt: skip
+            self.processes[unit] = spawn(command, env, self.log_path(unit))
 
     def wait_ready(self, timeout_s: float, progress: Callable[[int, int], None]) -> None:
         """Until every unit's consumer group is Stable with a member."""
@@ -361,17 +356,8 @@ class ResponderFleet:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        for process in processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=_STOP_TIMEOUT_S)
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
+        for process in processes.values():  # all were told at once; each then gets its grace
+            stop_group(process, timeout_s=_STOP_TIMEOUT_S)
 
 
 # --- asking -------------------------------------------------------------------------------

@@ -14,9 +14,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import KafkaError
@@ -45,6 +44,9 @@ __all__ = [
     "WATCHLIST_TOPIC_IDS",
     "Deployment",
     "DeploymentError",
+    "spawn",
+    "stop_group",
+    "zf801_command",
 ]
 
 DEMO_PREFIX = re.compile(r"^demo[0-9]{14}-")
@@ -85,7 +87,6 @@ class Deployment:
     keystore: KeyStore
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Deployment:
@@ -213,20 +214,8 @@ class Deployment:
         }
 
     def start_worker(self) -> None:
-        script = Path(sys.executable).with_name("zf801")
-        command = (
-            [str(script)]
-            if script.exists()
-            else [sys.executable, "-c", "from ops.cli import main; main()"]
-        )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*command, "worker", "--loglevel", "info"],
-            env=self.worker_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole, by id
+        self.process = spawn(
+            zf801_command("worker", "--loglevel", "info"), self.worker_env(), self.log_path
         )
 
     def wait_worker_ready(self, timeout_s: float) -> None:
@@ -244,18 +233,7 @@ class Deployment:
         process, self.process = self.process, None
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
-            try:
-                process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=_STOP_TIMEOUT_S)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        stop_group(process, signum)
         return process.returncode
 
     def worker_log(self) -> str:
@@ -337,6 +315,47 @@ class Deployment:
         raise DeploymentError(
             f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
         )
+
+
+def zf801_command(*arguments: str) -> list[str]:
+    """The command line of ``zf801 ARGUMENTS`` in this environment: the console script next
+    to the interpreter, else the CLI module run by the interpreter."""
+    script = Path(sys.executable).with_name("zf801")
+    base = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from ops.cli import main; main()"]
+    )
+    return [*base, *arguments]
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a processor in a process group of its own (stopped as a whole by
+    :func:`stop_group`), its output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_group(
+    process: subprocess.Popen[bytes],
+    signum: int = signal.SIGTERM,
+    timeout_s: float = _STOP_TIMEOUT_S,
+) -> int | None:
+    """``signum`` to the process group of ``process`` (SIGKILL for crash tests), SIGKILL
+    after ``timeout_s``; its exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout_s)
+    return process.returncode
 
 
 def cluster_addresses(cluster: LocalCluster) -> dict[str, str]:

@@ -24,11 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,7 +36,7 @@ from typing import Any
 from rich.progress import Progress
 
 from consumers.query_source import SqliteQuerySource
-from ops.deployment import Deployment
+from ops.deployment import Deployment, spawn, stop_group, zf801_command
 from ops.reference_data import generate
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
@@ -207,12 +205,7 @@ def _responder(bus: Deployment, db: Path, log: Path) -> subprocess.Popen[bytes]:
         "ZF801_QUERY_QUOTA_PER_COURT": "0",
         "ZF801_QUERY_QUOTA_PER_UNIT": "0",
     }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from ops.cli import main; main()", "responder", "--as",
-             _bus.POLICE, "--db", str(db)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    return spawn(zf801_command("responder", "--as", _bus.POLICE, "--db", str(db)), env, log)
 
 
 def _wait_member(settings: Settings, group: str, process: subprocess.Popen[bytes]) -> None:
@@ -262,8 +255,7 @@ def run() -> list[dict[str, object]]:
         elapsed = max(answers.arrived.get(i, started) for i in sent) - started
         rows.append(_row(f"responder, burst of {BURST:,}", sent, answers.arrived, elapsed))
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
+        stop_group(process)
 
     stop_echo = threading.Event()
     echo = threading.Thread(target=_echo, args=(settings, query_topic, results_topic, stop_echo),

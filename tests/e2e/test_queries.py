@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from consumers.query_source import SqliteQuerySource
 from consumers.responder import Responder
 from consumers.responder_state import QuotaLimits, ResponderState
 from consumers.runtime import Runtime
+from ops.deployment import spawn, stop_group, zf801_command
 from producers.routes import outgoing_event
 from schemas.agencies import get_agency
 from schemas.jsonmap import from_json
@@ -371,13 +371,8 @@ def test_beyond_the_quota_a_court_gets_a_refusal_not_silence(qbus: QueryBus) -> 
 
 
 def _responder_process(qbus: QueryBus, unit: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**qbus.bus.worker_env(), "ZF801_LOG_LEVEL": "info"}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from ops.cli import main; main()", "responder", "--as", unit,
-             "--db", str(qbus.db(unit))],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    command = zf801_command("responder", "--as", unit, "--db", str(qbus.db(unit)))
+    return spawn(command, qbus.bus.worker_env(), log)
 
 
 def test_a_responder_killed_mid_stream_loses_no_query_and_answers_none_twice(
@@ -403,14 +398,11 @@ def test_a_responder_killed_mid_stream_loses_no_query_and_answers_none_twice(
         deadline = time.monotonic() + _WAIT_S
         while len([r for r in qbus.results() if str(r["correlation_id"]) in ids]) < 20:
             assert time.monotonic() < deadline, log.read_text()
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
+        stop_group(process, signal.SIGKILL)
         process = _responder_process(qbus, PS_BJ, log)
         results = _wait_results(qbus, "BJ01", ids, len(ids))
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
+        stop_group(process)
         qbus.start(PS_BJ)
     answered = Counter(str(r["correlation_id"]) for r in results)
     assert set(answered) == ids, (len(ids - set(answered)), log.read_text()[-3000:])

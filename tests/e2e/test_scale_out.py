@@ -31,7 +31,7 @@ def _worker(bus: Any, worker_id: str, tmp_path: Any) -> Any:
     settings = bus.settings.model_copy(update={"worker_id": worker_id})
     return dataclasses.replace(
         bus, settings=settings, log_path=tmp_path / f"worker-{worker_id}.log",
-        process=None, _log=None, _publishers={},
+        process=None, _publishers={},
     )  # fmt: skip
 
 

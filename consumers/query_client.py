@@ -39,7 +39,7 @@ from consumers.errors import QueryRefused, ResultsAccessDenied
 from consumers.runtime import Runtime
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
-from schemas.agencies import get_agency
+from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.errors import BusError
 from schemas.jsonmap import from_json, to_json
@@ -50,7 +50,7 @@ from sign.verify_stage import VerifiedEvent
 from topics.clients import kafka_reader
 from topics.errors import AccessDenied
 
-__all__ = ["Answer", "QueryClient", "QueryOutcome"]
+__all__ = ["Answer", "QueryClient", "QueryOutcome", "correlation_id_of"]
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +185,7 @@ class QueryClient:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.rt = runtime
-        self.court = get_agency(runtime.agency_code)
-        if str(self.court.role) != "court":
-            raise QueryRefused(
-                f"agency {self.court.code} (role {self.court.role}) is no court: only courts "
-                "ask queries"
-            )
+        self.court = _court(runtime.agency_code)
         self.publisher = publisher or Publisher(
             runtime.signer, catalog=runtime.catalog, settings=runtime.settings
         )
@@ -202,7 +197,7 @@ class QueryClient:
     @classmethod
     def connect(cls, court: str) -> QueryClient:
         """A client for ``court``, its key from the key store (``ZF801_*`` settings)."""
-        return cls(Runtime.connect(court))
+        return cls(Runtime.connect(_court(court).code))
 
     def close(self) -> None:
         self.publisher.close()
@@ -409,10 +404,7 @@ class QueryClient:
         os.replace(partial, path)
 
     def _recall(self, correlation_id: str) -> QueryOutcome:
-        try:
-            correlation_id = str(uuid.UUID(correlation_id))
-        except (ValueError, TypeError, AttributeError):
-            raise QueryRefused(f"correlation_id: {correlation_id!r} is not a UUID") from None
+        correlation_id = correlation_id_of(correlation_id)
         path = self.outbox / f"{correlation_id}.json"
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
@@ -443,6 +435,24 @@ class QueryClient:
             user=getpass.getuser(), role=str(self.court.role), agency_code=self.court.code,
             operation="query.results.read", target=self.topic, result="DENIED", detail=detail,
         )  # fmt: skip
+
+
+def _court(code: str) -> Agency:
+    """The court ``code`` names; raises for an unknown agency or one that is no court."""
+    agency = get_agency(code)
+    if agency.role is not AgencyRole.COURT:
+        raise QueryRefused(
+            f"agency {agency.code} (role {agency.role}) is no court: only courts ask queries"
+        )
+    return agency
+
+
+def correlation_id_of(text: str) -> str:
+    """``text`` as a correlation id (a UUID, in its canonical form); raises naming it."""
+    try:
+        return str(uuid.UUID(text))
+    except (ValueError, TypeError, AttributeError):
+        raise QueryRefused(f"correlation_id: {text!r} is not a UUID") from None
 
 
 def _answer_problem(

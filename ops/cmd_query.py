@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from consumers.query_client import QueryClient, QueryOutcome
+from consumers.query_client import QueryClient, QueryOutcome, correlation_id_of
 from ops.errors import OpsError
 from ops.publish_input import BadLine, read_documents
 from ops.terminal import json_line, printable
@@ -81,6 +81,7 @@ def answers(
     """Show every answer to a query this court sent earlier, late ones flagged (read back
     from the court's results stream; the query itself from the court's outbox). Exit code
     as for ``zf801 query``."""
+    correlation_id = correlation_id_of(correlation_id)
     with QueryClient.connect(court) as client:
         outcome = client.answers(correlation_id, idle_s=idle)
     _show([outcome], output)

@@ -62,6 +62,8 @@ def responder(
     if unit is None:
         raise OpsError("--as UNIT is required: the police unit that answers")
     agency = get_agency(unit)
+    if not agency.is_police:
+        raise OpsError(f"--as {unit}: a {agency.role} agency; only police units answer queries")
     settings = get_settings()
     path = db or SqliteQuerySource.default_path(settings, agency.code)
     if not path.is_file():

@@ -132,7 +132,7 @@ class Responder:
         self._stage: VerifyStage = runtime.verify_stage()
         self._clock = clock
         self._user = getpass.getuser()
-        self._batch: set[str] = set()
+        self._batch: set[tuple[str, str]] = set()
         self.counts: dict[str, int] = {"answered": 0, "refused": 0, "repeated": 0}
 
     # -- one query ---------------------------------------------------------------------
@@ -150,12 +150,12 @@ class Responder:
         correlation_id = str(query["correlation_id"])
         court = verified.signature.agency_code
         subject = _subject_of(query)
-        if correlation_id in self._batch or self.state.answered(correlation_id):
+        if (court, correlation_id) in self._batch or self.state.answered(court, correlation_id):
             self.counts["repeated"] += 1
             repeated = "a query with this correlation id was answered before: not again"
             self._audit(kind, correlation_id, court, subject, result="FAILURE", detail=repeated)
             return None
-        self._batch.add(correlation_id)
+        self._batch.add((court, correlation_id))
         now = self._clock()
         try:
             normalised = self._admit(kind, query, verified, court, now)

@@ -1,5 +1,6 @@
 """What a query responder remembers across restarts: the queries it answered (so a query
-sent again under the same correlation id, or read again after a crash, is answered once)
+a court sends again under the same correlation id, or one read again after a crash, is
+answered once)
 and, from them, how much of each quota is used.
 
 One SQLite file per responding unit (WAL), written once per batch of answers after the
@@ -24,10 +25,11 @@ __all__ = ["Answered", "QuotaLimits", "ResponderState"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answered (
-    correlation_id TEXT PRIMARY KEY,
+    correlation_id TEXT NOT NULL,
     court TEXT NOT NULL,
     status TEXT NOT NULL,
-    answered_us INTEGER NOT NULL
+    answered_us INTEGER NOT NULL,
+    PRIMARY KEY (court, correlation_id)
 );
 CREATE INDEX IF NOT EXISTS answered_by_time ON answered (answered_us);
 """
@@ -95,9 +97,12 @@ class ResponderState:
         for answered_us, court in rows:
             self._count(answered_us, court)
 
-    def answered(self, correlation_id: str) -> bool:
+    def answered(self, court: str, correlation_id: str) -> bool:
+        """Whether this unit answered ``court``'s query ``correlation_id`` (a correlation id
+        is the asking court's: another court reusing it is another query)."""
         row = self._db.execute(
-            "SELECT 1 FROM answered WHERE correlation_id = ?", (correlation_id,)
+            "SELECT 1 FROM answered WHERE court = ? AND correlation_id = ?",
+            (court, correlation_id),
         ).fetchone()
         return row is not None
 

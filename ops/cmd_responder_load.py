@@ -42,7 +42,7 @@ from ops.publish_input import (
     BadLine,
     InputAbandonedError,
     InputError,
-    _raw_lines,
+    raw_lines,
     read_documents,
 )
 from ops.terminal import printable
@@ -94,7 +94,7 @@ class _CsvLines:
     unread) and reading can go on with the next. ``number`` is the last line read."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self._lines = _raw_lines(stream)
+        self._lines = raw_lines(stream)
         self.number = 0
 
     def __iter__(self) -> _CsvLines:

@@ -21,6 +21,7 @@ __all__ = [
     "InputAbandonedError",
     "InputError",
     "check_text",
+    "raw_lines",
     "read_documents",
 ]
 
@@ -59,7 +60,7 @@ class InputAbandonedError(OpsError):
         self.line = line
 
 
-def _raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+def raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) per line, read as the stream is consumed; None for a line over
     the limit, whose rest is skipped without being held. A line with no end within
     :data:`MAX_SKIP_BYTES` (``/dev/zero``) ends the input: :class:`InputAbandonedError`."""
@@ -120,8 +121,8 @@ def read_documents(stream: IO[bytes]) -> Iterator[tuple[int, Any | BadLine]]:
     :data:`MAX_LINE_BYTES` in all) is read as one, at its first line: when the first line
     opens an object or array but is not JSON by itself, up to that many bytes are looked
     ahead. Raises
-    :class:`InputAbandonedError` for input that cannot be read on (see :func:`_raw_lines`)."""
-    lines = _raw_lines(stream)
+    :class:`InputAbandonedError` for input that cannot be read on (see :func:`raw_lines`)."""
+    lines = raw_lines(stream)
     ahead: list[tuple[int, bytes | None]] = []
     for number, raw in lines:
         ahead.append((number, raw))

@@ -279,3 +279,16 @@ def test_a_malformed_value_from_a_source_becomes_a_refusal_and_the_responder_goe
     statuses = [result["status"] for _, result in bus.answers()]
     assert statuses == ["REFUSED", "REFUSED"]
     assert "[rule answer.invalid]" in bus.answers()[0][1]["refusal_reason"]
+
+
+def test_a_correlation_id_is_the_asking_courts_another_court_reusing_it_is_answered(
+    bus: Fixture,
+) -> None:
+    shared = str(uuid.uuid4())
+    beijing = Records.query("P1", PERSON, correlation_id=shared)
+    shanghai = Records.query("P1", PERSON, correlation_id=shared, court="SH01",
+                             case_number="（2026）沪01执5号")  # fmt: skip
+    bus.responder.answer_batch([bus.message("BJ01", "P1", beijing)])
+    bus.responder.answer_batch([bus.message("SH01", "P1", shanghai)])
+    courts = [result["requesting_court_code"] for _, result in bus.answers()]
+    assert courts == ["BJ01", "SH01"]

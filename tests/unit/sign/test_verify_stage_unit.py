@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,9 +18,17 @@ from sign.verify_stage import (
     SinkError,
     VerifyStage,
 )
+from tests.unit.sign.conftest import NOW
 
 TOPIC = "zf801.sightings.hotel"
 KEY = bytes(range(32))
+
+
+def _window(days: int) -> timedelta:
+    """A replay window of ``days`` around the records' time (``NOW``): the stage judges an
+    event's age by the wall clock, so the window grows by the time passed since ``NOW``
+    (a fixed window made these tests fail a day after ``NOW``)."""
+    return timedelta(days=days) + max(timedelta(0), datetime.now(UTC) - NOW)
 
 
 @dataclass
@@ -46,7 +54,7 @@ def stage(trust_set, issued, sinks):
     dead, audit = sinks
     return VerifyStage(
         trust_set.trust_store(),
-        ReplayGuard(timedelta(days=7), 100_000),
+        ReplayGuard(_window(days=7), 100_000),
         dead,
         audit,
         verifier_agency="BUS-matcher",
@@ -170,7 +178,7 @@ def test_signed_garbage_value_is_refused_as_undecodable(stage, issued, hotel_che
 
 def test_writer_roles_per_topic(trust_set, sighting, sinks):
     stage = VerifyStage(
-        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), *sinks,
+        trust_set.trust_store(), ReplayGuard(_window(days=1), 10_000), *sinks,
         verifier_agency="BUS-matcher", writer_roles={TOPIC: {"border-control"}},
     )  # fmt: skip
     rejection = _refused(stage, sinks, _consumed(sighting()))
@@ -180,11 +188,12 @@ def test_writer_roles_per_topic(trust_set, sighting, sinks):
 
 def test_clock_skew_between_ce_time_and_record_timestamp(trust_set, sighting, sinks, now):
     stage = VerifyStage(
-        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), *sinks,
+        trust_set.trust_store(), ReplayGuard(_window(days=1), 10_000), *sinks,
         verifier_agency="BUS-matcher", max_skew=timedelta(minutes=5),
     )  # fmt: skip
     on_time = int(now.timestamp() * 1000)
-    assert stage.check_record(_consumed(sighting(), timestamp=on_time + 60_000)) is not None
+    verified = stage.check_record(_consumed(sighting(), timestamp=on_time + 60_000))
+    assert verified is not None, [(r.reason, r.detail) for r in sinks[0].rejections]
     late = _consumed(sighting(), offset=8, timestamp=on_time + 3_600_000)
     assert _refused(stage, sinks, late).reason == "TIME_SKEW"
 
@@ -205,7 +214,7 @@ def test_a_failing_sink_stops_the_loop(trust_set, sighting):
             raise OSError("broker unreachable")
 
     stage = VerifyStage(
-        trust_set.trust_store(), ReplayGuard(timedelta(days=1), 10_000), Broken(),
+        trust_set.trust_store(), ReplayGuard(_window(days=1), 10_000), Broken(),
         MemoryAuditSink(), verifier_agency="BUS-matcher",
     )  # fmt: skip
     record = sighting()

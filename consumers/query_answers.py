@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consumers.query_source import QuerySource
+from schemas.envelope import format_time
 from schemas.jsonmap import from_json
 from schemas.queries import QueryKind
 from schemas.registry import default_registry
@@ -99,7 +100,7 @@ def _result(  # noqa: PLR0917 - one private builder for the two public ones
         "answering_unit_code": unit,
         "status": status,
         "refusal_reason": reason,
-        "answered_at": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "answered_at": format_time(now),
         **fields,
     }
     record: dict[str, Any] = from_json(default_registry().get(kind.result_schema), document)

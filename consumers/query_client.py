@@ -41,6 +41,7 @@ from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
+from schemas.envelope import format_time
 from schemas.errors import BusError
 from schemas.jsonmap import from_json, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
@@ -145,7 +146,7 @@ class QueryOutcome:
             "answered": list(self.answered),
             "missing": list(self.missing),
             "late": list(self.late),
-            "deadline": _rfc3339(self.deadline),
+            "deadline": format_time(self.deadline),
             "merged": self.merged(),
             "answers": [_answer_json(self.answers[unit]) for unit in self.answered],
         }
@@ -156,7 +157,7 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
         "unit": answer.unit,
         "status": answer.status,
         "late": answer.late,
-        "answered_at": _rfc3339(answer.answered_at),
+        "answered_at": format_time(answer.answered_at),
         "latency_s": answer.received_s,
         "refusal_reason": answer.document.get("refusal_reason"),
     }
@@ -168,10 +169,6 @@ def _union(documents: Iterable[Mapping[str, Any]], name: str, order: str) -> lis
         for item in document.get(name) or ():
             seen.setdefault(json.dumps(item, sort_keys=True, ensure_ascii=False), item)
     return sorted(seen.values(), key=lambda item: str(item.get(order)))
-
-
-def _rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class QueryClient:
@@ -229,8 +226,8 @@ class QueryClient:
         document = {
             "correlation_id": str(uuid.uuid4()),
             "requesting_court_code": self.court.code,
-            "requested_at": _rfc3339(now),
-            "deadline": _rfc3339(now + dt.timedelta(seconds=wait)),
+            "requested_at": format_time(now),
+            "deadline": format_time(now + dt.timedelta(seconds=wait)),
             **query,
         }
         schema = default_registry().get(kind.query_schema)
@@ -242,12 +239,9 @@ class QueryClient:
             raise QueryRefused(
                 f"deadline: {record['deadline'].isoformat()} has passed [rule deadline.expired]"
             )
-        if record["subject_role"] not in kind.purposes:
-            allowed = ", ".join(sorted(kind.purposes))
-            raise QueryRefused(
-                f"subject_role: {kind.code} ({kind.name}) may be asked about a subject who "
-                f"is {allowed}, not {record['subject_role']} [rule purpose]"
-            )
+        problem = kind.purpose_problem(record["subject_role"])
+        if problem is not None:
+            raise QueryRefused(problem)
         return record
 
     def ask(

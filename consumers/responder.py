@@ -189,12 +189,9 @@ class Responder:
             normalised = normalise_event(kind.query_schema, query, now=now)
         except BusError as exc:
             raise _Refused("QUERY_REFUSED", str(exc)) from None
-        if normalised["subject_role"] not in kind.purposes:
-            allowed = ", ".join(sorted(kind.purposes))
-            raise _Refused("QUERY_REFUSED", (
-                f"subject_role: {kind.code} ({kind.name}) may be asked about a subject who is "
-                f"{allowed}, not {normalised['subject_role']} [rule purpose]"
-            ))  # fmt: skip
+        problem = kind.purpose_problem(normalised["subject_role"])
+        if problem is not None:
+            raise _Refused("QUERY_REFUSED", problem)
         if normalised["deadline"] <= verified.signature.event_time:
             raise _Refused("QUERY_REFUSED", (
                 f"deadline: {normalised['deadline'].isoformat()} had passed when the query "

@@ -64,6 +64,17 @@ class QueryKind:
     """The ``subject_role`` values a query of this kind may be made for."""
     title: str
 
+    def purpose_problem(self, subject_role: str) -> str | None:
+        """Why a query of this kind may not be made about a subject who is
+        ``subject_role`` (naming the field and the rule), or None when it may."""
+        if subject_role in self.purposes:
+            return None
+        allowed = ", ".join(sorted(self.purposes))
+        return (
+            f"subject_role: {self.code} ({self.name}) may be asked about a subject who is "
+            f"{allowed}, not {subject_role} [rule purpose]"
+        )
+
     @property
     def query_schema(self) -> str:
         return f"{_NS}query.v1.{self.record}Query"

@@ -41,6 +41,7 @@ from ops.reference_data import generate
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import get_agency
+from schemas.envelope import format_time
 from schemas.jsonmap import from_json
 from schemas.queries import query_kind
 from schemas.registry import default_registry
@@ -92,13 +93,13 @@ def _queries(publisher: Publisher, people: list[str], count: int) -> list[tuple[
     """``count`` signed queries (topic, record, correlation id), prepared before the clock."""
     schema = default_registry().get(_KIND.query_schema)
     now = dt.datetime.now(dt.UTC)
-    deadline = f"{now + dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%S.%fZ}"
+    deadline = format_time(now + dt.timedelta(hours=1))
     out = []
     for n in range(count):
         correlation = str(uuid.uuid4())
         document = Records.query(
             "P1", people[n % len(people)], correlation_id=correlation, deadline=deadline,
-            requested_at=f"{now:%Y-%m-%dT%H:%M:%S.%fZ}",
+            requested_at=format_time(now),
         )  # fmt: skip
         record = from_json(schema, document)
         topic, signed = publisher.prepare(outgoing_event(_KIND.query_schema, record))

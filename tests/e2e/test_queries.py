@@ -31,6 +31,7 @@ from consumers.runtime import Runtime
 from ops.deployment import spawn, stop_group, zf801_command
 from producers.routes import outgoing_event
 from schemas.agencies import get_agency
+from schemas.envelope import format_time
 from schemas.jsonmap import from_json
 from schemas.queries import query_kind
 from schemas.registry import default_registry
@@ -51,10 +52,6 @@ TRAFFIC = ("110000110000", "310000110000", "440000110000")
 UNITS = (PS_BJ, PS_SH, PS_GD, *BORDER, *TRAFFIC)
 _READY_S = 60.0
 _WAIT_S = 20.0
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _PERSON_ROW = {
@@ -266,8 +263,8 @@ def _raw_query(qbus: QueryBus, signer: str, kind: str, document: dict[str, Any])
     returns its correlation id."""
     chosen = query_kind(kind)
     now = dt.datetime.now(dt.UTC)
-    document = {"correlation_id": str(uuid.uuid4()), "requested_at": _iso(now),
-                "deadline": _iso(now + dt.timedelta(minutes=5)), **document}  # fmt: skip
+    document = {"correlation_id": str(uuid.uuid4()), "requested_at": format_time(now),
+                "deadline": format_time(now + dt.timedelta(minutes=5)), **document}  # fmt: skip
     record = from_json(default_registry().get(chosen.query_schema), document)
     event = outgoing_event(chosen.query_schema, record)
     signed = qbus.bus.keystore.signer_for(signer).signed_record(
@@ -303,7 +300,10 @@ def test_hostile_queries_get_a_signed_refusal_or_a_dead_letter_never_an_answer(
         "BJ01",
         "P1",
         Records.query(
-            "P1", PERSON, requested_at=_iso(past - dt.timedelta(minutes=1)), deadline=_iso(past)
+            "P1",
+            PERSON,
+            requested_at=format_time(past - dt.timedelta(minutes=1)),
+            deadline=format_time(past),
         ),
     )
     purpose = _raw_query(qbus, "BJ01", "P1", Records.query("P1", PERSON, subject_role="OTHER"))
@@ -332,7 +332,7 @@ def test_the_client_refuses_a_bad_query_before_sending_anything(qbus: QueryBus) 
     bad = [
         (Records.query("P1", "110105198003121230"), r"subject\.id_number.*check_char"),
         (Records.query("P1", PERSON, case_number="（2026）沪01执5号"), r"case_number\.court"),
-        (Records.query("P1", PERSON, deadline=_iso(past)), r"deadline"),
+        (Records.query("P1", PERSON, deadline=format_time(past)), r"deadline"),
         (Records.query("P5", PERSON, subject_role="DEFENDANT"), r"rule purpose"),
         ({**Records.query("P1", PERSON), "subject": None}, r"subject"),
         ({**Records.query("P1", PERSON), "reason": "x" * 5000}, r"reason"),
@@ -389,8 +389,8 @@ def test_a_responder_killed_mid_stream_loses_no_query_and_answers_none_twice(
         now = dt.datetime.now(dt.UTC)
         for _ in range(150):
             document = Records.query(
-                "P1", PERSON, correlation_id=str(uuid.uuid4()), requested_at=_iso(now),
-                deadline=_iso(now + dt.timedelta(minutes=5)),
+                "P1", PERSON, correlation_id=str(uuid.uuid4()), requested_at=format_time(now),
+                deadline=format_time(now + dt.timedelta(minutes=5)),
             )  # fmt: skip
             queries.append(from_json(default_registry().get(schema), document))
         court.publish_all([outgoing_event(schema, q) for q in queries])

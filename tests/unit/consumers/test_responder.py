@@ -18,6 +18,7 @@ from consumers.runtime import Runtime
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.codec import default_codec
+from schemas.envelope import format_time
 from schemas.jsonmap import from_json
 from schemas.queries import query_kind
 from schemas.registry import default_registry
@@ -90,8 +91,8 @@ class Fixture:
         chosen = query_kind(kind)
         now = dt.datetime.now(dt.UTC)
         document = {
-            "correlation_id": str(uuid.uuid4()), "requested_at": _iso(now),
-            "deadline": _iso(now + dt.timedelta(minutes=5)), **document,
+            "correlation_id": str(uuid.uuid4()), "requested_at": format_time(now),
+            "deadline": format_time(now + dt.timedelta(minutes=5)), **document,
         }  # fmt: skip
         record = from_json(default_registry().get(chosen.query_schema), document)
         event = outgoing_event(chosen.query_schema, record)
@@ -110,10 +111,6 @@ class Fixture:
         return [
             (topic, default_codec().decode(value)[1]) for topic, _, value, _ in self.producer.sent
         ]
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @pytest.fixture
@@ -199,8 +196,8 @@ def test_a_query_for_a_purpose_its_kind_does_not_serve_is_refused(bus: Fixture) 
 
 def test_a_query_sent_after_its_deadline_is_refused(bus: Fixture) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    query = Records.query("P1", PERSON, requested_at=_iso(past - dt.timedelta(minutes=1)),
-                          deadline=_iso(past))  # fmt: skip
+    query = Records.query("P1", PERSON, requested_at=format_time(past - dt.timedelta(minutes=1)),
+                          deadline=format_time(past))  # fmt: skip
     _refusal(bus, "BJ01", query, "QUERY_REFUSED", "deadline.expired")
 
 

@@ -7,10 +7,12 @@ import datetime as dt
 import pytest
 
 from schemas.edge import normalise_event
+from schemas.envelope import format_time
 from schemas.errors import IdentifierError
 from schemas.jsonmap import from_json
 from schemas.queries import (
     QUERY_KINDS,
+    QueryKind,
     QueryKindError,
     kind_of_query,
     kind_of_result,
@@ -31,7 +33,7 @@ def _record(kind: str, subject: str, **fields: object) -> dict[str, object]:
     later = now + dt.timedelta(minutes=5)
     document = Records.query(
         kind, subject, correlation_id="0f8d7a52-1b3c-4d5e-8f90-1a2b3c4d5e6f",
-        requested_at=f"{now:%Y-%m-%dT%H:%M:%S.%fZ}", deadline=f"{later:%Y-%m-%dT%H:%M:%S.%fZ}",
+        requested_at=format_time(now), deadline=format_time(later),
         **fields,
     )  # fmt: skip
     record: dict[str, object] = from_json(default_registry().get(chosen.query_schema), document)
@@ -55,6 +57,16 @@ def test_each_kind_has_a_query_and_a_result_schema() -> None:
         assert kind_of_query(registry.get(kind.query_schema).full_name) is kind
         assert kind_of_result(registry.get(kind.result_schema).full_name) is kind
     assert kind_of_query("cn.zf801.orders.v1.LocateDebtorOrder") is None
+
+
+@pytest.mark.parametrize("kind", QUERY_KINDS, ids=lambda kind: kind.code)
+def test_a_purpose_is_permitted_or_refused_naming_the_field_and_the_rule(kind: QueryKind) -> None:
+    for role in kind.purposes:
+        assert kind.purpose_problem(role) is None
+    problem = kind.purpose_problem("WITNESS")
+    assert problem is not None
+    assert problem.startswith("subject_role: ") and problem.endswith("[rule purpose]")
+    assert all(role in problem for role in kind.purposes)
 
 
 def test_a_nationwide_kind_goes_to_every_provincial_responder_of_its_role() -> None:

@@ -45,8 +45,6 @@ from schemas.headers import CE_ID
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifyStage
-from topics.clients import kafka_reader
-from topics.errors import AccessDenied
 
 __all__ = ["ALERT_WRITER_ROLES", "Alert", "AlertSubscriber", "RefusedPositions"]
 
@@ -170,14 +168,9 @@ class AlertSubscriber:
     def _consumer(self) -> KafkaConsumer:
         """The stream from its start, read as the reader; the brokers are asked first
         whether the reader may read it (``AccessDenied``, audited as DENIED)."""
-        try:
-            return kafka_reader(
-                self._rt.settings, self._reader.code, self.topic,
-                isolation_level="read_committed", client_id=f"zf801-alerts-{self.court}",
-            )  # fmt: skip
-        except AccessDenied as exc:
-            self._audit("DENIED", str(exc))
-            raise
+        return self._rt.stream_reader(
+            self._reader, self.topic, "alerts.read", client_id=f"zf801-alerts-{self.court}"
+        )
 
     def read(
         self,

@@ -48,8 +48,6 @@ from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
-from topics.clients import kafka_reader
-from topics.errors import AccessDenied
 
 __all__ = ["Answer", "QueryClient", "QueryOutcome", "correlation_id_of"]
 
@@ -319,14 +317,9 @@ class QueryClient:
         if not self.rt.catalog.may_read(role, "query-results", self.court.code,
                                         reader_court=self.court.code):  # fmt: skip
             raise ResultsAccessDenied(f"agency {self.court.code} may not read {self.topic}")
-        try:
-            reader = kafka_reader(
-                self.rt.settings, self.court.code, self.topic,
-                isolation_level="read_committed", client_id=f"zf801-query-{self.court.code}",
-            )  # fmt: skip
-        except AccessDenied as exc:
-            self._audit_denied(str(exc))
-            raise
+        reader = self.rt.stream_reader(
+            self.court, self.topic, "query.results.read", client_id=f"zf801-query-{self.court.code}"
+        )
         if from_end:
             partitions = list(reader.assignment())
             reader.seek_to_end(*partitions)
@@ -422,12 +415,6 @@ class QueryClient:
             operation=operation,
             target=f"query {outcome.correlation_id} ({outcome.kind.code}) about {about}",
             result=result, detail=detail,
-        )  # fmt: skip
-
-    def _audit_denied(self, detail: str) -> None:
-        self.rt.audit.record(
-            user=getpass.getuser(), role=str(self.court.role), agency_code=self.court.code,
-            operation="query.results.read", target=self.topic, result="DENIED", detail=detail,
         )  # fmt: skip
 
 

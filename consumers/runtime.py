@@ -4,13 +4,16 @@ topics."""
 
 from __future__ import annotations
 
+import getpass
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from schemas.agencies import get_agency
+from kafka import KafkaConsumer
+
+from schemas.agencies import Agency, get_agency
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
 from sign.acceptance import AcceptancePolicy
@@ -31,7 +34,7 @@ from sign.verify_stage import (
 )
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_producer, kafka_reader
-from topics.errors import UnknownTopic
+from topics.errors import AccessDenied, UnknownTopic
 
 __all__ = ["Runtime"]
 
@@ -182,6 +185,24 @@ class Runtime:
             acceptance=acceptance or AcceptancePolicy.from_settings(self.settings),
             codec=self.codec,
         )
+
+    def stream_reader(
+        self, reader: Agency, topic: str, operation: str, client_id: str
+    ) -> KafkaConsumer:
+        """``topic`` from its start, read as ``reader`` (committed records only). When the
+        brokers refuse it, the refusal is audited as DENIED under ``operation`` and
+        raised (:class:`~topics.errors.AccessDenied`)."""
+        try:
+            return kafka_reader(
+                self.settings, reader.code, topic,
+                isolation_level="read_committed", client_id=client_id,
+            )  # fmt: skip
+        except AccessDenied as exc:
+            self.audit.record(
+                user=getpass.getuser(), role=str(reader.role), agency_code=reader.code,
+                operation=operation, target=topic, result="DENIED", detail=str(exc),
+            )  # fmt: skip
+            raise
 
     def refuse(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
         """Dead-letter and audit a verified record whose content may not be acted on."""

@@ -42,8 +42,10 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 
 from consumers.addressing import ack_problem
+from consumers.commit_guard import CommitGuard
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
+from consumers.diagnostics import install_state_dump
 from consumers.ledger import Noticed, OrderLedger
 from consumers.matcher import Matcher
 from consumers.order_book import Applied, OrderBook
@@ -63,7 +65,7 @@ from schemas.matchkey import MatchKeyer
 from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
-from topics.clients import aio_producer, faust_app, require_topics
+from topics.clients import aio_producer, faust_app, kafka_admin, require_topics
 
 __all__ = ["BusWorker"]
 
@@ -76,6 +78,7 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
+_COMMIT_GUARD_S = 5.0
 T = TypeVar("T")
 
 
@@ -144,6 +147,7 @@ class BusWorker:
             self.app, sealer=sealer, name=tracking_spec.changelog_of.table,
             key_type=bytes, value_type=bytes, partitions=tracking_spec.partitions,
         )  # fmt: skip
+        self.tracking.on_recover(self._restore_held_journal)
         journal_spec = catalog.get("replay-journal")
         self.journal = ReplayJournal(
             journal_spec.name, journal_spec.partitions, sealer, self.app_id
@@ -180,8 +184,8 @@ class BusWorker:
         )  # fmt: skip
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
-        self._assignments = 0
         self._watch_data: Mapping[bytes, bytes] | None = None
+        self.commit_guard = CommitGuard(self._group_committed)
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
@@ -212,31 +216,50 @@ class BusWorker:
         app.agent(acks, name="acknowledgements")(self._acks_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
+        app.timer(_COMMIT_GUARD_S)(self._guard_commits)
         app.task(self.loop.run)
+        app.task(self._install_state_dump)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
+    async def _guard_commits(self) -> None:
+        await self.commit_guard.check(self.app)
+
+    async def _group_committed(self, tps: list[Any]) -> dict[Any, int | None]:
+        """The group's committed offsets of ``tps``, as the brokers have them now."""
+        return await asyncio.to_thread(self._committed_now, tps)
+
+    def _committed_now(self, tps: list[Any]) -> dict[Any, int | None]:
+        admin = kafka_admin(
+            self.rt.settings, self.rt.agency_code, client_id=f"{self.app_id}-commit-guard"
+        )
+        try:
+            offsets = admin.list_group_offsets({self.app_id: None}).get(self.app_id, {})
+        finally:
+            admin.close()
+        found = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+        return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
+
+    async def _install_state_dump(self) -> None:
+        install_state_dump(self.app)
+
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        self._assignments += 1  # an assignment still being restored is out of date now
         await self.loop.pause()
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Restore the replay guards, then have the matcher follow the watchlist
-        partitions held. The restore can outlast the assignment: faust revokes and
-        reassigns meanwhile when another worker joins or leaves. An assignment
-        overtaken so is not followed, or the matcher would read partitions that another
-        worker reads too (the revocation paused it; the newest assignment resumes it)."""
-        self._assignments += 1
-        generation = self._assignments
+        """Have the matcher follow the watchlist partitions held: sightings of these
+        partitions are read here (it starts once the rebalance is over)."""
         assigned = args[0] if args else kwargs.get("assigned", ())
-        # Before any event of these partitions is judged: what the guards saw before.
-        await self._restore_journal({tp.partition for tp in assigned})
-        if generation != self._assignments:
-            log.info("an assignment overtaken while its journal was restored: not followed")
-            return
-        # the watchlist partitions held here: sightings of these partitions are read here
         self.loop.follow({tp.partition for tp in assigned if tp.topic == self.watch_updates.topic})
         self._clocks_stale = True
+
+    async def _restore_held_journal(self) -> None:
+        """Called by faust once a rebalance's table recovery is done and before it resumes
+        the input partitions (a table's recovery callback): the replay guards learn what
+        was acted on in the partitions now held before any of their events is judged.
+        (Restored from the assignment signal, the guards were empty for the first events
+        after a partition moved, and accepted again what the previous holder had.)"""
+        await self._restore_journal({tp.partition for tp in self.app.consumer.assignment()})
 
     async def _restore_journal(self, partitions: set[int]) -> None:
         """What the verify stages acted on in ``partitions`` (of every input: the journal

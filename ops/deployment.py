@@ -259,6 +259,7 @@ class Deployment:
         found = require_topics(self.settings, ADMIN_NAME, topics, "describe")
         partitions = [TopicPartition(t, p) for t in topics for p in found[t]]
         consumer = kafka_consumer(self.settings, ADMIN_NAME, client_id="zf801-demo")
+        behind: list[str] = []
         try:
 
             def caught_up(admin: KafkaAdminClient) -> bool:
@@ -267,9 +268,19 @@ class Deployment:
                 done = {tp: committed[tp].offset if tp in committed else 0 for tp in partitions}
                 if progress is not None:
                     progress(sum(min(done[tp], ends[tp]) for tp in partitions), sum(ends.values()))
-                return all(done[tp] >= ends[tp] for tp in partitions)
+                behind[:] = [
+                    f"{tp.topic}[{tp.partition}] at {done[tp]} of {ends[tp]}"
+                    for tp in partitions
+                    if done[tp] < ends[tp]
+                ]
+                return not behind
 
-            self._wait(caught_up, timeout_s, f"group {group} did not consume {', '.join(topics)}")
+            self._wait(
+                caught_up,
+                timeout_s,
+                f"group {group} did not consume {', '.join(topics)}",
+                lambda: f" (behind: {'; '.join(behind)})",
+            )
         finally:
             consumer.close()
 
@@ -295,7 +306,11 @@ class Deployment:
         return kafka_admin(self.settings, client_id="zf801-demo")
 
     def _wait(
-        self, condition: Callable[[KafkaAdminClient], bool], timeout_s: float, what: str
+        self,
+        condition: Callable[[KafkaAdminClient], bool],
+        timeout_s: float,
+        what: str,
+        detail: Callable[[], str] = str,
     ) -> None:
         admin = self._admin()
         deadline = time.monotonic() + timeout_s
@@ -313,8 +328,21 @@ class Deployment:
         finally:
             admin.close()
         raise DeploymentError(
-            f"{what} within {timeout_s:.0f} s; worker log tail:\n{self.worker_log_tail()}"
+            f"{what} within {timeout_s:.0f} s{detail()}; worker log tail:\n"
+            f"{self.worker_log_tail()}"
+            + self.worker_state_dump()
         )
+
+    def worker_state_dump(self) -> str:
+        """The running worker's own account of where it waits (``consumers.diagnostics``),
+        asked for with SIGUSR1; empty when no worker runs."""
+        if self.process is None or self.process.poll() is not None:
+            return ""
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        log = self.worker_log()
+        start = log.rfind("state dump (SIGUSR1)")
+        return "" if start < 0 else "\nworker state:\n" + log[start:]
 
 
 def zf801_command(*arguments: str) -> list[str]:

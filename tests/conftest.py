@@ -220,14 +220,3 @@ def make_topic(kafka_admin: KafkaAdminClient, unique_name: UniqueName) -> Iterat
     if created:
         with contextlib.suppress(UnknownTopicOrPartitionError):
             kafka_admin.delete_topics(created)
-
-
-_RUN_LAST = ("tests/e2e/test_queries.py",)
-"""Modules run after every other test. The query e2e module leaves the shared broker in a
-state in which the next multi-worker test's consumption stalls (reproduced: the query
-module then ``test_scale_out.py`` fails; ``test_scale_out.py`` alone passes). The cause is
-not found yet (an open defect, noted on issue 11); until it is, nothing runs after it."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.startswith(_RUN_LAST))  # stable: order kept

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from consumers.watchlist import derive_id
+from ops.deployment import DeploymentError
 from topics import clients
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -197,7 +198,11 @@ def test_orders_and_releases_in_flight_through_rebalances_leave_no_stale_entry(
         _wait_members(bus, 2)
         release(first[PERSONS // 3 : 2 * PERSONS // 3])  # applied where the partitions went
         release(later[: PERSONS // 2])
-        bus.wait_orders_applied(60)
+        try:
+            bus.wait_orders_applied(60)
+        except DeploymentError as exc:  # the newcomer's own account too
+            tail = second.worker_log_tail() + second.worker_state_dump()
+            raise AssertionError(f"{exc}\nsecond worker:\n{tail}") from exc
     finally:
         second.stop_worker()  # ... and back to the first worker
     _wait_members(bus, 1)
@@ -217,7 +222,15 @@ def test_orders_and_releases_in_flight_through_rebalances_leave_no_stale_entry(
         for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
         if kind == "Hit"
     }
-    assert hits == expected, (len(expected - hits), len(hits - expected))
+    if hits != expected:  # what the bus refused on the way explains most such failures
+        refused = [
+            (record["reason"], record["detail"][:160])
+            for record, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
+        ]
+        raise AssertionError(
+            f"{len(expected - hits)} hits missing, {len(hits - expected)} unexpected; "
+            f"dead letters: {refused}"
+        )
     refused = [
         record for record, _, _ in bus.read_topic("dead-letter", idle_s=1.0)
         if record["reason"] == "STATE_INTEGRITY"

@@ -1,0 +1,87 @@
+"""The commit guard: which partitions faust's head-gap rule holds back, and the repair."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from consumers.commit_guard import CommitGuard, Repair, StuckPartition, repairs, stuck_partitions
+
+TP0, TP1, TP2 = ("orders", 0), ("orders", 1), ("orders", 2)
+
+
+class _Consumer:
+    """faust's consumer bookkeeping, as the guard reads and repairs it."""
+
+    def __init__(self, acked: dict[Any, list[int]], committed: dict[Any, int | None]) -> None:
+        self._acked: defaultdict[Any, list[int]] = defaultdict(list, acked)
+        self._committed_offset: defaultdict[Any, int | None] = defaultdict(lambda: None, committed)
+        self.seeks: list[tuple[Any, int]] = []
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+class _App:
+    def __init__(self, consumer: _Consumer) -> None:
+        self.consumer = consumer
+        self.rebalancing = False
+        self.in_recovery = False
+
+
+def test_a_partition_is_held_back_only_by_a_gap_of_more_than_one_at_the_head() -> None:
+    consumer = _Consumer(
+        {TP0: [15, 16, 17], TP1: [13, 14], TP2: [20]},
+        {TP0: 12, TP1: 12, TP2: None},  # TP1: a gap of one passes faust's rule; TP2: none yet
+    )
+    assert stuck_partitions(consumer) == {TP0: StuckPartition(15, 12)}
+    assert stuck_partitions(_Consumer({TP0: []}, {TP0: 12})) == {}
+
+
+def test_the_brokers_offset_covering_the_head_is_adopted_else_the_partition_is_sought_back() -> (
+    None
+):
+    stuck = {TP0: StuckPartition(15, 12), TP1: StuckPartition(30, 20), TP2: StuckPartition(9, 5)}
+    got = repairs(stuck, {TP0: 16, TP1: 21, TP2: None})
+    assert got == {TP0: Repair(16, seek=False), TP1: Repair(21, seek=True)}  # TP2: ask again
+    assert repairs({TP0: StuckPartition(15, 12)}, {TP0: 15}) == {TP0: Repair(15, seek=False)}
+
+
+def _check(guard: CommitGuard, app: _App, times: int = 1) -> None:
+    for _ in range(times):
+        asyncio.run(guard.check(app))
+
+
+def test_the_guard_repairs_a_partition_held_back_on_two_looks_in_a_row() -> None:
+    consumer = _Consumer({TP0: [15, 16], TP1: [40]}, {TP0: 12, TP1: 30})
+    asked: list[list[Any]] = []
+
+    async def committed(tps: list[Any]) -> dict[Any, int | None]:
+        asked.append(tps)
+        return {TP0: 17, TP1: 31}
+
+    guard = CommitGuard(committed)
+    app = _App(consumer)
+    _check(guard, app)
+    assert asked == [] and consumer._committed_offset[TP0] == 12  # one look is not enough
+    _check(guard, app)
+    assert sorted(asked[0]) == [TP0, TP1]
+    assert consumer._committed_offset[TP0] == 17 and consumer.seeks == [(TP1, 31)]
+    assert consumer._committed_offset[TP1] == 31 and guard.repaired == 2
+
+
+def test_a_state_that_moves_between_looks_or_a_rebalance_is_left_alone() -> None:
+    consumer = _Consumer({TP0: [15, 16]}, {TP0: 12})
+
+    async def committed(tps: list[Any]) -> dict[Any, int | None]:
+        raise AssertionError("asked the brokers for a transient state")
+
+    guard = CommitGuard(committed)
+    app = _App(consumer)
+    _check(guard, app)
+    consumer._acked[TP0] = [13, 15, 16]  # processing went on: another state
+    _check(guard, app)
+    app.rebalancing = True
+    _check(guard, app, times=3)
+    assert consumer._committed_offset[TP0] == 12 and guard.repaired == 0

@@ -30,6 +30,7 @@ from faust.stores.memory import Store as MemoryStore
 from consumers.deadlines import from_micros
 from sign.state_seal import StateIntegrityError, StateSealer
 from sign.verify_stage import ConsumedRecord
+from topics.partitioning import KeyPartitions
 
 __all__ = ["SealedStore", "SealedTable", "StateRefusal"]
 
@@ -45,6 +46,10 @@ class SealedStore(MemoryStore[bytes, bytes]):
 
     sealer: StateSealer
     store_name: str
+    partitions: int
+    """The table's partition count: a key's partition is ``partition_of(key)`` (the
+    ledger and the watchlist updates place every key so, and faust writes its changelog
+    record in the partition of the event that wrote it)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,7 +101,21 @@ class SealedStore(MemoryStore[bytes, bytes]):
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         self._deleted_us.clear()
+        self.drop_unheld({tp.partition for tp in active_tps})
         await super().on_recovery_completed(active_tps, standby_tps)
+
+    def drop_unheld(self, held: set[int]) -> int:
+        """Forget the entries of partitions this worker no longer holds; how many. Kept,
+        an entry outlives the partition's move to another worker, and when the partition
+        comes back the restore starts from that stale copy (faust's own pruning knows only
+        the keys it restored, not those written here)."""
+        if len(held) >= self.partitions:
+            return 0
+        partition_of = KeyPartitions(self.partitions)
+        stale = [key for key in self.data if partition_of(key) not in held]
+        for key in stale:
+            del self.data[key]
+        return len(stale)
 
     def _refuse(self, message: Any, detail: str) -> None:
         self.refused_total += 1
@@ -131,6 +150,7 @@ class SealedTable(faust.Table[bytes, bytes]):
         )  # fmt: skip
         store.sealer = self.sealer
         store.store_name = self.store_name
+        store.partitions = self.partitions or self.app.conf.topic_partitions
         return store
 
     def payload(self, key: bytes) -> bytes | None:

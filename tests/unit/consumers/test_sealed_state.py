@@ -13,6 +13,7 @@ from consumers.replay_journal import ReplayJournal
 from consumers.sealed_table import SealedStore
 from sign.replay import SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
+from topics.partitioning import KeyPartitions
 
 SEALER = StateSealer(b"s" * 32)
 STORE = "zf801-matcher/watchlist"
@@ -41,7 +42,7 @@ class _Event:
 def _store() -> SealedStore:
     store = SealedStore.__new__(SealedStore)  # no faust app: only the restore filter
     store.__post_init__()
-    store.sealer, store.store_name = SEALER, STORE
+    store.sealer, store.store_name, store.partitions = SEALER, STORE, 6
     return store
 
 
@@ -82,6 +83,19 @@ def test_an_old_genuine_entry_copied_after_a_newer_one_is_refused():
     _restore(store, (b"a", old), (b"a", released), (b"a", old))
     assert b"a" not in store.data
     assert "copied again" in store.refused[0][1]
+
+
+def test_entries_of_partitions_no_longer_held_are_forgotten():
+    store = _store()
+    keys = [f"key-{n}".encode() for n in range(60)]
+    for key in keys:
+        store[key] = SEALER.seal(STORE, key, b"entry", 1)
+    held = {0, 1, 2}
+    dropped = store.drop_unheld(held)
+    place = KeyPartitions(6)
+    assert set(store.data) == {key for key in keys if place(key) in held}
+    assert dropped == len(keys) - len(store.data) > 0
+    assert store.drop_unheld(set(range(6))) == 0  # every partition held: nothing to do
 
 
 def test_journal_records_round_trip_and_refuse_tampering():

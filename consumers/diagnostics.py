@@ -11,7 +11,7 @@ import logging
 import signal
 from typing import Any
 
-__all__ = ["install_state_dump", "state_dump"]
+__all__ = ["awaiting", "install_state_dump", "state_dump"]
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,46 @@ def state_dump(app: Any) -> str:
         _consumer_state(app, out)
     except Exception as exc:  # a dump shows what it can; faust's internals may differ
         out.write(f"consumer state unavailable: {exc!r}\n")
-    for task in asyncio.all_tasks():
-        stack = io.StringIO()
-        task.print_stack(limit=8, file=stack)
-        out.write(f"--- {task.get_name()} {stack.getvalue()}")
+    _tasks(asyncio.all_tasks(), out)
+    # faust runs the Kafka consumer in a thread of its own, with its own event loop
+    thread_loop = getattr(
+        getattr(getattr(app, "consumer", None), "_thread", None), "thread_loop", None
+    )
+    if thread_loop is not None:
+        out.write("consumer thread:\n")
+        try:
+            _tasks(asyncio.all_tasks(thread_loop), out)
+        except RuntimeError as exc:  # its task set changed while read: say so
+            out.write(f"consumer thread tasks unavailable: {exc!r}\n")
     return out.getvalue()
+
+
+def _tasks(tasks: set[asyncio.Task[Any]], out: io.StringIO) -> None:
+    for task in list(tasks):
+        out.write(f"--- {task.get_name()}: {' -> '.join(awaiting(task.get_coro()))}\n")
+
+
+def awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits: each coroutine it awaits, down to the last one
+    (``Task.print_stack`` shows only the outermost frame of a suspended task)."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 40:
+        frame = (
+            getattr(coro, "cr_frame", None)
+            or getattr(coro, "gi_frame", None)
+            or getattr(coro, "ag_frame", None)
+        )
+        if frame is None:
+            chain.append(type(coro).__name__)
+            break
+        code = frame.f_code
+        chain.append(f"{code.co_name} ({code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+            or getattr(coro, "ag_await", None)
+        )
+    return chain
 
 
 def _consumer_state(app: Any, out: io.StringIO) -> None:
@@ -48,6 +83,11 @@ def _consumer_state(app: Any, out: io.StringIO) -> None:
     state = raw._fetcher._subscriptions.subscription.assignment.state_value
     positions = {str(tp): state(tp).position for tp in raw.assignment()}
     out.write(f"positions: {positions}\n")
+    out.write(f"fetched, not yet returned: {sorted(map(str, raw._fetcher._records))}\n")
+    unacked = sorted(
+        f"{m.tp.topic}[{m.tp.partition}]@{m.offset}" for m in consumer._unacked_messages
+    )
+    out.write(f"delivered, not acknowledged: {unacked}\n")
     for tp, index in list(consumer._acked_index.items()):
         if index:
             out.write(

@@ -20,16 +20,29 @@ processed and acknowledged, the committed offset stuck a few records behind, no 
 rule). Redelivery after a restart made no record lost, but lag never cleared and a
 restart would redo every record since.
 
-The guard looks every few seconds for a partition whose acknowledged offsets have stood
-above faust's committed offset by more than one for two looks in a row, asks the brokers
-for the group's committed offset, and then:
+A third way records stop: faust's fetch loop takes a batch from the Kafka consumer (whose
+position then moves past it) and drops it without delivering it to any agent when the
+flow is suspended or the generation changes halfway through the batch, or when the
+partition is not among those it considers active at that moment (``Consumer.getmany``).
+It does not seek back. Seen on one worker after a restart: the order at offset 0 fetched
+(position 1), never delivered (faust's read offset of the partition still unset), never
+acknowledged, so never committed, and nothing fetched it again.
 
-- the brokers' offset covers the head of the acknowledged offsets (another worker
-  committed what lies between): faust's belief is brought up to it, and its next commit
-  goes out;
-- it does not: the records between were never committed by anyone, so the partition is
-  sought back to the brokers' offset and they are processed here (every effect of the
-  order flow is idempotent, as on any redelivery).
+The guard looks every few seconds, and acts on what it sees on two looks in a row:
+
+- a partition whose acknowledged offsets stand above faust's committed offset by more
+  than one: it asks the brokers for the group's committed offset; if that covers the head
+  of the acknowledged offsets (another worker committed what lies between), faust's
+  belief is brought up to it and its next commit goes out; if not, the records between
+  were never committed by anyone, and the partition is sought back to the brokers'
+  offset so they are processed here;
+- a partition with nothing delivered and unacknowledged, whose consumer position stands
+  beyond the next record faust delivered (its read offset, or the group's committed
+  offset when it delivered none): the records between were fetched and dropped, and the
+  partition is sought back to that next record.
+
+Every effect of the order flow is idempotent, as on any redelivery. Every repair is
+logged as a warning.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CommitGuard", "Repair", "StuckPartition", "repairs"]
+__all__ = ["CommitGuard", "Repair", "StuckPartition", "lost_fetches", "repairs"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +100,26 @@ def repairs(
     return out
 
 
+def lost_fetches(
+    positions: Mapping[Any, int | None],
+    delivered: Mapping[Any, int | None],
+    committed: Mapping[Any, int | None],
+) -> dict[Any, int]:
+    """The partitions whose consumer position stands beyond the next record to deliver,
+    and that record's offset: ``delivered`` is faust's read offset (the last record it
+    delivered, None for none since the assignment), ``committed`` the group's committed
+    offset (None: the group has none, then the partition's start)."""
+    lost = {}
+    for tp, position in positions.items():
+        if position is None:
+            continue
+        last = delivered.get(tp)
+        following = last + 1 if last is not None else (committed.get(tp) or 0)
+        if position > following:
+            lost[tp] = following
+    return lost
+
+
 class CommitGuard:
     """Run :meth:`check` on a timer in the faust worker (see the module docstring)."""
 
@@ -94,13 +127,18 @@ class CommitGuard:
         """``fetch_committed(tps)`` is awaited for the brokers' committed offsets."""
         self._fetch_committed = fetch_committed
         self._seen: dict[Any, StuckPartition] = {}
+        self._fetched: dict[Any, tuple[int, int | None]] = {}
         self.repaired = 0
 
     async def check(self, app: Any) -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             self._seen.clear()
+            self._fetched.clear()
             return
-        consumer = app.consumer
+        await self._commits(app.consumer)
+        await self._fetches(app.consumer)
+
+    async def _commits(self, consumer: Any) -> None:
         now = stuck_partitions(consumer)
         persistent = {tp: state for tp, state in now.items() if self._seen.get(tp) == state}
         self._seen = now
@@ -121,3 +159,34 @@ class CommitGuard:
                 await consumer.seek(tp, repair.committed)
             self.repaired += 1
         self._seen.clear()
+
+    async def _fetches(self, consumer: Any) -> None:
+        """Seek back partitions whose fetched records were dropped undelivered."""
+        busy = {message.tp for message in consumer._unacked_messages}
+        busy.update(tp for tp, acked in consumer._acked.items() if acked)
+        quiet = [
+            tp for tp in consumer.assignment()
+            if tp not in busy and not consumer._is_changelog_tp(tp)
+        ]  # fmt: skip
+        positions = {tp: await consumer.position(tp) for tp in quiet}
+        delivered = {tp: consumer._read_offset.get(tp) for tp in quiet}
+        believed = {tp: consumer._committed_offset.get(tp) for tp in quiet}
+        ahead = list(lost_fetches(positions, delivered, believed))  # brokers asked next
+        now = {tp: (positions[tp] or 0, delivered[tp]) for tp in ahead}
+        persistent = [tp for tp in ahead if self._fetched.get(tp) == now[tp]]
+        self._fetched = now
+        if not persistent:
+            return
+        committed = await self._fetch_committed(persistent)
+        lost = lost_fetches(
+            {tp: positions[tp] for tp in persistent}, delivered, committed
+        )  # fmt: skip
+        for tp, offset in lost.items():
+            log.warning(
+                "records of %s fetched and never delivered (position %s, last delivered %s): "
+                "sought back to %d",
+                tp, positions[tp], delivered[tp], offset,
+            )  # fmt: skip
+            await consumer.seek(tp, offset)
+            self.repaired += 1
+        self._fetched.clear()

@@ -77,7 +77,12 @@ def _consumer_state(app: Any, out: io.StringIO) -> None:
         f"flow_control_active={app.flow_control.is_active()}\n"
     )
     consumer = app.consumer
+    out.write(
+        f"consumer flow_active={consumer.flow_active} "
+        f"suspend_flow={consumer.suspend_flow.is_set()}\n"
+    )
     out.write(f"assignment: {sorted(map(str, consumer.assignment()))}\n")
+    out.write(f"read offsets: { {str(tp): o for tp, o in consumer._read_offset.items()} }\n")
     raw = consumer._thread._ensure_consumer()  # aiokafka's consumer, inside faust's thread
     out.write(f"paused: {sorted(map(str, raw.paused()))}\n")
     state = raw._fetcher._subscriptions.subscription.assignment.state_value

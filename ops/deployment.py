@@ -329,8 +329,7 @@ class Deployment:
             admin.close()
         raise DeploymentError(
             f"{what} within {timeout_s:.0f} s{detail()}; worker log tail:\n"
-            f"{self.worker_log_tail()}"
-            + self.worker_state_dump()
+            f"{self.worker_log_tail()}" + self.worker_state_dump()
         )
 
     def worker_state_dump(self) -> str:

@@ -6,7 +6,14 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from consumers.commit_guard import CommitGuard, Repair, StuckPartition, repairs, stuck_partitions
+from consumers.commit_guard import (
+    CommitGuard,
+    Repair,
+    StuckPartition,
+    lost_fetches,
+    repairs,
+    stuck_partitions,
+)
 
 TP0, TP1, TP2 = ("orders", 0), ("orders", 1), ("orders", 2)
 
@@ -14,10 +21,28 @@ TP0, TP1, TP2 = ("orders", 0), ("orders", 1), ("orders", 2)
 class _Consumer:
     """faust's consumer bookkeeping, as the guard reads and repairs it."""
 
-    def __init__(self, acked: dict[Any, list[int]], committed: dict[Any, int | None]) -> None:
+    def __init__(
+        self,
+        acked: dict[Any, list[int]],
+        committed: dict[Any, int | None],
+        positions: dict[Any, int] | None = None,
+        read: dict[Any, int | None] | None = None,
+    ) -> None:
         self._acked: defaultdict[Any, list[int]] = defaultdict(list, acked)
         self._committed_offset: defaultdict[Any, int | None] = defaultdict(lambda: None, committed)
+        self._read_offset: dict[Any, int | None] = dict(read or {})
+        self._unacked_messages: set[Any] = set()
+        self.positions = dict(positions or {})
         self.seeks: list[tuple[Any, int]] = []
+
+    def assignment(self) -> set[Any]:
+        return set(self.positions) | {("changelog", 0)}
+
+    def _is_changelog_tp(self, tp: Any) -> bool:
+        return bool(tp[0] == "changelog")
+
+    async def position(self, tp: Any) -> int | None:
+        return self.positions.get(tp)
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -85,3 +110,29 @@ def test_a_state_that_moves_between_looks_or_a_rebalance_is_left_alone() -> None
     app.rebalancing = True
     _check(guard, app, times=3)
     assert consumer._committed_offset[TP0] == 12 and guard.repaired == 0
+
+
+def test_records_fetched_beyond_the_next_to_deliver_are_lost_fetches() -> None:
+    positions = {TP0: 1, TP1: 10, TP2: 7}
+    delivered = {TP0: None, TP1: 9, TP2: 3}
+    # TP0: nothing delivered, the group has none: from 0; TP1: up to date; TP2: 4-6 dropped
+    assert lost_fetches(positions, delivered, {TP0: None, TP1: 5, TP2: 4}) == {TP0: 0, TP2: 4}
+    assert lost_fetches({TP0: 12}, {TP0: None}, {TP0: 12}) == {}  # idle after a restart
+
+
+def test_the_guard_seeks_back_a_partition_whose_fetched_records_were_dropped() -> None:
+    consumer = _Consumer({}, {TP0: None, TP1: 20}, positions={TP0: 1, TP1: 20},
+                         read={TP0: None, TP1: None})  # fmt: skip
+
+    async def committed(tps: list[Any]) -> dict[Any, int | None]:
+        return {tp: None if tp == TP0 else 20 for tp in tps}
+
+    guard = CommitGuard(committed)
+    app = _App(consumer)
+    _check(guard, app)
+    assert consumer.seeks == []  # one look is not enough
+    _check(guard, app)
+    assert consumer.seeks == [(TP0, 0)] and guard.repaired == 1
+    consumer.positions[TP0], consumer._read_offset[TP0] = 1, 0  # delivered since
+    _check(guard, app, times=2)
+    assert consumer.seeks == [(TP0, 0)]

@@ -31,7 +31,8 @@ def _app() -> Any:
         assignment=lambda: {tp},
         _thread=SimpleNamespace(_ensure_consumer=lambda: raw),
         _acked_index={tp: {9}}, _acked={tp: [9]}, _committed_offset={tp: 7},
-        _read_offset={tp: 7}, _gap={},
+        _read_offset={tp: 7}, _gap={}, flow_active=True,
+        suspend_flow=SimpleNamespace(is_set=lambda: False),
         _unacked_messages=[_Message(SimpleNamespace(topic=tp[0], partition=2), 10)],
     )  # fmt: skip
     return SimpleNamespace(
@@ -48,6 +49,7 @@ def test_the_dump_names_positions_pending_acks_and_every_task() -> None:
     assert "rebalancing=False in_recovery=False flow_control_active=True" in text
     assert "positions: {\"('zf801.orders.locate-debtor', 2)\": 10}" in text
     assert "index=[9] list=[9] committed=7 read=7" in text
+    assert "consumer flow_active=True suspend_flow=False" in text
     assert "delivered, not acknowledged: ['zf801.orders.locate-debtor[2]@10']" in text
     assert "fetched, not yet returned: [\"('zf801.orders.locate-debtor', 2)\"]" in text
     assert "--- Task-" in text and "dump (test_diagnostics.py:" in text  # the asking task

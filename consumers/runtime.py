@@ -17,6 +17,7 @@ from schemas.agencies import Agency, get_agency
 from schemas.codec import Codec, default_codec
 from schemas.settings import Settings, get_settings
 from sign.acceptance import AcceptancePolicy
+from sign.audit_chain import ChainSlot, claim_chain
 from sign.events import EventSigner
 from sign.follower import FollowerThread, TrustFollower
 from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
@@ -79,6 +80,8 @@ class Runtime:
     codec: Codec = field(default_factory=default_codec)
     trust_follower: FollowerThread | None = None
     keystore: KeyStore | None = None
+    audit_chain: ChainSlot | None = None
+    """The slot of this agency's audit chain the process holds (:mod:`sign.audit_chain`)."""
 
     @classmethod
     def connect(cls, agency_code: str, settings: Settings | None = None) -> Runtime:
@@ -98,14 +101,17 @@ class Runtime:
         )
         if not catalog.may_write(str(get_agency(agency_code).role), "dead-letter"):
             dead_letters = _AuditedOnly()
-        audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer)
+        chain = claim_chain(settings, agency_code)
+        audit = KafkaAuditSink(producer, catalog.topic_name("audit"), signer, chain=chain)
         runtime = cls.from_keystore(
             agency_code, dead_letters, audit, settings=settings, keystore=keystore
         )
+        runtime.audit_chain = chain
         try:
             runtime.follow_trust_topic()
         except BaseException:  # e.g. AccessDenied on the trust topic: nothing left open
             producer.close()
+            chain.release()
             raise
         return runtime
 
@@ -124,6 +130,9 @@ class Runtime:
         if self.trust_follower is not None:
             self.trust_follower.stop()
             self.trust_follower = None
+        if self.audit_chain is not None:
+            self.audit_chain.release()
+            self.audit_chain = None
 
     @classmethod
     def from_keystore(

@@ -15,14 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from consumers.runtime import Runtime
-from ops.cmd_inspect import TopicReader, TopicRecord
+from ops.audit_index import AuditIndex, AuditRow, SearchQuery, rows_of
+from ops.cmd_inspect import TopicReader, TopicRecord, parse_since
 from ops.cmd_inspect_view import Follow, Format, OutputFormat, View, fail, select, shorten, when
 from schemas.errors import BusError
 
@@ -271,3 +273,104 @@ def _show(
     else:
         breaks = sum(entry.chain_break is not None for entry in entries)
         VIEW.table(entries, f"{len(entries)} audit record(s), {breaks} chain break(s) shown")
+
+
+def _search_row(row: AuditRow) -> tuple[str, ...]:
+    return (
+        when(row.occurred_at),
+        row.agency,
+        row.user,
+        row.role,
+        row.operation,
+        row.target,
+        row.result,
+        shorten(row.detail or "", _DETAIL_WIDTH),
+        f"{row.client_host} {row.client_address} {row.client_application}",
+    )
+
+
+SEARCH_VIEW = View(
+    title="Who saw what",
+    columns=(
+        "time",
+        "agency",
+        "user",
+        "role",
+        "operation",
+        "target",
+        "result",
+        "detail",
+        "client (host, address, application)",
+    ),
+    row=_search_row,
+    document=AuditRow.document,
+)
+
+
+@audit_app.command("search")
+def search(
+    *,
+    reader: Annotated[
+        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
+    ] = _DEFAULT_READER,
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option("--subject", help="Only records naming this ID number or credit code."),
+    ] = None,
+    operation: Annotated[
+        str | None,
+        typer.Option("--operation", help="Only this operation (query.ask), or a prefix (alerts.)."),
+    ] = None,
+    result: Annotated[
+        str | None, typer.Option("--result", help="Only SUCCESS, FAILURE or DENIED.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", help="From this time (ISO 8601) or age (30m, 7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="Before this time (ISO 8601) or age.")
+    ] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="At most this many.")] = 100,
+    index_path: Annotated[
+        Path | None,
+        typer.Option("--index", help="The index file (default: ZF801_HOME/state/audit/)."),
+    ] = None,
+    output: Format = OutputFormat.table,
+) -> None:
+    """Who queried, published, read alerts or was refused, about whom, from which client:
+    the matching audit records, oldest first (the newest N). The audit topic is indexed
+    first from where the last search stopped (each seal verified); records deleted by
+    retention before they were indexed are reported. The search is itself audited."""
+    now = datetime.now(UTC)
+    try:
+        query = SearchQuery(
+            agency=agency, user=user, subject=subject, operation=operation, result=result,
+            since=parse_since(since, now, "--from") if since else None,
+            until=parse_since(until, now, "--to") if until else None, limit=limit,
+        )  # fmt: skip
+        runtime = Runtime.connect(reader)
+        try:
+            with TopicReader(runtime, "audit", "audit.search") as topic:
+                path = (
+                    index_path
+                    or runtime.settings.home / "state" / "audit" / f"{topic.topic}.sqlite"
+                )
+                with AuditIndex(path, topic.topic) as index:
+                    gaps = index.gaps(topic.beginnings())
+                    records = topic.history(start=index.positions())
+                    index.add(rows_of(records), topic.read_to)
+                    rows = index.search(query)
+                    indexed = index.count()
+        finally:
+            runtime.close()
+    except BusError as exc:
+        raise fail(exc) from exc
+    for gap in gaps:
+        typer.secho(f"warning: {gap}", fg="yellow", err=True)
+    if output is OutputFormat.json:
+        for row in rows:
+            SEARCH_VIEW.json(row)
+    else:
+        SEARCH_VIEW.table(rows, f"{len(rows)} record(s) of {indexed} indexed")

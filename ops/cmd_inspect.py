@@ -35,7 +35,7 @@ class SinceInvalid(OpsError, ValueError):  # noqa: N818 - reads as a verdict, li
     """A ``--since`` that is neither a time nor an age."""
 
 
-def parse_since(text: str, now: dt.datetime) -> dt.datetime:
+def parse_since(text: str, now: dt.datetime, option: str = "--since") -> dt.datetime:
     """``--since``: an ISO 8601 time (UTC when it names no zone) or an age such as
     ``30m``, ``2h``, ``7d``."""
     relative = _RELATIVE.match(text.strip())
@@ -46,7 +46,7 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise SinceInvalid(
-            f"--since {text!r} is neither an ISO 8601 time (2026-01-31T08:00) nor an age "
+            f"{option} {text!r} is neither an ISO 8601 time (2026-01-31T08:00) nor an age "
             "(30m, 2h, 7d)"
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
@@ -91,6 +91,8 @@ class TopicReader:
         self._seen: set[str] = set()
         self._consumer: KafkaConsumer | None = None
         self._assignment: list[TopicPartition] = []
+        self.read_to: dict[int, int] = {}
+        """The end offset of each partition the last :meth:`history` read up to."""
 
     @property
     def refused(self) -> int:
@@ -130,14 +132,24 @@ class TopicReader:
         return self._consumer
 
     def history(
-        self, *, since: dt.datetime | None = None, tail: int | None = None
+        self,
+        *,
+        since: dt.datetime | None = None,
+        tail: int | None = None,
+        start: Mapping[int, int] | None = None,
     ) -> list[TopicRecord]:
-        """Every record up to the end the topic has now, from ``since`` (or the start), or
-        only the last ``tail`` of each partition."""
+        """Every record up to the end the topic has now (kept in :attr:`read_to`), from
+        ``since`` (or the start), from the offset ``start`` gives a partition, or only
+        the last ``tail`` of each partition."""
         consumer = self._consumer_()
         ends: dict[TopicPartition, int] = consumer.end_offsets(self._assignment)
+        self.read_to = {tp.partition: offset for tp, offset in ends.items()}
         if since is not None:
             self._seek_to_time(since, ends)
+        if start is not None:
+            for tp in self._assignment:
+                if tp.partition in start:
+                    consumer.seek(tp, min(start[tp.partition], ends[tp]))
         if tail is not None:
             starts = consumer.beginning_offsets(self._assignment)
             for tp in self._assignment:
@@ -152,6 +164,11 @@ class TopicReader:
             elif time.monotonic() - progress > _STALL_S:
                 break  # e.g. a transaction left open: what is committed has been read
         return records
+
+    def beginnings(self) -> dict[int, int]:
+        """The first offset each partition still keeps (retention deletes the older)."""
+        starts = self._consumer_().beginning_offsets(self._assignment)
+        return {tp.partition: offset for tp, offset in starts.items()}
 
     def _seek_to_time(self, since: dt.datetime, ends: Mapping[TopicPartition, int]) -> None:
         consumer = self._consumer_()

@@ -40,6 +40,7 @@ from schemas.agencies import Agency, get_agency
 from schemas.errors import BusError
 from schemas.registry import RegisteredSchema, default_registry
 from schemas.settings import Settings, get_settings
+from sign.audit_chain import claim_chain
 from sign.events import EventSigner
 from sign.kafka_sinks import KafkaAuditSink
 from sign.keystore import KeyStore
@@ -74,7 +75,9 @@ def _publisher(signer: EventSigner, settings: Settings, timeout_s: float) -> Pub
 
 def _audit_sink(signer: EventSigner, settings: Settings, publisher: Publisher) -> AuditSink:
     """Audit records go through the publisher's own producer: one connection, batched."""
-    return KafkaAuditSink(publisher.producer, bus_catalog(settings).topic_name("audit"), signer)
+    topic = bus_catalog(settings).topic_name("audit")
+    chain = claim_chain(settings, signer.agency_code)  # held until the command exits
+    return KafkaAuditSink(publisher.producer, topic, signer, chain=chain)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ stage must know it is recorded before the consumer may commit past it.
 Ids are deterministic, derived from where the original was read, so a redelivered bad
 record yields the same dead-letter id and a consumer of the dead-letter topic can dedupe.
 The audit sink keeps the per-agency hash chain of the AuditRecord schema: ``sequence``
-counts up, ``previous_hash`` is SHA-256 of the previous record's value bytes. A restarted
-processor resumes its chain with :meth:`KafkaAuditSink.resume` (sequence and hash of its
-last audit record).
+counts up, ``previous_hash`` is SHA-256 of the previous record's value bytes. Given a
+claimed :class:`~sign.audit_chain.ChainSlot`, it continues the chain the slot's last
+process left and records each new position before the record is sent, so chains continue
+across runs and two processes never fork one (:mod:`sign.audit_chain`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 from schemas.codec import Codec
 from schemas.envelope import KafkaRecord
+from sign.audit_chain import ChainSlot
 from sign.events import EventSigner
 from sign.verify_stage import Rejection
 
@@ -139,13 +142,17 @@ class _SignedSender:
         when: datetime,
         *,
         wait: bool = True,
+        before_send: Callable[[KafkaRecord], None] | None = None,
     ) -> tuple[KafkaRecord, Any]:
         """Sign and send one record: (the signed record, its future), the future already
-        resolved when ``wait`` (a rejection raises here)."""
+        resolved when ``wait`` (a rejection raises here). ``before_send`` sees the signed
+        record before it is sent."""
         signed = self._signer.signed_record(
             schema, value, key=str(event_id).encode("ascii"), event_id=event_id, time=when,
             codec=self._codec,
         )  # fmt: skip
+        if before_send is not None:
+            before_send(signed)
         future = self._producer.send(
             self.topic, key=signed.key, value=signed.value, headers=list(signed.headers)
         )
@@ -187,13 +194,16 @@ class KafkaAuditSink:
         client: ClientInfo | None = None,
         timeout_s: float = 10.0,
         codec: Codec | None = None,
+        chain: ChainSlot | None = None,
     ) -> None:
+        """``chain``: the claimed slot whose position this sink continues and keeps
+        (:mod:`sign.audit_chain`); without one, a new chain starts at sequence 0."""
         self._sender = _SignedSender(producer, topic, signer, timeout_s, codec)
         self._client = client or ClientInfo.of_this_process()
         self._lock = threading.Lock()
         self._pending: list[Any] = []
-        self.sequence = 0
-        self.previous_hash = bytes(32)
+        self._chain = chain
+        self.sequence, self.previous_hash = chain.load() if chain else (0, bytes(32))
 
     def resume(self, sequence: int, previous_hash: bytes) -> None:
         """Continue a chain whose last record had ``sequence - 1`` and hashed to this."""
@@ -257,11 +267,19 @@ class KafkaAuditSink:
                 },
                 "occurred_at": when,
             }
-            signed, future = self._sender.send(AUDIT_SCHEMA, value, record_id, when, wait=wait)
-            self.previous_hash = hashlib.sha256(signed.value).digest()
-            self.sequence += 1
+            _, future = self._sender.send(
+                AUDIT_SCHEMA, value, record_id, when, wait=wait, before_send=self._advance
+            )
             if not wait:
                 self._pending.append(future)
+
+    def _advance(self, signed: KafkaRecord) -> None:
+        """Move the chain past ``signed`` before it is sent (write-ahead: a send that
+        fails leaves a gap in the chain, never two records after one predecessor)."""
+        self.previous_hash = hashlib.sha256(signed.value or b"").digest()
+        self.sequence += 1
+        if self._chain is not None:
+            self._chain.save(self.sequence, self.previous_hash)
 
     def settle(self, timeout_s: float | None = None) -> None:
         """Wait until every record sent with ``wait=False`` is acknowledged (the chain is

@@ -132,7 +132,12 @@ def test_blocks_shows_the_blocked_registration_escaped(
 
 @pytest.mark.parametrize(
     ("command", "reader"),
-    [(("deadletters",), TRAFFIC), (("blocks",), AUDITOR), (("audit", "tail"), "BJ01")],
+    [
+        (("deadletters",), TRAFFIC),
+        (("blocks",), AUDITOR),
+        (("audit", "tail"), "BJ01"),
+        (("audit", "search"), "BJ01"),
+    ],
 )
 def test_a_reader_the_catalog_does_not_let_read_gets_one_access_denied_line(
     deployment: Deployment, command: tuple[str, ...], reader: str
@@ -177,6 +182,70 @@ def test_audit_tail_shows_the_records_escaped_and_marks_a_chain_break(
     assert {r["agency_code"] for r in _json_lines(reads.stdout)} <= {TRAFFIC}
 
 
+def test_audit_search_finds_who_saw_a_subject_from_which_client_and_keeps_its_index(
+    deployment: Deployment, kafka_clients: KafkaClients, tmp_path: Path
+) -> None:
+    person, other = "110105198003121238", "440304199005216316"
+    producer = kafka_clients.producer("BJ01")
+    try:
+        sink = KafkaAuditSink(producer, deployment.catalog.topic_name("audit"),
+                              deployment.keystore.signer_for("BJ01"))  # fmt: skip
+        sink.record(
+            user="judge-wang",
+            role="court",
+            agency_code="BJ01",
+            operation="query.ask",
+            target=f"query 1 (P1) about {person}",
+            result="SUCCESS",
+            detail=None,
+        )
+        sink.record(user=f"judge-li{HOSTILE}", role="court", agency_code="BJ01",
+                    operation="query.ask", target=f"query 2 (P5) about {other}",
+                    result="SUCCESS", detail=None)  # fmt: skip
+        sink.record(user="judge-wang", role="court", agency_code="BJ01",
+                    operation="alerts.read", target="zf801.alerts.SH01", result="DENIED",
+                    detail=f"another court's stream, asked about {person}")  # fmt: skip
+    finally:
+        producer.close()
+    index = tmp_path / "audit.sqlite"
+
+    def search(*args: str) -> list[dict[str, object]]:
+        shown = _zf801(deployment, "audit", "search", "--as", AUDITOR, "--index", str(index),
+                       "--format", "json", *args)  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        _assert_escaped(shown.stdout)
+        return _json_lines(shown.stdout)
+
+    about = search("--subject", person)
+    assert [(r["operation"], r["result"]) for r in about] == [
+        ("query.ask", "SUCCESS"), ("alerts.read", "DENIED")]  # fmt: skip
+    client = about[0]["client"]
+    assert isinstance(client, dict) and client["host"] and client["address"]
+    assert client["application"]
+    assert [r["target"] for r in search("--agency", "BJ01", "--operation", "query.")] == [
+        f"query 1 (P1) about {person}", f"query 2 (P5) about {other}"]  # fmt: skip
+    assert search("--subject", other, "--user", "judge-wang") == []
+    # every search is audited, this one included (read after its own record), and the
+    # refused one of the access test above
+    searches = search("--operation", "audit.search")
+    assert [r["agency_code"] for r in searches if r["result"] == "SUCCESS"] == [AUDITOR] * 4
+    assert [(r["agency_code"], r["result"]) for r in searches if r["result"] != "SUCCESS"] == [
+        ("BJ01", "DENIED")]  # fmt: skip
+    table = _zf801(deployment, "audit", "search", "--as", AUDITOR, "--index", str(index))
+    assert table.returncode == 0, table.stderr
+    _assert_escaped(table.stdout)
+    assert "judge-li\\x1b[2J" in table.stdout and "Who saw what" in table.stdout
+    # every command run as the auditor continued one chain: consecutive, no break
+    tail = _zf801(deployment, "audit", "tail", "--as", AUDITOR, "--agency", AUDITOR, "-n", "100",
+                  "--format", "json")  # fmt: skip
+    chain = _json_lines(tail.stdout)
+    assert len(chain) >= 3 and [r["chain_break"] for r in chain] == [None] * len(chain)
+    sequences = [int(str(r["sequence"])) for r in chain]
+    assert sequences == list(range(sequences[0], sequences[0] + len(chain)))
+    bad = _zf801(deployment, "audit", "search", "--as", AUDITOR, "--from", "yesterday")
+    assert bad.returncode == 1 and "--from 'yesterday' is neither" in bad.stderr
+
+
 def test_status_reports_missing_topics(deployment: Deployment) -> None:
     env = {**deployment.worker_env(), "ZF801_TOPIC_PREFIX": f"none{uuid.uuid4().hex[:8]}-"}
     shown = _zf801(deployment, "status", env=env)
@@ -198,6 +267,7 @@ def test_status_reports_lag_and_wait_returns_once_the_group_caught_up(
     group = f"{deployment.app_id}-sightings"
     behind = _zf801(deployment, "status", "--format", "json")
     assert behind.returncode == 1, behind.stderr
+    assert behind.stdout.strip(), behind.stderr
     [report] = _json_lines(behind.stdout)
     assert report["topics"]["missing"] == []  # type: ignore[index]
     lag = {g["group"]: g for g in report["groups"]}  # type: ignore[attr-defined]

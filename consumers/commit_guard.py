@@ -39,7 +39,8 @@ The guard looks every few seconds, and acts on what it sees on two looks in a ro
 - a partition with nothing delivered and unacknowledged, whose consumer position stands
   beyond the next record faust delivered (its read offset, or the group's committed
   offset when it delivered none): the records between were fetched and dropped, and the
-  partition is sought back to that next record.
+  partition is sought back to that record, or to the group's committed offset when that
+  is earlier (see :func:`lost_fetches`).
 
 Every effect of the order flow is idempotent, as on any redelivery. Every repair is
 logged as a warning.
@@ -106,17 +107,23 @@ def lost_fetches(
     committed: Mapping[Any, int | None],
 ) -> dict[Any, int]:
     """The partitions whose consumer position stands beyond the next record to deliver,
-    and that record's offset: ``delivered`` is faust's read offset (the last record it
-    delivered, None for none since the assignment), ``committed`` the group's committed
-    offset (None: the group has none, then the partition's start)."""
+    and the offset to fetch again from: ``delivered`` is faust's read offset (the last
+    record it delivered; None for none since the assignment), ``committed`` the group's
+    committed offset (None: the group has none, then the partition's start).
+
+    The offset is the earlier of the two: faust's read offset right after a rebalance is
+    the committed offset itself (the next record, not one delivered), so a batch dropped
+    then starts *at* it. Records fetched again that were delivered before are
+    redeliveries, which every effect of the order flow absorbs."""
     lost = {}
     for tp, position in positions.items():
         if position is None:
             continue
         last = delivered.get(tp)
-        following = last + 1 if last is not None else (committed.get(tp) or 0)
+        group = committed.get(tp)
+        following = last + 1 if last is not None else (group or 0)
         if position > following:
-            lost[tp] = following
+            lost[tp] = min(following, group) if group is not None and group >= 0 else following
     return lost
 
 

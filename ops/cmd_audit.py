@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -30,10 +30,12 @@ from schemas.errors import BusError
 
 __all__ = [
     "AuditEntry",
+    "ChainSummary",
     "ChainWatch",
     "audit_app",
     "audit_entry",
     "audit_filter",
+    "chain_summaries",
     "complete_tail",
     "mark_breaks",
 ]
@@ -140,6 +142,46 @@ def mark_breaks(entries: Iterable[AuditEntry], watch: ChainWatch | None = None) 
     """The entries oldest first, each break of its agency's chain marked."""
     watch = watch or ChainWatch()
     return [watch.check(entry) for entry in sorted(entries, key=_order)]
+
+
+@dataclass(slots=True)
+class ChainSummary:
+    """One audit chain as found on the topic: the records linked by their hashes."""
+
+    agency_code: str
+    first: AuditEntry
+    last: AuditEntry
+    records: int = 1
+    breaks: list[str] = field(default_factory=list)
+
+    @property
+    def head(self) -> str:
+        """How the chain starts: its genesis, or a record whose predecessor is not on the
+        topic (deleted by retention, or removed)."""
+        if self.first.sequence == 0:
+            return "genesis"
+        return f"starts at sequence {self.first.sequence}: its predecessor is not on the topic"
+
+
+def chain_summaries(entries: Iterable[AuditEntry]) -> list[ChainSummary]:
+    """Every chain in ``entries`` (checked by :func:`mark_breaks`), oldest first. A record
+    continues the chain whose last record it follows by hash; any other starts a chain of
+    its own, and a break found at it (a gap, a fork, a hash out of place) is counted in
+    the chain it sits in."""
+    chains: list[ChainSummary] = []
+    ending: dict[bytes, ChainSummary] = {}  # the chain whose last record has this digest
+    for entry in mark_breaks(entries):
+        chain = ending.pop(entry.previous_hash, None) if entry.sequence else None
+        if chain is None:
+            chain = ChainSummary(entry.agency_code, entry, entry, records=0)
+            chains.append(chain)
+        chain.last = entry
+        chain.records += 1
+        if entry.chain_break:
+            chain.breaks.append(f"sequence {entry.sequence} ({entry.partition}@{entry.offset}): "
+                                f"{entry.chain_break}")  # fmt: skip
+        ending[entry.digest] = chain
+    return chains
 
 
 def complete_tail(records: list[TopicRecord], per_partition: int) -> list[TopicRecord]:
@@ -374,3 +416,72 @@ def search(
             SEARCH_VIEW.json(row)
     else:
         SEARCH_VIEW.table(rows, f"{len(rows)} record(s) of {indexed} indexed")
+
+
+def _chain_row(chain: ChainSummary) -> tuple[str, ...]:
+    return (
+        chain.agency_code,
+        f"{chain.first.sequence}-{chain.last.sequence}",
+        str(chain.records),
+        f"{when(chain.first.occurred_at)} .. {when(chain.last.occurred_at)}",
+        chain.first.client_host,
+        chain.head,
+        "; ".join(chain.breaks) or "-",
+    )
+
+
+def _chain_document(chain: ChainSummary) -> Mapping[str, object]:
+    return {
+        "agency_code": chain.agency_code,
+        "first_sequence": chain.first.sequence,
+        "last_sequence": chain.last.sequence,
+        "records": chain.records,
+        "first_at": chain.first.occurred_at.isoformat(),
+        "last_at": chain.last.occurred_at.isoformat(),
+        "client_host": chain.first.client_host,
+        "head": chain.head,
+        "last_hash": chain.last.digest.hex(),
+        "breaks": chain.breaks,
+    }
+
+
+CHAINS_VIEW = View(
+    title="Audit chains",
+    columns=("agency", "sequences", "records", "from .. to", "client host", "head", "breaks"),
+    row=_chain_row,
+    document=_chain_document,
+)
+
+
+@audit_app.command("chains")
+def chains(
+    *,
+    reader: Annotated[
+        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
+    ] = _DEFAULT_READER,
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    output: Format = OutputFormat.table,
+) -> None:
+    """Check every audit hash chain on the topic from its start: one row per chain (an
+    agency's process slot, see sign/audit_chain.py) with its sequences, time span, how it
+    starts, and every break (a missing record, a fork, a reordered or altered record).
+    Exit code 2 when any chain is broken. Each seal is verified; the read is audited. A
+    chain cut at its end cannot be seen from the records alone."""
+    try:
+        runtime = Runtime.connect(reader)
+        try:
+            with TopicReader(runtime, "audit", "audit.chains") as topic:
+                entries = [audit_entry(record) for record in topic.history()]
+        finally:
+            runtime.close()
+    except BusError as exc:
+        raise fail(exc) from exc
+    found = [c for c in chain_summaries(entries) if agency is None or c.agency_code == agency]
+    broken = sum(bool(chain.breaks) for chain in found)
+    if output is OutputFormat.json:
+        for chain in found:
+            CHAINS_VIEW.json(chain)
+    else:
+        CHAINS_VIEW.table(found, f"{len(found)} chain(s), {broken} broken")
+    if broken:
+        raise typer.Exit(2)

@@ -177,6 +177,15 @@ def test_audit_tail_shows_the_records_escaped_and_marks_a_chain_break(
     assert table.returncode == 0, table.stderr
     _assert_escaped(table.stdout)
     assert "clerk0\\x1b[2J" in table.stdout and "BREAK: sequence gap" in table.stdout
+    chains = _zf801(deployment, "audit", "chains", "--as", AUDITOR, "--agency", BUS,
+                    "--format", "json")  # fmt: skip
+    assert chains.returncode == 2, chains.stderr  # broken
+    [broken] = [c for c in _json_lines(chains.stdout) if c["breaks"]]
+    assert (broken["first_sequence"], broken["last_sequence"], broken["records"]) == (0, 5, 4)
+    assert broken["head"] == "genesis" and "sequence gap: 5 follows 2" in str(broken["breaks"])
+    whole = _zf801(deployment, "audit", "chains", "--as", AUDITOR, "--agency", AUDITOR)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert "0 broken" in whole.stdout and "genesis" in whole.stdout
     reads = _zf801(deployment, "audit", "tail", "--as", AUDITOR, "--operation", "deadletters.",
                    "--result", "denied", "--format", "json")  # fmt: skip
     assert {r["agency_code"] for r in _json_lines(reads.stdout)} <= {TRAFFIC}

@@ -7,7 +7,14 @@ import datetime as dt
 import hashlib
 from dataclasses import replace
 
-from ops.cmd_audit import AuditEntry, ChainWatch, audit_filter, complete_tail, mark_breaks
+from ops.cmd_audit import (
+    AuditEntry,
+    ChainWatch,
+    audit_filter,
+    chain_summaries,
+    complete_tail,
+    mark_breaks,
+)
 from ops.cmd_inspect import TopicRecord
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -120,3 +127,26 @@ def test_a_tail_is_cut_to_the_span_every_partition_covers() -> None:
     kept = complete_tail(records, 3)
     assert sorted(r.timestamp_ms for r in kept) == [40, 45, 50, 60]
     assert complete_tail(records[:2], 3) == records[:2]  # nothing cut: read whole
+
+
+def test_chains_are_told_apart_by_their_hashes_with_their_spans_and_heads() -> None:
+    first, second = _chain("BJ01", 4), _chain("BJ01", 3, start_ms=5)  # two live processes
+    later = _chain("BUS-MATCHER", 6, start_ms=100)[2:]  # its start deleted by retention
+    found = chain_summaries([*first, *second, *later])
+    assert [(c.agency_code, c.first.sequence, c.last.sequence, c.records, c.breaks)
+            for c in found] == [("BJ01", 0, 3, 4, []), ("BJ01", 0, 2, 3, []),
+                                ("BUS-MATCHER", 2, 5, 4, [])]  # fmt: skip
+    assert found[0].head == "genesis"
+    assert found[2].head == "starts at sequence 2: its predecessor is not on the topic"
+
+
+def test_a_missing_record_and_a_fork_are_breaks_of_the_chain_they_sit_in() -> None:
+    entries = _chain("SH01", 6)
+    del entries[2]
+    twin = replace(entries[3], event_id="twin", digest=b"\x02" * 32, timestamp_ms=45)
+    found = chain_summaries([*entries, twin])
+    assert [(c.first.sequence, c.last.sequence) for c in found] == [(0, 1), (3, 5), (4, 4)]
+    assert found[1].breaks[0].startswith("sequence 3 (0@3): previous hash of sequence 3")
+    assert found[2].breaks == [
+        "sequence 4 (1@4): sequence 4 follows a record another one already follows"
+    ]

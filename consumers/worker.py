@@ -25,10 +25,15 @@ r"""``zf801 worker``: the faust-streaming application that keeps the watchlist a
 
 Trust across restarts (``sign/REPLAY.md``): both tables are :class:`SealedTable`\ s, so a
 restore applies only state this processor sealed, and the ledger and watchlist updates
-are sealed too; every verify stage's replay guard is
-journaled (:mod:`consumers.replay_journal`) and restored when partitions are assigned.
-No record on any input, changelogs included, stops the worker: it is dead-lettered,
-counted and skipped.
+are sealed too; every verify stage's replay guard is journaled
+(:mod:`consumers.replay_journal`) and restored once a rebalance's table recovery is done,
+before faust resumes the input partitions. No record on any input, changelogs included,
+stops the worker: it is dead-lettered, counted and skipped.
+
+Progress across rebalances and restarts: faust's own offset bookkeeping can hold a
+partition's commits back forever, or drop a fetched batch without delivering it; the
+worker looks for both every few seconds and repairs them (:mod:`consumers.commit_guard`).
+``kill -USR1`` logs where it waits (:mod:`consumers.diagnostics`).
 """
 
 from __future__ import annotations

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.tracking import OrderTrack
-from consumers.watchlist import OrderKind, derive_id, to_micros
+from consumers.watchlist import OrderKind, derive_id
+from schemas.envelope import from_micros, to_micros
 from topics.catalog import Catalog
 
-__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines", "from_micros"]
+__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines"]
 
 ACK_ROLES: Mapping[OrderKind, str] = {
     OrderKind.EXIT_RESTRICTION: "border-control",
@@ -38,10 +39,6 @@ OVERDUE = "overdue"
 
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
 _OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
-
-
-def from_micros(micros: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
 
 
 class Deadlines:

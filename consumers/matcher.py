@@ -37,10 +37,9 @@ from consumers.watchlist import (
     key_fingerprint,
     kinds_matched_by,
     matching_orders,
-    to_micros,
 )
 from schemas.codec import Codec, default_codec
-from schemas.envelope import KafkaRecord
+from schemas.envelope import KafkaRecord, to_micros
 from schemas.headers import CE_ALTKEYS, CE_TYPE, TRACEPARENT
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner

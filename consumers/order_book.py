@@ -29,11 +29,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from consumers.deadlines import Deadlines, from_micros
+from consumers.deadlines import Deadlines
 from consumers.sealed_table import SealedTable
 from consumers.tracking import Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
-from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record, to_micros
+from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record
+from schemas.envelope import from_micros, to_micros
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent

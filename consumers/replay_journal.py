@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from aiokafka import TopicPartition
 
 from consumers.sealed_table import StateRefusal
+from schemas.envelope import to_micros
 from schemas.settings import Settings
 from sign.replay import ReplayGuard, SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
@@ -70,7 +71,7 @@ class ReplayJournal:
 
     def records(self, entries: Iterable[SeenEntry], now: dt.datetime) -> list[JournalRecord]:
         """The sealed journal records of ``entries``."""
-        now_us = int(now.timestamp() * 1_000_000)
+        now_us = to_micros(now)
         out = []
         for entry in entries:
             scope = entry.scope.encode("utf-8")

@@ -50,7 +50,7 @@ from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import Agency, get_agency
 from schemas.edge import normalise_event
-from schemas.envelope import KafkaRecord
+from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import BusError
 from schemas.queries import QueryKind, kind_of_query, responders
 from schemas.registry import default_registry
@@ -123,7 +123,7 @@ class Responder:
         self.source = source
         self._source_checked = bool(getattr(source, "rows_checked", False))
         self.state = state or ResponderState.for_unit(runtime.settings, self.unit)
-        self.state.load(_micros(clock()))
+        self.state.load(to_micros(clock()))
         self.publisher = publisher or Publisher(
             runtime.signer, catalog=runtime.catalog, settings=runtime.settings
         )
@@ -165,7 +165,7 @@ class Responder:
             record = refusal(kind, query, court=court, unit=self.unit.code, now=now,
                              reason=refused.detail)  # fmt: skip
             return Reply(kind, court, record, subject)
-        self.state.take(court, _micros(now))
+        self.state.take(court, to_micros(now))
         self.counts["answered"] += 1
         return Reply(kind, court, answer(kind, normalised, self.source, self.unit.code, now),
                      subject)  # fmt: skip
@@ -197,7 +197,7 @@ class Responder:
                 f"deadline: {normalised['deadline'].isoformat()} had passed when the query "
                 f"was sent ({verified.signature.event_time.isoformat()}) [rule deadline.expired]"
             ))  # fmt: skip
-        over = self.state.over_quota(court, _micros(now))
+        over = self.state.over_quota(court, to_micros(now))
         if over is not None:
             raise _Refused("QUERY_REFUSED", f"{over} [rule quota]")
         return normalised
@@ -281,7 +281,7 @@ class Responder:
         self.rt.audit.settle()
         self.state.record(
             Answered(reply.correlation_id, reply.court, reply.status,
-                     _micros(reply.record["answered_at"]))
+                     to_micros(reply.record["answered_at"]))
             for reply in replies
         )  # fmt: skip
         return replies
@@ -323,7 +323,3 @@ def _subject_of(query: dict[str, Any]) -> str:
     subject = query.get("subject") or query.get("owner") or {}
     parts = [subject.get("id_number"), subject.get("organisation_code"), query.get("plate_number")]
     return " ".join(str(part) for part in parts if part) or "?"
-
-
-def _micros(when: dt.datetime) -> int:
-    return int(when.timestamp() * 1_000_000)

@@ -27,7 +27,7 @@ from typing import Any
 import faust
 from faust.stores.memory import Store as MemoryStore
 
-from consumers.deadlines import from_micros
+from schemas.envelope import from_micros
 from sign.state_seal import StateIntegrityError, StateSealer
 from sign.verify_stage import ConsumedRecord
 from topics.partitioning import KeyPartitions

@@ -25,13 +25,14 @@ Matching rules (``MISSION.md`` §2):
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from schemas.envelope import to_micros
 
 __all__ = [
     "HIT_NAMESPACE",
@@ -46,7 +47,6 @@ __all__ = [
     "key_fingerprint",
     "kinds_matched_by",
     "matching_orders",
-    "to_micros",
 ]
 
 HIT_NAMESPACE = uuid.UUID("6f1c2a0e-5b0d-4c53-9a51-3f0c8e8f0801")
@@ -90,14 +90,6 @@ def kinds_matched_by(sighting_type: str) -> frozenset[OrderKind]:
 def derive_id(*parts: object) -> str:
     """A deterministic UUIDv5 from ``parts`` (e.g. order id and sighting id for a hit)."""
     return str(uuid.uuid5(HIT_NAMESPACE, "/".join(str(part) for part in parts)))
-
-
-def to_micros(instant: dt.datetime) -> int:
-    """Microseconds since the epoch of an aware datetime (naive ones are taken as UTC)."""
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=dt.UTC)
-    delta = instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 @dataclass(frozen=True, slots=True)

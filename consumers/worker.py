@@ -61,9 +61,9 @@ from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
 from consumers.tracking import OrderTrack
 from consumers.watch_updates import WatchUpdates
-from consumers.watchlist import OrderKind, WatchEntry, to_micros
+from consumers.watchlist import OrderKind, WatchEntry
 from schemas.agencies import load_agencies
-from schemas.envelope import KafkaRecord
+from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import UnknownAgencyError
 from schemas.event_types import ACKNOWLEDGEMENT
 from schemas.matchkey import MatchKeyer

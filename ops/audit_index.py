@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from schemas.envelope import from_micros, to_micros
+
 __all__ = ["AuditIndex", "AuditRow", "IndexGap", "SearchQuery", "subjects_named"]
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Z])[1-9]\d{16}[\dX](?![0-9A-Z])")
@@ -196,7 +198,7 @@ class AuditIndex:
             for row in rows:
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (row.partition, row.offset, row.event_id, _micros(row.occurred_at),
+                    (row.partition, row.offset, row.event_id, to_micros(row.occurred_at),
                      row.agency, row.user, row.role, row.operation, row.target, row.result,
                      row.detail, row.client_host, row.client_address, row.client_application,
                      row.sequence),
@@ -256,20 +258,16 @@ def _conditions(query: SearchQuery) -> tuple[list[str], list[Any]]:
         else:
             add("e.operation = ?", query.operation)
     if query.since is not None:
-        add("e.occurred_us >= ?", _micros(query.since))
+        add("e.occurred_us >= ?", to_micros(query.since))
     if query.until is not None:
-        add("e.occurred_us < ?", _micros(query.until))
+        add("e.occurred_us < ?", to_micros(query.until))
     return where, args
-
-
-def _micros(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
 
 
 def _row(values: tuple[Any, ...]) -> AuditRow:
     (partition, offset, event_id, occurred_us, agency, user, role, operation, target,
      result, detail, host, address, application, sequence) = values  # fmt: skip
-    occurred = dt.datetime.fromtimestamp(occurred_us / 1_000_000, dt.UTC)
+    occurred = from_micros(occurred_us)
     return AuditRow(partition, offset, event_id, occurred, agency, user, role, operation,
                     target, result, detail, host, address, application, sequence)  # fmt: skip
 

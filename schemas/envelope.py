@@ -54,9 +54,11 @@ __all__ = [
     "build_record",
     "child_traceparent",
     "format_time",
+    "from_micros",
     "new_traceparent",
     "parse_record",
     "parse_time",
+    "to_micros",
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -89,6 +91,23 @@ class KafkaRecord:
     def with_headers(self, *extra: tuple[str, bytes]) -> KafkaRecord:
         """A copy with ``extra`` headers appended (e.g. the signature headers)."""
         return KafkaRecord(self.key, self.value, self.headers + tuple(extra))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_micros(instant: dt.datetime) -> int:
+    """Exact microseconds since the epoch of an aware datetime (naive ones are taken as UTC);
+    ``int(instant.timestamp() * 1e6)`` goes through a float and can be off by one."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.UTC)
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> dt.datetime:
+    """The UTC instant ``micros`` microseconds after the epoch (inverse of :func:`to_micros`)."""
+    return _EPOCH + dt.timedelta(microseconds=micros)
 
 
 def format_time(instant: dt.datetime) -> str:

@@ -16,11 +16,11 @@ from consumers.alerts import AlertSubscriber
 from consumers.matcher import Matcher
 from consumers.outgoing import Outgoing
 from consumers.runtime import Runtime
-from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, to_micros
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from ops.deployment import Deployment
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
-from schemas.envelope import KafkaRecord
+from schemas.envelope import KafkaRecord, to_micros
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, Rejection

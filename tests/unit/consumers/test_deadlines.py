@@ -9,8 +9,9 @@ import uuid
 from consumers.deadlines import EXPIRY, OVERDUE, Deadlines
 from consumers.outgoing import OutgoingSigner
 from consumers.tracking import OrderTrack
-from consumers.watchlist import OrderKind, derive_id, to_micros
+from consumers.watchlist import OrderKind, derive_id
 from schemas.codec import default_codec
+from schemas.envelope import to_micros
 from sign.keystore import KeyStore
 from topics.catalog import default_catalog
 

@@ -14,10 +14,11 @@ from kafka.partitioner.default import murmur2
 
 from consumers.matcher import Matcher
 from consumers.runtime import Runtime
-from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id, to_micros
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.codec import default_codec
+from schemas.envelope import to_micros
 from schemas.identifiers import vin_check_digit
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings

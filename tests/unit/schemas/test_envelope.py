@@ -22,9 +22,11 @@ from schemas.envelope import (
     build_record,
     child_traceparent,
     format_time,
+    from_micros,
     new_traceparent,
     parse_record,
     parse_time,
+    to_micros,
 )
 from schemas.errors import (
     BadMagic,
@@ -279,3 +281,17 @@ def test_time_format_round_trips(instant: dt.datetime) -> None:
 
 def test_time_before_year_1000_keeps_four_digits() -> None:
     assert format_time(dt.datetime(999, 1, 2, tzinfo=dt.UTC)) == "0999-01-02T00:00:00.000000Z"
+
+
+@given(st.datetimes(timezones=st.just(dt.UTC)))
+def test_epoch_micros_round_trip_exactly(instant: dt.datetime) -> None:
+    assert from_micros(to_micros(instant)) == instant
+
+
+def test_epoch_micros_are_exact_where_a_float_is_not() -> None:
+    # A float timestamp has about 16 significant digits: far from the epoch it loses the
+    # last microsecond, so a stored instant would come back one microsecond early.
+    instant = dt.datetime(2286, 1, 1, 0, 0, 0, 999_999, tzinfo=dt.UTC)
+    assert int(instant.timestamp() * 1_000_000) % 1_000_000 != 999_999
+    assert to_micros(instant) % 1_000_000 == 999_999
+    assert to_micros(instant.replace(tzinfo=None)) == to_micros(instant)

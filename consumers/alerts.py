@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from kafka import KafkaConsumer
 
 from consumers.addressing import ALERT_WRITER_ROLES, alert_problem
 from consumers.errors import AlertAccessDenied
+from consumers.polling import poll_batches
 from consumers.runtime import Runtime
 from schemas.agencies import get_agency
 from schemas.headers import CE_ID
@@ -169,7 +169,7 @@ class AlertSubscriber:
         """The stream from its start, read as the reader; the brokers are asked first
         whether the reader may read it (``AccessDenied``, audited as DENIED)."""
         return self._rt.stream_reader(
-            self._reader, self.topic, "alerts.read", client_id=f"zf801-alerts-{self.court}"
+            self._reader, [self.topic], "alerts.read", client_id=f"zf801-alerts-{self.court}"
         )
 
     def read(
@@ -183,18 +183,11 @@ class AlertSubscriber:
         consumer = self._consumer()
         self._audit("SUCCESS", None)
         try:
-            last_seen = time.monotonic()
-            while not stop():
-                batch = consumer.poll(timeout_ms=200, max_records=500)
-                for messages in batch.values():
-                    for message in messages:
-                        alert = self._accept(message)
-                        if alert is not None:
-                            yield alert
-                if batch:
-                    last_seen = time.monotonic()
-                elif until_idle_s is not None and time.monotonic() - last_seen >= until_idle_s:
-                    return
+            for messages in poll_batches(consumer, stop, until_idle_s=until_idle_s):
+                for message in messages:
+                    alert = self._accept(message)
+                    if alert is not None:
+                        yield alert
         finally:
             consumer.close()
 

@@ -317,8 +317,9 @@ class QueryClient:
         if not self.rt.catalog.may_read(role, "query-results", self.court.code,
                                         reader_court=self.court.code):  # fmt: skip
             raise ResultsAccessDenied(f"agency {self.court.code} may not read {self.topic}")
+        client_id = f"zf801-query-{self.court.code}"
         reader = self.rt.stream_reader(
-            self.court, self.topic, "query.results.read", client_id=f"zf801-query-{self.court.code}"
+            self.court, [self.topic], "query.results.read", client_id=client_id
         )
         if from_end:
             partitions = list(reader.assignment())

@@ -23,7 +23,15 @@ from schemas.errors import BusError, IdentifierError, SchemaValidationError
 from schemas.jsonmap import from_json, to_json
 from schemas.registry import default_registry
 
-__all__ = ["ROW_KINDS", "CheckedRow", "SourceRowError", "check_row", "max_items", "micros"]
+__all__ = [
+    "ROW_KINDS",
+    "CheckedRow",
+    "SourceRowError",
+    "check_row",
+    "max_items",
+    "micros",
+    "sighting_row",
+]
 
 ROW_KINDS = ("person", "document", "crossing", "vehicle", "hotel_stay")
 """What a reference store holds; each kind is a fragment of one result schema."""
@@ -160,6 +168,21 @@ def micros(instant: dt.datetime) -> int:
 def max_items(kind: str) -> int | None:
     """The most items of ``kind`` a result holds (its array's ``zf801.maxItems``)."""
     return _fragment_schema(kind)[1]
+
+
+def sighting_row(kind: str, sighting: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of ``kind`` from a police report in the JSON mapping (a ``HotelCheckIn`` for a
+    ``hotel_stay``, a ``BorderCrossing`` for a ``crossing``): the fields the result's item
+    shares with it by name, and the subject's (ID number, a guest's name) from its
+    ``person``. What the report does not say takes the item's default (a stay's check-out:
+    an expected check-out is not one). Not checked yet: :func:`check_row` does that."""
+    shape = _SHAPES[kind]
+    fragment, _ = _fragment_schema(kind)
+    person = sighting.get("person")
+    row = {f["name"]: sighting[f["name"]] for f in fragment["fields"] if f["name"] in sighting}
+    if isinstance(person, Mapping):
+        row.update({name: person[name] for name in shape.subject if name in person})
+    return row
 
 
 def check_row(kind: str, row: Mapping[str, Any]) -> CheckedRow:

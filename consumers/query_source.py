@@ -2,18 +2,21 @@
 
 :class:`QuerySource` is the adapter a province implements over its own databases;
 :class:`SqliteQuerySource` is the default: one SQLite file per answering unit (WAL
-journal, no server), filled by ``zf801 responder load``. Every row is checked against the
-result schema it belongs to before it is stored (:mod:`consumers.query_rows`), so a
-responder never answers with a value the bus would refuse.
+journal, no server), filled by ``zf801 responder load`` and, for a responder that follows
+the sightings history, by :mod:`consumers.history_follower` (:class:`HistoryStore`).
+Every row is checked against the result schema it belongs to before it is stored
+(:mod:`consumers.query_rows`), so a responder never answers with a value the bus would
+refuse.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +29,7 @@ from schemas.settings import Settings
 __all__ = [
     "ROW_KINDS",
     "CheckedRow",
+    "HistoryStore",
     "QuerySource",
     "QuerySourceError",
     "SourceRowError",
@@ -77,12 +81,26 @@ class QuerySource(Protocol):
         """Release the store."""
 
 
+class HistoryStore(Protocol):
+    """Where a responder following the sightings history keeps what it read: rows of the
+    reports, each under its event id, and the position reached in each partition, stored
+    together so that a restart neither loses nor repeats a report."""
+
+    def history_offsets(self) -> dict[tuple[str, int], int]:
+        """The next offset to read per (topic, partition) followed so far."""
+
+    def add_history(
+        self, rows: Iterable[tuple[str, CheckedRow]], offsets: Mapping[tuple[str, int], int]
+    ) -> int:
+        """In one transaction: store each (event id, row) whose event id is not held yet,
+        and set the next offsets to read. Returns the number of rows stored."""
+
+
 class QuerySourceError(ConsumerError):
     """The reference data store cannot be opened or is not one."""
 
 
 # --- the SQLite store --------------------------------------------------------------------
-_VERSION = 1
 _DDL = """
 CREATE TABLE IF NOT EXISTS persons (
     id_number TEXT PRIMARY KEY, name TEXT NOT NULL, registered_phone TEXT, record TEXT NOT NULL
@@ -110,6 +128,20 @@ CREATE TABLE IF NOT EXISTS hotel_stays (
     name TEXT, record TEXT NOT NULL, PRIMARY KEY (id_number, checked_in_at, hotel_name)
 );
 """
+# Version 2: the sightings history a responder follows (the event ids it stored, and how
+# far it read each partition).
+_HISTORY_DDL = """
+CREATE TABLE IF NOT EXISTS history_events (event_id TEXT PRIMARY KEY, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+_MIGRATIONS = (_DDL, _HISTORY_DDL)
+"""The script that takes a store from version i (``PRAGMA user_version``; 0 is a new
+file) to version i + 1. Each only adds, so a store of any earlier version is brought up to
+date when it is opened, its rows kept."""
+_VERSION = len(_MIGRATIONS)
 # A row already held under the same key is replaced (a check-out recorded later).
 _INSERT: Mapping[str, str] = {
     "person": "INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?)",
@@ -185,11 +217,14 @@ class SqliteQuerySource:
 
     def _prepare(self, create: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and create:
-            self._db.executescript(_DDL + f"PRAGMA user_version = {_VERSION};")
-        elif version != _VERSION:
+        if (version == 0 and not create) or not 0 <= version <= _VERSION:
             raise QuerySourceError(
                 f"{self.path}: not a reference data store of this version ({version})"
+            )
+        if version < _VERSION:
+            script = "".join(_MIGRATIONS[version:])
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {_VERSION}; COMMIT;"
             )
 
     @staticmethod
@@ -214,15 +249,46 @@ class SqliteQuerySource:
         by_kind: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row.columns)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for kind, columns in by_kind.items():
                 self._db.executemany(_INSERT[kind], columns)
+        return sum(len(columns) for columns in by_kind.values())
+
+    def add_history(
+        self, rows: Iterable[tuple[str, CheckedRow]], offsets: Mapping[tuple[str, int], int]
+    ) -> int:
+        """:meth:`HistoryStore.add_history`. A report whose event id is held is not stored
+        again: a copy read twice never overwrites what was stored since (a check-out)."""
+        stored = 0
+        with self._transaction():
+            for event_id, row in rows:
+                new = self._db.execute(
+                    "INSERT OR IGNORE INTO history_events VALUES (?, ?)", (event_id, row.kind)
+                )
+                if new.rowcount:
+                    self._db.execute(_INSERT[row.kind], row.columns)
+                    stored += 1
+            self._db.executemany(
+                "INSERT OR REPLACE INTO history_offsets VALUES (?, ?, ?)",
+                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+            )
+        return stored
+
+    def history_offsets(self) -> dict[tuple[str, int], int]:
+        """:meth:`HistoryStore.history_offsets`."""
+        rows = self._db.execute("SELECT topic, partition, next_offset FROM history_offsets")
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: everything in it is stored, or nothing."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        return sum(len(columns) for columns in by_kind.values())
 
     def counts(self) -> dict[str, int]:
         """Rows held per kind."""

@@ -34,7 +34,6 @@ import dataclasses
 import datetime as dt
 import getpass
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
+from consumers.polling import poll_batches
 from consumers.query_answers import REFUSED, answer, refusal
 from consumers.query_source import QuerySource
 from consumers.responder_state import Answered, ResponderState
@@ -243,16 +243,10 @@ class Responder:
         its queries are read again on restart."""
         consumer = consumer or self.consumer()
         log.info("responder %s follows %s (group %s)", self.unit.code, self.topic, self.group_id)
-        last_seen = time.monotonic()
         try:
-            while not stop():
-                batch = consumer.poll(timeout_ms=200, max_records=500)
-                if batch:
-                    self.answer_batch([m for messages in batch.values() for m in messages])
-                    consumer.commit()
-                    last_seen = time.monotonic()
-                elif until_idle_s is not None and time.monotonic() - last_seen >= until_idle_s:
-                    return
+            for messages in poll_batches(consumer, stop, until_idle_s=until_idle_s):
+                self.answer_batch(messages)
+                consumer.commit()
         finally:
             consumer.close()
 

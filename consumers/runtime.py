@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -176,13 +176,17 @@ class Runtime:
         roles_by_topic: bool = True,
         journal_scope: str | None = None,
         acceptance: AcceptancePolicy | None = None,
+        skew_checked: bool = True,
     ) -> VerifyStage:
         """A verify-before-act stage for one input of this processor. With
         ``roles_by_topic`` the signer's role must be one the catalog lets write the topic;
         without, the caller checks roles itself (e.g. per event type). Event times are
         judged by ``acceptance`` (default: the settings' windows, ``sign/REPLAY.md``);
         a ``journal_scope`` makes the stage's replay guard list what it saw, for the
-        processor's replay journal."""
+        processor's replay journal. Without ``skew_checked`` the record timestamp is not
+        held against ``ce_time`` (``verify_max_skew_s``): a record the bus forwarded
+        unchanged is timestamped when it was forwarded."""
+        skew = self.settings.verify_max_skew_s if skew_checked else 0
         return VerifyStage(
             self.trust,
             ReplayGuard.from_settings(self.settings, journal_scope=journal_scope),
@@ -190,26 +194,35 @@ class Runtime:
             self.audit,
             verifier_agency=self.agency_code,
             writer_roles=self.writer_roles if roles_by_topic else None,
-            max_skew=timedelta(seconds=skew) if (skew := self.settings.verify_max_skew_s) else None,
+            max_skew=timedelta(seconds=skew) if skew else None,
             acceptance=acceptance or AcceptancePolicy.from_settings(self.settings),
             codec=self.codec,
         )
 
     def stream_reader(
-        self, reader: Agency, topic: str, operation: str, client_id: str
+        self,
+        reader: Agency,
+        topics: Sequence[str],
+        operation: str,
+        client_id: str,
+        *,
+        start: Mapping[tuple[str, int], int] | None = None,
     ) -> KafkaConsumer:
-        """``topic`` from its start, read as ``reader`` (committed records only). When the
-        brokers refuse it, the refusal is audited as DENIED under ``operation`` and
-        raised (:class:`~topics.errors.AccessDenied`)."""
+        """``topics`` from their start (or from the offsets ``start`` gives per topic and
+        partition), read as ``reader`` (committed records only). When the brokers refuse
+        them, the refusal is audited as DENIED under ``operation`` and raised
+        (:class:`~topics.errors.AccessDenied`)."""
         try:
             return kafka_reader(
-                self.settings, reader.code, topic,
-                isolation_level="read_committed", client_id=client_id,
+                self.settings, reader.code, *topics, start=start,
+                isolation_level="read_committed", auto_offset_reset="earliest",
+                client_id=client_id,
             )  # fmt: skip
         except AccessDenied as exc:
             self.audit.record(
                 user=getpass.getuser(), role=str(reader.role), agency_code=reader.code,
-                operation=operation, target=topic, result="DENIED", detail=str(exc),
+                operation=operation, target=", ".join(topics), result="DENIED",
+                detail=str(exc),
             )  # fmt: skip
             raise
 

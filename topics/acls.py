@@ -25,7 +25,11 @@ code, or ``national`` for a court without one: the keys of ``province_rules``), 
 only by the bus (``consumers.delivery``). Read-scope ``province-rule`` grants a police
 unit READ on a province's topic exactly when that province's rule names it
 (:meth:`schemas.agencies.AgencyList.provinces_served_by`), so the broker itself keeps a
-Beijing unit off Shanghai's orders.
+Beijing unit off Shanghai's orders. The sightings history works the same way: the bus
+forwards each hotel check-in and border crossing, unchanged, to
+``<namespace>.sightings.history.{province}`` of the reporting unit's province
+(``consumers.sighting_history``), which only the public-security and border-control units
+that province's rule names may read.
 """
 
 from __future__ import annotations

@@ -191,17 +191,31 @@ def kafka_consumer(
     return KafkaConsumer(*topics, **_options(settings, agency, _bounded_waits(settings), overrides))
 
 
-def kafka_reader(settings: Settings, agency: str, topic: str, **overrides: Any) -> KafkaConsumer:
+def kafka_reader(
+    settings: Settings,
+    agency: str,
+    *topics: str,
+    start: Mapping[tuple[str, int], int] | None = None,
+    **overrides: Any,
+) -> KafkaConsumer:
     """A kafka-python consumer of ``agency`` without a group, assigned every partition of
-    ``topic`` (checked readable first) and positioned at the beginning."""
-    partitions = require_topics(settings, agency, [topic], "read")[topic]
+    each of ``topics`` (checked readable first) and positioned at the offset ``start``
+    gives for a (topic, partition) (where the reader keeps its own positions), at the
+    beginning elsewhere."""
+    partitions = require_topics(settings, agency, topics, "read")
     reader = {"group_id": None, "enable_auto_commit": False}
     consumer = KafkaConsumer(
         **_options(settings, agency, _bounded_waits(settings), reader, overrides)
     )
-    assignment = [TopicPartition(topic, partition) for partition in partitions]
+    assignment = [TopicPartition(t, p) for t, numbers in partitions.items() for p in numbers]
     consumer.assign(assignment)
-    consumer.seek_to_beginning(*assignment)
+    start = start or {}
+    fresh = [tp for tp in assignment if (tp.topic, tp.partition) not in start]
+    if fresh:  # none given would seek every partition
+        consumer.seek_to_beginning(*fresh)
+    for tp in assignment:
+        if (tp.topic, tp.partition) in start:
+            consumer.seek(tp, start[(tp.topic, tp.partition)])
     return consumer
 
 

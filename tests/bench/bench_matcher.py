@@ -32,11 +32,14 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from consumers.history_loop import HistoryForwarder
 from consumers.matcher import Matcher, MatchResult
 from consumers.runtime import Runtime
+from consumers.sighting_history import SightingHistory
 from consumers.sighting_loop import BatchCommitter
 from consumers.watchlist import WatchEntry
 from producers.publisher import OutgoingEvent, Publisher
+from schemas.agencies import load_agencies
 from schemas.headers import CE_ID, SIGNATURE_HEADERS
 from schemas.matchkey import person_match_key
 from schemas.settings import Settings
@@ -274,6 +277,8 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
     seconds = asyncio.run(committed())
     rows.append(_row("matcher + hits and offsets in one transaction per batch", seconds,
                      plain, subjects))  # fmt: skip
+    seconds = asyncio.run(_forwarded(settings, catalog, runtime, topic))
+    rows.append(_row("sightings history forwarder (its own loop)", seconds, plain, 0))
     rows.extend(_sampled_rows(setup, watch, subjects))
     matcher = _matcher(runtime, catalog, watch)
     profile.enable()
@@ -283,6 +288,23 @@ def _measure(setup: tuple[Any, ...], subjects: int) -> list[dict[str, object]]:
     watch.clear()
     gc.collect()
     return rows
+
+
+async def _forwarded(settings: Settings, catalog: Any, runtime: Runtime, topic: str) -> float:
+    """The worker's history forwarder over the same sightings. Every one is a police unit's
+    hotel check-in, so every one is copied: the worst case (check-ins and crossings are a
+    share of the sightings)."""
+    history = SightingHistory(catalog, load_agencies())
+    forwarder = HistoryForwarder(runtime, topic, history.forward, history.topics(), "unused")
+    producer = aio_producer(settings, _bus.MATCHER, linger_ms=20)
+    await producer.start()
+    try:
+        seconds = await _consume(settings, topic, lambda batch: forwarder.forward_batch(
+            producer, [m for ms in batch.values() for m in ms]))  # fmt: skip
+    finally:
+        await producer.stop()
+    assert forwarder.forwarded == SIGHTINGS, forwarder.forwarded
+    return seconds
 
 
 def run() -> list[dict[str, object]]:

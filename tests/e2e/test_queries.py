@@ -6,14 +6,11 @@ same query twice, quotas, and a court reading another court's results."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -23,23 +20,17 @@ from typing import Any
 
 import pytest
 
-from consumers.query_client import QueryClient
-from consumers.query_source import SqliteQuerySource
-from consumers.responder import Responder
-from consumers.responder_state import QuotaLimits, ResponderState
-from consumers.runtime import Runtime
+from consumers.responder_state import QuotaLimits
 from ops.deployment import spawn, stop_group, zf801_command
 from producers.routes import outgoing_event
-from schemas.agencies import get_agency
 from schemas.envelope import format_time
 from schemas.jsonmap import from_json
 from schemas.queries import query_kind
 from schemas.registry import default_registry
-from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from tests.builders import Records
+from tests.e2e.query_bus import QueryBus
 from topics import clients
-from topics.acls import group_prefix
 from topics.errors import AccessDenied
 
 pytestmark = [pytest.mark.e2e]
@@ -50,7 +41,6 @@ PS_BJ, PS_SH, PS_GD = "110000000000", "310000000000", "440000000000"
 BORDER = ("110000230000", "310000230000", "440100230000", "440300230000")
 TRAFFIC = ("110000110000", "310000110000", "440000110000")
 UNITS = (PS_BJ, PS_SH, PS_GD, *BORDER, *TRAFFIC)
-_READY_S = 60.0
 _WAIT_S = 20.0
 
 
@@ -104,85 +94,9 @@ _DATA: dict[str, list[tuple[str, dict[str, Any]]]] = {
 }  # fmt: skip
 
 
-@dataclasses.dataclass
-class _Running:
-    responder: Responder
-    thread: threading.Thread
-    stop: threading.Event
-
-
-class QueryBus:
-    """One bus (own topics and ACLs) with an in-process responder per unit, each on its
-    own SQLite data source, and a court's query client."""
-
-    def __init__(self, bus: Any, root: Path) -> None:
-        self.bus = bus
-        self.settings: Settings = bus.settings
-        self.root = root
-        self.running: dict[str, _Running] = {}
-        for unit in UNITS:
-            with SqliteQuerySource(self.db(unit)) as source:
-                for kind, row in _DATA.get(unit, ()):
-                    source.add(kind, row)
-
-    def db(self, unit: str) -> Path:
-        return self.root / f"{unit}.sqlite"
-
-    def group(self, unit: str) -> str:
-        return f"{group_prefix(self.bus.catalog, get_agency(unit))}responder"
-
-    def start(self, unit: str, *, limits: QuotaLimits | None = None) -> None:
-        runtime = Runtime.connect(unit, self.settings)
-        state = ResponderState(
-            self.root / f"{unit}-state-{uuid.uuid4().hex[:6]}.sqlite",
-            limits or QuotaLimits.for_province(self.settings, unit[:2]),
-        )
-        responder = Responder(runtime, SqliteQuerySource(self.db(unit), create=False), state)
-        stop = threading.Event()
-        thread = threading.Thread(target=responder.run, args=(stop.is_set,), daemon=True)
-        thread.start()
-        self.running[unit] = _Running(responder, thread, stop)
-        self.wait_members(unit, 1)
-
-    def stop(self, unit: str) -> None:
-        running = self.running.pop(unit)
-        running.stop.set()
-        running.thread.join(30)
-        running.responder.close()
-        running.responder.source.close()
-        running.responder.rt.close()
-        self.wait_members(unit, 0)
-
-    def wait_members(self, unit: str, count: int) -> None:
-        admin = clients.kafka_admin(self.settings)
-        deadline = time.monotonic() + _READY_S
-        try:
-            while time.monotonic() < deadline:
-                group = admin.describe_groups([self.group(unit)]).get(self.group(unit), {})
-                members = len(group.get("members", ()))
-                if members == count and (count == 0 or group.get("group_state") == "Stable"):
-                    return
-                time.sleep(0.2)
-        finally:
-            admin.close()
-        raise AssertionError(f"the responder group of {unit} did not reach {count} members")
-
-    @contextlib.contextmanager
-    def client(self, court: str = "BJ01") -> Iterator[QueryClient]:
-        with QueryClient(Runtime.connect(court, self.settings)) as client:
-            yield client
-
-    def results(self, court: str = "BJ01") -> list[dict[str, Any]]:
-        return [record for record, _, _ in self.bus.read_topic("query-results", court, idle_s=2.0)]
-
-    def close(self) -> None:
-        for unit in list(self.running):
-            self.stop(unit)
-
-
 @pytest.fixture(scope="module")
 def qbus(bus_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryBus]:
-    bus = QueryBus(bus_factory(), tmp_path_factory.mktemp("responders"))
+    bus = QueryBus(bus_factory(), tmp_path_factory.mktemp("responders"), UNITS, _DATA)
     try:
         for unit in UNITS:
             bus.start(unit)

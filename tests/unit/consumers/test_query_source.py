@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from consumers.query_source import (
+    CheckedRow,
     QuerySourceError,
     SourceRowError,
     SqliteQuerySource,
@@ -358,3 +359,49 @@ def test_the_default_path_is_under_home(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="not a unit code"):
         SqliteQuerySource.default_path(settings, "../../etc/passwd")
+
+
+# --- the sightings history a responder follows --------------------------------------------
+TOPIC = "zf801.sightings.history.11"
+
+
+def test_history_rows_are_kept_once_per_event_id_with_the_offsets(
+    source: SqliteQuerySource,
+) -> None:
+    first = check_row("hotel_stay", {"id_number": PERSON_ID, **stay_at("2026-03-01T10:00:00Z")})
+    second = check_row("crossing", {"id_number": PERSON_ID, **CROSSINGS[0]})
+    assert source.add_history([("e1", first), ("e2", second)], {(TOPIC, 0): 5}) == 2
+    assert source.add_history([("e1", first), ("e3", first)], {(TOPIC, 0): 7, (TOPIC, 2): 1}) == 1
+    assert source.history_offsets() == {(TOPIC, 0): 7, (TOPIC, 2): 1}
+    assert source.counts()["hotel_stay"] == source.counts()["crossing"] == 1
+
+
+def test_a_failed_history_batch_stores_neither_rows_nor_offsets(
+    source: SqliteQuerySource,
+) -> None:
+    good = check_row("hotel_stay", {"id_number": PERSON_ID, **stay_at("2026-03-01T10:00:00Z")})
+    broken = CheckedRow("hotel_stay", ("too", "few"))
+    with pytest.raises(sqlite3.Error):
+        source.add_history([("e1", good), ("e2", broken)], {(TOPIC, 0): 9})
+    assert source.history_offsets() == {}
+    assert source.counts()["hotel_stay"] == 0
+    assert source.add_history([("e1", good)], {(TOPIC, 0): 9}) == 1  # e1 was not kept
+
+
+def test_a_store_of_version_1_is_brought_up_to_date_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    with SqliteQuerySource(path) as store:
+        store.add("person", IDENTITY)
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as version 1 left it
+        db.executescript(
+            "DROP TABLE history_events; DROP TABLE history_offsets; PRAGMA user_version = 1;"
+        )
+    row = check_row("crossing", {"id_number": PERSON_ID, **CROSSINGS[0]})
+    with SqliteQuerySource(path, create=False) as store:
+        assert store.identity(PERSON_ID) == IDENTITY
+        assert store.history_offsets() == {}
+        assert store.add_history([("e1", row)], {(TOPIC, 1): 3}) == 1
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    with SqliteQuerySource(path, create=False) as store:
+        assert store.history_offsets() == {(TOPIC, 1): 3}

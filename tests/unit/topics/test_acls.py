@@ -194,6 +194,32 @@ def test_only_the_bus_writes_the_delivery_topics(catalog, agencies, desired):
             assert holders(desired, name, Operation.WRITE) == bus
 
 
+def test_a_provinces_sightings_history_is_read_by_the_p3_and_p5_units_its_rule_names(
+    catalog, agencies, desired
+):
+    def readers(province: str) -> set[str]:
+        name = catalog.topic_name("sightings-history", province=province)
+        return holders(desired, name, Operation.READ)
+
+    answering = {AgencyRole.BORDER_CONTROL, AgencyRole.PUBLIC_SECURITY}
+    for province in agencies.provinces():
+        named = {
+            user(code)
+            for role, codes in agencies.rules[province].items()
+            if role in answering
+            for code in codes
+        }
+        assert readers(province) == named, province
+        name = catalog.topic_name("sightings-history", province=province)
+        assert holders(desired, name, Operation.WRITE) == principals(agencies, AgencyRole.BUS)
+    assert readers("11") == {user("110000000000"), user("110105000000"), user(BORDER_BJ)}
+    assert user(BORDER_BJ) not in readers("31") | readers("44")
+    for unit in agencies.with_role(AgencyRole.TRAFFIC_MANAGEMENT):
+        assert "sightings-history" not in topic_ids(
+            catalog, desired, user(unit.code), Operation.READ
+        )
+
+
 @pytest.mark.parametrize(
     ("role", "sightings"),
     [

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from schemas.queries import query_kind
 from schemas.settings import Settings
 from sign.acceptance import AcceptancePolicy
 from topics.catalog import DEFAULT_CATALOG_PATH, Catalog, load_catalog
@@ -105,6 +106,14 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"bus"},
     ),
     "sightings-routed": ("zf801.bus.sightings-routed", "match-key", {"bus"}, {"bus"}),
+    # The bus forwards check-ins and crossings to the province of the reporting unit, for
+    # the units answering P5 (public security) and P3 (border control) (province-rule).
+    "sightings-history": (
+        "zf801.sightings.history.{province}",
+        "match-key",
+        {"bus"},
+        {"public-security", "border-control"},
+    ),
     "vehicle-blocks": ("zf801.police.vehicle-blocks", "match-key", {"bus"}, {"traffic-management"}),
     "alerts": ("zf801.alerts.{court}", "order-id", {"bus"}, {"court"}),
     "hit-confirmations": (
@@ -729,7 +738,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 22 + 2 * 1 + 3 * 3
+    assert len(topics) == 22 + 2 * 1 + 4 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])
@@ -836,6 +845,32 @@ def test_each_order_reaches_only_its_police_role_under_the_province_rule(catalog
     assert not catalog.may_read_topic("border-control", name, reader_provinces=served)
     with pytest.raises(ProvinceCodeInvalid):
         catalog.may_read("border-control", DELIVERY, reader_provinces=served)
+
+
+def test_the_sightings_history_is_read_per_province_by_the_roles_answering_p3_and_p5(
+    catalog: Catalog,
+) -> None:
+    spec = catalog.get("sightings-history")
+    answering = {str(query_kind(code).role) for code in ("P3", "P5")}
+    assert set(spec.access.read) == answering == {"border-control", "public-security"}
+    assert spec.access.read_scope is ReadScope.PROVINCE_RULE
+    reports = catalog.get("sightings-person")
+    assert spec.value_schemas == (
+        "cn.zf801.sightings.v1.HotelCheckIn",
+        "cn.zf801.sightings.v1.BorderCrossing",
+    )
+    assert set(spec.value_schemas) <= set(reports.value_schemas)
+    assert (spec.key, spec.cleanup_policy) == (reports.key, CleanupPolicy.DELETE)
+    # Queryable history outlives the sightings it copies; still not kept forever.
+    assert reports.retention_ms is not None and spec.retention_ms is not None
+    assert spec.retention_ms >= reports.retention_ms
+    served = {"11", "national"}
+    for role in ALL_ROLES:
+        readable = catalog.may_read(role, spec.id, province="11", reader_provinces=served)
+        assert readable == (role in answering), role
+        assert not catalog.may_read(role, spec.id, province="31", reader_provinces=served)
+    assert catalog.may_write("bus", spec.id)
+    assert not any(catalog.may_write(role, spec.id) for role in POLICE | {"court"})
 
 
 def test_a_court_reads_only_its_own_alerts_and_results(catalog: Catalog) -> None:

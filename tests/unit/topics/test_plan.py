@@ -24,6 +24,7 @@ from topics.plan import (
 
 COURTS = ("BJ01", "SH01")
 FIXED_TOPICS = 22
+PROVINCE_TEMPLATES = 4  # the three order deliveries and the sightings history
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_empty_single_broker_cluster_creates_everything_with_capped_figures(
 
 def test_per_province_topics_are_planned_for_the_provinces_given(catalog: Catalog) -> None:
     p = plan(catalog, ClusterState(3, {}), COURTS, ("11", "national"))
-    assert len(p.creations) == FIXED_TOPICS + 2 * len(COURTS) + 3 * 2
+    assert len(p.creations) == FIXED_TOPICS + 2 * len(COURTS) + PROVINCE_TEMPLATES * 2
     delivery = next(t for t in p.creations if t.name == "zf801.orders.exit-restriction.national")
     assert (delivery.topic_id, delivery.court, delivery.province) == (
         "order-delivery-exit-restriction",

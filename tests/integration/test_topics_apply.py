@@ -18,6 +18,7 @@ from kafka.errors import UnknownTopicOrPartitionError
 from ops.deployment import Deployment
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
+from tests.waiting import wait_for
 from topics.admin import ApplyResult, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
 from topics.clients import connection
@@ -132,14 +133,16 @@ def test_drift_is_repaired(kafka_admin: KafkaAdminClient, catalog: Catalog) -> N
     # Someone changes a managed config after apply.
     drift = ConfigResource(ConfigResourceType.TOPIC, trust, {"cleanup.policy": "delete"})
     kafka_admin.alter_configs([drift], incremental=True)
-    assert _configs(kafka_admin, trust)["cleanup.policy"] == "delete"
+    # The controller has the change once alter_configs returns; the broker describing it
+    # applies it from the metadata log a moment later (seen stale under load).
+    wait_for(lambda: _configs(kafka_admin, trust)["cleanup.policy"] == "delete", timeout_s=10)
     repair = _plan(kafka_admin, catalog)
     assert [(a.topic, [c.key for c in a.changes]) for a in repair.alterations] == [
         (trust, ["cleanup.policy"])
     ]
     result = apply(repair, kafka_admin)
     assert result.configs_altered == (trust,)
-    assert _configs(kafka_admin, trust)["cleanup.policy"] == "compact"
+    wait_for(lambda: _configs(kafka_admin, trust)["cleanup.policy"] == "compact", timeout_s=10)
     assert _partitions(kafka_admin, [sightings])[sightings][0] == 6
     assert _configs(kafka_admin, sightings)["retention.ms"] == "31536000000"
     assert not _plan(kafka_admin, catalog).has_changes

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -177,6 +177,9 @@ class Runtime:
         journal_scope: str | None = None,
         acceptance: AcceptancePolicy | None = None,
         skew_checked: bool = True,
+        dead_letters: DeadLetterSink | None = None,
+        audit: AuditSink | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> VerifyStage:
         """A verify-before-act stage for one input of this processor. With
         ``roles_by_topic`` the signer's role must be one the catalog lets write the topic;
@@ -185,18 +188,21 @@ class Runtime:
         a ``journal_scope`` makes the stage's replay guard list what it saw, for the
         processor's replay journal. Without ``skew_checked`` the record timestamp is not
         held against ``ce_time`` (``verify_max_skew_s``): a record the bus forwarded
-        unchanged is timestamped when it was forwarded."""
+        unchanged is timestamped when it was forwarded. ``dead_letters`` and ``audit``
+        replace the runtime's sinks for this stage, and ``clock`` its clock (a replay
+        judges each record at the time it reached the bus, and only reports)."""
         skew = self.settings.verify_max_skew_s if skew_checked else 0
         return VerifyStage(
             self.trust,
             ReplayGuard.from_settings(self.settings, journal_scope=journal_scope),
-            self.dead_letters,
-            self.audit,
+            dead_letters or self.dead_letters,
+            audit or self.audit,
             verifier_agency=self.agency_code,
             writer_roles=self.writer_roles if roles_by_topic else None,
             max_skew=timedelta(seconds=skew) if skew else None,
             acceptance=acceptance or AcceptancePolicy.from_settings(self.settings),
             codec=self.codec,
+            clock=clock,
         )
 
     def stream_reader(

@@ -19,6 +19,7 @@ from ops.cmd_demo import demo
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
 from ops.cmd_query import answers, query
+from ops.cmd_replay import replay
 from ops.cmd_responder import responder_app
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
@@ -94,6 +95,7 @@ app.command("demo")(demo)
 app.command("deadletters")(deadletters)
 app.command("blocks")(blocks)
 app.add_typer(audit_app, name="audit")
+app.command("replay")(replay)
 app.command("status")(status)
 
 

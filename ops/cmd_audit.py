@@ -35,6 +35,7 @@ __all__ = [
     "audit_app",
     "audit_entry",
     "audit_filter",
+    "chain_document",
     "chain_summaries",
     "complete_tail",
     "mark_breaks",
@@ -430,7 +431,7 @@ def _chain_row(chain: ChainSummary) -> tuple[str, ...]:
     )
 
 
-def _chain_document(chain: ChainSummary) -> Mapping[str, object]:
+def chain_document(chain: ChainSummary) -> Mapping[str, object]:
     return {
         "agency_code": chain.agency_code,
         "first_sequence": chain.first.sequence,
@@ -449,7 +450,7 @@ CHAINS_VIEW = View(
     title="Audit chains",
     columns=("agency", "sequences", "records", "from .. to", "client host", "head", "breaks"),
     row=_chain_row,
-    document=_chain_document,
+    document=chain_document,
 )
 
 

@@ -170,6 +170,41 @@ class TopicReader:
         starts = self._consumer_().beginning_offsets(self._assignment)
         return {tp.partition: offset for tp, offset in starts.items()}
 
+    def ends(self) -> dict[int, int]:
+        """The end offset of each partition now (one past its last record)."""
+        ends = self._consumer_().end_offsets(self._assignment)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    def offsets_at(self, moment: dt.datetime) -> dict[int, int | None]:
+        """The first offset of each partition whose record is at or after ``moment``
+        (None: no record is)."""
+        millis = int(moment.timestamp() * 1000)
+        found = self._consumer_().offsets_for_times(dict.fromkeys(self._assignment, millis))
+        return {
+            tp.partition: (None if (position := found.get(tp)) is None else position.offset)
+            for tp in self._assignment
+        }
+
+    def scan(self, ranges: Mapping[int, tuple[int, int]]) -> Iterator[Any]:
+        """Every consumed record of each partition's ``(first, stop)`` offsets (stop
+        exclusive), raw and unverified, for a caller that judges each record itself
+        (``zf801 replay``); partitions not in ``ranges`` are not read."""
+        consumer = self._consumer_()
+        stops = {tp: ranges[tp.partition][1] for tp in self._assignment if tp.partition in ranges}
+        consumer.pause(*[tp for tp in self._assignment if tp not in stops])
+        for tp, stop in stops.items():
+            consumer.seek(tp, min(ranges[tp.partition][0], stop))
+        progress = time.monotonic()
+        while open_ := [tp for tp, stop in stops.items() if consumer.position(tp) < stop]:
+            consumer.pause(*[tp for tp in stops if tp not in open_])
+            polled = consumer.poll(timeout_ms=_POLL_MS, max_records=500)
+            for tp, messages in polled.items():
+                yield from (m for m in messages if m.offset < stops[tp])
+            if polled:
+                progress = time.monotonic()
+            elif time.monotonic() - progress > _STALL_S:
+                return  # e.g. a transaction left open: what is committed has been read
+
     def _seek_to_time(self, since: dt.datetime, ends: Mapping[TopicPartition, int]) -> None:
         consumer = self._consumer_()
         millis = int(since.timestamp() * 1000)

@@ -248,6 +248,10 @@ class MemoryAuditSink:
         return None
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class VerifyStage:
     """Signature, trust, envelope, schema and replay checks before any effect."""
 
@@ -264,7 +268,7 @@ class VerifyStage:
         max_skew: timedelta | None = None,
         acceptance: AcceptancePolicy | None = None,
         codec: Codec | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.verifier = EventVerifier(trust_store)
         self.replay_guard = replay_guard
@@ -276,7 +280,7 @@ class VerifyStage:
         self._max_skew_ms = None if max_skew is None else max_skew.total_seconds() * 1000
         self._acceptance = acceptance
         self._codec = codec or default_codec()
-        self._clock = clock
+        self._clock = clock or _utc_now
         self.accepted = 0
         self.redeliveries = 0
         self.rejected: Counter[str] = Counter()

@@ -1,0 +1,346 @@
+"""``zf801 replay``: read a range of catalog topics as an agency, for audit, and (with
+``--verify``) check every record as the bus would have at its time: seal against the
+trust history (a key revoked later does not void earlier records), ``ce_time`` against
+the record's Kafka timestamp, envelope, schema, the writer's role, duplicate event ids,
+and the audit hash chains in range. Retention gaps are named. The report can be written
+as a sealed JSON document (``--out``).
+
+The range logic and the tally are pure (``ops.replay_check``); this module reads Kafka
+through :class:`ops.cmd_inspect.TopicReader` (read rule checked, every read audited) and
+judges each record with the runtime's verify stage, whose refusals are collected here:
+a replay never writes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from consumers.runtime import Runtime
+from ops.cmd_audit import audit_entry, chain_document, chain_summaries
+from ops.cmd_inspect import TopicReader, TopicRecord
+from ops.cmd_inspect_view import Format, OutputFormat, View, fail
+from ops.replay_check import (
+    Bound,
+    Break,
+    PartitionCount,
+    PartitionRange,
+    ReplayTally,
+    check_bounds,
+    check_out_path,
+    parse_bound,
+    partition_range,
+    replay_topics,
+    report_document,
+    start_offset,
+)
+from ops.terminal import printable
+from schemas.agencies import get_agency
+from schemas.errors import BusError
+from schemas.jsonmap import to_json
+from schemas.settings import get_settings
+from sign.acceptance import AcceptancePolicy
+from sign.seal import seal_document
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from topics.catalog import Catalog, bus_catalog
+
+__all__ = ["ReplayRequest", "replay", "run_replay"]
+
+_DEFAULT_READER = "BUS-AUDIT"
+_OPERATION = "replay"
+_TRUST_WAIT_S = 30.0
+_errors = Console(stderr=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """What the operator asked for, checked."""
+
+    reader: str
+    topic_ids: tuple[str, ...]
+    start: Bound | None
+    end: Bound | None
+    verify: bool
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} records/s")
+
+
+def _progress(enabled: bool) -> Progress | None:
+    if not enabled:
+        return None
+    return Progress(
+        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+        TimeRemainingColumn(), console=_errors, transient=True,
+    )  # fmt: skip
+
+
+def _offset(reader: TopicReader, bound: Bound | None, *, first: bool) -> dict[int, int | None]:
+    """The offset each partition's range starts at (``first``) or stops before."""
+    partitions = reader.ends()
+    if bound is None:
+        return dict.fromkeys(partitions)
+    if isinstance(bound, int):
+        return dict.fromkeys(partitions, bound if first else bound + 1)
+    return dict(reader.offsets_at(bound))
+
+
+def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]:
+    starts, ends = reader.beginnings(), reader.ends()
+    wanted_first = _offset(reader, request.start, first=True)
+    wanted_stop = _offset(reader, request.end, first=False)
+    ranges = []
+    for partition in sorted(ends):
+        first, stop = wanted_first[partition], wanted_stop[partition]
+        if isinstance(request.start, dt.datetime):
+            first = start_offset(first, starts[partition], ends[partition])
+        if isinstance(request.end, dt.datetime) and stop is None:
+            stop = ends[partition]
+        ranges.append(
+            partition_range(
+                reader.topic, partition, starts[partition], ends[partition], first, stop
+            )
+        )
+    return ranges
+
+
+def _stage(runtime: Runtime, dead: MemoryDeadLetterSink) -> VerifyStage:
+    """The runtime's verify stage, judging each record at its own time: no acceptance
+    window against today's clock, ``ce_time`` within the future window of the record's
+    Kafka timestamp (a back-dated record of a revoked key shows), refusals kept here."""
+    future = dt.timedelta(seconds=runtime.settings.accept_future_s)
+    return runtime.verify_stage(
+        acceptance=AcceptancePolicy.history(), max_skew=future,
+        dead_letters=dead, audit=MemoryAuditSink(),
+    )  # fmt: skip
+
+
+def _trust_complete(runtime: Runtime) -> None:
+    follower = runtime.trust_follower
+    if follower is None or not follower.wait_caught_up(_TRUST_WAIT_S):
+        raise BusError(
+            "the trust topic was not read to its end: records cannot be judged against "
+            "the whole trust history"
+        )
+
+
+def run_replay(
+    runtime: Runtime, request: ReplayRequest, progress: Progress | None = None
+) -> tuple[ReplayTally, list[Mapping[str, object]]]:
+    """Read and judge the range; returns the tally and the audit chains in range."""
+    readers = [TopicReader(runtime, topic_id, f"{_OPERATION}.read")
+               for topic_id in request.topic_ids]  # fmt: skip
+    if request.verify:
+        _trust_complete(runtime)
+    tally = ReplayTally(verify=request.verify)
+    dead = MemoryDeadLetterSink()
+    stage = _stage(runtime, dead)
+    audit_topic = runtime.catalog.topic_name("audit")
+    entries = []
+    with ExitStack() as stack:
+        opened = [(stack.enter_context(reader), _ranges(reader, request)) for reader in readers]
+        for _, ranges in opened:
+            tally.expect(ranges)
+        total = sum(scope.size for _, ranges in opened for scope in ranges)
+        task = progress.add_task("replay", total=total) if progress is not None else None
+        for reader, ranges in opened:
+            wanted = {scope.partition: (scope.first, scope.stop) for scope in ranges if scope.size}
+            for message in reader.scan(wanted):
+                if progress is not None and task is not None:
+                    progress.advance(task)
+                if not request.verify:
+                    tally.add(message.topic, message.partition, message.offset, None, None)
+                    continue
+                verified = stage.check_record(message)
+                rejection = dead.rejections.pop() if verified is None else None
+                tally.add(message.topic, message.partition, message.offset, verified, rejection)
+                if verified is not None and message.topic == audit_topic:
+                    entries.append(audit_entry(_topic_record(message, verified)))
+    chains = chain_summaries(entries)
+    for chain in chains:
+        tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
+    return tally, [dict(chain_document(chain)) for chain in chains]
+
+
+def _topic_record(message: Any, verified: Any) -> TopicRecord:
+    signature = verified.signature
+    return TopicRecord(
+        event_id=signature.event_id, event_type=signature.event_type,
+        signed_by=signature.agency_code, partition=message.partition, offset=message.offset,
+        timestamp_ms=message.timestamp, value=bytes(message.value or b""),
+        record=verified.payload, document=to_json(verified.envelope.schema, verified.payload),
+    )  # fmt: skip
+
+
+def _audit_outcome(runtime: Runtime, request: ReplayRequest, tally: ReplayTally) -> None:
+    """The replay itself, as one audit record after the per-topic reads."""
+    reader = get_agency(request.reader)
+    detail = (f"{tally.records} record(s), {len(tally.breaks)} break(s), "
+              f"{len(tally.chain_breaks)} chain break(s), {len(tally.gaps)} gap(s)")  # fmt: skip
+    runtime.audit.record(
+        user=getpass.getuser(), role=str(reader.role), agency_code=reader.code,
+        operation=_OPERATION, target=",".join(request.topic_ids),
+        result="SUCCESS" if tally.clean else "FAILURE", detail=detail,
+    )  # fmt: skip
+
+
+def _write_report(runtime: Runtime, out: Path, document: Mapping[str, object]) -> Path:
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    keystore = runtime.keystore
+    assert keystore is not None  # Runtime.connect keeps its key store
+    key_id = keystore.current_key_id(runtime.agency_code)
+    return seal_document(out, keystore.private_key(key_id), keystore.chain_of(key_id),
+                         runtime.agency_code, dt.datetime.now(dt.UTC))  # fmt: skip
+
+
+def _count_row(count: PartitionCount) -> tuple[str, ...]:
+    verified = str(count.verified) if count.judged else "-"
+    return (count.topic, str(count.partition), f"{count.first}..{count.stop - 1}",
+            str(count.records), verified, str(count.breaks))  # fmt: skip
+
+
+def _count_document(count: PartitionCount) -> Mapping[str, object]:
+    return count.document()
+
+
+SUMMARY_VIEW = View(
+    title="Replay",
+    columns=("topic", "partition", "offsets", "records", "verified", "breaks"),
+    row=_count_row,
+    document=_count_document,
+)
+BREAKS_VIEW = View(
+    title="Breaks",
+    columns=("topic", "partition", "offset", "reason", "detail"),
+    row=lambda b: (b.topic, str(b.partition), str(b.offset), b.reason, b.detail),
+    document=Break.document,
+)
+
+
+def _show(tally: ReplayTally, document: Mapping[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print(json.dumps(document, ensure_ascii=False), flush=True)
+        return
+    counts = sorted(tally.counts.values(), key=lambda c: (c.topic, c.partition))
+    SUMMARY_VIEW.table(counts, f"{tally.records} record(s), {len(tally.breaks)} break(s), "
+                       f"{len(tally.gaps)} gap(s)")  # fmt: skip
+    if tally.breaks:
+        BREAKS_VIEW.table(sorted(tally.breaks, key=lambda b: (b.topic, b.partition, b.offset)),
+                          "each break: topic, partition, offset, reason code")  # fmt: skip
+    for gap in tally.gaps:
+        typer.secho(f"gap: {printable(gap.describe())}", fg="yellow")
+    for text in tally.chain_breaks:
+        typer.secho(f"audit chain break: {printable(text)}", fg="red")
+
+
+def _request(
+    catalog: Catalog, reader: str, topics: Sequence[str] | None,
+    *, start: str | None, end: str | None, verify: bool,
+) -> ReplayRequest:  # fmt: skip
+    first = parse_bound(start, "--from") if start is not None else None
+    last = parse_bound(end, "--to") if end is not None else None
+    check_bounds(first, last)
+    role = str(get_agency(reader).role)
+    ids = tuple(replay_topics(catalog, role, topics))
+    return ReplayRequest(reader, ids, first, last, verify)
+
+
+@contextmanager
+def _connected(reader: str) -> Iterator[Runtime]:
+    runtime = Runtime.connect(reader)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def replay(
+    *,
+    reader: Annotated[
+        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
+    ] = _DEFAULT_READER,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topics",
+            help="A catalog topic id (repeat the option for more); "
+            "default: every topic the reader may read.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="First record: an ISO 8601 time with zone, or an offset "
+            "(every partition). Default: the topic's start.",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Last record: before this ISO 8601 time, or up to and "
+            "including this offset. Default: the end now.",
+        ),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check each record as of its own time.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the JSON report here, sealed beside it.")
+    ] = None,
+    output: Format = OutputFormat.table,
+) -> None:
+    """Replay a range of topics for audit: records per topic and partition, and with
+    --verify every break named by topic, partition, offset and reason code (seal against
+    the trust history at the record's time, ce_time against the Kafka timestamp, envelope,
+    schema, writer role, duplicate event id, audit hash chains). Offsets that retention
+    deleted inside the range are reported as gaps. Exit 0 when clean, 2 on any break or
+    gap, 1 on bad input (nothing written). The replay is audited."""
+    started = dt.datetime.now(dt.UTC)
+    try:
+        request = _request(
+            bus_catalog(get_settings()), reader, topics, start=start, end=end, verify=verify
+        )
+        if out is not None:
+            check_out_path(out)
+        with _connected(reader) as runtime:
+            terminal = _errors.is_terminal and output is OutputFormat.table
+            progress = _progress(terminal)
+            with progress if progress is not None else nullcontext():
+                tally, chains = run_replay(runtime, request, progress)
+            _audit_outcome(runtime, request, tally)
+            document = report_document(
+                reader=reader, topics=[runtime.catalog.topic_name(t) for t in request.topic_ids],
+                start=request.start, end=request.end, verify=verify, tally=tally, chains=chains,
+                started=started, finished=dt.datetime.now(dt.UTC),
+            )  # fmt: skip
+            seal = _write_report(runtime, out, document) if out is not None else None
+    except BusError as exc:
+        raise fail(exc) from exc
+    _show(tally, document, output)
+    if seal is not None and output is OutputFormat.table:
+        typer.echo(f"report: {out} (sealed: {seal})")
+    if not tally.clean:
+        raise typer.Exit(2)

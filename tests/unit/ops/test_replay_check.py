@@ -1,0 +1,271 @@
+"""``zf801 replay``'s pure side: the options, the range of each partition and its
+retention gap, the tally of the verify stage's verdicts (the trust history as it stood at
+each record's time), and the report document."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.replay_check import (
+    REPORT_FORMAT,
+    Gap,
+    PartitionRange,
+    ReplayInputError,
+    ReplayTally,
+    check_bounds,
+    check_out_path,
+    parse_bound,
+    partition_range,
+    replay_topics,
+    report_document,
+    start_offset,
+)
+from schemas.envelope import build_record
+from sign.acceptance import AcceptancePolicy
+from sign.events import EventSigner
+from sign.replay import ReplayGuard
+from sign.trust import Revocation
+from sign.trustset import TrustSet
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from topics.catalog import default_catalog
+
+T0 = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
+REVOKED_AT = T0 + dt.timedelta(hours=2)
+TOPIC = "zf801.sightings.person"
+POLICE = "110105000000"
+
+
+# --- options ---------------------------------------------------------------------------------
+def test_a_bound_is_an_offset_or_a_time_with_its_zone() -> None:
+    assert parse_bound("42", "--from") == 42
+    assert parse_bound("2026-11-01T16:00:00+08:00", "--to") == T0
+    with pytest.raises(ReplayInputError, match=r"--from '-1': an offset is 0 or more"):
+        parse_bound("-1", "--from")
+    with pytest.raises(ReplayInputError, match=r"--to '2026-11-01T08:00': a time needs its zone"):
+        parse_bound("2026-11-01T08:00", "--to")
+    with pytest.raises(ReplayInputError, match=r"--from 'yesterday': neither an offset"):
+        parse_bound("yesterday", "--from")
+
+
+def test_from_after_to_is_refused_when_both_are_of_one_kind() -> None:
+    with pytest.raises(ReplayInputError, match=r"--from 9 is after --to 3"):
+        check_bounds(9, 3)
+    with pytest.raises(ReplayInputError, match=r"is not before --to"):
+        check_bounds(T0, T0 - dt.timedelta(seconds=1))
+    check_bounds(3, 3)
+    check_bounds(T0, 3)  # a time and an offset: compared per partition, once resolved
+    check_bounds(None, T0)
+
+
+def test_topics_default_to_what_the_reader_may_read_and_named_ones_are_checked() -> None:
+    catalog = default_catalog()
+    everything = replay_topics(catalog, "command-system", None)
+    assert "audit" in everything and "dead-letter" in everything
+    assert "alerts" not in everything  # per court: no one Kafka name
+    assert "orders-exit-restriction" not in everything  # only the bus reads it
+    assert "replay-journal" not in replay_topics(catalog, "bus", None)  # sealed state
+    assert replay_topics(catalog, "bus", ["audit", "trust", "audit"]) == ["audit", "trust"]
+    with pytest.raises(ReplayInputError, match=r"--topics 'nope': no topic with id 'nope'"):
+        replay_topics(catalog, "bus", ["nope"])
+    with pytest.raises(ReplayInputError, match=r"--topics 'alerts': cannot be replayed"):
+        replay_topics(catalog, "bus", ["alerts"])
+    with pytest.raises(ReplayInputError, match=r"--topics 'order-ledger': .*sealed state"):
+        replay_topics(catalog, "bus", ["order-ledger"])
+
+
+def test_an_unwritable_out_path_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    check_out_path(tmp_path / "report.json")
+    with pytest.raises(ReplayInputError, match=r"--out .*: is a folder"):
+        check_out_path(tmp_path)
+    with pytest.raises(ReplayInputError, match=r"--out .*: folder .* does not exist"):
+        check_out_path(tmp_path / "missing" / "report.json")
+
+
+# --- ranges and retention --------------------------------------------------------------------
+def test_a_range_inside_what_is_kept_has_no_gap() -> None:
+    scope = partition_range(TOPIC, 0, 10, 50, 20, 31)
+    assert scope == PartitionRange(TOPIC, 0, 20, 31, None)
+    assert scope.size == 11
+    assert partition_range(TOPIC, 1, 0, 5, None, None) == PartitionRange(TOPIC, 1, 0, 5, None)
+
+
+def test_a_range_reaching_before_the_log_start_names_the_deleted_offsets() -> None:
+    scope = partition_range(TOPIC, 2, 10, 50, None, None)
+    assert (scope.first, scope.stop) == (10, 50)
+    assert scope.gap == Gap(TOPIC, 2, 0, 9)
+    assert scope.gap.describe() == f"{TOPIC} partition 2: offsets 0..9 deleted by retention"
+    assert partition_range(TOPIC, 2, 10, 50, 4, 8) == PartitionRange(
+        TOPIC, 2, 10, 10, Gap(TOPIC, 2, 4, 7)
+    )
+    assert partition_range(TOPIC, 2, 10, 50, 4, None).gap == Gap(TOPIC, 2, 4, 9)
+
+
+def test_a_range_past_the_end_is_empty() -> None:
+    assert partition_range(TOPIC, 0, 0, 5, 9, None).size == 0
+    assert partition_range(TOPIC, 0, 0, 5, 3, 2).size == 0
+
+
+def test_a_time_reaching_back_to_the_first_kept_record_starts_in_what_was_deleted() -> None:
+    assert start_offset(None, 10, 50) == 50  # nothing at or after the time
+    assert start_offset(10, 10, 50) == 0  # the deleted records may lie in the range
+    assert start_offset(30, 10, 50) == 30
+    assert partition_range(TOPIC, 0, 10, 50, start_offset(10, 10, 50), None).gap == Gap(
+        TOPIC, 0, 0, 9
+    )
+
+
+# --- the verdicts, with the trust history as it stood ----------------------------------------
+@dataclass
+class Consumed:
+    """Shaped like a kafka-python ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def _sighting(when: dt.datetime) -> dict[str, Any]:
+    return {
+        "sighting_id": str(uuid.uuid4()),
+        "reporting_unit_code": POLICE,
+        "observed_at": when,
+        "person": {"name": "张三", "id_number": "11010519491231002X"},
+        "hotel_name": "北京饭店",
+        "hotel_address": "北京市东城区东长安街33号",
+        "room": "1203",
+        "checked_in_at": when,
+        "expected_check_out": None,
+        "registered_phone": None,
+    }
+
+
+@pytest.fixture(scope="module")
+def police() -> tuple[TrustSet, EventSigner]:
+    trust = TrustSet.create(T0 - dt.timedelta(days=30))
+    key, _ = trust.issue(
+        POLICE, "北京市公安局朝阳分局", "public-security",
+        now=T0 - dt.timedelta(days=1), lifetime=dt.timedelta(days=365),
+    )  # fmt: skip
+    trust.revocations.append(Revocation(
+        EventSigner(key, POLICE).key_id, REVOKED_AT, "key-compromise", REVOKED_AT
+    ))  # fmt: skip
+    return trust, EventSigner(key, POLICE)
+
+
+def _record(signer: EventSigner, offset: int, signed_at: dt.datetime, written_at: dt.datetime,
+            ) -> Consumed:  # fmt: skip
+    record = signer.sign_record(build_record(
+        "HotelCheckIn", _sighting(signed_at), key=bytes(32), source=f"zf801:agency/{POLICE}",
+        time=signed_at,
+    ))  # fmt: skip
+    return Consumed(TOPIC, 0, offset, int(written_at.timestamp() * 1000), record.key,
+                    record.value, list(record.headers))  # fmt: skip
+
+
+def _judge(trust: TrustSet, records: list[Consumed]) -> ReplayTally:
+    """As ``ops.cmd_replay`` judges: no window against today's clock, ``ce_time`` within
+    the future window of the Kafka timestamp, refusals kept in memory."""
+    dead = MemoryDeadLetterSink()
+    stage = VerifyStage(
+        trust.trust_store(), ReplayGuard(dt.timedelta(days=1), 1000), dead, MemoryAuditSink(),
+        verifier_agency="BUS-AUDIT", writer_roles={TOPIC: {"public-security"}},
+        max_skew=dt.timedelta(seconds=300), acceptance=AcceptancePolicy.history(),
+    )  # fmt: skip
+    tally = ReplayTally()
+    tally.expect([PartitionRange(TOPIC, 0, 0, len(records))])
+    for message in records:
+        verified = stage.check_record(message)
+        rejection = dead.rejections.pop() if verified is None else None
+        tally.add(message.topic, message.partition, message.offset, verified, rejection)
+    assert not dead.rejections
+    return tally
+
+
+def test_a_key_revoked_later_leaves_earlier_records_valid_and_fails_later_ones(
+    police: tuple[TrustSet, EventSigner],
+) -> None:
+    trust, signer = police
+    before, after = REVOKED_AT - dt.timedelta(hours=1), REVOKED_AT + dt.timedelta(minutes=1)
+    tally = _judge(trust, [_record(signer, 0, before, before), _record(signer, 1, after, after)])
+    assert [(b.offset, b.reason) for b in tally.breaks] == [(1, "KEY_REVOKED")]
+    count = tally.counts[(TOPIC, 0)]
+    assert (count.records, count.verified, count.breaks) == (2, 1, 1)
+    assert not tally.clean
+
+
+def test_a_back_dated_record_of_a_revoked_key_is_named_by_its_time_skew(
+    police: tuple[TrustSet, EventSigner],
+) -> None:
+    trust, signer = police
+    back_dated = _record(signer, 0, REVOKED_AT - dt.timedelta(hours=1),
+                         REVOKED_AT + dt.timedelta(hours=1))  # fmt: skip
+    [found] = _judge(trust, [back_dated]).breaks
+    assert (found.partition, found.offset, found.reason) == (0, 0, "TIME_SKEW")
+    assert "from the record timestamp" in found.detail
+
+
+def test_a_tampered_record_and_a_replayed_one_are_named_by_their_position(
+    police: tuple[TrustSet, EventSigner],
+) -> None:
+    trust, signer = police
+    when = T0
+    good = _record(signer, 0, when, when)
+    copy = Consumed(TOPIC, 0, 5, good.timestamp, good.key, good.value, good.headers)
+    assert good.value is not None
+    tampered = _record(signer, 3, when, when)
+    assert tampered.value is not None
+    tampered.value = tampered.value[:-1] + bytes([tampered.value[-1] ^ 1])
+    tally = _judge(trust, [good, tampered, copy])
+    assert [(b.offset, b.reason) for b in tally.breaks] == [(3, "BAD_SIGNATURE"), (5, "REPLAYED")]
+    assert "first seen at partition 0 offset 0" in tally.breaks[1].detail
+    elsewhere = ReplayTally()
+    assert elsewhere.add("other", 0, 9, None, None) is not None  # refused without a reason
+
+
+def test_without_verify_records_are_only_counted() -> None:
+    tally = ReplayTally(verify=False)
+    tally.expect([PartitionRange(TOPIC, 0, 0, 2)])
+    assert tally.add(TOPIC, 0, 0, None, None) is None
+    assert tally.clean
+    assert tally.counts[(TOPIC, 0)].document()["verified"] is None
+
+
+# --- the report ------------------------------------------------------------------------------
+def test_the_report_names_range_counts_breaks_chains_and_gaps(
+    police: tuple[TrustSet, EventSigner],
+) -> None:
+    trust, signer = police
+    after = REVOKED_AT + dt.timedelta(minutes=1)
+    tally = _judge(trust, [_record(signer, 0, after, after)])
+    tally.expect([partition_range("zf801.bus.audit", 1, 4, 9, None, None)])
+    tally.add_chain_breaks(["BUS-AUDIT: sequence 5 (1@6): sequence gap: 5 follows 2"])
+    document = report_document(
+        reader="BUS-AUDIT", topics=[TOPIC, "zf801.bus.audit"], start=0, end=T0, verify=True,
+        tally=tally, chains=[{"agency_code": "BUS-AUDIT", "breaks": ["x"]}],
+        started=T0, finished=after,
+    )  # fmt: skip
+    assert json.loads(json.dumps(document)) == document
+    assert document["format"] == REPORT_FORMAT and document["clean"] is False
+    assert document["range"] == {"topics": [TOPIC, "zf801.bus.audit"], "from": 0,
+                                 "to": T0.isoformat()}  # fmt: skip
+    assert document["partitions"][1] == {
+        "topic": TOPIC, "partition": 0, "from_offset": 0, "to_offset": 0, "records": 1,
+        "verified": 0, "breaks": 1,
+    }  # fmt: skip
+    assert [b["reason"] for b in document["breaks"]] == ["KEY_REVOKED"]
+    assert document["gaps"][0]["detail"] == (
+        "zf801.bus.audit partition 1: offsets 0..3 deleted by retention"
+    )
+    assert document["chains"][0]["agency_code"] == "BUS-AUDIT"
+    assert (document["reader"], document["records"]) == ("BUS-AUDIT", 1)

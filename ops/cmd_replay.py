@@ -200,7 +200,7 @@ def _audit_outcome(runtime: Runtime, request: ReplayRequest, tally: ReplayTally)
               f"{len(tally.chain_breaks)} chain break(s), {len(tally.gaps)} gap(s)")  # fmt: skip
     runtime.audit.record(
         user=getpass.getuser(), role=str(reader.role), agency_code=reader.code,
-        operation=_OPERATION, target=",".join(request.topic_ids),
+        operation=_OPERATION, target=",".join(map(runtime.catalog.topic_name, request.topic_ids)),
         result="SUCCESS" if tally.clean else "FAILURE", detail=detail,
     )  # fmt: skip
 

@@ -1,0 +1,212 @@
+"""``zf801 replay`` against the real broker: a clean range passes with a sealed report
+that ``zf801 verify-seal`` accepts; a record signed by a key after its revocation fails
+while an earlier one by the same key passes; a tampered record written by a hostile
+producer is named by partition and offset; a range before the log start is a gap; bad
+options are refused with nothing written; the replay is itself audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from kafka import TopicPartition
+
+from ops.deployment import Deployment
+from schemas.settings import Settings
+from sign.events import EventSigner
+from tests.builders import Records, trust_set
+
+if TYPE_CHECKING:
+    from tests.conftest import KafkaClients
+
+pytestmark = pytest.mark.integration
+
+_ZF801 = Path(sys.executable).with_name("zf801")
+AUDITOR, COMMAND = "BUS-AUDIT", "SPC-COMMAND"
+POLICE, TRAFFIC, COURT = "110105000000", "110000110000", "BJ01"
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
+) -> Iterator[Deployment]:
+    home = tmp_path_factory.mktemp("replay")
+    trust_set(home, ("BUS-MATCHER", AUDITOR, COMMAND, POLICE, TRAFFIC, COURT))
+    deployment = Deployment.create(kafka_settings.model_copy(
+        update={"home": home, "topic_prefix": f"rpl{uuid.uuid4().hex[:8]}-"}
+    ))  # fmt: skip
+    deployment.apply_topics()
+    try:
+        yield deployment
+    finally:
+        deployment.remove_run()
+
+
+def _zf801(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(_ZF801), *args], env={**deployment.worker_env(), "COLUMNS": "300"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def _publish(
+    deployment: Deployment, kafka_clients: KafkaClients, signer: EventSigner,
+    *, tamper: bool = False, written_at: dt.datetime | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """A signed HotelCheckIn on sightings-person, written by a plain producer (as a hostile
+    writer would, when ``tamper`` flips a byte of the value); its partition and offset."""
+    now = written_at or dt.datetime.now(dt.UTC)
+    sighting = Records().hotel_check_in(signer.agency_code, Records().id_number())
+    record = signer.signed_record("HotelCheckIn", sighting, key=uuid.uuid4().bytes * 2, time=now)
+    value = record.value or b""
+    if tamper:
+        value = value[:-1] + bytes([value[-1] ^ 0x01])
+    producer = kafka_clients.producer(signer.agency_code)
+    try:
+        sent = producer.send(
+            deployment.catalog.topic_name("sightings-person"), key=record.key, value=value,
+            headers=list(record.headers), timestamp_ms=int(now.timestamp() * 1000),
+        ).get(timeout=30)  # fmt: skip
+    finally:
+        producer.close()
+    return sent.partition, sent.offset
+
+
+def _signer(deployment: Deployment, agency: str) -> EventSigner:
+    return deployment.keystore.signer_for(agency)
+
+
+def test_a_clean_range_passes_with_a_sealed_report(
+    deployment: Deployment, kafka_clients: KafkaClients, tmp_path: Path
+) -> None:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    placed = {_publish(deployment, kafka_clients, _signer(deployment, POLICE)) for _ in range(3)}
+    out = tmp_path / "report.json"
+    clean = _zf801(deployment, "replay", "--topics", "sightings-person", "--topics", "audit",
+                   "--from", started.isoformat(), "--verify", "--out", str(out),
+                   "--format", "json")  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    report = _report(clean)
+    assert report == json.loads(out.read_text(encoding="utf-8"))
+    assert report["clean"] is True and report["breaks"] == [] and report["gaps"] == []
+    assert report["reader"] == AUDITOR and report["verified"] is True
+    sightings = deployment.catalog.topic_name("sightings-person")
+    counted = {(p["partition"], p["records"], p["verified"]) for p in report["partitions"]
+               if p["topic"] == sightings and p["records"]}  # fmt: skip
+    assert sum(records for _, records, _ in counted) == 3
+    assert all(records == verified for _, records, verified in counted)
+    assert {p for p, _ in placed} == {p for p, _, _ in counted}
+    assert report["chains"] and all(not chain["breaks"] for chain in report["chains"])
+    sealed = _zf801(deployment, "verify-seal", str(out))
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    assert f"sealed by {AUDITOR}" in sealed.stdout
+    table = _zf801(deployment, "replay", "--topics", "sightings-person", "--from",
+                   started.isoformat(), "--verify")  # fmt: skip
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "3 record(s), 0 break(s), 0 gap(s)" in table.stdout
+    audited = _zf801(deployment, "audit", "tail", "--as", COMMAND, "--operation", "replay",
+                     "--format", "json")  # fmt: skip
+    outcomes = [json.loads(line) for line in audited.stdout.splitlines() if line.strip()]
+    assert any(o["result"] == "SUCCESS" and sightings in o["target"] and
+               o["detail"].startswith("3 record(s), 0 break(s)") for o in outcomes)  # fmt: skip
+
+
+def test_a_record_signed_after_its_keys_revocation_fails_and_an_earlier_one_passes(
+    deployment: Deployment, kafka_clients: KafkaClients
+) -> None:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    signer = _signer(deployment, TRAFFIC)
+    earlier = _publish(deployment, kafka_clients, signer)
+    revoked_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=500)
+    revoke = _zf801(deployment, "keys", "revoke", "--key-id", signer.key_id, "--at",
+                    revoked_at.isoformat(), "--reason", "key-compromise", "--publish")  # fmt: skip
+    assert revoke.returncode == 0, revoke.stdout + revoke.stderr
+    later = _publish(deployment, kafka_clients, signer,
+                     written_at=max(dt.datetime.now(dt.UTC), revoked_at))  # fmt: skip
+    result = _zf801(deployment, "replay", "--topics", "sightings-person", "--from",
+                    started.isoformat(), "--verify", "--format", "json")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = _report(result)
+    assert [(b["partition"], b["offset"], b["reason"]) for b in report["breaks"]] == [
+        (*later, "KEY_REVOKED")
+    ]
+    assert earlier != later and report["records"] == 2
+
+
+def test_a_tampered_record_is_named_by_partition_and_offset(
+    deployment: Deployment, kafka_clients: KafkaClients
+) -> None:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    signer = _signer(deployment, POLICE)
+    _publish(deployment, kafka_clients, signer)
+    partition, offset = _publish(deployment, kafka_clients, signer, tamper=True)
+    result = _zf801(deployment, "replay", "--topics", "sightings-person", "--from",
+                    started.isoformat(), "--verify")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "BAD_SIGNATURE" in result.stdout and "2 record(s), 1 break(s)" in result.stdout
+    as_json = _report(_zf801(deployment, "replay", "--topics", "sightings-person", "--from",
+                             started.isoformat(), "--verify", "--format", "json"))  # fmt: skip
+    [found] = as_json["breaks"]
+    assert (found["partition"], found["offset"], found["reason"]) == (
+        partition, offset, "BAD_SIGNATURE"
+    )  # fmt: skip
+    dead = _zf801(deployment, "deadletters", "--as", COMMAND, "--format", "json")
+    assert dead.returncode == 0 and dead.stdout.strip() == ""  # a replay only reports
+
+
+def test_a_range_before_the_log_start_is_a_gap(
+    deployment: Deployment, kafka_clients: KafkaClients, kafka_admin: Any
+) -> None:
+    topic = deployment.catalog.topic_name("sightings-person")
+    signer = _signer(deployment, POLICE)
+    partition, offset = _publish(deployment, kafka_clients, signer)
+    _publish(deployment, kafka_clients, signer)
+    kafka_admin.delete_records({TopicPartition(topic, partition): offset + 1})
+    result = _zf801(deployment, "replay", "--topics", "sightings-person", "--format", "json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    gaps = {(g["partition"], g["first_offset"], g["last_offset"])
+            for g in _report(result)["gaps"]}  # fmt: skip
+    assert gaps == {(partition, 0, offset)}
+    table = _zf801(deployment, "replay", "--topics", "sightings-person")
+    assert f"partition {partition}: offsets 0..{offset} deleted by retention" in table.stdout
+    after = _zf801(deployment, "replay", "--topics", "sightings-person", "--from", str(offset + 1),
+                   "--format", "json")  # fmt: skip
+    assert after.returncode == 0, after.stdout + after.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--topics", "nope"), "--topics 'nope': no topic with id 'nope'"),
+        (("--topics", "alerts"), "--topics 'alerts': cannot be replayed"),
+        (("--from", "9", "--to", "3"), "--from 9 is after --to 3"),
+        (("--from", "2026-11-01T08:00:00Z", "--to", "2026-11-01T07:00:00Z"),
+         "is not before --to"),
+        (("--from", "2026-13-01"), "--from '2026-13-01': neither an offset"),
+        (("--from=-4",), "--from '-4': an offset is 0 or more"),
+        (("--out", "/nonexistent-folder/report.json"), "--out /nonexistent-folder/report.json"),
+        (("--as", COURT, "--topics", "audit"), f"access denied: agency {COURT} may not read"),
+    ],
+)  # fmt: skip
+def test_bad_options_are_refused_with_nothing_written(
+    deployment: Deployment, tmp_path: Path, options: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "report.json"
+    args = options if "--out" in options else (*options, "--out", str(out))
+    refused = _zf801(deployment, "replay", "--verify", *args)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("error: ") and message in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
+    assert not out.exists() and not out.with_name("report.json.seal.json").exists()

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -84,6 +87,17 @@ def _publish(
     return sent.partition, sent.offset
 
 
+def _openssl_recipe(document: Path, anchor: Path) -> subprocess.CompletedProcess[str]:
+    """The bash block of sign/SEAL-OPENSSL.md, verbatim: OpenSSL and jq only."""
+    text = (Path(__file__).resolve().parents[2] / "sign" / "SEAL-OPENSSL.md").read_text("utf-8")
+    block = re.search(r"<!-- recipe:begin -->\n```bash\n(.*?)```\n<!-- recipe:end -->", text, re.S)
+    assert block is not None
+    env = {**os.environ, "DOC": str(document), "SEAL": f"{document}.seal.json",
+           "ANCHOR": str(anchor)}  # fmt: skip
+    return subprocess.run(["bash", "-c", block.group(1)], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
 def _signer(deployment: Deployment, agency: str) -> EventSigner:
     return deployment.keystore.signer_for(agency)
 
@@ -112,6 +126,11 @@ def test_a_clean_range_passes_with_a_sealed_report(
     sealed = _zf801(deployment, "verify-seal", str(out))
     assert sealed.returncode == 0, sealed.stdout + sealed.stderr
     assert f"sealed by {AUDITOR}" in sealed.stdout
+    if shutil.which("openssl") and shutil.which("jq"):
+        anchor = deployment.keystore.directory / "anchors" / "court.pem"
+        by_openssl = _openssl_recipe(out, anchor)
+        assert by_openssl.returncode == 0, by_openssl.stdout + by_openssl.stderr
+        assert f"seal OK: {AUDITOR} signed {out}" in by_openssl.stdout
     table = _zf801(deployment, "replay", "--topics", "sightings-person", "--from",
                    started.isoformat(), "--verify")  # fmt: skip
     assert table.returncode == 0, table.stdout + table.stderr

@@ -93,6 +93,9 @@ class TopicReader:
         self._assignment: list[TopicPartition] = []
         self.read_to: dict[int, int] = {}
         """The end offset of each partition the last :meth:`history` read up to."""
+        self.stalled: dict[int, tuple[int, int]] = {}
+        """The partitions the last :meth:`scan` gave up on (no progress for a while):
+        the offsets ``(position, stop)`` it did not read."""
 
     @property
     def refused(self) -> int:
@@ -190,6 +193,7 @@ class TopicReader:
         exclusive), raw and unverified, for a caller that judges each record itself
         (``zf801 replay``); partitions not in ``ranges`` are not read."""
         consumer = self._consumer_()
+        self.stalled = {}
         stops = {tp: ranges[tp.partition][1] for tp in self._assignment if tp.partition in ranges}
         consumer.pause(*[tp for tp in self._assignment if tp not in stops])
         for tp, stop in stops.items():
@@ -203,7 +207,9 @@ class TopicReader:
             if polled:
                 progress = time.monotonic()
             elif time.monotonic() - progress > _STALL_S:
-                return  # e.g. a transaction left open: what is committed has been read
+                # e.g. a transaction left open: the caller reports what was not read
+                self.stalled = {tp.partition: (consumer.position(tp), stops[tp]) for tp in open_}
+                return
 
     def _seek_to_time(self, since: dt.datetime, ends: Mapping[TopicPartition, int]) -> None:
         consumer = self._consumer_()

@@ -40,8 +40,10 @@ from ops.cmd_audit import audit_entry, chain_document, chain_summaries
 from ops.cmd_inspect import TopicReader, TopicRecord
 from ops.cmd_inspect_view import Format, OutputFormat, View, fail
 from ops.replay_check import (
+    STALLED,
     Bound,
     Break,
+    Gap,
     PartitionCount,
     PartitionRange,
     ReplayTally,
@@ -177,6 +179,10 @@ def run_replay(
                 tally.add(message.topic, message.partition, message.offset, verified, rejection)
                 if verified is not None and message.topic == audit_topic:
                     entries.append(audit_entry(_topic_record(message, verified)))
+            tally.gaps.extend(
+                Gap(reader.topic, partition, position, stop - 1, STALLED)
+                for partition, (position, stop) in sorted(reader.stalled.items())
+            )
     chains = chain_summaries(entries)
     for chain in chains:
         tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
@@ -242,9 +248,15 @@ def _show(tally: ReplayTally, document: Mapping[str, Any], output: OutputFormat)
     if output is OutputFormat.json:
         print(json.dumps(document, ensure_ascii=False), flush=True)
         return
-    counts = sorted(tally.counts.values(), key=lambda c: (c.topic, c.partition))
+    gapped = {(gap.topic, gap.partition) for gap in tally.gaps}
+    counts = sorted(
+        (c for c in tally.counts.values() if c.records or (c.topic, c.partition) in gapped),
+        key=lambda c: (c.topic, c.partition),
+    )
+    empty = len(tally.counts) - len(counts)
     SUMMARY_VIEW.table(counts, f"{tally.records} record(s), {len(tally.breaks)} break(s), "
-                       f"{len(tally.gaps)} gap(s)")  # fmt: skip
+                       f"{len(tally.gaps)} gap(s); {empty} partition(s) with no record "
+                       "in range not shown")  # fmt: skip
     if tally.breaks:
         BREAKS_VIEW.table(sorted(tally.breaks, key=lambda b: (b.topic, b.partition, b.offset)),
                           "each break: topic, partition, offset, reason code")  # fmt: skip

@@ -24,6 +24,8 @@ from topics.errors import UnknownTopic
 
 __all__ = [
     "REPORT_FORMAT",
+    "RETENTION",
+    "STALLED",
     "Bound",
     "Break",
     "Gap",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 REPORT_FORMAT = "zf801-replay-report/1"
+
+RETENTION = "deleted by retention"
+STALLED = "not read: the partition stopped short of its end (a transaction still open?)"
 
 Bound = dt.datetime | int
 """A range end: a time (aware) or an offset that applies to every partition."""
@@ -136,18 +141,19 @@ def check_out_path(path: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Offsets of a partition inside the range that retention deleted: never passed over
-    silently."""
+    """Offsets of a partition inside the range that were not read: deleted by retention,
+    or (``cause``) not readable when the replay ran. Never passed over silently."""
 
     topic: str
     partition: int
     first: int
     last: int
+    cause: str = RETENTION
 
     def describe(self) -> str:
         return (
             f"{self.topic} partition {self.partition}: offsets {self.first}..{self.last} "
-            "deleted by retention"
+            f"{self.cause}"
         )
 
 

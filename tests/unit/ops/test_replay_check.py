@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ops.cli import app
 from ops.replay_check import (
     REPORT_FORMAT,
     Gap,
@@ -269,3 +271,22 @@ def test_the_report_names_range_counts_breaks_chains_and_gaps(
     )
     assert document["chains"][0]["agency_code"] == "BUS-AUDIT"
     assert (document["reader"], document["records"]) == ("BUS-AUDIT", 1)
+
+
+# --- the command, before it connects ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--topics", "nope"), "--topics 'nope': no topic with id 'nope'"),
+        (("--from", "7", "--to", "2"), "--from 7 is after --to 2"),
+        (("--to", "soon"), "--to 'soon': neither an offset"),
+    ],
+)
+def test_bad_options_end_the_command_with_one_line_and_exit_code_1(
+    tmp_path: Path, options: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["replay", "--verify", *options, "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and message in result.output
+    assert not out.exists()

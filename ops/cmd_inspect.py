@@ -195,6 +195,7 @@ class TopicReader:
         consumer = self._consumer_()
         self.stalled = {}
         stops = {tp: ranges[tp.partition][1] for tp in self._assignment if tp.partition in ranges}
+        consumer.resume(*stops)
         consumer.pause(*[tp for tp in self._assignment if tp not in stops])
         for tp, stop in stops.items():
             consumer.seek(tp, min(ranges[tp.partition][0], stop))

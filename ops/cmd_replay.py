@@ -36,7 +36,7 @@ from rich.progress import (
 from rich.text import Text
 
 from consumers.runtime import Runtime
-from ops.cmd_audit import audit_entry, chain_document, chain_summaries
+from ops.cmd_audit import AuditEntry, audit_entry, chain_document, chain_summaries
 from ops.cmd_inspect import TopicReader, TopicRecord
 from ops.cmd_inspect_view import Format, OutputFormat, View, fail
 from ops.replay_check import (
@@ -147,6 +147,56 @@ def _trust_complete(runtime: Runtime) -> None:
         )
 
 
+class _Judge:
+    """Judges each record of the range into the tally, and keeps the verified audit
+    records for the chain check."""
+
+    def __init__(self, runtime: Runtime, tally: ReplayTally) -> None:
+        self.tally = tally
+        self._dead = MemoryDeadLetterSink()
+        self._stage = _stage(runtime, self._dead)
+        self._audit_topic = runtime.catalog.topic_name("audit")
+        self.entries: list[AuditEntry] = []
+        """The audit records in range."""
+        self.context: list[AuditEntry] = []
+        """The audit records before the range: the start of the chains that reach into it."""
+
+    def judge(self, message: Any) -> None:
+        if not self.tally.verify:
+            self.tally.add(message.topic, message.partition, message.offset, None, None)
+            return
+        verified = self._stage.check_record(message)
+        rejection = self._dead.rejections.pop() if verified is None else None
+        self.tally.add(message.topic, message.partition, message.offset, verified, rejection)
+        if verified is not None and message.topic == self._audit_topic:
+            self.entries.append(audit_entry(_topic_record(message, verified)))
+
+    def read_chain_starts(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
+        """The audit topic before the range (from what is kept), so each chain that reaches
+        into the range is checked from its start: counted nowhere, refusals ignored."""
+        if not self.tally.verify or reader.topic != self._audit_topic:
+            return
+        kept = reader.beginnings()
+        before = {s.partition: (kept[s.partition], s.first) for s in ranges
+                  if s.first > kept[s.partition]}  # fmt: skip
+        for message in reader.scan(before):
+            verified = self._stage.check_record(message)
+            if verified is None:
+                self._dead.rejections.pop()
+            else:
+                self.context.append(audit_entry(_topic_record(message, verified)))
+
+    def chains(self) -> list[Mapping[str, object]]:
+        """Every audit chain with a record in range, checked from its start; its breaks
+        go to the tally."""
+        in_range = {(entry.partition, entry.offset) for entry in self.entries}
+        found = [chain for chain in chain_summaries([*self.context, *self.entries])
+                 if (chain.last.partition, chain.last.offset) in in_range]  # fmt: skip
+        for chain in found:
+            self.tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
+        return [dict(chain_document(chain)) for chain in found]
+
+
 def run_replay(
     runtime: Runtime, request: ReplayRequest, progress: Progress | None = None
 ) -> tuple[ReplayTally, list[Mapping[str, object]]]:
@@ -155,15 +205,11 @@ def run_replay(
                for topic_id in request.topic_ids]  # fmt: skip
     if request.verify:
         _trust_complete(runtime)
-    tally = ReplayTally(verify=request.verify)
-    dead = MemoryDeadLetterSink()
-    stage = _stage(runtime, dead)
-    audit_topic = runtime.catalog.topic_name("audit")
-    entries = []
+    judge = _Judge(runtime, ReplayTally(verify=request.verify))
     with ExitStack() as stack:
         opened = [(stack.enter_context(reader), _ranges(reader, request)) for reader in readers]
         for _, ranges in opened:
-            tally.expect(ranges)
+            judge.tally.expect(ranges)
         total = sum(scope.size for _, ranges in opened for scope in ranges)
         task = progress.add_task("replay", total=total) if progress is not None else None
         for reader, ranges in opened:
@@ -171,22 +217,13 @@ def run_replay(
             for message in reader.scan(wanted):
                 if progress is not None and task is not None:
                     progress.advance(task)
-                if not request.verify:
-                    tally.add(message.topic, message.partition, message.offset, None, None)
-                    continue
-                verified = stage.check_record(message)
-                rejection = dead.rejections.pop() if verified is None else None
-                tally.add(message.topic, message.partition, message.offset, verified, rejection)
-                if verified is not None and message.topic == audit_topic:
-                    entries.append(audit_entry(_topic_record(message, verified)))
-            tally.gaps.extend(
+                judge.judge(message)
+            judge.tally.gaps.extend(
                 Gap(reader.topic, partition, position, stop - 1, STALLED)
                 for partition, (position, stop) in sorted(reader.stalled.items())
             )
-    chains = chain_summaries(entries)
-    for chain in chains:
-        tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
-    return tally, [dict(chain_document(chain)) for chain in chains]
+            judge.read_chain_starts(reader, ranges)
+    return judge.tally, judge.chains()
 
 
 def _topic_record(message: Any, verified: Any) -> TopicRecord:

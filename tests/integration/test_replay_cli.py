@@ -24,6 +24,7 @@ from kafka import TopicPartition
 from ops.deployment import Deployment
 from schemas.settings import Settings
 from sign.events import EventSigner
+from sign.kafka_sinks import KafkaAuditSink
 from tests.builders import Records, trust_set
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 _ZF801 = Path(sys.executable).with_name("zf801")
-AUDITOR, COMMAND = "BUS-AUDIT", "SPC-COMMAND"
+AUDITOR, COMMAND, MATCHER = "BUS-AUDIT", "SPC-COMMAND", "BUS-MATCHER"
 POLICE, TRAFFIC, COURT = "110105000000", "110000110000", "BJ01"
 
 
@@ -41,7 +42,7 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
 ) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("replay")
-    trust_set(home, ("BUS-MATCHER", AUDITOR, COMMAND, POLICE, TRAFFIC, COURT))
+    trust_set(home, (MATCHER, AUDITOR, COMMAND, POLICE, TRAFFIC, COURT))
     deployment = Deployment.create(kafka_settings.model_copy(
         update={"home": home, "topic_prefix": f"rpl{uuid.uuid4().hex[:8]}-"}
     ))  # fmt: skip
@@ -203,6 +204,44 @@ def test_a_range_before_the_log_start_is_a_gap(
     after = _zf801(deployment, "replay", "--topics", "sightings-person", "--from", str(offset + 1),
                    "--format", "json")  # fmt: skip
     assert after.returncode == 0, after.stdout + after.stderr
+
+
+def test_audit_chains_reaching_into_the_range_are_checked_from_their_start(
+    deployment: Deployment, kafka_clients: KafkaClients
+) -> None:
+    producer = kafka_clients.producer(MATCHER)
+    try:
+        topic, signer = deployment.catalog.topic_name("audit"), _signer(deployment, MATCHER)
+        # Two processes of one agency, each its own chain, both started before the range.
+        first, second = (
+            KafkaAuditSink(producer, topic, signer),
+            KafkaAuditSink(producer, topic, signer),
+        )
+        for sink, count in ((first, 3), (second, 2)):
+            for number in range(count):
+                _audit(sink, f"before/{number}")
+        boundary = dt.datetime.now(dt.UTC)
+        _audit(first, "after/0")
+        _audit(second, "after/1")
+        second.resume(second.sequence + 2, second.previous_hash)  # two records never written
+        _audit(second, "after/2")
+    finally:
+        producer.close()
+    result = _zf801(deployment, "replay", "--topics", "audit", "--from", boundary.isoformat(),
+                    "--verify", "--format", "json")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = _report(result)
+    assert report["breaks"] == [] and report["clean"] is False
+    mine = sorted((c["first_sequence"], c["last_sequence"], c["records"], c["head"])
+                  for c in report["chains"] if c["agency_code"] == MATCHER)  # fmt: skip
+    assert mine == [(0, 3, 4, "genesis"), (0, 5, 4, "genesis")]
+    broken = [b for c in report["chains"] for b in c["breaks"]]
+    assert len(broken) == 1 and "sequence gap: 5 follows 2" in broken[0]
+
+
+def _audit(sink: KafkaAuditSink, target: str) -> None:
+    sink.record(user="clerk", role="bus", agency_code=MATCHER, operation="order.issue",
+                target=target, result="SUCCESS", detail=None)  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -207,7 +207,9 @@ def run_replay(
         _trust_complete(runtime)
     judge = _Judge(runtime, ReplayTally(verify=request.verify))
     with ExitStack() as stack:
-        opened = [(stack.enter_context(reader), _ranges(reader, request)) for reader in readers]
+        # Every read is audited as it opens, before any range is fixed: all in range.
+        entered = [stack.enter_context(reader) for reader in readers]
+        opened = [(reader, _ranges(reader, request)) for reader in entered]
         for _, ranges in opened:
             judge.tally.expect(ranges)
         total = sum(scope.size for _, ranges in opened for scope in ranges)
@@ -381,7 +383,8 @@ def replay(
                 tally, chains = run_replay(runtime, request, progress)
             _audit_outcome(runtime, request, tally)
             document = report_document(
-                reader=reader, topics=[runtime.catalog.topic_name(t) for t in request.topic_ids],
+                reader=reader, topic_ids=request.topic_ids,
+                topics=[runtime.catalog.topic_name(t) for t in request.topic_ids],
                 start=request.start, end=request.end, verify=verify, tally=tally, chains=chains,
                 started=started, finished=dt.datetime.now(dt.UTC),
             )  # fmt: skip

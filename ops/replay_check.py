@@ -336,6 +336,7 @@ def _bound_text(bound: Bound | None) -> object:
 def report_document(
     *,
     reader: str,
+    topic_ids: Sequence[str],
     topics: Sequence[str],
     start: Bound | None,
     end: Bound | None,
@@ -353,7 +354,12 @@ def report_document(
         "reader": reader,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
-        "range": {"topics": list(topics), "from": _bound_text(start), "to": _bound_text(end)},
+        "range": {
+            "topic_ids": list(topic_ids),
+            "topics": list(topics),
+            "from": _bound_text(start),
+            "to": _bound_text(end),
+        },
         "verified": verify,
         "clean": tally.clean,
         "records": tally.records,

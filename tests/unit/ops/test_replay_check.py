@@ -253,13 +253,15 @@ def test_the_report_names_range_counts_breaks_chains_and_gaps(
     tally.expect([partition_range("zf801.bus.audit", 1, 4, 9, None, None)])
     tally.add_chain_breaks(["BUS-AUDIT: sequence 5 (1@6): sequence gap: 5 follows 2"])
     document = report_document(
-        reader="BUS-AUDIT", topics=[TOPIC, "zf801.bus.audit"], start=0, end=T0, verify=True,
+        reader="BUS-AUDIT", topic_ids=["sightings-person", "audit"],
+        topics=[TOPIC, "zf801.bus.audit"], start=0, end=T0, verify=True,
         tally=tally, chains=[{"agency_code": "BUS-AUDIT", "breaks": ["x"]}],
         started=T0, finished=after,
     )  # fmt: skip
     assert json.loads(json.dumps(document)) == document
     assert document["format"] == REPORT_FORMAT and document["clean"] is False
-    assert document["range"] == {"topics": [TOPIC, "zf801.bus.audit"], "from": 0,
+    assert document["range"] == {"topic_ids": ["sightings-person", "audit"],
+                                 "topics": [TOPIC, "zf801.bus.audit"], "from": 0,
                                  "to": T0.isoformat()}  # fmt: skip
     assert document["partitions"][1] == {
         "topic": TOPIC, "partition": 0, "from_offset": 0, "to_offset": 0, "records": 1,

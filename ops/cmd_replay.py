@@ -36,7 +36,7 @@ from rich.progress import (
 from rich.text import Text
 
 from consumers.runtime import Runtime
-from ops.cmd_audit import AuditEntry, audit_entry, chain_document, chain_summaries
+from ops.cmd_audit import AuditEntry, audit_entry, chain_document
 from ops.cmd_inspect import TopicReader, TopicRecord
 from ops.cmd_inspect_view import Format, OutputFormat, View, fail
 from ops.replay_check import (
@@ -47,6 +47,7 @@ from ops.replay_check import (
     PartitionCount,
     PartitionRange,
     ReplayTally,
+    chains_in_range,
     check_bounds,
     check_out_path,
     parse_bound,
@@ -71,6 +72,7 @@ _DEFAULT_READER = "BUS-AUDIT"
 _OPERATION = "replay"
 _TRUST_WAIT_S = 30.0
 _errors = Console(stderr=True)
+_console = Console()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +191,7 @@ class _Judge:
     def chains(self) -> list[Mapping[str, object]]:
         """Every audit chain with a record in range, checked from its start; its breaks
         go to the tally."""
-        in_range = {(entry.partition, entry.offset) for entry in self.entries}
-        found = [chain for chain in chain_summaries([*self.context, *self.entries])
-                 if (chain.last.partition, chain.last.offset) in in_range]  # fmt: skip
+        found = chains_in_range(self.context, self.entries)
         for chain in found:
             self.tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
         return [dict(chain_document(chain)) for chain in found]
@@ -377,7 +377,8 @@ def replay(
         if out is not None:
             check_out_path(out)
         with _connected(reader) as runtime:
-            terminal = _errors.is_terminal and output is OutputFormat.table
+            terminal = _errors.is_terminal and _console.is_terminal
+            terminal = terminal and output is OutputFormat.table
             progress = _progress(terminal)
             with progress if progress is not None else nullcontext():
                 tally, chains = run_replay(runtime, request, progress)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ops.cmd_audit import AuditEntry, ChainSummary, chain_summaries
 from ops.errors import OpsError
 from sign.errors import Replayed
 from sign.verify_stage import Rejection, VerifiedEvent
@@ -33,6 +34,7 @@ __all__ = [
     "PartitionRange",
     "ReplayInputError",
     "ReplayTally",
+    "chains_in_range",
     "check_bounds",
     "check_out_path",
     "parse_bound",
@@ -331,6 +333,21 @@ def _bound_text(bound: Bound | None) -> object:
     if bound is None:
         return None
     return bound if isinstance(bound, int) else bound.isoformat()
+
+
+def chains_in_range(
+    before: Iterable[AuditEntry], in_range: Sequence[AuditEntry]
+) -> list[ChainSummary]:
+    """The audit chains with a record in range, each checked from its start: the records
+    ``before`` the range only link the chains, so a chain (or a second process's chain
+    of one agency) that started before the range is no break, while any break of a chain
+    that reaches into the range is one."""
+    places = {(entry.partition, entry.offset) for entry in in_range}
+    return [
+        chain
+        for chain in chain_summaries([*before, *in_range])
+        if (chain.last.partition, chain.last.offset) in places
+    ]
 
 
 def report_document(

@@ -5,6 +5,7 @@ each record's time), and the report document."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -15,12 +16,14 @@ import pytest
 from typer.testing import CliRunner
 
 from ops.cli import app
+from ops.cmd_audit import AuditEntry
 from ops.replay_check import (
     REPORT_FORMAT,
     Gap,
     PartitionRange,
     ReplayInputError,
     ReplayTally,
+    chains_in_range,
     check_bounds,
     check_out_path,
     parse_bound,
@@ -292,3 +295,39 @@ def test_bad_options_end_the_command_with_one_line_and_exit_code_1(
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and message in result.output
     assert not out.exists()
+
+
+# --- audit chains that reach into the range --------------------------------------------------
+def _chain(name: str, sequences: list[int], first_offset: int, start_ms: int) -> list[AuditEntry]:
+    """Audit entries of one chain (partition 0), linked by hash; a sequence missing from
+    ``sequences`` is a record never written (the next names the last one written)."""
+
+    def digest(sequence: int) -> bytes:
+        return hashlib.sha256(f"{name}/{sequence}".encode()).digest()
+
+    return [
+        AuditEntry(
+            event_id=f"{name}-{sequence}", partition=0, offset=first_offset + index,
+            timestamp_ms=start_ms + index, digest=digest(sequence), sequence=sequence,
+            previous_hash=digest(sequences[index - 1]) if index else bytes(32), occurred_at=T0,
+            agency_code="BUS-MATCHER", user="clerk", role="bus", operation="order.issue",
+            target=f"order/{sequence}", result="SUCCESS", detail=None, client_host="h",
+        )
+        for index, sequence in enumerate(sequences)
+    ]  # fmt: skip
+
+
+def test_chains_that_started_before_the_range_are_checked_from_their_start() -> None:
+    first = _chain("a", [0, 1, 2, 3], first_offset=0, start_ms=1000)
+    second = _chain("b", [0, 1, 2, 5], first_offset=10, start_ms=2000)
+    finished = _chain("c", [0, 1], first_offset=20, start_ms=500)  # wholly before the range
+    before = [*finished, *first[:3], *second[:2]]
+    in_range = [first[3], *second[2:]]
+    found = chains_in_range(before, in_range)
+    assert sorted((c.first.sequence, c.last.sequence, c.records) for c in found) == [
+        (0, 3, 4), (0, 5, 4)
+    ]  # fmt: skip
+    assert [b for c in found for b in c.breaks] == ["sequence 5 (0@13): sequence gap: 5 follows 2"]
+    # Without what came before, the second chain's first record in range looks out of place.
+    alone = chains_in_range([], in_range)
+    assert len([b for c in alone for b in c.breaks]) == 2

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from consumers.runtime import Runtime
 from ops.cmd_audit import AuditEntry, audit_entry, chain_document
 from ops.cmd_inspect import TopicReader, TopicRecord
 from ops.cmd_inspect_view import Format, OutputFormat, View, fail
+from ops.errors import OpsError
 from ops.replay_check import (
     STALLED,
     Bound,
@@ -100,9 +101,10 @@ def _progress(enabled: bool) -> Progress | None:
     )  # fmt: skip
 
 
-def _offset(reader: TopicReader, bound: Bound | None, *, first: bool) -> dict[int, int | None]:
+def _offset(
+    reader: TopicReader, partitions: Iterable[int], bound: Bound | None, *, first: bool
+) -> dict[int, int | None]:
     """The offset each partition's range starts at (``first``) or stops before."""
-    partitions = reader.ends()
     if bound is None:
         return dict.fromkeys(partitions)
     if isinstance(bound, int):
@@ -112,15 +114,13 @@ def _offset(reader: TopicReader, bound: Bound | None, *, first: bool) -> dict[in
 
 def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]:
     starts, ends = reader.beginnings(), reader.ends()
-    wanted_first = _offset(reader, request.start, first=True)
-    wanted_stop = _offset(reader, request.end, first=False)
+    wanted_first = _offset(reader, ends, request.start, first=True)
+    wanted_stop = _offset(reader, ends, request.end, first=False)
     ranges = []
     for partition in sorted(ends):
         first, stop = wanted_first[partition], wanted_stop[partition]
         if isinstance(request.start, dt.datetime):
             first = start_offset(first, starts[partition], ends[partition])
-        if isinstance(request.end, dt.datetime) and stop is None:
-            stop = ends[partition]
         ranges.append(
             partition_range(
                 reader.topic, partition, starts[partition], ends[partition], first, stop
@@ -143,7 +143,7 @@ def _stage(runtime: Runtime, dead: MemoryDeadLetterSink) -> VerifyStage:
 def _trust_complete(runtime: Runtime) -> None:
     follower = runtime.trust_follower
     if follower is None or not follower.wait_caught_up(_TRUST_WAIT_S):
-        raise BusError(
+        raise OpsError(
             "the trust topic was not read to its end: records cannot be judged against "
             "the whole trust history"
         )

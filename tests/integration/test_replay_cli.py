@@ -163,6 +163,9 @@ def test_a_record_signed_after_its_keys_revocation_fails_and_an_earlier_one_pass
         (*later, "KEY_REVOKED")
     ]
     assert earlier != later and report["records"] == 2
+    trust = _zf801(deployment, "replay", "--topics", "trust", "--verify", "--format", "json")
+    assert trust.returncode == 0, trust.stdout + trust.stderr  # the revocation is sound
+    assert _report(trust)["records"] >= 1
 
 
 def test_a_tampered_record_is_named_by_partition_and_offset(

@@ -143,6 +143,24 @@ def test_a_clean_range_passes_with_a_sealed_report(
                o["detail"].startswith("3 record(s), 0 break(s)") for o in outcomes)  # fmt: skip
 
 
+def test_to_ends_the_range_before_a_time(
+    deployment: Deployment, kafka_clients: KafkaClients
+) -> None:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    signer = _signer(deployment, POLICE)
+    inside = {_publish(deployment, kafka_clients, signer) for _ in range(2)}
+    boundary = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=5)
+    _publish(deployment, kafka_clients, signer, written_at=boundary + dt.timedelta(seconds=1))
+    result = _zf801(deployment, "replay", "--topics", "sightings-person", "--from",
+                    started.isoformat(), "--to", boundary.isoformat(), "--verify",
+                    "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = _report(result)
+    assert report["records"] == 2 and report["range"]["to"] == boundary.isoformat()
+    read = {(p["partition"], p["to_offset"]) for p in report["partitions"] if p["records"]}
+    assert read == {(p, max(o for q, o in inside if q == p)) for p, _ in inside}
+
+
 def test_a_record_signed_after_its_keys_revocation_fails_and_an_earlier_one_passes(
     deployment: Deployment, kafka_clients: KafkaClients
 ) -> None:

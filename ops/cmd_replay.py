@@ -64,7 +64,7 @@ from schemas.jsonmap import to_json
 from schemas.settings import get_settings
 from sign.acceptance import AcceptancePolicy
 from sign.seal import seal_document
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
 from topics.catalog import Catalog, bus_catalog
 
 __all__ = ["ReplayRequest", "replay", "run_replay"]
@@ -136,8 +136,16 @@ def _stage(runtime: Runtime, dead: MemoryDeadLetterSink) -> VerifyStage:
     future = dt.timedelta(seconds=runtime.settings.accept_future_s)
     return runtime.verify_stage(
         acceptance=AcceptancePolicy.history(), max_skew=future,
-        dead_letters=dead, audit=MemoryAuditSink(),
+        dead_letters=dead, audit=_Unrecorded(),
     )  # fmt: skip
+
+
+class _Unrecorded(MemoryAuditSink):
+    """The stage's audit sink during a replay: a refusal is a break in the report, not an
+    audit record each (the replay's own audit record counts them)."""
+
+    def write(self, rejection: Rejection) -> None:
+        return None
 
 
 def _trust_complete(runtime: Runtime) -> None:

@@ -42,6 +42,7 @@ from ops.cmd_inspect_view import Format, OutputFormat, View, fail
 from ops.errors import OpsError
 from ops.replay_check import (
     STALLED,
+    ArrivalClock,
     Bound,
     Break,
     Gap,
@@ -55,6 +56,7 @@ from ops.replay_check import (
     partition_range,
     replay_topics,
     report_document,
+    revoked_on_arrival,
     start_offset,
 )
 from ops.terminal import printable
@@ -129,14 +131,14 @@ def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]
     return ranges
 
 
-def _stage(runtime: Runtime, dead: MemoryDeadLetterSink) -> VerifyStage:
-    """The runtime's verify stage, judging each record at its own time: no acceptance
-    window against today's clock, ``ce_time`` within the future window of the record's
-    Kafka timestamp (a back-dated record of a revoked key shows), refusals kept here."""
-    future = dt.timedelta(seconds=runtime.settings.accept_future_s)
+def _stage(runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock) -> VerifyStage:
+    """The runtime's verify stage, judging each record as the bus did when it arrived:
+    seal and trust at ``ce_time``, ``ce_time`` within its family's acceptance window of
+    the arrival time (``clock``), repeats judged per topic by the tally, refusals kept
+    here (a replay never dead-letters)."""
     return runtime.verify_stage(
-        acceptance=AcceptancePolicy.history(), max_skew=future,
-        dead_letters=dead, audit=_Unrecorded(),
+        acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
+        dead_letters=dead, audit=_Unrecorded(), clock=clock,
     )  # fmt: skip
 
 
@@ -164,7 +166,9 @@ class _Judge:
     def __init__(self, runtime: Runtime, tally: ReplayTally) -> None:
         self.tally = tally
         self._dead = MemoryDeadLetterSink()
-        self._stage = _stage(runtime, self._dead)
+        self._arrival = ArrivalClock()
+        self._stage = _stage(runtime, self._dead, self._arrival)
+        self._trust = runtime.trust
         self._audit_topic = runtime.catalog.topic_name("audit")
         self.entries: list[AuditEntry] = []
         """The audit records in range."""
@@ -175,9 +179,13 @@ class _Judge:
         if not self.tally.verify:
             self.tally.add(message.topic, message.partition, message.offset, None, None)
             return
+        arrival = self._arrival.set(message.timestamp)
         verified = self._stage.check_record(message)
         rejection = self._dead.rejections.pop() if verified is None else None
-        self.tally.add(message.topic, message.partition, message.offset, verified, rejection)
+        revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
+        self.tally.add(
+            message.topic, message.partition, message.offset, verified, rejection, revoked=revoked
+        )
         if verified is not None and message.topic == self._audit_topic:
             self.entries.append(audit_entry(_topic_record(message, verified)))
 
@@ -190,6 +198,7 @@ class _Judge:
         before = {s.partition: (kept[s.partition], s.first) for s in ranges
                   if s.first > kept[s.partition]}  # fmt: skip
         for message in reader.scan(before):
+            self._arrival.set(message.timestamp)
             verified = self._stage.check_record(message)
             if verified is None:
                 self._dead.rejections.pop()

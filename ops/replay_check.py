@@ -18,7 +18,8 @@ from typing import Any
 
 from ops.cmd_audit import AuditEntry, ChainSummary, chain_summaries
 from ops.errors import OpsError
-from sign.errors import Replayed
+from sign.errors import KeyRevoked, Replayed
+from sign.trust import TrustStore
 from sign.verify_stage import Rejection, VerifiedEvent
 from topics.catalog import Catalog
 from topics.errors import UnknownTopic
@@ -27,6 +28,7 @@ __all__ = [
     "REPORT_FORMAT",
     "RETENTION",
     "STALLED",
+    "ArrivalClock",
     "Bound",
     "Break",
     "Gap",
@@ -41,6 +43,7 @@ __all__ = [
     "partition_range",
     "replay_topics",
     "report_document",
+    "revoked_on_arrival",
     "start_offset",
 ]
 
@@ -208,6 +211,53 @@ def start_offset(found: int | None, log_start: int, log_end: int) -> int:
     return 0 if found <= log_start else found
 
 
+class ArrivalClock:
+    """The verify stage's clock during a replay: the time the record being judged reached
+    the bus (its Kafka timestamp), so each record's ``ce_time`` is held to the acceptance
+    window it met on arrival (``TOO_OLD``, ``CLOCK_AHEAD``), as the bus judged it then."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = dt.datetime.now(dt.UTC)
+
+    def set(self, timestamp_ms: int) -> dt.datetime:
+        """The record being judged reached the bus at ``timestamp_ms`` (a record without a
+        timestamp is judged at the replay's own time)."""
+        if timestamp_ms >= 0:
+            self.at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+                milliseconds=timestamp_ms
+            )
+        else:
+            self.at = dt.datetime.now(dt.UTC)
+        return self.at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+def revoked_on_arrival(
+    trust: TrustStore, verified: VerifiedEvent, arrival: dt.datetime
+) -> str | None:
+    """Why a record valid at its ``ce_time`` is still suspect: its key was revoked before
+    the record reached the bus (a holder of a revoked key back-dating ``ce_time``); None
+    otherwise. A key that merely expired after ``ce_time`` is no fault (a sighting stored
+    and forwarded after an outage)."""
+    signature = verified.signature
+    if arrival <= signature.event_time:
+        return None
+    try:
+        trust.authorise(signature.key_id, signature.agency_code, arrival)
+    except KeyRevoked as exc:
+        return (
+            f"ce_time {signature.event_time.isoformat()} precedes the revocation, but the "
+            f"record reached the bus at {arrival.isoformat()}: {exc.detail}"
+        )
+    except Exception:
+        return None
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Break:
     """A record that fails the replay's check, with the verify stage's reason code."""
@@ -281,9 +331,12 @@ class ReplayTally:
         offset: int,
         verified: VerifiedEvent | None,
         rejection: Rejection | None,
+        *,
+        revoked: str | None = None,
     ) -> Break | None:
-        """Count one record: verified, or refused with ``rejection``'s reason (only
-        counted when the tally does not ``verify``)."""
+        """Count one record: verified, or refused with ``rejection``'s reason, or verified
+        but signed with a key ``revoked`` before it arrived (:func:`revoked_on_arrival`);
+        only counted when the tally does not ``verify``."""
         count = self.counts.setdefault(
             (topic, partition),
             PartitionCount(topic, partition, offset, offset + 1, judged=self.verify),
@@ -298,6 +351,8 @@ class ReplayTally:
             found = Break(topic, partition, offset, reason, detail)
         else:
             found = self._replayed(topic, partition, offset, verified.signature.event_id)
+            if found is None and revoked is not None:
+                found = Break(topic, partition, offset, KeyRevoked.reason, revoked)
         if found is None:
             count.verified += 1
             return None

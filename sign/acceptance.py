@@ -73,13 +73,17 @@ class AcceptancePolicy:
         self._by_type: dict[str, Rule] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> AcceptancePolicy:
-        """The processors' policy: windows from ``ZF801_ACCEPT_*``, removals exempt."""
+    def from_settings(
+        cls, settings: Settings | None = None, *, replay_checked: bool = True
+    ) -> AcceptancePolicy:
+        """The processors' policy: windows from ``ZF801_ACCEPT_*``, removals exempt.
+        Without ``replay_checked`` the windows hold but no replay verdict is given (a
+        replay of a topic judges repeats itself, per topic)."""
         settings = settings or get_settings()
         future = timedelta(seconds=settings.accept_future_s)
 
         def window(past_s: float) -> Rule:
-            return Rule(Window(timedelta(seconds=past_s), future), replay_checked=True)
+            return Rule(Window(timedelta(seconds=past_s), future), replay_checked=replay_checked)
 
         return cls({
             EventFamily.ORDER: window(settings.accept_past_orders_s),

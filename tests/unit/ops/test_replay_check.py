@@ -19,6 +19,7 @@ from ops.cli import app
 from ops.cmd_audit import AuditEntry
 from ops.replay_check import (
     REPORT_FORMAT,
+    ArrivalClock,
     Gap,
     PartitionRange,
     ReplayInputError,
@@ -30,9 +31,11 @@ from ops.replay_check import (
     partition_range,
     replay_topics,
     report_document,
+    revoked_on_arrival,
     start_offset,
 )
 from schemas.envelope import build_record
+from schemas.settings import Settings
 from sign.acceptance import AcceptancePolicy
 from sign.events import EventSigner
 from sign.replay import ReplayGuard
@@ -160,7 +163,7 @@ def police() -> tuple[TrustSet, EventSigner]:
     trust = TrustSet.create(T0 - dt.timedelta(days=30))
     key, _ = trust.issue(
         POLICE, "北京市公安局朝阳分局", "public-security",
-        now=T0 - dt.timedelta(days=1), lifetime=dt.timedelta(days=365),
+        now=T0 - dt.timedelta(days=10), lifetime=dt.timedelta(days=365),
     )  # fmt: skip
     trust.revocations.append(Revocation(
         EventSigner(key, POLICE).key_id, REVOKED_AT, "key-compromise", REVOKED_AT
@@ -179,20 +182,25 @@ def _record(signer: EventSigner, offset: int, signed_at: dt.datetime, written_at
 
 
 def _judge(trust: TrustSet, records: list[Consumed]) -> ReplayTally:
-    """As ``ops.cmd_replay`` judges: no window against today's clock, ``ce_time`` within
-    the future window of the Kafka timestamp, refusals kept in memory."""
-    dead = MemoryDeadLetterSink()
+    """As ``ops.cmd_replay`` judges: each record at the time it reached the bus (its Kafka
+    timestamp) with the processors' windows, repeats left to the tally, refusals kept in
+    memory, and a key revoked before the record arrived named."""
+    dead, arrival, store = MemoryDeadLetterSink(), ArrivalClock(), trust.trust_store()
     stage = VerifyStage(
-        trust.trust_store(), ReplayGuard(dt.timedelta(days=1), 1000), dead, MemoryAuditSink(),
+        store, ReplayGuard(dt.timedelta(days=1), 1000), dead, MemoryAuditSink(),
         verifier_agency="BUS-AUDIT", writer_roles={TOPIC: {"public-security"}},
-        max_skew=dt.timedelta(seconds=300), acceptance=AcceptancePolicy.history(),
+        acceptance=AcceptancePolicy.from_settings(Settings(), replay_checked=False),
+        clock=arrival,
     )  # fmt: skip
     tally = ReplayTally()
     tally.expect([PartitionRange(TOPIC, 0, 0, len(records))])
     for message in records:
+        at = arrival.set(message.timestamp)
         verified = stage.check_record(message)
         rejection = dead.rejections.pop() if verified is None else None
-        tally.add(message.topic, message.partition, message.offset, verified, rejection)
+        revoked = None if verified is None else revoked_on_arrival(store, verified, at)
+        tally.add(message.topic, message.partition, message.offset, verified, rejection,
+                  revoked=revoked)  # fmt: skip
     assert not dead.rejections
     return tally
 
@@ -209,15 +217,38 @@ def test_a_key_revoked_later_leaves_earlier_records_valid_and_fails_later_ones(
     assert not tally.clean
 
 
-def test_a_back_dated_record_of_a_revoked_key_is_named_by_its_time_skew(
+def test_a_back_dated_record_of_a_revoked_key_is_named_by_its_arrival(
     police: tuple[TrustSet, EventSigner],
 ) -> None:
     trust, signer = police
     back_dated = _record(signer, 0, REVOKED_AT - dt.timedelta(hours=1),
                          REVOKED_AT + dt.timedelta(hours=1))  # fmt: skip
     [found] = _judge(trust, [back_dated]).breaks
-    assert (found.partition, found.offset, found.reason) == (0, 0, "TIME_SKEW")
-    assert "from the record timestamp" in found.detail
+    assert (found.partition, found.offset, found.reason) == (0, 0, "KEY_REVOKED")
+    assert "precedes the revocation, but the record reached the bus at" in found.detail
+
+
+def test_each_record_meets_the_window_it_met_on_arrival(
+    police: tuple[TrustSet, EventSigner],
+) -> None:
+    trust, signer = police
+    signed = REVOKED_AT - dt.timedelta(hours=1, minutes=30)
+    tally = _judge(trust, [
+        # stored and forwarded 1 h later: within the sightings' 72 h, no fault
+        _record(signer, 0, signed, signed + dt.timedelta(hours=1)),
+        # a week later: the bus refused it then (TOO_OLD), so does the replay
+        _record(signer, 1, signed - dt.timedelta(days=7), signed),
+        # stamped 10 minutes ahead of its arrival: beyond the 300 s of clock drift
+        _record(signer, 2, signed + dt.timedelta(minutes=10), signed),
+    ])  # fmt: skip
+    assert [(b.offset, b.reason) for b in tally.breaks] == [(1, "TOO_OLD"), (2, "CLOCK_AHEAD")]
+
+
+def test_a_record_without_a_timestamp_is_judged_at_the_replays_own_time() -> None:
+    clock = ArrivalClock()
+    before = dt.datetime.now(dt.UTC)
+    assert clock.set(-1) >= before and clock() == clock.at
+    assert clock.set(0) == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def test_a_tampered_record_and_a_replayed_one_are_named_by_their_position(

@@ -30,7 +30,7 @@ demo: setup ## start a local Kafka, the processors, and play the demo scenario
 	$(ZF801) demo
 
 test: setup ## unit + integration + e2e tests against a real Kafka broker
-	ZF801_MODE=test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	ZF801_MODE=test $(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED) ## unit tests only (no broker)
 	ZF801_MODE=test $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -3,9 +3,9 @@ crossings to their province, so that the responders answering P5 (hotel stays) a
 (border crossings) there answer from every one reported, not only from what was loaded.
 
 Sightings reach the bus on ``sightings-person``, which only the bus may read: no police
-unit reads the nation's sightings. The worker's forwarder
-(:class:`consumers.history_loop.HistoryForwarder`, a consumer group of its own, off the
-matcher's path) forwards each record it reads there whose type the ``sightings-history``
+unit reads the nation's sightings. The bus's forwarder (``zf801 history-forwarder``,
+:class:`consumers.history_loop.HistoryForwarder`, a process and consumer group of its own,
+off the matcher's path) forwards each record it reads there whose type the ``sightings-history``
 topic carries, unchanged (key, value and headers: still signed by the reporting unit), to
 that topic for the province of the reporting unit (its ``ce_source``), at least once. Only
 the units that province's rule names for the roles answering P3 and P5 may read it

@@ -18,10 +18,6 @@ r"""``zf801 worker``: the faust-streaming application that keeps the watchlist a
 - **Matcher** (:mod:`consumers.sighting_loop`): sightings against the watchlist, hits to
   each issuing court's alert topic, in Kafka transactions; a sighting key whose
   watchlist partition another worker holds is moved there (:mod:`consumers.routing`).
-- **Sightings history** (:mod:`consumers.history_loop`): each hotel check-in and border
-  crossing is forwarded, unchanged, to the history of its reporting unit's province
-  (:mod:`consumers.sighting_history`), in a consumer group of its own, off the
-  matcher's path.
 - **Timers**: expiry notices when a control period ends (to the court, and to the order
   intake, from which it travels like a release), and an overdue alert to the court when
   an order is not acknowledged within ``settings.ack_timeout_s``: both kept per order id
@@ -55,7 +51,6 @@ from consumers.commit_guard import CommitGuard
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
-from consumers.history_loop import HistoryForwarder
 from consumers.ledger import Noticed, OrderLedger
 from consumers.matcher import Matcher
 from consumers.order_book import Applied, OrderBook
@@ -63,7 +58,6 @@ from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
-from consumers.sighting_history import SightingHistory
 from consumers.sighting_loop import SightingLoop
 from consumers.tracking import OrderTrack
 from consumers.watch_updates import WatchUpdates
@@ -120,13 +114,7 @@ class BusWorker:
         assert watch_spec.changelog_of is not None
         self.app_id = watch_spec.changelog_of.application
         self.order_topics = {kind: catalog.topic_name(tid) for kind, tid in ORDER_TOPIC_IDS.items()}
-        agencies = load_agencies()
-        self.delivery = OrderDelivery(catalog, agencies)
-        history = SightingHistory(catalog, agencies)
-        self.history = HistoryForwarder(
-            runtime, history.source_topic, history.forward, history.topics(),
-            f"{self.app_id}-sightings-history",
-        )  # fmt: skip
+        self.delivery = OrderDelivery(catalog, load_agencies())
         # faust subscribes without a word to topics it may not read: ask first.
         acks_topic = catalog.topic_name("order-acknowledgements")
         require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
@@ -235,7 +223,6 @@ class BusWorker:
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
         app.timer(_COMMIT_GUARD_S)(self._guard_commits)
         app.task(self.loop.run)
-        app.task(self.history.run)
         app.task(self._install_state_dump)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -481,11 +468,10 @@ class BusWorker:
             for stage in (self.orders_stage, self.acks_stage, self.sightings_stage)
         )
         log.info(
-            "stats: sightings %d, candidates %d, hits %d, blocked %d, refused %d, "
-            "to history %d; misses verified %d (failed %d); watchlist subjects %d, "
-            "orders tracked %d; state records refused %d",
+            "stats: sightings %d, candidates %d, hits %d, blocked %d, refused %d; "
+            "misses verified %d (failed %d); watchlist subjects %d, orders tracked %d; "
+            "state records refused %d",
             totals.seen, totals.candidates, totals.hits, totals.blocked, refused,
-            self.history.forwarded,
             totals.sampled, totals.sample_rejected,
             len(self.watchlist.data), len(self.tracking.data),
             self.watchlist.refused_total + self.tracking.refused_total + self.journal_refused,

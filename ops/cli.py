@@ -25,7 +25,7 @@ from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_status import status
 from ops.cmd_topics import topics_app
-from ops.cmd_worker import worker
+from ops.cmd_worker import history_forwarder, worker
 from ops.errors import KAFKA_ERRORS, operator_message
 from ops.terminal import printable
 from schemas.errors import BusError
@@ -86,6 +86,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(keys_app, name="keys")
 register_seal(app)
 app.command("worker")(worker)
+app.command("history-forwarder")(history_forwarder)
 app.command("alerts")(alerts)
 app.command("publish")(publish)
 app.command("query")(query)

@@ -1,17 +1,21 @@
-"""``zf801 worker``: run the bus's stream processors (watchlist, matcher, router, timers)."""
+"""``zf801 worker``: run the bus's stream processors (watchlist, matcher, router, timers);
+``zf801 history-forwarder``: the sightings history's forwarding, in a process of its own."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Annotated
 
 import typer
 
+from consumers.history_loop import HistoryForwarder
 from consumers.runtime import Runtime
 from ops.errors import operator_message
 from schemas.errors import BusError
 from schemas.settings import get_settings
 
-__all__ = ["worker"]
+__all__ = ["history_forwarder", "worker"]
 
 
 def worker(
@@ -42,6 +46,38 @@ def worker(
     except BusError as exc:
         raise _fail(exc) from exc
     faust.Worker(bus.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def history_forwarder(
+    agency: Annotated[
+        str, typer.Option("--as", help="The bus processor identity that reads the sightings.")
+    ] = "BUS-MATCHER",
+) -> None:
+    """Forward each hotel check-in and border crossing reported on the police side,
+    unchanged (still signed by the reporting unit), to the sightings history of the
+    reporting unit's province, until stopped (Ctrl-C or SIGTERM). The responders of that
+    province keep them (zf801 responder --follow-sightings). At least once: a copy sent
+    twice is kept once. Several forwarders share the work as one consumer group."""
+    try:
+        runtime = Runtime.connect(agency)
+    except BusError as exc:
+        raise _fail(exc) from exc
+    forwarder = HistoryForwarder.for_bus(runtime)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await forwarder.run(stop)
+
+    try:
+        asyncio.run(run())
+    except BusError as exc:
+        raise _fail(exc) from exc
+    finally:
+        runtime.close()
+    typer.echo(f"history forwarder stopped: {forwarder.read} read, {forwarder.forwarded} forwarded")
 
 
 def _fail(exc: BusError) -> typer.Exit:

@@ -12,6 +12,7 @@ import zlib
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError
 
 from consumers.watchlist import derive_id
 from ops.deployment import DeploymentError
@@ -41,7 +42,12 @@ def _wait_members(bus: Any, count: int) -> None:
     deadline = time.monotonic() + _READY_S
     try:
         while time.monotonic() < deadline:
-            group = admin.describe_groups([bus.app_id]).get(bus.app_id, {})
+            try:
+                group = admin.describe_groups([bus.app_id]).get(bus.app_id, {})
+            except KafkaError as exc:  # e.g. no coordinator yet on a fresh broker
+                if not exc.retriable:
+                    raise
+                group = {}
             if group.get("group_state") == "Stable" and len(group.get("members", ())) == count:
                 return
             time.sleep(0.5)

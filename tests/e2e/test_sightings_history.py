@@ -49,13 +49,20 @@ Place = tuple[str, int, int]
 def hbus(bus_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryBus]:
     bus = bus_factory()
     bus.start()
-    qbus = QueryBus(bus, tmp_path_factory.mktemp("history"), RESPONDERS, {})
+    home = tmp_path_factory.mktemp("history")
+    log = home / "history-forwarder.log"
+    forwarder = spawn(zf801_command("history-forwarder"), bus.worker_env(), log)
+    qbus = QueryBus(bus, home, RESPONDERS, {})
     try:
         for unit in RESPONDERS:
             qbus.start(unit, follow_sightings=True)
         yield qbus
     finally:
         qbus.close()
+        # SIGTERM: the forwarder finishes its batch, commits and says what it did
+        assert stop_group(forwarder) == 0, log.read_text()[-3000:]
+        assert re.search(r"history forwarder stopped: \d+ read, [1-9]\d* forwarded",
+                         log.read_text()), log.read_text()[-3000:]  # fmt: skip
 
 
 def _history(hbus: QueryBus, province: str = "11") -> str:

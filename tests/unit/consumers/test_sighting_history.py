@@ -10,8 +10,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from consumers.history_loop import HistoryForwarder
+from consumers.history_loop import HistoryForwarder, commit_held
 from consumers.sighting_history import SightingHistory
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
@@ -246,3 +247,30 @@ def test_a_copy_the_brokers_refuse_raises_before_the_batch_counts_as_forwarded(
     with pytest.raises(OSError, match="NOT_ENOUGH_REPLICAS"):
         asyncio.run(forwarder.forward_batch(_Producer(failing=True), [check_in]))  # type: ignore[arg-type]
     assert (forwarder.read, forwarder.forwarded) == (0, 0)  # its offsets are not committed
+
+
+class _Consumer:
+    """Holds ``held`` partitions; its commit fails like aiokafka's after a rebalance."""
+
+    def __init__(self, held: set[str], refuse: Exception | None = None) -> None:
+        self.held, self.refuse = held, refuse
+        self.committed: list[dict[str, int]] = []
+
+    def assignment(self) -> set[str]:
+        return self.held
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.committed.append(offsets)
+
+
+def test_a_partition_moved_by_a_rebalance_is_not_committed_and_stops_nothing() -> None:
+    moved = _Consumer({"p0"})
+    asyncio.run(commit_held(moved, {"p0": 5, "p1": 9}))  # type: ignore[arg-type]
+    assert moved.committed == [{"p0": 5}]
+    gone = _Consumer(set())
+    asyncio.run(commit_held(gone, {"p1": 9}))  # type: ignore[arg-type]
+    assert gone.committed == []
+    for refusal in (CommitFailedError("rebalanced"), IllegalStateError("not assigned")):
+        asyncio.run(commit_held(_Consumer({"p0"}, refusal), {"p0": 5}))  # type: ignore[arg-type]

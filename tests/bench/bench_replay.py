@@ -1,0 +1,98 @@
+"""``zf801 replay --verify`` throughput, next to the raw Ed25519 verify rate of one core.
+
+The replay reads ``ZF801_BENCH_REPLAY`` (default 50,000) signed hotel check-ins from the
+real broker and judges every one with the processors' verify stage (seal, trust at its
+time, envelope, schema, acceptance window at arrival, repeats per topic), in one process,
+as ``ops.cmd_replay.run_replay`` does for the command. The raw rate is a loop of
+``Ed25519PublicKey.verify`` over one signed canonical message, measured in the same run:
+the replay's ratio to it says how much of a core the other checks and the reading take.
+The replay runs in one process; the issue's goal (0.8 x cores x the raw rate) needs the
+partitions judged by a pool of processes, which is not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from consumers.runtime import Runtime
+from ops.cmd_replay import ReplayRequest, run_replay
+from producers.publisher import OutgoingEvent, Publisher
+from schemas.headers import CE_ID, SIGNATURE_HEADERS
+from sign.keystore import KeyStore
+from tests.bench import _bus
+from tests.builders import Records
+from topics.clients import aio_producer
+
+RECORDS = int(os.environ.get("ZF801_BENCH_REPLAY", "50000"))
+READER = "BUS-AUDIT"
+_RAW_VERIFIES = 20_000
+
+
+def _raw_verify_rate() -> float:
+    key = Ed25519PrivateKey.generate()
+    message = os.urandom(600)  # about a sighting's canonical bytes
+    signature, public = key.sign(message), key.public_key()
+    started = time.perf_counter()
+    for _ in range(_RAW_VERIFIES):
+        public.verify(signature, message)
+    return _RAW_VERIFIES / (time.perf_counter() - started)
+
+
+async def _produce(settings: Any, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    producer = aio_producer(settings, _bus.POLICE, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key, headers=headers)
+                for key, value, headers in records]  # fmt: skip
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def _sightings(settings: Any, catalog: Any) -> list[tuple[bytes, bytes, Any]]:
+    """Signed check-ins, each with a key and an event id of its own."""
+    signer = KeyStore.from_settings(settings).signer_for(_bus.POLICE)
+    publisher = Publisher(signer, catalog=catalog, settings=settings)
+    person = _bus.id_numbers(1)[0]
+    _, template = publisher.prepare(OutgoingEvent(
+        "sightings-person", "cn.zf801.sightings.v1.HotelCheckIn",
+        Records.hotel_check_in(_bus.POLICE, person), os.urandom(32),
+    ))  # fmt: skip
+    records = []
+    for _ in range(RECORDS):
+        key, event_id = os.urandom(32), str(uuid.uuid4()).encode()
+        unsigned = [(name, event_id if name == CE_ID else value)
+                    for name, value in template.headers
+                    if name not in SIGNATURE_HEADERS]  # fmt: skip
+        records.append((key, template.value, signer.sign(key, template.value, unsigned)))
+    return records
+
+
+def run() -> list[dict[str, object]]:
+    settings = _bus.bench_settings(_bus.kafka_settings())
+    catalog = _bus.prepare(settings, (_bus.POLICE, _bus.MATCHER, READER))
+    asyncio.run(_produce(settings, catalog.topic_name("sightings-person"),
+                         _sightings(settings, catalog)))  # fmt: skip
+    raw = _raw_verify_rate()
+    runtime = Runtime.connect(READER, settings)
+    try:
+        request = ReplayRequest(READER, ("sightings-person",), None, None, verify=True)
+        started = time.perf_counter()
+        tally, _ = run_replay(runtime, request)
+        seconds = time.perf_counter() - started
+    finally:
+        runtime.close()
+    assert tally.records == RECORDS and tally.clean, (tally.records, tally.breaks[:3])
+    rate = RECORDS / seconds
+    return [
+        {"loop": "raw Ed25519 verify, one core", "records": _RAW_VERIFIES,
+         "records/s": f"{raw:,.0f}", "ratio to raw": "1.00"},
+        {"loop": "zf801 replay --verify, one process", "records": RECORDS,
+         "records/s": f"{rate:,.0f}", "ratio to raw": f"{rate / raw:.2f}"},
+    ]  # fmt: skip

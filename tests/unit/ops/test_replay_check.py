@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from sign.events import EventSigner
 from sign.replay import ReplayGuard
 from sign.trust import Revocation
 from sign.trustset import TrustSet
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
 from topics.catalog import default_catalog
 
 T0 = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
@@ -130,19 +130,6 @@ def test_a_time_reaching_back_to_the_first_kept_record_starts_in_what_was_delete
 
 
 # --- the verdicts, with the trust history as it stood ----------------------------------------
-@dataclass
-class Consumed:
-    """Shaped like a kafka-python ConsumerRecord."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
 def _sighting(when: dt.datetime) -> dict[str, Any]:
     return {
         "sighting_id": str(uuid.uuid4()),
@@ -172,16 +159,16 @@ def police() -> tuple[TrustSet, EventSigner]:
 
 
 def _record(signer: EventSigner, offset: int, signed_at: dt.datetime, written_at: dt.datetime,
-            ) -> Consumed:  # fmt: skip
+            ) -> ConsumedRecord:  # fmt: skip
     record = signer.sign_record(build_record(
         "HotelCheckIn", _sighting(signed_at), key=bytes(32), source=f"zf801:agency/{POLICE}",
         time=signed_at,
     ))  # fmt: skip
-    return Consumed(TOPIC, 0, offset, int(written_at.timestamp() * 1000), record.key,
-                    record.value, list(record.headers))  # fmt: skip
+    return ConsumedRecord(TOPIC, 0, offset, int(written_at.timestamp() * 1000), record.key,
+                          record.value, tuple(record.headers))  # fmt: skip
 
 
-def _judge(trust: TrustSet, records: list[Consumed]) -> ReplayTally:
+def _judge(trust: TrustSet, records: list[ConsumedRecord]) -> ReplayTally:
     """As ``ops.cmd_replay`` judges: each record at the time it reached the bus (its Kafka
     timestamp) with the processors' windows, repeats left to the tally, refusals kept in
     memory, and a key revoked before the record arrived named."""
@@ -257,11 +244,11 @@ def test_a_tampered_record_and_a_replayed_one_are_named_by_their_position(
     trust, signer = police
     when = T0
     good = _record(signer, 0, when, when)
-    copy = Consumed(TOPIC, 0, 5, good.timestamp, good.key, good.value, good.headers)
+    copy = replace(good, offset=5)
     assert good.value is not None
     tampered = _record(signer, 3, when, when)
     assert tampered.value is not None
-    tampered.value = tampered.value[:-1] + bytes([tampered.value[-1] ^ 1])
+    tampered = replace(tampered, value=tampered.value[:-1] + bytes([tampered.value[-1] ^ 1]))
     tally = _judge(trust, [good, tampered, copy])
     assert [(b.offset, b.reason) for b in tally.breaks] == [(3, "BAD_SIGNATURE"), (5, "REPLAYED")]
     assert "first seen at partition 0 offset 0" in tally.breaks[1].detail

@@ -25,7 +25,18 @@ import typer
 from consumers.runtime import Runtime
 from ops.audit_index import AuditIndex, AuditRow, SearchQuery, rows_of
 from ops.cmd_inspect import TopicReader, TopicRecord, parse_since
-from ops.cmd_inspect_view import Follow, Format, OutputFormat, View, fail, select, shorten, when
+from ops.cmd_inspect_view import (
+    AgencyOnly,
+    Follow,
+    Format,
+    OperatorReader,
+    OutputFormat,
+    View,
+    fail,
+    select,
+    shorten,
+    when,
+)
 from schemas.errors import BusError
 
 __all__ = [
@@ -261,11 +272,9 @@ VIEW = View(title="Audit log", columns=_COLUMNS, row=_row, document=_document)
 @audit_app.command("tail")
 def tail(
     *,
-    reader: Annotated[
-        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
-    ] = _DEFAULT_READER,
+    reader: OperatorReader = _DEFAULT_READER,
     count: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 20,
-    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    agency: AgencyOnly = None,
     operation: Annotated[
         str | None,
         typer.Option(
@@ -353,10 +362,8 @@ SEARCH_VIEW = View(
 @audit_app.command("search")
 def search(
     *,
-    reader: Annotated[
-        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
-    ] = _DEFAULT_READER,
-    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    reader: OperatorReader = _DEFAULT_READER,
+    agency: AgencyOnly = None,
     user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
     subject: Annotated[
         str | None,
@@ -457,10 +464,8 @@ CHAINS_VIEW = View(
 @audit_app.command("chains")
 def chains(
     *,
-    reader: Annotated[
-        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
-    ] = _DEFAULT_READER,
-    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's.")] = None,
+    reader: OperatorReader = _DEFAULT_READER,
+    agency: AgencyOnly = None,
     output: Format = OutputFormat.table,
 ) -> None:
     """Check every audit hash chain on the topic from its start: one row per chain (an

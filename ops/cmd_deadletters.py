@@ -15,6 +15,7 @@ from ops.cmd_inspect_view import (
     Follow,
     Format,
     Limit,
+    OperatorReader,
     OutputFormat,
     ReadCommand,
     ReadOptions,
@@ -139,10 +140,7 @@ COMMAND = ReadCommand(
 
 def deadletters(
     *,
-    reader: Annotated[
-        str,
-        typer.Option("--as", help="The reading agency (bus or command-system role)."),
-    ] = _DEFAULT_READER,
+    reader: OperatorReader = _DEFAULT_READER,
     reason: Annotated[
         str | None,
         typer.Option("--reason", help="Only this reason (SIGNATURE_INVALID, or BAD_SIGNATURE)."),

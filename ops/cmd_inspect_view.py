@@ -186,6 +186,10 @@ def _refusals(count: int) -> str:
 
 
 # --- the options every read command shares ---------------------------------------------------
+OperatorReader = Annotated[
+    str, typer.Option("--as", help="The reading agency (bus or command-system role).")
+]
+AgencyOnly = Annotated[str | None, typer.Option("--agency", help="Only this agency's.")]
 Since = Annotated[
     str | None,
     typer.Option("--since", help="Only records from this time on: ISO 8601 (UTC if no zone) "

@@ -38,7 +38,7 @@ from rich.text import Text
 from consumers.runtime import Runtime
 from ops.cmd_audit import AuditEntry, audit_entry, chain_document
 from ops.cmd_inspect import TopicReader, TopicRecord
-from ops.cmd_inspect_view import Format, OutputFormat, View, fail
+from ops.cmd_inspect_view import Format, OperatorReader, OutputFormat, View, fail
 from ops.errors import OpsError
 from ops.replay_check import (
     STALLED,
@@ -345,9 +345,7 @@ def _connected(reader: str) -> Iterator[Runtime]:
 
 def replay(
     *,
-    reader: Annotated[
-        str, typer.Option("--as", help="The reading agency (bus or command-system role).")
-    ] = _DEFAULT_READER,
+    reader: OperatorReader = _DEFAULT_READER,
     topics: Annotated[
         list[str] | None,
         typer.Option(

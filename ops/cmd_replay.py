@@ -1,8 +1,9 @@
 """``zf801 replay``: read a range of catalog topics as an agency, for audit, and (with
-``--verify``) check every record as the bus would have at its time: seal against the
-trust history (a key revoked later does not void earlier records), ``ce_time`` against
-the record's Kafka timestamp, envelope, schema, the writer's role, duplicate event ids,
-and the audit hash chains in range. Retention gaps are named. The report can be written
+``--verify``) check every record as the bus judged it on arrival (its Kafka timestamp):
+seal against the trust history (a key revoked later does not void earlier records; one
+revoked before the record arrived does), ``ce_time`` within its acceptance window,
+envelope, schema, the writer's role, duplicate event ids, and the audit hash chains in
+range. Retention gaps are named. The report can be written
 as a sealed JSON document (``--out``).
 
 The range logic and the tally are pure (``ops.replay_check``); this module reads Kafka
@@ -16,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack, closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -334,15 +335,6 @@ def _request(
     return ReplayRequest(reader, ids, first, last, verify)
 
 
-@contextmanager
-def _connected(reader: str) -> Iterator[Runtime]:
-    runtime = Runtime.connect(reader)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
 def replay(
     *,
     reader: OperatorReader = _DEFAULT_READER,
@@ -371,7 +363,7 @@ def replay(
         ),
     ] = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Check each record as of its own time.")
+        bool, typer.Option("--verify", help="Check each record as the bus judged it on arrival.")
     ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the JSON report here, sealed beside it.")
@@ -380,8 +372,9 @@ def replay(
 ) -> None:
     """Replay a range of topics for audit: records per topic and partition, and with
     --verify every break named by topic, partition, offset and reason code (seal against
-    the trust history at the record's time, ce_time against the Kafka timestamp, envelope,
-    schema, writer role, duplicate event id, audit hash chains). Offsets that retention
+    the trust history at the record's time and at its arrival, ce_time within its
+    acceptance window on arrival, envelope, schema, writer role, duplicate event id, audit
+    hash chains). Offsets that retention
     deleted inside the range are reported as gaps. Exit 0 when clean, 2 on any break or
     gap, 1 on bad input (nothing written). The replay is audited."""
     started = dt.datetime.now(dt.UTC)
@@ -391,7 +384,7 @@ def replay(
         )
         if out is not None:
             check_out_path(out)
-        with _connected(reader) as runtime:
+        with closing(Runtime.connect(reader)) as runtime:
             terminal = _errors.is_terminal and _console.is_terminal
             terminal = terminal and output is OutputFormat.table
             progress = _progress(terminal)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ops.cmd_audit import AuditEntry, ChainSummary, chain_summaries
 from ops.errors import OpsError
+from schemas.envelope import from_micros
 from sign.errors import KeyRevoked, Replayed
 from sign.trust import TrustStore
 from sign.verify_stage import Rejection, VerifiedEvent
@@ -224,12 +225,7 @@ class ArrivalClock:
     def set(self, timestamp_ms: int) -> dt.datetime:
         """The record being judged reached the bus at ``timestamp_ms`` (a record without a
         timestamp is judged at the replay's own time)."""
-        if timestamp_ms >= 0:
-            self.at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
-                milliseconds=timestamp_ms
-            )
-        else:
-            self.at = dt.datetime.now(dt.UTC)
+        self.at = from_micros(timestamp_ms * 1000) if timestamp_ms >= 0 else dt.datetime.now(dt.UTC)
         return self.at
 
     def __call__(self) -> dt.datetime:

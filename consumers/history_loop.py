@@ -74,9 +74,8 @@ class HistoryForwarder:
         """Forward until ``stop`` is set (the batch in hand is finished and committed)."""
         stop = stop or asyncio.Event()
         settings, agency = self._rt.settings, self._rt.agency_code
-        # Assigned a topic it may not read or write, the loop would fail on its first
-        # batch or poll nothing: ask first.
-        await asyncio.to_thread(require_topics, settings, agency, [self._source])
+        # Refused a topic it must write, the loop would fail on its first batch: ask first
+        # (aio_consumer asks the same about the topic it reads).
         await asyncio.to_thread(require_topics, settings, agency, self._targets, "write")
         consumer = aio_consumer(
             settings, agency, self._source, group_id=self.group_id,
@@ -119,7 +118,7 @@ class HistoryForwarder:
 
 async def commit_held(consumer: AIOKafkaConsumer, offsets: dict[Any, int]) -> None:
     """Commit the offsets after a forwarded batch for the partitions still held. A
-    partition the group moved meanwhile (a worker joined or left) is not committed: its
+    partition the group moved meanwhile (a forwarder joined or left) is not committed: its
     next holder forwards those records again, and the responders keep each once."""
     held = consumer.assignment()
     kept = {tp: offset for tp, offset in offsets.items() if tp in held}

@@ -214,11 +214,10 @@ class TopicReader:
 
     def _seek_to_time(self, since: dt.datetime, ends: Mapping[TopicPartition, int]) -> None:
         consumer = self._consumer_()
-        millis = int(since.timestamp() * 1000)
-        found = consumer.offsets_for_times(dict.fromkeys(self._assignment, millis))
+        found = self.offsets_at(since)
         for tp in self._assignment:
-            position = found.get(tp)
-            consumer.seek(tp, position.offset if position is not None else ends[tp])
+            offset = found[tp.partition]
+            consumer.seek(tp, offset if offset is not None else ends[tp])
 
     def follow(
         self, idle_s: float | None = None, stop: Callable[[], bool] = lambda: False

@@ -46,7 +46,17 @@ from sign.events import EventSigner
 from sign.verify_stage import VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 
-__all__ = ["ConsumedSighting", "MatchResult", "Matcher"]
+__all__ = [
+    "ConsumedSighting",
+    "MatchResult",
+    "Matcher",
+    "alt_keys",
+    "blocked_event_id",
+    "blocks_transfer",
+    "hit_id",
+    "orders_hit",
+    "sighting_problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +187,7 @@ class Matcher:
             if message.topic == routed:
                 self._moved_here(message, result)
                 continue
-            alt = self._alt_keys(message.headers) if message.topic == vehicles else None
+            alt = alt_keys(message.headers) if message.topic == vehicles else None
             if holds_all:
                 self._to_routing_check -= 1
                 if not self._to_routing_check:
@@ -279,7 +289,7 @@ class Matcher:
             result.rejected += 1
             return
         key = message.key or b""
-        alt = self._alt_keys(message.headers) if origin.topic == self._vehicle_topic else None
+        alt = alt_keys(message.headers) if origin.topic == self._vehicle_topic else None
         keys = [key, *alt] if alt else [key]
         found = self._found(keys, [index for index in origin.indexes if index < len(keys)])
         if found:
@@ -308,25 +318,14 @@ class Matcher:
         if verified is None:
             result.sample_rejected += 1
 
-    @staticmethod
-    def _alt_keys(headers: Any) -> list[bytes] | None:
-        """A vehicle sighting's other keys (``ce_altkeys``); None when there are none,
-        or when the header is not a list of hex keys (then only the record key counts)."""
-        hints = _header(headers or (), CE_ALTKEYS)
-        if not hints:
-            return None
-        try:
-            return [bytes.fromhex(text.decode("ascii")) for text in hints.split(b",")]
-        except ValueError:
-            return None
-
     def _hits_for(
         self, verified: VerifiedEvent, found: list[tuple[bytes, WatchEntry]], result: MatchResult
     ) -> None:
         consumed = verified.record
         value = consumed.value or b""
         schema, sighting = verified.envelope.schema, verified.payload  # decoded once, verified
-        problem = self._key_problem(
+        problem = sighting_problem(
+            self._keyer,
             (consumed.key or b"", *(key for key, _ in found)),
             sighting,
             verified.signature.agency_code,
@@ -339,14 +338,7 @@ class Matcher:
             return
         now = self._clock()
         observed_us, now_us = to_micros(sighting["observed_at"]), to_micros(now)
-        orders = sorted(
-            {
-                order.order_id: order
-                for _, entry in found
-                for order in matching_orders(entry, schema.full_name, observed_us, now_us)
-            }.values(),
-            key=lambda order: order.order_id,
-        )
+        orders = orders_hit((entry for _, entry in found), schema.full_name, observed_us, now_us)
         traceparent = _header(consumed.headers, TRACEPARENT)
         parent = traceparent.decode() if traceparent else None
         reference = {
@@ -373,7 +365,7 @@ class Matcher:
                 )
             )
             result.hits += 1
-            if order.kind is OrderKind.VEHICLE_SEARCH and sighting.get("kind") in _BLOCKED_KINDS:
+            if blocks_transfer(order, sighting):
                 blocked = _blocked_record(order, sighting, now)
                 result.outgoing.append(
                     self._outgoing.sign(
@@ -381,31 +373,12 @@ class Matcher:
                         _BLOCKED,
                         blocked,
                         key=consumed.key,
-                        event_id=derive_id("blocked", order.order_id, sighting["sighting_id"]),
+                        event_id=blocked_event_id(order.order_id, sighting["sighting_id"]),
                         parent=parent,
                         now=now,
                     )
                 )
                 result.blocked += 1
-
-    def _key_problem(
-        self, used: tuple[bytes, ...], sighting: Mapping[str, Any], signer_agency: str
-    ) -> tuple[str, str] | None:
-        """Why the sighting must not be acted on: its unit is not its signer, or a key it
-        was keyed or found by is not its subject's; None if neither."""
-        if sighting.get("reporting_unit_code") != signer_agency:
-            return "AGENCY_MISMATCH", (
-                f"reporting_unit_code {sighting.get('reporting_unit_code')!r} is not the "
-                f"signing agency {signer_agency}"
-            )
-        if "person" in sighting:
-            keys = [self._keyer.person(sighting["person"]["id_number"], "person.id_number")]
-        else:
-            vehicle = sighting["vehicle"]
-            keys = self._keyer.vehicle(vehicle.get("plate_number"), vehicle.get("vin"))
-        if any(key not in keys for key in used):
-            return "KEY_MISMATCH", "a key of the record is not a match key of its subject"
-        return None
 
 
 def _could_hit(entry: WatchEntry, sighting_type: str) -> bool:
@@ -436,7 +409,7 @@ def _hit_record(
     now: dt.datetime,
 ) -> dict[str, Any]:
     return {
-        "hit_id": derive_id(order.order_id, reference["sighting_id"]),
+        "hit_id": hit_id(order.order_id, reference["sighting_id"]),
         "order_id": order.order_id,
         "order_kind": order.kind.value,
         "court_code": order.court_code,
@@ -462,3 +435,68 @@ def _blocked_record(
         "reporting_unit_code": sighting["reporting_unit_code"],
         "blocked_at": now,
     }
+
+
+def alt_keys(headers: Any) -> list[bytes] | None:
+    """A vehicle sighting's other keys (``ce_altkeys``); None when there are none, or when
+    the header is not a list of hex keys (then only the record key counts)."""
+    hints = _header(headers or (), CE_ALTKEYS)
+    if not hints:
+        return None
+    try:
+        return [bytes.fromhex(text.decode("ascii")) for text in hints.split(b",")]
+    except ValueError:
+        return None
+
+
+def sighting_problem(
+    keyer: MatchKeyer, used: Iterable[bytes], sighting: Mapping[str, Any], signer_agency: str
+) -> tuple[str, str] | None:
+    """Why a verified sighting must not be acted on (reason code, detail): its unit is not
+    its signer, or a key it was keyed or found by (``used``) is not its subject's; None if
+    neither."""
+    if sighting.get("reporting_unit_code") != signer_agency:
+        return "AGENCY_MISMATCH", (
+            f"reporting_unit_code {sighting.get('reporting_unit_code')!r} is not the "
+            f"signing agency {signer_agency}"
+        )
+    if "person" in sighting:
+        keys = [keyer.person(sighting["person"]["id_number"], "person.id_number")]
+    else:
+        vehicle = sighting["vehicle"]
+        keys = keyer.vehicle(vehicle.get("plate_number"), vehicle.get("vin"))
+    if any(key not in keys for key in used):
+        return "KEY_MISMATCH", "a key of the record is not a match key of its subject"
+    return None
+
+
+def orders_hit(
+    entries: Iterable[WatchEntry], sighting_type: str, observed_at_us: int, now_us: int
+) -> list[ActiveOrder]:
+    """The orders a sighting hits, once each, by order id: those of the watchlist
+    ``entries`` found by its keys that :func:`consumers.watchlist.matching_orders` names."""
+    return sorted(
+        {
+            order.order_id: order
+            for entry in entries
+            for order in matching_orders(entry, sighting_type, observed_at_us, now_us)
+        }.values(),
+        key=lambda order: order.order_id,
+    )
+
+
+def hit_id(order_id: str, sighting_id: object) -> str:
+    """The id of the hit of ``order_id`` by a sighting: one per pair, however often the
+    sighting is delivered."""
+    return derive_id(order_id, sighting_id)
+
+
+def blocks_transfer(order: ActiveOrder, sighting: Mapping[str, Any]) -> bool:
+    """Whether the hit also yields a "blocked" answer: a transfer or mortgage registration
+    of a vehicle under a search order."""
+    return order.kind is OrderKind.VEHICLE_SEARCH and sighting.get("kind") in _BLOCKED_KINDS
+
+
+def blocked_event_id(order_id: str, sighting_id: object) -> str:
+    """The event id of the VehicleTransferBlocked answer of an order and a sighting."""
+    return derive_id("blocked", order_id, sighting_id)

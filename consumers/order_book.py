@@ -27,10 +27,8 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from consumers.deadlines import Deadlines
-from consumers.sealed_table import SealedTable
 from consumers.tracking import Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
 from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record
@@ -39,11 +37,26 @@ from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
 
-__all__ = ["Applied", "OrderBook"]
+__all__ = ["Applied", "DeadlineWatch", "OrderBook", "TrackingTable"]
 
 log = logging.getLogger(__name__)
 
 Refuse = Callable[[VerifiedEvent, str, str], None]
+
+
+class TrackingTable(Protocol):
+    """Where the book keeps each order's track: the worker's sealed ``order_tracking``
+    table (:class:`consumers.sealed_table.SealedTable`), or a dict for a replay's rematch."""
+
+    def payload(self, key: bytes) -> bytes | None: ...
+    def put(self, key: bytes, payload: bytes, now_us: int) -> None: ...
+
+
+class DeadlineWatch(Protocol):
+    """The timers the book arms (:class:`consumers.deadlines.Deadlines`)."""
+
+    def schedule(self, order_id: str, end_us: int) -> None: ...
+    def watch_ack(self, order_id: str, deadline_us: int) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,9 +74,9 @@ class OrderBook:
 
     def __init__(
         self,
-        tracking: SealedTable,
+        tracking: TrackingTable,
         keyer: MatchKeyer,
-        deadlines: Deadlines,
+        deadlines: DeadlineWatch,
         refuse: Refuse,
         *,
         ack_timeout_s: float,

@@ -1,0 +1,472 @@
+"""The pure side of ``zf801 replay --rematch``: the matching rules run again over the
+verified orders, releases, expiry notices and sightings of a replay, in the order they
+reached the bus, and compared with the hits (and blocked transfers) it delivered.
+
+Nothing here re-states a rule: the order lifecycle is :class:`consumers.order_book.
+OrderBook` itself (with in-memory state and no timers), the watchlist is the worker's
+:class:`consumers.watchlist.WatchEntry` per match key, and a sighting's keys, refusal,
+hit orders, hit id and block are the matcher's own functions
+(:mod:`consumers.matcher`). The live bus processes a sighting a little after it arrives
+and the order topics on another agent, so a sighting and an order (or its release, or
+the end of its control period) within :data:`RACE_MARGIN_MS` of each other could have
+gone either way: such a difference is a ``RACE`` note, never a break.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from consumers.matcher import (
+    alt_keys,
+    blocked_event_id,
+    blocks_transfer,
+    hit_id,
+    orders_hit,
+    sighting_problem,
+)
+from consumers.order_book import OrderBook
+from consumers.watchlist import (
+    ORDER_TYPES,
+    ActiveOrder,
+    OrderKind,
+    WatchEntry,
+    key_fingerprint,
+    matching_orders,
+)
+from schemas.envelope import to_micros
+from schemas.event_types import BLOCKED, EXPIRY_NOTICE, HIT, RELEASE
+from schemas.matchkey import MatchKeyer
+from sign.verify_stage import VerifiedEvent
+
+__all__ = [
+    "BREAK_CODES",
+    "MISSING_BLOCK",
+    "MISSING_HIT",
+    "OUT_OF_RANGE",
+    "RACE",
+    "RACE_MARGIN_MS",
+    "UNACCOUNTED_BLOCK",
+    "UNJUSTIFIED_HIT",
+    "Difference",
+    "ExpectedHit",
+    "Position",
+    "Rematch",
+    "RematchResult",
+    "RematchTopics",
+]
+
+RACE_MARGIN_MS = 2_000
+"""An order, release or control-period end this close to a sighting's arrival may have
+been processed before or after it by the live bus: either outcome is right."""
+
+UNJUSTIFIED_HIT = "UNJUSTIFIED_HIT"
+MISSING_HIT = "MISSING_HIT"
+UNACCOUNTED_BLOCK = "UNACCOUNTED_BLOCK"
+MISSING_BLOCK = "MISSING_BLOCK"
+RACE = "RACE"
+OUT_OF_RANGE = "OUT_OF_RANGE"
+BREAK_CODES = frozenset({UNJUSTIFIED_HIT, MISSING_HIT, UNACCOUNTED_BLOCK, MISSING_BLOCK})
+"""The differences that fail a replay; ``RACE`` and ``OUT_OF_RANGE`` are notes."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+    def text(self) -> str:
+        return f"{self.topic} partition {self.partition} offset {self.offset}"
+
+    def document(self) -> dict[str, object]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+def _position(verified: VerifiedEvent) -> Position:
+    record = verified.record
+    return Position(record.topic, record.partition, record.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class RematchTopics:
+    """The Kafka names of what the rematch reads, by role. ``alerts`` maps each alert
+    topic read to its court: only those courts' hits are compared (a court's alert topic
+    is readable by that court only); ``blocks`` is None when the blocks were not read."""
+
+    orders: Mapping[str, OrderKind]
+    sightings: frozenset[str]
+    vehicle_sightings: str
+    alerts: Mapping[str, str]
+    blocks: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedHit:
+    hit_id: str
+    order_id: str
+    court: str
+    sighting_id: str
+    sighting: Position
+    arrival_ms: int
+    blocks: bool
+    """The hit also blocks a transfer or mortgage registration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One difference between the rules and what was delivered (``code``), at the
+    position of the record that shows it."""
+
+    code: str
+    position: Position
+    order_id: str
+    sighting_id: str
+    detail: str
+
+    @property
+    def is_break(self) -> bool:
+        return self.code in BREAK_CODES
+
+    def document(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            **self.position.document(),
+            "order_id": self.order_id,
+            "sighting_id": self.sighting_id,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class RematchResult:
+    orders: int = 0
+    releases: int = 0
+    expiries: int = 0
+    refused_orders: int = 0
+    """Order-topic records the order book refused (they never entered the watchlist)."""
+    sightings: int = 0
+    expected_hits: int = 0
+    delivered_hits: int = 0
+    unchecked_hits: int = 0
+    """Expected hits for courts whose alert topic was not read."""
+    expected_blocks: int = 0
+    delivered_blocks: int = 0
+    blocks_checked: bool = False
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def breaks(self) -> list[Difference]:
+        return [d for d in self.differences if d.is_break]
+
+    @property
+    def notes(self) -> list[Difference]:
+        return [d for d in self.differences if not d.is_break]
+
+    def document(self, courts: Iterable[str]) -> dict[str, object]:
+        return {
+            "courts_compared": sorted(courts),
+            "orders": self.orders,
+            "releases": self.releases,
+            "expiry_notices": self.expiries,
+            "refused_order_records": self.refused_orders,
+            "sightings": self.sightings,
+            "expected_hits": self.expected_hits,
+            "delivered_hits": self.delivered_hits,
+            "unchecked_hits": self.unchecked_hits,
+            "blocks_compared": self.blocks_checked,
+            "expected_blocks": self.expected_blocks,
+            "delivered_blocks": self.delivered_blocks,
+            "race_margin_ms": RACE_MARGIN_MS,
+            "breaks": [d.document() for d in self.breaks],
+            "notes": [d.document() for d in self.notes],
+        }
+
+
+@dataclass(slots=True)
+class _Presence:
+    """When an order was on the watchlist (arrival times, milliseconds)."""
+
+    order: ActiveOrder
+    entered_ms: int
+    closed_ms: int | None = None
+
+    def near(self, arrival_ms: int) -> bool:
+        """The order entered, left or ended within the race margin of ``arrival_ms``."""
+        edges = [self.entered_ms, self.order.end_us // 1000]
+        if self.closed_ms is not None:
+            edges.append(self.closed_ms)
+        return any(abs(edge - arrival_ms) <= RACE_MARGIN_MS for edge in edges)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sighting:
+    position: Position
+    arrival_ms: int
+    keys: tuple[bytes, ...]
+    sighting_type: str
+    observed_us: int
+    refused: bool
+
+    def could_hit(self, order: ActiveOrder) -> bool:
+        """The order is under one of the sighting's keys, of a kind it hits, and active
+        at its observation time (whatever the processing clock)."""
+        if not any(order.indexed_under(key_fingerprint(key)) for key in self.keys):
+            return False
+        entry = WatchEntry({order.order_id: order})
+        return bool(matching_orders(entry, self.sighting_type, self.observed_us, self.observed_us))
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivered:
+    position: Position
+    order_id: str
+    sighting_id: str
+    sighting: Position | None
+
+
+class _Tracks:
+    """The order book's tracking table, in memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+
+    def payload(self, key: bytes) -> bytes | None:
+        return self.rows.get(key)
+
+    def put(self, key: bytes, payload: bytes, now_us: int) -> None:
+        self.rows[key] = payload
+
+
+class _NoTimers:
+    """A rematch arms no timers: the bus's expiry notices are on the order topics."""
+
+    def schedule(self, order_id: str, end_us: int) -> None:
+        return None
+
+    def watch_ack(self, order_id: str, deadline_us: int) -> None:
+        return None
+
+
+class Rematch:
+    """Collects the verified records of a replay (:meth:`add`, in any order) and runs the
+    rules over them in the order they reached the bus (:meth:`result`)."""
+
+    def __init__(self, keyer: MatchKeyer, topics: RematchTopics) -> None:
+        self._keyer = keyer
+        self._topics = topics
+        self._events: list[VerifiedEvent] = []
+        self._now = dt.datetime.now(dt.UTC)
+        self._book = OrderBook(
+            _Tracks(), keyer, _NoTimers(), self._refused, ack_timeout_s=0.0,
+            topic_kinds=topics.orders, clock=lambda: self._now,
+        )  # fmt: skip
+        self._watchlist: dict[bytes, WatchEntry] = {}
+        self._presence: dict[str, _Presence] = {}
+        self._sightings: dict[str, _Sighting] = {}
+        self._expected: dict[str, ExpectedHit] = {}
+        self._hits: dict[str, _Delivered] = {}
+        self._blocks: dict[str, _Delivered] = {}
+        self._result = RematchResult(blocks_checked=topics.blocks is not None)
+
+    def wants(self, topic: str) -> bool:
+        topics = self._topics
+        return (
+            topic in topics.orders
+            or topic in topics.sightings
+            or topic in topics.alerts
+            or topic == topics.blocks
+        )
+
+    def add(self, verified: VerifiedEvent) -> None:
+        """A verified record of one of the rematch's topics (others are ignored)."""
+        if self.wants(verified.record.topic):
+            self._events.append(verified)
+
+    def result(self, range_starts: Mapping[tuple[str, int], int] | None = None) -> RematchResult:
+        """Run the rules and compare. ``range_starts``: the first offset read of each
+        sightings partition, so a delivered hit of a sighting before the range is a note
+        (``OUT_OF_RANGE``), not a break."""
+        arrival = sorted(self._events, key=_arrival_order)
+        for verified in arrival:
+            self._now = _arrival(verified)
+            topic = verified.record.topic
+            if topic in self._topics.orders:
+                self._order_event(verified)
+            elif topic in self._topics.sightings:
+                self._sighting(verified)
+            elif topic in self._topics.alerts:
+                self._delivered_hit(verified)
+            else:
+                self._delivered_block(verified)
+        self._compare(range_starts or {})
+        return self._result
+
+    # --- the rules, in arrival order ------------------------------------------------------
+    def _refused(self, verified: VerifiedEvent, reason: str, detail: str) -> None:
+        self._result.refused_orders += 1
+
+    def _order_event(self, verified: VerifiedEvent) -> None:
+        event_type = verified.envelope.type
+        if event_type in ORDER_TYPES:
+            self._result.orders += 1
+        elif event_type == RELEASE:
+            self._result.releases += 1
+        elif event_type == EXPIRY_NOTICE:
+            self._result.expiries += 1
+        self._book.apply(verified)
+        at_ms = verified.record.timestamp
+        for update in self._book.drain_updates():  # as the watchlist agent applies them
+            entry = self._watchlist.get(update.key, WatchEntry.empty())
+            self._watchlist[update.key] = update.applied_to(entry)
+            if update.order is not None:
+                known = self._presence.get(update.order.order_id)
+                if known is None or known.closed_ms is not None:
+                    self._presence[update.order.order_id] = _Presence(update.order, at_ms)
+                else:
+                    known.order = update.order
+            elif update.removed is not None:
+                gone = self._presence.get(update.removed)
+                if gone is not None and gone.closed_ms is None:
+                    gone.closed_ms = at_ms
+
+    def _sighting(self, verified: VerifiedEvent) -> None:
+        """As :meth:`consumers.matcher.Matcher.process` and ``_hits_for``: the sighting's
+        keys looked up, a refused sighting hits nothing, every active order hit once."""
+        self._result.sightings += 1
+        record, sighting = verified.record, verified.payload
+        extra = alt_keys(record.headers) if record.topic == self._topics.vehicle_sightings else None
+        keys = (record.key or b"", *(extra or ()))
+        found = [(key, entry) for key in keys if (entry := self._watchlist.get(key))]
+        sighting_type = verified.envelope.type
+        observed_us = to_micros(sighting["observed_at"])
+        refused = bool(found) and (
+            sighting_problem(self._keyer, (keys[0], *(key for key, _ in found)), sighting,
+                             verified.signature.agency_code) is not None
+        )  # fmt: skip
+        sighting_id = str(sighting["sighting_id"])
+        position, arrival_ms = _position(verified), record.timestamp
+        self._sightings.setdefault(
+            sighting_id,
+            _Sighting(position, arrival_ms, keys, sighting_type, observed_us, refused),
+        )
+        if refused or not found:
+            return
+        now_us = arrival_ms * 1000
+        for order in orders_hit((entry for _, entry in found), sighting_type, observed_us, now_us):
+            expected = ExpectedHit(
+                hit_id(order.order_id, sighting_id), order.order_id, order.court_code,
+                sighting_id, position, arrival_ms, blocks_transfer(order, sighting),
+            )  # fmt: skip
+            self._expected.setdefault(expected.hit_id, expected)
+
+    def _delivered_hit(self, verified: VerifiedEvent) -> None:
+        if verified.envelope.type != HIT:
+            return  # acknowledgements, overdue alerts, expiry notices: no hits
+        hit = verified.payload
+        reference = hit["sighting"]
+        where = Position(reference["topic"], reference["partition"], reference["offset"])
+        self._hits.setdefault(
+            str(hit["hit_id"]),
+            _Delivered(_position(verified), str(hit["order_id"]),
+                       str(reference["sighting_id"]), where),
+        )  # fmt: skip
+
+    def _delivered_block(self, verified: VerifiedEvent) -> None:
+        if verified.envelope.type != BLOCKED:
+            return
+        block = verified.payload
+        self._blocks.setdefault(
+            verified.signature.event_id,
+            _Delivered(_position(verified), str(block["order_id"]),
+                       str(block.get("sighting_id") or ""), None),
+        )  # fmt: skip
+
+    # --- the comparison ------------------------------------------------------------------
+    def _compare(self, range_starts: Mapping[tuple[str, int], int]) -> None:
+        result, courts = self._result, set(self._topics.alerts.values())
+        compared = {k: hit for k, hit in self._expected.items() if hit.court in courts}
+        result.expected_hits = len(compared)
+        result.unchecked_hits = len(self._expected) - len(compared)
+        result.delivered_hits = len(self._hits)
+        for expected in compared.values():
+            if expected.hit_id not in self._hits:
+                self._missing(expected)
+        for key, delivered in self._hits.items():
+            if key not in self._expected:
+                self._unjustified(delivered, range_starts)
+        if self._topics.blocks is not None:
+            self._compare_blocks()
+
+    def _racing(self, sighting: _Sighting | None, order_id: str) -> bool:
+        presence = self._presence.get(order_id)
+        return (
+            sighting is not None
+            and presence is not None
+            and presence.near(sighting.arrival_ms)
+            and not sighting.refused
+            and sighting.could_hit(presence.order)
+        )
+
+    def _missing(self, expected: ExpectedHit) -> None:
+        sighting = self._sightings.get(expected.sighting_id)
+        raced = self._racing(sighting, expected.order_id)
+        self._result.differences.append(Difference(
+            RACE if raced else MISSING_HIT, expected.sighting, expected.order_id,
+            expected.sighting_id,
+            f"hit {expected.hit_id} of order {expected.order_id} (court {expected.court}) "
+            + ("not delivered; the order changed within the race margin of the sighting"
+               if raced else "expected for this sighting was never delivered"),
+        ))  # fmt: skip
+
+    def _unjustified(
+        self, delivered: _Delivered, range_starts: Mapping[tuple[str, int], int]
+    ) -> None:
+        sighting = self._sightings.get(delivered.sighting_id)
+        code, why = UNJUSTIFIED_HIT, "no order of the range justifies it"
+        reference = delivered.sighting
+        if sighting is None and reference is not None:
+            first = range_starts.get((reference.topic, reference.partition))
+            if first is not None and reference.offset < first:
+                code, why = OUT_OF_RANGE, f"its sighting ({reference.text()}) is before the range"
+        if sighting is None and code != OUT_OF_RANGE:
+            why = "its sighting is not among the sightings of the range"
+        elif self._racing(sighting, delivered.order_id):
+            code, why = RACE, "the order changed within the race margin of the sighting"
+        self._result.differences.append(Difference(
+            code, delivered.position, delivered.order_id, delivered.sighting_id,
+            f"hit of order {delivered.order_id} for sighting {delivered.sighting_id}: {why}",
+        ))  # fmt: skip
+
+    def _compare_blocks(self) -> None:
+        result = self._result
+        wanted = {
+            blocked_event_id(hit.order_id, hit.sighting_id): hit
+            for hit in self._expected.values()
+            if hit.blocks
+        }
+        result.expected_blocks, result.delivered_blocks = len(wanted), len(self._blocks)
+        for event_id, hit in wanted.items():
+            if event_id not in self._blocks and hit.hit_id in self._hits:
+                result.differences.append(Difference(
+                    MISSING_BLOCK, hit.sighting, hit.order_id, hit.sighting_id,
+                    f"the hit of order {hit.order_id} was delivered, its transfer block never",
+                ))  # fmt: skip
+        for event_id, block in self._blocks.items():
+            if event_id not in wanted:
+                result.differences.append(Difference(
+                    UNACCOUNTED_BLOCK, block.position, block.order_id, block.sighting_id,
+                    f"a transfer block of order {block.order_id} that no expected hit explains",
+                ))  # fmt: skip
+
+
+def _arrival(verified: VerifiedEvent) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+        milliseconds=verified.record.timestamp
+    )
+
+
+def _arrival_order(verified: VerifiedEvent) -> tuple[int, str, int, int]:
+    record = verified.record
+    return (record.timestamp, record.topic, record.partition, record.offset)

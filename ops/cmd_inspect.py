@@ -22,6 +22,7 @@ from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import MemoryDeadLetterSink
 from topics.clients import kafka_reader
 from topics.errors import AccessDenied
+from topics.spec import ReadScope
 
 __all__ = ["SinceInvalid", "TopicReader", "TopicRecord", "parse_since"]
 
@@ -74,14 +75,21 @@ class TopicReader:
     read is audited as ``operation``, and every record's seal is verified; a record that
     fails is refused (audited) and counted in :attr:`refused`, never shown."""
 
-    def __init__(self, runtime: Runtime, topic_id: str, operation: str) -> None:
+    def __init__(
+        self, runtime: Runtime, topic_id: str, operation: str, *, court: str | None = None
+    ) -> None:
+        """``court``: the court whose topic of a per-court entry is read (``alerts``)."""
         self._rt = runtime
         self._reader = get_agency(runtime.agency_code)
         self._operation = operation
-        self.topic = runtime.catalog.topic_name(topic_id)
+        self.topic = runtime.catalog.topic_name(topic_id, court)
         spec = runtime.catalog.get(topic_id)
-        if not runtime.catalog.may_read(str(self._reader.role), topic_id):
+        role = str(self._reader.role)
+        own = self._reader.code if role == "court" else None
+        if not runtime.catalog.may_read(role, topic_id, court, reader_court=own):
             why = f"the catalog lets only {', '.join(spec.access.read)} read it"
+            if court is not None and spec.access.read_scope is ReadScope.OWN_COURT:
+                why += ", a court only its own"
             self._denied(AccessDenied(self._reader.code, self.topic, "READ", why))
         if topic_id == "dead-letter":
             # A dead letter that fails its own check is audited, not dead-lettered again:

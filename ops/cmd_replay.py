@@ -41,6 +41,7 @@ from ops.cmd_audit import AuditEntry, audit_entry, chain_document
 from ops.cmd_inspect import TopicReader, TopicRecord
 from ops.cmd_inspect_view import Format, OperatorReader, OutputFormat, View, fail
 from ops.errors import OpsError
+from ops.rematch import Rematch, RematchResult
 from ops.replay_check import (
     STALLED,
     ArrivalClock,
@@ -60,10 +61,18 @@ from ops.replay_check import (
     revoked_on_arrival,
     start_offset,
 )
+from ops.replay_rematch import (
+    check_rematch_readers,
+    foreign_readers,
+    rematch_topic_ids,
+    rematch_topics,
+    show_rematch,
+)
 from ops.terminal import printable
 from schemas.agencies import get_agency
 from schemas.errors import BusError
 from schemas.jsonmap import to_json
+from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
 from sign.acceptance import AcceptancePolicy
 from sign.seal import seal_document
@@ -88,6 +97,11 @@ class ReplayRequest:
     start: Bound | None
     end: Bound | None
     verify: bool
+    rematch: bool = False
+    alert_readers: tuple[str, ...] = ()
+    """The courts whose alert topics the rematch reads, each as itself."""
+    blocks_reader: str | None = None
+    """The agency the rematch reads the transfer blocks as."""
 
 
 class _RateColumn(ProgressColumn):
@@ -164,8 +178,13 @@ class _Judge:
     """Judges each record of the range into the tally, and keeps the verified audit
     records for the chain check."""
 
-    def __init__(self, runtime: Runtime, tally: ReplayTally) -> None:
+    def __init__(
+        self, runtime: Runtime, tally: ReplayTally, rematch: Rematch | None = None
+    ) -> None:
         self.tally = tally
+        self.rematch = rematch
+        self.range_starts: dict[tuple[str, int], int] = {}
+        """The first offset read of each partition (the rematch's range)."""
         self._dead = MemoryDeadLetterSink()
         self._arrival = ArrivalClock()
         self._stage = _stage(runtime, self._dead, self._arrival)
@@ -184,9 +203,11 @@ class _Judge:
         verified = self._stage.check_record(message)
         rejection = self._dead.rejections.pop() if verified is None else None
         revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
-        self.tally.add(
+        found = self.tally.add(
             message.topic, message.partition, message.offset, verified, rejection, revoked=revoked
         )
+        if verified is not None and found is None and self.rematch is not None:
+            self.rematch.add(verified)
         if verified is not None and message.topic == self._audit_topic:
             self.entries.append(audit_entry(_topic_record(message, verified)))
 
@@ -206,6 +227,23 @@ class _Judge:
             else:
                 self.context.append(audit_entry(_topic_record(message, verified)))
 
+    def read_orders_before(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
+        """An order topic before the range (from its start: orders are kept for ever), so
+        the rematch's watchlist holds every order still active when the range begins:
+        counted nowhere, refusals ignored (they were judged when the range covered them)."""
+        if self.rematch is None or not self.rematch.is_order_topic(reader.topic):
+            return
+        kept = reader.beginnings()
+        before = {s.partition: (kept[s.partition], s.first) for s in ranges
+                  if s.first > kept[s.partition]}  # fmt: skip
+        for message in reader.scan(before):
+            self._arrival.set(message.timestamp)
+            verified = self._stage.check_record(message)
+            if verified is None:
+                self._dead.rejections.pop()
+            else:
+                self.rematch.add(verified)
+
     def chains(self) -> list[Mapping[str, object]]:
         """Every audit chain with a record in range, checked from its start; its breaks
         go to the tally."""
@@ -216,14 +254,21 @@ class _Judge:
 
 
 def run_replay(
-    runtime: Runtime, request: ReplayRequest, progress: Progress | None = None
-) -> tuple[ReplayTally, list[Mapping[str, object]]]:
-    """Read and judge the range; returns the tally and the audit chains in range."""
+    runtime: Runtime,
+    request: ReplayRequest,
+    progress: Progress | None = None,
+    *,
+    foreign: Sequence[TopicReader] = (),
+    rematch: Rematch | None = None,
+) -> tuple[ReplayTally, list[Mapping[str, object]], RematchResult | None]:
+    """Read and judge the range (with ``foreign``: topics read as other agencies, judged
+    alike); returns the tally, the audit chains in range and the rematch's result."""
     readers = [TopicReader(runtime, topic_id, f"{_OPERATION}.read")
                for topic_id in request.topic_ids]  # fmt: skip
+    readers += foreign
     if request.verify:
         _trust_complete(runtime)
-    judge = _Judge(runtime, ReplayTally(verify=request.verify))
+    judge = _Judge(runtime, ReplayTally(verify=request.verify), rematch)
     with ExitStack() as stack:
         # Every read is audited as it opens, before any range is fixed: all in range.
         entered = [stack.enter_context(reader) for reader in readers]
@@ -233,6 +278,8 @@ def run_replay(
         total = sum(scope.size for _, ranges in opened for scope in ranges)
         task = progress.add_task("replay", total=total) if progress is not None else None
         for reader, ranges in opened:
+            judge.range_starts.update(((s.topic, s.partition), s.first) for s in ranges)
+            judge.read_orders_before(reader, ranges)
             wanted = {scope.partition: (scope.first, scope.stop) for scope in ranges if scope.size}
             for message in reader.scan(wanted):
                 if progress is not None and task is not None:
@@ -243,7 +290,8 @@ def run_replay(
                 for partition, (position, stop) in sorted(reader.stalled.items())
             )
             judge.read_chain_starts(reader, ranges)
-    return judge.tally, judge.chains()
+    matched = rematch.result(judge.range_starts) if rematch is not None else None
+    return judge.tally, judge.chains(), matched
 
 
 def _topic_record(message: Any, verified: Any) -> TopicRecord:
@@ -256,15 +304,20 @@ def _topic_record(message: Any, verified: Any) -> TopicRecord:
     )  # fmt: skip
 
 
-def _audit_outcome(runtime: Runtime, request: ReplayRequest, tally: ReplayTally) -> None:
+def _audit_outcome(
+    runtime: Runtime, request: ReplayRequest, tally: ReplayTally, matched: RematchResult | None
+) -> None:
     """The replay itself, as one audit record after the per-topic reads."""
     reader = get_agency(request.reader)
     detail = (f"{tally.records} record(s), {len(tally.breaks)} break(s), "
               f"{len(tally.chain_breaks)} chain break(s), {len(tally.gaps)} gap(s)")  # fmt: skip
+    if matched is not None:
+        detail += f", {len(matched.breaks)} rematch break(s)"
+    clean = tally.clean and (matched is None or not matched.breaks)
     runtime.audit.record(
         user=getpass.getuser(), role=str(reader.role), agency_code=reader.code,
         operation=_OPERATION, target=",".join(map(runtime.catalog.topic_name, request.topic_ids)),
-        result="SUCCESS" if tally.clean else "FAILURE", detail=detail,
+        result="SUCCESS" if clean else "FAILURE", detail=detail,
     )  # fmt: skip
 
 
@@ -301,7 +354,12 @@ BREAKS_VIEW = View(
 )
 
 
-def _show(tally: ReplayTally, document: Mapping[str, Any], output: OutputFormat) -> None:
+def _show(
+    tally: ReplayTally,
+    document: Mapping[str, Any],
+    output: OutputFormat,
+    matched: RematchResult | None = None,
+) -> None:
     if output is OutputFormat.json:
         print(json.dumps(document, ensure_ascii=False), flush=True)
         return
@@ -321,18 +379,36 @@ def _show(tally: ReplayTally, document: Mapping[str, Any], output: OutputFormat)
         typer.secho(f"gap: {printable(gap.describe())}", fg="yellow")
     for text in tally.chain_breaks:
         typer.secho(f"audit chain break: {printable(text)}", fg="red")
+    if matched is not None:
+        show_rematch(matched, document["rematch"])
 
 
 def _request(
     catalog: Catalog, reader: str, topics: Sequence[str] | None,
-    *, start: str | None, end: str | None, verify: bool,
+    *, start: str | None, end: str | None, verify: bool, rematch: bool = False,
+    alert_readers: Sequence[str] = (), blocks_reader: str | None = None,
 ) -> ReplayRequest:  # fmt: skip
     first = parse_bound(start, "--from") if start is not None else None
     last = parse_bound(end, "--to") if end is not None else None
     check_bounds(first, last)
+    check_rematch_readers(rematch, alert_readers, blocks_reader)
     role = str(get_agency(reader).role)
     ids = tuple(replay_topics(catalog, role, topics))
-    return ReplayRequest(reader, ids, first, last, verify)
+    if rematch:
+        ids = rematch_topic_ids(ids)
+    return ReplayRequest(reader, ids, first, last, verify or rematch, rematch,
+                         tuple(alert_readers), blocks_reader)  # fmt: skip
+
+
+def _rematch(runtime: Runtime, request: ReplayRequest) -> Rematch | None:
+    """The rematch, keyed as the matcher keys (the bus's match-key secret)."""
+    if not request.rematch:
+        return None
+    secret = runtime.settings.match_key_secret.get_secret_value().encode()
+    topics = rematch_topics(
+        runtime.catalog, request.alert_readers, request.blocks_reader is not None
+    )
+    return Rematch(MatchKeyer(secret), topics)
 
 
 def replay(
@@ -365,6 +441,31 @@ def replay(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check each record as the bus judged it on arrival.")
     ] = False,
+    rematch: Annotated[
+        bool,
+        typer.Option(
+            "--rematch",
+            help="Run the matching rules again over the orders, releases, expiry notices "
+            "and sightings (read too), and compare with the hits delivered to the courts "
+            "of --alerts-as. Implies --verify.",
+        ),
+    ] = False,
+    alert_readers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alerts-as",
+            help="A court whose alert topic the rematch reads, as that court (its identity "
+            "must be held here); repeat for more. Other courts' hits are unchecked.",
+        ),
+    ] = None,
+    blocks_reader: Annotated[
+        str | None,
+        typer.Option(
+            "--blocks-as",
+            help="A traffic-management unit as which the rematch reads the transfer blocks "
+            "(default: blocks not compared).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the JSON report here, sealed beside it.")
     ] = None,
@@ -374,34 +475,45 @@ def replay(
     --verify every break named by topic, partition, offset and reason code (seal against
     the trust history at the record's time and at its arrival, ce_time within its
     acceptance window on arrival, envelope, schema, writer role, duplicate event id, audit
-    hash chains). Offsets that retention
-    deleted inside the range are reported as gaps. Exit 0 when clean, 2 on any break or
-    gap, 1 on bad input (nothing written). The replay is audited."""
+    hash chains). Offsets that retention deleted inside the range are reported as gaps.
+    With --rematch, every delivered hit is justified by the rules and no expected hit is
+    missing (an UNJUSTIFIED_HIT or MISSING_HIT is a break). Exit 0 when clean, 2 on any
+    break or gap, 1 on bad input (nothing written). The replay is audited."""
     started = dt.datetime.now(dt.UTC)
     try:
         request = _request(
-            bus_catalog(get_settings()), reader, topics, start=start, end=end, verify=verify
-        )
+            bus_catalog(get_settings()), reader, topics, start=start, end=end, verify=verify,
+            rematch=rematch, alert_readers=alert_readers or (), blocks_reader=blocks_reader,
+        )  # fmt: skip
         if out is not None:
             check_out_path(out)
-        with closing(Runtime.connect(reader)) as runtime:
+        with (
+            closing(Runtime.connect(reader)) as runtime,
+            foreign_readers(
+                f"{_OPERATION}.read", request.alert_readers, request.blocks_reader
+            ) as foreign,
+        ):
             terminal = _errors.is_terminal and _console.is_terminal
             terminal = terminal and output is OutputFormat.table
             progress = _progress(terminal)
             with progress if progress is not None else nullcontext():
-                tally, chains = run_replay(runtime, request, progress)
-            _audit_outcome(runtime, request, tally)
+                tally, chains, matched = run_replay(
+                    runtime, request, progress, foreign=foreign, rematch=_rematch(runtime, request)
+                )
+            _audit_outcome(runtime, request, tally, matched)
             document = report_document(
                 reader=reader, topic_ids=request.topic_ids,
-                topics=[runtime.catalog.topic_name(t) for t in request.topic_ids],
-                start=request.start, end=request.end, verify=verify, tally=tally, chains=chains,
-                started=started, finished=dt.datetime.now(dt.UTC),
+                topics=[runtime.catalog.topic_name(t) for t in request.topic_ids]
+                + [reader.topic for reader in foreign],
+                start=request.start, end=request.end, verify=request.verify, tally=tally,
+                chains=chains, started=started, finished=dt.datetime.now(dt.UTC),
+                rematch=None if matched is None else matched.document(request.alert_readers),
             )  # fmt: skip
             seal = _write_report(runtime, out, document) if out is not None else None
     except BusError as exc:
         raise fail(exc) from exc
-    _show(tally, document, output)
+    _show(tally, document, output, matched)
     if seal is not None and output is OutputFormat.table:
         typer.echo(f"report: {out} (sealed: {seal})")
-    if not tally.clean:
+    if not document["clean"]:
         raise typer.Exit(2)

@@ -279,6 +279,9 @@ class Rematch:
             or topic == topics.blocks
         )
 
+    def is_order_topic(self, topic: str) -> bool:
+        return topic in self._topics.orders
+
     def add(self, verified: VerifiedEvent) -> None:
         """A verified record of one of the rematch's topics (others are ignored)."""
         if self.wants(verified.record.topic):

@@ -413,11 +413,14 @@ def report_document(
     chains: Sequence[Mapping[str, Any]],
     started: dt.datetime,
     finished: dt.datetime,
+    rematch: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready mapping (``REPORT_FORMAT``): what was asked, what each
-    partition held, every break, chain and gap, and whether it is clean."""
+    partition held, every break, chain and gap, the rematch (``ops.rematch``: its
+    ``breaks`` fail the replay as the others do), and whether it is clean."""
     ordered = sorted(tally.counts.values(), key=lambda c: (c.topic, c.partition))
-    return {
+    clean = tally.clean and not (rematch is not None and rematch["breaks"])
+    document: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "reader": reader,
         "started_at": started.isoformat(),
@@ -429,7 +432,7 @@ def report_document(
             "to": _bound_text(end),
         },
         "verified": verify,
-        "clean": tally.clean,
+        "clean": clean,
         "records": tally.records,
         "partitions": [count.document() for count in ordered],
         "breaks": [b.document() for b in sorted(tally.breaks, key=_break_order)],
@@ -445,6 +448,9 @@ def report_document(
             for g in tally.gaps
         ],
     }
+    if rematch is not None:
+        document["rematch"] = dict(rematch)
+    return document
 
 
 def _break_order(found: Break) -> tuple[str, int, int]:

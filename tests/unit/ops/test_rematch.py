@@ -5,6 +5,7 @@ delivered. Verified events are stand-ins with the fields the rules read."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +23,13 @@ from ops.rematch import (
     Position,
     Rematch,
     RematchTopics,
+)
+from ops.replay_check import ReplayTally, report_document
+from ops.replay_rematch import (
+    REMATCH_TOPIC_IDS,
+    RematchInputError,
+    check_rematch_readers,
+    rematch_topic_ids,
 )
 from schemas.event_types import BLOCKED, HIT, RELEASE
 from schemas.headers import CE_ALTKEYS
@@ -248,3 +256,54 @@ def test_an_expired_order_hits_nothing_after_its_control_period(log, records):
             key=KEYER.person(person), signer=POLICE)  # fmt: skip
     result = log.rematch.result()
     assert result.expected_hits == 0 and result.differences == []
+
+
+# --- the report and the options --------------------------------------------------------------
+def test_a_rematch_break_makes_the_report_unclean_and_a_note_does_not(log, records):
+    _person_case(log, records, order_ms=T0, sighting_ms=T0 + 10_000)  # MISSING_HIT
+    missing = log.rematch.result().document([COURT])
+    race_log = _Log()
+    _person_case(race_log, records, order_ms=T0, sighting_ms=T0 + 100)  # RACE
+    raced = race_log.rematch.result().document([COURT])
+    assert json.loads(json.dumps(missing)) == missing
+    tally = ReplayTally()
+    clean_at = dt.datetime.fromtimestamp(T0 / 1000, dt.UTC)
+    reports = [
+        report_document(
+            reader="BUS-AUDIT",
+            topic_ids=[],
+            topics=[],
+            start=None,
+            end=None,
+            verify=True,
+            tally=tally,
+            chains=[],
+            started=clean_at,
+            finished=clean_at,
+            rematch=section,
+        )
+        for section in (missing, raced, None)
+    ]
+    assert [report["clean"] for report in reports] == [False, True, True]
+    assert reports[0]["rematch"]["breaks"][0]["code"] == MISSING_HIT
+    assert reports[1]["rematch"]["notes"][0]["code"] == RACE and "rematch" not in reports[2]
+
+
+@pytest.mark.parametrize(
+    ("rematch", "alerts", "blocks", "wanted"),
+    [
+        (False, ["BJ01"], None, "are for --rematch"),
+        (False, [], TRAFFIC, "are for --rematch"),
+        (True, [POLICE], None, f"--alerts-as {POLICE}: not a court"),
+    ],
+)
+def test_rematch_readers_are_checked_before_anything_is_read(rematch, alerts, blocks, wanted):
+    with pytest.raises(RematchInputError, match=wanted):
+        check_rematch_readers(rematch, alerts, blocks)
+    check_rematch_readers(True, [COURT, OTHER_COURT], TRAFFIC)
+
+
+def test_the_rematch_adds_its_inputs_to_the_topics_asked_for():
+    ids = rematch_topic_ids(["audit", "sightings-person"])
+    assert ids[:2] == ("audit", "sightings-person")
+    assert set(ids) == {"audit", *REMATCH_TOPIC_IDS} and len(ids) == len(set(ids))

@@ -36,6 +36,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from consumers.addressing import alert_problem
 from consumers.runtime import Runtime
 from ops.cmd_audit import AuditEntry, audit_entry, chain_document
 from ops.cmd_inspect import TopicReader, TopicRecord
@@ -146,14 +147,18 @@ def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]
     return ranges
 
 
-def _stage(runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock) -> VerifyStage:
+def _stage(
+    runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock, *, roles_by_topic: bool
+) -> VerifyStage:
     """The runtime's verify stage, judging each record as the bus did when it arrived:
     seal and trust at ``ce_time``, ``ce_time`` within its family's acceptance window of
     the arrival time (``clock``), repeats judged per topic by the tally, refusals kept
-    here (a replay never dead-letters)."""
+    here (a replay never dead-letters). Without ``roles_by_topic`` the signer's role is
+    judged per event type by the caller (a court's alert topic carries the
+    acknowledgements the bus forwards as the police signed them)."""
     return runtime.verify_stage(
         acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
-        dead_letters=dead, audit=_Unrecorded(), clock=clock,
+        dead_letters=dead, audit=_Unrecorded(), clock=clock, roles_by_topic=roles_by_topic,
     )  # fmt: skip
 
 
@@ -187,7 +192,10 @@ class _Judge:
         """The first offset read of each partition (the rematch's range)."""
         self._dead = MemoryDeadLetterSink()
         self._arrival = ArrivalClock()
-        self._stage = _stage(runtime, self._dead, self._arrival)
+        self._stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=True)
+        self._alert_stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=False)
+        self._catalog = runtime.catalog
+        self._courts: dict[str, str | None] = {}
         self._trust = runtime.trust
         self._audit_topic = runtime.catalog.topic_name("audit")
         self.entries: list[AuditEntry] = []
@@ -200,16 +208,32 @@ class _Judge:
             self.tally.add(message.topic, message.partition, message.offset, None, None)
             return
         arrival = self._arrival.set(message.timestamp)
-        verified = self._stage.check_record(message)
+        court = self._alerts_of(message.topic)
+        stage = self._stage if court is None else self._alert_stage
+        verified = stage.check_record(message)
         rejection = self._dead.rejections.pop() if verified is None else None
         revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
+        refused = None
+        if verified is not None and court is not None:
+            signature = verified.signature
+            refused = alert_problem(court, signature.event_type, signature.agency_code,
+                                    signature.role, verified.payload)  # fmt: skip
         found = self.tally.add(
-            message.topic, message.partition, message.offset, verified, rejection, revoked=revoked
-        )
+            message.topic, message.partition, message.offset, verified, rejection,
+            revoked=revoked, refused=refused,
+        )  # fmt: skip
         if verified is not None and found is None and self.rematch is not None:
             self.rematch.add(verified)
         if verified is not None and message.topic == self._audit_topic:
             self.entries.append(audit_entry(_topic_record(message, verified)))
+
+    def _alerts_of(self, topic: str) -> str | None:
+        """The court whose alert topic ``topic`` is (None: not an alert topic): its records
+        are judged as that court's subscriber judges them (``consumers.addressing``)."""
+        if topic not in self._courts:
+            concrete = self._catalog.resolve(topic)
+            self._courts[topic] = concrete.court if concrete.spec.id == "alerts" else None
+        return self._courts[topic]
 
     def read_chain_starts(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
         """The audit topic before the range (from what is kept), so each chain that reaches

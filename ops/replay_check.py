@@ -329,10 +329,12 @@ class ReplayTally:
         rejection: Rejection | None,
         *,
         revoked: str | None = None,
+        refused: tuple[str, str] | None = None,
     ) -> Break | None:
         """Count one record: verified, or refused with ``rejection``'s reason, or verified
-        but signed with a key ``revoked`` before it arrived (:func:`revoked_on_arrival`);
-        only counted when the tally does not ``verify``."""
+        but signed with a key ``revoked`` before it arrived (:func:`revoked_on_arrival`),
+        or verified but ``refused`` (reason code, detail) by its reader's own rule (a
+        court's alert addressing); only counted when the tally does not ``verify``."""
         count = self.counts.setdefault(
             (topic, partition),
             PartitionCount(topic, partition, offset, offset + 1, judged=self.verify),
@@ -347,6 +349,8 @@ class ReplayTally:
             found = Break(topic, partition, offset, reason, detail)
         else:
             found = self._replayed(topic, partition, offset, verified.signature.event_id)
+            if found is None and refused is not None:
+                found = Break(topic, partition, offset, *refused)
             if found is None and revoked is not None:
                 found = Break(topic, partition, offset, KeyRevoked.reason, revoked)
         if found is None:

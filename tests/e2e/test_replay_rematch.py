@@ -1,8 +1,10 @@
 """``zf801 replay --rematch`` over a real worker's run: an order and a sighting of its
 subject (a person; a seized vehicle seen by its VIN under another plate, at a transfer
 registration) give hits and a transfer block, and the rematch finds each justified and
-none missing (exit 0); then a hit validly signed by the bus's matcher but justified by no
-order is written to the court's alert topic, and the rematch names it (exit 2)."""
+none missing (exit 0; the acknowledgement the bus forwards to the court, signed by the
+police unit, is judged as the court's subscriber judges it, not as a bus record). Then a
+hit validly signed by the bus's matcher but justified by no order is written to the
+court's alert topic, and the rematch names it (exit 2)."""
 
 from __future__ import annotations
 
@@ -78,13 +80,18 @@ def test_the_rematch_justifies_a_real_run_and_names_a_forged_hit(
     transfer = records.vehicle_encounter(TRAFFIC, records.plate("沪"), vin,
                                          "TRANSFER_REGISTRATION")  # fmt: skip
     bus.publish(TRAFFIC, "VehicleEncounter", transfer)
+    ack = records.acknowledgement(locate, "LOCATE_DEBTOR", POLICE)
+    bus.publish(POLICE, "OrderAcknowledgement", ack)  # forwarded to the court, signed by POLICE
     ids = {locate["order_id"], seize["order_id"]}
+    wait_for(lambda: [a for a in bus.alerts(COURT) if a.kind == "OrderAcknowledgement"])
     delivered = wait_for(lambda: len(_hits(bus.alerts(COURT), ids)) == 2 and
                          _hits(bus.alerts(COURT), ids))  # fmt: skip
 
     clean = _rematch(bus, started)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    rematch = json.loads(clean.stdout)["rematch"]
+    report = json.loads(clean.stdout)
+    assert report["clean"] is True and report["breaks"] == []  # the forwarded ack included
+    rematch = report["rematch"]
     assert rematch["courts_compared"] == [COURT] and rematch["breaks"] == []
     assert (rematch["orders"], rematch["sightings"]) == (2, 2)
     assert (rematch["expected_hits"], rematch["delivered_hits"]) == (2, 2)

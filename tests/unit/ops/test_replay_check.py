@@ -349,3 +349,14 @@ def test_chains_that_started_before_the_range_are_checked_from_their_start() -> 
     # Without what came before, the second chain's first record in range looks out of place.
     alone = chains_in_range([], in_range)
     assert len([b for c in alone for b in c.breaks]) == 2
+
+
+def test_a_record_its_reader_refuses_is_a_break_with_the_readers_reason() -> None:
+    tally = ReplayTally()
+    verified: Any = type("V", (), {"signature": type("S", (), {"event_id": "e1"})()})()
+    misaddressed = ("MISADDRESSED", "court_code SH01 on the alert topic of BJ01")
+    found = tally.add("zf801.alerts.BJ01", 0, 7, verified, None, refused=misaddressed)
+    assert found is not None and (found.offset, found.reason) == (7, "MISADDRESSED")
+    assert tally.add("zf801.alerts.BJ01", 0, 8, verified, None) is not None  # same ce_id
+    count = tally.counts[("zf801.alerts.BJ01", 0)]
+    assert (count.records, count.verified, count.breaks) == (2, 0, 2)

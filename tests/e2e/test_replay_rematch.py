@@ -20,6 +20,7 @@ import pytest
 
 from consumers.alerts import Alert
 from consumers.matcher import hit_id
+from schemas.matchkey import MatchKeyer
 from topics.clients import kafka_producer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -109,3 +110,43 @@ def test_the_rematch_justifies_a_real_run_and_names_a_forged_hit(
     table = _zf801(bus, "replay", "--rematch", "--topics", "orders-locate-debtor", "--from",
                    started.isoformat(), "--alerts-as", COURT)  # fmt: skip
     assert table.returncode == 2 and "UNJUSTIFIED_HIT" in table.stdout and forged in table.stdout
+
+
+def test_a_hit_never_delivered_is_missing_and_an_order_before_the_range_counts(
+    bus_factory: Any, records: Any
+) -> None:
+    bus = bus_factory()  # no worker: nothing is matched, no hit delivered
+    person = records.id_number()
+    order = records.person_order(COURT, "（2026）京01执503号", person)
+    bus.publish(COURT, "LocateDebtorOrder", order)
+    between = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=1)
+    # The sighting reaches the bus 5 s after the order (its Kafka timestamp): beyond the
+    # race margin, so the hit is expected for certain.
+    arrives = between + dt.timedelta(seconds=5)
+    sighting = records.hotel_check_in(POLICE, person)
+    keyer = MatchKeyer(bus.settings.match_key_secret.get_secret_value().encode())
+    signed = bus.keystore.signer_for(POLICE).signed_record(
+        "HotelCheckIn", sighting, key=keyer.person(person), time=arrives
+    )
+    producer = kafka_producer(bus.settings, POLICE)
+    try:
+        sent = producer.send(
+            bus.catalog.topic_name("sightings-person"), key=signed.key, value=signed.value,
+            headers=list(signed.headers), timestamp_ms=int(arrives.timestamp() * 1000),
+        ).get(timeout=30)  # fmt: skip
+    finally:
+        producer.close()
+    result = _zf801(bus, "replay", "--rematch", "--topics", "orders-locate-debtor", "--from",
+                    between.isoformat(), "--alerts-as", COURT, "--format", "json")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["records"] == 1 and report["breaks"] == []  # the order is before the range
+    rematch = report["rematch"]
+    assert (rematch["orders"], rematch["expected_hits"], rematch["delivered_hits"]) == (1, 1, 0)
+    assert [
+        (b["code"], b["topic"], b["partition"], b["offset"], b["order_id"], b["sighting_id"])
+        for b in rematch["breaks"]
+    ] == [
+        ("MISSING_HIT", bus.catalog.topic_name("sightings-person"), sent.partition, sent.offset,
+         order["order_id"], sighting["sighting_id"]),
+    ]  # fmt: skip

@@ -3,13 +3,16 @@
 seal against the trust history (a key revoked later does not void earlier records; one
 revoked before the record arrived does), ``ce_time`` within its acceptance window,
 envelope, schema, the writer's role, duplicate event ids, and the audit hash chains in
-range. Retention gaps are named. The report can be written
-as a sealed JSON document (``--out``).
+range; with ``--rematch``, that the hits delivered are the hits the matching rules
+expect. Retention gaps are named. The report can be written as a sealed JSON document
+(``--out``).
 
-The range logic and the tally are pure (``ops.replay_check``); this module reads Kafka
-through :class:`ops.cmd_inspect.TopicReader` (read rule checked, every read audited) and
-judges each record with the runtime's verify stage, whose refusals are collected here:
-a replay never writes to the dead-letter topic.
+The range logic and the tally are pure (``ops.replay_check``), and so is the rematch
+(``ops.rematch``; what it reads besides the range: ``ops.replay_rematch``); this module
+reads Kafka through :class:`ops.cmd_inspect.TopicReader` (read rule checked, every read
+audited) and has each record judged by :class:`ops.replay_judge.Judge` with the
+runtime's verify stage, whose refusals are kept for the report: a replay never writes to
+the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -36,32 +39,28 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from consumers.addressing import alert_problem
 from consumers.runtime import Runtime
-from ops.cmd_audit import AuditEntry, audit_entry, chain_document
-from ops.cmd_inspect import TopicReader, TopicRecord
+from ops.cmd_inspect import TopicReader
 from ops.cmd_inspect_view import Format, OperatorReader, OutputFormat, View, fail
 from ops.errors import OpsError
 from ops.rematch import Rematch, RematchResult
 from ops.replay_check import (
     STALLED,
-    ArrivalClock,
     Bound,
     Break,
     Gap,
     PartitionCount,
     PartitionRange,
     ReplayTally,
-    chains_in_range,
     check_bounds,
     check_out_path,
     parse_bound,
     partition_range,
     replay_topics,
     report_document,
-    revoked_on_arrival,
     start_offset,
 )
+from ops.replay_judge import Judge
 from ops.replay_rematch import (
     check_rematch_readers,
     foreign_readers,
@@ -72,12 +71,9 @@ from ops.replay_rematch import (
 from ops.terminal import printable
 from schemas.agencies import get_agency
 from schemas.errors import BusError
-from schemas.jsonmap import to_json
 from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
-from sign.acceptance import AcceptancePolicy
 from sign.seal import seal_document
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
 from topics.catalog import Catalog, bus_catalog
 
 __all__ = ["ReplayRequest", "replay", "run_replay"]
@@ -147,29 +143,6 @@ def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]
     return ranges
 
 
-def _stage(
-    runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock, *, roles_by_topic: bool
-) -> VerifyStage:
-    """The runtime's verify stage, judging each record as the bus did when it arrived:
-    seal and trust at ``ce_time``, ``ce_time`` within its family's acceptance window of
-    the arrival time (``clock``), repeats judged per topic by the tally, refusals kept
-    here (a replay never dead-letters). Without ``roles_by_topic`` the signer's role is
-    judged per event type by the caller (a court's alert topic carries the
-    acknowledgements the bus forwards as the police signed them)."""
-    return runtime.verify_stage(
-        acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
-        dead_letters=dead, audit=_Unrecorded(), clock=clock, roles_by_topic=roles_by_topic,
-    )  # fmt: skip
-
-
-class _Unrecorded(MemoryAuditSink):
-    """The stage's audit sink during a replay: a refusal is a break in the report, not an
-    audit record each (the replay's own audit record counts them)."""
-
-    def write(self, rejection: Rejection) -> None:
-        return None
-
-
 def _trust_complete(runtime: Runtime) -> None:
     follower = runtime.trust_follower
     if follower is None or not follower.wait_caught_up(_TRUST_WAIT_S):
@@ -177,104 +150,6 @@ def _trust_complete(runtime: Runtime) -> None:
             "the trust topic was not read to its end: records cannot be judged against "
             "the whole trust history"
         )
-
-
-class _Judge:
-    """Judges each record of the range into the tally, and keeps the verified audit
-    records for the chain check."""
-
-    def __init__(
-        self, runtime: Runtime, tally: ReplayTally, rematch: Rematch | None = None
-    ) -> None:
-        self.tally = tally
-        self.rematch = rematch
-        self.range_starts: dict[tuple[str, int], int] = {}
-        """The first offset read of each partition (the rematch's range)."""
-        self._dead = MemoryDeadLetterSink()
-        self._arrival = ArrivalClock()
-        self._stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=True)
-        self._alert_stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=False)
-        self._catalog = runtime.catalog
-        self._courts: dict[str, str | None] = {}
-        self._trust = runtime.trust
-        self._audit_topic = runtime.catalog.topic_name("audit")
-        self.entries: list[AuditEntry] = []
-        """The audit records in range."""
-        self.context: list[AuditEntry] = []
-        """The audit records before the range: the start of the chains that reach into it."""
-
-    def judge(self, message: Any) -> None:
-        if not self.tally.verify:
-            self.tally.add(message.topic, message.partition, message.offset, None, None)
-            return
-        arrival = self._arrival.set(message.timestamp)
-        court = self._alerts_of(message.topic)
-        stage = self._stage if court is None else self._alert_stage
-        verified = stage.check_record(message)
-        rejection = self._dead.rejections.pop() if verified is None else None
-        revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
-        refused = None
-        if verified is not None and court is not None:
-            signature = verified.signature
-            refused = alert_problem(court, signature.event_type, signature.agency_code,
-                                    signature.role, verified.payload)  # fmt: skip
-        found = self.tally.add(
-            message.topic, message.partition, message.offset, verified, rejection,
-            revoked=revoked, refused=refused,
-        )  # fmt: skip
-        if verified is not None and found is None and self.rematch is not None:
-            self.rematch.add(verified)
-        if verified is not None and message.topic == self._audit_topic:
-            self.entries.append(audit_entry(_topic_record(message, verified)))
-
-    def _alerts_of(self, topic: str) -> str | None:
-        """The court whose alert topic ``topic`` is (None: not an alert topic): its records
-        are judged as that court's subscriber judges them (``consumers.addressing``)."""
-        if topic not in self._courts:
-            concrete = self._catalog.resolve(topic)
-            self._courts[topic] = concrete.court if concrete.spec.id == "alerts" else None
-        return self._courts[topic]
-
-    def read_chain_starts(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
-        """The audit topic before the range (from what is kept), so each chain that reaches
-        into the range is checked from its start: counted nowhere, refusals ignored."""
-        if not self.tally.verify or reader.topic != self._audit_topic:
-            return
-        kept = reader.beginnings()
-        before = {s.partition: (kept[s.partition], s.first) for s in ranges
-                  if s.first > kept[s.partition]}  # fmt: skip
-        for message in reader.scan(before):
-            self._arrival.set(message.timestamp)
-            verified = self._stage.check_record(message)
-            if verified is None:
-                self._dead.rejections.pop()
-            else:
-                self.context.append(audit_entry(_topic_record(message, verified)))
-
-    def read_orders_before(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
-        """An order topic before the range (from its start: orders are kept for ever), so
-        the rematch's watchlist holds every order still active when the range begins:
-        counted nowhere, refusals ignored (they were judged when the range covered them)."""
-        if self.rematch is None or not self.rematch.is_order_topic(reader.topic):
-            return
-        kept = reader.beginnings()
-        before = {s.partition: (kept[s.partition], s.first) for s in ranges
-                  if s.first > kept[s.partition]}  # fmt: skip
-        for message in reader.scan(before):
-            self._arrival.set(message.timestamp)
-            verified = self._stage.check_record(message)
-            if verified is None:
-                self._dead.rejections.pop()
-            else:
-                self.rematch.add(verified)
-
-    def chains(self) -> list[Mapping[str, object]]:
-        """Every audit chain with a record in range, checked from its start; its breaks
-        go to the tally."""
-        found = chains_in_range(self.context, self.entries)
-        for chain in found:
-            self.tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
-        return [dict(chain_document(chain)) for chain in found]
 
 
 def run_replay(
@@ -292,7 +167,7 @@ def run_replay(
     readers += foreign
     if request.verify:
         _trust_complete(runtime)
-    judge = _Judge(runtime, ReplayTally(verify=request.verify), rematch)
+    judge = Judge(runtime, ReplayTally(verify=request.verify), rematch)
     with ExitStack() as stack:
         # Every read is audited as it opens, before any range is fixed: all in range.
         entered = [stack.enter_context(reader) for reader in readers]
@@ -316,16 +191,6 @@ def run_replay(
             judge.read_chain_starts(reader, ranges)
     matched = rematch.result(judge.range_starts) if rematch is not None else None
     return judge.tally, judge.chains(), matched
-
-
-def _topic_record(message: Any, verified: Any) -> TopicRecord:
-    signature = verified.signature
-    return TopicRecord(
-        event_id=signature.event_id, event_type=signature.event_type,
-        signed_by=signature.agency_code, partition=message.partition, offset=message.offset,
-        timestamp_ms=message.timestamp, value=bytes(message.value or b""),
-        record=verified.payload, document=to_json(verified.envelope.schema, verified.payload),
-    )  # fmt: skip
 
 
 def _audit_outcome(

@@ -1,0 +1,158 @@
+"""The judge of ``zf801 replay --verify``: each record of the range checked by the
+runtime's verify stage as the bus judged it on arrival, into the tally; the audit records
+kept for the chain check, and (``--rematch``) the verified records handed to the rematch.
+A court's alert topic is judged as that court's subscriber judges it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from consumers.addressing import alert_problem
+from consumers.runtime import Runtime
+from ops.cmd_audit import AuditEntry, audit_entry, chain_document
+from ops.cmd_inspect import TopicReader, TopicRecord
+from ops.rematch import Rematch
+from ops.replay_check import (
+    ArrivalClock,
+    PartitionRange,
+    ReplayTally,
+    chains_in_range,
+    revoked_on_arrival,
+)
+from schemas.jsonmap import to_json
+from sign.acceptance import AcceptancePolicy
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
+
+__all__ = ["Judge"]
+
+
+def _stage(
+    runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock, *, roles_by_topic: bool
+) -> VerifyStage:
+    """The runtime's verify stage, judging each record as the bus did when it arrived:
+    seal and trust at ``ce_time``, ``ce_time`` within its family's acceptance window of
+    the arrival time (``clock``), repeats judged per topic by the tally, refusals kept
+    here (a replay never dead-letters). Without ``roles_by_topic`` the signer's role is
+    judged per event type by the caller (a court's alert topic carries the
+    acknowledgements the bus forwards as the police signed them)."""
+    return runtime.verify_stage(
+        acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
+        dead_letters=dead, audit=_Unrecorded(), clock=clock, roles_by_topic=roles_by_topic,
+    )  # fmt: skip
+
+
+class _Unrecorded(MemoryAuditSink):
+    """The stage's audit sink during a replay: a refusal is a break in the report, not an
+    audit record each (the replay's own audit record counts them)."""
+
+    def write(self, rejection: Rejection) -> None:
+        return None
+
+
+class Judge:
+    """Judges each record of the range into the tally, and keeps the verified audit
+    records for the chain check."""
+
+    def __init__(
+        self, runtime: Runtime, tally: ReplayTally, rematch: Rematch | None = None
+    ) -> None:
+        self.tally = tally
+        self.rematch = rematch
+        self.range_starts: dict[tuple[str, int], int] = {}
+        """The first offset read of each partition (the rematch's range)."""
+        self._dead = MemoryDeadLetterSink()
+        self._arrival = ArrivalClock()
+        self._stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=True)
+        self._alert_stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=False)
+        self._catalog = runtime.catalog
+        self._courts: dict[str, str | None] = {}
+        self._trust = runtime.trust
+        self._audit_topic = runtime.catalog.topic_name("audit")
+        self.entries: list[AuditEntry] = []
+        """The audit records in range."""
+        self.context: list[AuditEntry] = []
+        """The audit records before the range: the start of the chains that reach into it."""
+
+    def judge(self, message: Any) -> None:
+        if not self.tally.verify:
+            self.tally.add(message.topic, message.partition, message.offset, None, None)
+            return
+        arrival = self._arrival.set(message.timestamp)
+        court = self._alerts_of(message.topic)
+        stage = self._stage if court is None else self._alert_stage
+        verified = stage.check_record(message)
+        rejection = self._dead.rejections.pop() if verified is None else None
+        revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
+        refused = None
+        if verified is not None and court is not None:
+            signature = verified.signature
+            refused = alert_problem(court, signature.event_type, signature.agency_code,
+                                    signature.role, verified.payload)  # fmt: skip
+        found = self.tally.add(
+            message.topic, message.partition, message.offset, verified, rejection,
+            revoked=revoked, refused=refused,
+        )  # fmt: skip
+        if verified is not None and found is None and self.rematch is not None:
+            self.rematch.add(verified)
+        if verified is not None and message.topic == self._audit_topic:
+            self.entries.append(audit_entry(_topic_record(message, verified)))
+
+    def _alerts_of(self, topic: str) -> str | None:
+        """The court whose alert topic ``topic`` is (None: not an alert topic): its records
+        are judged as that court's subscriber judges them (``consumers.addressing``)."""
+        if topic not in self._courts:
+            concrete = self._catalog.resolve(topic)
+            self._courts[topic] = concrete.court if concrete.spec.id == "alerts" else None
+        return self._courts[topic]
+
+    def read_chain_starts(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
+        """The audit topic before the range (from what is kept), so each chain that reaches
+        into the range is checked from its start: counted nowhere, refusals ignored."""
+        if not self.tally.verify or reader.topic != self._audit_topic:
+            return
+        kept = reader.beginnings()
+        before = {s.partition: (kept[s.partition], s.first) for s in ranges
+                  if s.first > kept[s.partition]}  # fmt: skip
+        for message in reader.scan(before):
+            self._arrival.set(message.timestamp)
+            verified = self._stage.check_record(message)
+            if verified is None:
+                self._dead.rejections.pop()
+            else:
+                self.context.append(audit_entry(_topic_record(message, verified)))
+
+    def read_orders_before(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
+        """An order topic before the range (from its start: orders are kept for ever), so
+        the rematch's watchlist holds every order still active when the range begins:
+        counted nowhere, refusals ignored (they were judged when the range covered them)."""
+        if self.rematch is None or not self.rematch.is_order_topic(reader.topic):
+            return
+        kept = reader.beginnings()
+        before = {s.partition: (kept[s.partition], s.first) for s in ranges
+                  if s.first > kept[s.partition]}  # fmt: skip
+        for message in reader.scan(before):
+            self._arrival.set(message.timestamp)
+            verified = self._stage.check_record(message)
+            if verified is None:
+                self._dead.rejections.pop()
+            else:
+                self.rematch.add(verified)
+
+    def chains(self) -> list[Mapping[str, object]]:
+        """Every audit chain with a record in range, checked from its start; its breaks
+        go to the tally."""
+        found = chains_in_range(self.context, self.entries)
+        for chain in found:
+            self.tally.add_chain_breaks(f"{chain.agency_code}: {text}" for text in chain.breaks)
+        return [dict(chain_document(chain)) for chain in found]
+
+
+def _topic_record(message: Any, verified: Any) -> TopicRecord:
+    signature = verified.signature
+    return TopicRecord(
+        event_id=signature.event_id, event_type=signature.event_type,
+        signed_by=signature.agency_code, partition=message.partition, offset=message.offset,
+        timestamp_ms=message.timestamp, value=bytes(message.value or b""),
+        record=verified.payload, document=to_json(verified.envelope.schema, verified.payload),
+    )  # fmt: skip

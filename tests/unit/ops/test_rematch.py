@@ -307,3 +307,19 @@ def test_the_rematch_adds_its_inputs_to_the_topics_asked_for():
     ids = rematch_topic_ids(["audit", "sightings-person"])
     assert ids[:2] == ("audit", "sightings-person")
     assert set(ids) == {"audit", *REMATCH_TOPIC_IDS} and len(ids) == len(set(ids))
+
+
+def test_a_release_racing_the_sighting_makes_its_hit_a_race_note(log, records):
+    person = records.id_number()
+    order = records.person_order(COURT, "（2026）京01执14号", person)
+    key = KEYER.person(person)
+    log.add("orders.locate", LOCATE, order, at_ms=T0, key=key)
+    log.add("orders.locate", RELEASE, records.release(order, "LOCATE_DEBTOR"),
+            at_ms=T0 + 9_500, key=key)  # fmt: skip
+    sighting = records.hotel_check_in(POLICE, person)
+    where = log.add("sightings.person", HOTEL, sighting, at_ms=T0 + 10_000, key=key,
+                    signer=POLICE)  # fmt: skip
+    log.hit(order, sighting, where, at_ms=T0 + 10_100)  # the worker saw the sighting first
+    result = log.rematch.result()
+    assert result.expected_hits == 0 and result.breaks == []
+    assert [(d.code, d.order_id) for d in result.notes] == [(RACE, order["order_id"])]

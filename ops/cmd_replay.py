@@ -126,10 +126,13 @@ def _offset(
     return dict(reader.offsets_at(bound))
 
 
-def _ranges(reader: TopicReader, request: ReplayRequest) -> list[PartitionRange]:
+def _ranges(
+    reader: TopicReader, request: ReplayRequest, *, to_end: bool = False
+) -> list[PartitionRange]:
+    """Each partition's range; ``to_end``: up to the end now, whatever ``--to`` says."""
     starts, ends = reader.beginnings(), reader.ends()
     wanted_first = _offset(reader, ends, request.start, first=True)
-    wanted_stop = _offset(reader, ends, request.end, first=False)
+    wanted_stop = _offset(reader, ends, None if to_end else request.end, first=False)
     ranges = []
     for partition in sorted(ends):
         first, stop = wanted_first[partition], wanted_stop[partition]
@@ -160,8 +163,10 @@ def run_replay(
     foreign: Sequence[TopicReader] = (),
     rematch: Rematch | None = None,
 ) -> tuple[ReplayTally, list[Mapping[str, object]], RematchResult | None]:
-    """Read and judge the range (with ``foreign``: topics read as other agencies, judged
-    alike); returns the tally, the audit chains in range and the rematch's result."""
+    """Read and judge the range (with ``foreign``: the delivered hits and blocks, read as
+    other agencies, judged alike, up to their end so that a hit of a sighting before
+    ``--to`` delivered after it is found); returns the tally, the audit chains in range
+    and the rematch's result."""
     readers = [TopicReader(runtime, topic_id, f"{_OPERATION}.read")
                for topic_id in request.topic_ids]  # fmt: skip
     readers += foreign
@@ -171,13 +176,14 @@ def run_replay(
     with ExitStack() as stack:
         # Every read is audited as it opens, before any range is fixed: all in range.
         entered = [stack.enter_context(reader) for reader in readers]
-        opened = [(reader, _ranges(reader, request)) for reader in entered]
+        opened = [(reader, _ranges(reader, request, to_end=reader in foreign))
+                  for reader in entered]  # fmt: skip
         for _, ranges in opened:
             judge.tally.expect(ranges)
         total = sum(scope.size for _, ranges in opened for scope in ranges)
         task = progress.add_task("replay", total=total) if progress is not None else None
         for reader, ranges in opened:
-            judge.range_starts.update(((s.topic, s.partition), s.first) for s in ranges)
+            judge.ranges.update(((s.topic, s.partition), (s.first, s.stop)) for s in ranges)
             judge.read_orders_before(reader, ranges)
             wanted = {scope.partition: (scope.first, scope.stop) for scope in ranges if scope.size}
             for message in reader.scan(wanted):
@@ -189,7 +195,8 @@ def run_replay(
                 for partition, (position, stop) in sorted(reader.stalled.items())
             )
             judge.read_chain_starts(reader, ranges)
-    matched = rematch.result(judge.range_starts) if rematch is not None else None
+    bounded = request.start is not None or request.end is not None
+    matched = rematch.result(judge.ranges, bounded=bounded) if rematch is not None else None
     return judge.tally, judge.chains(), matched
 
 

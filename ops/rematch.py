@@ -269,6 +269,7 @@ class Rematch:
         self._hits: dict[str, _Delivered] = {}
         self._blocks: dict[str, _Delivered] = {}
         self._result = RematchResult(blocks_checked=topics.blocks is not None)
+        self._bounded = False
 
     def wants(self, topic: str) -> bool:
         topics = self._topics
@@ -287,10 +288,15 @@ class Rematch:
         if self.wants(verified.record.topic):
             self._events.append(verified)
 
-    def result(self, range_starts: Mapping[tuple[str, int], int] | None = None) -> RematchResult:
-        """Run the rules and compare. ``range_starts``: the first offset read of each
-        sightings partition, so a delivered hit of a sighting before the range is a note
-        (``OUT_OF_RANGE``), not a break."""
+    def result(
+        self, ranges: Mapping[tuple[str, int], tuple[int, int]] | None = None, *,
+        bounded: bool = False,
+    ) -> RematchResult:  # fmt: skip
+        """Run the rules and compare. ``ranges``: the offsets read of each sightings
+        partition (first, stop), so a delivered hit of a sighting outside them is a note
+        (``OUT_OF_RANGE``), not a break; ``bounded``: the range does not cover the whole
+        topics, so a block of a sighting not in the range is a note too."""
+        self._bounded = bounded
         arrival = sorted(self._events, key=_arrival_order)
         for verified in arrival:
             self._now = _arrival(verified)
@@ -303,7 +309,7 @@ class Rematch:
                 self._delivered_hit(verified)
             else:
                 self._delivered_block(verified)
-        self._compare(range_starts or {})
+        self._compare(ranges or {})
         return self._result
 
     # --- the rules, in arrival order ------------------------------------------------------
@@ -387,7 +393,7 @@ class Rematch:
         )  # fmt: skip
 
     # --- the comparison ------------------------------------------------------------------
-    def _compare(self, range_starts: Mapping[tuple[str, int], int]) -> None:
+    def _compare(self, ranges: Mapping[tuple[str, int], tuple[int, int]]) -> None:
         result, courts = self._result, set(self._topics.alerts.values())
         compared = {k: hit for k, hit in self._expected.items() if hit.court in courts}
         result.expected_hits = len(compared)
@@ -398,7 +404,7 @@ class Rematch:
                 self._missing(expected)
         for key, delivered in self._hits.items():
             if key not in self._expected:
-                self._unjustified(delivered, range_starts)
+                self._unjustified(delivered, ranges)
         if self._topics.blocks is not None:
             self._compare_blocks()
 
@@ -424,15 +430,15 @@ class Rematch:
         ))  # fmt: skip
 
     def _unjustified(
-        self, delivered: _Delivered, range_starts: Mapping[tuple[str, int], int]
+        self, delivered: _Delivered, ranges: Mapping[tuple[str, int], tuple[int, int]]
     ) -> None:
         sighting = self._sightings.get(delivered.sighting_id)
         code, why = UNJUSTIFIED_HIT, "no order of the range justifies it"
         reference = delivered.sighting
         if sighting is None and reference is not None:
-            first = range_starts.get((reference.topic, reference.partition))
-            if first is not None and reference.offset < first:
-                code, why = OUT_OF_RANGE, f"its sighting ({reference.text()}) is before the range"
+            first, stop = ranges.get((reference.topic, reference.partition), (0, 1 << 62))
+            if not first <= reference.offset < stop:
+                code, why = OUT_OF_RANGE, f"its sighting ({reference.text()}) is outside the range"
         if sighting is None and code != OUT_OF_RANGE:
             why = "its sighting is not among the sightings of the range"
         elif self._racing(sighting, delivered.order_id):
@@ -457,11 +463,16 @@ class Rematch:
                     f"the hit of order {hit.order_id} was delivered, its transfer block never",
                 ))  # fmt: skip
         for event_id, block in self._blocks.items():
-            if event_id not in wanted:
-                result.differences.append(Difference(
-                    UNACCOUNTED_BLOCK, block.position, block.order_id, block.sighting_id,
-                    f"a transfer block of order {block.order_id} that no expected hit explains",
-                ))  # fmt: skip
+            if event_id in wanted:
+                continue
+            if self._bounded and block.sighting_id not in self._sightings:
+                code, why = OUT_OF_RANGE, "whose sighting is not in the range"
+            else:
+                code, why = UNACCOUNTED_BLOCK, "that no expected hit explains"
+            result.differences.append(Difference(
+                code, block.position, block.order_id, block.sighting_id,
+                f"a transfer block of order {block.order_id} {why}",
+            ))  # fmt: skip
 
 
 def _arrival(verified: VerifiedEvent) -> dt.datetime:

@@ -59,8 +59,8 @@ class Judge:
     ) -> None:
         self.tally = tally
         self.rematch = rematch
-        self.range_starts: dict[tuple[str, int], int] = {}
-        """The first offset read of each partition (the rematch's range)."""
+        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}
+        """The offsets read of each partition, ``(first, stop)`` (the rematch's range)."""
         self._dead = MemoryDeadLetterSink()
         self._arrival = ArrivalClock()
         self._stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=True)

@@ -225,14 +225,30 @@ def test_hits_for_a_court_whose_alerts_were_not_read_are_unchecked_not_missing(l
     assert (result.expected_hits, result.unchecked_hits, result.differences) == (0, 1, [])
 
 
-def test_a_hit_of_a_sighting_before_the_range_is_a_note(log, records):
+def test_a_hit_of_a_sighting_outside_the_range_is_a_note_one_in_it_not(log, records):
     person = records.id_number()
     order = records.person_order(COURT, "（2026）京01执11号", person)
     sighting = records.hotel_check_in(POLICE, person)
     before = Position("sightings.person", 0, 3)
     log.hit(order, sighting, before, at_ms=T0)
-    result = log.rematch.result({("sightings.person", 0): 10})
-    assert result.breaks == [] and [d.code for d in result.notes] == [OUT_OF_RANGE]
+    after = Position("sightings.person", 0, 20)
+    log.hit(records.person_order(COURT, "（2026）京01执15号", person), sighting, after,
+            at_ms=T0 + 1)  # fmt: skip
+    inside = Position("sightings.person", 0, 12)  # in range, but no such sighting: forged
+    forged = log.hit(order, records.hotel_check_in(POLICE, person), inside, at_ms=T0 + 2)
+    result = log.rematch.result({("sightings.person", 0): (10, 20)}, bounded=True)
+    assert [d.code for d in result.notes] == [OUT_OF_RANGE, OUT_OF_RANGE]
+    assert [(d.code, d.position) for d in result.breaks] == [(UNJUSTIFIED_HIT, forged)]
+
+
+def test_a_block_of_a_sighting_outside_a_bounded_range_is_a_note(log, records):
+    block = {"order_id": "o1", "sighting_id": "s-before-the-range"}
+    log.add("blocks", BLOCKED, block, at_ms=T0, signer="BUS-MATCHER", role="bus", event_id="b1")
+    assert [d.code for d in log.rematch.result(bounded=True).notes] == [OUT_OF_RANGE]
+    whole = _Log()
+    whole.add("blocks", BLOCKED, block, at_ms=T0, signer="BUS-MATCHER", role="bus",
+              event_id="b1")  # fmt: skip
+    assert [d.code for d in whole.rematch.result().breaks] == [UNACCOUNTED_BLOCK]
 
 
 def test_a_sighting_whose_unit_is_not_its_signer_hits_nothing(log, records):

@@ -43,7 +43,8 @@ from consumers.runtime import Runtime
 from ops.cmd_inspect import TopicReader
 from ops.cmd_inspect_view import Format, OperatorReader, OutputFormat, View, fail
 from ops.errors import OpsError
-from ops.rematch import Rematch, RematchResult
+from ops.rematch import Rematch
+from ops.rematch_result import RematchResult
 from ops.replay_check import (
     STALLED,
     Bound,

@@ -24,7 +24,8 @@ from ops.cmd_inspect import TopicReader
 from ops.cmd_inspect_view import View
 from ops.deployment import SIGHTING_TOPIC_IDS
 from ops.errors import OpsError
-from ops.rematch import Difference, RematchResult, RematchTopics
+from ops.rematch import RematchTopics
+from ops.rematch_result import Difference, RematchResult
 from ops.terminal import printable
 from producers.routes import ORDER_TOPICS
 from schemas.agencies import get_agency

@@ -13,7 +13,8 @@ import pytest
 
 from consumers.matcher import blocked_event_id, hit_id
 from consumers.watchlist import OrderKind
-from ops.rematch import (
+from ops.rematch import Rematch, RematchTopics
+from ops.rematch_result import (
     MISSING_BLOCK,
     MISSING_HIT,
     OUT_OF_RANGE,
@@ -21,8 +22,6 @@ from ops.rematch import (
     UNACCOUNTED_BLOCK,
     UNJUSTIFIED_HIT,
     Position,
-    Rematch,
-    RematchTopics,
 )
 from ops.replay_check import ReplayTally, report_document
 from ops.replay_rematch import (

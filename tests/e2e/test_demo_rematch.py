@@ -1,0 +1,82 @@
+"""``zf801 replay --rematch`` over a demo run (30 orders, 200 sightings, releases, an
+expiry, blocked transfers, forged sightings) through a real worker: every hit the
+scenario expects was delivered and justified, every block accounted for; the only
+breaks are the demo's forged sightings, named by ``--verify``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaError
+from rich.console import Console
+
+from ops.demo import DemoOptions, DemoOutcome, run_demo
+from ops.deployment import Deployment
+from schemas.agencies import load_agencies
+from schemas.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+_ZF801 = Path(sys.executable).with_name("zf801")
+TRAFFIC = "110000110000"
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    kafka_settings: Settings, kafka_clients: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[DemoOutcome, Settings]]:
+    home = tmp_path_factory.mktemp("zf801-demo-rematch")
+    prefix = f"e2erematch{uuid.uuid4().hex[:8]}-"
+    settings = kafka_settings.model_copy(update={"home": home, "keys_path": home / "keys"})
+    options = DemoOptions(
+        seed=2027, orders=30, sightings=200, ack_timeout_s=10.0, prefix=prefix,
+        remove_earlier_runs=False, start_broker=False, query_courts=0,
+    )  # fmt: skip
+    result = run_demo(options, settings, Console(file=io.StringIO(), width=160))
+    yield result, settings.model_copy(update={"topic_prefix": result.prefix})
+    admin = kafka_clients.admin()
+    try:
+        with contextlib.suppress(KafkaError):
+            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
+    finally:
+        admin.close()
+
+
+def test_the_rematch_of_a_demo_run_justifies_every_hit_and_names_only_the_forgeries(
+    demo_run: tuple[DemoOutcome, Settings],
+) -> None:
+    result, settings = demo_run
+    assert result.verdict.passed
+    courts = [a.code for a in load_agencies().agencies.values() if str(a.role) == "court"]
+    command = [str(_ZF801), "replay", "--rematch", "--blocks-as", TRAFFIC, "--format", "json"]
+    for court in courts:
+        command += ["--alerts-as", court]
+    env = {**Deployment.create(settings).worker_env(), "COLUMNS": "300"}
+    replayed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)  # fmt: skip
+    assert replayed.returncode == 2, replayed.stdout + replayed.stderr  # the forgeries
+    report = json.loads(replayed.stdout)
+    forged = result.scenario.special.forged_sightings
+    assert len(report["breaks"]) == len(forged) > 0
+    assert {b["topic"] for b in report["breaks"]} <= {
+        settings.topic_prefix + "zf801.sightings.person",
+        settings.topic_prefix + "zf801.sightings.vehicle",
+    }
+    rematch = report["rematch"]
+    assert rematch["breaks"] == [] and rematch["notes"] == [], rematch
+    hits = len(result.expected.hits)
+    assert (rematch["expected_hits"], rematch["delivered_hits"], rematch["unchecked_hits"]) == (
+        hits, hits, 0,
+    )  # fmt: skip
+    blocks = len(result.expected.blocked)
+    assert (rematch["expected_blocks"], rematch["delivered_blocks"]) == (blocks, blocks)
+    assert rematch["releases"] >= 1 and rematch["expiry_notices"] >= 1

@@ -25,7 +25,7 @@ from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_status import status
 from ops.cmd_topics import topics_app
-from ops.cmd_worker import history_forwarder, worker
+from ops.cmd_worker import checkpointer, history_forwarder, worker
 from ops.errors import KAFKA_ERRORS, operator_message
 from ops.terminal import printable
 from schemas.errors import BusError
@@ -87,6 +87,7 @@ app.add_typer(keys_app, name="keys")
 register_seal(app)
 app.command("worker")(worker)
 app.command("history-forwarder")(history_forwarder)
+app.command("checkpointer")(checkpointer)
 app.command("alerts")(alerts)
 app.command("publish")(publish)
 app.command("query")(query)

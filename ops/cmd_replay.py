@@ -174,8 +174,12 @@ def run_replay(
     if request.verify:
         _trust_complete(runtime)
     judge = Judge(runtime, ReplayTally(verify=request.verify), rematch)
+    stalled: dict[tuple[str, int], int] = {}
     with ExitStack() as stack:
         # Every read is audited as it opens, before any range is fixed: all in range.
+        if request.verify and runtime.catalog.may_read(_role(runtime), "checkpoints"):
+            checkpoints = TopicReader(runtime, "checkpoints", f"{_OPERATION}.read")
+            judge.read_checkpoints(stack.enter_context(checkpoints))
         entered = [stack.enter_context(reader) for reader in readers]
         opened = [(reader, _ranges(reader, request, to_end=reader in foreign))
                   for reader in entered]  # fmt: skip
@@ -185,6 +189,9 @@ def run_replay(
         task = progress.add_task("replay", total=total) if progress is not None else None
         for reader, ranges in opened:
             judge.ranges.update(((s.topic, s.partition), (s.first, s.stop)) for s in ranges)
+            if judge.checkpoints is not None:
+                for scope in ranges:
+                    judge.checkpoints.expect(scope.topic, scope.partition, scope.first, scope.stop)
             judge.read_orders_before(reader, ranges)
             wanted = {scope.partition: (scope.first, scope.stop) for scope in ranges if scope.size}
             for message in reader.scan(wanted):
@@ -195,10 +202,18 @@ def run_replay(
                 Gap(reader.topic, partition, position, stop - 1, STALLED)
                 for partition, (position, stop) in sorted(reader.stalled.items())
             )
+            stalled.update(((reader.topic, p), at) for p, (at, _) in reader.stalled.items())
             judge.read_chain_starts(reader, ranges)
+    if judge.checkpoints is not None:
+        judge.checkpoints.finish(stalled)
+        judge.tally.add_checkpoints(judge.checkpoints)
     bounded = request.start is not None or request.end is not None
     matched = rematch.result(judge.ranges, bounded=bounded) if rematch is not None else None
     return judge.tally, judge.chains(), matched
+
+
+def _role(runtime: Runtime) -> str:
+    return str(get_agency(runtime.agency_code).role)
 
 
 def _audit_outcome(
@@ -276,6 +291,11 @@ def _show(
         typer.secho(f"gap: {printable(gap.describe())}", fg="yellow")
     for text in tally.chain_breaks:
         typer.secho(f"audit chain break: {printable(text)}", fg="red")
+    if tally.checkpoints is not None:
+        found = tally.checkpoints
+        typer.echo(f"log checkpoints: {found['checkpoints']} read, {found['matched']} matched "
+                   f"their records, {found['failed']} failed, {found['outside_range']} "
+                   "outside the range")  # fmt: skip
     if matched is not None:
         show_rematch(matched, document["rematch"])
 

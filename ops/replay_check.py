@@ -19,6 +19,7 @@ from typing import Any
 from ops.cmd_audit import AuditEntry, ChainSummary, chain_summaries
 from ops.errors import OpsError
 from schemas.envelope import from_micros
+from sign.checkpoint import CheckpointCheck
 from sign.errors import KeyRevoked, Replayed
 from sign.trust import TrustStore
 from sign.verify_stage import Rejection, VerifiedEvent
@@ -310,6 +311,8 @@ class ReplayTally:
     breaks: list[Break] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     chain_breaks: list[str] = field(default_factory=list)
+    checkpoints: dict[str, int] | None = None
+    """The log checkpoints' summary (:meth:`add_checkpoints`); None: not checked."""
     _seen: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     def expect(self, ranges: Iterable[PartitionRange]) -> None:
@@ -374,6 +377,13 @@ class ReplayTally:
         """Breaks of the audit hash chains in range (``ops.cmd_audit.chain_summaries``):
         they have no reason code of the verify stage, so they stay in the chains' words."""
         self.chain_breaks.extend(breaks)
+
+    def add_checkpoints(self, check: CheckpointCheck) -> None:
+        """The outcome of the log checkpoints' check: each checkpoint that does not hold
+        is a break at the checkpoint record's own place."""
+        self.checkpoints = check.summary()
+        for finding in check.findings:
+            self.breaks.append(Break(*finding.place, finding.reason, finding.detail))
 
     @property
     def records(self) -> int:
@@ -441,6 +451,7 @@ def report_document(
         "partitions": [count.document() for count in ordered],
         "breaks": [b.document() for b in sorted(tally.breaks, key=_break_order)],
         "chains": list(chains),
+        "checkpoints": tally.checkpoints,
         "gaps": [
             {
                 "topic": g.topic,

@@ -5,7 +5,7 @@ A court's alert topic is judged as that court's subscriber judges it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from consumers.addressing import alert_problem
@@ -22,7 +22,14 @@ from ops.replay_check import (
 )
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
+from sign.checkpoint import Checkpoint, CheckpointCheck
+from sign.verify_stage import (
+    MemoryAuditSink,
+    MemoryDeadLetterSink,
+    Rejection,
+    VerifiedEvent,
+    VerifyStage,
+)
 
 __all__ = ["Judge"]
 
@@ -69,12 +76,16 @@ class Judge:
         self._courts: dict[str, str | None] = {}
         self._trust = runtime.trust
         self._audit_topic = runtime.catalog.topic_name("audit")
+        self.checkpoints: CheckpointCheck | None = None
+        """The check of the log checkpoints (:meth:`read_checkpoints`), if read."""
         self.entries: list[AuditEntry] = []
         """The audit records in range."""
         self.context: list[AuditEntry] = []
         """The audit records before the range: the start of the chains that reach into it."""
 
     def judge(self, message: Any) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.feed(message)
         if not self.tally.verify:
             self.tally.add(message.topic, message.partition, message.offset, None, None)
             return
@@ -111,16 +122,8 @@ class Judge:
         into the range is checked from its start: counted nowhere, refusals ignored."""
         if not self.tally.verify or reader.topic != self._audit_topic:
             return
-        kept = reader.beginnings()
-        before = {s.partition: (kept[s.partition], s.first) for s in ranges
-                  if s.first > kept[s.partition]}  # fmt: skip
-        for message in reader.scan(before):
-            self._arrival.set(message.timestamp)
-            verified = self._stage.check_record(message)
-            if verified is None:
-                self._dead.rejections.pop()
-            else:
-                self.context.append(audit_entry(_topic_record(message, verified)))
+        for message, verified in self._verified_before(reader, ranges):
+            self.context.append(audit_entry(_topic_record(message, verified)))
 
     def read_orders_before(self, reader: TopicReader, ranges: Sequence[PartitionRange]) -> None:
         """An order topic before the range (from its start: orders are kept for ever), so
@@ -128,16 +131,40 @@ class Judge:
         counted nowhere, refusals ignored (they were judged when the range covered them)."""
         if self.rematch is None or not self.rematch.is_order_topic(reader.topic):
             return
+        for _, verified in self._verified_before(reader, ranges):
+            self.rematch.add(verified)
+
+    def read_checkpoints(self, reader: TopicReader) -> None:
+        """Every checkpoint kept on the checkpoint topic (``reader``), verified, for the
+        check of the partitions read (:class:`sign.checkpoint.CheckpointCheck`): counted
+        nowhere, refusals ignored (a refused checkpoint in range is a break of its own)."""
+        ends = reader.ends()
+        wanted = {p: (first, ends[p]) for p, first in reader.beginnings().items()}
+        check = CheckpointCheck()
+        for message, verified in self._verified(reader, wanted):
+            place = (message.topic, message.partition, message.offset)
+            check.add_checkpoint(Checkpoint.from_record(verified.payload, place))
+        self.checkpoints = check
+
+    def _verified_before(
+        self, reader: TopicReader, ranges: Sequence[PartitionRange]
+    ) -> Iterator[tuple[Any, VerifiedEvent]]:
         kept = reader.beginnings()
         before = {s.partition: (kept[s.partition], s.first) for s in ranges
                   if s.first > kept[s.partition]}  # fmt: skip
-        for message in reader.scan(before):
+        return self._verified(reader, before)
+
+    def _verified(
+        self, reader: TopicReader, wanted: Mapping[int, tuple[int, int]]
+    ) -> Iterator[tuple[Any, VerifiedEvent]]:
+        """The records of ``wanted`` offsets that verify, each as of its arrival."""
+        for message in reader.scan(wanted):
             self._arrival.set(message.timestamp)
             verified = self._stage.check_record(message)
             if verified is None:
                 self._dead.rejections.pop()
             else:
-                self.rematch.add(verified)
+                yield message, verified
 
     def chains(self) -> list[Mapping[str, object]]:
         """Every audit chain with a record in range, checked from its start; its breaks

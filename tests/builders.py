@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ops.deployment import Deployment
 from schemas.agencies import load_agencies
 from schemas.identifiers import id_number_check_char, vin_check_digit
 from schemas.settings import Settings
@@ -30,6 +32,24 @@ def trust_set(home: Path, codes: Iterable[str] | None = None) -> KeyStore:
     store = KeyStore.from_settings(Settings(home=home))
     store.init(list(chosen), _NOW(dt.UTC) - dt.timedelta(minutes=1))
     return store
+
+
+@contextmanager
+def deployed(
+    home: Path, settings: Settings, agencies: Iterable[str], prefix: str
+) -> Iterator[Deployment]:
+    """A deployment in ``home`` with the keys of ``agencies`` (:func:`trust_set`) and the
+    catalog's topics (and, under mTLS, their ACLs) under a name prefix of its own
+    (``prefix`` and 8 random hex digits); its run is removed afterwards."""
+    trust_set(home, agencies)
+    deployment = Deployment.create(settings.model_copy(
+        update={"home": home, "topic_prefix": f"{prefix}{uuid.uuid4().hex[:8]}-"}
+    ))  # fmt: skip
+    deployment.apply_topics()
+    try:
+        yield deployment
+    finally:
+        deployment.remove_run()
 
 
 class Records:

@@ -24,7 +24,7 @@ from schemas.envelope import KafkaRecord, to_micros
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, Rejection
-from tests.builders import Records, trust_set
+from tests.builders import Records, deployed
 
 if TYPE_CHECKING:
     from tests.conftest import KafkaClients
@@ -46,16 +46,13 @@ def deployment(
     """The catalog's topics (and, under mTLS, their ACLs) under a prefix of this module's
     own, and the keys it signs with."""
     home = tmp_path_factory.mktemp("addressing")
-    trust_set(home, (COURT, OTHER_COURT, "BUS-MATCHER", BJ_POLICE, BJ_BORDER, BJ_TRAFFIC,
-                     SH_BORDER))  # fmt: skip
-    deployment = Deployment.create(kafka_settings.model_copy(
-        update={"home": home, "topic_prefix": f"addr{uuid.uuid4().hex[:8]}-"}
-    ))  # fmt: skip
-    deployment.apply_topics()
-    try:
+    with deployed(
+        home,
+        kafka_settings,
+        (COURT, OTHER_COURT, "BUS-MATCHER", BJ_POLICE, BJ_BORDER, BJ_TRAFFIC, SH_BORDER),
+        "addr",
+    ) as deployment:
         yield deployment
-    finally:
-        deployment.remove_run()
 
 
 def _runtime(deployment: Deployment, agency: str) -> Runtime:

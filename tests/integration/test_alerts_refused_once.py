@@ -18,7 +18,7 @@ from producers.routes import outgoing_event
 from schemas.codec import decode
 from schemas.envelope import KafkaRecord
 from schemas.settings import Settings
-from tests.builders import Records, trust_set
+from tests.builders import Records, deployed
 from topics.clients import kafka_reader
 
 if TYPE_CHECKING:
@@ -35,15 +35,8 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
 ) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("refused-once")
-    trust_set(home, (COURT, "BUS-MATCHER", BJ_TRAFFIC))
-    deployment = Deployment.create(kafka_settings.model_copy(
-        update={"home": home, "topic_prefix": f"once{uuid.uuid4().hex[:8]}-"}
-    ))  # fmt: skip
-    deployment.apply_topics()
-    try:
+    with deployed(home, kafka_settings, (COURT, "BUS-MATCHER", BJ_TRAFFIC), "once") as deployment:
         yield deployment
-    finally:
-        deployment.remove_run()
 
 
 def _forged_alerts(deployment: Deployment) -> list[KafkaRecord]:

@@ -24,7 +24,7 @@ from schemas.codec import default_codec
 from schemas.settings import Settings
 from sign.kafka_sinks import KafkaAuditSink, KafkaDeadLetterSink
 from sign.verify_stage import ConsumedRecord, Rejection
-from tests.builders import trust_set
+from tests.builders import deployed
 
 if TYPE_CHECKING:
     from tests.conftest import KafkaClients
@@ -42,15 +42,10 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
 ) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("operator-reads")
-    trust_set(home, (BUS, "BUS-AUDIT", AUDITOR, TRAFFIC, "BJ01"))
-    deployment = Deployment.create(kafka_settings.model_copy(
-        update={"home": home, "topic_prefix": f"opr{uuid.uuid4().hex[:8]}-"}
-    ))  # fmt: skip
-    deployment.apply_topics()
-    try:
+    with deployed(
+        home, kafka_settings, (BUS, "BUS-AUDIT", AUDITOR, TRAFFIC, "BJ01"), "opr"
+    ) as deployment:
         yield deployment
-    finally:
-        deployment.remove_run()
 
 
 def _zf801(deployment: Deployment, *args: str, env: dict[str, str] | None = None,

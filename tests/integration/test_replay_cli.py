@@ -25,7 +25,7 @@ from ops.deployment import Deployment
 from schemas.settings import Settings
 from sign.events import EventSigner
 from sign.kafka_sinks import KafkaAuditSink
-from tests.builders import Records, trust_set
+from tests.builders import Records, deployed
 
 if TYPE_CHECKING:
     from tests.conftest import KafkaClients
@@ -42,15 +42,10 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, kafka_settings: Settings
 ) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("replay")
-    trust_set(home, (MATCHER, AUDITOR, COMMAND, POLICE, TRAFFIC, COURT))
-    deployment = Deployment.create(kafka_settings.model_copy(
-        update={"home": home, "topic_prefix": f"rpl{uuid.uuid4().hex[:8]}-"}
-    ))  # fmt: skip
-    deployment.apply_topics()
-    try:
+    with deployed(
+        home, kafka_settings, (MATCHER, AUDITOR, COMMAND, POLICE, TRAFFIC, COURT), "rpl"
+    ) as deployment:
         yield deployment
-    finally:
-        deployment.remove_run()
 
 
 def _zf801(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
@@ -269,7 +264,7 @@ def test_by_default_every_topic_the_reader_may_read_is_replayed(deployment: Depl
     assert report["reader"] == COMMAND and report["clean"] is True
     assert set(report["range"]["topic_ids"]) == {
         "enforcement-cases", "dishonest-debtors", "judicial-documents", "hit-confirmations",
-        "trust", "dead-letter", "audit", "anomalies",
+        "trust", "dead-letter", "audit", "anomalies", "checkpoints",
     }  # fmt: skip
     # The replay's own reads are audited as it starts: in range, on a chain checked whole.
     reads = [c for c in report["chains"] if c["agency_code"] == COMMAND]

@@ -131,6 +131,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
     ),
     "audit": ("zf801.bus.audit", "event-id", ALL_ROLES, {"bus", "command-system"}),
     "anomalies": ("zf801.bus.anomalies", "notice-id", ALL_ROLES, ALL_ROLES),
+    "checkpoints": (
+        "zf801.bus.checkpoints",
+        "topic-partition",
+        {"bus"},
+        {"bus", "command-system"},
+    ),
     "watchlist-changelog": ("zf801-matcher-watchlist-changelog", "match-key", {"bus"}, {"bus"}),
     "order-ledger": ("zf801-matcher-order_ledger-changelog", "order-id", {"bus"}, {"bus"}),
     "watchlist-updates": (
@@ -707,14 +713,14 @@ def test_unknown_id_is_refused(catalog: Catalog) -> None:
 def test_templates_expand_for_every_court(catalog: Catalog) -> None:
     topics = catalog.concrete_topics(["BJ01", "SH01", "BJ01"])
     names = [t.name for t in topics]
-    assert len(names) == len(set(names)) == 22 + 2 * 2
+    assert len(names) == len(set(names)) == 23 + 2 * 2
     assert [t.name for t in topics if t.spec.id == "alerts"] == [
         "zf801.alerts.BJ01",
         "zf801.alerts.SH01",
     ]
     assert {t.court for t in topics if t.spec.id == "query-results"} == {"BJ01", "SH01"}
     assert {t.court for t in topics if not t.spec.is_template} == {None}
-    assert len(catalog.concrete_topics([])) == 22
+    assert len(catalog.concrete_topics([])) == 23
     with pytest.raises(CourtCodeInvalid):
         catalog.concrete_topics(["bad code"])
 
@@ -738,7 +744,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 22 + 2 * 1 + 4 * 3
+    assert len(topics) == 23 + 2 * 1 + 4 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])

@@ -23,7 +23,7 @@ from topics.plan import (
 )
 
 COURTS = ("BJ01", "SH01")
-FIXED_TOPICS = 22
+FIXED_TOPICS = 23
 PROVINCE_TEMPLATES = 4  # the three order deliveries and the sightings history
 
 

@@ -36,6 +36,8 @@ __all__ = ["GroupStatus", "ProcessorGroup", "Status", "lag_by_topic", "processor
 _console = Console()
 _progress = Console(stderr=True)
 _POLL_S = 1.0
+_COORDINATOR_TRIES = 10
+_COORDINATOR_PAUSE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +165,30 @@ def read_status(settings: Settings) -> Status:
     return Status(brokers, len(topic_plan.desired) - len(missing), missing, groups)
 
 
+def _commits(admin: Any, group: str) -> dict[TopicPartition, Any]:
+    """The group's committed offsets; none when no coordinator is available at all (no
+    group has committed on this cluster yet). A coordinator that moved or is still loading
+    (a retriable error, e.g. on a broker just started) is asked again for a few seconds."""
+    for attempt in range(1, _COORDINATOR_TRIES + 1):
+        try:
+            commits: dict[TopicPartition, Any] = admin.list_group_offsets({group: None}).get(
+                group, {}
+            )
+        except CoordinatorNotAvailableError:
+            return {}
+        except KafkaError as exc:
+            if not exc.retriable or attempt == _COORDINATOR_TRIES:
+                raise
+            time.sleep(_COORDINATOR_PAUSE_S)
+        else:
+            return commits
+    return {}
+
+
 def _group_status(admin: Any, group: ProcessorGroup, present: Iterable[str]) -> GroupStatus:
     if group.topics and not set(group.topics) & set(present):
         return GroupStatus(group.group, {})  # its topics are missing: reported as such
-    try:
-        commits = admin.list_group_offsets({group.group: None}).get(group.group, {})
-    except CoordinatorNotAvailableError:  # no group has committed on this cluster yet
-        commits = {}
+    commits = _commits(admin, group.group)
     committed = {tp: meta.offset for tp, meta in commits.items() if meta.offset >= 0}
     topics = set(group.topics or {tp.topic for tp in committed}) & set(present)
     described = admin.describe_topics(sorted(topics)) if topics else []

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from kafka import TopicPartition
+from kafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    GroupAuthorizationFailedError,
+    NotCoordinatorError,
+)
 
+from ops import cmd_status
 from ops.cmd_status import GroupStatus, Status, lag_by_topic, processor_groups
 from topics.catalog import default_catalog
 
@@ -42,3 +50,37 @@ def test_healthy_needs_brokers_every_topic_and_every_group_caught_up() -> None:
     assert not Status(("b:1",), 4, ("x",), (caught_up,)).healthy
     document = Status(("b:1",), 5, (), (behind,)).document()
     assert document["groups"] == [{"group": "g", "lag": {"a": 0, "b": 3}, "caught_up": False}]
+
+
+class _Admin:
+    """list_group_offsets raising each of ``errors`` in turn, then answering."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def list_group_offsets(self, groups: dict[str, None]) -> dict[str, dict[TopicPartition, int]]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {group: {TopicPartition("t", 0): 7} for group in groups}
+
+
+def test_a_coordinator_that_moved_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cmd_status, "_COORDINATOR_PAUSE_S", 0)
+    admin = _Admin(NotCoordinatorError(), CoordinatorLoadInProgressError())
+    assert cmd_status._commits(admin, "g") == {TopicPartition("t", 0): 7}
+    assert admin.calls == 3
+
+
+def test_no_coordinator_at_all_is_no_commit_and_other_errors_are_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cmd_status, "_COORDINATOR_PAUSE_S", 0)
+    assert cmd_status._commits(_Admin(CoordinatorNotAvailableError()), "g") == {}
+    with pytest.raises(GroupAuthorizationFailedError):
+        cmd_status._commits(_Admin(GroupAuthorizationFailedError()), "g")
+    endless = _Admin(*[NotCoordinatorError() for _ in range(20)])
+    with pytest.raises(NotCoordinatorError):
+        cmd_status._commits(endless, "g")
+    assert endless.calls == cmd_status._COORDINATOR_TRIES

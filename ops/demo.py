@@ -143,6 +143,8 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
                 queries = _ask(fleet, phases, plan, options)
             with phases.phase("reading every court's alerts, blocks, dead letters"):
                 observed = read_outcome(bus, scenario, expected, options.ack_timeout_s + 60)
+            with phases.phase("log checkpoints (zf801 checkpointer --once)"):
+                progress.console.log(bus.checkpoint_once())
         finally:
             if fleet.processes:
                 with phases.phase("stopping the responders"):

@@ -218,6 +218,18 @@ class Deployment:
             zf801_command("worker", "--loglevel", "info"), self.worker_env(), self.log_path
         )
 
+    def checkpoint_once(self, timeout_s: float = 300.0) -> str:
+        """One round of ``zf801 checkpointer --once`` (signed log checkpoints of every
+        checkpointed partition that moved); returns its last line."""
+        done = subprocess.run(
+            zf801_command("checkpointer", "--once"), env=self.worker_env(),
+            capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+        lines = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()
+        if done.returncode != 0:
+            raise DeploymentError(f"zf801 checkpointer --once failed: {lines[-1]}")
+        return lines[-1]
+
     def wait_worker_ready(self, timeout_s: float) -> None:
         """Until the worker's consumer group is stable with a member."""
 

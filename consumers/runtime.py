@@ -82,6 +82,7 @@ class Runtime:
     keystore: KeyStore | None = None
     audit_chain: ChainSlot | None = None
     """The slot of this agency's audit chain the process holds (:mod:`sign.audit_chain`)."""
+    _writer_roles: dict[str, Collection[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def connect(cls, agency_code: str, settings: Settings | None = None) -> Runtime:
@@ -160,10 +161,14 @@ class Runtime:
     def writer_roles(self, topic: str) -> Collection[str]:
         """The roles the catalog lets write ``topic``; none for a topic not in the catalog,
         so a record read from an unknown topic is refused, never trusted."""
-        try:
-            return self.catalog.resolve(topic).spec.access.write
-        except UnknownTopic:
-            return ()
+        roles = self._writer_roles.get(topic)
+        if roles is None:
+            try:
+                roles = self.catalog.resolve(topic).spec.access.write
+            except UnknownTopic:
+                roles = ()
+            self._writer_roles[topic] = roles  # the catalog never changes under a runtime
+        return roles
 
     def state_sealer(self) -> StateSealer:
         """Seals this processor's own state records (tables, replay journal)."""

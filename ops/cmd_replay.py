@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack, closing, nullcontext
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ from ops.replay_check import (
     start_offset,
 )
 from ops.replay_judge import Judge
+from ops.replay_pool import VerdictPool
 from ops.replay_rematch import (
     check_rematch_readers,
     foreign_readers,
@@ -82,6 +84,8 @@ __all__ = ["ReplayRequest", "replay", "run_replay"]
 _DEFAULT_READER = "BUS-AUDIT"
 _OPERATION = "replay"
 _TRUST_WAIT_S = 30.0
+_POOL_MINIMUM = 20_000
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _errors = Console(stderr=True)
 _console = Console()
 
@@ -100,6 +104,8 @@ class ReplayRequest:
     """The courts whose alert topics the rematch reads, each as itself."""
     blocks_reader: str | None = None
     """The agency the rematch reads the transfer blocks as."""
+    jobs: int = 1
+    """Processes judging the records (``--jobs``); one: the replay's own."""
 
 
 class _RateColumn(ProgressColumn):
@@ -187,6 +193,10 @@ def run_replay(
             judge.tally.expect(ranges)
         total = sum(scope.size for _, ranges in opened for scope in ranges)
         task = progress.add_task("replay", total=total) if progress is not None else None
+        pool = _pool(runtime, request, judge.tally, total, rematch)
+        if pool is not None:
+            stack.callback(pool.close)
+            judge.pool = pool
         for reader, ranges in opened:
             judge.ranges.update(((s.topic, s.partition), (s.first, s.stop)) for s in ranges)
             if judge.checkpoints is not None:
@@ -198,6 +208,8 @@ def run_replay(
                 if progress is not None and task is not None:
                     progress.advance(task)
                 judge.judge(message)
+            if pool is not None:
+                pool.drain()
             judge.tally.gaps.extend(
                 Gap(reader.topic, partition, position, stop - 1, STALLED)
                 for partition, (position, stop) in sorted(reader.stalled.items())
@@ -210,6 +222,18 @@ def run_replay(
     bounded = request.start is not None or request.end is not None
     matched = rematch.result(judge.ranges, bounded=bounded) if rematch is not None else None
     return judge.tally, judge.chains(), matched
+
+
+def _pool(
+    runtime: Runtime, request: ReplayRequest, tally: ReplayTally, total: int,
+    rematch: Rematch | None,
+) -> VerdictPool | None:  # fmt: skip
+    """A pool of ``--jobs`` processes when it pays (a verified range of at least
+    ``_POOL_MINIMUM`` records: each process takes about a second to start) and no rematch
+    runs (it needs every verified record whole, in this process)."""
+    if request.jobs <= 1 or not request.verify or rematch is not None or total < _POOL_MINIMUM:
+        return None
+    return VerdictPool(runtime, tally, request.jobs)
 
 
 def _role(runtime: Runtime) -> str:
@@ -303,7 +327,7 @@ def _show(
 def _request(
     catalog: Catalog, reader: str, topics: Sequence[str] | None,
     *, start: str | None, end: str | None, verify: bool, rematch: bool = False,
-    alert_readers: Sequence[str] = (), blocks_reader: str | None = None,
+    alert_readers: Sequence[str] = (), blocks_reader: str | None = None, jobs: int = 1,
 ) -> ReplayRequest:  # fmt: skip
     first = parse_bound(start, "--from") if start is not None else None
     last = parse_bound(end, "--to") if end is not None else None
@@ -314,7 +338,7 @@ def _request(
     if rematch:
         ids = rematch_topic_ids(ids)
     return ReplayRequest(reader, ids, first, last, verify or rematch, rematch,
-                         tuple(alert_readers), blocks_reader)  # fmt: skip
+                         tuple(alert_readers), blocks_reader, jobs)  # fmt: skip
 
 
 def _rematch(runtime: Runtime, request: ReplayRequest) -> Rematch | None:
@@ -383,6 +407,16 @@ def replay(
             "(default: blocks not compared).",
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            max=256,
+            help="Processes checking the records with --verify (default: one per core); "
+            f"used from {_POOL_MINIMUM:,} records in range, and never with --rematch.",
+        ),
+    ] = _CORES,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the JSON report here, sealed beside it.")
     ] = None,
@@ -401,6 +435,7 @@ def replay(
         request = _request(
             bus_catalog(get_settings()), reader, topics, start=start, end=end, verify=verify,
             rematch=rematch, alert_readers=alert_readers or (), blocks_reader=blocks_reader,
+            jobs=jobs,
         )  # fmt: skip
         if out is not None:
             check_out_path(out)

@@ -338,6 +338,30 @@ class ReplayTally:
         but signed with a key ``revoked`` before it arrived (:func:`revoked_on_arrival`),
         or verified but ``refused`` (reason code, detail) by its reader's own rule (a
         court's alert addressing); only counted when the tally does not ``verify``."""
+        if verified is None:
+            refusal = (
+                (rejection.reason, rejection.detail)
+                if rejection is not None
+                else ("VERIFY_ERROR", "refused without a reason")
+            )
+            return self.add_verdict(topic, partition, offset, None, refusal)
+        return self.add_verdict(
+            topic, partition, offset, verified.signature.event_id, refused, revoked=revoked
+        )
+
+    def add_verdict(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        event_id: str | None,
+        refusal: tuple[str, str] | None,
+        *,
+        revoked: str | None = None,
+    ) -> Break | None:
+        """:meth:`add` from a verdict reached elsewhere (a process of the replay's pool):
+        the verified record's ``event_id`` (None: refused), the ``refusal`` (reason code,
+        detail) of the verify stage or of the reader's own rule, and ``revoked``."""
         count = self.counts.setdefault(
             (topic, partition),
             PartitionCount(topic, partition, offset, offset + 1, judged=self.verify),
@@ -346,14 +370,13 @@ class ReplayTally:
         if not self.verify:
             return None
         found: Break | None = None
-        if verified is None:
-            reason = rejection.reason if rejection is not None else "VERIFY_ERROR"
-            detail = rejection.detail if rejection is not None else "refused without a reason"
+        if event_id is None:
+            reason, detail = refusal or ("VERIFY_ERROR", "refused without a reason")
             found = Break(topic, partition, offset, reason, detail)
         else:
-            found = self._replayed(topic, partition, offset, verified.signature.event_id)
-            if found is None and refused is not None:
-                found = Break(topic, partition, offset, *refused)
+            found = self._replayed(topic, partition, offset, event_id)
+            if found is None and refusal is not None:
+                found = Break(topic, partition, offset, *refusal)
             if found is None and revoked is not None:
                 found = Break(topic, partition, offset, KeyRevoked.reason, revoked)
         if found is None:

@@ -6,7 +6,7 @@ A court's alert topic is judged as that court's subscriber judges it."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from consumers.addressing import alert_problem
 from consumers.runtime import Runtime
@@ -31,10 +31,16 @@ from sign.verify_stage import (
     VerifyStage,
 )
 
-__all__ = ["Judge"]
+__all__ = ["Judge", "VerdictSink", "replay_stage"]
 
 
-def _stage(
+class VerdictSink(Protocol):
+    """Takes records to judge elsewhere (:class:`ops.replay_pool.VerdictPool`)."""
+
+    def submit(self, message: Any) -> None: ...
+
+
+def replay_stage(
     runtime: Runtime, dead: MemoryDeadLetterSink, clock: ArrivalClock, *, roles_by_topic: bool
 ) -> VerifyStage:
     """The runtime's verify stage, judging each record as the bus did when it arrived:
@@ -70,12 +76,14 @@ class Judge:
         """The offsets read of each partition, ``(first, stop)`` (the rematch's range)."""
         self._dead = MemoryDeadLetterSink()
         self._arrival = ArrivalClock()
-        self._stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=True)
-        self._alert_stage = _stage(runtime, self._dead, self._arrival, roles_by_topic=False)
+        self._stage = replay_stage(runtime, self._dead, self._arrival, roles_by_topic=True)
+        self._alert_stage = replay_stage(runtime, self._dead, self._arrival, roles_by_topic=False)
         self._catalog = runtime.catalog
         self._courts: dict[str, str | None] = {}
         self._trust = runtime.trust
         self._audit_topic = runtime.catalog.topic_name("audit")
+        self.pool: VerdictSink | None = None
+        """Where the plain records' checks go when a process pool judges them."""
         self.checkpoints: CheckpointCheck | None = None
         """The check of the log checkpoints (:meth:`read_checkpoints`), if read."""
         self.entries: list[AuditEntry] = []
@@ -89,8 +97,11 @@ class Judge:
         if not self.tally.verify:
             self.tally.add(message.topic, message.partition, message.offset, None, None)
             return
-        arrival = self._arrival.set(message.timestamp)
         court = self._alerts_of(message.topic)
+        if self.pool is not None and court is None and message.topic != self._audit_topic:
+            self.pool.submit(message)  # the rematch's inputs never: it runs without a pool
+            return
+        arrival = self._arrival.set(message.timestamp)
         stage = self._stage if court is None else self._alert_stage
         verified = stage.check_record(message)
         rejection = self._dead.rejections.pop() if verified is None else None

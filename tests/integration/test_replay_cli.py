@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from kafka import TopicPartition
 
+from consumers.runtime import Runtime
+from ops import cmd_replay
 from ops.deployment import Deployment
 from schemas.settings import Settings
 from sign.events import EventSigner
@@ -301,3 +304,38 @@ def test_bad_options_are_refused_with_nothing_written(
     assert refused.stderr.startswith("error: ") and message in refused.stderr
     assert "Traceback" not in refused.stderr and refused.stdout == ""
     assert not out.exists() and not out.with_name("report.json.seal.json").exists()
+
+
+def test_a_pool_of_processes_reports_what_one_process_does(
+    deployment: Deployment, kafka_clients: KafkaClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    police = _signer(deployment, POLICE)
+    tampered = set()
+    for number in range(12):
+        placed = _publish(deployment, kafka_clients, police, tamper=number % 4 == 1)
+        if number % 4 == 1:
+            tampered.add(placed)
+    time.sleep(0.05)
+    cutoff = dt.datetime.now(dt.UTC)  # before the replays' own audit records
+    time.sleep(0.05)
+    monkeypatch.setattr(cmd_replay, "_POOL_MINIMUM", 0)  # a pool even for a few records
+    runtime = Runtime.connect(AUDITOR, deployment.settings)
+    try:
+        outcomes = []
+        for jobs in (1, 2):
+            request = cmd_replay.ReplayRequest(
+                AUDITOR, ("sightings-person", "audit"), started, cutoff, verify=True, jobs=jobs
+            )
+            tally, chains, _ = cmd_replay.run_replay(runtime, request)
+            counts = sorted((c.topic, c.partition, c.records, c.verified)
+                            for c in tally.counts.values())  # fmt: skip
+            breaks = [b.document() for b in tally.breaks]
+            outcomes.append((breaks, counts, [chain["agency_code"] for chain in chains]))
+    finally:
+        runtime.close()
+    single, pooled = outcomes
+    assert pooled == single
+    sightings = deployment.catalog.topic_name("sightings-person")
+    assert {(b["partition"], b["offset"]) for b in single[0] if b["topic"] == sightings} == tampered
+    assert len(tampered) == 3

@@ -339,3 +339,57 @@ def test_a_pool_of_processes_reports_what_one_process_does(
     sightings = deployment.catalog.topic_name("sightings-person")
     assert {(b["partition"], b["offset"]) for b in single[0] if b["topic"] == sightings} == tampered
     assert len(tampered) == 3
+
+
+class _Captured:
+    """A producer that keeps what a sink sends (to be published later, as an attacker
+    replaying captured records would); each send is acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+
+    def send(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Any:
+        self.sent.append((key, value, headers))
+        return _Acknowledged()
+
+
+class _Acknowledged:
+    def get(self, timeout: float | None = None) -> None:
+        return None
+
+
+def test_reordered_audit_records_and_two_writers_on_one_chain_are_named(
+    deployment: Deployment, kafka_clients: KafkaClients
+) -> None:
+    topic, signer = deployment.catalog.topic_name("audit"), _signer(deployment, MATCHER)
+    boundary = dt.datetime.now(dt.UTC)
+    captured = _Captured()
+    reordered = KafkaAuditSink(captured, topic, signer)
+    for number in range(3):
+        _audit(reordered, f"reordered/{number}")
+    producer = kafka_clients.producer(MATCHER)
+    try:
+        # sequence 2 reaches the log before sequence 1 (its timestamp says so)
+        base = int(time.time() * 1000)
+        for (key, value, headers), at in zip(
+            captured.sent, (base, base + 2, base + 1), strict=True
+        ):
+            producer.send(topic, key=key, value=value, headers=headers, timestamp_ms=at).get(30)
+        first = KafkaAuditSink(producer, topic, signer)
+        _audit(first, "writer/0")
+        second = KafkaAuditSink(producer, topic, signer)
+        second.resume(first.sequence, first.previous_hash)  # one chain, two writers
+        _audit(first, "writer/1")
+        _audit(second, "writer/1 again")
+    finally:
+        producer.close()
+    result = _zf801(deployment, "replay", "--topics", "audit", "--from", boundary.isoformat(),
+                    "--verify", "--format", "json")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = _report(result)
+    broken = sorted(b for c in report["chains"] if c["agency_code"] == MATCHER for b in c["breaks"])
+    assert len(broken) == 2, broken
+    assert "sequence 1 follows a record another one already follows" in broken[0]
+    assert "previous hash of sequence 2 matches no record read" in broken[1]

@@ -453,7 +453,7 @@ def test_unresolvable_reader_is_a_distinct_error() -> None:
 
 
 def test_registry_holds_every_family() -> None:
-    assert len(REGISTRY) == 34
+    assert len(REGISTRY) == 35
     assert {s.family for s in REGISTRY} == {
         "court",
         "query",
@@ -465,7 +465,7 @@ def test_registry_holds_every_family() -> None:
     assert all(
         s.version == 1 and s.full_name == f"cn.zf801.{s.family}.v1.{s.name}" for s in REGISTRY
     )
-    assert len({s.fingerprint for s in REGISTRY}) == 34
+    assert len({s.fingerprint for s in REGISTRY}) == 35
 
 
 def test_nested_types_of_the_same_name_are_identical_across_files() -> None:

@@ -12,16 +12,18 @@ signed receipts are sent, so a receipt is sent at least once, whatever the crash
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from consumers.errors import ConsumerError
+from schemas.codec import default_codec
 from schemas.errors import IdentifierError
+from schemas.jsonmap import to_json
 from schemas.matchkey import MatchKeyer
 
 __all__ = [
@@ -37,7 +39,7 @@ _VERSION = 1
 _SCHEMA = """
 CREATE TABLE listings (
     match_key BLOB PRIMARY KEY, listing_id TEXT NOT NULL, court TEXT NOT NULL,
-    event_id TEXT NOT NULL, listing TEXT NOT NULL
+    event_id TEXT NOT NULL, value BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE removed (
     listing_id TEXT PRIMARY KEY, court TEXT NOT NULL, removal_event_id TEXT NOT NULL
@@ -60,13 +62,14 @@ class MirrorError(ConsumerError):
 
 @dataclass(frozen=True, slots=True)
 class MirrorListing:
-    """A verified listing to keep (``listing`` is its value as JSON-ready data)."""
+    """A verified listing to keep: ``value`` is the record's value as the court signed it
+    (Avro single-object encoding), decoded only when a lookup asks for the listing."""
 
     match_key: bytes
     listing_id: str
     court: str
     event_id: str
-    listing: Mapping[str, Any]
+    value: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +94,20 @@ class PendingReceipt:
     applied_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ListedDebtor:
     """What the mirror holds for a listed debtor."""
 
     listing_id: str
     court: str
     event_id: str
-    listing: Mapping[str, Any]
+    value: bytes
+
+    @cached_property
+    def listing(self) -> Mapping[str, Any]:
+        """The listing as JSON-ready data (the value the court signed, decoded)."""
+        schema, record = default_codec().decode(self.value)
+        return to_json(schema, record)  # type: ignore[no-any-return]
 
     @property
     def case_number(self) -> str:
@@ -155,22 +164,30 @@ class DebtorMirror:
     def is_listed(self, identifier: str) -> bool:
         """Whether the debtor with this ID number, credit code or organisation code is on
         the list now (an invalid identifier raises :class:`IdentifierError`)."""
-        return any(self._row(key) is not None for key in self.keys_of(identifier))
+        try:  # the common case first: a person, found under the person key
+            if self.is_key_listed(self._keyer.person(identifier, "identifier")):
+                return True
+        except IdentifierError:
+            pass
+        return any(self.is_key_listed(key) for key in self.keys_of(identifier))
 
     def lookup(self, identifier: str) -> ListedDebtor | None:
         """The listing of the debtor with this identifier, or None if not listed."""
         for key in self.keys_of(identifier):
             row = self._row(key)
             if row is not None:
-                return ListedDebtor(row[0], row[1], row[2], json.loads(row[3]))
+                return ListedDebtor(row[0], row[1], row[2], bytes(row[3]))
         return None
 
     def is_key_listed(self, match_key: bytes) -> bool:
-        return self._row(match_key) is not None
+        return (
+            self._db.execute("SELECT 1 FROM listings WHERE match_key = ?", (match_key,)).fetchone()
+            is not None
+        )
 
-    def _row(self, key: bytes) -> tuple[str, str, str, str] | None:
+    def _row(self, key: bytes) -> tuple[str, str, str, bytes] | None:
         return self._db.execute(  # type: ignore[no-any-return]
-            "SELECT listing_id, court, event_id, listing FROM listings WHERE match_key = ?",
+            "SELECT listing_id, court, event_id, value FROM listings WHERE match_key = ?",
             (key,),
         ).fetchone()
 
@@ -212,7 +229,7 @@ class DebtorMirror:
                     self._db.execute(
                         "INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
                         (change.match_key, change.listing_id, change.court, change.event_id,
-                         json.dumps(change.listing, ensure_ascii=False, default=str)),
+                         change.value),
                     )  # fmt: skip
                     listed += 1
                     continue

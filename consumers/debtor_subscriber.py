@@ -47,7 +47,6 @@ from producers.routes import outgoing_event
 from schemas.agencies import AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.errors import BusError, IdentifierError
-from schemas.jsonmap import to_json
 from schemas.matchkey import MatchKeyer
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
@@ -231,8 +230,8 @@ class DebtorSubscriber:
                 raise _RefusedError("REPLAY", (
                     f"listing_id: {listing_id} was removed by {removed_by}; a removed "
                     "listing never returns [rule listing.removed]"))  # fmt: skip
-            listing = to_json(verified.envelope.schema, verified.payload)
-            return MirrorListing(key, listing_id, court, event_id, listing)
+            value = verified.record.value or b""
+            return MirrorListing(key, listing_id, court, event_id, value)
         self._check_removal(verified, view, key, listing_id, signer)
         return MirrorRemoval(key, listing_id, court, event_id, record["removed_at"])
 

@@ -4,26 +4,38 @@ offsets and receipts, reset for a rebuild."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 
 from consumers.debtor_mirror import DebtorMirror, MirrorListing, MirrorRemoval
+from schemas.codec import default_codec
 from schemas.errors import IdentifierError
 from schemas.identifiers import credit_code_check_char, id_number_check_char
+from schemas.jsonmap import from_json
 from schemas.matchkey import MatchKeyer
+from schemas.registry import default_registry
 
+LISTING = "cn.zf801.court.v1.DishonestDebtorListing"
+EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples" / "court"
 KEYER = MatchKeyer(b"unit-test-secret-0123456789")
 NOW = dt.datetime(2026, 4, 8, 9, 0, tzinfo=dt.UTC)
 PERSON = "11010519491231002" + id_number_check_char("11010519491231002")
 COMPANY = "91110105000000001" + credit_code_check_char("91110105000000001")
 
 
+def _value() -> bytes:
+    """An example listing as a court signs it (Avro single-object encoding)."""
+    schema = default_registry().get(LISTING)
+    document = json.loads((EXAMPLES / "DishonestDebtorListing.json").read_text("utf-8"))
+    return default_codec().encode(LISTING, from_json(schema, document))
+
+
 def _listing(identifier: str, listing_id: str = "L1", court: str = "BJ01") -> MirrorListing:
-    key = KEYER.person(identifier) if len(identifier) == 18 and identifier[:6].isdigit() and \
-        identifier != COMPANY else KEYER.organisation(identifier)  # fmt: skip
-    return MirrorListing(key, listing_id, court, f"ev-{listing_id}", {"case_number": "c",
-                         "debtor": {"name": "张三"}})  # fmt: skip
+    person = identifier != COMPANY
+    key = KEYER.person(identifier) if person else KEYER.organisation(identifier)
+    return MirrorListing(key, listing_id, court, f"ev-{listing_id}", _value())
 
 
 def test_listings_are_found_by_every_spelling_and_removals_queue_receipts(tmp_path: Path) -> None:
@@ -35,7 +47,7 @@ def test_listings_are_found_by_every_spelling_and_removals_queue_receipts(tmp_pa
         assert mirror.is_listed(COMPANY)
         found = mirror.lookup(PERSON)
         assert found is not None and (found.listing_id, found.court, found.name) == (
-            "L1", "BJ01", "张三")  # fmt: skip
+            "L1", "BJ01", "王建国")  # fmt: skip
         removal = MirrorRemoval(person.match_key, "L1", "BJ01", "ev-r1", NOW)
         assert mirror.apply([removal], {("t", 0): 3}, now=NOW) == (0, 1)
         assert not mirror.is_listed(PERSON) and mirror.removed_by("L1") == "BJ01"

@@ -45,6 +45,10 @@ def test_subscribe_check_and_receipts_from_the_command_line(
         "published_at": dt.datetime.now(dt.UTC),
     }  # fmt: skip
     bus.publish("BJ01", "DishonestDebtorListing", listing)
+    foreign = {key: listing[key] for key in ("listing_id", "debtor")}
+    foreign.update(case_number="（2025）沪01执9号", enforcing_court_code="SH01",
+                   reason="PERFORMED", removed_at=dt.datetime.now(dt.UTC))  # fmt: skip
+    bus.publish("SH01", "DishonestDebtorRemoval", foreign)  # not SH01's listing to remove
     mirror = tmp_path / "samr.sqlite"
     subscribe = ("subscribe", "debtors", "--as", SUBSCRIBER, "--mirror", str(mirror),
                  "--until-idle", "2")  # fmt: skip
@@ -52,7 +56,10 @@ def test_subscribe_check_and_receipts_from_the_command_line(
     first = _run(bus, *subscribe)
     assert first.returncode == 0, first.stderr
     assert "not found: building it from the start" in first.stderr
-    assert "1 listed" in first.stderr, first.stderr
+    assert "1 listed" in first.stderr and "refused 1" in first.stderr, first.stderr
+    dead = [rec for rec, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
+            if "[rule removal.court]" in rec["detail"]]  # fmt: skip
+    assert len(dead) == 1 and "SH01" in dead[0]["detail"]
 
     listed = _run(bus, "debtors", "check", id_number, "--as", SUBSCRIBER, "--mirror", str(mirror))
     assert listed.returncode == 3 and "LISTED by BJ01" in listed.stdout, listed.stdout

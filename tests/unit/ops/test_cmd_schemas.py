@@ -18,7 +18,7 @@ def test_list_shows_every_schema_with_its_fingerprint() -> None:
     result = runner.invoke(app, ["schemas", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == 34
+    assert len(rows) == 35
     hit = next(r for r in rows if r["name"] == "cn.zf801.bus.v1.Hit")
     assert hit == {
         "name": "cn.zf801.bus.v1.Hit",

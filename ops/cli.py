@@ -17,6 +17,7 @@ from ops.cmd_broker import broker_app
 from ops.cmd_deadletters import deadletters
 from ops.cmd_debtors import debtors_app
 from ops.cmd_demo import demo
+from ops.cmd_documents import documents_app
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
 from ops.cmd_query import answers, query
@@ -96,6 +97,7 @@ app.command("answers")(answers)
 app.add_typer(responder_app, name="responder")
 app.add_typer(subscribe_app, name="subscribe")
 app.add_typer(debtors_app, name="debtors")
+app.add_typer(documents_app, name="documents")
 app.command("demo")(demo)
 app.command("deadletters")(deadletters)
 app.command("blocks")(blocks)

@@ -57,6 +57,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"court"},
         POLICE | {"bus", "command-system", "court", SUBSCRIBER},
     ),
+    "order-documents": (
+        "zf801.court.documents.{province}",
+        "document-id",
+        {"bus"},
+        POLICE,
+    ),
     "removal-receipts": (
         "zf801.court.removal-receipts.{court}",
         "listing-id",
@@ -239,7 +245,11 @@ def test_production_figures(catalog: Catalog) -> None:
     }
     # Records above the cluster's 1 MiB default: inline documents and dead letters only.
     large = {t.id: t.max_message_bytes for t in catalog.topics if t.max_message_bytes}
-    assert large == {"judicial-documents": 6 * 1024 * 1024, "dead-letter": 10 * 1024 * 1024}
+    assert large == {
+        "judicial-documents": 6 * 1024 * 1024,
+        "order-documents": 6 * 1024 * 1024,
+        "dead-letter": 10 * 1024 * 1024,
+    }
     assert "max.message.bytes" not in catalog.get("alerts").kafka_configs()
     assert catalog.get("trust").kafka_configs(min_insync_replicas=1)["retention.ms"] == "-1"
 
@@ -745,7 +755,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 22 + 3 * 1 + 4 * 3
+    assert len(topics) == 22 + 3 * 1 + 5 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])

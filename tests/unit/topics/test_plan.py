@@ -24,7 +24,7 @@ from topics.plan import (
 
 COURTS = ("BJ01", "SH01")
 FIXED_TOPICS = 22
-PROVINCE_TEMPLATES = 4  # the three order deliveries and the sightings history
+PROVINCE_TEMPLATES = 5  # the three order deliveries, the sightings history, the documents
 PER_COURT_TEMPLATES = 3  # alerts, query results and removal receipts
 
 

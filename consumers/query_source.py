@@ -16,12 +16,13 @@ import datetime as dt
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from consumers.errors import ConsumerError
 from consumers.query_rows import ROW_KINDS, CheckedRow, SourceRowError, check_row, max_items, micros
+from consumers.sqlite_store import write_transaction
 from schemas.edge import IDENTIFIER_RULES
 from schemas.errors import BusError
 from schemas.settings import Settings
@@ -279,16 +280,9 @@ class SqliteQuerySource:
         rows = self._db.execute("SELECT topic, partition, next_offset FROM history_offsets")
         return {(topic, partition): offset for topic, partition, offset in rows}
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """One write transaction: everything in it is stored, or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return write_transaction(self._db)
 
     def counts(self) -> dict[str, int]:
         """Rows held per kind."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from consumers.sqlite_store import write_transaction
 from schemas.agencies import Agency
 from schemas.settings import QueryQuota, Settings
 
@@ -127,13 +128,8 @@ class ResponderState:
     def record(self, answers: Iterable[Answered]) -> None:
         """Remember answers the broker acknowledged (one transaction)."""
         rows = [(a.correlation_id, a.court, a.status, a.answered_us) for a in answers]
-        self._db.execute("BEGIN")
-        try:
+        with write_transaction(self._db, "BEGIN"):
             self._db.executemany("INSERT OR IGNORE INTO answered VALUES (?, ?, ?, ?)", rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

@@ -51,7 +51,7 @@ _CLEANER_BUFFER_BYTES = 32 * 1024 * 1024
 
 # The roles each client listener maps to principals (RFC 2253 subjects, CN first).
 _LISTENER_ROLES = {
-    "COURT": ("court", "command-system"),
+    "COURT": ("court", "command-system", "list-subscriber"),
     "POLICE": ("border-control", "traffic-management", "public-security"),
     "BUS": ("bus", "broker", "admin"),
     "CONTROLLER": ("broker",),

@@ -15,7 +15,9 @@ from ops.cmd_audit import audit_app
 from ops.cmd_blocks import blocks
 from ops.cmd_broker import broker_app
 from ops.cmd_deadletters import deadletters
+from ops.cmd_debtors import debtors_app
 from ops.cmd_demo import demo
+from ops.cmd_documents import documents_app
 from ops.cmd_keys import keys_app
 from ops.cmd_publish import publish
 from ops.cmd_query import answers, query
@@ -24,6 +26,7 @@ from ops.cmd_responder import responder_app
 from ops.cmd_schemas import schemas_app
 from ops.cmd_seal import register as register_seal
 from ops.cmd_status import status
+from ops.cmd_subscribe import subscribe_app
 from ops.cmd_topics import topics_app
 from ops.cmd_worker import checkpointer, history_forwarder, worker
 from ops.errors import KAFKA_ERRORS, operator_message
@@ -93,6 +96,9 @@ app.command("publish")(publish)
 app.command("query")(query)
 app.command("answers")(answers)
 app.add_typer(responder_app, name="responder")
+app.add_typer(subscribe_app, name="subscribe")
+app.add_typer(debtors_app, name="debtors")
+app.add_typer(documents_app, name="documents")
 app.command("demo")(demo)
 app.command("deadletters")(deadletters)
 app.command("blocks")(blocks)

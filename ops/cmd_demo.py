@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from ops.demo import DemoOptions, DemoOutcome, run_demo
+from ops.demo_debtors import debtor_table
 from ops.errors import operator_message
 from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
 from ops.scenario_report import render
@@ -79,8 +80,10 @@ def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
     render(_console, scenario=outcome.scenario, expected=outcome.expected,
            observed=outcome.observed, verdict=outcome.verdict, timings=outcome.timings,
            queries=outcome.queries)  # fmt: skip
+    if outcome.debtors is not None:
+        _console.print(debtor_table(outcome.debtors))
     _closing(outcome, time.monotonic() - began)
-    if not outcome.verdict.passed:
+    if not outcome.verdict.passed or (outcome.debtors and not outcome.debtors.passed):
         raise typer.Exit(1)
 
 

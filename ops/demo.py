@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ops.demo_debtors import DebtorRun, play_debtor_list
 from ops.demo_play import Observed, Player, read_outcome
 from ops.demo_queries import (
     QueryPlan,
@@ -64,6 +65,8 @@ class DemoOptions:
     """Courts that ask P1-P5 queries of the police responders; 0: no query phase."""
     query_wait_s: float = 20.0
     responder_start_timeout_s: float = 60.0
+    debtor_list: bool = True
+    """Play the dishonest-debtor list phase (a listing, its subscribers, a removal)."""
 
 
 @dataclass
@@ -76,6 +79,11 @@ class DemoOutcome:
     worker_log: str
     timings: list[tuple[str, float]] = field(default_factory=list)
     queries: QueryRun | None = None
+    debtors: DebtorRun | None = None
+
+
+# The debtor the demo lists and removes (the README's example ID number).
+_DEMO_DEBTOR = "11010519491231002X"
 
 
 class _Phases:
@@ -128,7 +136,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
     )
     fleet = ResponderFleet(bus)
-    queries = None
+    queries = debtors = None
     with _progress(console) as progress:
         phases = _Phases(progress)
         try:
@@ -143,6 +151,9 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
                 queries = _ask(fleet, phases, plan, options)
             with phases.phase("reading every court's alerts, blocks, dead letters"):
                 observed = read_outcome(bus, scenario, expected, options.ack_timeout_s + 60)
+            if options.debtor_list:
+                with phases.phase("dishonest-debtor list: listing, subscribers, removal"):
+                    debtors = play_debtor_list(bus, _DEMO_DEBTOR)
             with phases.phase("log checkpoints (zf801 checkpointer --once)"):
                 progress.console.log(bus.checkpoint_once())
         finally:
@@ -160,6 +171,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         worker_log=str(bus.log_path),
         timings=phases.timings,
         queries=queries,
+        debtors=debtors,
     )
 
 

@@ -95,7 +95,7 @@ def _party(record: Mapping[str, Any], _subject: Mapping[str, Any] | None) -> byt
     code = party.get("organisation_code")
     if not code:
         raise RoutingError("debtor: needs an id_number or an organisation_code for its key")
-    return str(code).encode("utf-8")
+    return _keyer().organisation(code, "debtor.organisation_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,9 @@ _ROUTES: Mapping[str, Route] = {
     f"{_NS}court.v1.DishonestDebtorListing": Route("dishonest-debtors", _party),
     f"{_NS}court.v1.DishonestDebtorRemoval": Route("dishonest-debtors", _party),
     f"{_NS}court.v1.JudicialDocument": Route("judicial-documents", _text_at("document_id")),
+    f"{_NS}court.v1.RemovalReceipt": Route(
+        "removal-receipts", _text_at("listing_id"), court_field="enforcing_court_code"
+    ),
     f"{_NS}bus.v1.HitConfirmation": Route("hit-confirmations", _text_at("hit_id")),
     f"{_NS}bus.v1.AnomalyNotice": Route("anomalies", _text_at("notice_id")),
     f"{_NS}bus.v1.AnomalyAcknowledgement": Route("anomalies", _text_at("notice_id")),
@@ -188,6 +191,7 @@ _SENDER_FIELDS = (
 _SENDER_BY_SCHEMA: Mapping[str, str] = {
     f"{_NS}court.v1.JudicialDocument": "court_code",
     f"{_NS}bus.v1.HitConfirmation": "court_code",
+    f"{_NS}court.v1.RemovalReceipt": "subscriber_code",
     **{f"{_NS}query.v1.{name}Query": "requesting_court_code" for name in _QUERY_SUBJECTS},
 }
 

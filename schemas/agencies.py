@@ -53,6 +53,9 @@ class AgencyRole(StrEnum):
     PUBLIC_SECURITY = "public-security"
     BUS = "bus"
     COMMAND_SYSTEM = "command-system"
+    LIST_SUBSCRIBER = "list-subscriber"
+    """An agency outside the courts and the police that enforces restrictions from the
+    dishonest-debtor list (a ticketing gateway, a registry); enrolled by the court side."""
 
 
 POLICE_ROLES: frozenset[AgencyRole] = frozenset(
@@ -67,6 +70,7 @@ _CODE_PATTERNS: Mapping[AgencyRole, re.Pattern[str]] = MappingProxyType(
         AgencyRole.PUBLIC_SECURITY: re.compile(r"[0-9]{12}"),
         AgencyRole.BUS: re.compile(r"BUS-[A-Z][A-Z0-9]{1,15}"),
         AgencyRole.COMMAND_SYSTEM: re.compile(r"SPC-[A-Z][A-Z0-9]{1,15}"),
+        AgencyRole.LIST_SUBSCRIBER: re.compile(r"SUB-[A-Z][A-Z0-9]{1,15}"),
     }
 )
 _CASE_ABBR = re.compile(r"最高法|(?P<char>[\u4e00-\u9fff])(?P<digits>[0-9]{2}|[0-9]{4})?")

@@ -24,7 +24,6 @@ string, timestamp and date field, and, on each record, three cross-field rules:
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -33,43 +32,22 @@ from schemas.agencies import load_agencies
 from schemas.edge_rules import check_date, check_instant, check_text
 from schemas.errors import ConfigurationError, IdentifierError
 from schemas.identifiers import (
-    MAX_INPUT_CHARS,
     check_case_number_court,
     normalise_agency_code,
     normalise_case_number,
     normalise_court_code,
-    normalise_credit_code,
     normalise_id_number,
-    normalise_organisation_code,
+    normalise_party_code,
     normalise_phone,
     normalise_plate_number,
     normalise_vin,
 )
-from schemas.identifiers._text import SEPARATORS, strip_chars
 from schemas.regions import province
 from schemas.registry import Registry, default_registry
 
 __all__ = ["COURT_FIELDS", "IDENTIFIER_RULES", "normalise_event"]
 
 _Normaliser = Callable[[object, str], str]
-
-
-def _organisation(value: object, field: str) -> str:
-    """An 18-character unified social credit code, or a 9-character organisation code.
-
-    An organisation code is customarily written ``XXXXXXXX-X``: separators do not count
-    towards the length, and a value written with a hyphen that is not 18 characters
-    long without separators is judged by the organisation-code rule.
-    """
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and len(text) <= MAX_INPUT_CHARS:
-        folded = unicodedata.normalize("NFKC", text)
-        compact = strip_chars(folded, SEPARATORS)
-        if len(compact) <= 9 or ("-" in folded and len(compact) != 18):
-            return normalise_organisation_code(text, field)
-    if isinstance(text, str) and len(text) > 9:
-        return normalise_credit_code(text, field)
-    return normalise_organisation_code(text, field)
 
 
 def _province(value: object, field: str) -> str:
@@ -104,7 +82,7 @@ IDENTIFIER_RULES: Mapping[str, _Normaliser] = {
     "court_code": normalise_court_code,
     "agency_code": normalise_agency_code,
     "unit_code": normalise_agency_code,
-    "organisation_code": _organisation,
+    "organisation_code": normalise_party_code,
     "province_code": _province,
     "country_or_region": _country_or_region,
 }

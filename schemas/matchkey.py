@@ -1,7 +1,8 @@
 """Subject match keys: the record key of every event about a person or a vehicle.
 
 ``key = HMAC-SHA256(secret, b"zf801/v1/" + kind + b"\\x00" + normalised identifier)``,
-32 bytes, with ``kind`` ``person`` or ``vehicle`` and the secret
+32 bytes, with ``kind`` ``person``, ``vehicle`` or ``organisation`` (a listed company's
+credit code or organisation code, the dishonest-debtor list's key) and the secret
 ``settings.match_key_secret`` (the same on every side of the bus). The identifier is
 normalised first, so every spelling of one subject gets one key: ``11010519491231002x``,
 ``11010519491231002X``, full-width digits and the legacy 15-digit form of the same number
@@ -36,7 +37,12 @@ from enum import StrEnum
 from functools import lru_cache
 
 from schemas.errors import ConfigurationError
-from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
+from schemas.identifiers import (
+    normalise_id_number,
+    normalise_party_code,
+    normalise_plate_number,
+    normalise_vin,
+)
 from schemas.settings import get_settings
 
 __all__ = [
@@ -61,6 +67,7 @@ class SubjectKind(StrEnum):
 
     PERSON = "person"
     VEHICLE = "vehicle"
+    ORGANISATION = "organisation"
 
 
 class MatchKeyer:
@@ -98,6 +105,11 @@ class MatchKeyer:
         """The key of the person with this citizen ID number (15 or 18 digits)."""
         return self._hash(SubjectKind.PERSON, normalise_id_number(id_number, field))
 
+    def organisation(self, code: object, field: str = "organisation_code") -> bytes:
+        """The key of the organisation with this unified social credit code (18
+        characters) or organisation code (9): a listed company's key."""
+        return self._hash(SubjectKind.ORGANISATION, normalise_party_code(code, field))
+
     def plate(self, plate_number: object, field: str = "plate_number") -> bytes:
         """The plate key of a vehicle."""
         return self._hash(SubjectKind.VEHICLE, normalise_plate_number(plate_number, field))
@@ -132,6 +144,8 @@ class MatchKeyer:
         contains a non-ASCII character after NFKC (full-width VINs are VINs), else a VIN."""
         if kind is SubjectKind.PERSON:
             return self.person(identifier, field or "id_number")
+        if kind is SubjectKind.ORGANISATION:
+            return self.organisation(identifier, field or "organisation_code")
         if isinstance(identifier, str) and not unicodedata.normalize("NFKC", identifier).isascii():
             return self.plate(identifier, field or "plate_number")
         return self.vin(identifier, field or "vin")

@@ -37,6 +37,7 @@ ADMIN_NAME: Final = "ZF801-ADMIN"
 SIDE_OF_ROLE: Final[dict[str, Side]] = {
     "court": "court",
     "command-system": "court",
+    "list-subscriber": "court",
     "border-control": "police",
     "traffic-management": "police",
     "public-security": "police",

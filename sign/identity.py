@@ -5,7 +5,9 @@ Trust layout (decided here, used by :mod:`sign.ca` and :mod:`sign.chain`)
 Two roots, one per side, and the bus trusts both anchors:
 
 * the **court root** (held by the SPC) certifies, through its issuing CAs, every court,
-  the SPC's national enforcement command system (role ``command-system``), and the bus's
+  the SPC's national enforcement command system (role ``command-system``), the
+  dishonest-debtor list's subscribers (role ``list-subscriber``, codes ``SUB-<name>``: the
+  agencies that enforce restrictions from the list enrol with the SPC), and the bus's
   own processors (role ``bus``, agency codes ``BUS-<name>``) under a separate
   "bus processors" issuing CA;
 * the **police root** (held by the MPS) certifies every police unit (roles
@@ -68,11 +70,19 @@ __all__ = [
 
 AGENCY_URI_PREFIX = SOURCE_PREFIX
 ROLES = frozenset(
-    {"court", "border-control", "traffic-management", "public-security", "bus", "command-system"}
+    {
+        "court",
+        "border-control",
+        "traffic-management",
+        "public-security",
+        "bus",
+        "command-system",
+        "list-subscriber",
+    }
 )
 # The roles each anchor may certify; the verifier refuses a chain that breaks this.
 SIDE_ROLES: dict[str, frozenset[str]] = {
-    "court": frozenset({"court", "command-system", "bus"}),
+    "court": frozenset({"court", "command-system", "bus", "list-subscriber"}),
     "police": frozenset({"border-control", "traffic-management", "public-security"}),
 }
 # The envelope's rule for the agency part of ce_source (schemas.envelope).

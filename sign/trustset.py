@@ -28,6 +28,7 @@ ISSUING_LIFETIME = timedelta(days=10 * 365)
 ISSUER_FOR_ROLE = {
     "court": "court",
     "command-system": "court",
+    "list-subscriber": "court",
     "bus": "bus",
     "border-control": "police",
     "traffic-management": "police",

@@ -254,6 +254,14 @@ def _topic_fields(
                 "max-message-bytes", lambda v: as_int(v, _MIN_MESSAGE_BYTES, _MAX_MESSAGE_BYTES)
             ),
         ),
+        "delete-retention-ms": (
+            "delete_retention_ms",
+            lambda: optional("delete-retention-ms", lambda v: as_int(v, 0)),
+        ),
+        "min-compaction-lag-ms": (
+            "min_compaction_lag_ms",
+            lambda: optional("min-compaction-lag-ms", lambda v: as_int(v, 0)),
+        ),
     }
 
 

@@ -11,6 +11,7 @@ from topics._fields import Problems, topic_name_problem
 from topics.spec import (
     COURT_PLACEHOLDER,
     PROVINCE_PLACEHOLDER,
+    CleanupPolicy,
     ReadScope,
     TopicSpec,
     template_value,
@@ -33,6 +34,7 @@ def check_entry(problems: Problems, entry: str, spec: TopicSpec) -> None:
             f"{isr} exceeds the replication factor {spec.replication_factor}",
         )
     _check_scope(problems, entry, spec)
+    _check_compaction(problems, entry, spec)
     if not spec.value_schemas and spec.changelog_of is None:
         problems.add(entry, "value-schemas", "must not be empty (only a changelog topic has none)")
     if spec.changelog_of is not None and spec.name != spec.changelog_of.topic_name:
@@ -42,6 +44,17 @@ def check_entry(problems: Problems, entry: str, spec: TopicSpec) -> None:
             f"{spec.name!r} must be {spec.changelog_of.topic_name!r}, "
             "the changelog name of its changelog-of application and table",
         )
+
+
+def _check_compaction(problems: Problems, entry: str, spec: TopicSpec) -> None:
+    """Tombstone retention and compaction lag apply to compacted topics only."""
+    if spec.cleanup_policy is CleanupPolicy.DELETE:
+        for field, value in (
+            ("delete-retention-ms", spec.delete_retention_ms),
+            ("min-compaction-lag-ms", spec.min_compaction_lag_ms),
+        ):
+            if value is not None:
+                problems.add(entry, field, "applies only to a compacted topic (cleanup-policy)")
 
 
 _SCOPE_OF = (

@@ -31,7 +31,14 @@ __all__ = [
 ]
 
 # The topic-level configs the catalog manages; everything else is left as the cluster has it.
-MANAGED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas", "max.message.bytes")
+MANAGED_CONFIGS = (
+    "cleanup.policy",
+    "retention.ms",
+    "min.insync.replicas",
+    "max.message.bytes",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+)
 
 
 @dataclass(frozen=True)

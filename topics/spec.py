@@ -160,6 +160,8 @@ class TopicSpec:
     co_partition_group: str | None = None
     changelog_of: ChangelogOf | None = None
     max_message_bytes: int | None = None  # None: the cluster's default (1 MiB)
+    delete_retention_ms: int | None = None  # compacted topics: how long a tombstone stays
+    min_compaction_lag_ms: int | None = None  # compacted topics: no record compacted sooner
 
     @property
     def per_court(self) -> bool:
@@ -217,6 +219,10 @@ class TopicSpec:
             configs["min.insync.replicas"] = str(isr)
         if self.max_message_bytes is not None:
             configs["max.message.bytes"] = str(self.max_message_bytes)
+        if self.delete_retention_ms is not None:
+            configs["delete.retention.ms"] = str(self.delete_retention_ms)
+        if self.min_compaction_lag_ms is not None:
+            configs["min.compaction.lag.ms"] = str(self.min_compaction_lag_ms)
         return configs
 
 

@@ -33,6 +33,7 @@ from schemas.identifiers.organisation import (
     credit_code_check_char,
     normalise_credit_code,
     normalise_organisation_code,
+    normalise_party_code,
     organisation_code_check_char,
 )
 from schemas.identifiers.phone import mask_phone, normalise_phone
@@ -69,6 +70,7 @@ __all__ = [
     "normalise_credit_code",
     "normalise_id_number",
     "normalise_organisation_code",
+    "normalise_party_code",
     "normalise_phone",
     "normalise_plate_number",
     "normalise_vin",

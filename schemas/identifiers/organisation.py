@@ -21,16 +21,25 @@ unmasked in messages.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from stdnum.cn import uscc
 
-from schemas.identifiers._text import SEPARATORS, Kind, fail, prepare, strip_chars
+from schemas.identifiers._text import (
+    MAX_INPUT_CHARS,
+    SEPARATORS,
+    Kind,
+    fail,
+    prepare,
+    strip_chars,
+)
 
 __all__ = [
     "CREDIT_CODE_ALPHABET",
     "credit_code_check_char",
     "normalise_credit_code",
     "normalise_organisation_code",
+    "normalise_party_code",
     "organisation_code_check_char",
 ]
 
@@ -89,3 +98,21 @@ def normalise_organisation_code(value: object, field: str = "organisation_code")
     if text[8] != organisation_code_check_char(text[:8]):
         fail(_ORG, field, "check_char", "check character does not match GB 11714", text)
     return text
+
+
+def normalise_party_code(value: object, field: str = "organisation_code") -> str:
+    """An 18-character unified social credit code, or a 9-character organisation code.
+
+    An organisation code is customarily written ``XXXXXXXX-X``: separators do not count
+    towards the length, and a value written with a hyphen that is not 18 characters
+    long without separators is judged by the organisation-code rule.
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and len(text) <= MAX_INPUT_CHARS:
+        folded = unicodedata.normalize("NFKC", text)
+        compact = strip_chars(folded, SEPARATORS)
+        if len(compact) <= 9 or ("-" in folded and len(compact) != 18):
+            return normalise_organisation_code(text, field)
+    if isinstance(text, str) and len(text) > 9:
+        return normalise_credit_code(text, field)
+    return normalise_organisation_code(text, field)

@@ -129,3 +129,12 @@ def test_courts_queries_are_answered_by_every_responder(outcome: tuple[DemoOutco
         assert f"responder {unit} stopped:" in log_path.read_text("utf-8", "replace")
     phases = [phase for phase, _ in result.timings]
     assert phases.index("stopping the responders") == len(phases) - 2
+
+
+def test_the_debtor_list_reaches_every_subscriber_and_its_removal_is_confirmed(
+    outcome: tuple[DemoOutcome, str],
+) -> None:
+    debtors = outcome[0].debtors
+    assert debtors is not None and debtors.passed, debtors
+    assert set(debtors.listed) == {"SUB-RAIL12306", "SUB-SAMR"}
+    assert debtors.confirmed == ["SUB-RAIL12306", "SUB-SAMR"] and debtors.overdue == []

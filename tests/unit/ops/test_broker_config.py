@@ -313,7 +313,7 @@ def test_mtls_node_has_one_tls13_listener_per_side_and_denies_without_acl(tmp_pa
     assert props["super.users"] == "User:node-1;User:ZF801-ADMIN"
     # Side binding: each listener trusts only its side's CA and maps only its roles.
     for listener, side, roles in (
-        ("court", "court", "court|command-system"),
+        ("court", "court", "court|command-system|list-subscriber"),
         ("police", "police", "border-control|traffic-management|public-security"),
         ("bus", "bus", "bus|broker|admin"),
         ("controller", "bus", "broker"),

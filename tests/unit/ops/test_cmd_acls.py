@@ -76,7 +76,7 @@ def test_offline_matrix_needs_no_cluster(cluster, desired):
     assert "Access matrix" in out
     assert "zf801.alerts.{court}" in out and "R (own)" in out
     assert "zf801.orders.exit-restriction.{province}" in out and "R (rule)" in out
-    assert f"{len(desired)} ACLs desired for 26 principals" in out
+    assert f"{len(desired)} ACLs desired for 28 principals" in out
 
 
 def test_dry_run_changes_nothing(cluster, desired):

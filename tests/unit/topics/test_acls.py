@@ -130,6 +130,7 @@ def test_every_court_reads_exactly_its_own_per_court_topics(catalog, agencies, d
         assert per_court == {
             catalog.topic_name("alerts", court.code),
             catalog.topic_name("query-results", court.code),
+            catalog.topic_name("removal-receipts", court.code),
         }
 
 
@@ -249,7 +250,9 @@ def test_only_bus_processors_write_hits_notices_blocks_and_dead_letters(
     for topic in bus_only:
         assert holders(desired, topic, Operation.WRITE) == bus, topic
     police = {p for role in POLICE_ROLES for p in principals(agencies, role)}
-    assert holders(desired, catalog.topic_name("dead-letter"), Operation.WRITE) == bus | police
+    subscribers = principals(agencies, AgencyRole.LIST_SUBSCRIBER)
+    dead_letter_writers = holders(desired, catalog.topic_name("dead-letter"), Operation.WRITE)
+    assert dead_letter_writers == bus | police | subscribers
     # Expiry notices also travel on the order topics, which courts write (their orders):
     # there a court-signed notice is refused by the order book (ROLE_NOT_ALLOWED).
     courts_and_bus = bus | principals(agencies, AgencyRole.COURT)

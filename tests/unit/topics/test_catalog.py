@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 AVRO_DIR = REPO_ROOT / "schemas" / "avro"
 POLICE = {"border-control", "traffic-management", "public-security"}
 ALL_ROLES = POLICE | {"court", "bus", "command-system"}
+SUBSCRIBER = "list-subscriber"
 MATCHER_GROUP = {
     "orders-exit-restriction",
     "orders-vehicle-search",
@@ -54,7 +55,19 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         "zf801.court.dishonest-debtors",
         "match-key",
         {"court"},
-        POLICE | {"bus", "command-system"},
+        POLICE | {"bus", "command-system", "court", SUBSCRIBER},
+    ),
+    "order-documents": (
+        "zf801.court.documents.{province}",
+        "document-id",
+        {"bus"},
+        POLICE,
+    ),
+    "removal-receipts": (
+        "zf801.court.removal-receipts.{court}",
+        "listing-id",
+        {SUBSCRIBER},
+        {"court", "command-system"},
     ),
     "judicial-documents": (
         "zf801.court.judicial-documents",
@@ -122,14 +135,14 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"court"},
         {"bus", "command-system"},
     ),
-    "trust": ("zf801.bus.trust", "key-id", {"bus"}, ALL_ROLES),
+    "trust": ("zf801.bus.trust", "key-id", {"bus"}, ALL_ROLES | {SUBSCRIBER}),
     "dead-letter": (
         "zf801.bus.dead-letter",
         "event-id",
-        {"bus", "border-control", "traffic-management", "public-security"},
+        {"bus", "border-control", "traffic-management", "public-security", SUBSCRIBER},
         {"bus", "command-system"},
     ),
-    "audit": ("zf801.bus.audit", "event-id", ALL_ROLES, {"bus", "command-system"}),
+    "audit": ("zf801.bus.audit", "event-id", ALL_ROLES | {SUBSCRIBER}, {"bus", "command-system"}),
     "anomalies": ("zf801.bus.anomalies", "notice-id", ALL_ROLES, ALL_ROLES),
     "checkpoints": (
         "zf801.bus.checkpoints",
@@ -238,7 +251,11 @@ def test_production_figures(catalog: Catalog) -> None:
     }
     # Records above the cluster's 1 MiB default: inline documents and dead letters only.
     large = {t.id: t.max_message_bytes for t in catalog.topics if t.max_message_bytes}
-    assert large == {"judicial-documents": 6 * 1024 * 1024, "dead-letter": 10 * 1024 * 1024}
+    assert large == {
+        "judicial-documents": 6 * 1024 * 1024,
+        "order-documents": 6 * 1024 * 1024,
+        "dead-letter": 10 * 1024 * 1024,
+    }
     assert "max.message.bytes" not in catalog.get("alerts").kafka_configs()
     assert catalog.get("trust").kafka_configs(min_insync_replicas=1)["retention.ms"] == "-1"
 
@@ -713,7 +730,7 @@ def test_unknown_id_is_refused(catalog: Catalog) -> None:
 def test_templates_expand_for_every_court(catalog: Catalog) -> None:
     topics = catalog.concrete_topics(["BJ01", "SH01", "BJ01"])
     names = [t.name for t in topics]
-    assert len(names) == len(set(names)) == 23 + 2 * 2
+    assert len(names) == len(set(names)) == 23 + 3 * 2
     assert [t.name for t in topics if t.spec.id == "alerts"] == [
         "zf801.alerts.BJ01",
         "zf801.alerts.SH01",
@@ -744,7 +761,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 23 + 2 * 1 + 4 * 3
+    assert len(topics) == 23 + 3 * 1 + 5 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])
@@ -908,3 +925,26 @@ def test_unknown_role_is_an_error(catalog: Catalog) -> None:
         catalog.may_read("judge", "trust")
     with pytest.raises(UnknownRole):
         catalog.may_write("", "trust")
+
+
+def test_the_debtor_list_keeps_removals_and_tombstones_for_its_subscribers(
+    catalog: Catalog,
+) -> None:
+    configs = catalog.get("dishonest-debtors").kafka_configs()
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["delete.retention.ms"] == str(30 * 24 * 3600 * 1000)
+    assert configs["min.compaction.lag.ms"] == str(7 * 24 * 3600 * 1000)
+    assert "delete.retention.ms" not in catalog.get("audit").kafka_configs()
+
+
+def test_tombstone_retention_on_a_topic_that_is_not_compacted_is_refused(tmp_path: Path) -> None:
+    text = DEFAULT_CATALOG_PATH.read_text("utf-8").replace(
+        "    max-message-bytes: 6291456",
+        "    delete-retention-ms: 1000\n    max-message-bytes: 6291456",
+    )
+    path = tmp_path / "tombstones.yaml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(CatalogInvalid) as caught:
+        load_catalog(path)
+    assert "delete-retention-ms" in str(caught.value)
+    assert "applies only to a compacted topic" in str(caught.value)

@@ -24,7 +24,8 @@ from topics.plan import (
 
 COURTS = ("BJ01", "SH01")
 FIXED_TOPICS = 23
-PROVINCE_TEMPLATES = 4  # the three order deliveries and the sightings history
+PROVINCE_TEMPLATES = 5  # the three order deliveries, the sightings history, the documents
+PER_COURT_TEMPLATES = 3  # alerts, query results and removal receipts
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_empty_single_broker_cluster_creates_everything_with_capped_figures(
     catalog: Catalog,
 ) -> None:
     p = plan(catalog, ClusterState(1, {}), COURTS)
-    assert len(p.creations) == len(p.desired) == FIXED_TOPICS + 2 * len(COURTS)
+    assert len(p.creations) == len(p.desired) == FIXED_TOPICS + PER_COURT_TEMPLATES * len(COURTS)
     assert p.has_changes
     assert {(t.replication_factor, t.configs["min.insync.replicas"]) for t in p.creations} == {
         (1, "1")
@@ -80,7 +81,10 @@ def test_empty_single_broker_cluster_creates_everything_with_capped_figures(
 
 def test_per_province_topics_are_planned_for_the_provinces_given(catalog: Catalog) -> None:
     p = plan(catalog, ClusterState(3, {}), COURTS, ("11", "national"))
-    assert len(p.creations) == FIXED_TOPICS + 2 * len(COURTS) + PROVINCE_TEMPLATES * 2
+    assert (
+        len(p.creations)
+        == FIXED_TOPICS + PER_COURT_TEMPLATES * len(COURTS) + PROVINCE_TEMPLATES * 2
+    )
     delivery = next(t for t in p.creations if t.name == "zf801.orders.exit-restriction.national")
     assert (delivery.topic_id, delivery.court, delivery.province) == (
         "order-delivery-exit-restriction",

@@ -70,6 +70,9 @@ LISTING = "cn.zf801.court.v1.DishonestDebtorListing"
 REMOVAL = "cn.zf801.court.v1.DishonestDebtorRemoval"
 RECEIPT = "cn.zf801.court.v1.RemovalReceipt"
 _STAGE = "debtor-list"
+_CATCH_UP_IDLE_S = 30.0
+"""Quiet that ends the reading of what the list held at start (a partition stuck short
+of its end, e.g. behind an open transaction)."""
 _RECEIPT_NAMESPACE = uuid.UUID("6f1c2a8e-4b1d-5d7e-9a0c-3e5f7b9d1c2a")
 
 
@@ -166,10 +169,19 @@ class DebtorSubscriber:
         consumer = consumer or self.consumer()
         self.send_receipts()
         try:
-            for messages in poll_batches(consumer, stop, until_idle_s=until_idle_s):
-                self.apply_batch(messages)
-                if on_batch is not None:
-                    on_batch(messages)
+            # What the list holds now is read first, however slow the first fetch (a
+            # loaded machine, a TLS handshake): only then does quiet end an --until-idle run.
+            assignment = sorted(consumer.assignment())
+            ends = consumer.end_offsets(assignment)
+
+            def read_up() -> bool:
+                return stop() or all(consumer.position(tp) >= ends[tp] for tp in assignment)
+
+            for until, idle in ((read_up, _CATCH_UP_IDLE_S), (stop, until_idle_s)):
+                for messages in poll_batches(consumer, until, until_idle_s=idle):
+                    self.apply_batch(messages)
+                    if on_batch is not None:
+                        on_batch(messages)
             self.mirror.touch(self._clock())
         finally:
             consumer.close()

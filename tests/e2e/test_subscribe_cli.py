@@ -21,10 +21,17 @@ SUBSCRIBER = "SUB-SAMR"
 
 
 def _run(bus: Any, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        zf801_command(*arguments), env=bus.worker_env(), capture_output=True, text=True,
+    """The command's run on a wide terminal (80 columns without one would cut the table's
+    ids), its output with every line break and run of spaces made one space (long
+    messages wrap anywhere)."""
+    done = subprocess.run(
+        zf801_command(*arguments), env={**bus.worker_env(), "COLUMNS": "300"},
+        capture_output=True, text=True,
         timeout=180, check=False,
     )  # fmt: skip
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, " ".join(done.stdout.split()), " ".join(done.stderr.split())
+    )
 
 
 def test_subscribe_check_and_receipts_from_the_command_line(

@@ -28,7 +28,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.polling import poll_batches
+from consumers.polling import batches_to_end
 from consumers.runtime import Runtime
 from consumers.watchlist import derive_id
 from schemas.agencies import get_agency
@@ -104,7 +104,7 @@ class Checkpointer:
         stage = self._rt.verify_stage(acceptance=AcceptancePolicy.history())
         read = 0
         try:
-            for batch in _to_end(consumer):
+            for batch in batches_to_end(consumer, idle_s=_STALL_S):
                 for message in batch:
                     verified = stage.check_record(message)
                     if verified is None:
@@ -144,20 +144,10 @@ class Checkpointer:
         consumer = self._reader()
         assignment = sorted(consumer.assignment())
         self._skip_deleted(consumer, assignment)
-        ends: dict[TopicPartition, int] = consumer.end_offsets(assignment)
-        open_ = {tp for tp in assignment if consumer.position(tp) < ends[tp]}
-        progress = time.monotonic()
-        while open_ and not stop():
-            polled = consumer.poll(timeout_ms=200, max_records=2000)
-            for tp, messages in polled.items():
-                chain = self.chains[(tp.topic, tp.partition)]
-                for message in messages:
-                    chain.add(message)
-            open_ = {tp for tp in open_ if consumer.position(tp) < ends[tp]}
-            if polled:
-                progress = time.monotonic()
-            elif time.monotonic() - progress > _STALL_S:
-                break  # e.g. a transaction left open: checkpoint what was read
+        # an idle stop: e.g. a transaction left open; what was read is checkpointed
+        for batch in batches_to_end(consumer, stop, idle_s=_STALL_S, max_records=2000):
+            for message in batch:
+                self.chains[(message.topic, message.partition)].add(message)
         written = 0
         for tp in assignment:
             chain = self.chains[(tp.topic, tp.partition)]
@@ -210,14 +200,3 @@ class Checkpointer:
             deadline = time.monotonic() + interval_s
             while not stop() and time.monotonic() < deadline:
                 time.sleep(min(0.2, interval_s))
-
-
-def _to_end(consumer: KafkaConsumer) -> Any:
-    """The batches of ``consumer`` up to the ends its partitions have now."""
-    assignment = sorted(consumer.assignment())
-    ends = consumer.end_offsets(assignment)
-
-    def done() -> bool:
-        return all(consumer.position(tp) >= ends[tp] for tp in assignment)
-
-    yield from poll_batches(consumer, done, until_idle_s=_STALL_S)

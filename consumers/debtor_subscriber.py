@@ -39,7 +39,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from consumers.debtor_mirror import DebtorMirror, MirrorListing, MirrorRemoval, PendingReceipt
-from consumers.polling import poll_batches
+from consumers.polling import batches_to_end, poll_batches
 from consumers.runtime import Runtime
 from producers.events import OutgoingEvent
 from producers.publisher import Publisher
@@ -171,14 +171,11 @@ class DebtorSubscriber:
         try:
             # What the list holds now is read first, however slow the first fetch (a
             # loaded machine, a TLS handshake): only then does quiet end an --until-idle run.
-            assignment = sorted(consumer.assignment())
-            ends = consumer.end_offsets(assignment)
-
-            def read_up() -> bool:
-                return stop() or all(consumer.position(tp) >= ends[tp] for tp in assignment)
-
-            for until, idle in ((read_up, _CATCH_UP_IDLE_S), (stop, until_idle_s)):
-                for messages in poll_batches(consumer, until, until_idle_s=idle):
+            for batches in (
+                batches_to_end(consumer, stop, idle_s=_CATCH_UP_IDLE_S),
+                poll_batches(consumer, stop, until_idle_s=until_idle_s),
+            ):
+                for messages in batches:
                     self.apply_batch(messages)
                     if on_batch is not None:
                         on_batch(messages)

@@ -1,5 +1,6 @@
 """The poll loop of the bus's threaded (kafka-python) readers: a responder's queries and
-sightings history, a court's alerts."""
+sightings history, a court's alerts, a list subscriber, the checkpointer; and the reading
+of what a topic holds now (:func:`batches_to_end`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-__all__ = ["poll_batches"]
+__all__ = ["batches_to_end", "poll_batches"]
 
 _POLL_MS = 200
 
@@ -32,3 +33,22 @@ def poll_batches(
             last_seen = time.monotonic()
         elif until_idle_s is not None and time.monotonic() - last_seen >= until_idle_s:
             return
+
+
+def batches_to_end(
+    consumer: KafkaConsumer,
+    stop: Callable[[], bool] = lambda: False,
+    *,
+    idle_s: float,
+    max_records: int = 500,
+) -> Iterator[list[Any]]:
+    """:func:`poll_batches` up to the end offsets the consumer's partitions have now, or
+    until ``stop()``, or until nothing has come for ``idle_s`` (a partition held short of
+    its end, e.g. behind an open transaction)."""
+    assignment = sorted(consumer.assignment())
+    ends = consumer.end_offsets(assignment)
+
+    def done() -> bool:
+        return stop() or all(consumer.position(tp) >= ends[tp] for tp in assignment)
+
+    yield from poll_batches(consumer, done, until_idle_s=idle_s, max_records=max_records)

@@ -23,6 +23,7 @@ from ops.replay_check import (
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
 from sign.checkpoint import Checkpoint, CheckpointCheck
+from sign.trust import TrustStore
 from sign.verify_stage import (
     MemoryAuditSink,
     MemoryDeadLetterSink,
@@ -31,7 +32,7 @@ from sign.verify_stage import (
     VerifyStage,
 )
 
-__all__ = ["Judge", "VerdictSink", "replay_stage"]
+__all__ = ["Judge", "VerdictSink", "check_on_arrival", "replay_stage"]
 
 
 class VerdictSink(Protocol):
@@ -53,6 +54,23 @@ def replay_stage(
         acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
         dead_letters=dead, audit=_Unrecorded(), clock=clock, roles_by_topic=roles_by_topic,
     )  # fmt: skip
+
+
+def check_on_arrival(
+    stage: VerifyStage,
+    dead: MemoryDeadLetterSink,
+    clock: ArrivalClock,
+    trust: TrustStore,
+    message: Any,
+) -> tuple[VerifiedEvent | None, Rejection | None, str | None]:
+    """One record judged by a replay stage (:func:`replay_stage` over ``dead`` and
+    ``clock``) as of its arrival: the verified event, or the stage's rejection; and for a
+    verified one, why its key was revoked before it arrived (:func:`revoked_on_arrival`)."""
+    arrival = clock.set(message.timestamp)
+    verified = stage.check_record(message)
+    if verified is None:
+        return None, dead.rejections.pop(), None
+    return verified, None, revoked_on_arrival(trust, verified, arrival)
 
 
 class _Unrecorded(MemoryAuditSink):
@@ -101,11 +119,10 @@ class Judge:
         if self.pool is not None and court is None and message.topic != self._audit_topic:
             self.pool.submit(message)  # the rematch's inputs never: it runs without a pool
             return
-        arrival = self._arrival.set(message.timestamp)
         stage = self._stage if court is None else self._alert_stage
-        verified = stage.check_record(message)
-        rejection = self._dead.rejections.pop() if verified is None else None
-        revoked = None if verified is None else revoked_on_arrival(self._trust, verified, arrival)
+        verified, rejection, revoked = check_on_arrival(
+            stage, self._dead, self._arrival, self._trust, message
+        )
         refused = None
         if verified is not None and court is not None:
             signature = verified.signature

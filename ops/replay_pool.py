@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from consumers.polling import batches_to_end
 from consumers.runtime import Runtime
-from ops.replay_check import ArrivalClock, ReplayTally, revoked_on_arrival
-from ops.replay_judge import replay_stage
+from ops.replay_check import ArrivalClock, ReplayTally
+from ops.replay_judge import check_on_arrival, replay_stage
 from schemas.agencies import get_agency
 from schemas.settings import Settings
 from sign.follower import TrustFollower
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
 
 __all__ = ["VerdictPool", "trust_records"]
 
@@ -37,6 +38,7 @@ Verdict = tuple[int, str | None, tuple[str, str] | None, str | None]
 
 _BATCH = 256
 _AHEAD_PER_WORKER = 4
+_TRUST_IDLE_S = 5.0
 
 _worker: _Worker | None = None
 
@@ -59,16 +61,14 @@ class _Worker:
 
     def judge(self, batch: list[Raw]) -> list[Verdict]:
         verdicts: list[Verdict] = []
-        for topic, partition, offset, timestamp, key, value, headers in batch:
-            arrival = self.clock.set(timestamp)
-            verified = self.stage.check(topic, partition, offset, timestamp, key, value,
-                                        list(headers))  # fmt: skip
-            if verified is None:
-                rejection = self.dead.rejections.pop()
-                verdicts.append((offset, None, (rejection.reason, rejection.detail), None))
-            else:
-                revoked = revoked_on_arrival(self.runtime.trust, verified, arrival)
-                verdicts.append((offset, verified.signature.event_id, None, revoked))
+        for raw in batch:
+            verified, rejection, revoked = check_on_arrival(
+                self.stage, self.dead, self.clock, self.runtime.trust, ConsumedRecord(*raw)
+            )
+            if rejection is not None:
+                verdicts.append((raw[2], None, (rejection.reason, rejection.detail), None))
+            elif verified is not None:
+                verdicts.append((raw[2], verified.signature.event_id, None, revoked))
         return verdicts
 
 
@@ -90,13 +90,8 @@ def trust_records(runtime: Runtime) -> list[tuple[Any, Any, Any]]:
         "zf801-replay-trust",
     )  # fmt: skip
     try:
-        assignment = sorted(consumer.assignment())
-        ends = consumer.end_offsets(assignment)
-        found: list[tuple[Any, Any, Any]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in assignment):
-            for messages in consumer.poll(timeout_ms=500).values():
-                found += [(m.key, m.value, list(m.headers or ())) for m in messages]
-        return found
+        batches = batches_to_end(consumer, idle_s=_TRUST_IDLE_S)
+        return [(m.key, m.value, list(m.headers or ())) for batch in batches for m in batch]
     finally:
         consumer.close()
 

@@ -121,11 +121,12 @@ class BusWorker:
         require_topics(settings, runtime.agency_code, self.delivery.topics(), "write")
         datadir = settings.home / "worker" / f"{self.app_id}-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
+        persistent = settings.worker_store == "rocksdb"
         self.app = faust_app(
             settings,
             runtime.agency_code,
             self.app_id,
-            store="memory://",
+            store="rocksdb://" if persistent else "memory://",
             datadir=str(datadir),
             web_enabled=False,
             topic_allow_declare=False,
@@ -136,7 +137,7 @@ class BusWorker:
             broker_session_timeout=10.0,
             broker_heartbeat_interval=3.0,
             producer_acks=-1,
-            table_standby_replicas=0,
+            table_standby_replicas=settings.standby_replicas if persistent else 0,
             topic_partitions=watch_spec.partitions,
             key_serializer="raw",
             value_serializer="raw",
@@ -147,10 +148,12 @@ class BusWorker:
         self.watchlist = SealedTable(
             self.app, sealer=sealer, name=watch_spec.changelog_of.table,
             key_type=bytes, value_type=bytes, partitions=watch_spec.partitions,
+            persistent=persistent, indexed=True,
         )  # fmt: skip
         self.tracking = SealedTable(
             self.app, sealer=sealer, name=tracking_spec.changelog_of.table,
             key_type=bytes, value_type=bytes, partitions=tracking_spec.partitions,
+            persistent=persistent,
         )  # fmt: skip
         self.tracking.on_recover(self._restore_held_journal)
         journal_spec = catalog.get("replay-journal")
@@ -189,18 +192,18 @@ class BusWorker:
         )  # fmt: skip
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
-        self._watch_data: Mapping[bytes, bytes] | None = None
+        self._watch_read: Callable[[bytes], bytes | None] | None = None
         self.commit_guard = CommitGuard(self._group_committed)
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
     def _lookup(self, key: bytes) -> WatchEntry | None:
         """The matcher's read: straight from the table's store, without the per-access
-        sensors of ``Table.get`` (a miss must cost one dict lookup)."""
-        data = self._watch_data
-        if data is None:
-            data = self._watch_data = self.watchlist.data.data
-        raw = data.get(key)
+        sensors of ``Table.get`` (a miss must cost one dict or key-index lookup)."""
+        read = self._watch_read
+        if read is None:
+            read = self._watch_read = self.watchlist.lookup_raw()
+        raw = read(key)
         return WatchEntry.from_bytes(raw[PAYLOAD_OFFSET:]) if raw else None
 
     def _track(self, order_id: str) -> OrderTrack | None:
@@ -473,7 +476,7 @@ class BusWorker:
             "state records refused %d",
             totals.seen, totals.candidates, totals.hits, totals.blocked, refused,
             totals.sampled, totals.sample_rejected,
-            len(self.watchlist.data), len(self.tracking.data),
+            self.watchlist.count(), self.tracking.count(),
             self.watchlist.refused_total + self.tracking.refused_total + self.journal_refused,
         )  # fmt: skip
         if totals.misrouted:

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     timer_interval_s: float = Field(default=1.0, gt=0)
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
+    # Where the worker keeps its tables: "memory" (a restart replays each table's whole
+    # changelog) or "rocksdb", one database per partition on local disk under
+    # <home>/worker/<application>-<worker id> (a restart reads only the changelog's tail).
+    worker_store: Literal["memory", "rocksdb"] = "memory"
+    # Workers that keep a warm copy of each table partition they do not own (faust's
+    # standby replicas; "rocksdb" only): a failover then reads only the tail.
+    standby_replicas: int = Field(default=0, ge=0, le=3)
 
     # HMAC secret for subject match keys (identical on every side of the bus).
     match_key_secret: SecretStr = SecretStr(_DEMO_MATCH_KEY_SECRET)

@@ -4,8 +4,6 @@ record codec (pure logic; the broker-level attacks are in tests/e2e/test_hostile
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -13,30 +11,11 @@ from consumers.replay_journal import ReplayJournal
 from consumers.sealed_table import SealedStore
 from sign.replay import SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
+from tests.unit.consumers.changelog_fakes import ChangelogEvent, ChangelogMessage
 from topics.partitioning import KeyPartitions
 
 SEALER = StateSealer(b"s" * 32)
 STORE = "zf801-matcher/watchlist"
-
-
-@dataclass
-class _Message:
-    key: bytes
-    value: bytes | None
-    partition: int = 0
-    offset: int = 0
-    topic: str = "zf801-matcher-watchlist-changelog"
-    timestamp: float = 0.0
-    headers: Any = ()
-
-
-@dataclass
-class _Event:
-    message: _Message
-
-    @property
-    def key(self) -> bytes:
-        return self.message.key
 
 
 def _store() -> SealedStore:
@@ -47,7 +26,10 @@ def _store() -> SealedStore:
 
 
 def _restore(store: SealedStore, *records: tuple[bytes, bytes | None]) -> None:
-    batch = [_Event(_Message(key, value, offset=i)) for i, (key, value) in enumerate(records)]
+    batch = [
+        ChangelogEvent(ChangelogMessage(key, value, offset=i))
+        for i, (key, value) in enumerate(records)
+    ]
     store.apply_changelog_batch(batch, lambda k: k, lambda v: v)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.tracking import OrderTrack
@@ -79,8 +79,24 @@ class Deadlines:
     def rewatch(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
         """Watch both clocks of every open order of the tracking table's (order id,
         state) pairs, e.g. after partitions were assigned (once, not per tick)."""
-        ends, acks = [], []
+        for _ in self.rewatching(tracking):
+            pass
+
+    def rewatching(
+        self, tracking: Iterable[tuple[bytes, bytes]], every: int = 5_000
+    ) -> Generator[int]:
+        """:meth:`rewatch` a part at a time: yields the count of entries read after each
+        ``every``, so the caller can let other work run (a million tracked orders take
+        seconds). The clocks are all watched once it is exhausted; clocks scheduled
+        meanwhile are kept. Abandoned half way, it leaves the index to be rebuilt."""
+        ends: list[tuple[int, str]] = []
+        acks: list[tuple[int, str]] = []
+        self._end_heap, self._ack_heap = ends, acks  # schedule() adds to these meanwhile
+        read = 0
         for raw_id, raw in tracking:
+            read += 1
+            if read % every == 0:
+                yield read
             track = OrderTrack.from_bytes(raw)
             if track.kind is None or track.closed is not None:
                 continue
@@ -90,7 +106,6 @@ class Deadlines:
                 acks.append((track.deadline_us, raw_id.decode()))
         heapq.heapify(ends)
         heapq.heapify(acks)
-        self._end_heap, self._ack_heap = ends, acks
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""

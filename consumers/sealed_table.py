@@ -398,9 +398,10 @@ class SealedTable(faust.Table[bytes, bytes]):
         raw = self.sealed_store.raw(key)
         return StateSealer.payload_of(raw) if raw else None
 
-    def payload_items(self) -> list[tuple[bytes, bytes]]:
-        """Every (key, payload) held."""
-        return [(key, StateSealer.payload_of(raw)) for key, raw in self.sealed_store.raw_items()]
+    def iter_payloads(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, payload) held, read as it goes (RocksDB: from an iterator)."""
+        for key, raw in self.sealed_store.raw_items():
+            yield key, StateSealer.payload_of(raw)
 
     def count(self) -> int:
         """How many keys are held (RocksDB: an estimate)."""

@@ -495,8 +495,10 @@ class BusWorker:
             for record, detail in table.drain_refused():
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._clocks_stale:
-            self.deadlines.rewatch(self.tracking.payload_items())
             self._clocks_stale = False
+            if not await self._rewatch():
+                self._clocks_stale = True
+                return
         now = _now()
         due = self.deadlines.expiry_notices(now)
         due += self.deadlines.overdue_alerts(now)
@@ -507,6 +509,20 @@ class BusWorker:
                 self.ledger.noticed(order_id, notice, now_us)
                 for order_id, notice in self.deadlines.drain_noticed()
             ])  # fmt: skip
+
+    async def _rewatch(self) -> bool:
+        """Index the clocks of every order tracked here, a part at a time, so that the
+        matcher and the order flow run between the parts; False when a rebalance began
+        meanwhile (the next tick starts again)."""
+        parts = self.deadlines.rewatching(self.tracking.iter_payloads())
+        try:
+            for _ in parts:
+                await asyncio.sleep(0)
+                if self.app.rebalancing:
+                    return False
+        finally:
+            parts.close()  # a RocksDB iterator holds its database open
+        return True
 
     async def stop(self) -> None:
         if self._producer is not None:

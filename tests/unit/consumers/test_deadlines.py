@@ -143,3 +143,22 @@ def test_a_notice_recorded_as_sent_is_not_sent_again_after_a_restart(keystore: K
     restarted.schedule(ORDER_ID, to_micros(past))
     assert restarted.overdue_alerts(NOW) == [] and restarted.expiry_notices(NOW) == []
     assert restarted.drain_noticed() == []
+
+
+def test_a_rewatch_in_parts_lets_other_work_run_and_keeps_what_was_scheduled_meanwhile(
+    keystore: KeyStore,
+) -> None:
+    """The worker rebuilds the clocks of a large table between other work: it gets
+    control back after each ``every`` entries, and an order scheduled between two parts
+    is watched once the rebuild ends, as are all the others."""
+    end = NOW - dt.timedelta(seconds=1)
+    ids = [str(uuid.UUID(int=n + 1)) for n in range(26)]
+    tracking = {order_id.encode(): _state("DEPLOYED", NOW, end=end) for order_id in ids[:25]}
+    deadlines = _deadlines(keystore, tracking)
+    parts = deadlines.rewatching(list(tracking.items()), every=10)
+    assert next(parts) == 10
+    tracking[ids[25].encode()] = _state("DEPLOYED", NOW, end=end)  # the ledger, meanwhile
+    deadlines.schedule(ids[25], to_micros(end))
+    assert list(parts) == [20]
+    notices = deadlines.expiry_notices(NOW)
+    assert len(notices) == 2 * 26  # one to the police and one to the court, per order

@@ -35,9 +35,6 @@ class _Table:
         else:
             self.rows.pop(key, None)
 
-    def payload_items(self) -> list[tuple[bytes, bytes]]:
-        return list(self.rows.items())
-
 
 class _Fixture:
     def __init__(self) -> None:

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import uvicorn
+from kafka.errors import KafkaError
 
 from consumers.runtime import Runtime
 from ops.centre.source import TopicSource
-from ops.centre.tokens import issue_token
+from ops.centre.tokens import MAX_LIFETIME_S, issue_token
 from ops.centre.web import centre_app
 from ops.errors import OpsError
+from schemas.errors import BusError
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 
-__all__ = ["CommandCentre", "page_address"]
+__all__ = ["CommandCentre", "page_address", "serving"]
 
 _START_TIMEOUT_S = 30.0
 
@@ -98,3 +102,29 @@ class CommandCentre:
             self._runtime.audit.settle(10.0)
             self._runtime.close()
             self._runtime = None
+
+
+@contextmanager
+def serving(
+    settings: Settings, port: int, say: Callable[[str], None], linger_s: float = 0.0
+) -> Iterator[CommandCentre | None]:
+    """The command centre while the block runs (the demo's), its address said with a token
+    of the SPC's command system; kept open ``linger_s`` more seconds at the end (Ctrl-C
+    ends that). A centre that cannot start (the port taken) is said, and the block runs."""
+    centre = CommandCentre(settings, port=port)
+    try:
+        address = centre.start()
+    except (BusError, KafkaError, OSError) as exc:
+        say(f"the command centre did not start: {exc}")
+        yield None
+        return
+    keystore = KeyStore.from_settings(settings)
+    say(f"command centre: {page_address(address, keystore, 'SPC-COMMAND', MAX_LIFETIME_S)}")
+    try:
+        yield centre
+    finally:
+        if linger_s > 0:
+            say(f"the command centre stays open {linger_s:.0f} s more at {address} (Ctrl-C ends)")
+            with suppress(KeyboardInterrupt):
+                time.sleep(linger_s)  # a person is looking at the page
+        centre.stop()

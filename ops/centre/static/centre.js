@@ -39,6 +39,14 @@ if (fragment.get("token")) {
   history.replaceState(null, "", location.pathname + location.search);
 }
 const token = sessionStorage.getItem("zf801-token");
+// A new address with a token in its fragment only changes the fragment: start afresh.
+window.addEventListener("hashchange", () => {
+  const next = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!next) return;
+  sessionStorage.setItem("zf801-token", next);
+  history.replaceState(null, "", location.pathname + location.search);
+  location.reload();
+});
 const charts = {};
 const last = {};
 
@@ -78,12 +86,13 @@ function setFigures(root, data) {
   }
 }
 
-function chart(id, title, data, bars) {
+function chart(id, title, data, bars, labels) {
   const el = document.getElementById(id);
+  const x = labels ? { values: (u, splits) => splits.map((i) => labels[i] ?? "") } : {};
   const opts = {
     width: Math.max(320, el.clientWidth || 380), height: 180,
     scales: { x: { time: !bars } },
-    axes: [{}, {}],
+    axes: [x, {}],
     series: [{}, { label: title, stroke: "#8c1c13", fill: "#8c1c1333", width: 2,
                    paths: bars ? uPlot.paths.bars({ size: [0.8] }) : undefined }],
     legend: { show: false },
@@ -94,8 +103,8 @@ function chart(id, title, data, bars) {
 
 function histogram(id, title, latency) {
   const x = latency.counts.map((_, i) => i);
-  chart(id, title, [x, latency.counts], true);
-  const labels = latency.buckets_ms.map((b) => `≤${b}`).concat(["+"]);
+  const labels = latency.buckets_ms.map((b) => `≤${b}`).concat([`>${latency.buckets_ms.at(-1)}`]);
+  chart(id, title, [x, latency.counts], true, labels);
   charts[id].root.title = labels.map((l, i) => `${l}: ${latency.counts[i]}`).join("  ");
 }
 
@@ -137,7 +146,7 @@ function drawHealth(health) {
   el.append(verdict);
   fill("groups", health.groups || [], (row, g) => {
     row.dataset.group = g.group;
-    cell(row, g.group); cell(row, g.lag, g.lag ? "n bad" : "n"); cell(row, g.members, g.members ? "n" : "n bad");
+    cell(row, g.group); cell(row, g.lag, g.lag ? "n bad" : "n"); cell(row, g.members, "n");
   });
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -107,17 +107,23 @@ def outcome_counts(processor: str, counts: Mapping[str, float]) -> CounterMetric
                    [([processor, name], value) for name, value in counts.items()])  # fmt: skip
 
 
-def gauge(name: str, documentation: str, labels: list[str],
-          values: Iterable[tuple[list[str], float]]) -> GaugeMetricFamily:  # fmt: skip
-    family = GaugeMetricFamily(name, documentation, labels=labels)
+_Values = Iterable[tuple[list[str], float]]
+
+
+_Family = TypeVar("_Family", GaugeMetricFamily, CounterMetricFamily)
+
+
+def _filled(family: _Family, values: _Values) -> _Family:
     for label_values, value in values:
         family.add_metric(label_values, value)
     return family
 
 
-def counter(name: str, documentation: str, labels: list[str],
-            values: Iterable[tuple[list[str], float]]) -> CounterMetricFamily:  # fmt: skip
-    family = CounterMetricFamily(name, documentation, labels=labels)
-    for label_values, value in values:
-        family.add_metric(label_values, value)
-    return family
+def gauge(name: str, documentation: str, labels: list[str], values: _Values) -> GaugeMetricFamily:
+    return _filled(GaugeMetricFamily(name, documentation, labels=labels), values)
+
+
+def counter(
+    name: str, documentation: str, labels: list[str], values: _Values
+) -> CounterMetricFamily:
+    return _filled(CounterMetricFamily(name, documentation, labels=labels), values)

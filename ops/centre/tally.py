@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.agencies import NATIONAL, AgencyList, load_agencies
+from schemas.errors import BusError
 from schemas.event_types import ACKNOWLEDGEMENT, EXPIRY_NOTICE, HIT, ORDERS, OVERDUE, RELEASE
 from schemas.queries import QUERY_KINDS
 from schemas.regions import province as region
@@ -63,8 +64,9 @@ class Tally:
     ack_timeout: timedelta
     agencies: AgencyList = field(default_factory=load_agencies)
     orders: dict[str, _Order] = field(default_factory=dict)
-    _closed_early: dict[str, str] = field(default_factory=dict)
-    _acked_early: dict[str, str] = field(default_factory=dict)
+    _early: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"closed": {}, "acknowledged": {}}
+    )
     hits: list[tuple[datetime, str, float, dict[str, Any]]] = field(default_factory=list)
     overdue_alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -75,7 +77,7 @@ class Tally:
     def province_of(self, court: str) -> str:
         try:
             return self.agencies.rule_province(court)
-        except Exception:  # a court not in this deployment's list
+        except BusError:  # a court not in this deployment's list (or not a court)
             return NATIONAL
 
     def observe(self, type_name: str, record: Mapping[str, Any]) -> None:
@@ -108,23 +110,24 @@ class Tally:
             order_id, kind, court, self.province_of(court), str(record["case_number"]),
             record["issued_at"], record["control_period_end"],
         )  # fmt: skip
-        order.closed = self._closed_early.pop(order_id, "")
-        order.acknowledged = self._acked_early.pop(order_id, "")
+        order.closed = self._early["closed"].pop(order_id, "")
+        order.acknowledged = self._early["acknowledged"].pop(order_id, "")
         self.orders[order_id] = order
 
     def _close(self, order_id: str, how: str) -> None:
-        order = self.orders.get(order_id)
-        if order is None:
-            self._closed_early.setdefault(order_id, how)
-        elif not order.closed:
-            order.closed = how
+        self._first(order_id, "closed", how)
 
     def _acknowledge(self, order_id: str, status: str) -> None:
+        self._first(order_id, "acknowledged", status)
+
+    def _first(self, order_id: str, attribute: str, value: str) -> None:
+        """Set an order's ``attribute`` once; kept for the order when it comes later (the
+        acknowledgements have a topic of their own, read in no order with the orders)."""
         order = self.orders.get(order_id)
         if order is None:
-            self._acked_early.setdefault(order_id, status)
-        elif not order.acknowledged:
-            order.acknowledged = status
+            self._early[attribute].setdefault(order_id, value)
+        elif not getattr(order, attribute):
+            setattr(order, attribute, value)
 
     def _hit(self, record: Mapping[str, Any]) -> None:
         matched: datetime = record["matched_at"]

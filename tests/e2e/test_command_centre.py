@@ -186,6 +186,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             "no Chromium here: the browser test needs Debian's chromium and chromium-driver "
             "(apt-get install -y chromium chromium-driver; .ci/run installs them)"
         )
+    pytest.importorskip("selenium", reason="selenium (the dev extra) drives the browser")
     from selenium import webdriver  # noqa: PLC0415 - only this test needs it
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 

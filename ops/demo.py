@@ -147,10 +147,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         phases = _Phases(progress)
         try:
             _deploy(bus, phases, options, settings.topic_prefix)
-            if options.centre_port is not None:
-                say = progress.console.log
-                port, linger = options.centre_port, options.centre_linger_s
-                centre.enter_context(serving(bus.settings, port, say, linger))
+            _serve_centre(centre, bus, options, progress.console)
             scenario = generate_scenario(options.seed, orders=options.orders,
                                          sightings=options.sightings,
                                          base_time=dt.datetime.now(dt.UTC))  # fmt: skip
@@ -184,6 +181,20 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         queries=queries,
         debtors=debtors,
     )
+
+
+def _serve_centre(
+    stack: ExitStack, bus: Deployment, options: DemoOptions, console: Console
+) -> None:
+    """The command centre while the demo plays (``--centre-port``), its address printed
+    whole, for a copy and paste."""
+    if options.centre_port is None:
+        return
+
+    def say(line: str) -> None:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+    stack.enter_context(serving(bus.settings, options.centre_port, say, options.centre_linger_s))
 
 
 def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:

@@ -39,7 +39,15 @@ _OPERATION = "command-centre.view"
 _PAGE_PARAMS = ("lang", "court")
 _KEEP_ALIVE_S = 15.0
 _TICK_S = 0.5
-_NO_STORE = {"Cache-Control": "no-store"}
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+# The page runs its own scripts only, is framed by no one and names no referrer (its
+# address may still carry the token for a moment, before the page takes it out).
+_PAGE_HEADERS = {
+    **_NO_STORE,
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class FigureSource(Protocol):
@@ -124,7 +132,7 @@ def centre_app(source: FigureSource, trust: TrustStore, audit: AuditSink,
             checked_query(request.query_params, _PAGE_PARAMS)
         except BadInput as exc:
             return _error(exc)
-        return FileResponse(STATIC_DIR / "index.html", headers=_NO_STORE)
+        return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
 
     async def whoami(request: Request) -> Response:
         try:

@@ -161,6 +161,8 @@ def test_the_page_itself_holds_no_figures(client: TestClient) -> None:
     assert answer.status_code == 200
     assert "data-figure" in answer.text
     assert SECRET not in answer.text
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["referrer-policy"] == "no-referrer"
     assert client.get("/static/vendor/uPlot.iife.min.js").status_code == 200
 
 

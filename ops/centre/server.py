@@ -60,7 +60,8 @@ class CommandCentre:
         self._source.start()
         app = centre_app(self._source, self._runtime.trust, self._runtime.audit, self.reader)
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")  # fmt: skip
+                                access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=3)  # fmt: skip
         self._server = uvicorn.Server(config)
         return self._server
 

@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 ZF801 := $(BIN)/zf801
 PYTEST_ARGS ?=
 
-.PHONY: help setup jars demo test test-unit lint format bench broker-start broker-stop clean
+.PHONY: help setup jars demo command-centre test test-unit lint format bench broker-start broker-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ setup: $(INSTALLED) jars ## create .venv, install the project and dev tools, fet
 jars: $(INSTALLED) ## fetch the pinned Apache Kafka jars from Maven Central into .zf801/
 	$(ZF801) broker fetch
 
-demo: setup ## start a local Kafka, the processors, and play the demo scenario
-	$(ZF801) demo
+demo: setup ## start a local Kafka, the processors, and play the demo scenario (page: 127.0.0.1:8801)
+	$(ZF801) demo --centre-port $${CENTRE_PORT:-8801} --centre-linger $${CENTRE_LINGER:-120}
+
+command-centre: setup ## serve the live command page (http://127.0.0.1:8801) for the topics of ZF801_TOPIC_PREFIX
+	$(ZF801) command-centre --port $${CENTRE_PORT:-8801}
 
 test: setup ## unit + integration + e2e tests against a real Kafka broker
 	ZF801_MODE=test $(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS)

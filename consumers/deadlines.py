@@ -68,6 +68,10 @@ class Deadlines:
         self._overdue_sent: set[str] = set()
         self._noticed: list[tuple[str, str]] = []
 
+    def pending(self) -> tuple[int, int]:
+        """The clocks watched now: (control-period ends, acknowledgement deadlines)."""
+        return len(self._end_heap), len(self._ack_heap)
+
     def schedule(self, order_id: str, end_us: int) -> None:
         """Watch a tracked order's end of control period."""
         heapq.heappush(self._end_heap, (end_us, order_id))

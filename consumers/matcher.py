@@ -104,6 +104,9 @@ class MatchResult:
     partition (a producer with another partitioner)."""
     rerouted: int = 0
     """Copies of sightings moved to the partition of a key another worker holds."""
+    hit_timestamps_ms: list[int] = field(default_factory=list)
+    """Per hit, when its sighting reached the bus (the record's timestamp): the hit
+    latency, once the batch is committed."""
 
 
 def _header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
@@ -365,6 +368,7 @@ class Matcher:
                 )
             )
             result.hits += 1
+            result.hit_timestamps_ms.append(consumed.timestamp)
             if blocks_transfer(order, sighting):
                 blocked = _blocked_record(order, sighting, now)
                 result.outgoing.append(

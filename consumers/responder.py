@@ -129,7 +129,7 @@ class Responder:
         )
         self.topic = runtime.catalog.topic_name("query-requests")
         self.group_id = f"{group_prefix(runtime.catalog, self.unit)}responder"
-        self._stage: VerifyStage = runtime.verify_stage()
+        self.stage: VerifyStage = runtime.verify_stage()
         self._clock = clock
         self._user = getpass.getuser()
         self._batch: set[tuple[str, str]] = set()
@@ -256,7 +256,7 @@ class Responder:
         self._batch.clear()
         replies: list[Reply] = []
         for message in messages:
-            verified = self._stage.check_record(message)
+            verified = self.stage.check_record(message)
             if verified is not None:
                 reply = self.decide(verified)
                 if reply is not None:

@@ -53,8 +53,10 @@ class BatchCommitter:
         producer: AIOKafkaProducer,
         group_id: str,
         journal: Callable[[], list[JournalRecord]] = list,
+        on_hits: Callable[[list[int]], None] | None = None,
     ) -> None:
         self._matcher = matcher
+        self._on_hits = on_hits
         self._producer = producer
         self._group_id = group_id
         self._journal = journal
@@ -83,6 +85,8 @@ class BatchCommitter:
             await producer.send_offsets_to_transaction(offsets, self._group_id)
         self.committed.update(offsets)
         self._add(result)
+        if result.hit_timestamps_ms and self._on_hits is not None:
+            self._on_hits(result.hit_timestamps_ms)
         return result
 
     def _add(self, result: MatchResult) -> None:
@@ -117,6 +121,7 @@ class SightingLoop:
         self._changed = asyncio.Event()
         self._paused = False
         self._idle = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
         self._idle.set()
         self.committer: BatchCommitter | None = None
 
@@ -169,13 +174,28 @@ class SightingLoop:
         await producer.start()
         stage = self._worker.sightings_stage
         self.committer = BatchCommitter(
-            self._matcher, producer, self.group_id, lambda: self._worker.journal_records(stage)
-        )
+            self._matcher, producer, self.group_id, lambda: self._worker.journal_records(stage),
+            on_hits=self._worker.hits_committed,
+        )  # fmt: skip
+        self._consumer = consumer
         try:
             await self._loop(consumer, self.committer)
         finally:
             await producer.stop()
             await consumer.stop()
+
+    def lag(self) -> list[tuple[str, int]]:
+        """Per input topic, records beyond this worker's last commit (from the high
+        watermarks its fetches saw; read at scrape time, not on the loop)."""
+        consumer, committer = self._consumer, self.committer
+        if consumer is None or committer is None:
+            return []
+        lag: dict[str, int] = {}
+        for tp, offset in list(committer.committed.items()):
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - offset)
+        return sorted(lag.items())
 
     async def _loop(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
         app = self._worker.app

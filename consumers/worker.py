@@ -41,7 +41,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -52,7 +53,8 @@ from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
 from consumers.ledger import Noticed, OrderLedger
-from consumers.matcher import Matcher
+from consumers.matcher import Matcher, MatchResult
+from consumers.metrics import ProcessorMetrics, counter, gauge, stage_families
 from consumers.order_book import Applied, OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.replay_journal import JournalRecord, ReplayJournal
@@ -194,6 +196,8 @@ class BusWorker:
         self._crashing: asyncio.Future[Any] | None = None
         self._watch_read: Callable[[bytes], bytes | None] | None = None
         self.commit_guard = CommitGuard(self._group_committed)
+        self.metrics = ProcessorMetrics("worker")
+        self.metrics.collect(self.metric_families)
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
@@ -458,6 +462,36 @@ class BusWorker:
             return "AGENCY_MISMATCH", f"order {order_id} is not court {court}'s"
         self.book.acknowledge(order_id, record["status"])
         return self.rt.catalog.topic_name("alerts", court=court)
+
+    # --- metrics -----------------------------------------------------------------------------
+    def hits_committed(self, sighting_timestamps_ms: list[int]) -> None:
+        """The hit latency of a committed batch's hits (one observation per hit)."""
+        now_ms = time.time() * 1000
+        for timestamp in sighting_timestamps_ms:
+            self.metrics.hit_latency.observe(max(0.0, now_ms - timestamp) / 1000)
+
+    def metric_families(self) -> Iterator[Any]:
+        """The worker's counters as Prometheus sees them, read at scrape time."""
+        committer = self.loop.committer
+        totals = committer.totals if committer is not None else MatchResult()
+        me = ["worker"]
+        yield counter("zf801_sightings", "Sightings matched against the watchlist",
+                      ["processor"], [(me, totals.seen)])  # fmt: skip
+        yield counter("zf801_hits", "Hits signed and routed to courts",
+                      ["processor"], [(me, totals.hits)])  # fmt: skip
+        yield counter("zf801_transfers_blocked", "Vehicle transfers blocked",
+                      ["processor"], [(me, totals.blocked)])  # fmt: skip
+        yield from stage_families("worker", {
+            "orders": self.orders_stage, "acknowledgements": self.acks_stage,
+            "sightings": self.sightings_stage,
+        })  # fmt: skip
+        yield gauge("zf801_consumer_lag", "Records of an input beyond the last commit",
+                    ["processor", "topic"],
+                    [(["worker", topic], lag) for topic, lag in self.loop.lag()])  # fmt: skip
+        ends, acks = self.deadlines.pending()
+        clocks = [(["worker", "control-end"], ends), (["worker", "acknowledgement"], acks)]
+        yield gauge("zf801_timers_pending", "Clocks watched: control-period ends and "
+                    "acknowledgement deadlines", ["processor", "clock"], clocks)  # fmt: skip
 
     # --- timers ------------------------------------------------------------------------------
     async def _log_stats(self) -> None:

@@ -14,6 +14,7 @@ from ops.cmd_alerts import alerts
 from ops.cmd_audit import audit_app
 from ops.cmd_blocks import blocks
 from ops.cmd_broker import broker_app
+from ops.cmd_centre import centre_app
 from ops.cmd_deadletters import deadletters
 from ops.cmd_debtors import debtors_app
 from ops.cmd_demo import demo
@@ -105,6 +106,7 @@ app.command("blocks")(blocks)
 app.add_typer(audit_app, name="audit")
 app.command("replay")(replay)
 app.command("status")(status)
+app.add_typer(centre_app, name="command-centre")
 
 
 def main() -> None:

@@ -45,6 +45,25 @@ def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
             help="Courts that ask P1-P5 queries of the police responders (0: none).",
         ),
     ] = 4,
+    centre_port: Annotated[
+        int | None,
+        typer.Option(
+            "--centre-port",
+            min=0,
+            max=65535,
+            help="Serve the command centre's page on this port while the demo plays "
+            "(its address is printed); 0: any free port.",
+        ),
+    ] = None,
+    centre_linger: Annotated[
+        float,
+        typer.Option(
+            "--centre-linger",
+            min=0.0,
+            max=86400.0,
+            help="Seconds the command centre stays open after the demo.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Start the local Kafka (or use KAFKA_BOOTSTRAP_SERVERS), apply the topics, create the
     demo trust set, start `zf801 worker`, and play a scenario generated from --seed: courts
@@ -71,6 +90,8 @@ def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
         ack_timeout_s=ack_timeout,
         remove_earlier_runs=not keep_earlier,
         query_courts=query_courts,
+        centre_port=centre_port,
+        centre_linger_s=centre_linger,
     )
     try:
         outcome = run_demo(options, settings, _console)

@@ -13,12 +13,14 @@ from typing import Annotated
 import typer
 
 from consumers.history_follower import SightingFollower
+from consumers.metrics import ProcessorMetrics, outcome_counts, stage_families
 from consumers.query_source import SqliteQuerySource
 from consumers.responder import Responder
 from consumers.responder_state import ResponderState
 from consumers.runtime import Runtime
 from ops.cmd_responder_load import load
 from ops.errors import OpsError
+from ops.metrics_option import MetricsPort, serve_metrics
 from schemas.agencies import get_agency
 from schemas.settings import get_settings
 
@@ -61,6 +63,7 @@ def responder(  # noqa: PLR0917 - a typer command: its options are its parameter
             "border control).",
         ),
     ] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Answer the queries addressed to the unit until stopped (Ctrl-C or SIGTERM).
 
@@ -96,7 +99,13 @@ def responder(  # noqa: PLR0917 - a typer command: its options are its parameter
     runtime = Runtime.connect(agency.code)
     answering = Responder(runtime, source, ResponderState.for_unit(settings, agency, state))
     following: _Following | None = None
+    metrics = ProcessorMetrics("responder")
+    metrics.collect(lambda: [
+        outcome_counts("responder", dict(answering.counts)),
+        *stage_families("responder", {"queries": answering.stage}),
+    ])  # fmt: skip
     try:
+        serve_metrics(metrics, metrics_port)
         if follow_sightings:
             following = _Following(runtime, path, stopping)
         answering.run(stopping.is_set, until_idle_s=until_idle)

@@ -13,8 +13,10 @@ import typer
 
 from consumers.checkpointer import Checkpointer
 from consumers.history_loop import HistoryForwarder
+from consumers.metrics import ProcessorMetrics, outcome_counts
 from consumers.runtime import Runtime
-from ops.errors import operator_message
+from ops.errors import OpsError, operator_message
+from ops.metrics_option import MetricsPort, serve_metrics
 from schemas.errors import BusError
 from schemas.settings import get_settings
 
@@ -26,6 +28,7 @@ def worker(
         str, typer.Option("--as", help="The bus processor identity that signs hits.")
     ] = "BUS-MATCHER",
     loglevel: Annotated[str, typer.Option(help="faust log level: debug, info, warning.")] = "info",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the matcher worker until stopped (Ctrl-C or SIGTERM).
 
@@ -46,6 +49,7 @@ def worker(
 
     try:
         bus = BusWorker(Runtime.connect(agency))
+        serve_metrics(bus.metrics, metrics_port)
     except BusError as exc:
         raise _fail(exc) from exc
     faust.Worker(bus.app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -55,6 +59,7 @@ def history_forwarder(
     agency: Annotated[
         str, typer.Option("--as", help="The bus processor identity that reads the sightings.")
     ] = "BUS-MATCHER",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Forward each hotel check-in and border crossing reported on the police side,
     unchanged (still signed by the reporting unit), to the sightings history of the
@@ -66,6 +71,15 @@ def history_forwarder(
     except BusError as exc:
         raise _fail(exc) from exc
     forwarder = HistoryForwarder.for_bus(runtime)
+    metrics = ProcessorMetrics("history-forwarder")
+    metrics.collect(lambda: [outcome_counts(
+        "history-forwarder", {"read": forwarder.read, "forwarded": forwarder.forwarded}
+    )])  # fmt: skip
+    try:
+        serve_metrics(metrics, metrics_port)
+    except OpsError as exc:
+        runtime.close()
+        raise _fail(exc) from exc
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -91,6 +105,7 @@ def checkpointer(
         float, typer.Option("--interval", min=0.1, help="Seconds between two rounds.")
     ] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="One round, then stop.")] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Write a signed log checkpoint (LogCheckpoint on the checkpoint topic) for each
     checkpointed topic partition with new records, every --interval seconds, until
@@ -105,7 +120,10 @@ def checkpointer(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     writer = Checkpointer.for_bus(runtime)
+    metrics = ProcessorMetrics("checkpointer")
+    metrics.collect(lambda: [outcome_counts("checkpointer", {"checkpoints": writer.written})])
     try:
+        serve_metrics(metrics, metrics_port)
         loaded = writer.load()
         typer.echo(f"checkpointer: {loaded} checkpoint(s) read; {len(writer.topics)} topic(s)")
         if once:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ops.centre.server import serving
 from ops.demo_debtors import DebtorRun, play_debtor_list
 from ops.demo_play import Observed, Player, read_outcome
 from ops.demo_queries import (
@@ -66,6 +67,10 @@ class DemoOptions:
     query_wait_s: float = 20.0
     responder_start_timeout_s: float = 60.0
     debtor_list: bool = True
+    centre_port: int | None = None
+    """Serve the command centre on this port while the demo plays (0: any free port)."""
+    centre_linger_s: float = 0.0
+    """Seconds the command centre stays open after the demo."""
     """Play the dishonest-debtor list phase (a listing, its subscribers, a removal)."""
 
 
@@ -137,10 +142,12 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
     )
     fleet = ResponderFleet(bus)
     queries = debtors = None
+    centre = ExitStack()
     with _progress(console) as progress:
         phases = _Phases(progress)
         try:
             _deploy(bus, phases, options, settings.topic_prefix)
+            _serve_centre(centre, bus, options, progress.console)
             scenario = generate_scenario(options.seed, orders=options.orders,
                                          sightings=options.sightings,
                                          base_time=dt.datetime.now(dt.UTC))  # fmt: skip
@@ -157,6 +164,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
             with phases.phase("log checkpoints (zf801 checkpointer --once)"):
                 progress.console.log(bus.checkpoint_once())
         finally:
+            centre.close()
             if fleet.processes:
                 with phases.phase("stopping the responders"):
                     fleet.stop()
@@ -173,6 +181,20 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         queries=queries,
         debtors=debtors,
     )
+
+
+def _serve_centre(
+    stack: ExitStack, bus: Deployment, options: DemoOptions, console: Console
+) -> None:
+    """The command centre while the demo plays (``--centre-port``), its address printed
+    whole, for a copy and paste."""
+    if options.centre_port is None:
+        return
+
+    def say(line: str) -> None:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+    stack.enter_context(serving(bus.settings, options.centre_port, say, options.centre_linger_s))
 
 
 def _deploy(bus: Deployment, phases: _Phases, options: DemoOptions, user_prefix: str) -> None:

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # court is alerted, and how often expiry and acknowledgement deadlines are checked.
     ack_timeout_s: float = Field(default=300.0, gt=0)
     timer_interval_s: float = Field(default=1.0, gt=0)
+    # The Prometheus endpoint of a long-running processor (``--metrics-port``); None: none.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", pattern=r"^[0-9A-Fa-f.:]{2,45}$")
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
     # Where the worker keeps its tables: "memory" (a restart replays each table's whole

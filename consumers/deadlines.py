@@ -1,5 +1,6 @@
-"""Deadlines the worker watches: the end of each order's control period, and the time the
-police have to acknowledge it.
+"""Deadlines the worker watches: the end of each order's control period, the warning
+before it, the end of the late window after it, and the time the police have to
+acknowledge an order.
 
 When a control period ends, an expiry notice (signed by the bus) goes to the issuing
 court and to the order's intake topic, where it travels like a release: the orders agent
@@ -10,6 +11,20 @@ court gets an overdue alert. Each notice sent is recorded in the order's trackin
 the order ledger), so a restarted worker does not send it again; and both ids are derived
 from the order id, so a notice repeated by a worker killed before the record was written
 is the same event, which the court's subscriber shows once.
+
+**Expiry warning and renewal.** The issuing court is warned ``warn_before_us[kind]``
+before the period ends (:data:`WARNING`). It renews an order by sending it again (same
+order id) with a later ``control_period_end``: the order book moves the end and counts
+the renewal (:attr:`OrderTrack.renewals`), the watchlist entry and the police side's
+delivered copy take the new period, and both clocks run again for it. The notices of
+each period are marked and identified by the period's number (:func:`period_notice`),
+so the warning and the expiry of the renewed period are sent once each, and a renewal
+never suppresses them.
+
+**Late window.** An expired order stays on the watchlist ``late_window_us`` longer, where
+only late sightings match it (:meth:`consumers.watchlist.ActiveOrder.is_late`); then the
+worker records :data:`PURGED` in the ledger, and applying that removes the order from
+the watchlist (:meth:`consumers.order_book.OrderBook.noticed`).
 """
 
 from __future__ import annotations
@@ -19,12 +34,12 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from consumers.outgoing import Outgoing, OutgoingSigner
-from consumers.tracking import OrderTrack
+from consumers.tracking import PURGED, OrderTrack
 from consumers.watchlist import OrderKind, derive_id
 from schemas.envelope import from_micros, to_micros
 from topics.catalog import Catalog
 
-__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "Deadlines"]
+__all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "PURGED", "WARNING", "Deadlines", "period_notice"]
 
 ACK_ROLES: Mapping[OrderKind, str] = {
     OrderKind.EXIT_RESTRICTION: "border-control",
@@ -35,9 +50,25 @@ ACK_ROLES: Mapping[OrderKind, str] = {
 
 EXPIRY = "expiry"
 OVERDUE = "overdue"
-"""The notices a worker sends for an order, as :attr:`OrderTrack.noticed` names them."""
+WARNING = "warning"
+"""The notices a worker sends for an order, as :attr:`OrderTrack.noticed` names them
+(the expiry and the warning per period: :func:`period_notice`)."""
 
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
+_WARNING = "cn.zf801.orders.v1.OrderExpiryWarning"
+
+
+def period_notice(notice: str, renewals: int) -> str:
+    """The mark of ``notice`` for the order's period after ``renewals`` renewals: the
+    first period's is the notice's own name (as before renewals existed)."""
+    return notice if not renewals else f"{notice}#{renewals}"
+
+
+def _period_parts(renewals: int) -> tuple[int, ...]:
+    """What a renewed period adds to a notice's derived event id."""
+    return (renewals,) if renewals else ()
+
+
 _OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
 
 
@@ -55,6 +86,9 @@ class Deadlines:
         catalog: Catalog,
         order_topics: Mapping[OrderKind, str],
         track: Callable[[str], OrderTrack | None],
+        *,
+        warn_before_us: Mapping[OrderKind, int] | None = None,
+        late_window_us: int = 0,
     ) -> None:
         self._outgoing = outgoing
         self._catalog = catalog
@@ -62,15 +96,27 @@ class Deadlines:
         self._track = track
         self._end_heap: list[tuple[int, str]] = []
         self._ack_heap: list[tuple[int, str]] = []
+        self._warn_heap: list[tuple[int, str]] = []
+        self._purge_heap: list[tuple[int, str]] = []
+        self._warn_before = dict(warn_before_us or {})
+        self._late_window_us = late_window_us
         self.looked_up = 0
         """Tracking entries looked at by the ticks so far (work per tick)."""
-        self._expiry_sent: set[str] = set()
+        self._expiry_sent: set[tuple[str, int]] = set()
+        self._warning_sent: set[tuple[str, int]] = set()
         self._overdue_sent: set[str] = set()
         self._noticed: list[tuple[str, str]] = []
 
-    def schedule(self, order_id: str, end_us: int) -> None:
-        """Watch a tracked order's end of control period."""
+    def schedule(self, order_id: str, end_us: int, kind: OrderKind | None = None) -> None:
+        """Watch a tracked order's end of control period (and, given its kind, the warning
+        before it)."""
         heapq.heappush(self._end_heap, (end_us, order_id))
+        if kind is not None and kind in self._warn_before:
+            heapq.heappush(self._warn_heap, (end_us - self._warn_before[kind], order_id))
+
+    def watch_purge(self, order_id: str, end_us: int) -> None:
+        """Watch the end of an expired order's late window."""
+        heapq.heappush(self._purge_heap, (end_us + self._late_window_us, order_id))
 
     def watch_ack(self, order_id: str, deadline_us: int) -> None:
         """Watch a newly tracked order's acknowledgement deadline."""
@@ -79,28 +125,39 @@ class Deadlines:
     def rewatch(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
         """Watch both clocks of every open order of the tracking table's (order id,
         state) pairs, e.g. after partitions were assigned (once, not per tick)."""
-        ends, acks = [], []
+        ends, acks, warns, purges = [], [], [], []
         for raw_id, raw in tracking:
             track = OrderTrack.from_bytes(raw)
-            if track.kind is None or track.closed is not None:
+            order_id = raw_id.decode()
+            if track.kind is None or track.end_us is None:
                 continue
-            if track.end_us is not None and EXPIRY not in track.noticed:
-                ends.append((track.end_us, raw_id.decode()))
+            if track.closed is not None:
+                if track.in_late_window:
+                    purges.append((track.end_us + self._late_window_us, order_id))
+                continue
+            if period_notice(EXPIRY, track.renewals) not in track.noticed:
+                ends.append((track.end_us, order_id))
+            warn = self._warn_before.get(track.kind)
+            if warn is not None and period_notice(WARNING, track.renewals) not in track.noticed:
+                warns.append((track.end_us - warn, order_id))
             if not track.status and OVERDUE not in track.noticed:
-                acks.append((track.deadline_us, raw_id.decode()))
-        heapq.heapify(ends)
-        heapq.heapify(acks)
-        self._end_heap, self._ack_heap = ends, acks
+                acks.append((track.deadline_us, order_id))
+        for heap in (ends, acks, warns, purges):
+            heapq.heapify(heap)
+        self._end_heap, self._ack_heap, self._warn_heap, self._purge_heap = (
+            ends, acks, warns, purges
+        )  # fmt: skip
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""
         now_us = to_micros(now)
         due: list[Outgoing] = []
         for order_id, track in self._due(self._end_heap, now_us, _end_of):
-            if order_id in self._expiry_sent or EXPIRY in track.noticed:
+            mark = period_notice(EXPIRY, track.renewals)
+            if (order_id, track.renewals) in self._expiry_sent or mark in track.noticed:
                 continue
-            self._expiry_sent.add(order_id)
-            self._noticed.append((order_id, EXPIRY))
+            self._expiry_sent.add((order_id, track.renewals))
+            self._noticed.append((order_id, mark))
             kind = track.kind
             assert kind is not None and track.end_us is not None  # _due yields open orders
             notice = {
@@ -110,14 +167,57 @@ class Deadlines:
             }  # fmt: skip
             police = self._order_topics[kind]
             court = self._catalog.topic_name("alerts", court=track.court)
+            period = _period_parts(track.renewals)
             due += [
                 # on the order's own record key: its partition, after the order
                 self._outgoing.sign(police, _EXPIRY, notice, key=track.keys[0], now=now,
-                                    event_id=derive_id("expiry", order_id, "police")),
+                                    event_id=derive_id("expiry", order_id, "police", *period)),
                 self._outgoing.sign(court, _EXPIRY, notice, key=order_id.encode(), now=now,
-                                    event_id=derive_id("expiry", order_id, "court")),
+                                    event_id=derive_id("expiry", order_id, "court", *period)),
             ]  # fmt: skip
         return due
+
+    def expiry_warnings(self, now: dt.datetime) -> list[Outgoing]:
+        """Warnings to the issuing court of orders whose period ends soon (once per
+        period: a renewed order is warned again before its new end)."""
+        now_us = to_micros(now)
+        due: list[Outgoing] = []
+        for order_id, track in self._due(self._warn_heap, now_us, self._warning_of):
+            mark = period_notice(WARNING, track.renewals)
+            if (order_id, track.renewals) in self._warning_sent or mark in track.noticed:
+                continue
+            self._warning_sent.add((order_id, track.renewals))
+            self._noticed.append((order_id, mark))
+            assert track.kind is not None and track.end_us is not None
+            warning = {
+                "order_id": order_id, "order_kind": track.kind.value,
+                "case_number": track.case_number, "court_code": track.court,
+                "period_end": from_micros(track.end_us), "warned_at": now,
+            }  # fmt: skip
+            court = self._catalog.topic_name("alerts", court=track.court)
+            event_id = derive_id("expiry-warning", order_id, *_period_parts(track.renewals))
+            due.append(self._outgoing.sign(
+                court, _WARNING, warning, key=order_id.encode(), now=now, event_id=event_id
+            ))  # fmt: skip
+        return due
+
+    def purges(self, now: dt.datetime) -> None:
+        """Record :data:`PURGED` for expired orders whose late window has passed: applied
+        from the ledger, it takes them off the watchlist."""
+        now_us = to_micros(now)
+        heap = self._purge_heap
+        while heap and heap[0][0] <= now_us:
+            _, order_id = heapq.heappop(heap)
+            self.looked_up += 1
+            track = self._track(order_id)
+            if track is not None and track.in_late_window:
+                self._noticed.append((order_id, PURGED))
+
+    def _warning_of(self, track: OrderTrack) -> int | None:
+        warn = self._warn_before.get(track.kind) if track.kind else None
+        if warn is None or track.end_us is None:
+            return None
+        return track.end_us - warn
 
     def overdue_alerts(self, now: dt.datetime) -> list[Outgoing]:
         """Alerts for orders whose acknowledgement deadline passed with none (once each)."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consumers.action_notices import ActionNotices
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.routing import ROUTE_HEADER, Origin, Placement
 from consumers.watchlist import (
@@ -36,6 +37,7 @@ from consumers.watchlist import (
     derive_id,
     key_fingerprint,
     kinds_matched_by,
+    late_orders,
     matching_orders,
 )
 from schemas.codec import Codec, default_codec
@@ -94,6 +96,9 @@ class MatchResult:
     seen: int = 0
     candidates: int = 0
     hits: int = 0
+    late: int = 0
+    """Of the hits, those flagged late (:func:`consumers.watchlist.late_orders`)."""
+    action_notices: int = 0
     blocked: int = 0
     rejected: int = 0
     sampled: int = 0
@@ -136,6 +141,7 @@ class Matcher:
         verify_misses_every: int = 0,
         sample_stage: VerifyStage | None = None,
         check_routing_every: int = 64,
+        action_notices: ActionNotices | None = None,
     ) -> None:
         if verify_misses_every < 0:
             raise ValueError(f"verify_misses_every {verify_misses_every}: must be >= 0")
@@ -155,6 +161,7 @@ class Matcher:
         self._codec = codec or default_codec()
         self._clock = clock
         self._outgoing = OutgoingSigner(signer, self._codec)
+        self._action_notices = action_notices
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
         self._routed_topic = catalog.topic_name("sightings-routed")
@@ -338,7 +345,9 @@ class Matcher:
             return
         now = self._clock()
         observed_us, now_us = to_micros(sighting["observed_at"]), to_micros(now)
-        orders = orders_hit((entry for _, entry in found), schema.full_name, observed_us, now_us)
+        entries = [entry for _, entry in found]
+        orders = orders_hit(entries, schema.full_name, observed_us, now_us)
+        late = late_orders(entries, schema.full_name, observed_us, now_us)
         traceparent = _header(consumed.headers, TRACEPARENT)
         parent = traceparent.decode() if traceparent else None
         reference = {
@@ -351,34 +360,49 @@ class Matcher:
             "offset": consumed.offset,
         }
         summary = _summary(schema.full_name, sighting, verified.signature.agency_code)
+        for order in late:  # informational: the court hears of it, the police do nothing
+            hit = _hit_record(order, reference, summary, now, late=True)
+            result.outgoing.append(self._hit(order, hit, parent, now))
+            result.hits += 1
+            result.late += 1
         for order in orders:
             hit = _hit_record(order, reference, summary, now)
-            result.outgoing.append(
-                self._outgoing.sign(
-                    self._catalog.topic_name("alerts", court=order.court_code),
-                    _HIT,
-                    hit,
-                    key=order.order_id.encode(),
-                    event_id=hit["hit_id"],
-                    parent=parent,
-                    now=now,
-                )
-            )
+            result.outgoing.append(self._hit(order, hit, parent, now))
             result.hits += 1
+            notices = self._action_notices
+            notice = notices and notices.notice(
+                order, hit["hit_id"], schema.full_name, sighting, now, parent=parent
+            )
+            if notice:
+                result.outgoing.append(notice)
+                result.action_notices += 1
             if blocks_transfer(order, sighting):
-                blocked = _blocked_record(order, sighting, now)
-                result.outgoing.append(
-                    self._outgoing.sign(
-                        self._blocks_topic,
-                        _BLOCKED,
-                        blocked,
-                        key=consumed.key,
-                        event_id=blocked_event_id(order.order_id, sighting["sighting_id"]),
-                        parent=parent,
-                        now=now,
-                    )
-                )
+                result.outgoing.append(self._blocked(order, sighting, consumed.key, parent, now))
                 result.blocked += 1
+
+    def _blocked(
+        self,
+        order: ActiveOrder,
+        sighting: Mapping[str, Any],
+        key: bytes | None,
+        parent: str | None,
+        now: dt.datetime,
+    ) -> Outgoing:
+        """The "blocked" answer to the police side of a transfer or mortgage attempt."""
+        return self._outgoing.sign(
+            self._blocks_topic, _BLOCKED, _blocked_record(order, sighting, now), key=key,
+            event_id=blocked_event_id(order.order_id, sighting["sighting_id"]),
+            parent=parent, now=now,
+        )  # fmt: skip
+
+    def _hit(
+        self, order: ActiveOrder, hit: Mapping[str, Any], parent: str | None, now: dt.datetime
+    ) -> Outgoing:
+        """A hit, signed, to the issuing court's own alert topic."""
+        return self._outgoing.sign(
+            self._catalog.topic_name("alerts", court=order.court_code), _HIT, hit,
+            key=order.order_id.encode(), event_id=hit["hit_id"], parent=parent, now=now,
+        )  # fmt: skip
 
 
 def _could_hit(entry: WatchEntry, sighting_type: str) -> bool:
@@ -407,6 +431,9 @@ def _hit_record(
     reference: Mapping[str, Any],
     summary: Mapping[str, Any],
     now: dt.datetime,
+    *,
+    late: bool = False,
+    retroactive: bool = False,
 ) -> dict[str, Any]:
     return {
         "hit_id": hit_id(order.order_id, reference["sighting_id"]),
@@ -419,6 +446,8 @@ def _hit_record(
         "sighting": dict(reference),
         "summary": dict(summary),
         "matched_at": now,
+        "late": late,
+        "retroactive": retroactive,
     }
 
 

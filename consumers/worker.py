@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
+from consumers.action_notices import ActionNotices
 from consumers.addressing import ack_problem
 from consumers.commit_guard import CommitGuard
 from consumers.deadlines import Deadlines
@@ -99,6 +100,12 @@ def _sealed_topic(catalog: Catalog, topic_id: str) -> tuple[str, str, int]:
     )
 
 
+def _warnings_before(default_s: float, by_kind: Mapping[Any, float]) -> dict[OrderKind, int]:
+    """How long before its period ends each kind's court is warned (0: not warned)."""
+    seconds = {kind: float(by_kind.get(kind.value, default_s)) for kind in OrderKind}
+    return {kind: int(s * 1_000_000) for kind, s in seconds.items() if s > 0}
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -118,7 +125,12 @@ class BusWorker:
         # faust subscribes without a word to topics it may not read: ask first.
         acks_topic = catalog.topic_name("order-acknowledgements")
         require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
-        require_topics(settings, runtime.agency_code, self.delivery.topics(), "write")
+        outgoing = OutgoingSigner(runtime.signer, runtime.codec)
+        action_notices = ActionNotices(catalog, load_agencies(), outgoing)
+        require_topics(
+            settings, runtime.agency_code, [*self.delivery.topics(), *action_notices.topics()],
+            "write",
+        )  # fmt: skip
         datadir = settings.home / "worker" / f"{self.app_id}-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust_app(
@@ -173,12 +185,15 @@ class BusWorker:
             # Misses are not acted on: a sample is verified so junk and forgeries show.
             verify_misses_every=settings.verify_misses_every,
             sample_stage=runtime.verify_stage() if settings.verify_misses_every else None,
+            action_notices=action_notices,
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
-            OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
-            self._track,
+            outgoing, catalog, self.order_topics, self._track,
+            warn_before_us=_warnings_before(settings.expiry_warning_s,
+                                            settings.expiry_warning_by_kind),
+            late_window_us=int(settings.late_window_s * 1_000_000),
         )  # fmt: skip
         self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
         self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
@@ -186,6 +201,7 @@ class BusWorker:
             self.tracking, keyer, self.deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
             topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
+            keep_expired=settings.late_window_s > 0,
         )  # fmt: skip
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
@@ -370,6 +386,7 @@ class BusWorker:
                 continue
             if isinstance(verified, Noticed):
                 self.book.noticed(verified.order_id, verified.notice)
+                await self._emit_watch_updates()  # a purge takes an expired order off
             elif verified.envelope.type == ACKNOWLEDGEMENT:
                 await self._acknowledged(verified)
             else:
@@ -394,13 +411,16 @@ class BusWorker:
             self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
             self.book.drain_updates()
             return
-        # to the partition of each key, before the police hear of the order
+        await self._emit_watch_updates()  # before the police hear of the order
+        if applied is not None:
+            await self._deliver(verified, applied)
+
+    async def _emit_watch_updates(self) -> None:
+        """The book's watchlist changes, each to the partition of its key."""
         now_us = to_micros(_now())
         await self.emit([
             self.watch_updates.outgoing(update, now_us) for update in self.book.drain_updates()
         ])  # fmt: skip
-        if applied is not None:
-            await self._deliver(verified, applied)
 
     async def _watchlist_agent(self, stream: Any) -> None:
         """Apply the ledger's watchlist changes, each in its key's partition."""
@@ -495,14 +515,18 @@ class BusWorker:
             self.deadlines.rewatch(self.tracking.payload_items())
             self._clocks_stale = False
         now = _now()
-        due = self.deadlines.expiry_notices(now)
-        due += self.deadlines.overdue_alerts(now)
+        deadlines = self.deadlines
+        due = deadlines.expiry_warnings(now)
+        due += deadlines.expiry_notices(now)
+        due += deadlines.overdue_alerts(now)
+        deadlines.purges(now)
+        noticed = deadlines.drain_noticed()
         if due:
             await self.publish(due)
+        if noticed:  # once sent: a restarted worker does not send them again
             now_us = to_micros(now)
             await self.publish([
-                self.ledger.noticed(order_id, notice, now_us)
-                for order_id, notice in self.deadlines.drain_noticed()
+                self.ledger.noticed(order_id, notice, now_us) for order_id, notice in noticed
             ])  # fmt: skip
 
     async def stop(self) -> None:

@@ -133,10 +133,13 @@ class _Tracks:
 class _NoTimers:
     """A rematch arms no timers: the bus's expiry notices are on the order topics."""
 
-    def schedule(self, order_id: str, end_us: int) -> None:
+    def schedule(self, order_id: str, end_us: int, kind: OrderKind | None = None) -> None:
         return None
 
     def watch_ack(self, order_id: str, deadline_us: int) -> None:
+        return None
+
+    def watch_purge(self, order_id: str, end_us: int) -> None:
         return None
 
 

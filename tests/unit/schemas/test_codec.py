@@ -453,7 +453,7 @@ def test_unresolvable_reader_is_a_distinct_error() -> None:
 
 
 def test_registry_holds_every_family() -> None:
-    assert len(REGISTRY) == 36
+    assert len(REGISTRY) == 39
     assert {s.family for s in REGISTRY} == {
         "court",
         "query",

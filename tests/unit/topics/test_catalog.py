@@ -57,6 +57,12 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"court"},
         POLICE | {"bus", "command-system", "court", SUBSCRIBER},
     ),
+    "action-notices": (
+        "zf801.police.action-notices.{province}",
+        "agency-code",
+        {"bus"},
+        POLICE,
+    ),
     "order-documents": (
         "zf801.court.documents.{province}",
         "document-id",
@@ -761,7 +767,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 23 + 3 * 1 + 5 * 3
+    assert len(topics) == 23 + 3 * 1 + 6 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])

@@ -20,7 +20,7 @@ from consumers.deadlines import ACK_ROLES
 from consumers.watchlist import OrderKind
 from schemas.agencies import POLICE_ROLES, AgencyRole, load_agencies
 from schemas.errors import UnknownAgencyError
-from schemas.event_types import ACKNOWLEDGEMENT, EXPIRY_NOTICE, HIT, OVERDUE
+from schemas.event_types import ACKNOWLEDGEMENT, EXPIRY_NOTICE, EXPIRY_WARNING, HIT, OVERDUE
 
 __all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
 
@@ -28,11 +28,17 @@ __all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
 _BUS = frozenset({AgencyRole.BUS.value})
 _POLICE = frozenset(role.value for role in POLICE_ROLES)
 ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
-    {HIT: _BUS, EXPIRY_NOTICE: _BUS, OVERDUE: _BUS, ACKNOWLEDGEMENT: _POLICE}
+    {
+        HIT: _BUS,
+        EXPIRY_NOTICE: _BUS,
+        EXPIRY_WARNING: _BUS,
+        OVERDUE: _BUS,
+        ACKNOWLEDGEMENT: _POLICE,
+    }
 )
 """Who may sign each kind of alert a court receives (every kind not listed is refused)."""
 
-_ADDRESSED_BY_COURT_CODE = frozenset({HIT, EXPIRY_NOTICE, OVERDUE, ACKNOWLEDGEMENT})
+_ADDRESSED_BY_COURT_CODE = frozenset({HIT, EXPIRY_NOTICE, EXPIRY_WARNING, OVERDUE, ACKNOWLEDGEMENT})
 """Alert types whose ``court_code`` names the court whose stream they belong on."""
 
 

@@ -37,6 +37,7 @@ from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.tracking import PURGED, OrderTrack
 from consumers.watchlist import OrderKind, derive_id
 from schemas.envelope import from_micros, to_micros
+from schemas.event_types import EXPIRY_WARNING
 from topics.catalog import Catalog
 
 __all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "PURGED", "WARNING", "Deadlines", "period_notice"]
@@ -55,7 +56,7 @@ WARNING = "warning"
 (the expiry and the warning per period: :func:`period_notice`)."""
 
 _EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
-_WARNING = "cn.zf801.orders.v1.OrderExpiryWarning"
+_WARNING = EXPIRY_WARNING
 
 
 def period_notice(notice: str, renewals: int) -> str:

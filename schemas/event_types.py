@@ -21,6 +21,7 @@ __all__ = [
     "ACKNOWLEDGEMENT",
     "BLOCKED",
     "EXPIRY_NOTICE",
+    "EXPIRY_WARNING",
     "HIT",
     "ORDERS",
     "OVERDUE",
@@ -38,6 +39,7 @@ ORDERS: Final = frozenset({
 })  # fmt: skip
 RELEASE: Final = f"{_NS}.orders.v1.OrderRelease"
 EXPIRY_NOTICE: Final = f"{_NS}.orders.v1.OrderExpiryNotice"
+EXPIRY_WARNING: Final = f"{_NS}.orders.v1.OrderExpiryWarning"
 ACKNOWLEDGEMENT: Final = f"{_NS}.orders.v1.OrderAcknowledgement"
 OVERDUE: Final = f"{_NS}.orders.v1.OrderAckOverdue"
 BLOCKED: Final = f"{_NS}.orders.v1.VehicleTransferBlocked"

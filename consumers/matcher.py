@@ -142,6 +142,7 @@ class Matcher:
         sample_stage: VerifyStage | None = None,
         check_routing_every: int = 64,
         action_notices: ActionNotices | None = None,
+        late_window_us: int = 0,
     ) -> None:
         if verify_misses_every < 0:
             raise ValueError(f"verify_misses_every {verify_misses_every}: must be >= 0")
@@ -162,6 +163,7 @@ class Matcher:
         self._clock = clock
         self._outgoing = OutgoingSigner(signer, self._codec)
         self._action_notices = action_notices
+        self._late_window_us = late_window_us
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
         self._routed_topic = catalog.topic_name("sightings-routed")
@@ -347,7 +349,7 @@ class Matcher:
         observed_us, now_us = to_micros(sighting["observed_at"]), to_micros(now)
         entries = [entry for _, entry in found]
         orders = orders_hit(entries, schema.full_name, observed_us, now_us)
-        late = late_orders(entries, schema.full_name, observed_us, now_us)
+        late = late_orders(entries, schema.full_name, observed_us, now_us, self._late_window_us)
         traceparent = _header(consumed.headers, TRACEPARENT)
         parent = traceparent.decode() if traceparent else None
         reference = {

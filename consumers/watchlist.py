@@ -19,9 +19,10 @@ Matching rules (``MISSION.md`` §2):
   arrive on different topics, so "processed before" is the bus's processing order;
 - a **late sighting** (observed while the order was active, processed after its period
   ended: a police system reconnecting after an outage) still reaches the issuing court
-  while the order is on the watchlist, as a hit flagged ``late``: informational, with no
-  action notice to the police side (the order no longer authorises acting on it). A
-  released order is off the watchlist at once, so a release is never undone by lateness;
+  when processed within the late window after the period's end (the worker's
+  ``late_window_s``; 0: never), as a hit flagged ``late``: informational, with no action
+  notice to the police side (the order no longer authorises acting on it). A released
+  order is off the watchlist at once, so a release is never undone by lateness;
 - a sighting carries one match key or several (a vehicle's plate key, and its VIN key
   in ``ce_altkeys``); an order indexed under several of them is hit once, at the first
   of the sighting's keys it is indexed under (:meth:`ActiveOrder.indexed_under`).
@@ -126,9 +127,10 @@ class ActiveOrder:
     def is_active(self, observed_at_us: int, now_us: int) -> bool:
         return self.start_us <= observed_at_us < self.end_us and now_us < self.end_us
 
-    def is_late(self, observed_at_us: int, now_us: int) -> bool:
-        """Observed while the order was active, processed after its period ended."""
-        return self.start_us <= observed_at_us < self.end_us <= now_us
+    def is_late(self, observed_at_us: int, now_us: int, window_us: int) -> bool:
+        """Observed while the order was active, processed after its period ended, within
+        ``window_us`` of that end."""
+        return self.start_us <= observed_at_us < self.end_us <= now_us < self.end_us + window_us
 
     def to_json(self) -> list[Any]:
         """Compact form stored in the table's changelog (a JSON array, field order fixed)."""
@@ -265,7 +267,11 @@ def matching_orders(
 
 
 def late_orders(
-    entries: Iterable[WatchEntry], sighting_type: str, observed_at_us: int, now_us: int
+    entries: Iterable[WatchEntry],
+    sighting_type: str,
+    observed_at_us: int,
+    now_us: int,
+    window_us: int,
 ) -> list[ActiveOrder]:
     """The orders a sighting would have hit had it been processed in time
     (:meth:`ActiveOrder.is_late`), once each, by order id: the court hears of them,
@@ -275,7 +281,7 @@ def late_orders(
         order.order_id: order
         for entry in entries
         for order in entry.orders.values()
-        if order.kind in kinds and order.is_late(observed_at_us, now_us)
+        if order.kind in kinds and order.is_late(observed_at_us, now_us, window_us)
     }
     return [found[order_id] for order_id in sorted(found)]
 

@@ -186,6 +186,7 @@ class BusWorker:
             verify_misses_every=settings.verify_misses_every,
             sample_stage=runtime.verify_stage() if settings.verify_misses_every else None,
             action_notices=action_notices,
+            late_window_us=int(settings.late_window_s * 1_000_000),
         )
         self.loop = SightingLoop(self, self.matcher)
         self._producer: AIOKafkaProducer | None = None

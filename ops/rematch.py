@@ -34,6 +34,7 @@ from consumers.watchlist import (
     OrderKind,
     WatchEntry,
     key_fingerprint,
+    late_orders,
     matching_orders,
 )
 from ops.rematch_result import (
@@ -147,14 +148,18 @@ class Rematch:
     """Collects the verified records of a replay (:meth:`add`, in any order) and runs the
     rules over them in the order they reached the bus (:meth:`result`)."""
 
-    def __init__(self, keyer: MatchKeyer, topics: RematchTopics) -> None:
+    def __init__(
+        self, keyer: MatchKeyer, topics: RematchTopics, *, late_window_s: float = 0.0
+    ) -> None:
         self._keyer = keyer
+        self._late_window_us = int(late_window_s * 1_000_000)
         self._topics = topics
         self._events: list[VerifiedEvent] = []
         self._now = dt.datetime.now(dt.UTC)
         self._book = OrderBook(
             _Tracks(), keyer, _NoTimers(), self._refused, ack_timeout_s=0.0,
             topic_kinds=topics.orders, clock=lambda: self._now,
+            keep_expired=self._late_window_us > 0,
         )  # fmt: skip
         self._watchlist: dict[bytes, WatchEntry] = {}
         self._presence: dict[str, _Presence] = {}
@@ -257,7 +262,9 @@ class Rematch:
         if refused or not found:
             return
         now_us = arrival_ms * 1000
-        for order in orders_hit((entry for _, entry in found), sighting_type, observed_us, now_us):
+        entries = [entry for _, entry in found]
+        late = late_orders(entries, sighting_type, observed_us, now_us, self._late_window_us)
+        for order in [*orders_hit(entries, sighting_type, observed_us, now_us), *late]:
             expected = ExpectedHit(
                 hit_id(order.order_id, sighting_id), order.order_id, order.court_code,
                 sighting_id, position, arrival_ms, blocks_transfer(order, sighting),

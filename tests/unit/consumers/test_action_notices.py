@@ -47,6 +47,7 @@ class _Fixture:
         self.matcher = Matcher(
             self.watch.get, runtime.verify_stage(), runtime.refuse, runtime.signer,
             runtime.catalog, keyer=self.keyer, action_notices=notices,
+            late_window_us=3600 * 10**6,
         )  # fmt: skip
 
     def order(self, *, concealed: bool = False, ended_s_ago: float | None = None) -> ActiveOrder:
@@ -133,6 +134,13 @@ def test_a_late_sighting_reaches_the_court_flagged_late_with_no_action_notice(
 def test_a_sighting_observed_after_the_period_is_no_hit_at_all(fx: _Fixture) -> None:
     fx.order(ended_s_ago=60)
     result = fx.matcher.process([fx.sighting()])
+    assert (result.hits, result.outgoing) == (0, [])
+
+
+def test_a_sighting_processed_after_the_late_window_is_no_hit(fx: _Fixture) -> None:
+    order = fx.order(ended_s_ago=3601)  # the window is an hour
+    observed = dt.datetime.fromtimestamp((order.end_us - 10**8) / 10**6, dt.UTC)
+    result = fx.matcher.process([fx.sighting(observed_at=observed)])
     assert (result.hits, result.outgoing) == (0, [])
 
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from consumers.tracking import PURGED, Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
-from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record
+from consumers.watchlist import ORDER_TYPES, ActiveOrder, OrderKind, active_order_from_record
 from schemas.envelope import from_micros, to_micros
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
@@ -95,6 +95,7 @@ class OrderBook:
         self._clock = clock
         self._keep_expired = keep_expired
         """Expired orders stay on the watchlist for late sightings, until purged."""
+        self._lookbacks: list[tuple[ActiveOrder, tuple[bytes, ...]]] = []
 
     # --- reads ---------------------------------------------------------------------------
     def drain_updates(self) -> list[WatchUpdate]:
@@ -102,6 +103,12 @@ class OrderBook:
         the worker publishes each to its key's partition (:mod:`consumers.watch_updates`)."""
         updates, self._updates = self._updates, []
         return updates
+
+    def drain_lookbacks(self) -> list[tuple[ActiveOrder, tuple[bytes, ...]]]:
+        """The orders entered or corrected since the last call, with their match keys:
+        the worker matches them against the sightings of the look-back window."""
+        lookbacks, self._lookbacks = self._lookbacks, []
+        return lookbacks
 
     def track(self, order_id: str) -> OrderTrack | None:
         raw = self._tracking.payload(order_id.encode())
@@ -194,6 +201,7 @@ class OrderBook:
             self._deadlines.watch_ack(order.order_id, deadline_us)
         else:  # the same order again, renewed or corrected: its period is the latest copy's
             track = track.renewed(order.end_us, order.case_number)
+        self._lookbacks.append((order, tuple(keys)))
         self.set_track(order.order_id, track)
         self._deadlines.schedule(order.order_id, order.end_us, order.kind)
         return order.court_code

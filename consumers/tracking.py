@@ -16,10 +16,12 @@ from enum import StrEnum
 
 from consumers.watchlist import OrderKind
 
-__all__ = ["PURGED", "Closure", "OrderTrack"]
+__all__ = ["LOOKED_BACK", "PURGED", "Closure", "OrderTrack"]
 
 PURGED = "purged"
 """Noticed when an expired order's late window ended and it left the watchlist."""
+LOOKED_BACK = "looked-back"
+"""Noticed once the order's look-back hits are sent (:mod:`consumers.lookback`)."""
 
 
 class Closure(StrEnum):

@@ -53,6 +53,7 @@ from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
 from consumers.ledger import Noticed, OrderLedger
+from consumers.lookback import LookBack, LookBackRequest
 from consumers.matcher import Matcher
 from consumers.order_book import Applied, OrderBook
 from consumers.outgoing import Outgoing, OutgoingSigner
@@ -60,7 +61,7 @@ from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
-from consumers.tracking import OrderTrack
+from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watch_updates import WatchUpdates
 from consumers.watchlist import OrderKind, WatchEntry
 from schemas.agencies import load_agencies
@@ -68,6 +69,7 @@ from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import UnknownAgencyError
 from schemas.event_types import ACKNOWLEDGEMENT
 from schemas.matchkey import MatchKeyer
+from sign.acceptance import AcceptancePolicy
 from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
@@ -104,6 +106,10 @@ def _warnings_before(default_s: float, by_kind: Mapping[Any, float]) -> dict[Ord
     """How long before its period ends each kind's court is warned (0: not warned)."""
     seconds = {kind: float(by_kind.get(kind.value, default_s)) for kind in OrderKind}
     return {kind: int(s * 1_000_000) for kind, s in seconds.items() if s > 0}
+
+
+def _open(track: OrderTrack | None) -> bool:
+    return track is not None and track.kind is not None and track.closed is None
 
 
 def _now() -> dt.datetime:
@@ -189,6 +195,16 @@ class BusWorker:
             late_window_us=int(settings.late_window_s * 1_000_000),
         )
         self.loop = SightingLoop(self, self.matcher)
+        self.lookback = (
+            LookBack(
+                settings, runtime.agency_code, catalog, self.matcher,
+                lambda: runtime.verify_stage(acceptance=AcceptancePolicy.history()),
+                window_s=settings.lookback_s,
+            )
+            if settings.lookback_s > 0
+            else None
+        )  # fmt: skip
+        self._lookbacks: list[LookBackRequest] = []
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
             outgoing, catalog, self.order_topics, self._track,
@@ -237,6 +253,7 @@ class BusWorker:
         app.agent(updates, name="watchlist")(self._watchlist_agent)
         app.agent(acks, name="acknowledgements")(self._acks_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
+        app.timer(self.rt.settings.timer_interval_s)(self._look_back)
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
         app.timer(_COMMIT_GUARD_S)(self._guard_commits)
         app.task(self.loop.run)
@@ -411,8 +428,11 @@ class BusWorker:
             log.exception("order record %s refused", verified.signature.event_id)
             self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
             self.book.drain_updates()
+            self.book.drain_lookbacks()
             return
         await self._emit_watch_updates()  # before the police hear of the order
+        if self.lookback is not None:
+            self._lookbacks += [LookBackRequest(o, k) for o, k in self.book.drain_lookbacks()]
         if applied is not None:
             await self._deliver(verified, applied)
 
@@ -514,6 +534,7 @@ class BusWorker:
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._clocks_stale:
             self.deadlines.rewatch(self.tracking.payload_items())
+            self._lookbacks += self._pending_lookbacks()
             self._clocks_stale = False
         now = _now()
         deadlines = self.deadlines
@@ -529,6 +550,48 @@ class BusWorker:
             await self.publish([
                 self.ledger.noticed(order_id, notice, now_us) for order_id, notice in noticed
             ])  # fmt: skip
+
+    async def _look_back(self) -> None:
+        """Match the orders entered or corrected since the last run against the sightings
+        of the look-back window (off the event loop), send their retroactive hits, then
+        record each order as looked back (a restarted worker looks back again for those
+        not recorded: :meth:`_pending_lookbacks`)."""
+        lookback = self.lookback
+        if lookback is None or self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        queued, self._lookbacks = self._lookbacks, []
+        latest = {r.order.order_id: r for r in queued}  # an order queued twice: its last copy
+        requests = [r for r in latest.values() if _open(self.book.track(r.order.order_id))]
+        if not requests:
+            return
+        now = _now()
+        hits = await asyncio.to_thread(lookback.run, requests, now)
+        if hits:
+            await self.publish(hits)
+        log.info("look-back: %d order(s), %d retroactive hit(s), %d sighting record(s) read",
+                 len(requests), len(hits), lookback.read)  # fmt: skip
+        now_us = to_micros(now)
+        await self.publish([
+            self.ledger.noticed(r.order.order_id, LOOKED_BACK, now_us) for r in requests
+        ])  # fmt: skip
+
+    def _pending_lookbacks(self) -> list[LookBackRequest]:
+        """The open orders of the tracking table issued within the window and not looked
+        back for (a worker stopped before it recorded them), as held on this worker's
+        watchlist."""
+        if self.lookback is None:
+            return []
+        since_us = to_micros(_now() - self.lookback.window)
+        pending = []
+        for raw_id, raw in self.tracking.payload_items():
+            track = OrderTrack.from_bytes(raw)
+            if not _open(track) or LOOKED_BACK in track.noticed or track.issued_at_us < since_us:
+                continue
+            entry = self._lookup(track.keys[0]) if track.keys else None
+            order = entry.orders.get(raw_id.decode()) if entry else None
+            if order is not None:
+                pending.append(LookBackRequest(order, track.keys))
+        return pending
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -1,17 +1,22 @@
 """The demo's order lifecycle phase (issue 15): what the police units were told at the
 point of sighting (action notices), which orders were warned before their period ends,
-and the 24-hour rule of an anomaly notice: a police unit's notice left unacknowledged is
-escalated by the bus, then acknowledged late by the court side."""
+a retroactive hit (a check-in reported before the court's order, found by the order's
+look-back), and the 24-hour rule of an anomaly notice: a police unit's notice left
+unacknowledged is escalated by the bus, then acknowledged late by the court side."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.table import Table
 
 from consumers.action_notices import ACTION_TOPIC_ID
+from consumers.alerts import AlertSubscriber
 from consumers.anomaly_log import escalation_id
 from consumers.runtime import Runtime
 from ops.cmd_anomaly import read_anomalies
@@ -19,13 +24,18 @@ from ops.demo_play import Observed, read_catalog_topic
 from ops.deployment import Deployment
 from producers.anomalies import AnomalyDesk
 from producers.publisher import Publisher
+from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
 from schemas.codec import default_codec
+from schemas.identifiers import id_number_check_char
 from sign.events import EventVerifier
 
 __all__ = ["LifecycleRun", "lifecycle_table", "play_lifecycle"]
 
-_REPORTER, _COURT, _BUS = "110000000000", "BJ01", "BUS-AUDIT"
+_REPORTER, _COURT, _BUS, _STATION = "110000000000", "BJ01", "BUS-AUDIT", "110105000000"
+_HOTEL = "cn.zf801.sightings.v1.HotelCheckIn"
+_LOCATE = "cn.zf801.orders.v1.LocateDebtorOrder"
+_RETRO_WAIT_S = 60.0
 
 
 @dataclass
@@ -40,6 +50,7 @@ class LifecycleRun:
     late_hits: int = 0
     anomaly: str = ""
     anomaly_statuses: list[str] = field(default_factory=list)
+    retroactive_hits: int = 0
 
     @property
     def passed(self) -> bool:
@@ -47,6 +58,7 @@ class LifecycleRun:
             sum(self.actions.values()) > 0
             and not self.unverified_notices
             and self.expiring_warned
+            and self.retroactive_hits == 1
             and self.anomaly_statuses == ["OVERDUE", "ESCALATED", "ACKNOWLEDGED_LATE"]
         )
 
@@ -56,8 +68,55 @@ def play_lifecycle(bus: Deployment, observed: Observed, expiring_order: str) -> 
                        expiring_warned=expiring_order in observed.expiry_warnings,
                        late_hits=sum(hit.late for hit in observed.hits.values()))  # fmt: skip
     _count_notices(bus, run)
+    run.retroactive_hits = _retroactive_hit(bus)
     _anomaly(bus, run)
     return run
+
+
+def _retroactive_hit(bus: Deployment) -> int:
+    """A station reports a check-in; then the court orders the person located: the order's
+    look-back finds the check-in. The retroactive hits of that order on the court's stream."""
+    now = dt.datetime.now(dt.UTC)
+    first17 = f"110105{1990 + now.second % 10}0101{now.microsecond % 1000:03d}"
+    id_number = first17 + id_number_check_char(first17)
+    check_in = {
+        "sighting_id": str(uuid.uuid4()), "reporting_unit_code": _STATION, "observed_at": now,
+        "person": {"name": "钱七", "id_number": id_number}, "hotel_name": "如家酒店（朝阳店）",
+        "hotel_address": "北京市朝阳区建国路88号", "room": "0801", "checked_in_at": now,
+        "expected_check_out": None, "registered_phone": "13800138000",
+    }  # fmt: skip
+    order = _locate_order(id_number, now)
+    for agency, schema, record in ((_STATION, _HOTEL, check_in), (_COURT, _LOCATE, order)):
+        with Publisher(bus.keystore.signer_for(agency), settings=bus.settings) as publisher:
+            publisher.publish(outgoing_event(schema, record))
+    runtime = Runtime.connect(_COURT, bus.settings)
+    try:
+        subscriber = AlertSubscriber(runtime, _COURT)
+        deadline = time.monotonic() + _RETRO_WAIT_S
+        while time.monotonic() < deadline:
+            hits = [a for a in subscriber.read(until_idle_s=1.0) if a.kind == "Hit"
+                    and str(a.record["order_id"]) == order["order_id"]
+                    and a.record["retroactive"]]  # fmt: skip
+            if hits:
+                return len(hits)
+        return 0
+    finally:
+        runtime.close()
+
+
+def _locate_order(id_number: str, now: dt.datetime) -> dict[str, Any]:
+    case = "（2026）京01执802号"
+    return {
+        "order_id": str(uuid.uuid4()), "case_number": case, "enforcing_court_code": _COURT,
+        "handler": {"name": "王法官", "phone": "13900139000"},
+        "subject": {"name": "钱七", "id_number": id_number},
+        "control_period_start": now - dt.timedelta(days=1),
+        "control_period_end": now + dt.timedelta(days=90),
+        "police_requirements": "发现后立即控制并通知承办人",
+        "sealed_documents": [{"kind": "DETENTION_DECISION", "document_id": f"{case}之一",
+                              "sha256": bytes(32), "title": "拘留决定书"}],
+        "province_code": "11", "issued_at": now,
+    }  # fmt: skip
 
 
 def _count_notices(bus: Deployment, run: LifecycleRun) -> None:
@@ -108,5 +167,6 @@ def lifecycle_table(run: LifecycleRun) -> Table:
     table.add_row("orders warned before their period ends", str(run.warned))
     table.add_row("the expiring order warned", "yes" if run.expiring_warned else "NO")
     table.add_row("late sightings (hits flagged late)", str(run.late_hits))
+    table.add_row("retroactive hits (a check-in before the order)", str(run.retroactive_hits))
     table.add_row(f"anomaly {run.anomaly} of {_REPORTER}", " -> ".join(run.anomaly_statuses))
     return table

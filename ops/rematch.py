@@ -34,6 +34,7 @@ from consumers.watchlist import (
     OrderKind,
     WatchEntry,
     key_fingerprint,
+    kinds_matched_by,
     late_orders,
     matching_orders,
 )
@@ -148,11 +149,13 @@ class Rematch:
     """Collects the verified records of a replay (:meth:`add`, in any order) and runs the
     rules over them in the order they reached the bus (:meth:`result`)."""
 
-    def __init__(
-        self, keyer: MatchKeyer, topics: RematchTopics, *, late_window_s: float = 0.0
-    ) -> None:
+    def __init__(self, keyer: MatchKeyer, topics: RematchTopics, *,
+                 late_window_s: float = 0.0, lookback_s: float = 0.0) -> None:  # fmt: skip
+        """The rules as the worker runs them with these windows (``late_window_s``,
+        ``lookback_s``: 0 = none)."""
         self._keyer = keyer
         self._late_window_us = int(late_window_s * 1_000_000)
+        self._lookback_ms = int(lookback_s * 1000)
         self._topics = topics
         self._events: list[VerifiedEvent] = []
         self._now = dt.datetime.now(dt.UTC)
@@ -225,6 +228,9 @@ class Rematch:
             self._result.expiries += 1
         self._book.apply(verified)
         at_ms = verified.record.timestamp
+        for order, keys in self._book.drain_lookbacks():
+            if self._lookback_ms:
+                self._looked_back(order, keys, at_ms)
         for update in self._book.drain_updates():  # as the watchlist agent applies them
             entry = self._watchlist.get(update.key, WatchEntry.empty())
             self._watchlist[update.key] = update.applied_to(entry)
@@ -270,6 +276,25 @@ class Rematch:
                 sighting_id, position, arrival_ms, blocks_transfer(order, sighting),
             )  # fmt: skip
             self._expected.setdefault(expected.hit_id, expected)
+
+    def _looked_back(self, order: ActiveOrder, keys: tuple[bytes, ...], at_ms: int) -> None:
+        """As :mod:`consumers.lookback`: the sightings that arrived within the look-back
+        window before a new or corrected order, on one of its keys, hit it if it would
+        have been active when each arrived (retroactive, never a block)."""
+        wanted = set(keys)
+        for sighting_id, seen in self._sightings.items():
+            if seen.refused or not at_ms - self._lookback_ms <= seen.arrival_ms <= at_ms:
+                continue
+            if wanted.isdisjoint(seen.keys) or order.kind not in kinds_matched_by(
+                seen.sighting_type
+            ):
+                continue
+            if order.is_active(seen.observed_us, seen.arrival_ms * 1000):
+                expected = ExpectedHit(
+                    hit_id(order.order_id, sighting_id), order.order_id, order.court_code,
+                    sighting_id, seen.position, seen.arrival_ms, False,
+                )  # fmt: skip
+                self._expected.setdefault(expected.hit_id, expected)
 
     def _delivered_hit(self, verified: VerifiedEvent) -> None:
         if verified.envelope.type != HIT:

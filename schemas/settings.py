@@ -107,6 +107,9 @@ class Settings(BaseSettings):
         default_factory=dict
     )
     late_window_s: float = Field(default=72 * 3600.0, ge=0)
+    # A new or corrected order is matched against the sightings of this long before it
+    # (consumers.lookback; 0: no look-back), its hits flagged retroactive.
+    lookback_s: float = Field(default=72 * 3600.0, ge=0)
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
 

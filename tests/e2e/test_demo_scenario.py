@@ -150,6 +150,6 @@ def test_the_lifecycle_phase_shows_action_notices_a_warning_and_an_escalation(
     run = result.lifecycle
     assert run is not None and run.passed, run
     assert {"DETAIN", "STOP_DEPARTURE"} <= set(run.actions), run.actions
-    assert run.late_hits == 1 and run.expiring_warned
+    assert run.late_hits == 1 and run.expiring_warned and run.retroactive_hits == 1
     assert run.anomaly_statuses == ["OVERDUE", "ESCALATED", "ACKNOWLEDGED_LATE"]
     assert any(phase.startswith("order lifecycle") for phase, _ in result.timings)

@@ -190,6 +190,33 @@ def test_a_late_sighting_reaches_the_court_flagged_late_with_no_action_notice(
     assert str(hit.record["hit_id"]) not in {str(rec["hit_id"]) for rec, _, _ in _notices(bus)}
 
 
+def test_a_new_order_looks_back_across_a_release_and_hits_only_itself(
+    bus: Any, records: Records
+) -> None:
+    """A subject's first order is released; the subject then checks in (no hit: released);
+    a second order follows: its look-back finds the check-in (retroactive, no action notice),
+    and the released order gets nothing."""
+    released = _order(records, 1507)
+    _issue(bus, released)
+    person = {"id_number": released["subject"]["id_number"]}
+    bus.publish(COURT, "OrderRelease", records.release(released, "LOCATE_DEBTOR"), person)
+    bus.wait_orders_consumed()
+    check_in = _sighting(bus, released)
+    _sighting(bus, released, observed_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    second = _order(records, 1508)
+    second["subject"] = released["subject"]
+    _issue(bus, second)
+    hit = _hit_of(bus, second)
+    assert hit.record["retroactive"] is True and hit.record["late"] is False
+    assert str(hit.record["sighting"]["sighting_id"]) == check_in["sighting_id"]
+    time.sleep(2)  # a second hit (the check-in before the start), if wrongly made, is there
+    assert [str(a.record["sighting"]["sighting_id"]) for a in _alerts(bus, "Hit", second)] == [
+        check_in["sighting_id"]
+    ]
+    assert _alerts(bus, "Hit", released) == []
+    assert str(hit.record["hit_id"]) not in {str(r["hit_id"]) for r, _, _ in _notices(bus)}
+
+
 def test_the_clocks_survive_a_worker_killed_while_they_run_and_fire_once(
     bus: Any, records: Records
 ) -> None:

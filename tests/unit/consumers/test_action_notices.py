@@ -172,3 +172,29 @@ def test_the_order_details_survive_the_watchlist_encoding() -> None:
     assert ActiveOrder.from_json(old) == dataclasses.replace(
         order, concealed=False, documents=(), impound_on_sight=False
     )
+
+
+def test_a_look_back_hits_as_if_the_order_had_existed_when_the_sighting_arrived(
+    fx: _Fixture,
+) -> None:
+    """Retroactive hits: the same id as a live hit, flagged retroactive, no action notice;
+    none for an order that was not active when the sighting arrived, or of a kind the
+    sighting cannot hit."""
+    order = fx.order()
+    del fx.watch[fx.keyer.person(PERSON)]  # a new order: the sighting came before it
+    consumed = fx.sighting()
+    verified = fx.runtime.verify_stage().check(
+        consumed.topic, consumed.partition, consumed.offset, consumed.timestamp,
+        consumed.key, consumed.value, list(consumed.headers),
+    )  # fmt: skip
+    assert verified is not None
+    later = dataclasses.replace(order, order_id=str(uuid.uuid4()), start_us=order.issued_at_us
+                                + 10**9)  # fmt: skip
+    border = dataclasses.replace(order, order_id=str(uuid.uuid4()),
+                                 kind=OrderKind.EXIT_RESTRICTION)  # fmt: skip
+    hits = fx.matcher.retroactive_hits(verified, [consumed.key], [later, order, border])
+    assert [h.topic for h in hits] == ["zf801.alerts.BJ01"]
+    record = _decoded(hits[0].record.value)
+    assert str(record["order_id"]) == order.order_id
+    assert record["retroactive"] is True and record["late"] is False
+    assert str(record["hit_id"]) == derive_id(order.order_id, record["sighting"]["sighting_id"])

@@ -278,3 +278,18 @@ def test_an_expired_order_stays_for_late_sightings_until_purged_or_released(reco
     for order, key in zip(orders, keys, strict=True):
         assert fx.orders_on(key) == set()
         assert not fx.book.track(order["order_id"]).in_late_window
+
+
+def test_new_and_corrected_orders_are_looked_back_for(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执26号", person)
+    fx.apply(LOCATE, order, key=key)
+    corrected = {**order, "control_period_end": order["control_period_end"] + dt.timedelta(days=1)}
+    fx.apply(LOCATE, corrected, key=key)
+    looked = fx.book.drain_lookbacks()
+    assert [(o.order_id, keys) for o, keys in looked] == [(order["order_id"], (key,))] * 2
+    assert looked[1][0].end_us == to_micros(corrected["control_period_end"])
+    fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
+    fx.apply(LOCATE, order, key=key)  # refused: closed
+    assert fx.book.drain_lookbacks() == []

@@ -46,10 +46,12 @@ _IDLE_S = 2.0
 
 @dataclass(frozen=True, slots=True)
 class LookBackRequest:
-    """An order to look back for, with every match key it is indexed by."""
+    """An order to look back for, with every match key it is indexed by, and when the
+    bus applied it: the sightings that arrived from then on are the matcher's, live."""
 
     order: ActiveOrder
     keys: tuple[bytes, ...]
+    applied_ms: int
 
 
 class LookBack:
@@ -84,12 +86,12 @@ class LookBack:
         """The retroactive hits of ``requests`` (blocking: the worker runs it in a thread)."""
         if not requests:
             return []
-        wanted: dict[TopicPartition, dict[bytes, list[ActiveOrder]]] = defaultdict(dict)
+        wanted: dict[TopicPartition, dict[bytes, list[LookBackRequest]]] = defaultdict(dict)
         for request in requests:
             kind = "vehicle" if request.order.kind is OrderKind.VEHICLE_SEARCH else "person"
             for key in request.keys:
                 tp = TopicPartition(self._topics[kind], self._partition_of(key))
-                wanted[tp].setdefault(key, []).append(request.order)
+                wanted[tp].setdefault(key, []).append(request)
         stage = self._stage()  # its own replay guard: a sighting acted on live is fine here
         outgoing: list[Outgoing] = []
         for tp, orders_by_key in wanted.items():
@@ -99,7 +101,7 @@ class LookBack:
     def _scan(
         self,
         tp: TopicPartition,
-        orders_by_key: dict[bytes, list[ActiveOrder]],
+        orders_by_key: dict[bytes, list[LookBackRequest]],
         stage: VerifyStage,
         now: dt.datetime,
     ) -> list[Outgoing]:
@@ -124,16 +126,23 @@ class LookBack:
             consumer.close()
 
     def _candidate(
-        self, message: object, orders_by_key: dict[bytes, list[ActiveOrder]], stage: VerifyStage
-    ) -> list[Outgoing]:
-        """A record of the partition: nothing unless one of its keys is wanted; then
-        verified, and its hits."""
+        self, message: object, orders_by_key: dict[bytes, list[LookBackRequest]],
+        stage: VerifyStage,
+    ) -> list[Outgoing]:  # fmt: skip
+        """A record of the partition: nothing unless one of its keys is wanted by an order
+        applied after it arrived; then verified, and its hits."""
         key = getattr(message, "key", None)
         if key is None:
             return []
         headers = list(getattr(message, "headers", None) or ())
         keys = [key, *(alt_keys(headers) or ())]
-        found = [k for k in keys if k in orders_by_key]
+        arrived_ms = message.timestamp  # type: ignore[attr-defined]
+        before = {
+            k: [r.order for r in orders_by_key[k] if arrived_ms < r.applied_ms]
+            for k in keys
+            if k in orders_by_key
+        }
+        found = [k for k, orders in before.items() if orders]
         if not found:
             return []
         verified = stage.check(
@@ -142,7 +151,7 @@ class LookBack:
         )  # fmt: skip
         if verified is None:
             return []
-        orders = _distinct(order for k in found for order in orders_by_key[k])
+        orders = _distinct(order for k in found for order in before[k])
         return self._matcher.retroactive_hits(verified, found, orders)
 
 

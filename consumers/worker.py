@@ -432,7 +432,11 @@ class BusWorker:
             return
         await self._emit_watch_updates()  # before the police hear of the order
         if self.lookback is not None:
-            self._lookbacks += [LookBackRequest(o, k) for o, k in self.book.drain_lookbacks()]
+            applied_ms = to_micros(_now()) // 1000
+            self._lookbacks += [
+                LookBackRequest(order, keys, applied_ms)
+                for order, keys in self.book.drain_lookbacks()
+            ]
         if applied is not None:
             await self._deliver(verified, applied)
 
@@ -590,7 +594,8 @@ class BusWorker:
             entry = self._lookup(track.keys[0]) if track.keys else None
             order = entry.orders.get(raw_id.decode()) if entry else None
             if order is not None:
-                pending.append(LookBackRequest(order, track.keys))
+                # up to now: what the matcher hit since is the same hit again, shown once
+                pending.append(LookBackRequest(order, track.keys, to_micros(_now()) // 1000))
         return pending
 
     async def stop(self) -> None:

@@ -95,7 +95,7 @@ class OrderBook:
         self._clock = clock
         self._keep_expired = keep_expired
         """Expired orders stay on the watchlist for late sightings, until purged."""
-        self._lookbacks: list[tuple[ActiveOrder, tuple[bytes, ...]]] = []
+        self._lookbacks: list[tuple[ActiveOrder, tuple[bytes, ...], int]] = []
 
     # --- reads ---------------------------------------------------------------------------
     def drain_updates(self) -> list[WatchUpdate]:
@@ -104,9 +104,12 @@ class OrderBook:
         updates, self._updates = self._updates, []
         return updates
 
-    def drain_lookbacks(self) -> list[tuple[ActiveOrder, tuple[bytes, ...]]]:
-        """The orders entered or corrected since the last call, with their match keys:
-        the worker matches them against the sightings of the look-back window."""
+    def drain_lookbacks(self) -> list[tuple[ActiveOrder, tuple[bytes, ...], int]]:
+        """The orders entered or corrected since the last call, with their match keys and
+        when the bus first applied them: the worker matches each against the sightings
+        that arrived within the look-back window before that (:mod:`consumers.lookback`;
+        a corrected order, as corrected, against those that arrived before its first
+        copy: the matcher judged those after by the order in force then)."""
         lookbacks, self._lookbacks = self._lookbacks, []
         return lookbacks
 
@@ -196,12 +199,12 @@ class OrderBook:
             track = OrderTrack(
                 order.kind, order.court_code, order.issued_at_us, deadline_us,
                 (key, *(k for k in keys if k != key)),  # the record key first
-                end_us=order.end_us, case_number=order.case_number,
+                end_us=order.end_us, case_number=order.case_number, applied_us=self._now_us(),
             )  # fmt: skip
             self._deadlines.watch_ack(order.order_id, deadline_us)
         else:  # the same order again, renewed or corrected: its period is the latest copy's
             track = track.renewed(order.end_us, order.case_number)
-        self._lookbacks.append((order, tuple(keys)))
+        self._lookbacks.append((order, tuple(keys), track.applied_us or order.issued_at_us))
         self.set_track(order.order_id, track)
         self._deadlines.schedule(order.order_id, order.end_us, order.kind)
         return order.court_code

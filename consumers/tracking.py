@@ -50,6 +50,9 @@ class OrderTrack:
     renewals: int = 0
     """How often the court moved the end of the control period (renewed, or corrected,
     the order): each period has its own expiry and warning notices."""
+    applied_us: int = 0
+    """When the bus first applied the order (0: before this was kept): the sightings that
+    arrived before are the look-back's, those after the matcher's."""
 
     @classmethod
     def closed_unknown(cls, closure: Closure, court: str, keys: tuple[bytes, ...], at_us: int
@@ -90,7 +93,7 @@ class OrderTrack:
             "closed": self.closed.value if self.closed else None,
             "closed_at_us": self.closed_at_us, "end_us": self.end_us,
             "case_number": self.case_number, "noticed": sorted(self.noticed),
-            "renewals": self.renewals,
+            "renewals": self.renewals, "applied_us": self.applied_us,
         }, separators=(",", ":")).encode()  # fmt: skip
 
     @classmethod
@@ -109,4 +112,5 @@ class OrderTrack:
             case_number=data.get("case_number", ""),
             noticed=frozenset(data.get("noticed", ())),
             renewals=int(data.get("renewals", 0)),
+            applied_us=int(data.get("applied_us", 0)),
         )

@@ -432,10 +432,9 @@ class BusWorker:
             return
         await self._emit_watch_updates()  # before the police hear of the order
         if self.lookback is not None:
-            applied_ms = to_micros(_now()) // 1000
             self._lookbacks += [
-                LookBackRequest(order, keys, applied_ms)
-                for order, keys in self.book.drain_lookbacks()
+                LookBackRequest(order, keys, applied_us // 1000)
+                for order, keys, applied_us in self.book.drain_lookbacks()
             ]
         if applied is not None:
             await self._deliver(verified, applied)
@@ -594,8 +593,8 @@ class BusWorker:
             entry = self._lookup(track.keys[0]) if track.keys else None
             order = entry.orders.get(raw_id.decode()) if entry else None
             if order is not None:
-                # up to now: what the matcher hit since is the same hit again, shown once
-                pending.append(LookBackRequest(order, track.keys, to_micros(_now()) // 1000))
+                applied_us = track.applied_us or track.issued_at_us
+                pending.append(LookBackRequest(order, track.keys, applied_us // 1000))
         return pending
 
     async def stop(self) -> None:

@@ -228,9 +228,9 @@ class Rematch:
             self._result.expiries += 1
         self._book.apply(verified)
         at_ms = verified.record.timestamp
-        for order, keys in self._book.drain_lookbacks():
+        for order, keys, applied_us in self._book.drain_lookbacks():
             if self._lookback_ms:
-                self._looked_back(order, keys, at_ms)
+                self._looked_back(order, keys, applied_us // 1000)
         for update in self._book.drain_updates():  # as the watchlist agent applies them
             entry = self._watchlist.get(update.key, WatchEntry.empty())
             self._watchlist[update.key] = update.applied_to(entry)

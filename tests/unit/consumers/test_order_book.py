@@ -288,8 +288,11 @@ def test_new_and_corrected_orders_are_looked_back_for(fx, records):
     corrected = {**order, "control_period_end": order["control_period_end"] + dt.timedelta(days=1)}
     fx.apply(LOCATE, corrected, key=key)
     looked = fx.book.drain_lookbacks()
-    assert [(o.order_id, keys) for o, keys in looked] == [(order["order_id"], (key,))] * 2
+    assert [(o.order_id, keys) for o, keys, _ in looked] == [(order["order_id"], (key,))] * 2
     assert looked[1][0].end_us == to_micros(corrected["control_period_end"])
+    # the correction looks back from the first copy's application: the matcher judged the
+    # sightings after it by the order then in force
+    assert looked[0][2] == looked[1][2] == fx.book.track(order["order_id"]).applied_us > 0
     fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
     fx.apply(LOCATE, order, key=key)  # refused: closed
     assert fx.book.drain_lookbacks() == []

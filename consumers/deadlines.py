@@ -33,11 +33,12 @@ import datetime as dt
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
+from consumers.hit_clocks import LEVELS, HitClock, HitPolicy, escalation_mark
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.tracking import PURGED, OrderTrack
 from consumers.watchlist import OrderKind, derive_id
 from schemas.envelope import from_micros, to_micros
-from schemas.event_types import EXPIRY_WARNING
+from schemas.event_types import EXPIRY_WARNING, HIT_UNCONFIRMED
 from topics.catalog import Catalog
 
 __all__ = ["ACK_ROLES", "EXPIRY", "OVERDUE", "PURGED", "WARNING", "Deadlines", "period_notice"]
@@ -90,6 +91,7 @@ class Deadlines:
         *,
         warn_before_us: Mapping[OrderKind, int] | None = None,
         late_window_us: int = 0,
+        hit_policy: HitPolicy | None = None,
     ) -> None:
         self._outgoing = outgoing
         self._catalog = catalog
@@ -101,6 +103,10 @@ class Deadlines:
         self._purge_heap: list[tuple[int, str]] = []
         self._warn_before = dict(warn_before_us or {})
         self._late_window_us = late_window_us
+        self._hit_policy = hit_policy
+        self._hit_heap: list[tuple[int, str, str, int]] = []
+        """(due, order id, hit id, level) of the hit confirmation clocks."""
+        self._escalated: set[tuple[str, int]] = set()
         self.looked_up = 0
         """Tracking entries looked at by the ticks so far (work per tick)."""
         self._expiry_sent: set[tuple[str, int]] = set()
@@ -115,6 +121,16 @@ class Deadlines:
         if kind is not None and kind in self._warn_before:
             heapq.heappush(self._warn_heap, (end_us - self._warn_before[kind], order_id))
 
+    def watch_hit(self, order_id: str, hit_id: str) -> None:
+        """Watch both escalation levels of a hit's confirmation clock."""
+        track = self._track(order_id)
+        clock = track.clock(hit_id) if track is not None else None
+        if self._hit_policy is None or track is None or track.kind is None or clock is None:
+            return
+        for level in LEVELS:
+            due = self._hit_policy.due_us(clock, track.kind, track.court, level)
+            heapq.heappush(self._hit_heap, (due, order_id, hit_id, level))
+
     def watch_purge(self, order_id: str, end_us: int) -> None:
         """Watch the end of an expired order's late window."""
         heapq.heappush(self._purge_heap, (end_us + self._late_window_us, order_id))
@@ -127,6 +143,7 @@ class Deadlines:
         """Watch both clocks of every open order of the tracking table's (order id,
         state) pairs, e.g. after partitions were assigned (once, not per tick)."""
         ends, acks, warns, purges = [], [], [], []
+        hits: list[tuple[int, str, str, int]] = []
         for raw_id, raw in tracking:
             track = OrderTrack.from_bytes(raw)
             order_id = raw_id.decode()
@@ -143,8 +160,11 @@ class Deadlines:
                 warns.append((track.end_us - warn, order_id))
             if not track.status and OVERDUE not in track.noticed:
                 acks.append((track.deadline_us, order_id))
+            hits += self._open_clocks(order_id, track)
         for heap in (ends, acks, warns, purges):
             heapq.heapify(heap)
+        heapq.heapify(hits)
+        self._hit_heap = hits
         self._end_heap, self._ack_heap, self._warn_heap, self._purge_heap = (
             ends, acks, warns, purges
         )  # fmt: skip
@@ -201,6 +221,75 @@ class Deadlines:
                 court, _WARNING, warning, key=order_id.encode(), now=now, event_id=event_id
             ))  # fmt: skip
         return due
+
+    def hit_escalations(self, now: dt.datetime) -> list[Outgoing]:
+        """``HitUnconfirmed`` for every hit whose clock passed a level with a side still
+        awaited: once per hit and level (marked in the tracking)."""
+        policy = self._hit_policy
+        now_us, sent = to_micros(now), []
+        heap = self._hit_heap
+        while policy is not None and heap and heap[0][0] <= now_us:
+            deadline_us, order_id, hit_id, level = heapq.heappop(heap)
+            self.looked_up += 1
+            track = self._track(order_id)
+            clock = track.clock(hit_id) if track is not None else None
+            mark = escalation_mark(hit_id, level)
+            if track is None or track.kind is None or track.closed is not None or clock is None:
+                continue  # released or expired meanwhile: nobody is to act on the hit
+            if not clock.awaiting or mark in track.noticed or (hit_id, level) in self._escalated:
+                continue
+            self._escalated.add((hit_id, level))
+            self._noticed.append((order_id, mark))
+            sent += self._unconfirmed(policy, order_id, track, clock, due=(level, deadline_us),
+                                      now=now)  # fmt: skip
+        return sent
+
+    def _unconfirmed(
+        self,
+        policy: HitPolicy,
+        order_id: str,
+        track: OrderTrack,
+        clock: HitClock,
+        *,
+        due: tuple[int, int],
+        now: dt.datetime,
+    ) -> list[Outgoing]:
+        """The escalation records of a hit at ``due`` (level, deadline), one per addressee."""
+        assert track.kind is not None
+        level, deadline_us = due
+        out = []
+        for addressee in policy.addressees(track.court, level):
+            record = {
+                "hit_id": clock.hit_id, "order_id": order_id, "order_kind": track.kind.value,
+                "court_code": track.court, "addressed_to": addressee,
+                "province_code": policy.province_of(track.court), "level": level,
+                "awaiting": clock.awaiting, "reporting_unit_code": clock.unit,
+                "matched_at": from_micros(clock.matched_us),
+                "deadline": from_micros(deadline_us), "escalated_at": now,
+            }  # fmt: skip
+            topic = (
+                self._catalog.topic_name("alerts", court=addressee)
+                if level == 1
+                else self._catalog.topic_name("escalations")
+            )
+            key = order_id.encode() if level == 1 else clock.hit_id.encode()
+            event_id = derive_id("unconfirmed", clock.hit_id, level, addressee)
+            out.append(self._outgoing.sign(topic, HIT_UNCONFIRMED, record, key=key, now=now,
+                                           event_id=event_id))  # fmt: skip
+        return out
+
+    def _open_clocks(self, order_id: str, track: OrderTrack) -> list[tuple[int, str, str, int]]:
+        """The escalations still to watch of an open order's hit clocks (after a restart)."""
+        policy = self._hit_policy
+        if policy is None or track.kind is None:
+            return []
+        return [
+            (policy.due_us(clock, track.kind, track.court, level), order_id, clock.hit_id, level)
+            for clock in track.clocks
+            if clock.awaiting
+            for level in LEVELS
+            if escalation_mark(clock.hit_id, level) not in track.noticed
+        ]
 
     def purges(self, now: dt.datetime) -> None:
         """Record :data:`PURGED` for expired orders whose late window has passed: applied

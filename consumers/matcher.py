@@ -142,6 +142,7 @@ class Matcher:
         check_routing_every: int = 64,
         action_notices: ActionNotices | None = None,
         late_window_us: int = 0,
+        clock_start: Callable[[ActiveOrder, str, str, dt.datetime], Outgoing] | None = None,
     ) -> None:
         if verify_misses_every < 0:
             raise ValueError(f"verify_misses_every {verify_misses_every}: must be >= 0")
@@ -163,6 +164,9 @@ class Matcher:
         self._outgoing = OutgoingSigner(signer, self._codec)
         self._action_notices = action_notices
         self._late_window_us = late_window_us
+        self._clock_start = clock_start
+        """Builds the record that starts a live hit's confirmation clock (order, hit id,
+        reporting unit, time), sent with the hit (:mod:`consumers.hit_clocks`)."""
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
         self._routed_topic = catalog.topic_name("sightings-routed")
@@ -365,6 +369,9 @@ class Matcher:
             if notice:
                 result.outgoing.append(notice)
                 result.action_notices += 1
+            if self._clock_start is not None:
+                unit = verified.signature.agency_code
+                result.outgoing.append(self._clock_start(order, hit["hit_id"], unit, now))
             if blocks_transfer(order, sighting):
                 result.outgoing.append(self._blocked(order, sighting, consumed.key, parent, now))
                 result.blocked += 1

@@ -29,11 +29,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from consumers.hit_clocks import COURT, POLICE, HitClock
 from consumers.tracking import PURGED, Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
 from consumers.watchlist import ORDER_TYPES, ActiveOrder, OrderKind, active_order_from_record
 from schemas.envelope import from_micros, to_micros
-from schemas.event_types import EXPIRY_NOTICE, RELEASE
+from schemas.event_types import EXPIRY_NOTICE, HIT_CONFIRMATION, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
 
@@ -58,6 +59,7 @@ class DeadlineWatch(Protocol):
     def schedule(self, order_id: str, end_us: int, kind: OrderKind | None = None) -> None: ...
     def watch_ack(self, order_id: str, deadline_us: int) -> None: ...
     def watch_purge(self, order_id: str, end_us: int) -> None: ...
+    def watch_hit(self, order_id: str, hit_id: str) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -283,6 +285,42 @@ class OrderBook:
             self._remove(order_id, track.with_notice(notice))
         elif notice != PURGED:
             self.set_track(order_id, track.with_notice(notice))
+
+    # --- hit confirmation clocks ----------------------------------------------------------
+    def hit_matched(self, order_id: str, clock: HitClock) -> None:
+        """Start the confirmation clock of a hit of the order (once per hit)."""
+        track = self.track(order_id)
+        if track is None or track.kind is None or track.clock(clock.hit_id) is not None:
+            return
+        self.set_track(order_id, track.with_clock(clock))
+        self._deadlines.watch_hit(order_id, clock.hit_id)
+
+    def confirm_hit(self, verified: VerifiedEvent) -> bool:
+        """Stop a side's clock of a hit: the court's (``HitConfirmation``, by the order's
+        court) or the police's (``EncounterConfirmation``, by the unit that reported the
+        sighting). False when refused (dead-lettered through ``refuse``)."""
+        record = verified.payload
+        order_id, hit_id = record.get("order_id"), str(record["hit_id"])
+        track = self.track(str(order_id)) if order_id is not None else None
+        clock = track.clock(hit_id) if track is not None else None
+        if track is None or clock is None:
+            detail = (
+                f"order_id {order_id}: no hit {hit_id} of that order awaits confirmation"
+                if order_id is not None
+                else "order_id: required (the hit's order_id) [rule required]"
+            )
+            self._refuse(verified, "UNKNOWN_HIT", detail)
+            return False
+        signer = verified.signature.agency_code
+        court_side = verified.envelope.type == HIT_CONFIRMATION
+        owner = track.court if court_side else clock.unit
+        if signer != owner:
+            self._refuse(verified, "AGENCY_MISMATCH",
+                         f"hit {hit_id} is confirmed by {owner}, not by {signer}")  # fmt: skip
+            return False
+        side = COURT if court_side else POLICE
+        self.set_track(str(order_id), track.with_clock(clock.confirmed(side, self._now_us())))
+        return True
 
     def acknowledge(self, order_id: str, status: str) -> None:
         track = self.track(order_id)

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from consumers.hit_clocks import HitClock
 from consumers.watchlist import OrderKind
 
 __all__ = ["LOOKED_BACK", "PURGED", "Closure", "OrderTrack"]
@@ -53,6 +54,16 @@ class OrderTrack:
     applied_us: int = 0
     """When the bus first applied the order (0: before this was kept): the sightings that
     arrived before are the look-back's, those after the matcher's."""
+    clocks: tuple[HitClock, ...] = ()
+    """The confirmation clocks of the order's hits (:mod:`consumers.hit_clocks`)."""
+
+    def clock(self, hit_id: str) -> HitClock | None:
+        return next((clock for clock in self.clocks if clock.hit_id == hit_id), None)
+
+    def with_clock(self, clock: HitClock) -> OrderTrack:
+        """The order with ``clock`` in place of the one of its hit (or added)."""
+        others = tuple(c for c in self.clocks if c.hit_id != clock.hit_id)
+        return replace(self, clocks=(*others, clock))
 
     @classmethod
     def closed_unknown(cls, closure: Closure, court: str, keys: tuple[bytes, ...], at_us: int
@@ -94,6 +105,7 @@ class OrderTrack:
             "closed_at_us": self.closed_at_us, "end_us": self.end_us,
             "case_number": self.case_number, "noticed": sorted(self.noticed),
             "renewals": self.renewals, "applied_us": self.applied_us,
+            "clocks": [clock.to_json() for clock in self.clocks],
         }, separators=(",", ":")).encode()  # fmt: skip
 
     @classmethod
@@ -113,4 +125,5 @@ class OrderTrack:
             noticed=frozenset(data.get("noticed", ())),
             renewals=int(data.get("renewals", 0)),
             applied_us=int(data.get("applied_us", 0)),
+            clocks=tuple(HitClock.from_json(item) for item in data.get("clocks", ())),
         )

@@ -52,7 +52,8 @@ from consumers.commit_guard import CommitGuard
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
-from consumers.ledger import Noticed, OrderLedger
+from consumers.hit_clocks import HitClock, HitPolicy
+from consumers.ledger import HitMatched, Noticed, OrderLedger
 from consumers.lookback import LookBack, LookBackRequest
 from consumers.matcher import Matcher
 from consumers.order_book import Applied, OrderBook
@@ -63,11 +64,11 @@ from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
 from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watch_updates import WatchUpdates
-from consumers.watchlist import OrderKind, WatchEntry
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import UnknownAgencyError
-from schemas.event_types import ACKNOWLEDGEMENT
+from schemas.event_types import ACKNOWLEDGEMENT, ENCOUNTER_CONFIRMATION, HIT_CONFIRMATION
 from schemas.matchkey import MatchKeyer
 from sign.acceptance import AcceptancePolicy
 from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
@@ -130,12 +131,20 @@ class BusWorker:
         self.delivery = OrderDelivery(catalog, load_agencies())
         # faust subscribes without a word to topics it may not read: ask first.
         acks_topic = catalog.topic_name("order-acknowledgements")
-        require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
+        self.confirmation_topics = [
+            catalog.topic_name("hit-confirmations"),
+            catalog.topic_name("encounter-confirmations"),
+        ]
+        require_topics(
+            settings, runtime.agency_code,
+            [*self.order_topics.values(), acks_topic, *self.confirmation_topics],
+        )  # fmt: skip
         outgoing = OutgoingSigner(runtime.signer, runtime.codec)
         action_notices = ActionNotices(catalog, load_agencies(), outgoing)
+        escalations = catalog.topic_name("escalations")
         require_topics(
-            settings, runtime.agency_code, [*self.delivery.topics(), *action_notices.topics()],
-            "write",
+            settings, runtime.agency_code,
+            [*self.delivery.topics(), *action_notices.topics(), escalations], "write",
         )  # fmt: skip
         datadir = settings.home / "worker" / f"{self.app_id}-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +187,7 @@ class BusWorker:
         self.orders_stage = runtime.verify_stage(journal_scope="orders")
         self.acks_stage = runtime.verify_stage(journal_scope="acknowledgements")
         self.sightings_stage = runtime.verify_stage(journal_scope="sightings")
+        self.confirmations_stage = runtime.verify_stage(journal_scope="confirmations")
         self.journal_refused = 0
         keyer = MatchKeyer(settings.match_key_secret.get_secret_value().encode())
         self.matcher = Matcher(
@@ -193,6 +203,7 @@ class BusWorker:
             sample_stage=runtime.verify_stage() if settings.verify_misses_every else None,
             action_notices=action_notices,
             late_window_us=int(settings.late_window_s * 1_000_000),
+            clock_start=self._clock_start,
         )
         self.loop = SightingLoop(self, self.matcher)
         self.lookback = (
@@ -211,6 +222,7 @@ class BusWorker:
             warn_before_us=_warnings_before(settings.expiry_warning_s,
                                             settings.expiry_warning_by_kind),
             late_window_us=int(settings.late_window_s * 1_000_000),
+            hit_policy=HitPolicy(load_agencies(), settings.hit_confirm_s),
         )  # fmt: skip
         self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
         self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
@@ -239,6 +251,13 @@ class BusWorker:
     def _track(self, order_id: str) -> OrderTrack | None:
         return self.book.track(order_id)
 
+    def _clock_start(
+        self, order: ActiveOrder, hit_id: str, unit: str, now: dt.datetime
+    ) -> Outgoing:
+        """The ledger record starting a live hit's confirmation clock (in its transaction)."""
+        now_us = to_micros(now)
+        return self.ledger.hit_matched(order.order_id, HitClock(hit_id, unit, now_us), now_us)
+
     # --- wiring ----------------------------------------------------------------------------
     def _wire(self) -> None:
         app = self.app
@@ -252,6 +271,8 @@ class BusWorker:
         app.agent(ledger, name="ledger")(self._ledger_agent)
         app.agent(updates, name="watchlist")(self._watchlist_agent)
         app.agent(acks, name="acknowledgements")(self._acks_agent)
+        confirmations = app.topic(*self.confirmation_topics, key_type=bytes, value_type=bytes)
+        app.agent(confirmations, name="confirmations")(self._confirmations_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
         app.timer(self.rt.settings.timer_interval_s)(self._look_back)
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
@@ -311,6 +332,7 @@ class BusWorker:
                 "orders": self.orders_stage.replay_guard,
                 "acknowledgements": self.acks_stage.replay_guard,
                 "sightings": self.sightings_stage.replay_guard,
+                "confirmations": self.confirmations_stage.replay_guard,
             },
         )
         self.journal_refused += len(restored.refused)
@@ -381,6 +403,9 @@ class BusWorker:
     async def _acks_agent(self, stream: Any) -> None:
         await self._to_ledger(stream, self.acks_stage)
 
+    async def _confirmations_agent(self, stream: Any) -> None:
+        await self._to_ledger(stream, self.confirmations_stage)
+
     async def _to_ledger(self, stream: Any, stage: VerifyStage) -> None:
         """Verify each record, then move it to the partition of its order id, where the
         ledger agent applies it (:mod:`consumers.ledger`)."""
@@ -405,6 +430,10 @@ class BusWorker:
             if isinstance(verified, Noticed):
                 self.book.noticed(verified.order_id, verified.notice)
                 await self._emit_watch_updates()  # a purge takes an expired order off
+            elif isinstance(verified, HitMatched):
+                self.book.hit_matched(verified.order_id, verified.clock)
+            elif verified.envelope.type in (HIT_CONFIRMATION, ENCOUNTER_CONFIRMATION):
+                self.book.confirm_hit(verified)
             elif verified.envelope.type == ACKNOWLEDGEMENT:
                 await self._acknowledged(verified)
             else:
@@ -542,6 +571,7 @@ class BusWorker:
         now = _now()
         deadlines = self.deadlines
         due = deadlines.expiry_warnings(now)
+        due += deadlines.hit_escalations(now)
         due += deadlines.expiry_notices(now)
         due += deadlines.overdue_alerts(now)
         deadlines.purges(now)

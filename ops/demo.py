@@ -69,7 +69,12 @@ class DemoOptions:
     debtor_list: bool = True
     """Play the dishonest-debtor list phase (a listing, its subscribers, a removal)."""
     lifecycle: bool = True
-    """Play the order lifecycle phase (action notices, expiry warnings, an anomaly)."""
+    """Play the order lifecycle phase (action notices, expiry warnings, clocks, an anomaly)."""
+    hit_confirm_s: dict[str, float] = field(
+        default_factory=lambda: {"national/LOCATE_DEBTOR": 10.0}
+    )
+    """The worker's hit confirmation limits: seconds for the SPC's orders (the lifecycle
+    phase's escalation), the defaults (minutes) elsewhere."""
 
 
 @dataclass
@@ -141,9 +146,10 @@ def _prefix(settings: Settings, options: DemoOptions) -> str:
 def run_demo(options: DemoOptions, settings: Settings, console: Console) -> DemoOutcome:
     """Play the scenario of ``options`` and judge what arrived (see the module docstring)."""
     prefix = _prefix(settings, options)
-    bus = Deployment.create(
-        settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
-    )
+    limits = {**settings.hit_confirm_s, **options.hit_confirm_s}
+    update = {"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s,
+              "hit_confirm_s": limits}  # fmt: skip
+    bus = Deployment.create(settings.model_copy(update=update))
     fleet = ResponderFleet(bus)
     queries = debtors = lifecycle = None
     with _progress(console) as progress:

@@ -1,7 +1,8 @@
 """The demo's order lifecycle phase (issue 15): what the police units were told at the
 point of sighting (action notices), which orders were warned before their period ends,
 a retroactive hit (a check-in reported before the court's order, found by the order's
-look-back), and the 24-hour rule of an anomaly notice: a police unit's notice left
+look-back), a hit's confirmation clocks (the court confirms, the station does not: the
+hit is escalated), and the 24-hour rule of an anomaly notice: a police unit's notice left
 unacknowledged is escalated by the bus, then acknowledged late by the court side."""
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import datetime as dt
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 
 from consumers.action_notices import ACTION_TOPIC_ID
-from consumers.alerts import AlertSubscriber
+from consumers.alerts import Alert, AlertSubscriber
 from consumers.anomaly_log import escalation_id
 from consumers.runtime import Runtime
 from ops.cmd_anomaly import read_anomalies
@@ -35,7 +37,8 @@ __all__ = ["LifecycleRun", "lifecycle_table", "play_lifecycle"]
 _REPORTER, _COURT, _BUS, _STATION = "110000000000", "BJ01", "BUS-AUDIT", "110105000000"
 _HOTEL = "cn.zf801.sightings.v1.HotelCheckIn"
 _LOCATE = "cn.zf801.orders.v1.LocateDebtorOrder"
-_RETRO_WAIT_S = 60.0
+_CONFIRMATION = "cn.zf801.bus.v1.HitConfirmation"
+_WAIT_S = 60.0
 
 
 @dataclass
@@ -51,6 +54,8 @@ class LifecycleRun:
     anomaly: str = ""
     anomaly_statuses: list[str] = field(default_factory=list)
     retroactive_hits: int = 0
+    escalation: str = ""
+    """The escalation of the hit the court confirmed and the station did not."""
 
     @property
     def passed(self) -> bool:
@@ -59,6 +64,7 @@ class LifecycleRun:
             and not self.unverified_notices
             and self.expiring_warned
             and self.retroactive_hits == 1
+            and self.escalation == "level 1 to SPC, awaiting POLICE"
             and self.anomaly_statuses == ["OVERDUE", "ESCALATED", "ACKNOWLEDGED_LATE"]
         )
 
@@ -69,6 +75,7 @@ def play_lifecycle(bus: Deployment, observed: Observed, expiring_order: str) -> 
                        late_hits=sum(hit.late for hit in observed.hits.values()))  # fmt: skip
     _count_notices(bus, run)
     run.retroactive_hits = _retroactive_hit(bus)
+    run.escalation = _escalated_hit(bus)
     _anomaly(bus, run)
     return run
 
@@ -76,38 +83,77 @@ def play_lifecycle(bus: Deployment, observed: Observed, expiring_order: str) -> 
 def _retroactive_hit(bus: Deployment) -> int:
     """A station reports a check-in; then the court orders the person located: the order's
     look-back finds the check-in. The retroactive hits of that order on the court's stream."""
+    id_number, now = _person(), dt.datetime.now(dt.UTC)
+    order = _locate_order(id_number, now, _COURT, "（2026）京01执802号")
+    _publish(bus, _STATION, _HOTEL, _check_in(id_number, now))
+    _publish(bus, _COURT, _LOCATE, order)
+    hits = _alerts(bus, _COURT, lambda a: a.kind == "Hit" and a.record["retroactive"]
+                   and str(a.record["order_id"]) == order["order_id"])  # fmt: skip
+    return len(hits)
+
+
+def _escalated_hit(bus: Deployment) -> str:
+    """The SPC orders a person located; a station checks the person in: a live hit. The
+    SPC confirms it, the station does not: at its limit (the demo's, seconds) the hit is
+    escalated to the SPC (above it, no court: the command system hears at twice the limit)."""
+    id_number, now = _person(), dt.datetime.now(dt.UTC)
+    order = _locate_order(id_number, now, "SPC", "（2026）最高法执803号")
+    _publish(bus, "SPC", _LOCATE, order)
+    bus.wait_orders_applied(_WAIT_S)
+    _publish(bus, _STATION, _HOTEL, _check_in(id_number, dt.datetime.now(dt.UTC)))
+    mine = str(order["order_id"])
+    [hit] = _alerts(bus, "SPC", lambda a: a.kind == "Hit" and str(a.record["order_id"]) == mine)
+    _publish(bus, "SPC", _CONFIRMATION, {
+        "hit_id": str(hit.record["hit_id"]), "court_code": "SPC", "confirmed_by": "执行指挥中心",
+        "confirmed_at": dt.datetime.now(dt.UTC), "note": None, "order_id": mine,
+    })  # fmt: skip
+    found = _alerts(bus, "SPC", lambda a: a.kind == "HitUnconfirmed"
+                    and str(a.record["order_id"]) == mine)  # fmt: skip
+    if not found:
+        return "none"
+    record = found[0].record
+    return (f"level {record['level']} to {record['addressed_to']}, awaiting "
+            f"{', '.join(record['awaiting'])}")  # fmt: skip
+
+
+def _person() -> str:
     now = dt.datetime.now(dt.UTC)
     first17 = f"110105{1990 + now.second % 10}0101{now.microsecond % 1000:03d}"
-    id_number = first17 + id_number_check_char(first17)
-    check_in = {
+    return first17 + id_number_check_char(first17)
+
+
+def _check_in(id_number: str, now: dt.datetime) -> dict[str, Any]:
+    return {
         "sighting_id": str(uuid.uuid4()), "reporting_unit_code": _STATION, "observed_at": now,
         "person": {"name": "钱七", "id_number": id_number}, "hotel_name": "如家酒店（朝阳店）",
         "hotel_address": "北京市朝阳区建国路88号", "room": "0801", "checked_in_at": now,
         "expected_check_out": None, "registered_phone": "13800138000",
     }  # fmt: skip
-    order = _locate_order(id_number, now)
-    for agency, schema, record in ((_STATION, _HOTEL, check_in), (_COURT, _LOCATE, order)):
-        with Publisher(bus.keystore.signer_for(agency), settings=bus.settings) as publisher:
-            publisher.publish(outgoing_event(schema, record))
-    runtime = Runtime.connect(_COURT, bus.settings)
+
+
+def _publish(bus: Deployment, agency: str, schema: str, record: dict[str, Any]) -> None:
+    with Publisher(bus.keystore.signer_for(agency), settings=bus.settings) as publisher:
+        publisher.publish(outgoing_event(schema, record))
+
+
+def _alerts(bus: Deployment, court: str, wanted: Callable[[Alert], bool]) -> list[Alert]:
+    """The wanted alerts of ``court``'s stream, once there are any (or none, in time)."""
+    runtime = Runtime.connect(court, bus.settings)
     try:
-        subscriber = AlertSubscriber(runtime, _COURT)
-        deadline = time.monotonic() + _RETRO_WAIT_S
+        subscriber = AlertSubscriber(runtime, court)
+        deadline = time.monotonic() + _WAIT_S
         while time.monotonic() < deadline:
-            hits = [a for a in subscriber.read(until_idle_s=1.0) if a.kind == "Hit"
-                    and str(a.record["order_id"]) == order["order_id"]
-                    and a.record["retroactive"]]  # fmt: skip
-            if hits:
-                return len(hits)
-        return 0
+            found = [alert for alert in subscriber.read(until_idle_s=1.0) if wanted(alert)]
+            if found:
+                return found
+        return []
     finally:
         runtime.close()
 
 
-def _locate_order(id_number: str, now: dt.datetime) -> dict[str, Any]:
-    case = "（2026）京01执802号"
+def _locate_order(id_number: str, now: dt.datetime, court: str, case: str) -> dict[str, Any]:
     return {
-        "order_id": str(uuid.uuid4()), "case_number": case, "enforcing_court_code": _COURT,
+        "order_id": str(uuid.uuid4()), "case_number": case, "enforcing_court_code": court,
         "handler": {"name": "王法官", "phone": "13900139000"},
         "subject": {"name": "钱七", "id_number": id_number},
         "control_period_start": now - dt.timedelta(days=1),
@@ -168,5 +214,6 @@ def lifecycle_table(run: LifecycleRun) -> Table:
     table.add_row("the expiring order warned", "yes" if run.expiring_warned else "NO")
     table.add_row("late sightings (hits flagged late)", str(run.late_hits))
     table.add_row("retroactive hits (a check-in before the order)", str(run.retroactive_hits))
+    table.add_row("a hit the court confirmed, the station not", run.escalation)
     table.add_row(f"anomaly {run.anomaly} of {_REPORTER}", " -> ".join(run.anomaly_statuses))
     return table

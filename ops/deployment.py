@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -412,4 +413,6 @@ def cluster_addresses(cluster: LocalCluster) -> dict[str, str]:
 def _env_value(value: object) -> str:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
+    if isinstance(value, dict | list):  # as pydantic-settings reads a complex value: JSON
+        return json.dumps(value)
     return str(value)

@@ -144,6 +144,9 @@ class _NoTimers:
     def watch_purge(self, order_id: str, end_us: int) -> None:
         return None
 
+    def watch_hit(self, order_id: str, hit_id: str) -> None:
+        return None
+
 
 class Rematch:
     """Collects the verified records of a replay (:meth:`add`, in any order) and runs the

@@ -137,6 +137,7 @@ _ROUTES: Mapping[str, Route] = {
         "removal-receipts", _text_at("listing_id"), court_field="enforcing_court_code"
     ),
     f"{_NS}bus.v1.HitConfirmation": Route("hit-confirmations", _text_at("hit_id")),
+    f"{_NS}bus.v1.EncounterConfirmation": Route("encounter-confirmations", _text_at("hit_id")),
     f"{_NS}bus.v1.AnomalyNotice": Route("anomalies", _text_at("notice_id")),
     f"{_NS}bus.v1.AnomalyAcknowledgement": Route("anomalies", _text_at("notice_id")),
     f"{_NS}bus.v1.AnomalyEscalation": Route("anomalies", _text_at("notice_id")),

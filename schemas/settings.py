@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # A new or corrected order is matched against the sightings of this long before it
     # (consumers.lookback; 0: no look-back), its hits flagged retroactive.
     lookback_s: float = Field(default=72 * 3600.0, ge=0)
+    # Hit confirmation clocks (consumers.hit_clocks): seconds each side has to confirm a
+    # hit, per KIND or PROVINCE/KIND over the defaults (600 s for EXIT_RESTRICTION and
+    # LOCATE_DEBTOR, 3600 s for VEHICLE_SEARCH), e.g.
+    # ZF801_HIT_CONFIRM_S='{"44/LOCATE_DEBTOR": 300}'.
+    hit_confirm_s: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
 

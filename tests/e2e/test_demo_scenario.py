@@ -152,4 +152,5 @@ def test_the_lifecycle_phase_shows_action_notices_a_warning_and_an_escalation(
     assert {"DETAIN", "STOP_DEPARTURE"} <= set(run.actions), run.actions
     assert run.late_hits == 1 and run.expiring_warned and run.retroactive_hits == 1
     assert run.anomaly_statuses == ["OVERDUE", "ESCALATED", "ACKNOWLEDGED_LATE"]
+    assert run.escalation == "level 1 to SPC, awaiting POLICE"  # the court confirmed
     assert any(phase.startswith("order lifecycle") for phase, _ in result.timings)

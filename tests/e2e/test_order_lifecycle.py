@@ -29,11 +29,13 @@ COURT, STATION, SHANGHAI_POLICE = "BJ01", "110105000000", "310000000000"
 LOCATE, HOTEL = "LocateDebtorOrder", "HotelCheckIn"
 ACTIONS, DELIVERY = "action-notices", "order-delivery-locate-debtor"
 _WARN_S = 8.0
+_CONFIRM_S = 15.0
 
 
 @pytest.fixture(scope="module")
 def bus(bus_factory: Any) -> Iterator[Any]:
-    bus = bus_factory(expiry_warning_s=_WARN_S, late_window_s=600.0, timer_interval_s=0.5)
+    bus = bus_factory(expiry_warning_s=_WARN_S, late_window_s=600.0, timer_interval_s=0.5,
+                      hit_confirm_s={"LOCATE_DEBTOR": _CONFIRM_S})  # fmt: skip
     bus.start()
     yield bus
 
@@ -230,3 +232,48 @@ def test_the_clocks_survive_a_worker_killed_while_they_run_and_fire_once(
     kinds = [default_codec().decode(m.value)[0].name for m in raw]
     assert sorted(kinds) == ["OrderExpiryNotice", "OrderExpiryWarning"]
     assert len({dict(m.headers)[CE_ID] for m in raw}) == 2
+
+
+def test_hit_clocks_escalate_the_side_that_did_not_confirm_once_across_a_restart(
+    bus: Any, records: Records
+) -> None:
+    """Both sides confirm one hit in time; only the court the other. The other is
+    escalated once at its limit to the court and its higher court, and once at twice the
+    limit to the command system, with the worker killed and restarted in between."""
+    confirmed, unconfirmed = _order(records, 1509), _order(records, 1510)
+    _issue(bus, confirmed, unconfirmed)
+    hits = {}
+    for order in (confirmed, unconfirmed):
+        _sighting(bus, order)
+        hits[order["order_id"]] = str(_hit_of(bus, order).record["hit_id"])
+    for order in (confirmed, unconfirmed):
+        bus.publish(COURT, "HitConfirmation", {
+            "hit_id": hits[order["order_id"]], "court_code": COURT, "confirmed_by": "王法官",
+            "confirmed_at": dt.datetime.now(dt.UTC), "note": None, "order_id": order["order_id"],
+        })  # fmt: skip
+    bus.publish(STATION, "EncounterConfirmation", {
+        "hit_id": hits[confirmed["order_id"]], "order_id": confirmed["order_id"],
+        "reporting_unit_code": STATION, "action_taken": "DETAINED",
+        "confirmed_at": dt.datetime.now(dt.UTC), "note": "已控制",
+    })  # fmt: skip
+    [level1] = wait_for(lambda: _alerts(bus, "HitUnconfirmed", unconfirmed), timeout_s=60)
+    assert (level1.record["level"], level1.record["awaiting"]) == (1, ["POLICE"])
+    higher = [a for a in bus.alerts("BJ", until_idle_s=2.0) if a.kind == "HitUnconfirmed"
+              and str(a.record["order_id"]) == unconfirmed["order_id"]]  # fmt: skip
+    assert [a.record["addressed_to"] for a in higher] == ["BJ"]
+    bus.kill()  # the second level's clock runs on across the restart
+    bus.start()
+
+    def level2() -> list[dict[str, Any]]:
+        return [rec for rec, _, _ in bus.read_topic("escalations", idle_s=1.5)
+                if str(rec["hit_id"]) == hits[unconfirmed["order_id"]]]  # fmt: skip
+
+    [command] = wait_for(level2, timeout_s=90)
+    assert (command["level"], command["addressed_to"], command["province_code"]) == (
+        2, "SPC-COMMAND", "11",
+    )  # fmt: skip
+    raw = [m for m in bus.messages("alerts", COURT, idle_s=2.0)
+           if m.key == unconfirmed["order_id"].encode()
+           and default_codec().decode(m.value)[0].name == "HitUnconfirmed"]  # fmt: skip
+    assert len(raw) == 1  # the first level once, though the worker restarted
+    assert _alerts(bus, "HitUnconfirmed", confirmed) == []

@@ -12,14 +12,14 @@ import pytest
 
 from consumers.action_notices import ActionNotices, action_for
 from consumers.matcher import Matcher
-from consumers.outgoing import OutgoingSigner
+from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.runtime import Runtime
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.agencies import load_agencies
 from schemas.codec import default_codec
-from schemas.envelope import to_micros
+from schemas.envelope import KafkaRecord, to_micros
 from schemas.matchkey import MatchKeyer
 from schemas.settings import Settings
 from sign.keystore import KeyStore
@@ -47,8 +47,13 @@ class _Fixture:
         self.matcher = Matcher(
             self.watch.get, runtime.verify_stage(), runtime.refuse, runtime.signer,
             runtime.catalog, keyer=self.keyer, action_notices=notices,
-            late_window_us=3600 * 10**6,
+            late_window_us=3600 * 10**6, clock_start=self._clock_start,
         )  # fmt: skip
+        self.clocks: list[tuple[str, str, str]] = []
+
+    def _clock_start(self, order: ActiveOrder, hit_id: str, unit: str, now: dt.datetime) -> Any:
+        self.clocks.append((order.order_id, hit_id, unit))
+        return Outgoing("ledger", KafkaRecord(b"k", b"v", ()))
 
     def order(self, *, concealed: bool = False, ended_s_ago: float | None = None) -> ActiveOrder:
         now = to_micros(dt.datetime.now(dt.UTC))
@@ -86,7 +91,8 @@ def test_a_hit_tells_the_reporting_unit_what_to_do_on_its_own_side(fx: _Fixture)
     order = fx.order()
     result = fx.matcher.process([fx.sighting()])
     assert (result.hits, result.action_notices) == (1, 1)
-    hit, notice = result.outgoing
+    hit, notice, clock = result.outgoing
+    assert clock.topic == "ledger"  # the hit's confirmation clock starts in its transaction
     assert notice.topic == "zf801.police.action-notices.11"
     assert notice.record.key == UNIT.encode()
     assert notice.record.header("ce_source") == b"zf801:agency/BUS-MATCHER"

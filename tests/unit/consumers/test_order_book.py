@@ -46,10 +46,12 @@ class _Fixture:
         self.scheduled: list[str] = []
         self.acks_watched: list[tuple[str, int]] = []
         self.purges: list[str] = []
+        self.hits_watched: list[str] = []
         deadlines = SimpleNamespace(
             schedule=lambda order_id, end_us, kind=None: self.scheduled.append(order_id),
             watch_ack=lambda order_id, due_us: self.acks_watched.append((order_id, due_us)),
             watch_purge=lambda order_id, end_us: self.purges.append(order_id),
+            watch_hit=lambda order_id, hit_id: self.hits_watched.append(hit_id),
         )
         self.watchlist: dict[bytes, WatchEntry] = {}
         self.book = OrderBook(

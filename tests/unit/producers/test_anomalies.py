@@ -12,7 +12,9 @@ import pytest
 from producers.anomalies import AnomalyDesk, AnomalyInputInvalid
 from producers.errors import NotAllowed
 from producers.publisher import Publisher
+from producers.routes import outgoing_event
 from schemas.codec import default_codec
+from schemas.errors import BusError
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from tests.builders import trust_set
@@ -120,3 +122,35 @@ def test_the_reporters_own_side_may_not_acknowledge(
         "2b2f6484-0f0a-5dfa-88e4-d14a0051988a", "border-control", note="已收到"
     )
     assert len(producer.sent) == 1
+
+
+_ENCOUNTER = {
+    "hit_id": "80ae7fdd-e369-5b1c-a6d7-878ae4601d08",
+    "order_id": "ad5b6bc2-1441-5767-b817-48a2921a8ba1",
+    "reporting_unit_code": POLICE,
+    "action_taken": "DETAINED",
+    "confirmed_at": NOW,
+    "note": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"action_taken": "SHOT"}, "action_taken"),
+        ({"reporting_unit_code": "110000230000"}, r"reporting_unit_code: .*\[rule sender\]"),
+        ({"hit_id": "not-a-uuid"}, "hit_id"),
+        ({"order_id": None}, "order_id"),
+        ({"note": "n" * 2001}, "note"),
+        ({"note": "\u202e"}, "note"),
+    ],
+)
+def test_a_confirmation_is_checked_at_the_edge_before_it_is_signed(
+    keystore: KeyStore, producer: _Producer, change: dict[str, Any], message: str
+) -> None:
+    """The police side's EncounterConfirmation goes through the publisher's own checks."""
+    publisher = _desk(keystore, producer).publisher
+    record = {**_ENCOUNTER, **change}
+    with pytest.raises(BusError, match=message):
+        publisher.publish(outgoing_event("cn.zf801.bus.v1.EncounterConfirmation", record))
+    assert producer.sent == []

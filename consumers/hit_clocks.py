@@ -9,7 +9,8 @@ routine one, a vehicle). A hit still awaiting a side when its limit passes is es
 
 Pure rules and state, no Kafka: a clock lives in its order's tracking
 (:class:`consumers.tracking.OrderTrack`), is started from the order ledger when the
-matcher made the hit (in the hit's own transaction), and is watched by
+matcher made the hit (sent as soon as the hit's transaction is committed: a worker
+killed in between loses that hit's clock, never the hit), and is watched by
 :class:`consumers.deadlines.Deadlines`, which marks each escalation sent in the tracking,
 so a restarted worker neither loses a clock nor sends an escalation twice.
 """

@@ -50,7 +50,7 @@ class Noticed:
 @dataclass(frozen=True, slots=True)
 class HitMatched:
     """A ledger entry of the bus's own: the matcher made a hit of the order, whose
-    confirmation clock starts (written in the hit's transaction)."""
+    confirmation clock starts (sent once the hit's transaction is committed)."""
 
     order_id: str
     clock: HitClock

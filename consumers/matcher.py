@@ -92,6 +92,10 @@ class MatchResult:
     ``sampled`` the misses verified by sampling, ``sample_rejected`` those refused."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
+    after_commit: list[Outgoing] = field(default_factory=list)
+    """Records to send once the batch's transaction is committed, outside it: the starts
+    of the hits' confirmation clocks, on the order ledger (read by faust, whose commits
+    would stop short of a transaction's marker there)."""
     seen: int = 0
     candidates: int = 0
     hits: int = 0
@@ -371,7 +375,7 @@ class Matcher:
                 result.action_notices += 1
             if self._clock_start is not None:
                 unit = verified.signature.agency_code
-                result.outgoing.append(self._clock_start(order, hit["hit_id"], unit, now))
+                result.after_commit.append(self._clock_start(order, hit["hit_id"], unit, now))
             if blocks_transfer(order, sighting):
                 result.outgoing.append(self._blocked(order, sighting, consumed.key, parent, now))
                 result.blocked += 1

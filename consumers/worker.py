@@ -254,7 +254,8 @@ class BusWorker:
     def _clock_start(
         self, order: ActiveOrder, hit_id: str, unit: str, now: dt.datetime
     ) -> Outgoing:
-        """The ledger record starting a live hit's confirmation clock (in its transaction)."""
+        """The ledger record starting a live hit's confirmation clock (sent once the hit's
+        transaction is committed, outside it: see :class:`consumers.matcher.MatchResult`)."""
         now_us = to_micros(now)
         return self.ledger.hit_matched(order.order_id, HitClock(hit_id, unit, now_us), now_us)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydantic_core
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import SecretStr
@@ -414,5 +414,5 @@ def _env_value(value: object) -> str:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, dict | list):  # as pydantic-settings reads a complex value: JSON
-        return json.dumps(value)
+        return pydantic_core.to_json(value).decode()
     return str(value)

@@ -168,7 +168,7 @@ def test_a_renewal_racing_the_expiry_is_either_applied_or_refused_never_half(
                  if str(rec["order_id"]) == order["order_id"]}  # fmt: skip
     refused = [
         rec for rec, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
-        if rec["reason"] == "ORDER_CLOSED" and order["order_id"] in rec["detail"]
+        if rec["detail"].startswith("ORDER_CLOSED") and order["order_id"] in rec["detail"]
     ]  # fmt: skip
     _sighting(bus, order)
     if "OrderExpiryNotice" in delivered:  # the expiry was applied first

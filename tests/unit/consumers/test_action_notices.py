@@ -91,8 +91,9 @@ def test_a_hit_tells_the_reporting_unit_what_to_do_on_its_own_side(fx: _Fixture)
     order = fx.order()
     result = fx.matcher.process([fx.sighting()])
     assert (result.hits, result.action_notices) == (1, 1)
-    hit, notice, clock = result.outgoing
-    assert clock.topic == "ledger"  # the hit's confirmation clock starts in its transaction
+    hit, notice = result.outgoing
+    [clock] = result.after_commit
+    assert clock.topic == "ledger"  # the hit's confirmation clock starts once it is sent
     assert notice.topic == "zf801.police.action-notices.11"
     assert notice.record.key == UNIT.encode()
     assert notice.record.header("ce_source") == b"zf801:agency/BUS-MATCHER"

@@ -58,6 +58,12 @@ class LifecycleRun:
     """The escalation of the hit the court confirmed and the station did not."""
 
     @property
+    def hits(self) -> int:
+        """The hits the phase itself made (beside the scenario's): the retroactive one and
+        the live one the station left unconfirmed."""
+        return self.retroactive_hits + (self.escalation not in ("", "no hit"))
+
+    @property
     def passed(self) -> bool:
         return (
             sum(self.actions.values()) > 0
@@ -102,7 +108,10 @@ def _escalated_hit(bus: Deployment) -> str:
     bus.wait_orders_applied(_WAIT_S)
     _publish(bus, _STATION, _HOTEL, _check_in(id_number, dt.datetime.now(dt.UTC)))
     mine = str(order["order_id"])
-    [hit] = _alerts(bus, "SPC", lambda a: a.kind == "Hit" and str(a.record["order_id"]) == mine)
+    hits = _alerts(bus, "SPC", lambda a: a.kind == "Hit" and str(a.record["order_id"]) == mine)
+    if not hits:
+        return "no hit"
+    hit = hits[0]
     _publish(bus, "SPC", _CONFIRMATION, {
         "hit_id": str(hit.record["hit_id"]), "court_code": "SPC", "confirmed_by": "执行指挥中心",
         "confirmed_at": dt.datetime.now(dt.UTC), "note": None, "order_id": mine,

@@ -20,7 +20,14 @@ from consumers.deadlines import ACK_ROLES
 from consumers.watchlist import OrderKind
 from schemas.agencies import POLICE_ROLES, AgencyRole, load_agencies
 from schemas.errors import UnknownAgencyError
-from schemas.event_types import ACKNOWLEDGEMENT, EXPIRY_NOTICE, HIT, OVERDUE
+from schemas.event_types import (
+    ACKNOWLEDGEMENT,
+    EXPIRY_NOTICE,
+    EXPIRY_WARNING,
+    HIT,
+    HIT_UNCONFIRMED,
+    OVERDUE,
+)
 
 __all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
 
@@ -28,11 +35,18 @@ __all__ = ["ALERT_WRITER_ROLES", "ack_problem", "alert_problem"]
 _BUS = frozenset({AgencyRole.BUS.value})
 _POLICE = frozenset(role.value for role in POLICE_ROLES)
 ALERT_WRITER_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
-    {HIT: _BUS, EXPIRY_NOTICE: _BUS, OVERDUE: _BUS, ACKNOWLEDGEMENT: _POLICE}
+    {
+        HIT: _BUS,
+        EXPIRY_NOTICE: _BUS,
+        EXPIRY_WARNING: _BUS,
+        OVERDUE: _BUS,
+        HIT_UNCONFIRMED: _BUS,
+        ACKNOWLEDGEMENT: _POLICE,
+    }
 )
 """Who may sign each kind of alert a court receives (every kind not listed is refused)."""
 
-_ADDRESSED_BY_COURT_CODE = frozenset({HIT, EXPIRY_NOTICE, OVERDUE, ACKNOWLEDGEMENT})
+_ADDRESSED_BY_COURT_CODE = frozenset({HIT, EXPIRY_NOTICE, EXPIRY_WARNING, OVERDUE, ACKNOWLEDGEMENT})
 """Alert types whose ``court_code`` names the court whose stream they belong on."""
 
 
@@ -91,6 +105,11 @@ def alert_problem(
     if event_type in _ADDRESSED_BY_COURT_CODE and record["court_code"] != court:
         return "MISADDRESSED", (
             f"{event_type} names court_code {record['court_code']} but was read from the "
+            f"alert stream of court {court}"
+        )
+    if event_type == HIT_UNCONFIRMED and record["addressed_to"] != court:
+        return "MISADDRESSED", (
+            f"{event_type} is addressed to {record['addressed_to']} but was read from the "
             f"alert stream of court {court}"
         )
     if event_type == ACKNOWLEDGEMENT:

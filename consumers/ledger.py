@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from consumers.hit_clocks import HitClock
 from consumers.outgoing import Outgoing
 from schemas.codec import Codec
 from schemas.envelope import KafkaRecord, parse_record
@@ -34,7 +35,7 @@ from sign.state_seal import StateSealer
 from sign.verify_stage import ConsumedRecord, VerifiedEvent
 from topics.partitioning import KeyPartitions
 
-__all__ = ["Noticed", "OrderLedger"]
+__all__ = ["HitMatched", "Noticed", "OrderLedger"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,15 @@ class Noticed:
 
     order_id: str
     notice: str
+
+
+@dataclass(frozen=True, slots=True)
+class HitMatched:
+    """A ledger entry of the bus's own: the matcher made a hit of the order, whose
+    confirmation clock starts (sent once the hit's transaction is committed)."""
+
+    order_id: str
+    clock: HitClock
 
 
 class OrderLedger:
@@ -88,7 +98,14 @@ class OrderLedger:
         value = self._sealer.seal(self._store, key, payload, now_us)
         return Outgoing(self.topic, KafkaRecord(key, value, ()), partition=self._partition_of(key))
 
-    def open(self, key: bytes | None, raw: bytes | None) -> VerifiedEvent | Noticed:
+    def hit_matched(self, order_id: str, clock: HitClock, now_us: int) -> Outgoing:
+        """The ledger record starting the confirmation clock of a hit of the order."""
+        key = order_id.encode()
+        payload = json.dumps({"hit": clock.to_json()}).encode()
+        value = self._sealer.seal(self._store, key, payload, now_us)
+        return Outgoing(self.topic, KafkaRecord(key, value, ()), partition=self._partition_of(key))
+
+    def open(self, key: bytes | None, raw: bytes | None) -> VerifiedEvent | Noticed | HitMatched:
         """The verified event (or :class:`Noticed`) of a consumed ledger record. Raises
         :class:`sign.state_seal.StateIntegrityError` when the seal does not check, and
         ValueError when the sealed body is not an entry or its record does not decode."""
@@ -97,6 +114,8 @@ class OrderLedger:
             body = json.loads(sealed.payload)
             if isinstance(body, dict) and set(body) == {"noticed"}:
                 return Noticed((key or b"").decode(), str(body["noticed"]))
+            if isinstance(body, dict) and set(body) == {"hit"}:
+                return HitMatched((key or b"").decode(), HitClock.from_json(body["hit"]))
             topic, partition, offset, timestamp, rkey, value, headers = body["record"]
             event_id, event_type, event_time, agency, role, key_id = body["signature"]
             record = ConsumedRecord(

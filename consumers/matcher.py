@@ -20,27 +20,28 @@ audited, a good one has no effect at all (``tests/bench/bench_matcher.py`` measu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consumers.action_notices import ActionNotices
+from consumers.hit_records import blocked_record, evidence, hit_id, hit_record
 from consumers.outgoing import Outgoing, OutgoingSigner
 from consumers.routing import ROUTE_HEADER, Origin, Placement
 from consumers.watchlist import (
     ActiveOrder,
     OrderKind,
-    SightingType,
     WatchEntry,
     derive_id,
     key_fingerprint,
     kinds_matched_by,
+    late_orders,
     matching_orders,
 )
 from schemas.codec import Codec, default_codec
 from schemas.envelope import KafkaRecord, to_micros
-from schemas.headers import CE_ALTKEYS, CE_TYPE, TRACEPARENT
+from schemas.headers import CE_ALTKEYS, CE_TYPE
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
 from sign.verify_stage import VerifiedEvent, VerifyStage
@@ -91,9 +92,16 @@ class MatchResult:
     ``sampled`` the misses verified by sampling, ``sample_rejected`` those refused."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
+    after_commit: list[Outgoing] = field(default_factory=list)
+    """Records to send once the batch's transaction is committed, outside it: the starts
+    of the hits' confirmation clocks, on the order ledger (read by faust, whose commits
+    would stop short of a transaction's marker there)."""
     seen: int = 0
     candidates: int = 0
     hits: int = 0
+    late: int = 0
+    """Of the hits, those flagged late (:func:`consumers.watchlist.late_orders`)."""
+    action_notices: int = 0
     blocked: int = 0
     rejected: int = 0
     sampled: int = 0
@@ -139,6 +147,9 @@ class Matcher:
         verify_misses_every: int = 0,
         sample_stage: VerifyStage | None = None,
         check_routing_every: int = 64,
+        action_notices: ActionNotices | None = None,
+        late_window_us: int = 0,
+        clock_start: Callable[[ActiveOrder, str, str, dt.datetime], Outgoing] | None = None,
     ) -> None:
         if verify_misses_every < 0:
             raise ValueError(f"verify_misses_every {verify_misses_every}: must be >= 0")
@@ -158,6 +169,11 @@ class Matcher:
         self._codec = codec or default_codec()
         self._clock = clock
         self._outgoing = OutgoingSigner(signer, self._codec)
+        self._action_notices = action_notices
+        self._late_window_us = late_window_us
+        self._clock_start = clock_start
+        """Builds the record that starts a live hit's confirmation clock (order, hit id,
+        reporting unit, time), sent with the hit (:mod:`consumers.hit_clocks`)."""
         self._blocks_topic = catalog.topic_name("vehicle-blocks")
         self._vehicle_topic = catalog.topic_name("sightings-vehicle")
         self._routed_topic = catalog.topic_name("sightings-routed")
@@ -325,7 +341,6 @@ class Matcher:
         self, verified: VerifiedEvent, found: list[tuple[bytes, WatchEntry]], result: MatchResult
     ) -> None:
         consumed = verified.record
-        value = consumed.value or b""
         schema, sighting = verified.envelope.schema, verified.payload  # decoded once, verified
         problem = sighting_problem(
             self._keyer,
@@ -341,104 +356,90 @@ class Matcher:
             return
         now = self._clock()
         observed_us, now_us = to_micros(sighting["observed_at"]), to_micros(now)
-        orders = orders_hit((entry for _, entry in found), schema.full_name, observed_us, now_us)
-        traceparent = _header(consumed.headers, TRACEPARENT)
-        parent = traceparent.decode() if traceparent else None
-        reference = {
-            "event_id": verified.signature.event_id,
-            "sighting_id": str(sighting["sighting_id"]),
-            "sighting_type": schema.full_name,
-            "value_sha256": hashlib.sha256(value).digest(),
-            "topic": consumed.topic,
-            "partition": consumed.partition,
-            "offset": consumed.offset,
-        }
-        summary = _summary(schema.full_name, sighting, verified.signature.agency_code)
-        for order in orders:
-            hit = _hit_record(order, reference, summary, now)
-            result.outgoing.append(
-                self._outgoing.sign(
-                    self._catalog.topic_name("alerts", court=order.court_code),
-                    _HIT,
-                    hit,
-                    key=order.order_id.encode(),
-                    event_id=hit["hit_id"],
-                    parent=parent,
-                    now=now,
-                )
-            )
+        entries = [entry for _, entry in found]
+        orders = orders_hit(entries, schema.full_name, observed_us, now_us)
+        late = late_orders(entries, schema.full_name, observed_us, now_us, self._late_window_us)
+        reference, summary, parent = evidence(verified)
+        for order in late:  # informational: the court hears of it, the police do nothing
+            hit = hit_record(order, reference, summary, now, late=True)
+            result.outgoing.append(self._hit(order, hit, parent, now))
             result.hits += 1
             result.hit_timestamps_ms.append(consumed.timestamp)
+            result.late += 1
+        for order in orders:
+            hit = hit_record(order, reference, summary, now)
+            result.outgoing.append(self._hit(order, hit, parent, now))
+            result.hits += 1
+            result.hit_timestamps_ms.append(consumed.timestamp)
+            notices = self._action_notices
+            notice = notices and notices.notice(
+                order, hit["hit_id"], schema.full_name, sighting, now, parent=parent
+            )
+            if notice:
+                result.outgoing.append(notice)
+                result.action_notices += 1
+            if self._clock_start is not None:
+                unit = verified.signature.agency_code
+                result.after_commit.append(self._clock_start(order, hit["hit_id"], unit, now))
             if blocks_transfer(order, sighting):
-                blocked = _blocked_record(order, sighting, now)
-                result.outgoing.append(
-                    self._outgoing.sign(
-                        self._blocks_topic,
-                        _BLOCKED,
-                        blocked,
-                        key=consumed.key,
-                        event_id=blocked_event_id(order.order_id, sighting["sighting_id"]),
-                        parent=parent,
-                        now=now,
-                    )
-                )
+                result.outgoing.append(self._blocked(order, sighting, consumed.key, parent, now))
                 result.blocked += 1
+
+    def retroactive_hits(
+        self, verified: VerifiedEvent, keys: Iterable[bytes], orders: Iterable[ActiveOrder]
+    ) -> list[Outgoing]:
+        """The look-back's hits (:mod:`consumers.lookback`): a verified sighting, found by
+        ``keys``, against new or corrected ``orders`` on its subject; each hit as if the
+        order had existed when the sighting arrived (its record timestamp), flagged
+        retroactive. No action notice: the encounter is over. A sighting that must not be
+        acted on (:func:`sighting_problem`) yields nothing and is refused."""
+        sighting = verified.payload
+        record = verified.record
+        problem = sighting_problem(
+            self._keyer, (record.key or b"", *keys), sighting, verified.signature.agency_code
+        )
+        if problem is not None:
+            self._refuse(verified, *problem)
+            return []
+        observed_us, arrived_us = to_micros(sighting["observed_at"]), record.timestamp * 1000
+        now = self._clock()
+        reference, summary, parent = evidence(verified)
+        kinds = kinds_matched_by(verified.envelope.type)
+        return [
+            self._hit(order, hit_record(order, reference, summary, now, retroactive=True),
+                      parent, now)
+            for order in sorted(orders, key=lambda order: order.order_id)
+            if order.kind in kinds and order.is_active(observed_us, arrived_us)
+        ]  # fmt: skip
+
+    def _blocked(
+        self,
+        order: ActiveOrder,
+        sighting: Mapping[str, Any],
+        key: bytes | None,
+        parent: str | None,
+        now: dt.datetime,
+    ) -> Outgoing:
+        """The "blocked" answer to the police side of a transfer or mortgage attempt."""
+        return self._outgoing.sign(
+            self._blocks_topic, _BLOCKED, blocked_record(order, sighting, now), key=key,
+            event_id=blocked_event_id(order.order_id, sighting["sighting_id"]),
+            parent=parent, now=now,
+        )  # fmt: skip
+
+    def _hit(
+        self, order: ActiveOrder, hit: Mapping[str, Any], parent: str | None, now: dt.datetime
+    ) -> Outgoing:
+        """A hit, signed, to the issuing court's own alert topic."""
+        return self._outgoing.sign(
+            self._catalog.topic_name("alerts", court=order.court_code), _HIT, hit,
+            key=order.order_id.encode(), event_id=hit["hit_id"], parent=parent, now=now,
+        )  # fmt: skip
 
 
 def _could_hit(entry: WatchEntry, sighting_type: str) -> bool:
     kinds = kinds_matched_by(sighting_type)
     return any(order.kind in kinds for order in entry.orders.values())
-
-
-def _summary(sighting_type: str, sighting: Mapping[str, Any], unit: str) -> dict[str, Any]:
-    if sighting_type == SightingType.HOTEL_CHECK_IN:
-        kind, place = "HOTEL_CHECK_IN", f"{sighting['hotel_name']}，{sighting['hotel_address']}"
-    elif sighting_type == SightingType.BORDER_CROSSING:
-        kind = "BORDER_EXIT" if sighting["direction"] == "OUT" else "BORDER_ENTRY"
-        place = sighting["port"]
-    else:
-        kind, place = sighting["kind"], sighting["place"]
-    return {
-        "kind": kind,
-        "place": place,
-        "observed_at": sighting["observed_at"],
-        "reporting_unit_code": unit,
-    }
-
-
-def _hit_record(
-    order: ActiveOrder,
-    reference: Mapping[str, Any],
-    summary: Mapping[str, Any],
-    now: dt.datetime,
-) -> dict[str, Any]:
-    return {
-        "hit_id": hit_id(order.order_id, reference["sighting_id"]),
-        "order_id": order.order_id,
-        "order_kind": order.kind.value,
-        "court_code": order.court_code,
-        "case_number": order.case_number,
-        "handler": {"name": order.handler_name, "phone": order.handler_phone},
-        "action_required": order.action_required,
-        "sighting": dict(reference),
-        "summary": dict(summary),
-        "matched_at": now,
-    }
-
-
-def _blocked_record(
-    order: ActiveOrder, sighting: Mapping[str, Any], now: dt.datetime
-) -> dict[str, Any]:
-    return {
-        "vehicle": dict(sighting["vehicle"]),
-        "attempted_operation": sighting["kind"],
-        "order_id": order.order_id,
-        "court_code": order.court_code,
-        "seizure_ruling_reference": order.seizure_ruling_reference or "",
-        "sighting_id": str(sighting["sighting_id"]),
-        "reporting_unit_code": sighting["reporting_unit_code"],
-        "blocked_at": now,
-    }
 
 
 def alt_keys(headers: Any) -> list[bytes] | None:
@@ -487,12 +488,6 @@ def orders_hit(
         }.values(),
         key=lambda order: order.order_id,
     )
-
-
-def hit_id(order_id: str, sighting_id: object) -> str:
-    """The id of the hit of ``order_id`` by a sighting: one per pair, however often the
-    sighting is delivered."""
-    return derive_id(order_id, sighting_id)
 
 
 def blocks_transfer(order: ActiveOrder, sighting: Mapping[str, Any]) -> bool:

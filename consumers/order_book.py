@@ -29,11 +29,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from consumers.tracking import Closure, OrderTrack
+from consumers.hit_clocks import COURT, POLICE, HitClock
+from consumers.tracking import PURGED, Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
-from consumers.watchlist import ORDER_TYPES, OrderKind, active_order_from_record
+from consumers.watchlist import ORDER_TYPES, ActiveOrder, OrderKind, active_order_from_record
 from schemas.envelope import from_micros, to_micros
-from schemas.event_types import EXPIRY_NOTICE, RELEASE
+from schemas.event_types import EXPIRY_NOTICE, HIT_CONFIRMATION, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
 
@@ -55,8 +56,10 @@ class TrackingTable(Protocol):
 class DeadlineWatch(Protocol):
     """The timers the book arms (:class:`consumers.deadlines.Deadlines`)."""
 
-    def schedule(self, order_id: str, end_us: int) -> None: ...
+    def schedule(self, order_id: str, end_us: int, kind: OrderKind | None = None) -> None: ...
     def watch_ack(self, order_id: str, deadline_us: int) -> None: ...
+    def watch_purge(self, order_id: str, end_us: int) -> None: ...
+    def watch_hit(self, order_id: str, hit_id: str) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class OrderBook:
         ack_timeout_s: float,
         topic_kinds: Mapping[str, OrderKind] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        keep_expired: bool = False,
     ) -> None:
         self._tracking = tracking
         self._updates: list[WatchUpdate] = []
@@ -91,6 +95,9 @@ class OrderBook:
         self._ack_timeout_us = int(ack_timeout_s * 1_000_000)
         self._topic_kinds = topic_kinds or {}
         self._clock = clock
+        self._keep_expired = keep_expired
+        """Expired orders stay on the watchlist for late sightings, until purged."""
+        self._lookbacks: list[tuple[ActiveOrder, tuple[bytes, ...], int]] = []
 
     # --- reads ---------------------------------------------------------------------------
     def drain_updates(self) -> list[WatchUpdate]:
@@ -98,6 +105,15 @@ class OrderBook:
         the worker publishes each to its key's partition (:mod:`consumers.watch_updates`)."""
         updates, self._updates = self._updates, []
         return updates
+
+    def drain_lookbacks(self) -> list[tuple[ActiveOrder, tuple[bytes, ...], int]]:
+        """The orders entered or corrected since the last call, with their match keys and
+        when the bus first applied them: the worker matches each against the sightings
+        that arrived within the look-back window before that (:mod:`consumers.lookback`;
+        a corrected order, as corrected, against those that arrived before its first
+        copy: the matcher judged those after by the order in force then)."""
+        lookbacks, self._lookbacks = self._lookbacks, []
+        return lookbacks
 
     def track(self, order_id: str) -> OrderTrack | None:
         raw = self._tracking.payload(order_id.encode())
@@ -135,6 +151,8 @@ class OrderBook:
                 self._refuse(verified, "ROLE_NOT_ALLOWED", "expiry notices are the bus's")
                 return None
             court = str(record["court_code"])
+            if self._renewed_since(record):
+                return None  # not applied, so not delivered to the police either
             self._close(str(record["order_id"]), Closure.EXPIRED, verified, court)
         return Applied(kind, court) if kind is not None and court is not None else None
 
@@ -183,13 +201,14 @@ class OrderBook:
             track = OrderTrack(
                 order.kind, order.court_code, order.issued_at_us, deadline_us,
                 (key, *(k for k in keys if k != key)),  # the record key first
-                end_us=order.end_us, case_number=order.case_number,
+                end_us=order.end_us, case_number=order.case_number, applied_us=self._now_us(),
             )  # fmt: skip
             self._deadlines.watch_ack(order.order_id, deadline_us)
-        else:  # the same order again, perhaps corrected: its period is the latest copy's
-            track = dataclasses.replace(track, end_us=order.end_us, case_number=order.case_number)
+        else:  # the same order again, renewed or corrected: its period is the latest copy's
+            track = track.renewed(order.end_us, order.case_number)
+        self._lookbacks.append((order, tuple(keys), track.applied_us or order.issued_at_us))
         self.set_track(order.order_id, track)
-        self._deadlines.schedule(order.order_id, order.end_us)
+        self._deadlines.schedule(order.order_id, order.end_us, order.kind)
         return order.court_code
 
     def _subject_keys(self, kind: OrderKind, record: Mapping[str, Any]) -> list[bytes]:
@@ -226,19 +245,82 @@ class OrderBook:
             track = OrderTrack.closed_unknown(closure, court, (key,), now_us)
         elif track.closed is None:
             track = track.close(closure, now_us, (key,))
+            if closure is Closure.EXPIRED and self._keep_expired and track.end_us is not None:
+                # on the watchlist for late sightings until its late window ends
+                self.set_track(order_id, track)
+                self._deadlines.watch_purge(order_id, track.end_us)
+                return
+        elif closure is Closure.RELEASED and track.in_late_window:
+            track = track.with_notice(PURGED)  # a release ends the late window at once
         else:
             return  # closed before: applying it again changes nothing
+        self._remove(order_id, track, key)
+
+    def _remove(self, order_id: str, track: OrderTrack, key: bytes = b"") -> None:
+        """Record ``track`` and take the order off the watchlist under every key."""
         self.set_track(order_id, track)
         self._updates += [
             WatchUpdate(subject_key, removed=order_id)
-            for subject_key in dict.fromkeys((*track.keys, key))
+            for subject_key in dict.fromkeys((*track.keys, key) if key else track.keys)
         ]
+
+    def _renewed_since(self, notice: Mapping[str, Any]) -> bool:
+        """Whether a bus expiry notice names a period that a renewal applied before it
+        replaced: then it is stale, and the order stays (its new end has its own)."""
+        track = self.track(str(notice["order_id"]))
+        if track is None or track.closed is not None or track.end_us is None:
+            return False
+        if to_micros(notice["expired_at"]) >= track.end_us:
+            return False
+        log.info("expiry of order %s at %s: renewed since, until %s", notice["order_id"],
+                 notice["expired_at"], _when(track.end_us))  # fmt: skip
+        return True
 
     def noticed(self, order_id: str, notice: str) -> None:
         """Record that ``notice`` was sent for the order (not sent again after a restart)."""
         track = self.track(order_id)
-        if track is not None and notice not in track.noticed:
+        if track is None or notice in track.noticed:
+            return
+        if notice == PURGED and track.in_late_window:
+            self._remove(order_id, track.with_notice(notice))
+        elif notice != PURGED:
             self.set_track(order_id, track.with_notice(notice))
+
+    # --- hit confirmation clocks ----------------------------------------------------------
+    def hit_matched(self, order_id: str, clock: HitClock) -> None:
+        """Start the confirmation clock of a hit of the order (once per hit)."""
+        track = self.track(order_id)
+        if track is None or track.kind is None or track.clock(clock.hit_id) is not None:
+            return
+        self.set_track(order_id, track.with_clock(clock))
+        self._deadlines.watch_hit(order_id, clock.hit_id)
+
+    def confirm_hit(self, verified: VerifiedEvent) -> bool:
+        """Stop a side's clock of a hit: the court's (``HitConfirmation``, by the order's
+        court) or the police's (``EncounterConfirmation``, by the unit that reported the
+        sighting). False when refused (dead-lettered through ``refuse``)."""
+        record = verified.payload
+        order_id, hit_id = record.get("order_id"), str(record["hit_id"])
+        track = self.track(str(order_id)) if order_id is not None else None
+        clock = track.clock(hit_id) if track is not None else None
+        if track is None or clock is None:
+            detail = (
+                f"order_id {order_id}: no hit {hit_id} of that order awaits confirmation"
+                if order_id is not None
+                else "order_id: required (the hit's order_id) [rule required]"
+            )
+            self._refuse(verified, "UNKNOWN_HIT", detail)
+            return False
+        signer = verified.signature.agency_code
+        court_side = verified.envelope.type == HIT_CONFIRMATION
+        owner = track.court if court_side else clock.unit
+        if signer != owner:
+            self._refuse(verified, "AGENCY_MISMATCH",
+                         f"hit {hit_id} is confirmed by {owner}, not by {signer}")  # fmt: skip
+            return False
+        side = COURT if court_side else POLICE
+        self.set_track(str(order_id), track.with_clock(clock.confirmed(side, self._now_us())))
+        return True
 
     def acknowledge(self, order_id: str, status: str) -> None:
         track = self.track(order_id)

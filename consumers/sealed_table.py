@@ -26,7 +26,7 @@ an entry under a later record with the same key, which no reader can undo.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import faust
@@ -398,7 +398,7 @@ class SealedTable(faust.Table[bytes, bytes]):
         raw = self.sealed_store.raw(key)
         return StateSealer.payload_of(raw) if raw else None
 
-    def iter_payloads(self) -> Iterator[tuple[bytes, bytes]]:
+    def iter_payloads(self) -> Generator[tuple[bytes, bytes]]:
         """Every (key, payload) held, read as it goes (RocksDB: from an iterator)."""
         for key, raw in self.sealed_store.raw_items():
             yield key, StateSealer.payload_of(raw)

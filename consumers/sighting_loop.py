@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.matcher import Matcher, MatchResult
+from consumers.outgoing import Outgoing
 from consumers.replay_journal import JournalRecord
 from topics.clients import aio_consumer, aio_producer, require_topics
 
@@ -53,10 +54,13 @@ class BatchCommitter:
         producer: AIOKafkaProducer,
         group_id: str,
         journal: Callable[[], list[JournalRecord]] = list,
+        *,
         on_hits: Callable[[list[int]], None] | None = None,
+        after_commit: Callable[[list[Outgoing]], Awaitable[None]] | None = None,
     ) -> None:
         self._matcher = matcher
         self._on_hits = on_hits
+        self._after_commit = after_commit
         self._producer = producer
         self._group_id = group_id
         self._journal = journal
@@ -83,6 +87,8 @@ class BatchCommitter:
                     entry.topic, key=entry.key, value=entry.value, partition=entry.partition
                 )
             await producer.send_offsets_to_transaction(offsets, self._group_id)
+        if result.after_commit and self._after_commit is not None:
+            await self._after_commit(result.after_commit)
         self.committed.update(offsets)
         self._add(result)
         if result.hit_timestamps_ms and self._on_hits is not None:
@@ -175,7 +181,7 @@ class SightingLoop:
         stage = self._worker.sightings_stage
         self.committer = BatchCommitter(
             self._matcher, producer, self.group_id, lambda: self._worker.journal_records(stage),
-            on_hits=self._worker.hits_committed,
+            on_hits=self._worker.hits_committed, after_commit=self._worker.publish,
         )  # fmt: skip
         self._consumer = consumer
         try:

@@ -14,9 +14,15 @@ import json
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from consumers.hit_clocks import HitClock
 from consumers.watchlist import OrderKind
 
-__all__ = ["Closure", "OrderTrack"]
+__all__ = ["LOOKED_BACK", "PURGED", "Closure", "OrderTrack"]
+
+PURGED = "purged"
+"""Noticed when an expired order's late window ended and it left the watchlist."""
+LOOKED_BACK = "looked-back"
+"""Noticed once the order's look-back hits are sent (:mod:`consumers.lookback`)."""
 
 
 class Closure(StrEnum):
@@ -40,8 +46,24 @@ class OrderTrack:
     """The end of the control period (None for a closure of an order never seen)."""
     case_number: str = ""
     noticed: frozenset[str] = frozenset()
-    """The notices already sent for this order (``overdue``, ``expiry``): a restarted
-    worker does not send them again."""
+    """The notices already sent for this order (``overdue``, ``expiry``, ``warning``,
+    ``purged``; :mod:`consumers.deadlines`): a restarted worker does not send them again."""
+    renewals: int = 0
+    """How often the court moved the end of the control period (renewed, or corrected,
+    the order): each period has its own expiry and warning notices."""
+    applied_us: int = 0
+    """When the bus first applied the order (0: before this was kept): the sightings that
+    arrived before are the look-back's, those after the matcher's."""
+    clocks: tuple[HitClock, ...] = ()
+    """The confirmation clocks of the order's hits (:mod:`consumers.hit_clocks`)."""
+
+    def clock(self, hit_id: str) -> HitClock | None:
+        return next((clock for clock in self.clocks if clock.hit_id == hit_id), None)
+
+    def with_clock(self, clock: HitClock) -> OrderTrack:
+        """The order with ``clock`` in place of the one of its hit (or added)."""
+        others = tuple(c for c in self.clocks if c.hit_id != clock.hit_id)
+        return replace(self, clocks=(*others, clock))
 
     @classmethod
     def closed_unknown(cls, closure: Closure, court: str, keys: tuple[bytes, ...], at_us: int
@@ -56,8 +78,20 @@ class OrderTrack:
         merged = tuple(dict.fromkeys((*self.keys, *keys)))
         return replace(self, closed=closure, closed_at_us=at_us, keys=merged)
 
+    @property
+    def in_late_window(self) -> bool:
+        """Expired, and still on the watchlist for late sightings (not yet purged)."""
+        return (
+            self.closed is Closure.EXPIRED and self.kind is not None and PURGED not in self.noticed
+        )
+
     def with_notice(self, notice: str) -> OrderTrack:
         return replace(self, noticed=self.noticed | {notice})
+
+    def renewed(self, end_us: int, case_number: str) -> OrderTrack:
+        """The same order sent again: a new end is a new period."""
+        renewals = self.renewals + (end_us != self.end_us)
+        return replace(self, end_us=end_us, case_number=case_number, renewals=renewals)
 
     def acknowledged(self, status: str) -> OrderTrack:
         return replace(self, status=status)
@@ -70,6 +104,8 @@ class OrderTrack:
             "closed": self.closed.value if self.closed else None,
             "closed_at_us": self.closed_at_us, "end_us": self.end_us,
             "case_number": self.case_number, "noticed": sorted(self.noticed),
+            "renewals": self.renewals, "applied_us": self.applied_us,
+            "clocks": [clock.to_json() for clock in self.clocks],
         }, separators=(",", ":")).encode()  # fmt: skip
 
     @classmethod
@@ -87,4 +123,7 @@ class OrderTrack:
             end_us=data.get("end_us"),
             case_number=data.get("case_number", ""),
             noticed=frozenset(data.get("noticed", ())),
+            renewals=int(data.get("renewals", 0)),
+            applied_us=int(data.get("applied_us", 0)),
+            clocks=tuple(HitClock.from_json(item) for item in data.get("clocks", ())),
         )

@@ -17,6 +17,12 @@ Matching rules (``MISSION.md`` §2):
   the release never hits, whatever its observation time. A sighting processed before
   the release hits (the order was active when the bus saw it). Release and sighting
   arrive on different topics, so "processed before" is the bus's processing order;
+- a **late sighting** (observed while the order was active, processed after its period
+  ended: a police system reconnecting after an outage) still reaches the issuing court
+  when processed within the late window after the period's end (the worker's
+  ``late_window_s``; 0: never), as a hit flagged ``late``: informational, with no action
+  notice to the police side (the order no longer authorises acting on it). A released
+  order is off the watchlist at once, so a release is never undone by lateness;
 - a sighting carries one match key or several (a vehicle's plate key, and its VIN key
   in ``ce_altkeys``); an order indexed under several of them is hit once, at the first
   of the sighting's keys it is indexed under (:meth:`ActiveOrder.indexed_under`).
@@ -46,6 +52,7 @@ __all__ = [
     "expired_orders",
     "key_fingerprint",
     "kinds_matched_by",
+    "late_orders",
     "matching_orders",
 ]
 
@@ -110,9 +117,20 @@ class ActiveOrder:
     keys: tuple[bytes, ...] = ()
     """Fingerprints (:func:`key_fingerprint`) of every match key the order is indexed by,
     so a sighting that carries two of them hits the order at the first one only."""
+    concealed: bool = False
+    """Set by the court: the police unit that meets the subject is told only to contact
+    the issuing court (:mod:`consumers.action_notices`)."""
+    documents: tuple[tuple[str, str, str, str], ...] = ()
+    """The sealed documents the order cites: (kind, document id, SHA-256 hex, title)."""
+    impound_on_sight: bool = False
 
     def is_active(self, observed_at_us: int, now_us: int) -> bool:
         return self.start_us <= observed_at_us < self.end_us and now_us < self.end_us
+
+    def is_late(self, observed_at_us: int, now_us: int, window_us: int) -> bool:
+        """Observed while the order was active, processed after its period ended, within
+        ``window_us`` of that end."""
+        return self.start_us <= observed_at_us < self.end_us <= now_us < self.end_us + window_us
 
     def to_json(self) -> list[Any]:
         """Compact form stored in the table's changelog (a JSON array, field order fixed)."""
@@ -129,6 +147,9 @@ class ActiveOrder:
             self.issued_at_us,
             self.seizure_ruling_reference,
             [key.hex() for key in self.keys],
+            self.concealed,
+            [list(document) for document in self.documents],
+            self.impound_on_sight,
         ]
 
     @classmethod
@@ -146,7 +167,12 @@ class ActiveOrder:
             issued_at_us=data[9],
             seizure_ruling_reference=data[10],
             keys=tuple(bytes.fromhex(key) for key in data[11]) if len(data) > 11 else (),
-        )
+            concealed=bool(data[12]) if len(data) > 12 else False,
+            documents=tuple(
+                (str(d[0]), str(d[1]), str(d[2]), str(d[3])) for d in data[13]
+            ) if len(data) > 13 else (),
+            impound_on_sight=bool(data[14]) if len(data) > 14 else False,
+        )  # fmt: skip
 
     def with_keys(self, keys: Iterable[bytes]) -> ActiveOrder:
         """This order indexed by ``keys`` (match keys; their fingerprints are kept)."""
@@ -178,6 +204,12 @@ def active_order_from_record(schema_name: str, record: Mapping[str, Any]) -> Act
         end_us=to_micros(record["control_period_end"]),
         issued_at_us=to_micros(record["issued_at"]),
         seizure_ruling_reference=record.get("seizure_ruling_reference"),
+        concealed=bool(record.get("concealed", False)),
+        documents=tuple(
+            (str(d["kind"]), str(d["document_id"]), bytes(d["sha256"]).hex(), str(d["title"]))
+            for d in record.get("sealed_documents", ())
+        ),
+        impound_on_sight=bool(record.get("impound_on_sight", False)),
     )
 
 
@@ -232,6 +264,26 @@ def matching_orders(
         ),
         key=lambda order: order.order_id,
     )
+
+
+def late_orders(
+    entries: Iterable[WatchEntry],
+    sighting_type: str,
+    observed_at_us: int,
+    now_us: int,
+    window_us: int,
+) -> list[ActiveOrder]:
+    """The orders a sighting would have hit had it been processed in time
+    (:meth:`ActiveOrder.is_late`), once each, by order id: the court hears of them,
+    flagged late and informational; the police side gets no action notice."""
+    kinds = kinds_matched_by(sighting_type)
+    found = {
+        order.order_id: order
+        for entry in entries
+        for order in entry.orders.values()
+        if order.kind in kinds and order.is_late(observed_at_us, now_us, window_us)
+    }
+    return [found[order_id] for order_id in sorted(found)]
 
 
 def expired_orders(entries: Iterable[WatchEntry], now_us: int) -> list[ActiveOrder]:

@@ -47,12 +47,15 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
+from consumers.action_notices import ActionNotices
 from consumers.addressing import ack_problem
 from consumers.commit_guard import CommitGuard
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
-from consumers.ledger import Noticed, OrderLedger
+from consumers.hit_clocks import HitClock, HitPolicy
+from consumers.ledger import HitMatched, Noticed, OrderLedger
+from consumers.lookback import LookBack, LookBackRequest
 from consumers.matcher import Matcher, MatchResult
 from consumers.metrics import ProcessorMetrics, counter, gauge, stage_families
 from consumers.order_book import Applied, OrderBook
@@ -61,14 +64,15 @@ from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
-from consumers.tracking import OrderTrack
+from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watch_updates import WatchUpdates
-from consumers.watchlist import OrderKind, WatchEntry
+from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from schemas.agencies import load_agencies
 from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import UnknownAgencyError
-from schemas.event_types import ACKNOWLEDGEMENT
+from schemas.event_types import ACKNOWLEDGEMENT, ENCOUNTER_CONFIRMATION, HIT_CONFIRMATION
 from schemas.matchkey import MatchKeyer
+from sign.acceptance import AcceptancePolicy
 from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
@@ -85,6 +89,8 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
+_PART = 5_000
+"""Tracking entries read between two yields to the event loop when all are read."""
 _COMMIT_GUARD_S = 5.0
 T = TypeVar("T")
 
@@ -99,6 +105,16 @@ def _sealed_topic(catalog: Catalog, topic_id: str) -> tuple[str, str, int]:
         spec.name,
         spec.partitions,
     )
+
+
+def _warnings_before(default_s: float, by_kind: Mapping[Any, float]) -> dict[OrderKind, int]:
+    """How long before its period ends each kind's court is warned (0: not warned)."""
+    seconds = {kind: float(by_kind.get(kind.value, default_s)) for kind in OrderKind}
+    return {kind: int(s * 1_000_000) for kind, s in seconds.items() if s > 0}
+
+
+def _open(track: OrderTrack | None) -> bool:
+    return track is not None and track.kind is not None and track.closed is None
 
 
 def _now() -> dt.datetime:
@@ -119,8 +135,21 @@ class BusWorker:
         self.delivery = OrderDelivery(catalog, load_agencies())
         # faust subscribes without a word to topics it may not read: ask first.
         acks_topic = catalog.topic_name("order-acknowledgements")
-        require_topics(settings, runtime.agency_code, [*self.order_topics.values(), acks_topic])
-        require_topics(settings, runtime.agency_code, self.delivery.topics(), "write")
+        self.confirmation_topics = [
+            catalog.topic_name("hit-confirmations"),
+            catalog.topic_name("encounter-confirmations"),
+        ]
+        require_topics(
+            settings, runtime.agency_code,
+            [*self.order_topics.values(), acks_topic, *self.confirmation_topics],
+        )  # fmt: skip
+        outgoing = OutgoingSigner(runtime.signer, runtime.codec)
+        action_notices = ActionNotices(catalog, load_agencies(), outgoing)
+        escalations = catalog.topic_name("escalations")
+        require_topics(
+            settings, runtime.agency_code,
+            [*self.delivery.topics(), *action_notices.topics(), escalations], "write",
+        )  # fmt: skip
         datadir = settings.home / "worker" / f"{self.app_id}-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
         persistent = settings.worker_store == "rocksdb"
@@ -165,6 +194,7 @@ class BusWorker:
         self.orders_stage = runtime.verify_stage(journal_scope="orders")
         self.acks_stage = runtime.verify_stage(journal_scope="acknowledgements")
         self.sightings_stage = runtime.verify_stage(journal_scope="sightings")
+        self.confirmations_stage = runtime.verify_stage(journal_scope="confirmations")
         self.journal_refused = 0
         keyer = MatchKeyer(settings.match_key_secret.get_secret_value().encode())
         self.matcher = Matcher(
@@ -178,12 +208,28 @@ class BusWorker:
             # Misses are not acted on: a sample is verified so junk and forgeries show.
             verify_misses_every=settings.verify_misses_every,
             sample_stage=runtime.verify_stage() if settings.verify_misses_every else None,
+            action_notices=action_notices,
+            late_window_us=int(settings.late_window_s * 1_000_000),
+            clock_start=self._clock_start,
         )
         self.loop = SightingLoop(self, self.matcher)
+        self.lookback = (
+            LookBack(
+                settings, runtime.agency_code, catalog, self.matcher,
+                lambda: runtime.verify_stage(acceptance=AcceptancePolicy.history()),
+                window_s=settings.lookback_s,
+            )
+            if settings.lookback_s > 0
+            else None
+        )  # fmt: skip
+        self._lookbacks: list[LookBackRequest] = []
         self._producer: AIOKafkaProducer | None = None
         self.deadlines = Deadlines(
-            OutgoingSigner(runtime.signer, runtime.codec), catalog, self.order_topics,
-            self._track,
+            outgoing, catalog, self.order_topics, self._track,
+            warn_before_us=_warnings_before(settings.expiry_warning_s,
+                                            settings.expiry_warning_by_kind),
+            late_window_us=int(settings.late_window_s * 1_000_000),
+            hit_policy=HitPolicy(load_agencies(), settings.hit_confirm_s),
         )  # fmt: skip
         self.watch_updates = WatchUpdates(sealer, *_sealed_topic(catalog, "watchlist-updates"))
         self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
@@ -191,6 +237,7 @@ class BusWorker:
             self.tracking, keyer, self.deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
             topic_kinds={topic: kind for kind, topic in self.order_topics.items()},
+            keep_expired=settings.late_window_s > 0,
         )  # fmt: skip
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
@@ -213,6 +260,14 @@ class BusWorker:
     def _track(self, order_id: str) -> OrderTrack | None:
         return self.book.track(order_id)
 
+    def _clock_start(
+        self, order: ActiveOrder, hit_id: str, unit: str, now: dt.datetime
+    ) -> Outgoing:
+        """The ledger record starting a live hit's confirmation clock (sent once the hit's
+        transaction is committed, outside it: see :class:`consumers.matcher.MatchResult`)."""
+        now_us = to_micros(now)
+        return self.ledger.hit_matched(order.order_id, HitClock(hit_id, unit, now_us), now_us)
+
     # --- wiring ----------------------------------------------------------------------------
     def _wire(self) -> None:
         app = self.app
@@ -226,7 +281,10 @@ class BusWorker:
         app.agent(ledger, name="ledger")(self._ledger_agent)
         app.agent(updates, name="watchlist")(self._watchlist_agent)
         app.agent(acks, name="acknowledgements")(self._acks_agent)
+        confirmations = app.topic(*self.confirmation_topics, key_type=bytes, value_type=bytes)
+        app.agent(confirmations, name="confirmations")(self._confirmations_agent)
         app.timer(self.rt.settings.timer_interval_s)(self._on_timer)
+        app.timer(self.rt.settings.timer_interval_s)(self._look_back)
         app.timer(_STATS_INTERVAL_S)(self._log_stats)
         app.timer(_COMMIT_GUARD_S)(self._guard_commits)
         app.task(self.loop.run)
@@ -284,6 +342,7 @@ class BusWorker:
                 "orders": self.orders_stage.replay_guard,
                 "acknowledgements": self.acks_stage.replay_guard,
                 "sightings": self.sightings_stage.replay_guard,
+                "confirmations": self.confirmations_stage.replay_guard,
             },
         )
         self.journal_refused += len(restored.refused)
@@ -354,6 +413,9 @@ class BusWorker:
     async def _acks_agent(self, stream: Any) -> None:
         await self._to_ledger(stream, self.acks_stage)
 
+    async def _confirmations_agent(self, stream: Any) -> None:
+        await self._to_ledger(stream, self.confirmations_stage)
+
     async def _to_ledger(self, stream: Any, stage: VerifyStage) -> None:
         """Verify each record, then move it to the partition of its order id, where the
         ledger agent applies it (:mod:`consumers.ledger`)."""
@@ -377,6 +439,11 @@ class BusWorker:
                 continue
             if isinstance(verified, Noticed):
                 self.book.noticed(verified.order_id, verified.notice)
+                await self._emit_watch_updates()  # a purge takes an expired order off
+            elif isinstance(verified, HitMatched):
+                self.book.hit_matched(verified.order_id, verified.clock)
+            elif verified.envelope.type in (HIT_CONFIRMATION, ENCOUNTER_CONFIRMATION):
+                self.book.confirm_hit(verified)
             elif verified.envelope.type == ACKNOWLEDGEMENT:
                 await self._acknowledged(verified)
             else:
@@ -400,14 +467,23 @@ class BusWorker:
             log.exception("order record %s refused", verified.signature.event_id)
             self.rt.refuse(verified, "ORDER_REFUSED", f"{type(exc).__name__}: {exc}")
             self.book.drain_updates()
+            self.book.drain_lookbacks()
             return
-        # to the partition of each key, before the police hear of the order
+        await self._emit_watch_updates()  # before the police hear of the order
+        if self.lookback is not None:
+            self._lookbacks += [
+                LookBackRequest(order, keys, applied_us // 1000)
+                for order, keys, applied_us in self.book.drain_lookbacks()
+            ]
+        if applied is not None:
+            await self._deliver(verified, applied)
+
+    async def _emit_watch_updates(self) -> None:
+        """The book's watchlist changes, each to the partition of its key."""
         now_us = to_micros(_now())
         await self.emit([
             self.watch_updates.outgoing(update, now_us) for update in self.book.drain_updates()
         ])  # fmt: skip
-        if applied is not None:
-            await self._deliver(verified, applied)
 
     async def _watchlist_agent(self, stream: Any) -> None:
         """Apply the ledger's watchlist changes, each in its key's partition."""
@@ -530,18 +606,25 @@ class BusWorker:
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._clocks_stale:
             self._clocks_stale = False
-            if not await self._rewatch():
-                self._clocks_stale = True
+            pending = await self._pending_lookbacks()
+            if pending is None or not await self._rewatch():
+                self._clocks_stale = True  # a rebalance began: the next tick starts again
                 return
+            self._lookbacks += pending
         now = _now()
-        due = self.deadlines.expiry_notices(now)
-        due += self.deadlines.overdue_alerts(now)
+        deadlines = self.deadlines
+        due = deadlines.expiry_warnings(now)
+        due += deadlines.hit_escalations(now)
+        due += deadlines.expiry_notices(now)
+        due += deadlines.overdue_alerts(now)
+        deadlines.purges(now)
+        noticed = deadlines.drain_noticed()
         if due:
             await self.publish(due)
+        if noticed:  # once sent: a restarted worker does not send them again
             now_us = to_micros(now)
             await self.publish([
-                self.ledger.noticed(order_id, notice, now_us)
-                for order_id, notice in self.deadlines.drain_noticed()
+                self.ledger.noticed(order_id, notice, now_us) for order_id, notice in noticed
             ])  # fmt: skip
 
     async def _rewatch(self) -> bool:
@@ -557,6 +640,59 @@ class BusWorker:
         finally:
             parts.close()  # a RocksDB iterator holds its database open
         return True
+
+    async def _look_back(self) -> None:
+        """Match the orders entered or corrected since the last run against the sightings
+        of the look-back window (off the event loop), send their retroactive hits, then
+        record each order as looked back (a restarted worker looks back again for those
+        not recorded: :meth:`_pending_lookbacks`)."""
+        lookback = self.lookback
+        if lookback is None or self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        queued, self._lookbacks = self._lookbacks, []
+        latest = {r.order.order_id: r for r in queued}  # an order queued twice: its last copy
+        requests = [r for r in latest.values() if _open(self.book.track(r.order.order_id))]
+        if not requests:
+            return
+        now = _now()
+        hits = await asyncio.to_thread(lookback.run, requests, now)
+        if hits:
+            await self.publish(hits)
+        log.info("look-back: %d order(s), %d retroactive hit(s), %d sighting record(s) read",
+                 len(requests), len(hits), lookback.read)  # fmt: skip
+        now_us = to_micros(now)
+        await self.publish([
+            self.ledger.noticed(r.order.order_id, LOOKED_BACK, now_us) for r in requests
+        ])  # fmt: skip
+
+    async def _pending_lookbacks(self) -> list[LookBackRequest] | None:
+        """The open orders of the tracking table issued within the window and not looked
+        back for (a worker stopped before it recorded them), as held on this worker's
+        watchlist; read a part at a time like :meth:`_rewatch`, None when a rebalance
+        began meanwhile."""
+        if self.lookback is None:
+            return []
+        since_us = to_micros(_now() - self.lookback.window)
+        pending = []
+        items = self.tracking.iter_payloads()
+        try:
+            for read, (raw_id, raw) in enumerate(items, 1):
+                if read % _PART == 0:
+                    await asyncio.sleep(0)
+                    if self.app.rebalancing:
+                        return None
+                track = OrderTrack.from_bytes(raw)
+                if (not _open(track) or LOOKED_BACK in track.noticed
+                        or track.issued_at_us < since_us):  # fmt: skip
+                    continue
+                entry = self._lookup(track.keys[0]) if track.keys else None
+                order = entry.orders.get(raw_id.decode()) if entry else None
+                if order is not None:
+                    applied_us = track.applied_us or track.issued_at_us
+                    pending.append(LookBackRequest(order, track.keys, applied_us // 1000))
+        finally:
+            items.close()  # a RocksDB iterator holds its database open
+        return pending
 
     async def stop(self) -> None:
         if self._producer is not None:

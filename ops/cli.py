@@ -11,6 +11,7 @@ from typer.exceptions import TyperException
 
 from ops.cmd_acls import acls_app
 from ops.cmd_alerts import alerts
+from ops.cmd_anomaly import anomaly_app
 from ops.cmd_audit import audit_app
 from ops.cmd_blocks import blocks
 from ops.cmd_broker import broker_app
@@ -104,6 +105,7 @@ app.command("demo")(demo)
 app.command("deadletters")(deadletters)
 app.command("blocks")(blocks)
 app.add_typer(audit_app, name="audit")
+app.add_typer(anomaly_app, name="anomaly")
 app.command("replay")(replay)
 app.command("status")(status)
 app.add_typer(centre_app, name="command-centre")

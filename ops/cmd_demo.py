@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ops.demo import DemoOptions, DemoOutcome, run_demo
 from ops.demo_debtors import debtor_table
+from ops.demo_lifecycle import lifecycle_table
 from ops.errors import operator_message
 from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
 from ops.scenario_report import render
@@ -103,13 +104,15 @@ def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
            queries=outcome.queries)  # fmt: skip
     if outcome.debtors is not None:
         _console.print(debtor_table(outcome.debtors))
+    if outcome.lifecycle is not None:
+        _console.print(lifecycle_table(outcome.lifecycle))
     _closing(outcome, time.monotonic() - began)
-    if not outcome.verdict.passed or (outcome.debtors and not outcome.debtors.passed):
+    if not outcome.passed:
         raise typer.Exit(1)
 
 
 def _closing(outcome: DemoOutcome, elapsed: float) -> None:
-    verdict = "[bold green]PASSED[/]" if outcome.verdict.passed else "[bold red]FAILED[/]"
+    verdict = "[bold green]PASSED[/]" if outcome.passed else "[bold red]FAILED[/]"
     _console.print(f"demo {verdict} in {elapsed:.1f} s (seed {outcome.scenario.seed})")
     _console.print(
         f"topics of this run: prefix {outcome.prefix} (removed by the next run); e.g.\n"

@@ -349,7 +349,9 @@ def _rematch(runtime: Runtime, request: ReplayRequest) -> Rematch | None:
     topics = rematch_topics(
         runtime.catalog, request.alert_readers, request.blocks_reader is not None
     )
-    return Rematch(MatchKeyer(secret), topics)
+    settings = runtime.settings
+    return Rematch(MatchKeyer(secret), topics, late_window_s=settings.late_window_s,
+                   lookback_s=settings.lookback_s)  # fmt: skip
 
 
 def replay(

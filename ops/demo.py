@@ -31,6 +31,7 @@ from rich.progress import (
 
 from ops.centre.server import serving
 from ops.demo_debtors import DebtorRun, play_debtor_list
+from ops.demo_lifecycle import LifecycleRun, play_lifecycle
 from ops.demo_play import Observed, Player, read_outcome
 from ops.demo_queries import (
     QueryPlan,
@@ -72,6 +73,13 @@ class DemoOptions:
     centre_linger_s: float = 0.0
     """Seconds the command centre stays open after the demo."""
     """Play the dishonest-debtor list phase (a listing, its subscribers, a removal)."""
+    lifecycle: bool = True
+    """Play the order lifecycle phase (action notices, expiry warnings, clocks, an anomaly)."""
+    hit_confirm_s: dict[str, float] = field(
+        default_factory=lambda: {"national/LOCATE_DEBTOR": 10.0}
+    )
+    """The worker's hit confirmation limits: seconds for the SPC's orders (the lifecycle
+    phase's escalation), the defaults (minutes) elsewhere."""
 
 
 @dataclass
@@ -85,6 +93,12 @@ class DemoOutcome:
     timings: list[tuple[str, float]] = field(default_factory=list)
     queries: QueryRun | None = None
     debtors: DebtorRun | None = None
+    lifecycle: LifecycleRun | None = None
+
+    @property
+    def passed(self) -> bool:
+        phases = (self.debtors, self.lifecycle)
+        return self.verdict.passed and all(p.passed for p in phases if p is not None)
 
 
 # The debtor the demo lists and removes (the README's example ID number).
@@ -137,11 +151,12 @@ def _prefix(settings: Settings, options: DemoOptions) -> str:
 def run_demo(options: DemoOptions, settings: Settings, console: Console) -> DemoOutcome:
     """Play the scenario of ``options`` and judge what arrived (see the module docstring)."""
     prefix = _prefix(settings, options)
-    bus = Deployment.create(
-        settings.model_copy(update={"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s})
-    )
+    limits = {**settings.hit_confirm_s, **options.hit_confirm_s}
+    update = {"topic_prefix": prefix, "ack_timeout_s": options.ack_timeout_s,
+              "hit_confirm_s": limits}  # fmt: skip
+    bus = Deployment.create(settings.model_copy(update=update))
     fleet = ResponderFleet(bus)
-    queries = debtors = None
+    queries = debtors = lifecycle = None
     centre = ExitStack()
     with _progress(console) as progress:
         phases = _Phases(progress)
@@ -151,13 +166,18 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
             scenario = generate_scenario(options.seed, orders=options.orders,
                                          sightings=options.sightings,
                                          base_time=dt.datetime.now(dt.UTC))  # fmt: skip
-            expected = expected_outcome(scenario)
+            late_window = dt.timedelta(seconds=bus.settings.late_window_s)
+            expected = expected_outcome(scenario, late_window)
             plan = _start_responders(fleet, phases, scenario, options, settings.topic_prefix)
             _play(bus, phases, scenario, options)
             if plan is not None:
                 queries = _ask(fleet, phases, plan, options)
             with phases.phase("reading every court's alerts, blocks, dead letters"):
                 observed = read_outcome(bus, scenario, expected, options.ack_timeout_s + 60)
+            if options.lifecycle:
+                with phases.phase("order lifecycle: action notices, warnings, an anomaly"):
+                    special = scenario.special
+                    lifecycle = play_lifecycle(bus, observed, special.expired_order)
             if options.debtor_list:
                 with phases.phase("dishonest-debtor list: listing, subscribers, removal"):
                     debtors = play_debtor_list(bus, _DEMO_DEBTOR)
@@ -180,6 +200,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> Demo
         timings=phases.timings,
         queries=queries,
         debtors=debtors,
+        lifecycle=lifecycle,
     )
 
 

@@ -36,7 +36,7 @@ from sign.events import EventSigner, EventVerifier
 from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
 from topics.clients import kafka_reader
 
-__all__ = ["Observed", "Player", "read_outcome"]
+__all__ = ["Observed", "ObservedHit", "Player", "read_catalog_topic", "read_outcome"]
 
 _SEND_TIMEOUT_S = 60.0
 _IDLE_S = 1.0
@@ -51,6 +51,7 @@ class ObservedHit:
     order_id: str
     sighting_id: str
     signed_by: str
+    late: bool = False
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Observed:
     acknowledgements: Counter[tuple[str, str]] = field(default_factory=Counter)
     overdue: set[str] = field(default_factory=set)
     expiry_court: set[str] = field(default_factory=set)
+    expiry_warnings: set[str] = field(default_factory=set)
     expiry_police: set[str] = field(default_factory=set)
     delivered: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     """(event type, order id) -> the provinces whose delivery topic carried it."""
@@ -243,9 +245,13 @@ def _read_topic(bus: Deployment, topic: str, reader: str) -> list[Any]:
         consumer.close()
 
 
-def _read_catalog_topic(bus: Deployment, topic_id: str) -> list[Any]:
-    """Every committed record of a catalog topic, read by one of its readers."""
-    return _read_topic(bus, bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id))
+def read_catalog_topic(bus: Deployment, topic_id: str, province: str | None = None) -> list[Any]:
+    """Every committed record of a catalog topic (of ``province``, for a per-province one),
+    read by one of its readers."""
+    if province is None:
+        return _read_topic(bus, bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id))
+    reader = _rule_reader(load_agencies(), bus, topic_id, province)
+    return _read_topic(bus, bus.catalog.topic_name(topic_id, province=province), reader)
 
 
 def read_outcome(
@@ -275,7 +281,8 @@ def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
         record = alert.record
         if alert.kind == "Hit":
             hit = ObservedHit(record["court_code"], str(record["order_id"]),
-                              str(record["sighting"]["sighting_id"]), alert.signed_by)  # fmt: skip
+                              str(record["sighting"]["sighting_id"]), alert.signed_by,
+                              bool(record.get("late")))  # fmt: skip
             observed.hits[str(record["hit_id"])] = hit
             if hit.court != court:
                 observed.hits_elsewhere.append((court, hit.court))
@@ -285,12 +292,14 @@ def _note_alerts(observed: Observed, court: str, alerts: Iterable[Any]) -> None:
             observed.overdue.add(str(record["order_id"]))
         elif alert.kind == _EXPIRY:
             observed.expiry_court.add(str(record["order_id"]))
+        elif alert.kind == "OrderExpiryWarning":
+            observed.expiry_warnings.add(str(record["order_id"]))
 
 
 def _note_blocks(observed: Observed, bus: Deployment) -> None:
     verifier = EventVerifier(bus.keystore.trust_store())
     codec = default_codec()
-    for message in _read_catalog_topic(bus, "vehicle-blocks"):
+    for message in read_catalog_topic(bus, "vehicle-blocks"):
         try:
             signature = verifier.verify(message.key, message.value, list(message.headers))
         except BusError:
@@ -325,7 +334,7 @@ def _note_police_side(observed: Observed, bus: Deployment) -> None:
 
 def _note_dead_letters(observed: Observed, bus: Deployment) -> None:
     codec = default_codec()
-    for message in _read_catalog_topic(bus, "dead-letter"):
+    for message in read_catalog_topic(bus, "dead-letter"):
         _, letter = codec.decode(message.value)
         observed.dead_letter_reasons[str(letter["reason"])] += 1
         try:

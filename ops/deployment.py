@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydantic_core
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import SecretStr
@@ -412,4 +413,6 @@ def cluster_addresses(cluster: LocalCluster) -> dict[str, str]:
 def _env_value(value: object) -> str:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
+    if isinstance(value, dict | list):  # as pydantic-settings reads a complex value: JSON
+        return pydantic_core.to_json(value).decode()
     return str(value)

@@ -34,6 +34,8 @@ from consumers.watchlist import (
     OrderKind,
     WatchEntry,
     key_fingerprint,
+    kinds_matched_by,
+    late_orders,
     matching_orders,
 )
 from ops.rematch_result import (
@@ -133,10 +135,16 @@ class _Tracks:
 class _NoTimers:
     """A rematch arms no timers: the bus's expiry notices are on the order topics."""
 
-    def schedule(self, order_id: str, end_us: int) -> None:
+    def schedule(self, order_id: str, end_us: int, kind: OrderKind | None = None) -> None:
         return None
 
     def watch_ack(self, order_id: str, deadline_us: int) -> None:
+        return None
+
+    def watch_purge(self, order_id: str, end_us: int) -> None:
+        return None
+
+    def watch_hit(self, order_id: str, hit_id: str) -> None:
         return None
 
 
@@ -144,14 +152,20 @@ class Rematch:
     """Collects the verified records of a replay (:meth:`add`, in any order) and runs the
     rules over them in the order they reached the bus (:meth:`result`)."""
 
-    def __init__(self, keyer: MatchKeyer, topics: RematchTopics) -> None:
+    def __init__(self, keyer: MatchKeyer, topics: RematchTopics, *,
+                 late_window_s: float = 0.0, lookback_s: float = 0.0) -> None:  # fmt: skip
+        """The rules as the worker runs them with these windows (``late_window_s``,
+        ``lookback_s``: 0 = none)."""
         self._keyer = keyer
+        self._late_window_us = int(late_window_s * 1_000_000)
+        self._lookback_ms = int(lookback_s * 1000)
         self._topics = topics
         self._events: list[VerifiedEvent] = []
         self._now = dt.datetime.now(dt.UTC)
         self._book = OrderBook(
             _Tracks(), keyer, _NoTimers(), self._refused, ack_timeout_s=0.0,
             topic_kinds=topics.orders, clock=lambda: self._now,
+            keep_expired=self._late_window_us > 0,
         )  # fmt: skip
         self._watchlist: dict[bytes, WatchEntry] = {}
         self._presence: dict[str, _Presence] = {}
@@ -217,6 +231,9 @@ class Rematch:
             self._result.expiries += 1
         self._book.apply(verified)
         at_ms = verified.record.timestamp
+        for order, keys, applied_us in self._book.drain_lookbacks():
+            if self._lookback_ms:
+                self._looked_back(order, keys, applied_us // 1000)
         for update in self._book.drain_updates():  # as the watchlist agent applies them
             entry = self._watchlist.get(update.key, WatchEntry.empty())
             self._watchlist[update.key] = update.applied_to(entry)
@@ -254,12 +271,33 @@ class Rematch:
         if refused or not found:
             return
         now_us = arrival_ms * 1000
-        for order in orders_hit((entry for _, entry in found), sighting_type, observed_us, now_us):
+        entries = [entry for _, entry in found]
+        late = late_orders(entries, sighting_type, observed_us, now_us, self._late_window_us)
+        for order in [*orders_hit(entries, sighting_type, observed_us, now_us), *late]:
             expected = ExpectedHit(
                 hit_id(order.order_id, sighting_id), order.order_id, order.court_code,
                 sighting_id, position, arrival_ms, blocks_transfer(order, sighting),
             )  # fmt: skip
             self._expected.setdefault(expected.hit_id, expected)
+
+    def _looked_back(self, order: ActiveOrder, keys: tuple[bytes, ...], at_ms: int) -> None:
+        """As :mod:`consumers.lookback`: the sightings that arrived within the look-back
+        window before a new or corrected order, on one of its keys, hit it if it would
+        have been active when each arrived (retroactive, never a block)."""
+        wanted = set(keys)
+        for sighting_id, seen in self._sightings.items():
+            if seen.refused or not at_ms - self._lookback_ms <= seen.arrival_ms <= at_ms:
+                continue
+            if wanted.isdisjoint(seen.keys) or order.kind not in kinds_matched_by(
+                seen.sighting_type
+            ):
+                continue
+            if order.is_active(seen.observed_us, seen.arrival_ms * 1000):
+                expected = ExpectedHit(
+                    hit_id(order.order_id, sighting_id), order.order_id, order.court_code,
+                    sighting_id, seen.position, seen.arrival_ms, False,
+                )  # fmt: skip
+                self._expected.setdefault(expected.hit_id, expected)
 
     def _delivered_hit(self, verified: VerifiedEvent) -> None:
         if verified.envelope.type != HIT:

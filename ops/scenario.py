@@ -240,6 +240,8 @@ class ExpectedHit:
     order_id: str
     sighting_id: str
     court: str
+    late: bool = False
+    """Observed in the period, processed after its end (within the late window)."""
 
 
 @dataclass(frozen=True)
@@ -265,18 +267,27 @@ class Expected:
         return frozenset(hit.hit_id for hit in self.hits if hit.court == court)
 
 
-def _matches(order: ScenarioOrder, sighting: ScenarioSighting, not_before: dt.datetime) -> bool:
+def _matches(
+    order: ScenarioOrder,
+    sighting: ScenarioSighting,
+    not_before: dt.datetime,
+    late_window: dt.timedelta,
+) -> bool:
     return (
         order.subject.identity == sighting.subject.identity
         and order.subject.is_vehicle == sighting.subject.is_vehicle
         and order.kind in KINDS_HIT_BY[sighting.schema_name]
         and order.start <= sighting.observed_at < order.end
-        and not_before < order.end  # processed while the period still runs
+        # processed while the period still runs, or late: within the window after its end
+        and not_before < order.end + late_window
     )
 
 
-def expected_outcome(scenario: Scenario) -> Expected:
-    """The outcome the bus must produce for ``scenario`` (see the module docstring)."""
+def expected_outcome(scenario: Scenario, late_window: dt.timedelta = dt.timedelta(0)) -> Expected:
+    """The outcome the bus must produce for ``scenario`` (see the module docstring), for a
+    worker whose late window (``late_window_s``) is ``late_window``: a sighting observed
+    in an order's period but published after its end hits it, flagged late, if published
+    within the window."""
     released = {release.order_id for release in scenario.releases}
     live = [o for o in scenario.orders if o.order_id not in released]
     by_subject: dict[str, list[ScenarioOrder]] = {}
@@ -288,10 +299,12 @@ def expected_outcome(scenario: Scenario) -> Expected:
         if sighting.forgery is not None:
             continue
         for order in by_subject.get(sighting.subject.identity, ()):
-            if not _matches(order, sighting, scenario.sightings_not_before):
+            not_before = scenario.sightings_not_before
+            if not _matches(order, sighting, not_before, late_window):
                 continue
             hit_id = derive_id(order.order_id, sighting.sighting_id)
-            hits.add(ExpectedHit(hit_id, order.order_id, sighting.sighting_id, order.court))
+            late = order.end <= not_before
+            hits.add(ExpectedHit(hit_id, order.order_id, sighting.sighting_id, order.court, late))
             if sighting.operation in BLOCKING_OPERATIONS:
                 blocked.add((order.order_id, sighting.sighting_id))
     acknowledged = {ack.order_id for ack in scenario.acknowledgements}

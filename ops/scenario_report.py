@@ -73,8 +73,10 @@ def judge(
     forged_hits = {h.sighting_id for h in observed.hits.values()} & set(special.forged_sightings)
     blocked = f"{len(observed.blocked)} blocked, {len(expected.blocked)} expected"
     reasons = ", ".join(observed.dead_letters.get(s, "missing") for s in expected.dead_letters)
+    expired = special.expired_order
     expired_ok = (
-        special.expired_order not in hit_orders
+        {(h.sighting_id, h.late) for h in observed.hits.values() if h.order_id == expired}
+        == {(h.sighting_id, h.late) for h in expected.hits if h.order_id == expired}
         and expected.expiry_notices <= observed.expiry_court
         and expected.expiry_notices <= observed.expiry_police
     )
@@ -97,7 +99,7 @@ def judge(
               not undelivered and not misdelivered,
               f"{len(observed.delivered)} delivered, {len(undelivered)} missing, "
               f"{len(misdelivered)} to another province"),
-        Check("expired order: no hit; expiry notice to court and police", expired_ok,
+        Check("expired order: a late sighting only, flagged late; expiry notices", expired_ok,
               f"court notices {len(observed.expiry_court)}, "
               f"police notices {len(observed.expiry_police)}"),
         Check("transfer/mortgage on a seized vehicle: blocked",

@@ -137,8 +137,10 @@ _ROUTES: Mapping[str, Route] = {
         "removal-receipts", _text_at("listing_id"), court_field="enforcing_court_code"
     ),
     f"{_NS}bus.v1.HitConfirmation": Route("hit-confirmations", _text_at("hit_id")),
+    f"{_NS}bus.v1.EncounterConfirmation": Route("encounter-confirmations", _text_at("hit_id")),
     f"{_NS}bus.v1.AnomalyNotice": Route("anomalies", _text_at("notice_id")),
     f"{_NS}bus.v1.AnomalyAcknowledgement": Route("anomalies", _text_at("notice_id")),
+    f"{_NS}bus.v1.AnomalyEscalation": Route("anomalies", _text_at("notice_id")),
     **{
         f"{_NS}query.v1.{name}Query": Route("query-requests", _text_at("correlation_id"))
         for name in _QUERY_SUBJECTS
@@ -187,6 +189,7 @@ _SENDER_FIELDS = (
     "answering_unit_code",
     "reporting_agency_code",
     "acknowledging_agency_code",
+    "escalating_agency_code",
 )
 _SENDER_BY_SCHEMA: Mapping[str, str] = {
     f"{_NS}court.v1.JudicialDocument": "court_code",

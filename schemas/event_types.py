@@ -20,8 +20,12 @@ from typing import Final
 __all__ = [
     "ACKNOWLEDGEMENT",
     "BLOCKED",
+    "ENCOUNTER_CONFIRMATION",
     "EXPIRY_NOTICE",
+    "EXPIRY_WARNING",
     "HIT",
+    "HIT_CONFIRMATION",
+    "HIT_UNCONFIRMED",
     "ORDERS",
     "OVERDUE",
     "RELEASE",
@@ -38,10 +42,14 @@ ORDERS: Final = frozenset({
 })  # fmt: skip
 RELEASE: Final = f"{_NS}.orders.v1.OrderRelease"
 EXPIRY_NOTICE: Final = f"{_NS}.orders.v1.OrderExpiryNotice"
+EXPIRY_WARNING: Final = f"{_NS}.orders.v1.OrderExpiryWarning"
 ACKNOWLEDGEMENT: Final = f"{_NS}.orders.v1.OrderAcknowledgement"
 OVERDUE: Final = f"{_NS}.orders.v1.OrderAckOverdue"
 BLOCKED: Final = f"{_NS}.orders.v1.VehicleTransferBlocked"
 HIT: Final = f"{_NS}.bus.v1.Hit"
+HIT_CONFIRMATION: Final = f"{_NS}.bus.v1.HitConfirmation"
+ENCOUNTER_CONFIRMATION: Final = f"{_NS}.bus.v1.EncounterConfirmation"
+HIT_UNCONFIRMED: Final = f"{_NS}.bus.v1.HitUnconfirmed"
 SIGHTINGS: Final = frozenset({
     f"{_NS}.sightings.v1.HotelCheckIn",
     f"{_NS}.sightings.v1.BorderCrossing",

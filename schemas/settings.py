@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +22,7 @@ __all__ = ["QueryQuota", "Settings", "get_settings"]
 # deployment must override; in production mode the worker and the publishers refuse them.
 _DEMO_MATCH_KEY_SECRET = "zf801-demo-match-key-secret-change-me"  # noqa: S105
 _DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
+_OrderKindName = Literal["EXIT_RESTRICTION", "VEHICLE_SEARCH", "LOCATE_DEBTOR"]
 # The shortest secret production mode accepts.
 _MIN_SECRET_CHARS = 16
 
@@ -98,6 +99,25 @@ class Settings(BaseSettings):
     # The Prometheus endpoint of a long-running processor (``--metrics-port``); None: none.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = Field(default="127.0.0.1", pattern=r"^[0-9A-Fa-f.:]{2,45}$")
+    # Order lifecycle (consumers.deadlines): the issuing court is warned this long before a
+    # control period ends, per order kind (EXIT_RESTRICTION, VEHICLE_SEARCH, LOCATE_DEBTOR;
+    # a kind not named takes ``expiry_warning_s``), e.g.
+    # ZF801_EXPIRY_WARNING_BY_KIND='{"LOCATE_DEBTOR": 259200}'. An expired order stays on
+    # the watchlist ``late_window_s`` longer, matched only by late sightings (observed in
+    # the period, processed after it): the court hears of them, flagged late.
+    expiry_warning_s: float = Field(default=7 * 24 * 3600.0, ge=0)
+    expiry_warning_by_kind: dict[_OrderKindName, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict
+    )
+    late_window_s: float = Field(default=72 * 3600.0, ge=0)
+    # A new or corrected order is matched against the sightings of this long before it
+    # (consumers.lookback; 0: no look-back), its hits flagged retroactive.
+    lookback_s: float = Field(default=72 * 3600.0, ge=0)
+    # Hit confirmation clocks (consumers.hit_clocks): seconds each side has to confirm a
+    # hit, per KIND or PROVINCE/KIND over the defaults (600 s for EXIT_RESTRICTION and
+    # LOCATE_DEBTOR, 3600 s for VEHICLE_SEARCH), e.g.
+    # ZF801_HIT_CONFIRM_S='{"44/LOCATE_DEBTOR": 300}'.
+    hit_confirm_s: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     # Names this worker's transactional producer; unique per worker process of one deployment.
     worker_id: str = Field(default="0", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
     # Where the worker keeps its tables: "memory" (a restart replays each table's whole

@@ -80,8 +80,11 @@ def test_special_cases(outcome: tuple[DemoOutcome, str]) -> None:
     assert observed.blocked == expected.blocked
     assert {s for _, s in observed.blocked} >= set(special.blocked_sightings)
     assert observed.blocked_unverified == 0
-    # The expired order: no hit, an expiry notice to the court and on the police side.
-    assert special.expired_order not in hit_orders
+    # The expired order: only the sighting observed in its period hits it, flagged late (it
+    # was published after the end, within the late window); expiry notices to both sides.
+    expired = {(h.sighting_id, h.late) for h in observed.hits.values()
+               if h.order_id == special.expired_order}  # fmt: skip
+    assert expired == {(special.expired_sightings[0], True)}
     assert special.expired_order in observed.expiry_court
     assert special.expired_order in observed.expiry_police
     # The order no unit acknowledged: an overdue alert; the others were forwarded.
@@ -138,3 +141,16 @@ def test_the_debtor_list_reaches_every_subscriber_and_its_removal_is_confirmed(
     assert debtors is not None and debtors.passed, debtors
     assert set(debtors.listed) == {"SUB-RAIL12306", "SUB-SAMR"}
     assert debtors.confirmed == ["SUB-RAIL12306", "SUB-SAMR"] and debtors.overdue == []
+
+
+def test_the_lifecycle_phase_shows_action_notices_a_warning_and_an_escalation(
+    outcome: tuple[DemoOutcome, str],
+) -> None:
+    result, _ = outcome
+    run = result.lifecycle
+    assert run is not None and run.passed, run
+    assert {"DETAIN", "STOP_DEPARTURE"} <= set(run.actions), run.actions
+    assert run.late_hits == 1 and run.expiring_warned and run.retroactive_hits == 1
+    assert run.anomaly_statuses == ["OVERDUE", "ESCALATED", "ACKNOWLEDGED_LATE"]
+    assert run.escalation == "level 1 to SPC, awaiting POLICE"  # the court confirmed
+    assert any(phase.startswith("order lifecycle") for phase, _ in result.timings)

@@ -14,6 +14,8 @@ from tests.builders import Records
 
 HIT = "cn.zf801.bus.v1.Hit"
 EXPIRY = "cn.zf801.orders.v1.OrderExpiryNotice"
+WARNING = "cn.zf801.orders.v1.OrderExpiryWarning"
+UNCONFIRMED = "cn.zf801.bus.v1.HitUnconfirmed"
 OVERDUE = "cn.zf801.orders.v1.OrderAckOverdue"
 ACK = "cn.zf801.orders.v1.OrderAcknowledgement"
 
@@ -163,7 +165,7 @@ def test_a_record_that_is_no_alert_is_refused() -> None:
     assert alert_problem("BJ01", order_type, "BJ01", "court", order) == (
         "ROLE_NOT_ALLOWED",
         f"{order_type} (signed by BJ01, role court) is not an alert: a court's alert stream "
-        f"carries only {HIT}, {OVERDUE}, {ACK}, {EXPIRY}",
+        f"carries only {HIT}, {UNCONFIRMED}, {OVERDUE}, {ACK}, {EXPIRY}, {WARNING}",
     )
 
 
@@ -190,6 +192,6 @@ def test_the_alert_subscriber_still_exports_the_writer_roles() -> None:
     assert alerts.ALERT_WRITER_ROLES is ALERT_WRITER_ROLES
     assert "ALERT_WRITER_ROLES" in alerts.__all__
     assert dict(ALERT_WRITER_ROLES) == {
-        HIT: {"bus"}, EXPIRY: {"bus"}, OVERDUE: {"bus"},
+        HIT: {"bus"}, EXPIRY: {"bus"}, WARNING: {"bus"}, OVERDUE: {"bus"}, UNCONFIRMED: {"bus"},
         ACK: {"border-control", "traffic-management", "public-security"},
     }  # fmt: skip

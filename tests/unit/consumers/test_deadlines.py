@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
-from consumers.deadlines import EXPIRY, OVERDUE, Deadlines
+from consumers.deadlines import EXPIRY, OVERDUE, PURGED, WARNING, Deadlines, period_notice
 from consumers.outgoing import OutgoingSigner
 from consumers.tracking import OrderTrack
 from consumers.watchlist import OrderKind, derive_id
@@ -23,14 +24,14 @@ TOPICS = {OrderKind.LOCATE_DEBTOR: "zf801.orders.locate-debtor"}
 ORDER_ID = "7d3c6f1e-0000-4000-8000-000000000001"
 
 
-def _deadlines(keystore: KeyStore, tracking: dict[bytes, bytes]) -> Deadlines:
+def _deadlines(keystore: KeyStore, tracking: dict[bytes, bytes], **options: Any) -> Deadlines:
     signer = OutgoingSigner(keystore.signer_for("BUS-MATCHER"), default_codec())
 
     def track(order_id: str) -> OrderTrack | None:
         raw = tracking.get(order_id.encode())
         return OrderTrack.from_bytes(raw) if raw else None
 
-    return Deadlines(signer, default_catalog(), TOPICS, track)
+    return Deadlines(signer, default_catalog(), TOPICS, track, **options)
 
 
 def _state(
@@ -162,3 +163,49 @@ def test_a_rewatch_in_parts_lets_other_work_run_and_keeps_what_was_scheduled_mea
     assert list(parts) == [20]
     notices = deadlines.expiry_notices(NOW)
     assert len(notices) == 2 * 26  # one to the police and one to the court, per order
+
+
+_DAY_US = 24 * 3600 * 10**6
+
+
+def test_the_court_is_warned_once_per_period_and_again_after_a_renewal(keystore: KeyStore) -> None:
+    """Warned ``warn_before`` ahead of the end; a renewal (a new end) is a new period with
+    its own warning and expiry, under ids of their own."""
+    end = NOW + dt.timedelta(days=2)
+    tracking = {ORDER_ID.encode(): _state("DEPLOYED", NOW, end=end)}
+    deadlines = _deadlines(
+        keystore, tracking, warn_before_us={OrderKind.LOCATE_DEBTOR: 3 * _DAY_US}
+    )
+    deadlines.rewatch(tracking.items())
+    warnings = deadlines.expiry_warnings(NOW)
+    assert [w.topic for w in warnings] == ["zf801.alerts.BJ01"]
+    _, record = default_codec().decode(warnings[0].record.value)
+    assert record["period_end"] == end and record["warned_at"] == NOW
+    assert deadlines.expiry_warnings(NOW) == []
+    assert deadlines.drain_noticed() == [(ORDER_ID, WARNING)]
+    track = OrderTrack.from_bytes(tracking[ORDER_ID.encode()]).with_notice(WARNING)
+    new_end = end + dt.timedelta(days=30)
+    tracking[ORDER_ID.encode()] = track.renewed(to_micros(new_end), track.case_number).to_bytes()
+    deadlines.schedule(ORDER_ID, to_micros(new_end), OrderKind.LOCATE_DEBTOR)
+    assert deadlines.expiry_notices(end + dt.timedelta(seconds=1)) == []  # renewed: no gap
+    later = new_end - dt.timedelta(days=2)
+    renewed_warning = deadlines.expiry_warnings(later)
+    assert len(renewed_warning) == 1
+    assert renewed_warning[0].record.header("ce_id") != warnings[0].record.header("ce_id")
+    notices = deadlines.expiry_notices(new_end)
+    assert len(notices) == 2
+    assert notices[1].record.header("ce_id") == derive_id("expiry", ORDER_ID, "court", 1).encode()
+    assert deadlines.drain_noticed() == [
+        (ORDER_ID, period_notice(WARNING, 1)), (ORDER_ID, period_notice(EXPIRY, 1)),
+    ]  # fmt: skip
+
+
+def test_an_expired_order_is_purged_once_its_late_window_ends(keystore: KeyStore) -> None:
+    end = NOW - dt.timedelta(hours=1)
+    tracking = {ORDER_ID.encode(): _state("DEPLOYED", NOW, closed="EXPIRED", end=end)}
+    deadlines = _deadlines(keystore, tracking, late_window_us=2 * 3600 * 10**6)
+    deadlines.rewatch(tracking.items())  # after a restart: from the tracking state
+    deadlines.purges(NOW)
+    assert deadlines.drain_noticed() == []
+    deadlines.purges(NOW + dt.timedelta(hours=1))
+    assert deadlines.drain_noticed() == [(ORDER_ID, PURGED)]

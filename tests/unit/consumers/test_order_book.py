@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from consumers.order_book import Applied, OrderBook
-from consumers.tracking import Closure
+from consumers.tracking import PURGED, Closure
 from consumers.watchlist import OrderKind, WatchEntry
+from schemas.envelope import to_micros
 from schemas.event_types import EXPIRY_NOTICE, RELEASE
 from schemas.matchkey import MatchKeyer
 from tests.builders import Records
@@ -37,19 +38,24 @@ class _Table:
 
 
 class _Fixture:
-    def __init__(self) -> None:
+    def __init__(self, *, keep_expired: bool = False) -> None:
         self.refused: list[tuple[str, str]] = []
         self.scheduled: list[str] = []
         self.acks_watched: list[tuple[str, int]] = []
+        self.purges: list[str] = []
+        self.hits_watched: list[str] = []
         deadlines = SimpleNamespace(
-            schedule=lambda order_id, end_us: self.scheduled.append(order_id),
+            schedule=lambda order_id, end_us, kind=None: self.scheduled.append(order_id),
             watch_ack=lambda order_id, due_us: self.acks_watched.append((order_id, due_us)),
+            watch_purge=lambda order_id, end_us: self.purges.append(order_id),
+            watch_hit=lambda order_id, hit_id: self.hits_watched.append(hit_id),
         )
         self.watchlist: dict[bytes, WatchEntry] = {}
         self.book = OrderBook(
             _Table(), KEYER, deadlines,  # type: ignore[arg-type]
             lambda verified, reason, detail: self.refused.append((reason, detail)),
             ack_timeout_s=60, topic_kinds={"orders.locate": OrderKind.LOCATE_DEBTOR},
+            keep_expired=keep_expired,
         )  # fmt: skip
 
     def apply(
@@ -159,9 +165,7 @@ def test_expiry_closes_only_when_signed_by_the_bus(fx, records):
     key = KEYER.person(person)
     order = records.person_order("BJ01", "（2026）京01执8号", person)
     fx.apply(LOCATE, order, key=key)
-    notice = {"order_id": order["order_id"], "order_kind": "LOCATE_DEBTOR",
-              "case_number": order["case_number"], "court_code": "BJ01",
-              "expired_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+    notice = _expiry(order)
     fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BJ01", role="court")
     assert fx.refused[-1][0] == "ROLE_NOT_ALLOWED"
     assert fx.orders_on(key) == {order["order_id"]}
@@ -208,3 +212,86 @@ def test_apply_says_what_it_accepted_so_that_only_that_is_delivered(fx, records)
     assert fx.apply(EXPIRY_NOTICE, notice, key=key, signer="BUS-MATCHER", role="bus") == (
         Applied(OrderKind.EXIT_RESTRICTION, "SPC")
     )
+
+
+def _expiry(order: dict[str, Any]) -> dict[str, Any]:
+    """The bus's expiry notice of ``order``'s current period."""
+    return {"order_id": order["order_id"], "order_kind": "LOCATE_DEBTOR",
+            "case_number": order["case_number"], "court_code": order["enforcing_court_code"],
+            "expired_at": order["control_period_end"]}  # fmt: skip
+
+
+def test_a_renewal_applied_before_the_expiry_of_the_old_period_wins(fx, records):
+    """The renewal races the expiry and is applied first: the notice of the old period is
+    stale (not applied, so not delivered), the order stays for its new period, and the
+    expiry of the new period closes it."""
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执21号", person)
+    renewal = {**order, "control_period_end": order["control_period_end"] + dt.timedelta(days=30)}
+    fx.apply(LOCATE, order, key=key)
+    fx.apply(LOCATE, renewal, key=key)
+    track = fx.book.track(order["order_id"])
+    assert (track.renewals, track.end_us) == (1, to_micros(renewal["control_period_end"]))
+    stale = _expiry(order)
+    assert fx.apply(EXPIRY_NOTICE, stale, key=key, signer="BUS-MATCHER", role="bus") is None
+    assert fx.orders_on(key) == {order["order_id"]}
+    assert fx.book.track(order["order_id"]).closed is None
+    fx.apply(EXPIRY_NOTICE, _expiry(renewal), key=key, signer="BUS-MATCHER", role="bus")
+    assert fx.book.track(order["order_id"]).closed is Closure.EXPIRED
+
+
+def test_a_renewal_applied_after_the_expiry_is_refused(fx, records):
+    """The expiry is applied first: the order is closed, and a closed order never returns
+    (the court issues a new order)."""
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执22号", person)
+    renewal = {**order, "control_period_end": order["control_period_end"] + dt.timedelta(days=30)}
+    fx.apply(LOCATE, order, key=key)
+    fx.apply(EXPIRY_NOTICE, _expiry(order), key=key, signer="BUS-MATCHER", role="bus")
+    assert fx.apply(LOCATE, renewal, key=key) is None
+    assert fx.refused[-1][0] == "ORDER_CLOSED"
+    assert fx.orders_on(key) == set()
+
+
+def test_an_expired_order_stays_for_late_sightings_until_purged_or_released(records):
+    fx = _Fixture(keep_expired=True)
+    people = [records.id_number() for _ in range(2)]
+    keys = [KEYER.person(person) for person in people]
+    orders = [
+        records.person_order("BJ01", f"（2026）京01执{23 + i}号", person)
+        for i, person in enumerate(people)
+    ]
+    for order, key in zip(orders, keys, strict=True):
+        fx.apply(LOCATE, order, key=key)
+        fx.apply(EXPIRY_NOTICE, _expiry(order), key=key, signer="BUS-MATCHER", role="bus")
+        assert fx.orders_on(key) == {order["order_id"]}  # for late sightings only
+        assert fx.book.track(order["order_id"]).in_late_window
+    assert fx.purges == [order["order_id"] for order in orders]
+    fx.book.noticed(orders[0]["order_id"], PURGED)  # the late window ended
+    fx.apply(RELEASE, records.release(orders[1], "LOCATE_DEBTOR"), key=keys[1])
+    for update in fx.book.drain_updates():  # the purge's, as the watchlist agent applies them
+        entry = fx.watchlist.get(update.key, WatchEntry.empty())
+        fx.watchlist[update.key] = update.applied_to(entry)
+    for order, key in zip(orders, keys, strict=True):
+        assert fx.orders_on(key) == set()
+        assert not fx.book.track(order["order_id"]).in_late_window
+
+
+def test_new_and_corrected_orders_are_looked_back_for(fx, records):
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执26号", person)
+    fx.apply(LOCATE, order, key=key)
+    corrected = {**order, "control_period_end": order["control_period_end"] + dt.timedelta(days=1)}
+    fx.apply(LOCATE, corrected, key=key)
+    looked = fx.book.drain_lookbacks()
+    assert [(o.order_id, keys) for o, keys, _ in looked] == [(order["order_id"], (key,))] * 2
+    assert looked[1][0].end_us == to_micros(corrected["control_period_end"])
+    # the correction looks back from the first copy's application: the matcher judged the
+    # sightings after it by the order then in force
+    assert looked[0][2] == looked[1][2] == fx.book.track(order["order_id"]).applied_us > 0
+    fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
+    fx.apply(LOCATE, order, key=key)  # refused: closed
+    assert fx.book.drain_lookbacks() == []

@@ -55,8 +55,8 @@ T0 = 1_790_000_000_000  # arrival times, epoch milliseconds
 class _Log:
     """Verified events on their topics, each at the next offset of its topic."""
 
-    def __init__(self) -> None:
-        self.rematch = Rematch(KEYER, TOPICS)
+    def __init__(self, late_window_s: float = 0.0, lookback_s: float = 0.0) -> None:
+        self.rematch = Rematch(KEYER, TOPICS, late_window_s=late_window_s, lookback_s=lookback_s)
         self._offsets: dict[str, int] = {}
 
     def add(
@@ -338,3 +338,34 @@ def test_a_release_racing_the_sighting_makes_its_hit_a_race_note(log, records):
     result = log.rematch.result()
     assert result.expected_hits == 0 and result.breaks == []
     assert [(d.code, d.order_id) for d in result.notes] == [(RACE, order["order_id"])]
+
+
+def test_with_a_late_window_a_late_sighting_is_expected_to_hit(records):
+    """As the worker with ``late_window_s``: observed in the period, processed after its
+    end, within the window."""
+    log = _Log(late_window_s=3 * 3600.0)
+    person = records.id_number()
+    now = dt.datetime.fromtimestamp(T0 / 1000, dt.UTC)
+    start, end = now - dt.timedelta(days=2), now + dt.timedelta(hours=1)
+    order = records.person_order(COURT, "（2026）京01执14号", person, start=start, end=end)
+    log.add("orders.locate", LOCATE, order, at_ms=T0, key=KEYER.person(person))
+    sighting = records.hotel_check_in(POLICE, person, observed_at=now)
+    log.add("sightings.person", HOTEL, sighting, at_ms=T0 + 2 * 3_600_000,
+            key=KEYER.person(person), signer=POLICE)  # fmt: skip
+    assert log.rematch.result().expected_hits == 1
+
+
+def test_with_a_look_back_a_sighting_before_the_order_is_expected_to_hit(records):
+    """As the worker's look-back: the order would have been active when the sighting
+    arrived (an hour before it), within the window; none without a look-back."""
+    for lookback_s, hits in ((3 * 3600.0, 1), (0.0, 0)):
+        log = _Log(lookback_s=lookback_s)
+        person = records.id_number()
+        now = dt.datetime.fromtimestamp(T0 / 1000, dt.UTC)
+        order = records.person_order(COURT, "（2026）京01执15号", person,
+                                     start=now - dt.timedelta(days=2))  # fmt: skip
+        sighting = records.hotel_check_in(POLICE, person, observed_at=now)
+        log.add("sightings.person", HOTEL, sighting, at_ms=T0, key=KEYER.person(person),
+                signer=POLICE)  # fmt: skip
+        log.add("orders.locate", LOCATE, order, at_ms=T0 + 3_600_000, key=KEYER.person(person))
+        assert log.rematch.result().expected_hits == hits

@@ -216,3 +216,18 @@ def test_the_watchlist_rules_agree_with_the_expected_hits() -> None:
         for order in matching_orders(entry, sighting.schema_name, observed, now):
             found.add(derive_id(order.order_id, sighting.sighting_id))
     assert found == expected.hit_ids
+
+
+def test_with_a_late_window_the_sighting_during_the_expired_period_hits_late() -> None:
+    """The expiring order's sighting observed during its period, published after its end,
+    is a late hit when the worker keeps a late window; the one observed after the end
+    never hits."""
+    scenario = _scenario(6, 30, 200)
+    special = scenario.special
+    during, after = special.expired_sightings
+    late = expected_outcome(scenario, dt.timedelta(hours=72))
+    expired = {(h.sighting_id, h.late) for h in late.hits if h.order_id == special.expired_order}
+    assert expired == {(during, True)}
+    assert after not in {h.sighting_id for h in late.hits}
+    assert {h for h in late.hits if not h.late} == set(_expected(6, 30, 200).hits)
+    assert expected_outcome(scenario, dt.timedelta(seconds=1)).hits == _expected(6, 30, 200).hits

@@ -83,7 +83,7 @@ def test_each_special_case_has_its_own_check() -> None:
     scenario, expected = _scenario()
     good = _perfect(scenario, expected)
     breakages: dict[str, Callable[[Observed], object]] = {
-        "expired order: no hit; expiry notice to court and police": lambda o: (
+        "expired order: a late sighting only, flagged late; expiry notices": lambda o: (
             o.expiry_police.clear()
         ),
         "transfer/mortgage on a seized vehicle: blocked": lambda o: o.blocked.clear(),

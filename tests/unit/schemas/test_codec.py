@@ -401,11 +401,15 @@ def _variant(name: str, change: Any) -> dict[str, Any]:
     return raw
 
 
+def _field(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(field for field in raw["fields"] if field["name"] == name)
+
+
 def test_old_writer_decodes_into_the_current_reader() -> None:
     registry = Registry.from_directory(SCHEMA_DIR)
     codec = Codec(registry)
     # an older HitConfirmation without the optional note
-    old_raw = _variant("HitConfirmation", lambda r: r["fields"].pop())
+    old_raw = _variant("HitConfirmation", lambda r: r["fields"].remove(_field(r, "note")))
     old = registry.register_writer(old_raw)
     assert old.fingerprint != registry.get("HitConfirmation").fingerprint
     record = {k: v for k, v in example("HitConfirmation").items() if k != "note"}
@@ -453,7 +457,7 @@ def test_unresolvable_reader_is_a_distinct_error() -> None:
 
 
 def test_registry_holds_every_family() -> None:
-    assert len(REGISTRY) == 36
+    assert len(REGISTRY) == 41
     assert {s.family for s in REGISTRY} == {
         "court",
         "query",

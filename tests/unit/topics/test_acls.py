@@ -232,9 +232,9 @@ def test_a_provinces_sightings_history_is_read_by_the_p3_and_p5_units_its_rule_n
 def test_each_police_role_writes_exactly_its_sightings_and_acknowledgements(
     catalog, agencies, desired, role, sightings
 ):
-    # Besides: answers to the courts' queries, the audit log, anomaly notices and the
-    # dead letters of the queries their responders refuse.
-    everyone = {"query-results", "audit", "anomalies", "dead-letter"}
+    # Besides: answers to the courts' queries, the audit log, anomaly notices, the dead
+    # letters of the queries their responders refuse and the confirmations of their hits.
+    everyone = {"query-results", "audit", "anomalies", "dead-letter", "encounter-confirmations"}
     for principal in principals(agencies, role):
         written = topic_ids(catalog, desired, principal, Operation.WRITE)
         assert written == sightings | {"order-acknowledgements"} | everyone

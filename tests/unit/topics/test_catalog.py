@@ -57,6 +57,24 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"court"},
         POLICE | {"bus", "command-system", "court", SUBSCRIBER},
     ),
+    "action-notices": (
+        "zf801.police.action-notices.{province}",
+        "agency-code",
+        {"bus"},
+        POLICE,
+    ),
+    "encounter-confirmations": (
+        "zf801.police.encounter-confirmations",
+        "hit-id",
+        POLICE,
+        {"bus", "command-system"},
+    ),
+    "escalations": (
+        "zf801.bus.escalations",
+        "hit-id",
+        {"bus"},
+        {"command-system"},
+    ),
     "order-documents": (
         "zf801.court.documents.{province}",
         "document-id",
@@ -730,14 +748,14 @@ def test_unknown_id_is_refused(catalog: Catalog) -> None:
 def test_templates_expand_for_every_court(catalog: Catalog) -> None:
     topics = catalog.concrete_topics(["BJ01", "SH01", "BJ01"])
     names = [t.name for t in topics]
-    assert len(names) == len(set(names)) == 23 + 3 * 2
+    assert len(names) == len(set(names)) == 25 + 3 * 2
     assert [t.name for t in topics if t.spec.id == "alerts"] == [
         "zf801.alerts.BJ01",
         "zf801.alerts.SH01",
     ]
     assert {t.court for t in topics if t.spec.id == "query-results"} == {"BJ01", "SH01"}
     assert {t.court for t in topics if not t.spec.is_template} == {None}
-    assert len(catalog.concrete_topics([])) == 23
+    assert len(catalog.concrete_topics([])) == 25
     with pytest.raises(CourtCodeInvalid):
         catalog.concrete_topics(["bad code"])
 
@@ -761,7 +779,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 23 + 3 * 1 + 5 * 3
+    assert len(topics) == 25 + 3 * 1 + 6 * 3
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])

@@ -23,8 +23,9 @@ from topics.plan import (
 )
 
 COURTS = ("BJ01", "SH01")
-FIXED_TOPICS = 23
-PROVINCE_TEMPLATES = 5  # the three order deliveries, the sightings history, the documents
+FIXED_TOPICS = 25
+PROVINCE_TEMPLATES = 6  # the three order deliveries, the sightings history, the documents,
+# the action notices
 PER_COURT_TEMPLATES = 3  # alerts, query results and removal receipts
 
 

@@ -1,0 +1,191 @@
+"""``zf801 anomaly report | ack | list | escalate``: system anomaly notices and the 24-hour
+rule (MISSION §3). One side reports, the other acknowledges within 24 hours; the bus
+escalates a notice left unacknowledged (:mod:`consumers.anomaly_log`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from consumers.anomaly_log import AnomalyCase, AnomalyLog, AnomalyStatus, escalation_id
+from consumers.runtime import Runtime
+from ops.cmd_alerts import OutputFormat
+from ops.cmd_inspect import TopicReader
+from ops.cmd_inspect_view import Format, View, fail, when
+from producers.anomalies import SEVERITIES, AnomalyDesk, AnomalyInputInvalid, notice_id_of
+from producers.publisher import Publisher
+from schemas.agencies import get_agency
+from schemas.errors import BusError
+
+__all__ = ["anomaly_app", "read_anomalies"]
+
+anomaly_app = typer.Typer(
+    help="System anomaly notices: report one, acknowledge the other side's, list them "
+    "with their 24-hour status, escalate the overdue (the bus).",
+    no_args_is_help=True,
+)
+_TOPIC = "anomalies"
+
+As = Annotated[str, typer.Option("--as", help="The agency acting (its key signs).")]
+
+
+def read_anomalies(runtime: Runtime) -> AnomalyLog:
+    """Every notice on the anomalies topic, each record's seal verified (the read audited)."""
+    with TopicReader(runtime, _TOPIC, "anomaly.read") as reader:
+        records = reader.history()
+    return AnomalyLog.of(
+        (r.event_type, r.record, str(get_agency(r.signed_by).role)) for r in records
+    )
+
+
+@contextmanager
+def _acting(agency: str) -> Iterator[tuple[Runtime, AnomalyDesk]]:
+    """The agency's runtime and anomaly desk; errors end the command with one red line."""
+    try:
+        runtime = Runtime.connect(agency)
+        try:
+            with Publisher(runtime.signer, settings=runtime.settings) as publisher:
+                yield runtime, AnomalyDesk(publisher)
+        finally:
+            runtime.close()
+    except BusError as exc:
+        raise fail(exc) from exc
+
+
+def _audit(runtime: Runtime, operation: str, result: str, detail: str) -> None:
+    agency = get_agency(runtime.agency_code)
+    runtime.audit.record(
+        user=getpass.getuser(), role=str(agency.role), agency_code=agency.code,
+        operation=operation, target=runtime.catalog.topic_name(_TOPIC), result=result,
+        detail=detail,
+    )  # fmt: skip
+
+
+def _detected_at(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise AnomalyInputInvalid(
+            f"--detected-at: {text[:40]!r} is not an ISO 8601 time [rule instant]"
+        ) from None
+    if moment.tzinfo is None:
+        raise AnomalyInputInvalid("--detected-at: give a timezone, e.g. +08:00 [rule instant]")
+    return moment
+
+
+@anomaly_app.command("report")
+def report(
+    *,
+    agency: As,
+    component: Annotated[str, typer.Option(help="The component that failed (at most 128).")],
+    severity: Annotated[str, typer.Option(help=f"One of {', '.join(SEVERITIES)}.")],
+    description: Annotated[str, typer.Option(help="What happened (at most 2000).")],
+    detected_at: Annotated[
+        str | None, typer.Option(help="When it was detected, ISO 8601 with zone (default now).")
+    ] = None,
+) -> None:
+    """Report a system anomaly to the other side, which must acknowledge it in 24 hours."""
+    with _acting(agency) as (runtime, desk):
+        notice_id, _ = desk.report(
+            component=component, severity=severity, description=description,
+            detected_at=_detected_at(detected_at),
+        )  # fmt: skip
+        _audit(runtime, "anomaly.report", "SUCCESS", notice_id)
+    typer.echo(f"reported anomaly {notice_id}: the other side must acknowledge it in 24 hours")
+
+
+@anomaly_app.command("ack")
+def ack(
+    notice_id: Annotated[str, typer.Argument(help="The notice to acknowledge.")],
+    *,
+    agency: As,
+    note: Annotated[
+        str | None, typer.Option(help="A note, e.g. the contact (at most 2000).")
+    ] = None,
+) -> None:
+    """Acknowledge the other side's anomaly notice."""
+    with _acting(agency) as (runtime, desk):
+        checked = notice_id_of(notice_id, "NOTICE_ID")
+        case = read_anomalies(runtime).cases.get(checked)
+        if case is None:
+            raise AnomalyInputInvalid(
+                f"NOTICE_ID: no notice {checked} on the anomalies topic [rule known-notice]"
+            )
+        desk.acknowledge(checked, case.reporter_role, note=note)
+        late = dt.datetime.now(dt.UTC) > case.acknowledge_by
+        _audit(runtime, "anomaly.ack", "SUCCESS", checked + (" late" if late else ""))
+    lateness = f", late (due {when(case.acknowledge_by)})" if late else ""
+    typer.echo(f"acknowledged anomaly {checked} of {case.reported_by}{lateness}")
+
+
+@anomaly_app.command("list")
+def list_(
+    *,
+    agency: As,
+    status: Annotated[
+        list[AnomalyStatus] | None, typer.Option(help="Only these statuses (repeatable).")
+    ] = None,
+    output: Format = OutputFormat.table,
+) -> None:
+    """Every anomaly notice with its status under the 24-hour rule."""
+    with _acting(agency) as (runtime, _):
+        log = read_anomalies(runtime)
+    now = dt.datetime.now(dt.UTC)
+    cases = [c for c in log.cases.values() if not status or c.status(now) in status]
+    view = _view(now)
+    if output is OutputFormat.json:
+        for case in cases:
+            view.json(case)
+    else:
+        view.table(cases, f"{len(cases)} anomaly notice(s)")
+
+
+@anomaly_app.command("escalate")
+def escalate(*, agency: As) -> None:
+    """Escalate every notice past its 24 hours with no acknowledgement by the other side
+    (a bus agency; once per notice, however often it runs)."""
+    with _acting(agency) as (runtime, desk):
+        overdue = read_anomalies(runtime).overdue(dt.datetime.now(dt.UTC))
+        for case in overdue:
+            desk.escalate(
+                case.notice_id, case.reported_by, case.acknowledge_by,
+                escalation_id(case.notice_id),
+            )  # fmt: skip
+            _audit(runtime, "anomaly.escalate", "SUCCESS", case.notice_id)
+    typer.echo(f"escalated {len(overdue)} overdue anomaly notice(s)")
+
+
+def _view(now: dt.datetime) -> View[AnomalyCase]:
+    def row(case: AnomalyCase) -> tuple[object, ...]:
+        acks = ", ".join(
+            a.agency + ("" if a.counts else " (own side)") for a in case.acknowledgements
+        )
+        return (
+            case.notice_id, case.reported_by, case.severity, case.component,
+            when(case.detected_at), when(case.acknowledge_by), case.status(now).value,
+            acks or "-",
+        )  # fmt: skip
+
+    def document(case: AnomalyCase) -> dict[str, object]:
+        return {
+            "notice_id": case.notice_id, "reported_by": case.reported_by,
+            "severity": case.severity, "component": case.component,
+            "description": case.description, "detected_at": case.detected_at.isoformat(),
+            "acknowledge_by": case.acknowledge_by.isoformat(),
+            "status": case.status(now).value,
+            "acknowledged_at": None if case.acknowledged_at is None
+            else case.acknowledged_at.isoformat(),
+            "acknowledged_by": [a.agency for a in case.acknowledgements if a.counts],
+            "escalated_at": None if case.escalated_at is None else case.escalated_at.isoformat(),
+        }  # fmt: skip
+
+    columns = ("notice", "reported by", "severity", "component", "detected", "ack by",
+               "status", "acknowledged by")  # fmt: skip
+    return View("Anomaly notices", columns, row, document)

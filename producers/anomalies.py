@@ -1,0 +1,157 @@
+"""Anomaly notices from upstream: a side reports a system anomaly, the other side
+acknowledges it, and the bus escalates one left unacknowledged past its 24 hours
+(:mod:`consumers.anomaly_log` keeps the state; ``zf801 anomaly`` is the operator's way).
+
+Every input is checked here, before anything is signed or sent, with an error that names
+the field and the rule (:class:`AnomalyInputInvalid`): free text must be text, not empty,
+within its length, free of control and bidirectional-override characters (which would
+make a log line or a terminal show something else than what was sent); times must be
+timezone-aware and not in the future; a notice id must be a UUID. The record then goes
+through the publisher's own schema checks and signing (:class:`~producers.publisher.Publisher`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import unicodedata
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from producers.errors import NotAllowed
+from producers.events import PublishedEvent
+from producers.publisher import Publisher
+from producers.routes import outgoing_event
+from schemas.anomalies import ACK_WINDOW, ACKNOWLEDGEMENT, ESCALATION, NOTICE, may_acknowledge
+from schemas.errors import BusError
+
+__all__ = ["SEVERITIES", "AnomalyDesk", "AnomalyInputInvalid", "notice_id_of"]
+
+SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+_LIMITS = {"component": 128, "description": 2000, "note": 2000}
+_FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+class AnomalyInputInvalid(BusError, ValueError):  # noqa: N818 - reads as a verdict
+    """An anomaly input broke a rule; the message names the field and the rule."""
+
+
+def _text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise AnomalyInputInvalid(f"{field}: must be text, got {type(value).__name__} [rule text]")
+    text = value.strip()
+    if not text:
+        raise AnomalyInputInvalid(f"{field}: must not be empty [rule required]")
+    limit = _LIMITS[field]
+    if len(text) > limit:
+        raise AnomalyInputInvalid(
+            f"{field}: {len(text)} characters, at most {limit} allowed [rule max-length]"
+        )
+    for char in text:
+        category = unicodedata.category(char)
+        if (category == "Cc" and char not in "\n\t") or category == "Cf":
+            raise AnomalyInputInvalid(
+                f"{field}: contains the control or format character U+{ord(char):04X} "
+                "[rule printable]"
+            )
+    return text
+
+
+def _instant(field: str, value: object, now: dt.datetime) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise AnomalyInputInvalid(f"{field}: must be a timezone-aware time [rule instant]")
+    if value > now + _FUTURE_SKEW:
+        raise AnomalyInputInvalid(f"{field}: {value.isoformat()} is in the future [rule past]")
+    return value.astimezone(dt.UTC)
+
+
+def notice_id_of(value: object, field: str = "notice_id") -> str:
+    """A notice id as given (text or UUID), checked: a UUID, in its canonical form."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or len(value) > 64:
+        raise AnomalyInputInvalid(f"{field}: must be a UUID [rule uuid]")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise AnomalyInputInvalid(f"{field}: {value[:64]!r} is not a UUID [rule uuid]") from None
+
+
+class AnomalyDesk:
+    """What one agency publishes about anomalies, through its publisher (its signer)."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.publisher = publisher
+        self._clock = clock
+
+    @property
+    def agency(self) -> str:
+        return self.publisher.agency.code
+
+    def report(
+        self,
+        *,
+        component: object,
+        severity: object,
+        description: object,
+        detected_at: object = None,
+    ) -> tuple[str, PublishedEvent]:
+        """Report an anomaly; the new notice's id and what the broker acknowledged."""
+        now = self._clock()
+        if severity not in SEVERITIES:
+            raise AnomalyInputInvalid(
+                f"severity: {str(severity)[:32]!r} is not one of {', '.join(SEVERITIES)} "
+                "[rule enum]"
+            )
+        detected = now if detected_at is None else _instant("detected_at", detected_at, now)
+        notice_id = str(uuid.uuid4())
+        record = {
+            "notice_id": notice_id, "reporting_agency_code": self.agency,
+            "component": _text("component", component), "severity": severity,
+            "description": _text("description", description),
+            "detected_at": detected, "acknowledge_by": detected + ACK_WINDOW,
+        }  # fmt: skip
+        return notice_id, self._publish(NOTICE, record)
+
+    def acknowledge(
+        self, notice_id: object, reporter_role: str, *, note: object = None
+    ) -> PublishedEvent:
+        """Acknowledge a notice reported by an agency of ``reporter_role`` (from the
+        anomaly log): only the other side may."""
+        checked = notice_id_of(notice_id)
+        role = str(self.publisher.agency.role)
+        if not may_acknowledge(reporter_role, role):
+            raise NotAllowed(
+                f"notice_id {checked}: reported by the {reporter_role} side; a {role} agency "
+                "may not acknowledge it (the other side acknowledges) [rule other-side]"
+            )
+        record = {
+            "notice_id": checked, "acknowledging_agency_code": self.agency,
+            "acknowledged_at": self._clock(),
+            "note": None if note is None else _text("note", note),
+        }  # fmt: skip
+        return self._publish(ACKNOWLEDGEMENT, record)
+
+    def escalate(
+        self, notice_id: str, reported_by: str, acknowledge_by: dt.datetime, event_id: str
+    ) -> PublishedEvent:
+        """The bus's escalation of an overdue notice (``event_id`` derived from it)."""
+        record = {
+            "notice_id": notice_id_of(notice_id), "notice_reported_by": reported_by,
+            "escalating_agency_code": self.agency, "acknowledge_by": acknowledge_by,
+            "escalated_at": self._clock(),
+        }  # fmt: skip
+        return self._publish(ESCALATION, record, event_id)
+
+    def _publish(
+        self, schema: str, record: Mapping[str, Any], event_id: str | None = None
+    ) -> PublishedEvent:
+        event = outgoing_event(schema, record)
+        if event_id is not None:
+            event = dataclasses.replace(event, event_id=event_id)
+        return self.publisher.publish(event)

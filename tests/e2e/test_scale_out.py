@@ -56,6 +56,13 @@ def _wait_members(bus: Any, count: int) -> None:
     raise AssertionError(f"the group did not settle with {count} members")
 
 
+def _unwatched(make: Any, watched: list[str]) -> str:
+    """A random subject (``make()``) that no order of the test watches."""
+    while (value := make()) in watched:
+        pass
+    return value
+
+
 def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
     bus_factory: Any, records: Any, tmp_path: Any
 ) -> None:
@@ -91,12 +98,16 @@ def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
                 sighting = records.hotel_check_in(POLICE_BJ, person)
                 expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
                 target.append(bus.event("HotelCheckIn", sighting))
+            stranger = _unwatched(records.id_number, persons)
             placed_by_bus.append(
-                bus.event("HotelCheckIn", records.hotel_check_in(POLICE_BJ, records.id_number()))
+                bus.event("HotelCheckIn", records.hotel_check_in(POLICE_BJ, stranger))
             )
+        watched_plates = [plate for plate, _ in vehicles]
         for order, (_, vin) in zip(vehicle_orders, vehicles, strict=True):
-            # the watched VIN under a plate of its own: found by the VIN key alone
-            sighting = records.vehicle_encounter(TRAFFIC_BJ, records.plate(), vin, "PATROL")
+            # the watched VIN under a plate of its own: found by the VIN key alone (a random
+            # plate equal to another order's watched plate would hit that order too)
+            plate = _unwatched(records.plate, watched_plates)
+            sighting = records.vehicle_encounter(TRAFFIC_BJ, plate, vin, "PATROL")
             expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
             placed_by_bus.append(bus.event("VehicleEncounter", sighting))
         rounds.append((placed_by_bus, placed_by_crc))

@@ -268,6 +268,7 @@ def test_by_default_every_topic_the_reader_may_read_is_replayed(deployment: Depl
     assert set(report["range"]["topic_ids"]) == {
         "enforcement-cases", "dishonest-debtors", "judicial-documents", "hit-confirmations",
         "trust", "dead-letter", "audit", "anomalies", "checkpoints",
+        "encounter-confirmations", "escalations",
     }  # fmt: skip
     # The replay's own reads are audited as it starts: in range, on a chain checked whole.
     reads = [c for c in report["chains"] if c["agency_code"] == COMMAND]

@@ -121,6 +121,17 @@ def _plain(bootstrap: str) -> Settings:
     )
 
 
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """``get_settings`` is read once per process: read it again under the variables a test
+    sets, and again afterwards under the suite's own. A test module that changes them uses
+    it with ``pytestmark = pytest.mark.usefixtures("fresh_settings")``, or a fixture of its
+    own asks for it before ``monkeypatch``."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def checkout_settings() -> Settings:
     """The bus settings, with a relative ``home`` anchored at this checkout's root."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,9 @@ from typer.testing import CliRunner, Result
 
 from ops.cli import app
 from schemas.registry import EXAMPLE_DIR
-from schemas.settings import get_settings
 from tests.builders import trust_set
+
+pytestmark = pytest.mark.usefixtures("fresh_settings")
 
 runner = CliRunner()
 EXAMPLES = EXAMPLE_DIR
@@ -48,13 +48,6 @@ def _dead_address() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"127.0.0.1:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

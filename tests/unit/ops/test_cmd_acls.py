@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 import ops.cmd_acls
 from ops.cli import app
 from schemas.agencies import load_agencies
-from schemas.settings import get_settings
 from tests.unit.topics.test_acls import STRANGERS, UNRELATED, FakeAdmin, kafka_acl
 from topics.acl_admin import read_acls
 from topics.acls import AclBinding, Operation, PatternKind, ResourceKind, desired_acls
@@ -130,13 +129,9 @@ def test_list_shows_each_state(cluster, desired):
     assert "1 to add, 2 extra" in out
 
 
-def test_the_name_prefix_defaults_to_the_settings(cluster, monkeypatch):
+def test_the_name_prefix_defaults_to_the_settings(cluster, fresh_settings, monkeypatch):
     monkeypatch.setenv("ZF801_TOPIC_PREFIX", "t1-")
-    get_settings.cache_clear()
-    try:
-        out = run(["plan", "--offline"])
-    finally:
-        get_settings.cache_clear()
+    out = run(["plan", "--offline"])
     assert "namespace 't1-zf801'" in out
 
 

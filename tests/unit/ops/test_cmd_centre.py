@@ -3,25 +3,17 @@ named with its rule, before anything starts. The token it prints opens the page.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from typer.testing import CliRunner
 
 from ops.centre.tokens import verify_token
 from ops.cli import app
-from schemas.settings import Settings, get_settings
+from schemas.settings import Settings
 from sign.keystore import KeyStore
 
+pytestmark = pytest.mark.usefixtures("fresh_settings")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    """The command reads the settings of the environment each test gives it."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -40,14 +40,12 @@ class MemoryProducer:
 
 
 @pytest.fixture
-def keys_env(tmp_path, monkeypatch):
+def keys_env(fresh_settings, tmp_path, monkeypatch):
     monkeypatch.setenv("ZF801_KEYS_PATH", str(tmp_path / "keys"))
     monkeypatch.setenv("ZF801_TOPIC_PREFIX", "")
-    get_settings.cache_clear()
     producer = MemoryProducer()
     monkeypatch.setattr(ops.cmd_keys, "kafka_producer", lambda *a, **k: producer)
-    yield tmp_path, producer
-    get_settings.cache_clear()
+    return tmp_path, producer
 
 
 def _ok(args: list[str]) -> str:

@@ -4,7 +4,6 @@ answer is stood in for)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,16 @@ from typer.testing import CliRunner
 
 import ops.cmd_keys
 from ops.cli import app
-from schemas.settings import get_settings
 from topics.errors import BrokerUnreachable, TopicMissing
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def keys_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def keys_path(fresh_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ZF801_KEYS_PATH", str(tmp_path / "keys"))
     monkeypatch.setenv("ZF801_TOPIC_PREFIX", "")
-    get_settings.cache_clear()
-    yield tmp_path / "keys"
-    get_settings.cache_clear()
+    return tmp_path / "keys"
 
 
 def _brokers_answer(monkeypatch: pytest.MonkeyPatch, error: Exception | None) -> list[Any]:

@@ -3,13 +3,12 @@ refusal (no traceback, exit code 1) that names the variables to set."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from typer.testing import CliRunner, Result
 
 from ops.cli import app
-from schemas.settings import get_settings
+
+pytestmark = pytest.mark.usefixtures("fresh_settings")
 
 runner = CliRunner()
 # The demo secrets are the defaults: removing the variables leaves them in force.
@@ -18,15 +17,6 @@ PRODUCTION_WITH_DEMO_SECRETS: dict[str, str | None] = {
     "ZF801_MATCH_KEY_SECRET": None,
     "ZF801_KEY_PASSPHRASE": None,
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    """``get_settings`` is read once per process: read it again under this test's variables,
-    and again afterwards under the suite's own."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _assert_refused(result: Result, command: str) -> None:

@@ -37,7 +37,7 @@ class _EmptyCluster:
 
 
 @pytest.fixture
-def plans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Plan]]:
+def plans(fresh_settings: None, monkeypatch: pytest.MonkeyPatch) -> list[Plan]:
     @contextmanager
     def admin_client(bootstrap: str | None = None, *args: Any, **kwargs: Any) -> Iterator[Any]:
         yield _EmptyCluster()
@@ -46,9 +46,7 @@ def plans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Plan]]:
     monkeypatch.setattr(cmd_topics, "admin_client", admin_client)
     monkeypatch.setattr(cmd_topics, "_print_plan", seen.append)
     monkeypatch.setenv("ZF801_TOPIC_PREFIX", PREFIX)
-    get_settings.cache_clear()
-    yield seen
-    get_settings.cache_clear()
+    return seen
 
 
 def test_topics_apply_plans_the_prefixed_catalog(plans: list[Plan]) -> None:

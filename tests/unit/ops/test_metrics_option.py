@@ -4,7 +4,6 @@ a processor starts; a port already taken is an error that names the option."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from pydantic import ValidationError
@@ -16,14 +15,9 @@ from ops.errors import OpsError
 from ops.metrics_option import serve_metrics
 from schemas.settings import Settings, get_settings
 
+pytestmark = pytest.mark.usefixtures("fresh_settings")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("command", ["worker", "history-forwarder", "checkpointer", "responder"])

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from producers.publisher import Publisher
 from schemas.errors import InsecureSettings
-from schemas.settings import Settings, get_settings
+from schemas.settings import Settings
 from sign.events import EventSigner
 
 REAL = SecretStr("a-real-secret-of-this-deployment")
 
 
 @pytest.fixture(autouse=True)
-def _demo_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _demo_secrets(fresh_settings: None, monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("ZF801_MATCH_KEY_SECRET", "ZF801_KEY_PASSPHRASE"):
         monkeypatch.delenv(variable, raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _signer() -> EventSigner:

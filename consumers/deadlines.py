@@ -143,14 +143,15 @@ class Deadlines:
         """Watch a newly tracked order's acknowledgement deadline."""
         heapq.heappush(self._ack_heap, (deadline_us, order_id))
 
-    def rewatch(self, tracking: Iterable[tuple[bytes, bytes]]) -> None:
+    def rewatch(self, tracking: Iterable[tuple[str, OrderTrack]]) -> None:
         """Watch both clocks of every open order of the tracking table's (order id,
-        state) pairs, e.g. after partitions were assigned (once, not per tick)."""
+        state) pairs (:func:`consumers.tracking.tracked`), e.g. after partitions were
+        assigned (once, not per tick)."""
         for _ in self.rewatching(tracking):
             pass
 
     def rewatching(
-        self, tracking: Iterable[tuple[bytes, bytes]], every: int = 5_000
+        self, tracking: Iterable[tuple[str, OrderTrack]], every: int = 5_000
     ) -> Generator[int]:
         """:meth:`rewatch` a part at a time: yields the count of entries read after each
         ``every``, so the caller can let other work run (a million tracked orders take
@@ -167,12 +168,10 @@ class Deadlines:
         )  # fmt: skip
         self._hit_heap = hits
         read = 0
-        for raw_id, raw in tracking:
+        for order_id, track in tracking:
             read += 1
             if read % every == 0:
                 yield read
-            track = OrderTrack.from_bytes(raw)
-            order_id = raw_id.decode()
             if track.kind is None or track.end_us is None:
                 continue
             if track.closed is not None:

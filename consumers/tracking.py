@@ -11,13 +11,14 @@ after which the window refuses it anyway). See ``sign/REPLAY.md``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from consumers.hit_clocks import HitClock
 from consumers.watchlist import OrderKind
 
-__all__ = ["LOOKED_BACK", "PURGED", "Closure", "OrderTrack"]
+__all__ = ["LOOKED_BACK", "PURGED", "Closure", "OrderTrack", "tracked"]
 
 PURGED = "purged"
 """Noticed when an expired order's late window ended and it left the watchlist."""
@@ -127,3 +128,10 @@ class OrderTrack:
             applied_us=int(data.get("applied_us", 0)),
             clocks=tuple(HitClock.from_json(item) for item in data.get("clocks", ())),
         )
+
+
+def tracked(pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, OrderTrack]]:
+    """The (order id, tracking state) of each (key, value) pair of the tracking table,
+    decoded once for every reader of one pass over it."""
+    for raw_id, raw in pairs:
+        yield raw_id.decode(), OrderTrack.from_bytes(raw)

@@ -64,7 +64,7 @@ from consumers.replay_journal import JournalRecord, ReplayJournal
 from consumers.runtime import Runtime
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
-from consumers.tracking import LOOKED_BACK, OrderTrack
+from consumers.tracking import LOOKED_BACK, OrderTrack, tracked
 from consumers.watch_updates import WatchUpdates
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from schemas.agencies import load_agencies
@@ -89,8 +89,6 @@ ORDER_TOPIC_IDS: Mapping[OrderKind, str] = {
 }
 
 _STATS_INTERVAL_S = 30.0
-_PART = 5_000
-"""Tracking entries read between two yields to the event loop when all are read."""
 _COMMIT_GUARD_S = 5.0
 T = TypeVar("T")
 
@@ -606,8 +604,8 @@ class BusWorker:
                 self.rt.refuse_record(record, "STATE_INTEGRITY", detail, stage=table.name)
         if self._clocks_stale:
             self._clocks_stale = False
-            pending = await self._pending_lookbacks()
-            if pending is None or not await self._rewatch():
+            pending = await self._reindex()
+            if pending is None:
                 self._clocks_stale = True  # a rebalance began: the next tick starts again
                 return
             self._lookbacks += pending
@@ -627,25 +625,30 @@ class BusWorker:
                 self.ledger.noticed(order_id, notice, now_us) for order_id, notice in noticed
             ])  # fmt: skip
 
-    async def _rewatch(self) -> bool:
-        """Index the clocks of every order tracked here, a part at a time, so that the
-        matcher and the order flow run between the parts; False when a rebalance began
-        meanwhile (the next tick starts again)."""
-        parts = self.deadlines.rewatching(self.tracking.iter_payloads())
+    async def _reindex(self) -> list[LookBackRequest] | None:
+        """One pass over the orders tracked here, after partitions were assigned: the
+        clocks of every open order watched again (:meth:`Deadlines.rewatching`) and the
+        orders still to look back for found (:meth:`_collect_lookbacks`). A part at a time,
+        so that the matcher and the order flow run between the parts; None when a
+        rebalance began meanwhile (the next tick starts again)."""
+        pending: list[LookBackRequest] = []
+        items = self.tracking.iter_payloads()
+        parts = self.deadlines.rewatching(self._collect_lookbacks(tracked(items), pending))
         try:
             for _ in parts:
                 await asyncio.sleep(0)
                 if self.app.rebalancing:
-                    return False
+                    return None
         finally:
-            parts.close()  # a RocksDB iterator holds its database open
-        return True
+            parts.close()
+            items.close()  # a RocksDB iterator holds its database open
+        return pending
 
     async def _look_back(self) -> None:
         """Match the orders entered or corrected since the last run against the sightings
         of the look-back window (off the event loop), send their retroactive hits, then
         record each order as looked back (a restarted worker looks back again for those
-        not recorded: :meth:`_pending_lookbacks`)."""
+        not recorded: :meth:`_collect_lookbacks`)."""
         lookback = self.lookback
         if lookback is None or self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return
@@ -665,34 +668,25 @@ class BusWorker:
             self.ledger.noticed(r.order.order_id, LOOKED_BACK, now_us) for r in requests
         ])  # fmt: skip
 
-    async def _pending_lookbacks(self) -> list[LookBackRequest] | None:
-        """The open orders of the tracking table issued within the window and not looked
-        back for (a worker stopped before it recorded them), as held on this worker's
-        watchlist; read a part at a time like :meth:`_rewatch`, None when a rebalance
-        began meanwhile."""
+    def _collect_lookbacks(
+        self, tracks: Iterator[tuple[str, OrderTrack]], pending: list[LookBackRequest]
+    ) -> Iterator[tuple[str, OrderTrack]]:
+        """Pass ``tracks`` on, adding to ``pending`` each open order issued within the
+        look-back window and not looked back for (a worker stopped before it recorded
+        it), as held on this worker's watchlist."""
         if self.lookback is None:
-            return []
+            yield from tracks
+            return
         since_us = to_micros(_now() - self.lookback.window)
-        pending = []
-        items = self.tracking.iter_payloads()
-        try:
-            for read, (raw_id, raw) in enumerate(items, 1):
-                if read % _PART == 0:
-                    await asyncio.sleep(0)
-                    if self.app.rebalancing:
-                        return None
-                track = OrderTrack.from_bytes(raw)
-                if (not _open(track) or LOOKED_BACK in track.noticed
-                        or track.issued_at_us < since_us):  # fmt: skip
-                    continue
-                entry = self._lookup(track.keys[0]) if track.keys else None
-                order = entry.orders.get(raw_id.decode()) if entry else None
+        for order_id, track in tracks:
+            if (_open(track) and LOOKED_BACK not in track.noticed and track.keys
+                    and track.issued_at_us >= since_us):  # fmt: skip
+                entry = self._lookup(track.keys[0])
+                order = entry.orders.get(order_id) if entry else None
                 if order is not None:
                     applied_us = track.applied_us or track.issued_at_us
                     pending.append(LookBackRequest(order, track.keys, applied_us // 1000))
-        finally:
-            items.close()  # a RocksDB iterator holds its database open
-        return pending
+            yield order_id, track
 
     async def stop(self) -> None:
         if self._producer is not None:

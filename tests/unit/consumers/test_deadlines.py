@@ -9,7 +9,7 @@ from typing import Any
 
 from consumers.deadlines import EXPIRY, OVERDUE, PURGED, WARNING, Deadlines, period_notice
 from consumers.outgoing import OutgoingSigner
-from consumers.tracking import OrderTrack
+from consumers.tracking import OrderTrack, tracked
 from consumers.watchlist import OrderKind, derive_id
 from schemas.codec import default_codec
 from schemas.envelope import to_micros
@@ -60,7 +60,7 @@ def test_an_ended_order_gets_one_notice_to_each_side(keystore: KeyStore) -> None
     _, record = default_codec().decode(notices[1].record.value)
     assert record["expired_at"] == end
     assert record["case_number"] == "（2026）京01执1号"
-    deadlines.rewatch(tracking.items())
+    deadlines.rewatch(tracked(tracking.items()))
     assert deadlines.expiry_notices(NOW) == []  # once per order, even after a rewatch
 
 
@@ -73,7 +73,7 @@ def test_a_running_released_or_renewed_order_gets_no_notice(keystore: KeyStore) 
         renewed.encode(): _state(None, NOW, end=NOW + dt.timedelta(days=1)),
     }
     deadlines = _deadlines(keystore, tracking)
-    deadlines.rewatch(tracking.items())
+    deadlines.rewatch(tracked(tracking.items()))
     deadlines.schedule(released, to_micros(ended))
     deadlines.schedule(renewed, to_micros(ended))  # watched under its first period
     assert deadlines.expiry_notices(NOW) == []
@@ -93,7 +93,7 @@ def test_an_unacknowledged_order_past_its_deadline_raises_one_overdue_alert(
         in_time: _state(None, future),
     }
     deadlines = _deadlines(keystore, tracking)
-    deadlines.rewatch(tracking.items())  # open and unacknowledged: late, in_time
+    deadlines.rewatch(tracked(tracking.items()))  # open and unacknowledged: late, in_time
     alerts = deadlines.overdue_alerts(NOW)
     assert [a.record.key for a in alerts] == [late]
     _, record = default_codec().decode(alerts[0].record.value)
@@ -120,7 +120,7 @@ def test_a_tick_looks_only_at_what_is_due_among_100000_tracked_orders(
         for n in range(1, 100_001)
     }
     deadlines = _deadlines(keystore, tracking)
-    deadlines.rewatch(tracking.items())
+    deadlines.rewatch(tracked(tracking.items()))
     for second in range(5):  # five idle ticks before any deadline: nothing is looked at
         assert deadlines.overdue_alerts(NOW + dt.timedelta(seconds=second - 5)) == []
     assert deadlines.looked_up == 0
@@ -132,13 +132,13 @@ def test_a_notice_recorded_as_sent_is_not_sent_again_after_a_restart(keystore: K
     past = NOW - dt.timedelta(seconds=1)
     tracking = {ORDER_ID.encode(): _state(None, past, end=past)}
     deadlines = _deadlines(keystore, tracking)
-    deadlines.rewatch(tracking.items())
+    deadlines.rewatch(tracked(tracking.items()))
     assert len(deadlines.overdue_alerts(NOW)) == 1 and len(deadlines.expiry_notices(NOW)) == 2
     assert deadlines.drain_noticed() == [(ORDER_ID, OVERDUE), (ORDER_ID, EXPIRY)]
     track = OrderTrack.from_bytes(tracking[ORDER_ID.encode()])
     tracking[ORDER_ID.encode()] = track.with_notice(OVERDUE).with_notice(EXPIRY).to_bytes()
     restarted = _deadlines(keystore, tracking)  # a new process: nothing in memory
-    restarted.rewatch(tracking.items())
+    restarted.rewatch(tracked(tracking.items()))
     assert restarted.overdue_alerts(NOW) == [] and restarted.expiry_notices(NOW) == []
     restarted.watch_ack(ORDER_ID, to_micros(past))  # even if indexed again
     restarted.schedule(ORDER_ID, to_micros(past))
@@ -156,7 +156,7 @@ def test_a_rewatch_in_parts_lets_other_work_run_and_keeps_what_was_scheduled_mea
     ids = [str(uuid.UUID(int=n + 1)) for n in range(26)]
     tracking = {order_id.encode(): _state("DEPLOYED", NOW, end=end) for order_id in ids[:25]}
     deadlines = _deadlines(keystore, tracking)
-    parts = deadlines.rewatching(list(tracking.items()), every=10)
+    parts = deadlines.rewatching(list(tracked(tracking.items())), every=10)
     assert next(parts) == 10
     tracking[ids[25].encode()] = _state("DEPLOYED", NOW, end=end)  # the ledger, meanwhile
     deadlines.schedule(ids[25], to_micros(end))
@@ -176,7 +176,7 @@ def test_the_court_is_warned_once_per_period_and_again_after_a_renewal(keystore:
     deadlines = _deadlines(
         keystore, tracking, warn_before_us={OrderKind.LOCATE_DEBTOR: 3 * _DAY_US}
     )
-    deadlines.rewatch(tracking.items())
+    deadlines.rewatch(tracked(tracking.items()))
     warnings = deadlines.expiry_warnings(NOW)
     assert [w.topic for w in warnings] == ["zf801.alerts.BJ01"]
     _, record = default_codec().decode(warnings[0].record.value)
@@ -204,7 +204,7 @@ def test_an_expired_order_is_purged_once_its_late_window_ends(keystore: KeyStore
     end = NOW - dt.timedelta(hours=1)
     tracking = {ORDER_ID.encode(): _state("DEPLOYED", NOW, closed="EXPIRED", end=end)}
     deadlines = _deadlines(keystore, tracking, late_window_us=2 * 3600 * 10**6)
-    deadlines.rewatch(tracking.items())  # after a restart: from the tracking state
+    deadlines.rewatch(tracked(tracking.items()))  # after a restart: from the tracking state
     deadlines.purges(NOW)
     assert deadlines.drain_noticed() == []
     deadlines.purges(NOW + dt.timedelta(hours=1))

@@ -75,7 +75,7 @@ def test_an_unconfirmed_hit_escalates_to_the_courts_then_the_command_once_each(
     policy = HitPolicy(load_agencies(), {"LOCATE_DEBTOR": 60})
     deadlines = Deadlines(OutgoingSigner(keystore.signer_for("BUS-MATCHER"), default_codec()),
                           default_catalog(), {}, tracking.get, hit_policy=policy)  # fmt: skip
-    deadlines.rewatch((k.encode(), t.to_bytes()) for k, t in tracking.items())
+    deadlines.rewatch(tracking.items())
     assert deadlines.hit_escalations(NOW + dt.timedelta(seconds=59)) == []
     first = deadlines.hit_escalations(NOW + dt.timedelta(seconds=61))
     assert [o.topic for o in first] == ["zf801.alerts.BJ01", "zf801.alerts.BJ"]
@@ -87,7 +87,7 @@ def test_an_unconfirmed_hit_escalates_to_the_courts_then_the_command_once_each(
     tracking[ORDER_ID] = tracking[ORDER_ID].with_notice(escalation_mark(HIT_ID, 1))
     restarted = Deadlines(OutgoingSigner(keystore.signer_for("BUS-MATCHER"), default_codec()),
                           default_catalog(), {}, tracking.get, hit_policy=policy)  # fmt: skip
-    restarted.rewatch((k.encode(), t.to_bytes()) for k, t in tracking.items())
+    restarted.rewatch(tracking.items())
     second = restarted.hit_escalations(NOW + dt.timedelta(seconds=121))
     assert [o.topic for o in second] == ["zf801.bus.escalations"]
     assert restarted.hit_escalations(NOW + dt.timedelta(hours=1)) == []

@@ -41,6 +41,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -78,7 +80,7 @@ from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 from topics.clients import aio_producer, faust_app, kafka_admin, require_topics
 
-__all__ = ["BusWorker"]
+__all__ = ["BusWorker", "static_member_id"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,19 @@ def _warnings_before(default_s: float, by_kind: Mapping[Any, float]) -> dict[Ord
 
 def _open(track: OrderTrack | None) -> bool:
     return track is not None and track.kind is not None and track.closed is None
+
+
+def static_member_id(app_id: str, worker_id: str, host: str | None = None) -> str:
+    """The worker's ``group.instance.id`` (static membership, KIP-345) when its tables are
+    on disk: a worker restarted on the same host with the same worker id takes its
+    partitions, and its databases, back at once, with no rebalance and no wait for the
+    session of the process it replaces to end. A worker that stops leaves its partitions
+    where they are until that session ends (10 s), as a crashed one does. Two live workers
+    of one id on one host are refused by the group (FENCED_INSTANCE_ID): they would share
+    a disk as well."""
+    name = host if host is not None else socket.gethostname()
+    host_part = re.sub(r"[^a-zA-Z0-9._-]", "_", name)[:64] or "host"
+    return f"{app_id}-{host_part}-{worker_id}"
 
 
 def _now() -> dt.datetime:
@@ -164,6 +179,9 @@ class BusWorker:
             broker_commit_interval=0.5,
             # A crashed worker's partitions move on after 10 s, not faust's default 60 s.
             broker_session_timeout=10.0,
+            consumer_group_instance_id=(
+                static_member_id(self.app_id, settings.worker_id) if persistent else None
+            ),
             broker_heartbeat_interval=3.0,
             producer_acks=-1,
             table_standby_replicas=settings.standby_replicas if persistent else 0,

@@ -4,6 +4,8 @@ publishers and court subscriber used in-process as an upstream system would use 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -12,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError
+from rich.console import Console
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
+from ops.demo import DemoOptions, DemoOutcome, run_demo
 from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, PublishedEvent, Publisher
 from producers.routes import outgoing_event
@@ -39,6 +44,43 @@ def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("zf801-e2e")
     trust_set(home)
     return home
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One demo run through the real broker and a ``zf801 worker`` subprocess: what it
+    observed, what it printed, and the settings (its topic prefix) to read its topics."""
+
+    outcome: DemoOutcome
+    log: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def demo_run(
+    kafka_settings: Settings, kafka_clients: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoRun]:
+    """A small demo (30 orders, 200 sightings, queries, debtors, the lifecycle phase) under
+    a topic prefix of its own, run once for the tests that examine it (its scenario, its
+    replay); its topics are deleted afterwards."""
+    home = tmp_path_factory.mktemp("zf801-demo")
+    prefix = f"e2edemo{uuid.uuid4().hex[:8]}-"
+    settings = kafka_settings.model_copy(update={"home": home, "keys_path": home / "keys"})
+    options = DemoOptions(
+        seed=2026, orders=30, sightings=200, ack_timeout_s=10.0, prefix=prefix,
+        remove_earlier_runs=False, start_broker=False,
+    )  # fmt: skip
+    output = io.StringIO()
+    result = run_demo(options, settings, Console(file=output, width=160))
+    yield DemoRun(
+        result, output.getvalue(), settings.model_copy(update={"topic_prefix": result.prefix})
+    )
+    admin = kafka_clients.admin()
+    try:
+        with contextlib.suppress(KafkaError):
+            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
+    finally:
+        admin.close()
 
 
 @dataclass

@@ -1,29 +1,21 @@
-"""``zf801 replay --rematch`` over a demo run (30 orders, 200 sightings, releases, an
-expiry, blocked transfers, forged sightings) through a real worker: every hit the
-scenario expects was delivered and justified, every block accounted for, every log
-checkpoint of the demo matches its records; the only breaks are the demo's forged
-sightings, named by ``--verify``."""
+"""``zf801 replay --rematch`` over the demo run of ``tests/e2e/conftest.py`` (30 orders,
+200 sightings, releases, an expiry, blocked transfers, forged sightings, queries) through
+a real worker: every hit the scenario expects was delivered and justified, every block
+accounted for, every log checkpoint of the demo matches its records; the only breaks are
+the demo's forged sightings, named by ``--verify``."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka.errors import KafkaError
-from rich.console import Console
 
-from ops.demo import DemoOptions, DemoOutcome, run_demo
 from ops.deployment import Deployment
 from schemas.agencies import load_agencies
-from schemas.settings import Settings
+from tests.e2e.conftest import DemoRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,31 +23,10 @@ _ZF801 = Path(sys.executable).with_name("zf801")
 TRAFFIC = "110000110000"
 
 
-@pytest.fixture(scope="module")
-def demo_run(
-    kafka_settings: Settings, kafka_clients: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[DemoOutcome, Settings]]:
-    home = tmp_path_factory.mktemp("zf801-demo-rematch")
-    prefix = f"e2erematch{uuid.uuid4().hex[:8]}-"
-    settings = kafka_settings.model_copy(update={"home": home, "keys_path": home / "keys"})
-    options = DemoOptions(
-        seed=2027, orders=30, sightings=200, ack_timeout_s=10.0, prefix=prefix,
-        remove_earlier_runs=False, start_broker=False, query_courts=0,
-    )  # fmt: skip
-    result = run_demo(options, settings, Console(file=io.StringIO(), width=160))
-    yield result, settings.model_copy(update={"topic_prefix": result.prefix})
-    admin = kafka_clients.admin()
-    try:
-        with contextlib.suppress(KafkaError):
-            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
-    finally:
-        admin.close()
-
-
 def test_the_rematch_of_a_demo_run_justifies_every_hit_and_names_only_the_forgeries(
-    demo_run: tuple[DemoOutcome, Settings],
+    demo_run: DemoRun,
 ) -> None:
-    result, settings = demo_run
+    result, settings = demo_run.outcome, demo_run.settings
     assert result.verdict.passed
     courts = [a.code for a in load_agencies().agencies.values() if str(a.role) == "court"]
     command = [str(_ZF801), "replay", "--rematch", "--blocks-as", TRAFFIC, "--format", "json"]

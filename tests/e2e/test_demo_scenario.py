@@ -6,47 +6,25 @@ responder, found exactly where the demo put the debtor's records, and never refu
 
 from __future__ import annotations
 
-import contextlib
 import io
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka.errors import KafkaError
 from rich.console import Console
 
-from ops.demo import DemoOptions, DemoOutcome, run_demo
+from ops.demo import DemoOutcome
 from ops.demo_queries import summarise
 from ops.scenario import Forgery
 from ops.scenario_report import render
 from schemas.queries import QUERY_KINDS
-from schemas.settings import Settings
+from tests.e2e.conftest import DemoRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def outcome(
-    kafka_settings: Settings, kafka_clients: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[DemoOutcome, str]]:
-    home = tmp_path_factory.mktemp("zf801-demo")
-    prefix = f"e2edemo{uuid.uuid4().hex[:8]}-"
-    settings = kafka_settings.model_copy(update={"home": home, "keys_path": home / "keys"})
-    options = DemoOptions(
-        seed=2026, orders=30, sightings=200, ack_timeout_s=10.0, prefix=prefix,
-        remove_earlier_runs=False, start_broker=False,
-    )  # fmt: skip
-    output = io.StringIO()
-    result = run_demo(options, settings, Console(file=output, width=160))
-    yield result, output.getvalue()
-    admin = kafka_clients.admin()
-    try:
-        with contextlib.suppress(KafkaError):
-            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
-    finally:
-        admin.close()
+def outcome(demo_run: DemoRun) -> tuple[DemoOutcome, str]:
+    return demo_run.outcome, demo_run.log
 
 
 def test_hits_are_exactly_the_expected_ones(outcome: tuple[DemoOutcome, str]) -> None:

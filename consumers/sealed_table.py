@@ -26,7 +26,9 @@ an entry under a later record with the same key, which no reader can undo.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Generator, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -190,6 +192,32 @@ class SealedStore(_Sealing, MemoryStore[bytes, bytes]):
         return len(stale)
 
 
+def discard_if_recreated(path: Path, changelog_id: str) -> bool:
+    """Remove the partition database at ``path`` if it was built from another topic than
+    the changelog of id ``changelog_id`` (KIP-516 topic ids): True if removed.
+
+    A changelog deleted and created again under its name (a reset, an operator's mistake)
+    starts its offsets at 0 again; a database kept from the old one holds an offset and
+    entries that belong to no record of the new one, so faust would either stop on the
+    offset being past the end or, once the new topic has grown past it, keep the old
+    entries as if they were current. The id each database was built from is kept in a file
+    beside it; a database from before such files is kept, and its file written."""
+    marker = path.with_name(path.name + ".changelog-id")
+    held = marker.read_text(encoding="ascii").strip() if marker.exists() else None
+    removed = False
+    if held is not None and held != changelog_id and path.exists():
+        log.warning(
+            "%s: built from changelog %s, which is now %s (deleted and created again): "
+            "removed, the partition is restored from the changelog", path, held, changelog_id,
+        )  # fmt: skip
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed = True
+    if held != changelog_id:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(changelog_id, encoding="ascii")
+    return removed
+
+
 class SealedRocksStore(_Sealing, RocksStore):
     """Sealed values in one RocksDB database per partition on local disk, each with the
     changelog offset it holds (faust's RocksDB store, with this module's restore rules).
@@ -204,12 +232,20 @@ class SealedRocksStore(_Sealing, RocksStore):
     looked up), never less: every write adds to it, and it is rebuilt from the databases
     when a restore completes."""
 
-    def __init__(self, *args: Any, indexed: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, indexed: bool = False, changelog_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._start_sealing()
         self.index: set[int] | None = set() if indexed else None
         self._held: set[int] | None = None  # None: every database open (before a restore)
         self._partition_of: Callable[[bytes], int] | None = None
+        self.changelog_id = changelog_id
+
+    def _open_for_partition(self, partition: int) -> Any:
+        if self.changelog_id is not None:
+            discard_if_recreated(self.partition_path(partition), self.changelog_id)
+        return super()._open_for_partition(partition)
 
     def _db_of(self, key: bytes) -> Any:
         return self._dbs.get(self._key_partition_of(key))
@@ -356,6 +392,9 @@ class SealedTable(faust.Table[bytes, bytes]):
     ) -> None:
         self.persistent = persistent
         self.indexed = indexed
+        self.changelog_id: str | None = None
+        """The changelog's topic id (persistent only): a database built from another topic
+        of its name is discarded (:func:`discard_if_recreated`)."""
         super().__init__(app, name=name, beacon=app.tables.beacon, **kwargs)
         self.sealer = sealer
         self.store_name = f"{app.conf.id}/{name}"  # seals bind to application and table
@@ -371,7 +410,7 @@ class SealedTable(faust.Table[bytes, bytes]):
         if self.persistent:
             store = SealedRocksStore(
                 "rocksdb://", self.app, self, options=dict(ROCKSDB_OPTIONS),
-                indexed=self.indexed, **common,
+                indexed=self.indexed, changelog_id=self.changelog_id, **common,
             )  # fmt: skip
         else:
             store = SealedStore("memory://", self.app, self, options=self.options, **common)

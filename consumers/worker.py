@@ -78,7 +78,7 @@ from sign.acceptance import AcceptancePolicy
 from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
-from topics.clients import aio_producer, faust_app, kafka_admin, require_topics
+from topics.clients import aio_producer, faust_app, kafka_admin, require_topics, topic_ids
 
 __all__ = ["BusWorker", "static_member_id"]
 
@@ -202,6 +202,7 @@ class BusWorker:
             key_type=bytes, value_type=bytes, partitions=tracking_spec.partitions,
             persistent=persistent,
         )  # fmt: skip
+        self._bind_changelogs(settings, runtime.agency_code)
         self.tracking.on_recover(self._restore_held_journal)
         journal_spec = catalog.get("replay-journal")
         self.journal = ReplayJournal(
@@ -264,6 +265,16 @@ class BusWorker:
         self._wire()
 
     # --- watchlist access ----------------------------------------------------------------
+    def _bind_changelogs(self, settings: Any, agency: str) -> None:
+        """Give each table on disk its changelog's topic id: a database built from a
+        changelog since deleted and created again is discarded, and restored from the new
+        one (:func:`consumers.sealed_table.discard_if_recreated`)."""
+        if not self.watchlist.persistent:
+            return
+        tables = {t.changelog_topic.get_topic_name(): t for t in (self.watchlist, self.tracking)}
+        for name, topic_id in topic_ids(settings, agency, tables).items():
+            tables[name].changelog_id = topic_id
+
     def _lookup(self, key: bytes) -> WatchEntry | None:
         """The matcher's read: straight from the table's store, without the per-access
         sensors of ``Table.get`` (a miss must cost one dict or key-index lookup)."""

@@ -19,6 +19,7 @@ raises :class:`topics.errors.AccessDenied` or :class:`topics.errors.TopicMissing
 from __future__ import annotations
 
 import ssl
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "kafka_reader",
     "require_topics",
     "ssl_context",
+    "topic_ids",
 ]
 
 ADMIN_ROLE: Final = "admin"
@@ -65,6 +67,8 @@ _PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {"acks": "all", "enable_idempoten
 # Kafka error codes of a topic's metadata.
 _UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 _TOPIC_AUTHORIZATION_FAILED: Final = 29
+# What a broker without topic ids answers (or a response without the field).
+_NO_TOPIC_ID: Final = frozenset({str(uuid.UUID(int=0)), "None"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +277,26 @@ def require_topics(
     :class:`TopicMissing`. :class:`BrokerUnreachable` when no answer comes.
     """
     names = list(dict.fromkeys(topics))
+    found = {str(topic["name"]): topic for topic in _describe(settings, agency, names)}
+    return {name: _partitions(agency, name, found.get(name), operation) for name in names}
+
+
+def topic_ids(settings: Settings, agency: str, topics: Iterable[str]) -> dict[str, str]:
+    """The id (KIP-516) of each of ``topics`` the brokers describe to ``agency``: a topic
+    deleted and created again under its name has a new one. Topics not described are left
+    out; :class:`BrokerUnreachable` when no answer comes."""
+    described = _describe(settings, agency, list(dict.fromkeys(topics)))
+    ids = {str(topic["name"]): str(topic.get("topic_id")) for topic in described
+           if not topic.get("error_code")}  # fmt: skip
+    return {name: topic_id for name, topic_id in ids.items() if topic_id not in _NO_TOPIC_ID}
+
+
+def _describe(settings: Settings, agency: str, names: list[str]) -> list[dict[str, Any]]:
+    """One Metadata request for ``names`` on the agency's own connection."""
     try:
         admin = kafka_admin(settings, agency, client_id=f"zf801-{agency.lower()}-access")
         try:
-            described = admin.describe_topics(names)
+            return list(admin.describe_topics(names))
         finally:
             admin.close()
     except KafkaError as exc:
@@ -284,8 +304,6 @@ def require_topics(
             f"agency {agency} got no answer about topics {', '.join(names)} from "
             f"{connection(settings, agency).bootstrap_servers}: {exc!r}"
         ) from exc
-    found = {str(topic["name"]): topic for topic in described}
-    return {name: _partitions(agency, name, found.get(name), operation) for name in names}
 
 
 def _partitions(

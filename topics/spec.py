@@ -70,63 +70,65 @@ class KeyEncoding(StrEnum):
     UTF8 = "utf-8"
 
 
+def _checked(
+    value: str, pattern: re.Pattern[str], field: str, error: type[TopicsError], note: str = ""
+) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{field} {value!r} is malformed: must match {pattern.pattern}{note}")
+    return value
+
+
 def check_court_code(court: str) -> str:
     """Return ``court`` if it is a well-formed court code, else raise :class:`CourtCodeInvalid`."""
-    if not isinstance(court, str) or not COURT_CODE_PATTERN.fullmatch(court):
-        raise CourtCodeInvalid(
-            f"court code {court!r} is malformed: must match {COURT_CODE_PATTERN.pattern}"
-        )
-    return court
+    return _checked(court, COURT_CODE_PATTERN, "court code", CourtCodeInvalid)
 
 
 def check_province(province: str) -> str:
     """Return ``province`` if it is a well-formed province_rules key, else raise
     :class:`ProvinceCodeInvalid`."""
-    if not isinstance(province, str) or not PROVINCE_PATTERN.fullmatch(province):
-        raise ProvinceCodeInvalid(
-            f"province {province!r} is malformed: must match {PROVINCE_PATTERN.pattern} "
-            "(a GB/T 2260 province code or national)"
-        )
-    return province
+    return _checked(
+        province, PROVINCE_PATTERN, "province", ProvinceCodeInvalid,
+        " (a GB/T 2260 province code or national)",
+    )  # fmt: skip
 
 
 def check_unit_code(unit: str) -> str:
     """Return ``unit`` if it is a well-formed police unit code, else raise
     :class:`UnitCodeInvalid`."""
-    if not isinstance(unit, str) or not UNIT_CODE_PATTERN.fullmatch(unit):
-        raise UnitCodeInvalid(
-            f"unit code {unit!r} is malformed: must match {UNIT_CODE_PATTERN.pattern} "
-            "(a police unit's agency code)"
-        )
-    return unit
+    return _checked(
+        unit, UNIT_CODE_PATTERN, "unit code", UnitCodeInvalid, " (a police unit's agency code)"
+    )
 
 
 @dataclass(frozen=True)
 class _Slot:
-    """What one placeholder stands for: ``per`` in messages, the value's field name, its
-    check and the error of a missing or superfluous value."""
+    """What one placeholder stands for: ``per`` in messages, the value's field name and
+    pattern, its check and the error of a missing or superfluous value."""
 
     per: str
     field: str
+    pattern: re.Pattern[str]
     check: Callable[[str], str]
     error: type[TopicsError]
 
 
 _SLOTS = {
-    COURT_PLACEHOLDER: _Slot("court", "court code", check_court_code, CourtCodeInvalid),
-    PROVINCE_PLACEHOLDER: _Slot("province", "province", check_province, ProvinceCodeInvalid),
-    UNIT_PLACEHOLDER: _Slot("unit", "unit code", check_unit_code, UnitCodeInvalid),
+    COURT_PLACEHOLDER: _Slot(
+        "court", "court code", COURT_CODE_PATTERN, check_court_code, CourtCodeInvalid
+    ),
+    PROVINCE_PLACEHOLDER: _Slot(
+        "province", "province", PROVINCE_PATTERN, check_province, ProvinceCodeInvalid
+    ),
+    UNIT_PLACEHOLDER: _Slot(
+        "unit", "unit code", UNIT_CODE_PATTERN, check_unit_code, UnitCodeInvalid
+    ),
 }
 
 
 def template_value(template: str, name: str) -> str | None:
     """The court code, province or unit code that turns ``template`` (a name with one
     placeholder) into the Kafka topic ``name``; None if no well-formed value does."""
-    for placeholder, pattern in (
-        (COURT_PLACEHOLDER, COURT_CODE_PATTERN),
-        (PROVINCE_PLACEHOLDER, PROVINCE_PATTERN),
-        (UNIT_PLACEHOLDER, UNIT_CODE_PATTERN),
-    ):
+    for placeholder, slot in _SLOTS.items():
         if placeholder not in template:
             continue
         before, _, after = template.partition(placeholder)
@@ -135,7 +137,7 @@ def template_value(template: str, name: str) -> str | None:
         ):
             return None
         value = name[len(before) : len(name) - len(after)]
-        return value if pattern.fullmatch(value) else None
+        return value if slot.pattern.fullmatch(value) else None
     return None
 
 

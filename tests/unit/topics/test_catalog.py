@@ -191,11 +191,6 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
 def _document() -> dict[str, Any]:
     loaded = yaml.safe_load(DEFAULT_CATALOG_PATH.read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from topics.admin import ApplyResult, apply
-from topics.catalog import Catalog, load_catalog
+from topics.catalog import Catalog
 from topics.plan import (
     ClusterState,
     ConfigChange,
@@ -27,11 +27,6 @@ FIXED_TOPICS = 25
 PROVINCE_TEMPLATES = 5  # the three order deliveries, the sightings history, the documents
 UNIT_TEMPLATES = 1  # the action notices
 PER_COURT_TEMPLATES = 3  # alerts, query results and removal receipts
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
 
 
 def _observed(topic: DesiredTopic, **changes: Any) -> ObservedTopic:

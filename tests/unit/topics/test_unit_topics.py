@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.agencies import _CODE_PATTERNS, POLICE_ROLES, AgencyList, AgencyRole, load_agencies
+from schemas.agencies import _CODE_PATTERNS, POLICE_ROLES, AgencyList, AgencyRole
 from topics.acls import Operation, PatternKind, ResourceKind, desired_acls
-from topics.catalog import Catalog, load_catalog
+from topics.catalog import Catalog
 from topics.courts import unit_codes
 from topics.errors import CourtCodeInvalid, ProvinceCodeInvalid, UnitCodeInvalid, UnknownTopic
 from topics.spec import UNIT_CODE_PATTERN, ReadScope
@@ -16,16 +16,6 @@ from topics.spec import UNIT_CODE_PATTERN, ReadScope
 NOTICES = "action-notices"
 UNIT_A, UNIT_B = "110000000000", "110105000000"  # two public-security units of Beijing
 POLICE = ("border-control", "traffic-management", "public-security")
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def agencies() -> AgencyList:
-    return load_agencies()
 
 
 def test_the_unit_pattern_is_the_police_code_pattern_of_the_agency_list() -> None:

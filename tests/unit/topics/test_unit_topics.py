@@ -4,14 +4,25 @@ becomes a topic name."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from schemas.agencies import _CODE_PATTERNS, POLICE_ROLES, AgencyList, AgencyRole
+from topics._rules import _VALUE_SHAPES
 from topics.acls import Operation, PatternKind, ResourceKind, desired_acls
 from topics.catalog import Catalog
 from topics.courts import unit_codes
 from topics.errors import CourtCodeInvalid, ProvinceCodeInvalid, UnitCodeInvalid, UnknownTopic
-from topics.spec import UNIT_CODE_PATTERN, ReadScope
+from topics.spec import (
+    COURT_CODE_PATTERN,
+    COURT_PLACEHOLDER,
+    PROVINCE_PATTERN,
+    PROVINCE_PLACEHOLDER,
+    UNIT_CODE_PATTERN,
+    UNIT_PLACEHOLDER,
+    ReadScope,
+)
 
 NOTICES = "action-notices"
 UNIT_A, UNIT_B = "110000000000", "110105000000"  # two public-security units of Beijing
@@ -156,3 +167,28 @@ def test_the_acls_give_each_unit_read_on_its_own_notice_topic_only(
         for acl in desired
         if "action-notices" in acl.resource_name
     )
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "pattern", "samples"),
+    [
+        (COURT_PLACEHOLDER, COURT_CODE_PATTERN, ("BJ01", "00", "Z" * 16, "110000000000")),
+        (PROVINCE_PLACEHOLDER, PROVINCE_PATTERN, ("11", "00", "99", "national")),
+        (UNIT_PLACEHOLDER, UNIT_CODE_PATTERN, (UNIT_A, "0" * 12, "9" * 12)),
+    ],
+)
+def test_the_collision_shapes_mirror_the_placeholder_patterns(
+    placeholder: str, pattern: re.Pattern[str], samples: tuple[str, ...]
+) -> None:
+    """The collision rule compares shapes (a character class per position): each shape's
+    smallest and largest names are well-formed values, and each sample has a shape."""
+    shapes = _VALUE_SHAPES[placeholder]
+    for shape in shapes:
+        for pick in (min, max):
+            assert pattern.fullmatch("".join(pick(chars) for chars in shape)), shape
+    for sample in samples:
+        assert any(
+            len(shape) == len(sample)
+            and all(c in chars for c, chars in zip(sample, shape, strict=True))
+            for shape in shapes
+        ), sample

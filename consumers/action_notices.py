@@ -13,11 +13,15 @@ the issuing court: action ``CONTACT_COURT`` and the court's code; no order id, c
 handler, instructions or documents. Built from the bus's own watchlist entry, never
 from the police side's input, so nothing of a concealed order can leak through it.
 
-The notice goes to the per-province ``action-notices`` topic of the reporting unit's
-province, keyed by the unit's code. Read-scope ``province-rule``: the broker lets only
-the units that province's rule names read it; a unit's client keeps the records keyed
-by its own code. A unit no rule names gets no notice (it reads no province topic).
-Only hits cost this work: a miss never reaches here.
+The notice goes to the reporting unit's own ``action-notices`` topic (one per police unit
+of the agency list, named for its code), keyed by the unit's code. Read-scope
+``own-unit``: the broker lets that unit alone read it, so no other unit of its province
+learns what it is told. A reporting unit that is not a police unit of the agency list
+has no topic, and none is made on the fly (a topic name taken from a sighting's field
+would let any signer open topics): its notice is not sent, the hit still reaches the
+court, and the matcher counts and logs the notice as unaddressed
+(:attr:`consumers.matcher.MatchResult.unaddressed_notices`). Only hits cost this work: a
+miss never reaches here.
 """
 
 from __future__ import annotations
@@ -54,16 +58,17 @@ class ActionNotices:
 
     def __init__(self, catalog: Catalog, agencies: AgencyList, outgoing: OutgoingSigner) -> None:
         spec = catalog.get(ACTION_TOPIC_ID)
-        ruled = set(agencies.provinces())
         self._topics: dict[str, str] = {
-            unit.code: spec.name_for(province=unit.province.code)
-            for unit in agencies.police_units()
-            if unit.province is not None and unit.province.code in ruled
+            unit.code: spec.name_for(unit=unit.code) for unit in agencies.police_units()
         }
         self._outgoing = outgoing
 
     def topics(self) -> tuple[str, ...]:
-        return tuple(sorted(set(self._topics.values())))
+        return tuple(sorted(self._topics.values()))
+
+    def addresses(self, unit: str) -> bool:
+        """Whether ``unit`` has a topic of its own (a police unit of the agency list)."""
+        return unit in self._topics
 
     def notice(
         self,
@@ -75,8 +80,8 @@ class ActionNotices:
         *,
         parent: str | None = None,
     ) -> Outgoing | None:
-        """The notice to the unit that reported ``sighting``; None when no province topic
-        reaches that unit."""
+        """The notice to the unit that reported ``sighting``, on that unit's own topic; None
+        when the unit has none (not a police unit of the agency list)."""
         unit = str(sighting["reporting_unit_code"])
         topic = self._topics.get(unit)
         if topic is None:

@@ -10,11 +10,11 @@ moved, each acknowledged by the brokers before the chain moves on: a crash betwe
 checkpoints leaves the next run to cover the same records again, never a hole.
 
 Checkpointed are the catalog's topics that carry signed events, keep them by time (not
-by compaction, which removes records by design) and that the bus may read; per-court and
-per-province topics (alerts, query results, deliveries, the sightings history) are read
-by their own agencies and are not. Run one checkpointer per deployment: a second one
-would write a second checkpoint of each range, which the replay names as a fork when
-its head differs.
+by compaction, which removes records by design) and that the bus may read; per-court,
+per-province and per-unit topics (alerts, query results, deliveries, the sightings
+history, action notices) are read by their own agencies and are not. Run one
+checkpointer per deployment: a second one would write a second checkpoint of each range,
+which the replay names as a fork when its head differs.
 """
 
 from __future__ import annotations

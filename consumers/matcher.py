@@ -102,6 +102,9 @@ class MatchResult:
     late: int = 0
     """Of the hits, those flagged late (:func:`consumers.watchlist.late_orders`)."""
     action_notices: int = 0
+    unaddressed_notices: int = 0
+    """Hits whose reporting unit has no action-notices topic (not a police unit of the
+    agency list): the court hears of the hit, no notice is sent."""
     blocked: int = 0
     rejected: int = 0
     sampled: int = 0
@@ -371,19 +374,44 @@ class Matcher:
             result.outgoing.append(self._hit(order, hit, parent, now))
             result.hits += 1
             result.hit_timestamps_ms.append(consumed.timestamp)
-            notices = self._action_notices
-            notice = notices and notices.notice(
-                order, hit["hit_id"], schema.full_name, sighting, now, parent=parent
-            )
-            if notice:
-                result.outgoing.append(notice)
-                result.action_notices += 1
+            self._notify(
+                result, order, hit["hit_id"], sighting_type=schema.full_name, sighting=sighting,
+                now=now, parent=parent,
+            )  # fmt: skip
             if self._clock_start is not None:
                 unit = verified.signature.agency_code
                 result.after_commit.append(self._clock_start(order, hit["hit_id"], unit, now))
             if blocks_transfer(order, sighting):
                 result.outgoing.append(self._blocked(order, sighting, consumed.key, parent, now))
                 result.blocked += 1
+
+    def _notify(
+        self,
+        result: MatchResult,
+        order: ActiveOrder,
+        hit_id: str,
+        *,
+        sighting_type: str,
+        sighting: Mapping[str, Any],
+        now: dt.datetime,
+        parent: str | None,
+    ) -> None:
+        """The action notice of a live hit, to the reporting unit's own topic; a unit
+        without one is counted and logged, never given a topic on the fly."""
+        notices = self._action_notices
+        if notices is None:
+            return
+        notice = notices.notice(order, hit_id, sighting_type, sighting, now, parent=parent)
+        if notice is not None:
+            result.outgoing.append(notice)
+            result.action_notices += 1
+            return
+        result.unaddressed_notices += 1
+        log.warning(
+            "hit %s: no action notice: reporting unit %r is not a police unit of the agency "
+            "list, so it has no action-notices topic (the court still hears of the hit)",
+            hit_id, sighting.get("reporting_unit_code"),
+        )  # fmt: skip
 
     def retroactive_hits(
         self, verified: VerifiedEvent, keys: Iterable[bytes], orders: Iterable[ActiveOrder]

@@ -100,6 +100,7 @@ class BatchCommitter:
         totals.seen += result.seen
         totals.candidates += result.candidates
         totals.hits += result.hits
+        totals.unaddressed_notices += result.unaddressed_notices
         totals.blocked += result.blocked
         totals.rejected += result.rejected
         totals.sampled += result.sampled

@@ -34,7 +34,7 @@ from topics.acls import (
 )
 from topics.admin import admin_client
 from topics.catalog import Catalog, load_catalog
-from topics.spec import COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER, TopicSpec
+from topics.spec import COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER, UNIT_PLACEHOLDER, TopicSpec
 
 __all__ = ["acls_app"]
 
@@ -334,7 +334,7 @@ def _print_result(result: AclApplyResult) -> None:
 
 def _print_matrix(want: _Desired) -> None:
     """Topics down, agencies across; agencies with the same access share a column, and a
-    per-court template is one row (``R (own)``: its own court's topic only)."""
+    per-court or per-unit template is one row (``R (own)``: its own topic only)."""
     access = {a: _access_of(want, a) for a in want.agencies.agencies.values()}
     columns: dict[tuple[str, frozenset[tuple[str, str]]], list[str]] = defaultdict(list)
     for agency_role in AgencyRole:
@@ -353,17 +353,20 @@ def _print_matrix(want: _Desired) -> None:
         table.add_row(label, *(dict(marks).get(label, "·") for _, marks in columns))
     _console.print(table)
     _console.print(
-        f"On a {COURT_PLACEHOLDER} row, R (own) is the agency's own court's topic only; on a "
-        f"{PROVINCE_PLACEHOLDER} row, R (rule) is the topics of the provinces whose rule names "
-        "the unit; any other mark applies to every court's or province's topic.",
+        f"On a {COURT_PLACEHOLDER} or {UNIT_PLACEHOLDER} row, R (own) is the agency's own "
+        f"court's or unit's topic only; on a {PROVINCE_PLACEHOLDER} row, R (rule) is the topics "
+        "of the provinces whose rule names the unit; any other mark applies to every court's, "
+        "province's or unit's topic.",
         highlight=False,
     )
 
 
 def _expanded(want: _Desired, spec: TopicSpec) -> dict[str, str]:
-    """Court code or province -> Kafka name, for a per-court or per-province template."""
+    """Court code, province or unit code -> Kafka name, for a templated entry."""
     if spec.per_court:
         return {c: spec.name_for(c) for c in want.courts}
+    if spec.per_unit:
+        return {u.code: spec.name_for(unit=u.code) for u in want.agencies.police_units()}
     return {p: spec.name_for(province=p) for p in want.agencies.provinces()}
 
 
@@ -382,6 +385,8 @@ def _access_of(want: _Desired, agency: Agency) -> dict[str, str]:
         present = {v: marks[name] for v, name in names.items() if name in marks}
         if spec.per_court:
             own, label = {agency.code} if agency.role is AgencyRole.COURT else set(), "own"
+        elif spec.per_unit:
+            own, label = {agency.code} if agency.is_police else set(), "own"
         else:
             own, label = set(want.agencies.provinces_served_by(agency.code)), "rule"
         if present and set(present) == own and len(set(present.values())) == 1:

@@ -28,7 +28,7 @@ from schemas.settings import Settings, get_settings
 from topics.admin import plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin
-from topics.courts import court_codes, provinces
+from topics.courts import court_codes, provinces, unit_codes
 from topics.errors import BrokerUnreachable
 
 __all__ = ["GroupStatus", "ProcessorGroup", "Status", "lag_by_topic", "processor_groups", "status"]
@@ -150,10 +150,10 @@ def read_status(settings: Settings) -> Status:
             for b in admin.describe_cluster()["brokers"]
             if not b.get("is_fenced")
         )
-        courts, keys = court_codes() or (), provinces() or ()
-        wanted = {t.name for t in catalog.concrete_topics(courts, keys)}
+        courts, keys, units = court_codes() or (), provinces() or (), unit_codes() or ()
+        wanted = {t.name for t in catalog.concrete_topics(courts, keys, units)}
         state = read_cluster_state(admin, lambda n: n in wanted)
-        topic_plan = plan(catalog, state, courts, keys)
+        topic_plan = plan(catalog, state, courts, keys, units)
         missing = tuple(t.name for t in topic_plan.creations)
         found = [str(g["group_id"]) for g in admin.list_groups()]
         groups = tuple(

@@ -16,7 +16,7 @@ from schemas.errors import BusError
 from schemas.settings import get_settings
 from topics.admin import ApplyResult, admin_client, apply, plan, read_cluster_state
 from topics.catalog import Catalog, load_catalog
-from topics.courts import court_codes, provinces
+from topics.courts import court_codes, provinces, unit_codes
 from topics.plan import ClusterState, DesiredTopic, ObservedTopic, Plan
 
 __all__ = ["topics_app"]
@@ -59,6 +59,14 @@ _Provinces = Annotated[
         "--province",
         help="Province (a province_rules key: GB/T 2260 code or national) to create "
         "per-province topics for; repeatable (default: every province of the agency list).",
+    ),
+]
+_Units = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--unit",
+        help="Police unit code (12 digits) to create per-unit topics for; repeatable "
+        "(default: every police unit of the agency list).",
     ),
 ]
 _CatalogPath = Annotated[
@@ -107,7 +115,9 @@ def _snapshot(
     courts: list[str] | None,
     path: Path | None,
     prefix: str | None,
+    *,
     provinces_given: list[str] | None = None,
+    units_given: list[str] | None = None,
 ) -> _Snapshot:
     try:
         catalog = load_catalog(path)
@@ -116,12 +126,13 @@ def _snapshot(
             catalog = catalog.with_name_prefix(prefix)
         codes = _courts(courts)
         keys = tuple(provinces_given or provinces() or ())  # default: every rules key
-        wanted = {t.name for t in catalog.concrete_topics(codes, keys)}
+        units = tuple(units_given or unit_codes() or ())  # default: every police unit
+        wanted = {t.name for t in catalog.concrete_topics(codes, keys, units)}
         with admin_client(bootstrap) as admin:
             cluster = read_cluster_state(admin, lambda n: n in wanted or catalog.in_namespace(n))
     except BusError as exc:
         raise _fail(exc) from exc
-    return _Snapshot(catalog, codes, cluster, plan(catalog, cluster, codes, keys))
+    return _Snapshot(catalog, codes, cluster, plan(catalog, cluster, codes, keys, units))
 
 
 @topics_app.command("apply")
@@ -133,6 +144,7 @@ def apply_command(
     bootstrap: _Bootstrap = None,
     court: _Courts = None,
     province: _Provinces = None,
+    unit: _Units = None,
     catalog_path: _CatalogPath = None,
     name_prefix: _NamePrefix = None,
 ) -> None:
@@ -142,7 +154,9 @@ def apply_command(
     conflict remains that apply does not repair (more partitions than the catalog says,
     or another replication factor).
     """
-    snap = _snapshot(bootstrap, court, catalog_path, name_prefix, province)
+    snap = _snapshot(
+        bootstrap, court, catalog_path, name_prefix, provinces_given=province, units_given=unit
+    )
     _print_plan(snap.plan)
     if dry_run:
         _console.print("[bold]Dry run:[/] nothing was changed.")
@@ -226,14 +240,18 @@ def _print_result(result: ApplyResult) -> None:
 
 @topics_app.command("list")
 def list_command(
+    *,
     bootstrap: _Bootstrap = None,
     court: _Courts = None,
     province: _Provinces = None,
+    unit: _Units = None,
     catalog_path: _CatalogPath = None,
     name_prefix: _NamePrefix = None,
 ) -> None:
     """Catalog vs cluster per topic: exists, partitions, RF, cleanup, retention, drift."""
-    snap = _snapshot(bootstrap, court, catalog_path, name_prefix, province)
+    snap = _snapshot(
+        bootstrap, court, catalog_path, name_prefix, provinces_given=province, units_given=unit
+    )
     table = Table(title="Topics: catalog vs cluster (catalog / cluster)")
     for column in ("id", "topic", "exists", "partitions", "RF", "cleanup", "retention", "drift"):
         table.add_column(column, overflow="fold")

@@ -176,8 +176,8 @@ def _locate_order(id_number: str, now: dt.datetime, court: str, case: str) -> di
 
 def _count_notices(bus: Deployment, run: LifecycleRun) -> None:
     verifier = EventVerifier(bus.keystore.trust_store())
-    for province in load_agencies().provinces():
-        for message in read_catalog_topic(bus, ACTION_TOPIC_ID, province):
+    for unit in load_agencies().police_units():
+        for message in read_catalog_topic(bus, ACTION_TOPIC_ID, unit=unit.code):
             signature = verifier.verify(message.key, message.value, list(message.headers))
             if signature.role != "bus":
                 run.unverified_notices += 1

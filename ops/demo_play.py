@@ -245,9 +245,13 @@ def _read_topic(bus: Deployment, topic: str, reader: str) -> list[Any]:
         consumer.close()
 
 
-def read_catalog_topic(bus: Deployment, topic_id: str, province: str | None = None) -> list[Any]:
-    """Every committed record of a catalog topic (of ``province``, for a per-province one),
-    read by one of its readers."""
+def read_catalog_topic(
+    bus: Deployment, topic_id: str, province: str | None = None, *, unit: str | None = None
+) -> list[Any]:
+    """Every committed record of a catalog topic (of ``province``, for a per-province one;
+    of ``unit``, for a per-unit one, read by that unit), read by one of its readers."""
+    if unit is not None:
+        return _read_topic(bus, bus.catalog.topic_name(topic_id, unit=unit), unit)
     if province is None:
         return _read_topic(bus, bus.catalog.topic_name(topic_id), _reader_of(bus, topic_id))
     reader = _rule_reader(load_agencies(), bus, topic_id, province)

@@ -130,7 +130,8 @@ class Deployment:
         courts = [court.code for court in agencies.courts()]
         with admin_client(settings=self.settings) as admin:
             state = read_cluster_state(admin, self.catalog.in_namespace)
-            result = apply(plan(self.catalog, state, courts, agencies.provinces()), admin)
+            units = [unit.code for unit in agencies.police_units()]
+            result = apply(plan(self.catalog, state, courts, agencies.provinces(), units), admin)
             if result.failures:
                 failed = "; ".join(f"{topic}: {reason}" for topic, reason in result.failures)
                 raise DeploymentError(f"topics apply failed: {failed}")

@@ -100,12 +100,14 @@ def check_bounds(start: Bound | None, end: Bound | None) -> None:
 
 
 def replayable(catalog: Catalog, topic_id: str) -> str | None:
-    """Why a catalog topic cannot be replayed (None: it can): a per-court or per-province
-    template names no one topic, and a processor's state topic carries sealed state
+    """Why a catalog topic cannot be replayed (None: it can): a per-court, per-province or
+    per-unit template names no one topic, and a processor's state topic carries sealed state
     records, not signed events."""
     spec = catalog.get(topic_id)
     if spec.is_template:
-        return "a per-court or per-province topic; replay names topics with one Kafka name"
+        return (
+            "a per-court, per-province or per-unit topic; replay names topics with one Kafka name"
+        )
     if not spec.value_schemas:
         return "it carries a processor's sealed state, not signed events"
     return None

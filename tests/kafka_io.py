@@ -1,5 +1,6 @@
 """Small Kafka chores the broker tests and benchmarks share: free local ports for a broker
-of their own, and every record of a topic read to its end as an agency."""
+of their own, every record of a topic read to its end as an agency, and whether the broker
+refuses a consumer a topic."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import socket
 from contextlib import ExitStack
 from typing import Any
 
+from kafka import KafkaConsumer, TopicPartition
+
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
 from topics.clients import kafka_reader
 
-__all__ = ["free_ports", "read_to_end"]
+__all__ = ["broker_refuses_read", "free_ports", "read_to_end"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -39,3 +42,14 @@ def read_to_end(
         return records
     finally:
         consumer.close()
+
+
+def broker_refuses_read(consumer: KafkaConsumer, topic: str) -> bool:
+    """Assign and poll ``topic``: kafka-python raises nothing and returns nothing, but the
+    metadata the broker sent marks it TOPIC_AUTHORIZATION_FAILED."""
+    consumer.assign([TopicPartition(topic, 0)])
+    for _ in range(40):
+        assert consumer.poll(timeout_ms=250) == {}
+        if topic in consumer._client.cluster.unauthorized_topics:
+            return True
+    return False

@@ -17,6 +17,7 @@ from topics.errors import (
     ProvinceCodeInvalid,
     TopicMissing,
     TopicsError,
+    UnitCodeInvalid,
     UnknownRole,
     UnknownTopic,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "TopicMissing",
     "TopicSpec",
     "TopicsError",
+    "UnitCodeInvalid",
     "UnknownRole",
     "UnknownTopic",
     "bus_catalog",

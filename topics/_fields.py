@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 
 from topics.errors import CatalogInvalid, CatalogProblem
-from topics.spec import COURT_PLACEHOLDER, PLACEHOLDERS, PROVINCE_PLACEHOLDER
+from topics.spec import COURT_PLACEHOLDER, PLACEHOLDERS, PROVINCE_PLACEHOLDER, UNIT_PLACEHOLDER
 
 __all__ = [
     "ID_PATTERN",
@@ -32,11 +32,16 @@ _T = TypeVar("_T")
 MAX_TOPIC_NAME = 249
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-# The longest value each placeholder takes (a court code; a province_rules key).
-_LONGEST = {COURT_PLACEHOLDER: "X" * 16, PROVINCE_PLACEHOLDER: "national"}
+# The longest value each placeholder takes (a court code; a province_rules key; a unit code).
+_LONGEST = {
+    COURT_PLACEHOLDER: "X" * 16,
+    PROVINCE_PLACEHOLDER: "national",
+    UNIT_PLACEHOLDER: "0" * 12,
+}
 _LONGEST_WHAT = {
     COURT_PLACEHOLDER: " with a 16-character court code",
     PROVINCE_PLACEHOLDER: " with province 'national'",
+    UNIT_PLACEHOLDER: " with a 12-digit unit code",
 }
 
 
@@ -153,8 +158,8 @@ def as_text_list(value: Any, item: Callable[[Any], str], *, allow_empty: bool) -
 
 
 def topic_name_problem(name: str) -> str | None:
-    """Why ``name`` (a topic name, or a template with one ``{court}`` or ``{province}``) is
-    no valid Kafka name, or None."""
+    """Why ``name`` (a topic name, or a template with one ``{court}``, ``{province}`` or
+    ``{unit}``) is no valid Kafka name, or None."""
     placeholders = [p for p in PLACEHOLDERS if p in name]
     if sum(name.count(p) for p in PLACEHOLDERS) > 1:
         return f"{name!r} contains {' and '.join(placeholders)} more than once in all"
@@ -163,8 +168,8 @@ def topic_name_problem(name: str) -> str | None:
         concrete = concrete.replace(placeholder, _LONGEST[placeholder])
     if not _TOPIC_NAME.fullmatch(concrete):
         return (
-            f"{name!r} is malformed: only [a-zA-Z0-9._-] (and one {COURT_PLACEHOLDER} or "
-            f"{PROVINCE_PLACEHOLDER}) allowed"
+            f"{name!r} is malformed: only [a-zA-Z0-9._-] (and one {COURT_PLACEHOLDER}, "
+            f"{PROVINCE_PLACEHOLDER} or {UNIT_PLACEHOLDER}) allowed"
         )
     if concrete in (".", ".."):
         return f"{name!r} is not allowed as a Kafka topic name"

@@ -35,7 +35,9 @@ from topics.spec import (
 
 __all__ = ["CatalogParts", "parse_catalog_text"]
 
-SUPPORTED_VERSION = 2  # 2: per-province templates ({province}, read-scope province-rule)
+# 2: per-province templates ({province}, read-scope province-rule);
+# 3: per-unit templates ({unit}, read-scope own-unit).
+SUPPORTED_VERSION = 3
 _TOP_FIELDS = (
     "catalog-version",
     "namespace",

@@ -4,6 +4,7 @@ by key."""
 
 from __future__ import annotations
 
+import string
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -11,10 +12,10 @@ from topics._fields import Problems, topic_name_problem
 from topics.spec import (
     COURT_PLACEHOLDER,
     PROVINCE_PLACEHOLDER,
+    UNIT_PLACEHOLDER,
     CleanupPolicy,
     ReadScope,
     TopicSpec,
-    template_value,
 )
 
 __all__ = ["check_entry", "check_topics", "topic_label"]
@@ -60,11 +61,13 @@ def _check_compaction(problems: Problems, entry: str, spec: TopicSpec) -> None:
 _SCOPE_OF = (
     (COURT_PLACEHOLDER, "per-court", ReadScope.OWN_COURT),
     (PROVINCE_PLACEHOLDER, "per-province", ReadScope.PROVINCE_RULE),
+    (UNIT_PLACEHOLDER, "per-unit", ReadScope.OWN_UNIT),
 )
 
 
 def _check_scope(problems: Problems, entry: str, spec: TopicSpec) -> None:
-    """A per-court name reads own-court, a per-province name province-rule, and back."""
+    """A per-court name reads own-court, a per-province name province-rule, a per-unit name
+    own-unit, and back."""
     scope = spec.access.read_scope
     for placeholder, kind, wanted in _SCOPE_OF:
         templated = placeholder in spec.name
@@ -120,25 +123,59 @@ def _check_unique(problems: Problems, field: str, values: list[tuple[str, str]])
                 problems.add(label, field, f"the same {field} is used by {others}")
 
 
-# Every value a {province} takes: few enough to try them all against other templates.
-_ALL_PROVINCES = ("national", *(f"{n:02d}" for n in range(100)))
+_Shape = tuple[frozenset[str], ...]  # per position of a name, the characters allowed there
+
+
+def _literal(text: str) -> _Shape:
+    return tuple(frozenset(char) for char in text)
+
+
+_DIGITS = frozenset(string.digits)
+_COURT_CHARS = _DIGITS | frozenset(string.ascii_uppercase)
+# Every value a placeholder takes, as shapes; they mirror the patterns of topics.spec
+# (COURT_CODE_PATTERN, PROVINCE_PATTERN, UNIT_CODE_PATTERN).
+_VALUE_SHAPES: dict[str, tuple[_Shape, ...]] = {
+    COURT_PLACEHOLDER: tuple((_COURT_CHARS,) * n for n in range(2, 17)),
+    PROVINCE_PLACEHOLDER: ((_DIGITS,) * 2, _literal("national")),
+    UNIT_PLACEHOLDER: ((_DIGITS,) * 12,),
+}
+
+
+def _shapes(name: str) -> tuple[_Shape, ...]:
+    """The shapes of every Kafka name of an entry: one for a fixed name, one per value
+    shape of its placeholder for a template."""
+    for placeholder, values in _VALUE_SHAPES.items():
+        if placeholder in name:
+            before, _, after = name.partition(placeholder)
+            return tuple(_literal(before) + value + _literal(after) for value in values)
+    return (_literal(name),)
+
+
+def _common_name(shape: _Shape, other: _Shape) -> str | None:
+    """A name both shapes take, or None if there is none."""
+    if len(shape) != len(other):
+        return None
+    chars = []
+    for allowed, other_allowed in zip(shape, other, strict=True):
+        common = allowed & other_allowed
+        if not common:
+            return None
+        chars.append(min(common))
+    return "".join(chars)
 
 
 def _collision(topic: TopicSpec, other: TopicSpec) -> str | None:
-    """Why a Kafka name of ``topic`` could also be one of ``other``'s, or None: a fixed
-    name matching another entry's template, or a province's topic matching another
-    template (a two-digit province is a well-formed court code)."""
+    """Why a Kafka name of ``topic`` could also be one of ``other``'s template, or None: a
+    fixed name matching the template, or two templates sharing a name (a two-digit province
+    and a 12-digit unit code are well-formed court codes). Exact: every placeholder value is
+    a string of fixed length over a character class, compared position by position."""
     if other is topic or not other.is_template:
         return None
-    if not topic.is_template:
-        names = [topic.name]
-    elif topic.per_province:
-        names = [topic.name.replace(PROVINCE_PLACEHOLDER, p) for p in _ALL_PROVINCES]
-    else:
-        return None
-    for name in names:
-        if template_value(other.name, name) is not None:
-            return f"{name!r} collides with the templated topic {other.name!r} of {other.id!r}"
+    for shape in _shapes(topic.name):
+        for other_shape in _shapes(other.name):
+            name = _common_name(shape, other_shape)
+            if name is not None:
+                return f"{name!r} collides with the templated topic {other.name!r} of {other.id!r}"
     return None
 
 

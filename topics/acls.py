@@ -7,12 +7,12 @@ A principal is ``User:<agency code>`` (the CN of the agency's TLS certificate). 
 nodes and ``ZF801-ADMIN`` are super users and get none. Per agency: WRITE+DESCRIBE on each
 topic its role writes, READ+DESCRIBE on each topic its role reads (a court reads only its
 own per-court topic, a police unit only the per-province topics of the provinces whose
-rule names it); READ on consumer groups PREFIXED :func:`group_prefix`; the bus's
-processors WRITE+DESCRIBE on transactional ids PREFIXED their application id; CLUSTER
-IdempotentWrite for every agency that writes. Only ACLs of the list's principals on names
-under the catalog's namespace (and their IdempotentWrite) are managed (:class:`AclScope`);
-any other grant that reaches the namespace, or a cluster-wide grant to them, is reported,
-never touched.
+rule names it and only its own per-unit topic); READ on consumer groups PREFIXED
+:func:`group_prefix`; the bus's processors WRITE+DESCRIBE on transactional ids PREFIXED
+their application id; CLUSTER IdempotentWrite for every agency that writes. Only ACLs of
+the list's principals on names under the catalog's namespace (and their IdempotentWrite)
+are managed (:class:`AclScope`); any other grant that reaches the namespace, or a
+cluster-wide grant to them, is reported, never touched.
 
 Province rules. A topic ACL cannot say "the units the provincial rule names for this
 court's orders", so the orders do not reach the police on the topics the courts write.
@@ -30,6 +30,12 @@ forwards each hotel check-in and border crossing, unchanged, to
 ``<namespace>.sightings.history.{province}`` of the reporting unit's province
 (``consumers.sighting_history``), which only the public-security and border-control units
 that province's rule names may read.
+
+Own unit. What one police unit is told to do on a hit is for that unit alone: the bus
+writes each action notice to ``<namespace>.police.action-notices.{unit}`` of the unit that
+reported the sighting (``consumers.action_notices``), and read-scope ``own-unit`` grants
+READ on that topic to that unit's principal only, so no other unit of its province (nor
+of the rule's provinces) can read it.
 """
 
 from __future__ import annotations
@@ -163,8 +169,10 @@ def desired_acls(
     catalog: Catalog, agencies: AgencyList, courts: Iterable[str]
 ) -> frozenset[AclBinding]:
     """Every ACL the catalog's access rules give the agencies; per-court topics for
-    ``courts``, per-province topics for every province of the agency list's rules."""
-    topics = catalog.concrete_topics(courts, agencies.provinces())
+    ``courts``, per-province topics for every province of the agency list's rules,
+    per-unit topics for every police unit of the list."""
+    units = [unit.code for unit in agencies.police_units()]
+    topics = catalog.concrete_topics(courts, agencies.provinces(), units)
     acls: set[AclBinding] = set()
     for agency in agencies.agencies.values():
         grants = _topic_grants(catalog, agencies, agency, topics)
@@ -197,8 +205,8 @@ def _topic_grants(
         if catalog.may_write(role, topic.spec.id):
             grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _WRITES))
         readable = catalog.may_read(
-            role, topic.spec.id, topic.court, province=topic.province,
-            reader_court=agency.code, reader_provinces=served,
+            role, topic.spec.id, topic.court, province=topic.province, unit=topic.unit,
+            reader_court=agency.code, reader_provinces=served, reader_unit=agency.code,
         )  # fmt: skip
         if readable:
             grants.append((ResourceKind.TOPIC, topic.name, PatternKind.LITERAL, _READS))

@@ -1,8 +1,9 @@
 """The topic catalog: every topic of the bus as a frozen :class:`TopicSpec`, loaded from the
 language-neutral ``topics/topics.yaml``. Code refers to topics by catalog id and asks the
 catalog for the Kafka name (``catalog.topic_name("alerts", court="BJ01")``,
-``catalog.topic_name("order-delivery-exit-restriction", province="11")``) and for who may
-write and read it."""
+``catalog.topic_name("order-delivery-exit-restriction", province="11")``,
+``catalog.topic_name("action-notices", unit="110000000001")``) and for who may write and
+read it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from topics.spec import (
     TopicSpec,
     check_court_code,
     check_province,
+    check_unit_code,
     template_value,
 )
 
@@ -84,21 +86,29 @@ class Catalog:
             ) from None
 
     def topic_name(
-        self, topic_id: str, court: str | None = None, *, province: str | None = None
+        self,
+        topic_id: str,
+        court: str | None = None,
+        *,
+        province: str | None = None,
+        unit: str | None = None,
     ) -> str:
         """The Kafka name of a topic; ``court`` (a court code) is required exactly for
         per-court topics (``alerts``, ``query-results``), ``province`` (a ``province_rules``
-        key) exactly for per-province ones (``order-delivery-*``)."""
-        return self.get(topic_id).name_for(court, province=province)
+        key) exactly for per-province ones (``order-delivery-*``), ``unit`` (a police unit's
+        code) exactly for per-unit ones (``action-notices``)."""
+        return self.get(topic_id).name_for(court, province=province, unit=unit)
 
     def concrete_topics(
-        self, courts: Iterable[str], provinces: Iterable[str] = ()
+        self, courts: Iterable[str], provinces: Iterable[str] = (), units: Iterable[str] = ()
     ) -> tuple[ConcreteTopic, ...]:
-        """Every Kafka topic of the catalog, per-court templates expanded for ``courts`` and
+        """Every Kafka topic of the catalog, per-court templates expanded for ``courts``,
         per-province templates for ``provinces`` (the agency list's ``province_rules`` keys,
-        :meth:`schemas.agencies.AgencyList.provinces`)."""
+        :meth:`schemas.agencies.AgencyList.provinces`) and per-unit templates for ``units``
+        (police unit codes, :func:`topics.courts.unit_codes`)."""
         codes = tuple(dict.fromkeys(check_court_code(c) for c in courts))
         keys = tuple(dict.fromkeys(check_province(p) for p in provinces))
+        unit_codes = tuple(dict.fromkeys(check_unit_code(u) for u in units))
         result: list[ConcreteTopic] = []
         for spec in self.topics:
             if spec.per_court:
@@ -107,12 +117,17 @@ class Catalog:
                 result.extend(
                     ConcreteTopic(spec, None, spec.name_for(province=p), province=p) for p in keys
                 )
+            elif spec.per_unit:
+                result.extend(
+                    ConcreteTopic(spec, None, spec.name_for(unit=u), unit=u) for u in unit_codes
+                )
             else:
                 result.append(ConcreteTopic(spec, None, spec.name))
         return tuple(result)
 
     def resolve(self, topic_name: str) -> ConcreteTopic:
-        """The catalog entry (and court or province, for a templated topic) of a Kafka name."""
+        """The catalog entry (and court, province or unit, for a templated topic) of a Kafka
+        name."""
         for spec in self.topics:
             if not spec.is_template and spec.name == topic_name:
                 return ConcreteTopic(spec, None, topic_name)
@@ -122,6 +137,8 @@ class Catalog:
                 continue
             if spec.per_court:
                 return ConcreteTopic(spec, value, topic_name)
+            if spec.per_unit:
+                return ConcreteTopic(spec, None, topic_name, unit=value)
             return ConcreteTopic(spec, None, topic_name, province=value)
         raise UnknownTopic(f"topic {topic_name!r} is not in the catalog")
 
@@ -146,8 +163,10 @@ class Catalog:
         court: str | None = None,
         *,
         province: str | None = None,
+        unit: str | None = None,
         reader_court: str | None = None,
         reader_provinces: Collection[str] = (),
+        reader_unit: str | None = None,
     ) -> bool:
         """Whether an agency of ``role`` may consume the topic.
 
@@ -157,11 +176,15 @@ class Catalog:
         topic, ``province`` names the topic read (required); under read-scope
         ``province-rule`` a listed reader may read it only if ``province`` is among
         ``reader_provinces``, the provinces whose rule names the reader
-        (:meth:`schemas.agencies.AgencyList.provinces_served_by`).
+        (:meth:`schemas.agencies.AgencyList.provinces_served_by`). For a per-unit topic,
+        ``unit`` names the topic read (required); under read-scope ``own-unit`` a listed
+        reader must give its own agency code as ``reader_unit`` and may read only the topic
+        named for it.
         """
         self._check_role(role)
         spec = self.get(topic_id)
-        spec.name_for(court, province=province)  # refuses a missing, superfluous or bad value
+        # refuses a missing, superfluous or malformed value
+        spec.name_for(court, province=province, unit=unit)
         if role not in spec.access.read:
             return False
         scope = spec.access.read_scope
@@ -169,6 +192,8 @@ class Catalog:
             return reader_court is not None and reader_court == court
         if scope is ReadScope.PROVINCE_RULE:
             return province in reader_provinces
+        if scope is ReadScope.OWN_UNIT:
+            return reader_unit is not None and reader_unit == unit
         return True
 
     def may_read_topic(
@@ -178,6 +203,7 @@ class Catalog:
         *,
         reader_court: str | None = None,
         reader_provinces: Collection[str] = (),
+        reader_unit: str | None = None,
     ) -> bool:
         """:meth:`may_read` for a Kafka topic name (e.g. one a subscriber asks for)."""
         topic = self.resolve(topic_name)
@@ -186,8 +212,10 @@ class Catalog:
             topic.spec.id,
             topic.court,
             province=topic.province,
+            unit=topic.unit,
             reader_court=reader_court,
             reader_provinces=reader_provinces,
+            reader_unit=reader_unit,
         )
 
     def _check_role(self, role: str) -> None:

@@ -1,9 +1,10 @@
-"""The court codes for which per-court topics (``alerts``, ``query-results``) exist, and
-the provinces for which per-province topics (``order-delivery-*``) exist.
+"""The court codes for which per-court topics (``alerts``, ``query-results``) exist, the
+provinces for which per-province topics (``order-delivery-*``) exist, and the police units
+for which per-unit topics (``action-notices``) exist.
 
-The court list and the provincial rules are data kept in ``schemas.agencies``; this small
-bridge reads them when that module is present, so the topic catalog itself stays free of
-court codes and provinces.
+The court list, the police units and the provincial rules are data kept in
+``schemas.agencies``; this small bridge reads them when that module is present, so the
+topic catalog itself stays free of court codes, provinces and unit codes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["court_codes", "provinces"]
+__all__ = ["court_codes", "provinces", "unit_codes"]
 
 _AGENCIES_MODULE = "schemas.agencies"
 
@@ -29,6 +30,15 @@ def provinces() -> tuple[str, ...] | None:
     in list order; None if there is no agency list."""
     agencies = _agencies()
     return None if agencies is None else tuple(agencies.load_agencies().provinces())
+
+
+def unit_codes() -> tuple[str, ...] | None:
+    """Every police unit's code in the agency list, in list order; None if there is no
+    agency list."""
+    agencies = _agencies()
+    if agencies is None:
+        return None
+    return tuple(str(unit.code) for unit in agencies.load_agencies().police_units())
 
 
 def _agencies() -> ModuleType | None:

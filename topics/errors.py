@@ -24,6 +24,7 @@ __all__ = [
     "ProvinceCodeInvalid",
     "TopicMissing",
     "TopicsError",
+    "UnitCodeInvalid",
     "UnknownRole",
     "UnknownTopic",
 ]
@@ -79,6 +80,11 @@ class CourtCodeInvalid(TopicsError, ValueError):
 class ProvinceCodeInvalid(TopicsError, ValueError):
     """A province (a ``province_rules`` key: GB/T 2260 code or ``national``) is missing, not
     allowed, or malformed where a topic name needs it."""
+
+
+class UnitCodeInvalid(TopicsError, ValueError):
+    """A police unit's agency code is missing, not allowed, or malformed where a topic name
+    needs it."""
 
 
 class ApplyFailed(TopicsError):

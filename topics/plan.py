@@ -70,6 +70,7 @@ class DesiredTopic:
     replication_factor: int
     configs: Mapping[str, str]
     province: str | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,15 +141,19 @@ class Plan:
 
 
 def desired_topics(
-    catalog: Catalog, courts: Iterable[str], broker_count: int, provinces: Iterable[str] = ()
+    catalog: Catalog,
+    courts: Iterable[str],
+    broker_count: int,
+    provinces: Iterable[str] = (),
+    units: Iterable[str] = (),
 ) -> tuple[tuple[DesiredTopic, ...], tuple[Capping, ...]]:
-    """Every catalog topic (templates expanded for ``courts`` and ``provinces``) with its
-    effective figures."""
+    """Every catalog topic (templates expanded for ``courts``, ``provinces`` and ``units``)
+    with its effective figures."""
     if broker_count < 1:
         raise ValueError(f"broker count must be >= 1, got {broker_count}")
     desired: list[DesiredTopic] = []
     cappings: list[Capping] = []
-    for topic in catalog.concrete_topics(courts, provinces):
+    for topic in catalog.concrete_topics(courts, provinces, units):
         spec = topic.spec
         rf = min(spec.replication_factor, broker_count)
         if rf < spec.replication_factor:
@@ -160,7 +165,14 @@ def desired_topics(
         configs = spec.kafka_configs(min_insync_replicas=isr)
         desired.append(
             DesiredTopic(
-                topic.name, spec.id, topic.court, spec.partitions, rf, configs, topic.province
+                topic.name,
+                spec.id,
+                topic.court,
+                spec.partitions,
+                rf,
+                configs,
+                topic.province,
+                topic.unit,
             )
         )
     return tuple(desired), tuple(cappings)
@@ -171,10 +183,11 @@ def plan(
     cluster: ClusterState,
     courts: Iterable[str] = (),
     provinces: Iterable[str] = (),
+    units: Iterable[str] = (),
 ) -> Plan:
     """Compare the catalog (per-court topics expanded for ``courts``, per-province ones for
-    ``provinces``) with the cluster."""
-    desired, cappings = desired_topics(catalog, courts, cluster.broker_count, provinces)
+    ``provinces``, per-unit ones for ``units``) with the cluster."""
+    desired, cappings = desired_topics(catalog, courts, cluster.broker_count, provinces, units)
     creations: list[DesiredTopic] = []
     alterations: list[ConfigAlteration] = []
     increases: list[PartitionIncrease] = []

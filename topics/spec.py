@@ -4,10 +4,11 @@ configuration. :mod:`topics.catalog` loads them from ``topics.yaml``."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from topics.errors import CourtCodeInvalid, ProvinceCodeInvalid
+from topics.errors import CourtCodeInvalid, ProvinceCodeInvalid, TopicsError, UnitCodeInvalid
 
 __all__ = [
     "COURT_CODE_PATTERN",
@@ -16,6 +17,8 @@ __all__ = [
     "PLACEHOLDERS",
     "PROVINCE_PATTERN",
     "PROVINCE_PLACEHOLDER",
+    "UNIT_CODE_PATTERN",
+    "UNIT_PLACEHOLDER",
     "AccessPolicy",
     "ChangelogOf",
     "CleanupPolicy",
@@ -27,16 +30,20 @@ __all__ = [
     "TopicSpec",
     "check_court_code",
     "check_province",
+    "check_unit_code",
     "template_value",
 ]
 
 COURT_PLACEHOLDER = "{court}"
 PROVINCE_PLACEHOLDER = "{province}"
-PLACEHOLDERS = (COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER)
+UNIT_PLACEHOLDER = "{unit}"
+PLACEHOLDERS = (COURT_PLACEHOLDER, PROVINCE_PLACEHOLDER, UNIT_PLACEHOLDER)
 # Court codes are ASCII so that they can appear in Kafka topic names.
 COURT_CODE_PATTERN = re.compile(r"^[A-Z0-9]{2,16}$")
 # A key of the agency list's province_rules: a GB/T 2260 province code, or "national".
 PROVINCE_PATTERN = re.compile(r"^(?:[0-9]{2}|national)$")
+# A police unit's agency code (the police roles' pattern in schemas.agencies): 12 digits.
+UNIT_CODE_PATTERN = re.compile(r"^[0-9]{12}$")
 # What Kafka's ``retention.ms`` takes for "keep forever".
 INFINITE_RETENTION_MS = -1
 
@@ -55,6 +62,7 @@ class ReadScope(StrEnum):
     ALL = "all"
     OWN_COURT = "own-court"  # role court reads only the topic named for its own court
     PROVINCE_RULE = "province-rule"  # a reader reads a province's topic if its rule names it
+    OWN_UNIT = "own-unit"  # a listed reader reads only the topic named for its own unit code
 
 
 class KeyEncoding(StrEnum):
@@ -62,33 +70,65 @@ class KeyEncoding(StrEnum):
     UTF8 = "utf-8"
 
 
+def _checked(
+    value: str, pattern: re.Pattern[str], field: str, error: type[TopicsError], note: str = ""
+) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{field} {value!r} is malformed: must match {pattern.pattern}{note}")
+    return value
+
+
 def check_court_code(court: str) -> str:
     """Return ``court`` if it is a well-formed court code, else raise :class:`CourtCodeInvalid`."""
-    if not isinstance(court, str) or not COURT_CODE_PATTERN.fullmatch(court):
-        raise CourtCodeInvalid(
-            f"court code {court!r} is malformed: must match {COURT_CODE_PATTERN.pattern}"
-        )
-    return court
+    return _checked(court, COURT_CODE_PATTERN, "court code", CourtCodeInvalid)
 
 
 def check_province(province: str) -> str:
     """Return ``province`` if it is a well-formed province_rules key, else raise
     :class:`ProvinceCodeInvalid`."""
-    if not isinstance(province, str) or not PROVINCE_PATTERN.fullmatch(province):
-        raise ProvinceCodeInvalid(
-            f"province {province!r} is malformed: must match {PROVINCE_PATTERN.pattern} "
-            "(a GB/T 2260 province code or national)"
-        )
-    return province
+    return _checked(
+        province, PROVINCE_PATTERN, "province", ProvinceCodeInvalid,
+        " (a GB/T 2260 province code or national)",
+    )  # fmt: skip
+
+
+def check_unit_code(unit: str) -> str:
+    """Return ``unit`` if it is a well-formed police unit code, else raise
+    :class:`UnitCodeInvalid`."""
+    return _checked(
+        unit, UNIT_CODE_PATTERN, "unit code", UnitCodeInvalid, " (a police unit's agency code)"
+    )
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """What one placeholder stands for: ``per`` in messages, the value's field name and
+    pattern, its check and the error of a missing or superfluous value."""
+
+    per: str
+    field: str
+    pattern: re.Pattern[str]
+    check: Callable[[str], str]
+    error: type[TopicsError]
+
+
+_SLOTS = {
+    COURT_PLACEHOLDER: _Slot(
+        "court", "court code", COURT_CODE_PATTERN, check_court_code, CourtCodeInvalid
+    ),
+    PROVINCE_PLACEHOLDER: _Slot(
+        "province", "province", PROVINCE_PATTERN, check_province, ProvinceCodeInvalid
+    ),
+    UNIT_PLACEHOLDER: _Slot(
+        "unit", "unit code", UNIT_CODE_PATTERN, check_unit_code, UnitCodeInvalid
+    ),
+}
 
 
 def template_value(template: str, name: str) -> str | None:
-    """The court code or province that turns ``template`` (a name with one placeholder)
-    into the Kafka topic ``name``; None if no well-formed value does."""
-    for placeholder, pattern in (
-        (COURT_PLACEHOLDER, COURT_CODE_PATTERN),
-        (PROVINCE_PLACEHOLDER, PROVINCE_PATTERN),
-    ):
+    """The court code, province or unit code that turns ``template`` (a name with one
+    placeholder) into the Kafka topic ``name``; None if no well-formed value does."""
+    for placeholder, slot in _SLOTS.items():
         if placeholder not in template:
             continue
         before, _, after = template.partition(placeholder)
@@ -97,7 +137,7 @@ def template_value(template: str, name: str) -> str | None:
         ):
             return None
         value = name[len(before) : len(name) - len(after)]
-        return value if pattern.fullmatch(value) else None
+        return value if slot.pattern.fullmatch(value) else None
     return None
 
 
@@ -144,7 +184,7 @@ class AccessPolicy:
 @dataclass(frozen=True)
 class TopicSpec:
     """One catalog entry: a topic, or a template of one topic per court (``{court}`` in the
-    name) or per province (``{province}``)."""
+    name), per province (``{province}``) or per police unit (``{unit}``)."""
 
     id: str
     name: str
@@ -172,35 +212,39 @@ class TopicSpec:
         return PROVINCE_PLACEHOLDER in self.name
 
     @property
+    def per_unit(self) -> bool:
+        return UNIT_PLACEHOLDER in self.name
+
+    @property
     def is_template(self) -> bool:
-        """Whether the entry stands for several topics (per court or per province)."""
-        return self.per_court or self.per_province
+        """Whether the entry stands for several topics (per court, province or unit)."""
+        return self.per_court or self.per_province or self.per_unit
 
     @property
     def infinite_retention(self) -> bool:
         return self.retention_ms is None
 
-    def name_for(self, court: str | None = None, *, province: str | None = None) -> str:
-        """The Kafka topic name; ``court`` is required for a per-court template and
-        ``province`` for a per-province one, and each is refused elsewhere."""
-        if court is not None and not self.per_court:
-            raise CourtCodeInvalid(
-                f"topic {self.id!r} is not per court: court code {court!r} is not allowed"
-            )
-        if province is not None and not self.per_province:
-            raise ProvinceCodeInvalid(
-                f"topic {self.id!r} is not per province: province {province!r} is not allowed"
-            )
-        if self.per_court:
-            if court is None:
-                raise CourtCodeInvalid(f"topic {self.id!r} is per court: a court code is required")
-            return self.name.replace(COURT_PLACEHOLDER, check_court_code(court))
-        if self.per_province:
-            if province is None:
-                raise ProvinceCodeInvalid(
-                    f"topic {self.id!r} is per province: a province is required"
+    def name_for(
+        self, court: str | None = None, *, province: str | None = None, unit: str | None = None
+    ) -> str:
+        """The Kafka topic name; ``court`` is required for a per-court template, ``province``
+        for a per-province one and ``unit`` (a police unit's code) for a per-unit one, and
+        each is refused elsewhere."""
+        given = {COURT_PLACEHOLDER: court, PROVINCE_PLACEHOLDER: province, UNIT_PLACEHOLDER: unit}
+        for placeholder, value in given.items():
+            slot = _SLOTS[placeholder]
+            if value is not None and placeholder not in self.name:
+                raise slot.error(
+                    f"topic {self.id!r} is not per {slot.per}: "
+                    f"{slot.field} {value!r} is not allowed"
                 )
-            return self.name.replace(PROVINCE_PLACEHOLDER, check_province(province))
+        for placeholder, value in given.items():
+            if placeholder not in self.name:
+                continue
+            slot = _SLOTS[placeholder]
+            if value is None:
+                raise slot.error(f"topic {self.id!r} is per {slot.per}: a {slot.field} is required")
+            return self.name.replace(placeholder, slot.check(value))
         return self.name
 
     def allows_schema(self, full_name: str) -> bool:
@@ -228,10 +272,11 @@ class TopicSpec:
 
 @dataclass(frozen=True)
 class ConcreteTopic:
-    """A catalog entry resolved to one Kafka topic (a template expanded for one court or
-    one province)."""
+    """A catalog entry resolved to one Kafka topic (a template expanded for one court, one
+    province or one police unit)."""
 
     spec: TopicSpec
     court: str | None
     name: str
     province: str | None = None
+    unit: str | None = None

@@ -137,13 +137,16 @@ class Bus(Deployment):
         court: str | None = None,
         *,
         province: str | None = None,
+        unit: str | None = None,
         idle_s: float = 3.0,
+        agency: str = ADMIN_NAME,
     ) -> list[Any]:
-        """Every record of a topic as consumed (read_committed), until ``idle_s`` of quiet."""
+        """Every record of a topic as consumed (read_committed) by ``agency`` (the operator
+        by default), until ``idle_s`` of quiet."""
         consumer = clients.kafka_consumer(
             self.settings,
-            ADMIN_NAME,
-            self.catalog.topic_name(topic_id, court, province=province),
+            agency,
+            self.catalog.topic_name(topic_id, court, province=province, unit=unit),
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             consumer_timeout_ms=int(idle_s * 1000),
@@ -160,11 +163,13 @@ class Bus(Deployment):
         court: str | None = None,
         *,
         province: str | None = None,
+        unit: str | None = None,
         idle_s: float = 3.0,
     ) -> list[tuple[dict[str, Any], dict[str, bytes], str]]:
         """Every record of a topic (read_committed): (decoded value, headers, type name)."""
         out = []
-        for message in self.messages(topic_id, court, province=province, idle_s=idle_s):
+        messages = self.messages(topic_id, court, province=province, unit=unit, idle_s=idle_s)
+        for message in messages:
             schema, record = default_codec().decode(message.value)
             out.append((record, dict(message.headers), schema.name))
         return out

@@ -18,7 +18,9 @@ import pytest
 
 from schemas.codec import default_codec
 from schemas.headers import CE_ID, CE_SOURCE
+from schemas.tls_layout import ADMIN_NAME
 from tests.builders import Records
+from tests.kafka_io import broker_refuses_read
 from tests.waiting import wait_for
 from topics import clients
 from topics.errors import AccessDenied
@@ -26,6 +28,7 @@ from topics.errors import AccessDenied
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 COURT, STATION, SHANGHAI_POLICE = "BJ01", "110105000000", "310000000000"
+BEIJING_POLICE = "110000000000"  # another unit of the station's province, named by its rule
 LOCATE, HOTEL = "LocateDebtorOrder", "HotelCheckIn"
 ACTIONS, DELIVERY = "action-notices", "order-delivery-locate-debtor"
 _WARN_S = 8.0
@@ -74,10 +77,12 @@ def _alerts(bus: Any, kind: str, order: dict[str, Any]) -> list[Any]:
             if a.kind == kind and str(a.record["order_id"]) == order["order_id"]]  # fmt: skip
 
 
-def _notices(bus: Any) -> list[tuple[dict[str, Any], dict[str, bytes], bytes]]:
-    """Every action notice on Beijing's topic: (decoded value, headers, raw value)."""
+def _notices(bus: Any, agency: str = ADMIN_NAME) -> list[tuple[dict[str, Any], dict[str, bytes],
+                                                                bytes]]:  # fmt: skip
+    """Every action notice on the station's own topic, read by ``agency``: (decoded value,
+    headers, raw value)."""
     out = []
-    for message in bus.messages(ACTIONS, province="11", idle_s=2.0):
+    for message in bus.messages(ACTIONS, unit=STATION, idle_s=2.0, agency=agency):
         out.append((default_codec().decode(message.value)[1], dict(message.headers),
                     message.value))  # fmt: skip
     return out
@@ -127,15 +132,36 @@ def test_the_reporting_unit_is_told_what_to_do_and_a_concealed_order_stays_conce
     assert hits[concealed["order_id"]].record["case_number"] == concealed["case_number"]
 
 
-def test_only_the_units_of_the_province_read_its_action_notices(bus: Any) -> None:
+def test_only_the_reporting_unit_reads_its_action_notices(bus: Any, records: Records) -> None:
+    """A hit reported by the station: the station, connected as itself (mTLS), reads its
+    notice; another unit of Beijing, named by the same provincial rule, is refused by the
+    broker on the station's topic, as are a unit of another province and the court."""
     if bus.settings.security != "mtls":
         pytest.skip("the session's broker runs without mTLS: no ACLs to enforce")
-    beijing = bus.catalog.topic_name(ACTIONS, province="11")
-    clients.require_topics(bus.settings, STATION, [beijing], "read")
-    with pytest.raises(AccessDenied):
-        clients.require_topics(bus.settings, SHANGHAI_POLICE, [beijing], "read")
-    with pytest.raises(AccessDenied):
-        clients.require_topics(bus.settings, COURT, [beijing], "read")
+    order = _order(records, 1503)
+    _issue(bus, order)
+    _sighting(bus, order)
+    hit_id = str(_hit_of(bus, order).record["hit_id"])
+    own = wait_for(lambda: [r for r, _, _ in _notices(bus, STATION) if str(r["hit_id"]) == hit_id],
+                   timeout_s=60)  # fmt: skip
+    assert [(r["reporting_unit_code"], r["action"]) for r in own] == [(STATION, "DETAIN")]
+
+    station_topic = bus.catalog.topic_name(ACTIONS, unit=STATION)
+    assert station_topic.endswith(f"police.action-notices.{STATION}")
+    for stranger in (BEIJING_POLICE, SHANGHAI_POLICE, COURT):
+        with pytest.raises(AccessDenied, match=f"agency {stranger}.*{station_topic}.*READ"):
+            clients.kafka_reader(bus.settings, stranger, station_topic)
+    # Past our library's check, the broker itself refuses the other Beijing unit: it names
+    # the topic TOPIC_AUTHORIZATION_FAILED and hands over no record.
+    raw = clients.kafka_consumer(bus.settings, BEIJING_POLICE, group_id=None,
+                                 request_timeout_ms=5000)  # fmt: skip
+    try:
+        assert broker_refuses_read(raw, station_topic)
+    finally:
+        raw.close()
+    # And the other unit's own topic carries nothing of the station's hit.
+    theirs = bus.messages(ACTIONS, unit=BEIJING_POLICE, idle_s=1.0, agency=BEIJING_POLICE)
+    assert all(hit_id.encode() not in m.value for m in theirs)
 
 
 def test_the_court_is_warned_and_renews_without_a_gap(bus: Any, records: Records) -> None:

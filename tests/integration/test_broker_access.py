@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import (
     GroupAuthorizationFailedError,
@@ -34,6 +34,7 @@ from sign.ca import new_key
 from sign.keystore import KeyStore
 from sign.tls_identity import TlsHolder, TlsIdentity, issue_tls_identity
 from sign.trustset import TrustSet
+from tests.kafka_io import broker_refuses_read
 from topics import clients
 from topics.acls import group_prefix
 from topics.catalog import Catalog, bus_catalog
@@ -72,17 +73,6 @@ def _context(chain: Path | None, key: Path | None, password: str, brokers_ca: Pa
     if chain is not None:
         context.load_cert_chain(chain, key, password=password)
     return context
-
-
-def _broker_refuses_read(consumer: KafkaConsumer, topic: str) -> bool:
-    """Assign and poll ``topic``: kafka-python raises nothing and returns nothing, but the
-    metadata the broker sent marks it TOPIC_AUTHORIZATION_FAILED."""
-    consumer.assign([TopicPartition(topic, 0)])
-    for _ in range(40):
-        assert consumer.poll(timeout_ms=250) == {}
-        if topic in consumer._client.cluster.unauthorized_topics:
-            return True
-    return False
 
 
 def _refused_at_handshake(bootstrap: str, **security: Any) -> bool:
@@ -151,7 +141,7 @@ def test_a_police_certificate_claiming_a_court_acts_as_nobody(
                              security_protocol="SSL", ssl_context=context, group_id=None,
                              **_TIMEOUTS)  # fmt: skip
     try:
-        assert _broker_refuses_read(consumer, alerts)
+        assert broker_refuses_read(consumer, alerts)
     finally:
         consumer.close()
 
@@ -181,7 +171,8 @@ def test_every_agency_reads_and_writes_exactly_what_the_catalog_grants(secured: 
     settings, catalog = secured.settings, _catalog(secured)
     agencies = load_agencies()
     courts = [court.code for court in agencies.courts()]
-    topics = catalog.concrete_topics(courts, agencies.provinces())
+    units = [unit.code for unit in agencies.police_units()]
+    topics = catalog.concrete_topics(courts, agencies.provinces(), units)
     names = [topic.name for topic in topics]
     wrong, cells = [], 0
     for code in _agencies():
@@ -190,8 +181,8 @@ def test_every_agency_reads_and_writes_exactly_what_the_catalog_grants(secured: 
         served = agencies.provinces_served_by(code)
         for topic in topics:
             readable = catalog.may_read(
-                role, topic.spec.id, topic.court, province=topic.province,
-                reader_court=code, reader_provinces=served,
+                role, topic.spec.id, topic.court, province=topic.province, unit=topic.unit,
+                reader_court=code, reader_provinces=served, reader_unit=code,
             )  # fmt: skip
             want = {"READ": readable, "WRITE": catalog.may_write(role, topic.spec.id)}
             got = {op: op in granted[topic.name] for op in want}
@@ -213,7 +204,7 @@ def test_a_court_reads_its_own_alerts_and_nothing_of_another_court(secured: Any)
     # Without our library's check, the broker still says no: assign and poll.
     raw = clients.kafka_consumer(settings, COURT, group_id=None, **_TIMEOUTS)
     try:
-        assert _broker_refuses_read(raw, other)
+        assert broker_refuses_read(raw, other)
     finally:
         raw.close()
 

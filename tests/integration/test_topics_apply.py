@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 COURTS = ("BJ01", "SH01")
 PROVINCES = ("11", "national")
+UNITS = ("110000000000", "310000000000")
 ZF801 = Path(sys.executable).with_name("zf801")
 
 
@@ -43,9 +44,9 @@ def catalog(kafka_admin: KafkaAdminClient, unique_name: Callable[..., str]) -> I
 
 
 def _plan(admin: KafkaAdminClient, catalog: Catalog) -> Plan:
-    wanted = {t.name for t in catalog.concrete_topics(COURTS, PROVINCES)}
+    wanted = {t.name for t in catalog.concrete_topics(COURTS, PROVINCES, UNITS)}
     state = read_cluster_state(admin, lambda n: n in wanted or catalog.in_namespace(n))
-    return plan(catalog, state, COURTS, PROVINCES)
+    return plan(catalog, state, COURTS, PROVINCES, UNITS)
 
 
 def _apply(admin: KafkaAdminClient, catalog: Catalog) -> ApplyResult:
@@ -82,6 +83,7 @@ def _cli(settings: Settings, catalog: Catalog, *args: str) -> subprocess.Complet
     prefix = catalog.namespace.removesuffix("zf801")
     courts = [arg for court in COURTS for arg in ("--court", court)]
     courts += [arg for province in PROVINCES for arg in ("--province", province)]
+    courts += [arg for unit in UNITS for arg in ("--unit", unit)]
     bootstrap = connection(settings, ADMIN_NAME).bootstrap_servers
     command = [str(ZF801), "topics", *args, "--bootstrap", bootstrap, "--name-prefix", prefix]
     env = {**Deployment.create(settings).worker_env(), "COLUMNS": "250", "NO_COLOR": "1"}
@@ -94,7 +96,7 @@ def test_apply_creates_every_catalog_topic_as_the_catalog_says(
     kafka_admin: KafkaAdminClient, catalog: Catalog
 ) -> None:
     result = _apply(kafka_admin, catalog)
-    expected = catalog.concrete_topics(COURTS, PROVINCES)
+    expected = catalog.concrete_topics(COURTS, PROVINCES, UNITS)
     assert sorted(result.created) == sorted(t.name for t in expected)
     assert result.failures == ()
     brokers = _brokers(kafka_admin)
@@ -118,7 +120,7 @@ def test_second_apply_changes_nothing(kafka_admin: KafkaAdminClient, catalog: Ca
     assert first.changed
     again = _plan(kafka_admin, catalog)
     assert not again.has_changes
-    assert len(again.unchanged) == len(catalog.concrete_topics(COURTS, PROVINCES))
+    assert len(again.unchanged) == len(catalog.concrete_topics(COURTS, PROVINCES, UNITS))
     second = apply(again, kafka_admin)
     assert not second.changed
     assert second == ApplyResult((), (), (), (), ())
@@ -171,7 +173,7 @@ def test_dry_run_changes_nothing(
     _create(kafka_admin, audit, 1, **{"retention.ms": "60000"})
     run = _cli(kafka_settings, catalog, "apply", "--dry-run")
     assert run.returncode == 0, run.stderr
-    total = len(catalog.concrete_topics(COURTS, PROVINCES))
+    total = len(catalog.concrete_topics(COURTS, PROVINCES, UNITS))
     assert f"{total - 1} to create, 1 to add partitions to, 1 to alter" in run.stdout
     assert "Dry run: nothing was changed." in run.stdout
     mine = [n for n in kafka_admin.list_topics() if catalog.in_namespace(n)]
@@ -183,7 +185,7 @@ def test_dry_run_changes_nothing(
 def test_cli_apply_twice_then_list(
     kafka_admin: KafkaAdminClient, catalog: Catalog, kafka_settings: Settings
 ) -> None:
-    total = len(catalog.concrete_topics(COURTS, PROVINCES))
+    total = len(catalog.concrete_topics(COURTS, PROVINCES, UNITS))
     first = _cli(kafka_settings, catalog, "apply")
     assert first.returncode == 0, first.stderr
     assert f"Applied: created {total}, added partitions to 0, altered configs of 0." in first.stdout
@@ -205,5 +207,5 @@ def test_more_partitions_than_the_catalog_is_a_conflict_left_alone(
     assert run.returncode == 2, run.stdout + run.stderr
     assert "conflict" in run.stdout
     assert _partitions(kafka_admin, [alerts])[alerts][0] == 3
-    others = [t.name for t in catalog.concrete_topics(COURTS, PROVINCES) if t.name != alerts]
+    others = [t.name for t in catalog.concrete_topics(COURTS, PROVINCES, UNITS) if t.name != alerts]
     assert set(_partitions(kafka_admin, others)) == set(others)  # the rest was applied

@@ -17,7 +17,7 @@ from consumers.runtime import Runtime
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry, derive_id
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
-from schemas.agencies import load_agencies
+from schemas.agencies import AgencyList, load_agencies
 from schemas.codec import default_codec
 from schemas.envelope import KafkaRecord, to_micros
 from schemas.matchkey import MatchKeyer
@@ -33,7 +33,7 @@ _DOCUMENT = ("DETENTION_DECISION", "（2026）京01执1号之一", "ab" * 32, "�
 
 
 class _Fixture:
-    def __init__(self, keystore: KeyStore) -> None:
+    def __init__(self, keystore: KeyStore, agencies: AgencyList | None = None) -> None:
         self.settings = Settings(home=keystore.directory.parent)
         runtime = Runtime.from_keystore(
             "BUS-MATCHER", MemoryDeadLetterSink(), MemoryAuditSink(), settings=self.settings,
@@ -42,8 +42,9 @@ class _Fixture:
         self.runtime, self.keystore, self.keyer = runtime, keystore, MatchKeyer()
         self.watch: dict[bytes, WatchEntry] = {}
         notices = ActionNotices(
-            runtime.catalog, load_agencies(), OutgoingSigner(runtime.signer, default_codec())
-        )
+            runtime.catalog, agencies or load_agencies(),
+            OutgoingSigner(runtime.signer, default_codec()),
+        )  # fmt: skip
         self.matcher = Matcher(
             self.watch.get, runtime.verify_stage(), runtime.refuse, runtime.signer,
             runtime.catalog, keyer=self.keyer, action_notices=notices,
@@ -94,7 +95,7 @@ def test_a_hit_tells_the_reporting_unit_what_to_do_on_its_own_side(fx: _Fixture)
     hit, notice = result.outgoing
     [clock] = result.after_commit
     assert clock.topic == "ledger"  # the hit's confirmation clock starts once it is sent
-    assert notice.topic == "zf801.police.action-notices.11"
+    assert notice.topic == f"zf801.police.action-notices.{UNIT}"  # the unit's own topic
     assert notice.record.key == UNIT.encode()
     assert notice.record.header("ce_source") == b"zf801:agency/BUS-MATCHER"
     record = _decoded(notice.record.value)
@@ -107,6 +108,31 @@ def test_a_hit_tells_the_reporting_unit_what_to_do_on_its_own_side(fx: _Fixture)
     assert record["handler"] == {"name": "王法官", "phone": "13900139000"}
     assert [(d["kind"], d["document_id"], d["sha256"].hex(), d["title"])
             for d in record["documents"]] == [_DOCUMENT]  # fmt: skip
+
+
+def test_each_police_unit_of_the_list_has_its_own_notice_topic(fx: _Fixture) -> None:
+    notices = ActionNotices(fx.runtime.catalog, load_agencies(), OutgoingSigner(
+        fx.runtime.signer, default_codec()))  # fmt: skip
+    units = [unit.code for unit in load_agencies().police_units()]
+    assert notices.topics() == tuple(sorted(f"zf801.police.action-notices.{u}" for u in units))
+    assert notices.addresses(UNIT) and not notices.addresses("BJ01")
+
+
+def test_a_unit_outside_the_agency_list_gets_no_topic_and_the_court_still_hears(
+    keystore: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    listed = load_agencies()
+    without = AgencyList(
+        {code: agency for code, agency in listed.agencies.items() if code != UNIT}, listed.rules
+    )
+    fx = _Fixture(keystore, without)
+    fx.order()
+    result = fx.matcher.process([fx.sighting()])
+    assert (result.hits, result.action_notices, result.unaddressed_notices) == (1, 0, 1)
+    [hit] = result.outgoing
+    assert hit.topic == "zf801.alerts.BJ01"
+    assert not any("action-notices" in o.topic for o in result.outgoing)
+    assert f"reporting unit {UNIT!r} is not a police unit of the agency list" in caplog.text
 
 
 def test_a_concealed_order_tells_the_unit_only_to_contact_the_court(fx: _Fixture) -> None:

@@ -17,7 +17,7 @@ from kafka.admin import (
 )
 from kafka.errors import InvalidRequestError, NoError, SecurityDisabledError
 
-from schemas.agencies import POLICE_ROLES, AgencyList, AgencyRole, load_agencies
+from schemas.agencies import POLICE_ROLES, AgencyList, AgencyRole
 from schemas.event_types import EXPIRY_NOTICE
 from topics.acl_admin import apply_acls, read_acls
 from topics.acls import (
@@ -51,16 +51,6 @@ DELIVERY_OF = {
 }
 DELIVERY_TOPICS = frozenset(DELIVERY_OF.values())
 BORDER_BJ = "110000230000"
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def agencies() -> AgencyList:
-    return load_agencies()
 
 
 @pytest.fixture(scope="module")

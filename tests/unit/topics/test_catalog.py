@@ -58,7 +58,7 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         POLICE | {"bus", "command-system", "court", SUBSCRIBER},
     ),
     "action-notices": (
-        "zf801.police.action-notices.{province}",
+        "zf801.police.action-notices.{unit}",
         "agency-code",
         {"bus"},
         POLICE,
@@ -189,11 +189,6 @@ EXPECTED: dict[str, tuple[str, str, set[str], set[str]]] = {
         {"bus"},
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
 
 
 def _document() -> dict[str, Any]:
@@ -518,6 +513,48 @@ INVALID = [
         id="province-court-collision",
     ),
     pytest.param(
+        _set("action-notices", "read-scope", "province-rule"),
+        "id 'action-notices'",
+        "read-scope",
+        "must have read-scope own-unit",
+        id="unit-template-scope",
+    ),
+    pytest.param(
+        _set("audit", "read-scope", "own-unit"),
+        "id 'audit'",
+        "read-scope",
+        "per-unit name containing {unit}",
+        id="unit-scope-fixed",
+    ),
+    pytest.param(
+        _set("audit", "name", "zf801.police.action-notices.110000000000"),
+        "id 'audit'",
+        "name",
+        "collides",
+        id="unit-template-collision",
+    ),
+    pytest.param(
+        _set("alerts", "name", "zf801.police.action-notices.{court}"),
+        "id 'alerts'",
+        "name",
+        "'zf801.police.action-notices.000000000000' collides",
+        id="unit-court-collision",
+    ),
+    pytest.param(
+        _set(DELIVERY, "name", "zf801.police.action-notices.1100000000{province}"),
+        f"id '{DELIVERY}'",
+        "name",
+        "'zf801.police.action-notices.110000000000' collides",
+        id="unit-province-collision",
+    ),
+    pytest.param(
+        _set("action-notices", "name", "zf801." + "a" * 232 + ".{unit}"),
+        "id 'action-notices'",
+        "name",
+        "12-digit unit code",
+        id="unit-template-long",
+    ),
+    pytest.param(
         _set("audit", "name", "zf801.orders.exit-restriction.national"),
         "id 'audit'",
         "name",
@@ -525,10 +562,10 @@ INVALID = [
         id="province-template-collision",
     ),
     pytest.param(
-        lambda d: d.update({"catalog-version": 1}),
+        lambda d: d.update({"catalog-version": 2}),
         "catalog",
         "catalog-version",
-        ">= 2",
+        ">= 3",
         id="version-1",
     ),
     pytest.param(_set("audit", "id", "trust"), "id 'trust'", "id", "used by", id="dup-id"),
@@ -564,7 +601,7 @@ INVALID = [
         id="placeholder-twice",
     ),
     pytest.param(
-        _set("alerts", "name", "zf801.alerts.{unit}"),
+        _set("alerts", "name", "zf801.alerts.{region}"),
         "id 'alerts'",
         "name",
         "malformed",
@@ -616,10 +653,10 @@ INVALID = [
         id="changelog-field",
     ),
     pytest.param(
-        lambda d: d.update({"catalog-version": 3}),
+        lambda d: d.update({"catalog-version": 4}),
         "catalog",
         "catalog-version",
-        "<= 2",
+        "<= 3",
         id="version",
     ),
     pytest.param(
@@ -779,7 +816,7 @@ def test_delivery_templates_expand_for_every_province(catalog: Catalog) -> None:
         ("zf801.orders.exit-restriction.31", "31", None),
         ("zf801.orders.exit-restriction.national", "national", None),
     ]
-    assert len(topics) == 25 + 3 * 1 + 6 * 3
+    assert len(topics) == 25 + 3 * 1 + 5 * 3  # no unit given: no per-unit topic
     assert {t.province for t in topics if not t.spec.per_province} == {None}
     with pytest.raises(ProvinceCodeInvalid):
         catalog.concrete_topics([], ["Beijing"])

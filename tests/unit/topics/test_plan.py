@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from topics.admin import ApplyResult, apply
-from topics.catalog import Catalog, load_catalog
+from topics.catalog import Catalog
 from topics.plan import (
     ClusterState,
     ConfigChange,
@@ -24,14 +24,9 @@ from topics.plan import (
 
 COURTS = ("BJ01", "SH01")
 FIXED_TOPICS = 25
-PROVINCE_TEMPLATES = 6  # the three order deliveries, the sightings history, the documents,
-# the action notices
+PROVINCE_TEMPLATES = 5  # the three order deliveries, the sightings history, the documents
+UNIT_TEMPLATES = 1  # the action notices
 PER_COURT_TEMPLATES = 3  # alerts, query results and removal receipts
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
 
 
 def _observed(topic: DesiredTopic, **changes: Any) -> ObservedTopic:
@@ -94,6 +89,18 @@ def test_per_province_topics_are_planned_for_the_provinces_given(catalog: Catalo
     )
     assert (delivery.partitions, delivery.configs["retention.ms"]) == (3, "-1")
     assert delivery.configs["cleanup.policy"] == "delete"
+
+
+def test_per_unit_topics_are_planned_for_the_units_given(catalog: Catalog) -> None:
+    units = ("110000000000", "110105000000")
+    p = plan(catalog, ClusterState(3, {}), COURTS, (), units)
+    assert len(p.creations) == (
+        FIXED_TOPICS + PER_COURT_TEMPLATES * len(COURTS) + UNIT_TEMPLATES * len(units)
+    )
+    notices = [t for t in p.creations if t.topic_id == "action-notices"]
+    assert [(t.name, t.unit, t.province, t.court) for t in notices] == [
+        (f"zf801.police.action-notices.{u}", u, None, None) for u in units
+    ]
 
 
 def test_three_brokers_get_the_catalog_figures_uncapped(catalog: Catalog) -> None:

@@ -5,13 +5,12 @@ N processes, since an Ed25519 verify holds a core and the GIL.
 The parent reads Kafka, keeps the order and the tally; each worker holds its own verify
 stage, built from the same key store and settings and from the trust topic's records as
 the parent read them (so both judge against one trust history). Records go in batches of
-one partition (topic and partition sent once, no per-record objects beyond the fields),
-and a compact verdict comes back per record: the event id alone for a record that passed,
-else the event id (None: refused), the refusal's reason and detail, and the revocation on
-arrival. Verdicts are counted in the order the records were read, so the report is the one
-a single process writes. Records the parent needs whole (the audit
-chains, a court's alert topic judged by its addressing, the rematch's inputs) are judged
-in the parent.
+one partition (topic and partition sent once a batch), and a compact verdict comes back
+per record: the event id alone for a record that passed, else the event id (None:
+refused), the refusal's reason and detail, and the revocation on arrival. Verdicts are
+counted in the order the records were read, so the report is the one a single process
+writes. Records the parent needs whole (the audit chains, a court's alert topic judged by
+its addressing, the rematch's inputs) are judged in the parent.
 """
 
 from __future__ import annotations

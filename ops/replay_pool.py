@@ -42,7 +42,9 @@ string to send back), else (event id or None: refused, refusal (reason, detail),
 revocation on arrival)."""
 
 _BATCH = 1000
-_AHEAD_PER_WORKER = 3
+# Batches read ahead per worker: the workers take about 1.5 s to start (a fork server that
+# imports the judging modules), and the reading goes on meanwhile (some 10 MB of records).
+_AHEAD_PER_WORKER = 8
 _TRUST_IDLE_S = 5.0
 
 _worker: _Worker | None = None

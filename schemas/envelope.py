@@ -71,6 +71,11 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 _TRACEPARENT_RE = re.compile(r"^00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}$")
 _EXTENSION_RE = re.compile(r"^ce_[a-z0-9]{1,20}$")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+_SHORT_NAME = MAX_HEADER_NAME_BYTES // 4
+# Extension attribute names already matched (the signature headers, ce_altkeys): a few,
+# repeated on every record; bounded so that hostile names cannot grow it.
+_EXTENSION_NAMES: set[str] = set()
+_EXTENSION_NAMES_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +134,7 @@ def parse_time(text: str) -> dt.datetime:
     try:
         # The pattern above fixes the form; fromisoformat reads it ten times faster than
         # strptime and refuses the same impossible dates (month 13, February 30).
-        return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
+        return dt.datetime.fromisoformat(text)  # the trailing Z reads as UTC
     except ValueError as exc:
         raise HeaderMalformed(CE_TIME, f"not a real instant: {exc}") from exc
 
@@ -269,7 +274,8 @@ def _header_map(headers: Iterable[tuple[str, bytes | None]]) -> tuple[Headers, d
     for name, value in headers:
         if len(kept) == MAX_HEADERS:
             raise HeaderTooLarge(name, f"more than {MAX_HEADERS} headers on one record")
-        if len(name.encode("utf-8", "replace")) > MAX_HEADER_NAME_BYTES:
+        # A character is at most 4 UTF-8 bytes: short names need no encoding to measure.
+        if len(name) > _SHORT_NAME and len(name.encode("utf-8", "replace")) > MAX_HEADER_NAME_BYTES:
             raise HeaderTooLarge(name[:MAX_HEADER_NAME_BYTES], "header name too long")
         if value is None:
             raise HeaderMalformed(name, "header has no value")
@@ -279,12 +285,22 @@ def _header_map(headers: Iterable[tuple[str, bytes | None]]) -> tuple[Headers, d
             )
         if name in texts:
             raise HeaderDuplicated(name, "header occurs more than once")
+        raw = value if type(value) is bytes else bytes(value)
         try:
-            texts[name] = bytes(value).decode("utf-8")
+            texts[name] = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise HeaderMalformed(name, "value is not UTF-8") from exc
-        kept.append((name, bytes(value)))
+        kept.append((name, raw))
     return tuple(kept), texts
+
+
+def _check_extension_name(name: str) -> None:
+    if name in _EXTENSION_NAMES:
+        return
+    if not _EXTENSION_RE.match(name):
+        raise HeaderMalformed(name, "extension attribute names are ce_ + [a-z0-9]{1,20}")
+    if len(_EXTENSION_NAMES) < _EXTENSION_NAMES_KEPT:
+        _EXTENSION_NAMES.add(name)
 
 
 def _required(texts: Mapping[str, str], name: str) -> str:
@@ -322,8 +338,7 @@ def parse_record(
     extensions = {}
     for name, text in texts.items():
         if name.startswith("ce_") and name not in ENVELOPE_HEADERS:
-            if not _EXTENSION_RE.match(name):
-                raise HeaderMalformed(name, "extension attribute names are ce_ + [a-z0-9]{1,20}")
+            _check_extension_name(name)
             extensions[name] = text
     if value is None:
         raise TruncatedPayload("record has no value (a tombstone is not an event)")

@@ -8,12 +8,19 @@ as ``ops.cmd_replay.run_replay`` does for the command. The raw rate is a loop of
 the replay's ratio to it says how much of a core the other checks and the reading take.
 The same range is replayed again with the checks spread over a pool of one process per
 core (``--jobs``, ``ops.replay_pool``), next to cores x the raw rate (the goal: 0.8).
+The raw rate is measured before, between and after the replays (their median is the
+reference), and the load average is printed with each row: on a shared machine a
+disturbed run shows, and is run again. "CPU us/record here" is this process's CPU time
+per record, which other work on the machine hardly changes: the verify's, the whole
+single-process replay's, and with the pool the reading process's share (reading Kafka,
+dispatch, tally), the workers' not counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 import uuid
 from typing import Any
@@ -34,14 +41,16 @@ READER = "BUS-AUDIT"
 _RAW_VERIFIES = 20_000
 
 
-def _raw_verify_rate() -> float:
+def _raw_verify_rate() -> tuple[float, float]:
+    """Verifies per second, and CPU microseconds per verify."""
     key = Ed25519PrivateKey.generate()
     message = os.urandom(600)  # about a sighting's canonical bytes
     signature, public = key.sign(message), key.public_key()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(_RAW_VERIFIES):
         public.verify(signature, message)
-    return _RAW_VERIFIES / (time.perf_counter() - started)
+    spent = time.process_time() - cpu
+    return _RAW_VERIFIES / (time.perf_counter() - started), spent / _RAW_VERIFIES * 1e6
 
 
 async def _produce(settings: Any, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
@@ -79,27 +88,40 @@ def run() -> list[dict[str, object]]:
     catalog = _bus.prepare(settings, (_bus.POLICE, _bus.MATCHER, READER))
     asyncio.run(_produce(settings, catalog.topic_name("sightings-person"),
                          _sightings(settings, catalog)))  # fmt: skip
-    raw = _raw_verify_rate()
     cores = len(os.sched_getaffinity(0))
     runtime = Runtime.connect(READER, settings)
-    rates = {}
+    rates, cpus, raws, raw_cpus, loads = {}, {}, [], [], {}
     try:
         for jobs in (1, cores):
+            rate, cpu = _raw_verify_rate()
+            raws.append(rate)
+            raw_cpus.append(cpu)
+            loads[jobs] = f"{os.getloadavg()[0]:.1f}"
             request = ReplayRequest(READER, ("sightings-person",), None, None, verify=True,
                                     jobs=jobs)  # fmt: skip
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             tally, _, _ = run_replay(runtime, request)
             rates[jobs] = RECORDS / (time.perf_counter() - started)
+            cpus[jobs] = (time.process_time() - cpu_started) / RECORDS * 1e6
             assert tally.records == RECORDS and tally.clean, (tally.records, tally.breaks[:3])
+        rate, cpu = _raw_verify_rate()
+        raws.append(rate)
+        raw_cpus.append(cpu)
     finally:
         runtime.close()
+    raw = statistics.median(raws)
+    spread = f"median of {', '.join(f'{r:,.0f}' for r in raws)}"
     return [
-        {"loop": "raw Ed25519 verify, one core", "records": _RAW_VERIFIES,
-         "records/s": f"{raw:,.0f}", "ratio to raw": "1.00", "ratio to cores x raw": ""},
+        {"loop": f"raw Ed25519 verify, one core ({spread})", "records": _RAW_VERIFIES,
+         "records/s": f"{raw:,.0f}", "ratio to raw": "1.00", "ratio to cores x raw": "",
+         "CPU us/record here": f"{statistics.median(raw_cpus):.0f}",
+         "load (1 min)": f"{os.getloadavg()[0]:.1f}"},
         {"loop": "zf801 replay --verify --jobs 1", "records": RECORDS,
          "records/s": f"{rates[1]:,.0f}", "ratio to raw": f"{rates[1] / raw:.2f}",
-         "ratio to cores x raw": f"{rates[1] / raw / cores:.2f}"},
+         "ratio to cores x raw": f"{rates[1] / raw / cores:.2f}",
+         "CPU us/record here": f"{cpus[1]:.0f}", "load (1 min)": loads[1]},
         {"loop": f"zf801 replay --verify --jobs {cores} (process pool)", "records": RECORDS,
          "records/s": f"{rates[cores]:,.0f}", "ratio to raw": f"{rates[cores] / raw:.2f}",
-         "ratio to cores x raw": f"{rates[cores] / raw / cores:.2f}"},
+         "ratio to cores x raw": f"{rates[cores] / raw / cores:.2f}",
+         "CPU us/record here": f"{cpus[cores]:.0f} (reader)", "load (1 min)": loads[cores]},
     ]  # fmt: skip

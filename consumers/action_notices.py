@@ -66,10 +66,6 @@ class ActionNotices:
     def topics(self) -> tuple[str, ...]:
         return tuple(sorted(self._topics.values()))
 
-    def addresses(self, unit: str) -> bool:
-        """Whether ``unit`` has a topic of its own (a police unit of the agency list)."""
-        return unit in self._topics
-
     def notice(
         self,
         order: ActiveOrder,

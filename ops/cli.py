@@ -21,6 +21,7 @@ from ops.cmd_debtors import debtors_app
 from ops.cmd_demo import demo
 from ops.cmd_documents import documents_app
 from ops.cmd_keys import keys_app
+from ops.cmd_notices import notices
 from ops.cmd_publish import publish
 from ops.cmd_query import answers, query
 from ops.cmd_replay import replay
@@ -94,6 +95,7 @@ app.command("worker")(worker)
 app.command("history-forwarder")(history_forwarder)
 app.command("checkpointer")(checkpointer)
 app.command("alerts")(alerts)
+app.command("notices")(notices)
 app.command("publish")(publish)
 app.command("query")(query)
 app.command("answers")(answers)

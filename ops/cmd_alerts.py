@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
-from ops.errors import operator_message
-from ops.terminal import json_line, printable
-from schemas.errors import BusError
+from ops.stream_view import OutputFormat, StreamView, show
 
-__all__ = ["alerts"]
-
-_console = Console()
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
+__all__ = ["OutputFormat", "alerts", "alerts_view"]
 
 
 def alerts(
@@ -46,28 +32,12 @@ def alerts(
     A record that fails verification is never shown: it is dead-lettered and audited the
     first time it is read, and passed over on later reads (remembered per stream under
     ZF801_HOME, in state/alerts)."""
-    try:
-        subscriber = AlertSubscriber(Runtime.connect(reader or court), court)
-        stream = subscriber.read(until_idle_s=None if follow else until_idle)
-        if output is OutputFormat.json:
-            for alert in stream:
-                print(json_line(_as_json(alert)), flush=True)
-        elif follow:
-            _follow(stream)
-        else:
-            _table(court, list(stream), subscriber.refused_before)
-    except BusError as exc:
-        typer.secho(f"error: {operator_message(exc)}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+    subscriber = AlertSubscriber(Runtime.connect(reader or court), court)
+    show(alerts_view(court), subscriber, output, None if follow else until_idle)
 
 
-def _as_json(alert: Alert) -> dict[str, object]:
-    return {
-        "id": alert.event_id,
-        "type": alert.event_type,
-        "signed_by": alert.signed_by,
-        "record": alert.document,
-    }
+def alerts_view(court: str) -> StreamView:
+    return StreamView(f"Alerts of court {court}", "alert", _COLUMNS, _cells)
 
 
 def _summary(alert: Alert) -> tuple[str, str, str]:
@@ -83,29 +53,6 @@ def _summary(alert: Alert) -> tuple[str, str, str]:
 
 
 _COLUMNS = ("kind", "order", "case", "detail", "signed by")
-
-
-def _table(court: str, alerts: list[Alert], refused_before: int = 0) -> None:
-    table = Table(title=f"Alerts of court {court}")
-    for column in _COLUMNS:
-        table.add_column(column)
-    for alert in alerts:
-        table.add_row(*(Text(printable(cell)) for cell in _cells(alert)))
-    _console.print(table)
-    passed_over = (
-        f"; {refused_before} refused record(s) passed over (audited on an earlier read)"
-        if refused_before
-        else ""
-    )
-    _console.print(f"{len(alerts)} alert(s){passed_over}", highlight=False)
-
-
-def _follow(stream: Iterable[Alert]) -> None:
-    """One line per alert as it arrives (a table would show nothing until the end)."""
-    _console.print(" | ".join(_COLUMNS), style="bold")
-    for alert in stream:
-        line = " | ".join(printable(cell) for cell in _cells(alert))
-        _console.print(line, highlight=False, markup=False)
 
 
 def _cells(alert: Alert) -> tuple[str, ...]:

@@ -6,8 +6,8 @@ certificate, from the key store), after the catalog's read rule (``own-court``,
 record is verified, then believed only where its signed content confirms its place (a
 :data:`Addressing` rule: which event types, signed by which role, naming which owner);
 anything else is refused: dead-lettered (where the reader's role may write dead letters)
-and audited, never shown. A record shown before (same event id) is skipped, so a
-redelivery never shows twice.
+and audited, never shown. A verified record shown before (same event id) is skipped, so
+a redelivery never shows twice; a forged copy of it is refused like any forgery.
 
 Every read starts at the beginning of the stream, so a refused record would be refused,
 dead-lettered and audited again on every read. The subscriber remembers what it refused
@@ -34,7 +34,6 @@ from consumers.errors import ConsumerError
 from consumers.polling import poll_batches
 from consumers.runtime import Runtime
 from schemas.agencies import Agency, get_agency
-from schemas.headers import CE_ID
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import DeadLetterSink, Rejection, VerifyStage
@@ -261,12 +260,9 @@ class OwnStreamSubscriber:
         )
 
     def _accept(self, message: Any) -> StreamRecord | None:
-        headers = list(message.headers or ())
-        raw_id = next((value for name, value in headers if name == CE_ID), None)
-        event_id = raw_id.decode("utf-8", "replace") if raw_id else ""
-        if event_id in self._seen:
-            self.duplicates += 1
-            return None
+        """The record to show, or None: refused (now or on an earlier read) or shown
+        before. Verified before the event id is trusted, so a forged copy of a record
+        shown before is refused, not passed over as a redelivery."""
         if message in self.refused:
             self.refused_before += 1
             return None
@@ -283,6 +279,10 @@ class OwnStreamSubscriber:
             self.refusals.append(Refusal(message.partition, message.offset, *problem))
             self._rt.refuse(verified, *problem)
             self.refused.add(message)
+            return None
+        event_id = str(signature.event_id)
+        if event_id in self._seen:
+            self.duplicates += 1
             return None
         self._seen.add(event_id)
         return StreamRecord(

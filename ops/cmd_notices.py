@@ -12,6 +12,7 @@ from consumers.notices import Notice, NoticeSubscriber, police_unit
 from consumers.runtime import Runtime
 from ops.stream_view import OutputFormat, StreamView, show
 from schemas.settings import Settings, get_settings
+from schemas.tls_layout import TlsLayout
 from sign.errors import KeyStoreError
 from sign.keystore import KeyStore
 
@@ -44,9 +45,10 @@ def reading_unit(code: str, settings: Settings) -> str:
             f"a unit reads its own notices with its own key ({exc})",
             param_hint=_AS,
         ) from exc
-    if settings.security == "mtls" and not keystore.has_tls_identity(code):
+    tls = TlsLayout(settings.tls_dir)
+    if settings.security == "mtls" and not tls.identity(code).exists():
         raise typer.BadParameter(
-            f"no TLS identity of police unit {code} in {keystore.tls_layout.root}: under mTLS "
+            f"no TLS identity of police unit {code} in {tls.root}: under mTLS "
             f"a unit reads its own notices connected as itself",
             param_hint=_AS,
         )

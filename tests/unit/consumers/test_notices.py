@@ -188,3 +188,18 @@ def test_another_agency_may_not_read_the_units_notices(keystore: KeyStore, reade
     [denied] = audit.operations
     assert (denied["operation"], denied["result"], denied["agency_code"]) == (
         "notices.read", "DENIED", reader)  # fmt: skip
+
+
+def test_a_redelivery_shows_once_and_a_forged_copy_of_a_shown_notice_is_refused(
+    topic: _Topic,
+) -> None:
+    genuine = topic.signed(_notice())
+    subscriber = topic.subscriber
+    assert subscriber._accept(genuine) is not None
+    again = topic.at(genuine.key, genuine.value or b"", genuine.headers)
+    assert subscriber._accept(again) is None and subscriber.duplicates == 1
+    value = bytearray(genuine.value or b"")
+    value[-1] ^= 0x01  # the same event id, a changed value: not a redelivery
+    assert subscriber._accept(topic.at(genuine.key, bytes(value), genuine.headers)) is None
+    assert [r.reason for r in subscriber.refusals] == ["BAD_SIGNATURE"]
+    assert len(topic.dead_letters.rejections) == 1

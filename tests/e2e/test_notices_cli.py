@@ -133,7 +133,10 @@ def test_the_station_reads_its_notice_and_forged_records_are_refused_once(
         assert read["user"] and read["client"]["application"]
     dead = [rec for rec, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
             if rec["original"]["topic"] == topic]  # fmt: skip
-    assert sorted(rec["reason"] for rec in dead) == ["BAD_SIGNATURE", "MISADDRESSED"]
+    assert sorted((rec["original"]["offset"], rec["processor"]) for rec in dead) == sorted(
+        (int(offset), STATION) for offset, _ in named
+    )  # dead-lettered once each, by the unit that refused them
+    assert sorted(rec["reason"] for rec in dead) == ["NOT_AUTHORISED", "SIGNATURE_INVALID"]
 
 
 def test_another_unit_cannot_read_as_the_station_nor_its_topic(bus: Any, tmp_path: Path) -> None:

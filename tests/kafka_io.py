@@ -1,6 +1,6 @@
 """Small Kafka chores the broker tests and benchmarks share: free local ports for a broker
 of their own, every record of a topic read to its end as an agency, and whether the broker
-refuses a consumer a topic."""
+refuses a consumer (or an agency's own connection) a topic."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.settings import Settings
 from schemas.tls_layout import ADMIN_NAME
-from topics.clients import kafka_reader
+from topics.clients import kafka_consumer, kafka_reader
 
-__all__ = ["broker_refuses_read", "free_ports", "read_to_end"]
+__all__ = ["broker_refuses_agency", "broker_refuses_read", "free_ports", "read_to_end"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -53,3 +53,13 @@ def broker_refuses_read(consumer: KafkaConsumer, topic: str) -> bool:
         if topic in consumer._client.cluster.unauthorized_topics:
             return True
     return False
+
+
+def broker_refuses_agency(settings: Settings, agency: str, topic: str) -> bool:
+    """:func:`broker_refuses_read` on ``agency``'s own connection: the broker's verdict,
+    past our library's check of the catalog's read rule."""
+    consumer = kafka_consumer(settings, agency, group_id=None, request_timeout_ms=5000)
+    try:
+        return broker_refuses_read(consumer, topic)
+    finally:
+        consumer.close()

@@ -36,6 +36,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksStore
 from faust.streams import current_event
 
+from consumers.key_filter import KeyFilter
 from schemas.envelope import from_micros
 from sign.state_seal import Sealed, StateIntegrityError, StateSealer
 from sign.verify_stage import ConsumedRecord
@@ -226,18 +227,19 @@ class SealedRocksStore(_Sealing, RocksStore):
     partition that moves away and comes back is brought up to date by the records after
     it, and a restarted worker reads only the tail.
 
-    ``indexed`` (the watchlist): a set of the keys' hashes held in memory answers the
-    matcher's misses, its common case, without a database read. It may hold more than the
-    store (keys deleted or moved away since it was built, each costing one read when
-    looked up), never less: every write adds to it, and it is rebuilt from the databases
-    when a restore completes."""
+    ``indexed`` (the watchlist): a key filter held in memory (:mod:`consumers.key_filter`,
+    a few bytes a key) answers most of the matcher's misses, its common case, without a
+    database read. It may answer "maybe" for more than the store holds (keys deleted or
+    moved away since it was built, and about one in 32 others, each costing one read when
+    looked up), never "no" for a key held: every write adds to it, and it is built again
+    from the databases when a restore completes."""
 
     def __init__(
         self, *args: Any, indexed: bool = False, changelog_id: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self._start_sealing()
-        self.index: set[int] | None = set() if indexed else None
+        self.index: KeyFilter | None = KeyFilter() if indexed else None
         self._held: set[int] | None = None  # None: every database open (before a restore)
         self._partition_of: Callable[[bytes], int] | None = None
         self.changelog_id = changelog_id
@@ -258,8 +260,10 @@ class SealedRocksStore(_Sealing, RocksStore):
     def lookup(self, key: bytes) -> bytes | None:
         """:meth:`raw` behind the key index: a miss reads no database."""
         index = self.index
-        if index is not None and hash(key) not in index:
-            return None
+        if index is not None:  # KeyFilter.__contains__, inline: this is the matcher's miss
+            slot = hash(key) & index.mask
+            if not index.bits[slot >> 3] >> (slot & 7) & 1:
+                return None
         return self.raw(key)
 
     def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
@@ -284,7 +288,7 @@ class SealedRocksStore(_Sealing, RocksStore):
         if StateSealer.payload_of(sealed):
             self._db_for_partition(partition).put(key, sealed)
             if self.index is not None:
-                self.index.add(hash(key))
+                self.index.add(key)
         else:
             db = self._dbs.get(partition)
             if db is not None:
@@ -347,7 +351,7 @@ class SealedRocksStore(_Sealing, RocksStore):
                 write.put(key, message.value)
                 pending[key] = message.value
                 if index is not None:
-                    index.add(hash(key))
+                    index.add(key)
             else:
                 write.delete(key)
                 pending[key] = None
@@ -364,12 +368,12 @@ class SealedRocksStore(_Sealing, RocksStore):
             for partition in {tp.partition for tp in newly_assigned}:
                 db = self._dbs.get(partition)
                 if db is not None:
-                    self.index.update(hash(key) for key, _ in self._visible_items(db))
+                    self.index.update(key for key, _ in self._visible_items(db))
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         self._held = {tp.partition for tp in active_tps}
         if self.index is not None:  # trimmed to the partitions held
-            self.index = {hash(key) for key, _ in self.raw_items()}
+            self.index = KeyFilter.of((key for key, _ in self.raw_items()), self.count())
         await super().on_recovery_completed(active_tps, standby_tps)
         self._recovered(self.count())
 

@@ -81,17 +81,9 @@ class RangeScan:
         progress = time.monotonic()
         while open_ := [tp for tp, stop in stops.items()
                         if positions[tp] < stop and tp.partition not in self.stalled]:  # fmt: skip
-            consumer.pause(*[tp for tp in stops if tp not in open_])
-            try:
-                polled = loop.run_until_complete(
-                    consumer.getmany(*open_, timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
-                )
-            except OffsetOutOfRangeError as exc:
-                loop.run_until_complete(self._skip_deleted(consumer, exc, stops))
-                polled = {}
+            polled, moved = loop.run_until_complete(self._fetch(consumer, stops, open_))
             for tp, messages in polled.items():
                 yield from (m for m in messages if m.offset < stops[tp])
-            moved = loop.run_until_complete(_positions(consumer, open_))
             if polled or any(moved[tp] != positions[tp] for tp in open_):
                 progress = time.monotonic()
             elif time.monotonic() - progress > _STALL_S:
@@ -99,6 +91,22 @@ class RangeScan:
                 self.stalled.update((tp.partition, (positions[tp], stops[tp])) for tp in open_)
                 return
             positions.update(moved)
+
+    async def _fetch(
+        self,
+        consumer: AIOKafkaConsumer,
+        stops: Mapping[TopicPartition, int],
+        open_: list[TopicPartition],
+    ) -> tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]:
+        """One fetch of the partitions still open (the others paused), and their
+        positions after it."""
+        consumer.pause(*[tp for tp in stops if tp not in open_])
+        try:
+            polled = await consumer.getmany(*open_, timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
+        except OffsetOutOfRangeError as exc:
+            await self._skip_deleted(consumer, exc, stops)
+            polled = {}
+        return polled, await _positions(consumer, open_)
 
     async def _skip_deleted(
         self,

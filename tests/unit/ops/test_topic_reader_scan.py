@@ -6,6 +6,7 @@ before they were read in ``deleted``: never passed in silence."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +70,14 @@ class FakeAioConsumer:
         self.assigned = list(partitions)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        asyncio.get_running_loop()  # aiokafka's does not work outside its loop
         self.positions[tp] = offset
 
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]
 
     def pause(self, *partitions: TopicPartition) -> None:
+        asyncio.get_running_loop()  # aiokafka's makes a future
         self.paused.update(partitions)
 
     async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:

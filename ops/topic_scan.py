@@ -14,10 +14,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import OffsetOutOfRangeError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from schemas.settings import Settings
 from topics.clients import aio_consumer
+from topics.errors import BrokerUnreachable
 
 __all__ = ["RangeScan"]
 
@@ -50,7 +51,11 @@ class RangeScan:
         if not stops:
             return
         loop = asyncio.new_event_loop()
-        consumer = loop.run_until_complete(self._start(stops, ranges))
+        try:
+            consumer = loop.run_until_complete(self._start(stops, ranges))
+        except BaseException:
+            loop.close()
+            raise
         try:
             yield from self._read(loop, consumer, stops)
         finally:
@@ -65,7 +70,13 @@ class RangeScan:
             isolation_level="read_committed", auto_offset_reset="none",
             client_id=self._client_id, max_poll_records=_MAX_RECORDS,
         )  # fmt: skip
-        await consumer.start()
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise BrokerUnreachable(
+                f"agency {self._agency} could not start reading {self._topic}: {exc!r}"
+            ) from exc
         consumer.assign(list(stops))
         for tp in stops:
             consumer.seek(tp, ranges[tp.partition][0])

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runtime import Runtime
 from ops.errors import OpsError
+from ops.topic_scan import RangeScan
 from schemas.agencies import get_agency
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
@@ -104,6 +105,9 @@ class TopicReader:
         self.stalled: dict[int, tuple[int, int]] = {}
         """The partitions the last :meth:`scan` gave up on (no progress for a while):
         the offsets ``(position, stop)`` it did not read."""
+        self.deleted: dict[int, tuple[int, int]] = {}
+        """The offsets ``(first, stop)`` of a partition that retention deleted while the
+        last :meth:`scan` read it."""
 
     @property
     def refused(self) -> int:
@@ -199,26 +203,17 @@ class TopicReader:
     def scan(self, ranges: Mapping[int, tuple[int, int]]) -> Iterator[Any]:
         """Every consumed record of each partition's ``(first, stop)`` offsets (stop
         exclusive), raw and unverified, for a caller that judges each record itself
-        (``zf801 replay``); partitions not in ``ranges`` are not read."""
-        consumer = self._consumer_()
-        self.stalled = {}
-        stops = {tp: ranges[tp.partition][1] for tp in self._assignment if tp.partition in ranges}
-        consumer.resume(*stops)
-        consumer.pause(*[tp for tp in self._assignment if tp not in stops])
-        for tp, stop in stops.items():
-            consumer.seek(tp, min(ranges[tp.partition][0], stop))
-        progress = time.monotonic()
-        while open_ := [tp for tp, stop in stops.items() if consumer.position(tp) < stop]:
-            consumer.pause(*[tp for tp in stops if tp not in open_])
-            polled = consumer.poll(timeout_ms=_POLL_MS, max_records=500)
-            for tp, messages in polled.items():
-                yield from (m for m in messages if m.offset < stops[tp])
-            if polled:
-                progress = time.monotonic()
-            elif time.monotonic() - progress > _STALL_S:
-                # e.g. a transaction left open: the caller reports what was not read
-                self.stalled = {tp.partition: (consumer.position(tp), stops[tp]) for tp in open_}
-                return
+        (``zf801 replay``); partitions not in ``ranges`` are not read. Read with aiokafka
+        (:class:`ops.topic_scan.RangeScan`), read-committed like every read here; what it
+        could not read is left in :attr:`stalled` and :attr:`deleted`."""
+        self._consumer_()  # inside the `with`: the read rule checked, the read audited
+        scan = RangeScan(self._rt.settings, self._reader.code, self.topic,
+                         f"zf801-{self._operation}")  # fmt: skip
+        self.stalled, self.deleted = {}, {}
+        try:
+            yield from scan.records(ranges)
+        finally:
+            self.stalled, self.deleted = scan.stalled, scan.deleted
 
     def _seek_to_time(self, since: dt.datetime, ends: Mapping[TopicPartition, int]) -> None:
         consumer = self._consumer_()

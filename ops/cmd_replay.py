@@ -47,6 +47,7 @@ from ops.errors import OpsError
 from ops.rematch import Rematch
 from ops.rematch_result import RematchResult
 from ops.replay_check import (
+    RETENTION,
     STALLED,
     Bound,
     Break,
@@ -213,6 +214,10 @@ def run_replay(
             judge.tally.gaps.extend(
                 Gap(reader.topic, partition, position, stop - 1, STALLED)
                 for partition, (position, stop) in sorted(reader.stalled.items())
+            )
+            judge.tally.gaps.extend(
+                Gap(reader.topic, partition, first, stop - 1, RETENTION)
+                for partition, (first, stop) in sorted(reader.deleted.items())
             )
             stalled.update(((reader.topic, p), at) for p, (at, _) in reader.stalled.items())
             judge.read_chain_starts(reader, ranges)

@@ -25,6 +25,7 @@ from sign.acceptance import AcceptancePolicy
 from sign.checkpoint import Checkpoint, CheckpointCheck
 from sign.trust import TrustStore
 from sign.verify_stage import (
+    ConsumedRecord,
     MemoryAuditSink,
     MemoryDeadLetterSink,
     Rejection,
@@ -67,7 +68,10 @@ def check_on_arrival(
     ``clock``) as of its arrival: the verified event, or the stage's rejection; and for a
     verified one, why its key was revoked before it arrived (:func:`revoked_on_arrival`)."""
     arrival = clock.set(message.timestamp)
-    verified = stage.check_record(message)
+    if isinstance(message, ConsumedRecord):
+        verified = stage.check_consumed(message)
+    else:
+        verified = stage.check_record(message)
     if verified is None:
         return None, dead.rejections.pop(), None
     return verified, None, revoked_on_arrival(trust, verified, arrival)

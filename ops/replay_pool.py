@@ -71,7 +71,8 @@ class _Worker:
         topic, partition, raws = batch
         verdicts: list[Verdict] = []
         for offset, timestamp, key, value, headers in raws:
-            record = ConsumedRecord(topic, partition, offset, timestamp, key, value, tuple(headers))
+            kept = tuple((name, raw if raw is not None else b"") for name, raw in headers)
+            record = ConsumedRecord(topic, partition, offset, timestamp, key, value, kept)
             verified, rejection, revoked = check_on_arrival(
                 self.stage, self.dead, self.clock, self.runtime.trust, record
             )

@@ -21,10 +21,8 @@ from typing import Any
 
 from schemas.codec import Codec, default_codec
 from schemas.errors import (
-    HeaderDuplicated,
     HeaderMalformed,
     HeaderMissing,
-    HeaderTooLarge,
     TruncatedPayload,
     TypeMismatch,
 )
@@ -38,12 +36,11 @@ from schemas.headers import (
     CONTENT_TYPE_AVRO,
     ENVELOPE_HEADERS,
     MAX_HEADER_NAME_BYTES,
-    MAX_HEADER_VALUE_BYTES,
-    MAX_HEADERS,
     SOURCE_PREFIX,
     SPECVERSION,
     TRACEPARENT,
 )
+from schemas.received_headers import ReceivedHeaders, read_headers
 from schemas.registry import RegisteredSchema
 
 __all__ = [
@@ -56,6 +53,7 @@ __all__ = [
     "format_time",
     "from_micros",
     "new_traceparent",
+    "parse_received",
     "parse_record",
     "parse_time",
     "to_micros",
@@ -268,32 +266,6 @@ class Envelope:
         return self.decode()
 
 
-def _header_map(headers: Iterable[tuple[str, bytes | None]]) -> tuple[Headers, dict[str, str]]:
-    kept: list[tuple[str, bytes]] = []
-    texts: dict[str, str] = {}
-    for name, value in headers:
-        if len(kept) == MAX_HEADERS:
-            raise HeaderTooLarge(name, f"more than {MAX_HEADERS} headers on one record")
-        # A character is at most 4 UTF-8 bytes: short names need no encoding to measure.
-        if len(name) > _SHORT_NAME and len(name.encode("utf-8", "replace")) > MAX_HEADER_NAME_BYTES:
-            raise HeaderTooLarge(name[:MAX_HEADER_NAME_BYTES], "header name too long")
-        if value is None:
-            raise HeaderMalformed(name, "header has no value")
-        if len(value) > MAX_HEADER_VALUE_BYTES:
-            raise HeaderTooLarge(
-                name, f"{len(value)} bytes, at most {MAX_HEADER_VALUE_BYTES} allowed"
-            )
-        if name in texts:
-            raise HeaderDuplicated(name, "header occurs more than once")
-        raw = value if type(value) is bytes else bytes(value)
-        try:
-            texts[name] = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise HeaderMalformed(name, "value is not UTF-8") from exc
-        kept.append((name, raw))
-    return tuple(kept), texts
-
-
 def _check_extension_name(name: str) -> None:
     if name in _EXTENSION_NAMES:
         return
@@ -320,8 +292,18 @@ def parse_record(
     """Check a received record's envelope; raises an :class:`~schemas.errors.EnvelopeError`
     naming the header, or a :class:`~schemas.errors.CodecError` for the value's header.
     The Avro body is not decoded here (see :attr:`Envelope.record`)."""
+    return parse_received(key, value, read_headers(headers, {}, ()), codec=codec)
+
+
+def parse_received(
+    key: bytes | None, value: bytes | None, received: ReceivedHeaders, *, codec: Codec | None = None
+) -> Envelope:
+    """:func:`parse_record` of headers already read (:func:`read_headers`), as the verify
+    stage reads them once for the signature and the envelope."""
     codec = codec or default_codec()
-    kept, texts = _header_map(headers)
+    if received.problem is not None:
+        raise received.problem
+    kept, texts = received.kept, received.texts
     for name in ENVELOPE_HEADERS:
         _required(texts, name)
     if texts[CE_SPECVERSION] != SPECVERSION:

@@ -38,7 +38,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,7 @@ from schemas.headers import (
     MAX_HEADER_VALUE_BYTES,
     MAX_HEADERS,
 )
+from schemas.received_headers import ReceivedHeaders, read_headers
 from sign.errors import (
     AgencyMismatch,
     BadSignature,
@@ -89,6 +90,7 @@ __all__ = [
     "VerifiedSignature",
     "canonical_bytes",
     "parse_event_time",
+    "read_signed_headers",
 ]
 
 Headers = Sequence[tuple[str, bytes]]
@@ -168,6 +170,29 @@ def _collect(headers: Headers, wanted: Collection[str]) -> dict[str, bytes]:
                 raise DuplicateHeader(f"header {name!r}: appears more than once", header=name)
             found[name] = value
     return found
+
+
+def read_signed_headers(headers: Iterable[tuple[str, bytes | None]]) -> ReceivedHeaders:
+    """A received record's headers read once, with this module's size limits and the
+    names a signed event carries once."""
+    return read_headers(headers, HEADER_LIMITS, _SCANNED)
+
+
+def _checked(received: ReceivedHeaders) -> Mapping[str, bytes]:
+    """:func:`_collect`'s refusals, from the one pass of :func:`read_signed_headers`."""
+    if received.count > MAX_HEADERS:
+        raise OversizedHeader(f"headers: {received.count} exceed the limit of {MAX_HEADERS}")
+    fault = received.fault
+    if fault is not None and fault.duplicate:
+        raise DuplicateHeader(f"header {fault.name!r}: appears more than once", header=fault.name)
+    if fault is not None:
+        name = fault.name
+        raise OversizedHeader(
+            f"header {name[:MAX_HEADER_NAME_BYTES]!r}: {len(name)}-character name, "
+            f"{fault.size}-byte value (limits {MAX_HEADER_NAME_BYTES} and {fault.limit})",
+            header=name[:MAX_HEADER_NAME_BYTES],
+        )
+    return received.values
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +295,18 @@ class EventVerifier:
         allowed_roles: Collection[str] | None = None,
     ) -> VerifiedSignature:
         """Return what the signature proves, or raise a :class:`SignatureRejected`."""
-        found = _collect(headers, _SCANNED)
+        return self.verify_received(key, value, read_signed_headers(headers), allowed_roles)
+
+    def verify_received(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        received: ReceivedHeaders,
+        allowed_roles: Collection[str] | None = None,
+    ) -> VerifiedSignature:
+        """:meth:`verify` of headers already read (:func:`read_signed_headers`), as the
+        verify stage reads them once for the signature and the envelope."""
+        found = _checked(received)
         for name in _REQUIRED:
             if name not in found:
                 raise MissingHeader(f"header {name!r}: required on a signed event", header=name)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from schemas.codec import Codec, default_codec
-from schemas.envelope import Envelope, parse_record
+from schemas.envelope import Envelope, parse_received
 from schemas.errors import (
     BadMagic,
     CodecError,
@@ -51,7 +51,7 @@ from schemas.errors import (
 from schemas.headers import SIGNATURE_HEADERS
 from sign.acceptance import AcceptancePolicy
 from sign.errors import SignatureRejected, SignError, TimeSkew
-from sign.events import EventVerifier, VerifiedSignature
+from sign.events import EventVerifier, VerifiedSignature, read_signed_headers
 from sign.replay import ReplayGuard, ReplayVerdict
 from sign.trust import TrustStore
 
@@ -300,6 +300,11 @@ class VerifyStage:
             topic, partition, offset, timestamp, key, value,
             tuple((name, raw if raw is not None else b"") for name, raw in headers),
         )  # fmt: skip
+        return self.check_consumed(record)
+
+    def check_consumed(self, record: ConsumedRecord) -> VerifiedEvent | None:
+        """``check`` for a record already kept as consumed (its headers' absent values as
+        empty bytes)."""
         try:
             return self._verify(record)
         except SignatureRejected as exc:
@@ -332,8 +337,9 @@ class VerifyStage:
         return True
 
     def _verify(self, record: ConsumedRecord) -> VerifiedEvent:
-        signature = self.verifier.verify(
-            record.key, record.value, record.headers, self._allowed_roles(record.topic)
+        received = read_signed_headers(record.headers)  # once, for the seal and the envelope
+        signature = self.verifier.verify_received(
+            record.key, record.value, received, self._allowed_roles(record.topic)
         )
         if self._max_skew_ms is not None:
             gap = abs(signature.event_time.timestamp() * 1000 - record.timestamp)
@@ -342,7 +348,7 @@ class VerifyStage:
                     f"ce_time {signature.event_time.isoformat()}: {gap / 1000:.3f} s from the "
                     f"record timestamp, more than {self._max_skew_ms / 1000:.3f} s"
                 )
-        envelope = parse_record(record.key, record.value, record.headers, codec=self._codec)
+        envelope = parse_received(record.key, record.value, received, codec=self._codec)
         payload = envelope.record
         now = self._clock()
         rule = None if self._acceptance is None else self._acceptance.rule_for(envelope.type)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import sign.events as sign_events
 from schemas.envelope import build_record
 from schemas.event_types import EventFamily
 from sign.acceptance import AcceptancePolicy, Rule, Window
@@ -202,7 +203,7 @@ def test_unexpected_error_is_dead_lettered_not_raised(stage, sighting, sinks, mo
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(stage.verifier, "verify", explode)
+    monkeypatch.setattr(stage.verifier, "verify_received", explode)
     rejection = _refused(stage, sinks, _consumed(sighting()))
     assert (rejection.reason, rejection.category) == ("VERIFY_ERROR", "PROCESSING_FAILED")
     assert "boom" in rejection.detail
@@ -263,3 +264,51 @@ def test_the_stage_refuses_a_sighting_older_than_its_window(trust_set, issued, s
     stage, dead = _windowed_stage(trust_set, now, window_past=timedelta(hours=1))
     assert stage.check_record(_consumed(sighting(when=now - timedelta(hours=2)))) is None
     assert dead.rejections[0].reason == "TOO_OLD"
+
+
+def test_a_record_s_headers_are_read_once_for_the_seal_and_the_envelope(
+    stage, sighting, sinks, monkeypatch
+):
+    passes = []
+    read = sign_events.read_headers
+
+    def counted(*args, **kwargs):
+        passes.append(args)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(sign_events, "read_headers", counted)
+    assert stage.check_record(_consumed(sighting())) is not None
+    assert len(passes) == 1
+
+
+def test_a_tampered_header_reads_as_a_bad_signature_before_its_form(stage, sighting, sinks):
+    """The one pass keeps the envelope's fault for later: a covered header altered into
+    bytes that are not UTF-8 is still refused by the seal first."""
+    record = sighting()
+    headers = [(n, b"\xff" + v[1:] if n == "ce_type" else v) for n, v in record.headers]
+    rejection = _refused(stage, sinks, _consumed(record, headers=headers))
+    assert rejection.reason == "BAD_SIGNATURE"
+
+
+def test_the_envelope_s_fault_found_in_the_one_pass_is_raised_once_the_seal_holds(
+    stage, sighting, sinks
+):
+    """An uncovered header that is not UTF-8 passes the seal, then the envelope refuses
+    it, naming it, as when it read the headers itself."""
+    record = sighting()
+    headers = [(n, b"\xff\xfe" if n == "traceparent" else v) for n, v in record.headers]
+    rejection = _refused(stage, sinks, _consumed(record, headers=headers))
+    assert (rejection.reason, rejection.header) == ("MALFORMED_HEADER", "traceparent")
+
+
+def test_a_second_signature_header_is_the_seal_s_refusal_even_after_an_envelope_fault(
+    stage, sighting, sinks
+):
+    record = sighting()
+    signature = dict(record.headers)["ce_signature"]
+    headers = [(n, b"\xff\xfe" if n == "traceparent" else v) for n, v in record.headers]
+    rejection = _refused(
+        stage, sinks, _consumed(record, headers=[*headers, ("ce_signature", signature)])
+    )
+    assert (rejection.reason, rejection.header) == ("DUPLICATE_HEADER", "ce_signature")
+    assert rejection.category == "HEADER_DUPLICATED"

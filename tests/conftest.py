@@ -52,6 +52,40 @@ UniqueName = Callable[..., str]
 MakeTopic = Callable[..., str]
 
 
+# The ports of the local broker and of the three-node quorum, with their defaults.
+_PORT_VARIABLES = {
+    "ZF801_BROKER_PORT": 9092,
+    "ZF801_CONTROLLER_PORT": 9093,
+    "ZF801_BROKER_POLICE_PORT": 9094,
+    "ZF801_BROKER_BUS_PORT": 9095,
+    "ZF801_QUORUM_BROKER_PORT": 9192,
+    "ZF801_QUORUM_CONTROLLER_PORT": 9195,
+    "ZF801_QUORUM_POLICE_PORT": 9292,
+    "ZF801_QUORUM_BUS_PORT": 9392,
+}
+_XDIST_PORT_STEP = 1000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n N`` each xdist worker but the first gets a broker of its own: its
+    own home (the Kafka jars shared) and its ports moved up by 1,000 per worker, set before
+    any settings are read and inherited by the processes its tests start."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker.removeprefix("gw") or 0)
+    if number == 0:
+        return
+    home = REPO_ROOT / os.environ.get("ZF801_HOME", ".zf801")  # as _checkout_settings
+    own = home / "xdist" / worker
+    own.mkdir(parents=True, exist_ok=True)
+    jars = own / "kafka"
+    if not jars.exists():
+        jars.symlink_to((home / "kafka").resolve(), target_is_directory=True)
+    os.environ["ZF801_HOME"] = str(own)
+    for variable, default in _PORT_VARIABLES.items():
+        port = int(os.environ.get(variable, default))
+        os.environ[variable] = str(port + number * _XDIST_PORT_STEP)
+
+
 def _configured_bootstrap() -> str | None:
     for variable in ("KAFKA_BOOTSTRAP_SERVERS", "ZF801_BOOTSTRAP_SERVERS"):
         value = os.environ.get(variable, "").strip()

@@ -43,7 +43,8 @@ def _settings(home: Path, security: str = "plaintext") -> Settings:
     # Explicit ports: the defaults, whatever ZF801_* variables the shell running the tests has.
     return Settings(
         home=home, broker_port=9092, controller_port=9093, broker_police_port=9094,
-        broker_bus_port=9095, security=security,
+        broker_bus_port=9095, quorum_broker_port=9192, quorum_controller_port=9195,
+        quorum_police_port=9292, quorum_bus_port=9392, security=security,
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from consumers.tracking import OrderTrack
+from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watchlist import OrderKind, WatchEntry, derive_id
 from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
@@ -86,6 +86,7 @@ async def _fill(bus: Deployment, people: list[str]) -> None:
                 OrderKind.LOCATE_DEBTOR, _bus.COURT, order.issued_at_us,
                 order.issued_at_us + 300_000_000, (key,), end_us=order.end_us,
                 case_number=order.case_number, status="RECEIVED",
+                noticed=frozenset({LOOKED_BACK}),  # as the worker records after its look-back
             )  # fmt: skip
             for topic_id, record_key, payload in (
                 ("watchlist-changelog", key, WatchEntry.empty().with_order(order).to_bytes()),

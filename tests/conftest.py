@@ -123,7 +123,11 @@ def _container_broker() -> Iterator[str]:
 
 
 def _checkout_settings() -> Settings:
-    """The bus settings, with a relative ``home`` anchored at this checkout's root."""
+    """The bus settings, with a relative ``home`` anchored at this checkout's root: read
+    from the environment now, not from the cache a unit test may have filled under
+    variables of its own (under xdist a process may run unit tests before its first
+    broker test, and its broker would have started without mTLS)."""
+    get_settings.cache_clear()
     settings = get_settings()
     if settings.home.is_absolute():
         return settings

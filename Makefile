@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ZF801 := $(BIN)/zf801
 PYTEST_ARGS ?=
-# Test processes: each beyond the first runs its own local broker (tests/conftest.py).
+# Broker-test processes: each beyond the first runs its own local broker (tests/conftest.py).
 TEST_WORKERS ?= 2
 
 .PHONY: help setup jars demo command-centre test test-unit lint format bench broker-start broker-stop clean
@@ -35,7 +35,9 @@ command-centre: setup ## serve the live command page (http://127.0.0.1:8801) for
 	$(ZF801) command-centre --port $${CENTRE_PORT:-8801}
 
 test: setup ## unit + integration + e2e tests against a real Kafka broker
-	ZF801_MODE=test $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
+	ZF801_MODE=test $(BIN)/python -m pytest --durations=10 tests/unit $(PYTEST_ARGS)
+	ZF801_MODE=test $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 \
+		tests/integration tests/e2e $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED) ## unit tests only (no broker)
 	ZF801_MODE=test $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -70,7 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under ``pytest -n N`` each xdist worker but the first gets a broker of its own: its
     own home (the Kafka jars shared) and its ports moved up by 1,000 per worker, set before
     any settings are read and inherited by the processes its tests start."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    # An xdist worker starts with COLUMNS=80 and LINES=24 in its environment, which the
+    # commands' consoles, built at import, would keep: tests set the width they need.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
     number = int(worker.removeprefix("gw") or 0)
     if number == 0:
         return

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+
 from consumers.history_follower import SightingFollower
 from consumers.query_client import QueryClient
 from consumers.query_source import SqliteQuerySource
@@ -99,7 +101,12 @@ class QueryBus:
         deadline = time.monotonic() + _READY_S
         try:
             while time.monotonic() < deadline:
-                group = admin.describe_groups([self.group(unit)]).get(self.group(unit), {})
+                try:
+                    described = admin.describe_groups([self.group(unit)])
+                except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                    time.sleep(0.2)  # a fresh broker still creating its offsets topic
+                    continue
+                group = described.get(self.group(unit), {})
                 members = len(group.get("members", ()))
                 if members == count and (count == 0 or group.get("group_state") == "Stable"):
                     return

@@ -11,7 +11,6 @@ refused: dead-lettered and audited once, passed over on later reads
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 from consumers.action_notices import ACTION_TOPIC_ID
@@ -21,19 +20,18 @@ from consumers.own_stream import OwnStream, OwnStreamSubscriber, RefusedPosition
 from consumers.runtime import Runtime
 from schemas.agencies import Agency, AgencyList, load_agencies
 from schemas.errors import UnknownAgencyError
+from topics.spec import UNIT_CODE_PATTERN
 
 __all__ = ["NOTICE_WRITER_ROLES", "Notice", "NoticeSubscriber", "police_unit"]
 
 Notice = StreamRecord
 """One verified action notice."""
 
-_UNIT_CODE = re.compile(r"[0-9]{12}")
-
 
 def police_unit(code: str, agencies: AgencyList | None = None) -> Agency:
     """The police unit ``code`` names; :class:`NotPoliceUnitError` naming the rule it breaks
     (a 12-digit police agency code, in the agency list as a police unit)."""
-    if not _UNIT_CODE.fullmatch(code):
+    if not UNIT_CODE_PATTERN.fullmatch(code):
         raise NotPoliceUnitError(
             f"{code!r} is not a police unit code: a police unit is named by 12 digits"
         )

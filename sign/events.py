@@ -154,22 +154,34 @@ def parse_event_time(raw: bytes) -> datetime:
 def _collect(headers: Headers, wanted: Collection[str]) -> dict[str, bytes]:
     """One pass: size limits, duplicates of the wanted names, and their values."""
     if len(headers) > MAX_HEADERS:
-        raise OversizedHeader(f"headers: {len(headers)} exceed the limit of {MAX_HEADERS}")
+        raise _too_many(len(headers))
     found: dict[str, bytes] = {}
     for name, raw in headers:
         value = raw if raw is not None else b""
         limit = HEADER_LIMITS.get(name, MAX_HEADER_VALUE_BYTES)
         if len(value) > limit or len(name) > MAX_HEADER_NAME_BYTES:
-            raise OversizedHeader(
-                f"header {name[:MAX_HEADER_NAME_BYTES]!r}: {len(name)}-character name, "
-                f"{len(value)}-byte value (limits {MAX_HEADER_NAME_BYTES} and {limit})",
-                header=name[:MAX_HEADER_NAME_BYTES],
-            )
+            raise _oversized(name, len(value), limit)
         if name in wanted:
             if name in found:
-                raise DuplicateHeader(f"header {name!r}: appears more than once", header=name)
+                raise _duplicate(name)
             found[name] = value
     return found
+
+
+def _too_many(count: int) -> OversizedHeader:
+    return OversizedHeader(f"headers: {count} exceed the limit of {MAX_HEADERS}")
+
+
+def _oversized(name: str, size: int, limit: int) -> OversizedHeader:
+    return OversizedHeader(
+        f"header {name[:MAX_HEADER_NAME_BYTES]!r}: {len(name)}-character name, "
+        f"{size}-byte value (limits {MAX_HEADER_NAME_BYTES} and {limit})",
+        header=name[:MAX_HEADER_NAME_BYTES],
+    )
+
+
+def _duplicate(name: str) -> DuplicateHeader:
+    return DuplicateHeader(f"header {name!r}: appears more than once", header=name)
 
 
 def read_signed_headers(headers: Iterable[tuple[str, bytes | None]]) -> ReceivedHeaders:
@@ -181,17 +193,12 @@ def read_signed_headers(headers: Iterable[tuple[str, bytes | None]]) -> Received
 def _checked(received: ReceivedHeaders) -> Mapping[str, bytes]:
     """:func:`_collect`'s refusals, from the one pass of :func:`read_signed_headers`."""
     if received.count > MAX_HEADERS:
-        raise OversizedHeader(f"headers: {received.count} exceed the limit of {MAX_HEADERS}")
+        raise _too_many(received.count)
     fault = received.fault
     if fault is not None and fault.duplicate:
-        raise DuplicateHeader(f"header {fault.name!r}: appears more than once", header=fault.name)
+        raise _duplicate(fault.name)
     if fault is not None:
-        name = fault.name
-        raise OversizedHeader(
-            f"header {name[:MAX_HEADER_NAME_BYTES]!r}: {len(name)}-character name, "
-            f"{fault.size}-byte value (limits {MAX_HEADER_NAME_BYTES} and {fault.limit})",
-            header=name[:MAX_HEADER_NAME_BYTES],
-        )
+        raise _oversized(fault.name, fault.size, fault.limit)
     return received.values
 
 

@@ -54,15 +54,12 @@ MakeTopic = Callable[..., str]
 
 # The ports of the local broker and of the three-node quorum, with their defaults.
 _PORT_VARIABLES = {
-    "ZF801_BROKER_PORT": 9092,
-    "ZF801_CONTROLLER_PORT": 9093,
-    "ZF801_BROKER_POLICE_PORT": 9094,
-    "ZF801_BROKER_BUS_PORT": 9095,
-    "ZF801_QUORUM_BROKER_PORT": 9192,
-    "ZF801_QUORUM_CONTROLLER_PORT": 9195,
-    "ZF801_QUORUM_POLICE_PORT": 9292,
-    "ZF801_QUORUM_BUS_PORT": 9392,
+    f"ZF801_{name.upper()}": field.default
+    for name, field in Settings.model_fields.items()
+    if name.endswith("_port") and isinstance(field.default, int)
 }
+"""Every broker port of the settings (the single node's and the quorum's), with its
+default: read from the settings, so a port added there moves up under xdist too."""
 _XDIST_PORT_STEP = 1000
 
 

@@ -80,7 +80,6 @@ class HistoryForwarder:
         consumer = aio_consumer(
             settings, agency, self._source, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            isolation_level="read_committed",
         )  # fmt: skip
         producer = aio_producer(settings, agency, linger_ms=20)
         await consumer.start()

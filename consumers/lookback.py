@@ -107,7 +107,7 @@ class LookBack:
     ) -> list[Outgoing]:
         consumer = kafka_consumer(
             self._settings, self._agency, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", client_id=f"{self._agency.lower()}-lookback",
+            client_id=f"{self._agency.lower()}-lookback",
         )  # fmt: skip
         try:
             consumer.assign([tp])

@@ -120,7 +120,6 @@ class ReplayJournal:
             agency,
             group_id=None,
             enable_auto_commit=False,
-            isolation_level="read_committed",
             auto_offset_reset="earliest",
         )
         await consumer.start()

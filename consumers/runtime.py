@@ -226,7 +226,7 @@ class Runtime:
         try:
             return kafka_reader(
                 self.settings, reader.code, *topics, start=start,
-                isolation_level="read_committed", auto_offset_reset="earliest",
+                auto_offset_reset="earliest",
                 client_id=client_id,
             )  # fmt: skip
         except AccessDenied as exc:

@@ -128,7 +128,7 @@ class TopicReader:
         try:
             self._consumer = kafka_reader(
                 self._rt.settings, self._reader.code, self.topic,
-                isolation_level="read_committed", client_id=f"zf801-{self._operation}",
+                client_id=f"zf801-{self._operation}",
             )  # fmt: skip
         except AccessDenied as exc:
             self._denied(exc)

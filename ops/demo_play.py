@@ -226,7 +226,7 @@ def _rule_reader(agencies: AgencyList, bus: Deployment, topic_id: str, province:
 
 def _read_topic(bus: Deployment, topic: str, reader: str) -> list[Any]:
     """Every committed record of a Kafka topic, read to its end by ``reader``."""
-    consumer = kafka_reader(bus.settings, reader, topic, isolation_level="read_committed")
+    consumer = kafka_reader(bus.settings, reader, topic)
     try:
         partitions = list(consumer.assignment())
         ends = consumer.end_offsets(partitions)

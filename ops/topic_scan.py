@@ -67,7 +67,7 @@ class RangeScan:
     ) -> AIOKafkaConsumer:
         consumer = aio_consumer(
             self._settings, self._agency, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", auto_offset_reset="none",
+            auto_offset_reset="none",
             client_id=self._client_id, max_poll_records=_MAX_RECORDS,
         )  # fmt: skip
         try:

@@ -64,6 +64,10 @@ Operation = Literal["read", "write", "describe"]
 
 # The bus's producer guarantees (DESIGN §5); a call site may add, never needs to repeat.
 _PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {"acks": "all", "enable_idempotence": True}
+# Every consumer reads committed records only: the matcher writes its hits, moved sightings
+# and journal in transactions, and a record of an aborted one (a worker killed mid-batch)
+# must never be acted on; its batch is redone, and acting on both is a duplicate.
+_CONSUMER_DEFAULTS: Final[Mapping[str, Any]] = {"isolation_level": "read_committed"}
 # Kafka error codes of a topic's metadata.
 _UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 _TOPIC_AUTHORIZATION_FAILED: Final = 29
@@ -188,11 +192,14 @@ def kafka_producer(settings: Settings, agency: str, **overrides: Any) -> KafkaPr
 def kafka_consumer(
     settings: Settings, agency: str, *topics: str, **overrides: Any
 ) -> KafkaConsumer:
-    """A kafka-python consumer of ``agency``, subscribed to ``topics`` (if any) once
-    :func:`require_topics` has found them readable."""
+    """A kafka-python consumer of ``agency`` (committed records only), subscribed to
+    ``topics`` (if any) once :func:`require_topics` has found them readable."""
     if topics:
         require_topics(settings, agency, topics, "read")
-    return KafkaConsumer(*topics, **_options(settings, agency, _bounded_waits(settings), overrides))
+    return KafkaConsumer(
+        *topics,
+        **_options(settings, agency, _CONSUMER_DEFAULTS, _bounded_waits(settings), overrides),
+    )
 
 
 def kafka_reader(
@@ -202,14 +209,17 @@ def kafka_reader(
     start: Mapping[tuple[str, int], int] | None = None,
     **overrides: Any,
 ) -> KafkaConsumer:
-    """A kafka-python consumer of ``agency`` without a group, assigned every partition of
+    """A kafka-python consumer of ``agency`` without a group (committed records only),
+    assigned every partition of
     each of ``topics`` (checked readable first) and positioned at the offset ``start``
     gives for a (topic, partition) (where the reader keeps its own positions), at the
     beginning elsewhere."""
     partitions = require_topics(settings, agency, topics, "read")
     reader = {"group_id": None, "enable_auto_commit": False}
     consumer = KafkaConsumer(
-        **_options(settings, agency, _bounded_waits(settings), reader, overrides)
+        **_options(
+            settings, agency, _CONSUMER_DEFAULTS, _bounded_waits(settings), reader, overrides
+        )
     )
     assignment = [TopicPartition(t, p) for t, numbers in partitions.items() for p in numbers]
     consumer.assign(assignment)
@@ -236,11 +246,12 @@ def aio_producer(settings: Settings, agency: str, **overrides: Any) -> AIOKafkaP
 def aio_consumer(
     settings: Settings, agency: str, *topics: str, **overrides: Any
 ) -> AIOKafkaConsumer:
-    """An aiokafka consumer of ``agency``, subscribed to ``topics`` (if any, checked
-    readable first; the check blocks briefly); call ``start()``."""
+    """An aiokafka consumer of ``agency`` (committed records only: aiokafka's own default
+    reads uncommitted ones), subscribed to ``topics`` (if any, checked readable first; the
+    check blocks briefly); call ``start()``."""
     if topics:
         require_topics(settings, agency, topics, "read")
-    return AIOKafkaConsumer(*topics, **_options(settings, agency, overrides))
+    return AIOKafkaConsumer(*topics, **_options(settings, agency, _CONSUMER_DEFAULTS, overrides))
 
 
 def faust_broker_options(settings: Settings, agency: str) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class TopicSource:
 
     def _reader(self, agency: str, topics: list[str]) -> KafkaConsumer:
         return kafka_reader(
-            self.settings, agency, *topics, isolation_level="read_committed",
+            self.settings, agency, *topics,
             client_id=f"zf801-centre-{agency.lower()}",
         )  # fmt: skip
 

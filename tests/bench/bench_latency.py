@@ -86,7 +86,7 @@ async def _listen(
     settings: Settings, agency: str, topic: str, clock: _Clock, *, alerts: bool, expected: int
 ) -> None:
     consumer = aio_consumer(
-        settings, agency, group_id=None, isolation_level="read_committed",
+        settings, agency, group_id=None,
         auto_offset_reset="latest",
     )  # fmt: skip
     await consumer.start()

@@ -114,9 +114,7 @@ class _Answers(threading.Thread):
         super().__init__(daemon=True)
         self.arrived: dict[str, float] = {}
         self.stop = threading.Event()
-        self._consumer = clients.kafka_reader(
-            settings, _bus.COURT, topic, isolation_level="read_committed"
-        )
+        self._consumer = clients.kafka_reader(settings, _bus.COURT, topic)
         partitions = list(self._consumer.assignment())
         self._consumer.seek_to_end(*partitions)
         for partition in partitions:

@@ -117,9 +117,7 @@ async def _first_match(bus: Deployment, person: str, n: int) -> tuple[float, int
     hit_id = derive_id(_order(person, n)["order_id"], sighting["sighting_id"])
     secret = bus.settings.match_key_secret.get_secret_value().encode()
     alerts = bus.catalog.topic_name("alerts", court=_bus.COURT)
-    consumer = aio_consumer(
-        bus.settings, _bus.COURT, group_id=None, isolation_level="read_committed"
-    )
+    consumer = aio_consumer(bus.settings, _bus.COURT, group_id=None)
     await consumer.start()
     try:
         partition = TopicPartition(alerts, 0)

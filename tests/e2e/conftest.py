@@ -148,7 +148,6 @@ class Bus(Deployment):
             agency,
             self.catalog.topic_name(topic_id, court, province=province, unit=unit),
             auto_offset_reset="earliest",
-            isolation_level="read_committed",
             consumer_timeout_ms=int(idle_s * 1000),
             group_id=None,
         )

@@ -102,7 +102,6 @@ def _read(bus: Any, topic_ids: list[tuple[str, str | None]]) -> list[tuple[str, 
         ADMIN_NAME,
         *names,
         auto_offset_reset="earliest",
-        isolation_level="read_committed",
         consumer_timeout_ms=3000,
         group_id=None,
     )

@@ -167,7 +167,7 @@ def _unsigned(record: KafkaRecord) -> list[tuple[str, bytes]]:
 def _forwarded(hbus: QueryBus, event_id: str) -> KafkaRecord | None:
     """The record the worker forwarded with ``event_id``, as it is on the history; None
     while it is not there."""
-    for message in read_to_end(hbus.settings, _history(hbus), isolation_level="read_committed"):
+    for message in read_to_end(hbus.settings, _history(hbus)):
         if dict(message.headers).get("ce_id") == event_id.encode():
             return KafkaRecord(message.key, message.value, tuple(message.headers))
     return None
@@ -271,7 +271,7 @@ def test_a_responder_killed_mid_stream_resumes_without_losing_or_repeating_a_rep
     finally:
         stop_group(process)
     assert at_kill and not _past(at_kill, places), "killed after the stream, not in it"
-    on_topic = read_to_end(hbus.settings, topic, isolation_level="read_committed")
+    on_topic = read_to_end(hbus.settings, topic)
     after_kill = [m for m in on_topic if m.offset >= at_kill.get((m.topic, m.partition), 0)]
     # The restarted process read from where the killed one last stored, not before.
     read = [int(n) for n in re.findall(r"sightings history: (\d+) read", log.read_text())]

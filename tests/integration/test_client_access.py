@@ -73,7 +73,7 @@ def test_kafka_python_producer_and_reader_carry_a_record(
         producer.send(topic, key=b"k", value=b"hit", partition=1).get(timeout=30)
     finally:
         producer.close()
-    reader = kafka_reader(kafka_settings, COURT, topic, isolation_level="read_committed")
+    reader = kafka_reader(kafka_settings, COURT, topic)
     try:
         assert sorted(tp.partition for tp in reader.assignment()) == [0, 1]
         batch = reader.poll(timeout_ms=10_000)

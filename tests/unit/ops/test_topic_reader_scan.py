@@ -150,7 +150,6 @@ def test_scan_reads_each_asked_range_and_names_a_partition_that_stopped_short(
         assert again == [(2, 0), (2, 1)] and topic.stalled == {}
     first = built.consumers[0]
     assert {tp.partition for tp in first.assigned} == {0, 1} and first.stopped
-    assert first.options["isolation_level"] == "read_committed"
     assert first.options["auto_offset_reset"] == "none"  # never a silent jump
     assert first.options["group_id"] is None
     audit = runtime.audit

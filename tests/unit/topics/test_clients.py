@@ -151,6 +151,7 @@ def test_plaintext_builders_pass_the_connection_and_the_call_sites_settings(
     }  # fmt: skip
     assert aio_consumer.config == {
         "bootstrap_servers": "plain:9092", "client_id": "zf801-bus-matcher", "group_id": "g",
+        "isolation_level": "read_committed",  # aiokafka's own default reads aborted records
     }  # fmt: skip
 
 
@@ -198,7 +199,7 @@ def test_mtls_builders_use_ssl_with_the_agencys_context(
 ) -> None:
     settings = _mtls(tls_dir)
     clients.kafka_producer(settings, "110000230000")
-    clients.aio_consumer(settings, "BUS-MATCHER", isolation_level="read_committed")
+    clients.aio_consumer(settings, "BUS-MATCHER")
     producer, consumer = built
     assert producer.config["bootstrap_servers"] == SERVERS["police"]
     assert consumer.config["bootstrap_servers"] == SERVERS["bus"]
@@ -360,7 +361,7 @@ def test_a_reader_is_assigned_every_partition_from_the_start(
             calls.append(("seek", len(partitions)))
 
     monkeypatch.setattr(clients, "KafkaConsumer", Consumer)
-    clients.kafka_reader(PLAIN, "BJ01", "t", isolation_level="read_committed")
+    clients.kafka_reader(PLAIN, "BJ01", "t")
     (_, config), assign, seek = calls
     assert config["group_id"] is None and config["enable_auto_commit"] is False
     assert config["isolation_level"] == "read_committed"

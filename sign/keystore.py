@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -240,8 +241,9 @@ class KeyStore:
         folder = self.directory / "state"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{agency_code}.key.pem"
-        with contextlib.suppress(FileExistsError):  # another worker made it first
-            self._write_key(path, Ed25519PrivateKey.generate())
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):  # another worker made it first
+                _publish_secret(path, self._key_pem(Ed25519PrivateKey.generate()))
         raw = self._load_key(path).private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
@@ -385,12 +387,14 @@ class KeyStore:
         self._write_key(key_path, ca.private_key)
 
     def _write_key(self, path: Path, key: Ed25519PrivateKey) -> None:
-        data = key.private_bytes(
+        _create_secret(path, self._key_pem(key))
+
+    def _key_pem(self, key: Ed25519PrivateKey) -> bytes:
+        return key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._passphrase),
         )
-        _create_secret(path, data)
 
     def _load_key(self, path: Path) -> Ed25519PrivateKey:
         try:
@@ -409,6 +413,20 @@ def _create_secret(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def _publish_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` whole or not at all: written under a name of this process's own,
+    then linked to ``path`` (FileExistsError if it exists; nothing is replaced). Created
+    in place, a worker starting beside the one writing it read a partial file and exited
+    ("wrong passphrase or corrupt"): one run in about thirty of three workers started at
+    once."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    _create_secret(temporary, data)
+    try:
+        os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 def _replace_secret(path: Path, data: bytes) -> None:

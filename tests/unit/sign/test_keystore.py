@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -141,3 +142,28 @@ def test_demo_agency_list_can_be_initialised(tmp_path):
     store = keys.trust_store()
     for entry in entries:
         assert store.chain_for(entry.key_id).identity.agency_code == entry.agency_code
+
+
+def test_workers_starting_together_read_one_whole_state_secret(store):
+    """The processor's state secret is created by the first worker that asks; the others,
+    asking at the same moment, read the whole file, never a partial one."""
+    ready = threading.Barrier(8)
+    secrets: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        ready.wait()
+        try:
+            secrets.append(store.state_secret("BUS-MATCHER"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(set(secrets)) == 1 and len(secrets) == 8
+    folder = store.directory / "state"
+    assert [p.name for p in folder.iterdir()] == ["BUS-MATCHER.key.pem"]  # no temporary left
+    assert stat.S_IMODE((folder / "BUS-MATCHER.key.pem").stat().st_mode) == 0o600

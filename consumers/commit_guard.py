@@ -42,18 +42,41 @@ The guard looks every few seconds, and acts on what it sees on two looks in a ro
   partition is sought back to that record, or to the group's committed offset when that
   is earlier (see :func:`lost_fetches`).
 
+Two of faust's rules commit past records no agent ever received, and no look can see it
+afterwards: the head-gap rule lets a gap of exactly one through, and is skipped while the
+committed offset is 0 or unknown; and a jump between two delivered offsets is taken as
+offsets that do not exist (compaction, transaction markers) and acknowledged. A batch
+dropped undelivered (above) is then committed as if processed, and its orders never
+reach the watchlist: seen as one to four orders of 48 without a single hit in about one
+run in five of the three-worker scale-out test, every offset committed, nothing refused.
+The bus's own intake topics have no such offsets (never compacted, never written in
+transactions), so on them :class:`ExactCommits` replaces both rules: a partition's
+commit moves only over an unbroken run of acknowledged offsets starting at the offset
+committed (or, for a partition the group never committed, at its first offset), and a
+jump is left a hole the guard repairs.
+
 Every effect of the order flow is idempotent, as on any redelivery. Every repair is
 logged as a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CommitGuard", "Repair", "StuckPartition", "lost_fetches", "repairs"]
+__all__ = [
+    "CommitGuard",
+    "ExactCommits",
+    "Repair",
+    "StuckPartition",
+    "lost_fetches",
+    "next_commit",
+    "repairs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +100,112 @@ class Repair:
     seek: bool
 
 
-def stuck_partitions(consumer: Any) -> dict[Any, StuckPartition]:
-    """The partitions of ``consumer`` (faust's) that its head-gap rule holds back."""
+def next_commit(acked: list[int], index: set[int], expected: int) -> int | None:
+    """For a partition whose offsets have no gaps: the offset to commit (the next record
+    to process) once the records from ``expected`` on were acknowledged without a hole,
+    else None. Offsets below ``expected`` (redeliveries of committed records) and those
+    committed now leave ``acked`` and ``index`` (faust's list and set of them)."""
+    acked.sort()
+    below = bisect_left(acked, expected)
+    if below:
+        index.difference_update(acked[:below])
+        del acked[:below]
+    if not acked or acked[0] != expected:
+        return None
+    end = 1
+    while end < len(acked) and acked[end] == acked[end - 1] + 1:
+        end += 1
+    last = acked[end - 1]
+    index.difference_update(acked[:end])
+    del acked[:end]
+    return last + 1
+
+
+class ExactCommits:
+    """faust's commit rules replaced, on the ``dense`` topics (offsets without gaps), by
+    :func:`next_commit` (see the module docstring)."""
+
+    def __init__(self, dense: Collection[str]) -> None:
+        self.dense = frozenset(dense)
+        self.starts: dict[Any, int] = {}
+        """The first offset of each partition held that the group never committed."""
+        self._consumer: Any = None
+        self._reading: asyncio.Task[None] | None = None
+
+    def expected(self, consumer: Any, tp: Any) -> int | None:
+        """The next record to process of ``tp`` as committed (faust keeps 0 as None)."""
+        committed = consumer._committed_offset.get(tp)
+        return committed if committed is not None else self.starts.get(tp)
+
+    def install(self, consumer: Any) -> None:
+        """Replace faust's ``_new_offset`` and ``_add_gap`` on ``consumer`` (once)."""
+        if consumer is self._consumer or not self.dense:
+            return
+        faust_new_offset, faust_add_gap = consumer._new_offset, consumer._add_gap
+
+        def new_offset(tp: Any) -> int | None:
+            if tp.topic not in self.dense:
+                return faust_new_offset(tp)  # type: ignore[no-any-return]
+            expected = self.expected(consumer, tp)
+            if expected is None:
+                self._read_starts(consumer)
+                return None
+            return next_commit(consumer._acked[tp], consumer._acked_index[tp], expected)
+
+        async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+            if tp.topic not in self.dense:
+                await faust_add_gap(tp, offset_from, offset_to)
+
+        consumer._new_offset = new_offset
+        consumer._add_gap = add_gap
+        self._consumer = consumer
+
+    def _read_starts(self, consumer: Any) -> None:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self.read_starts(consumer))
+
+    async def read_starts(self, consumer: Any) -> None:
+        """The first offsets of the dense partitions held that the group never committed."""
+        tps = [
+            tp for tp in consumer.assignment()
+            if tp.topic in self.dense and consumer._committed_offset.get(tp) is None
+        ]  # fmt: skip
+        earliest = await consumer.earliest_offsets(*tps) if tps else {}
+        self.starts = {tp: offset for tp, offset in earliest.items() if offset is not None}
+
+
+def stuck_partitions(consumer: Any, exact: ExactCommits | None = None) -> dict[Any, StuckPartition]:
+    """The partitions of ``consumer`` (faust's) whose commits are held back: by faust's
+    head-gap rule, or on a dense topic of ``exact`` by any record missing at the head."""
     stuck = {}
     for tp, acked in list(consumer._acked.items()):
+        if not acked:
+            continue
+        if exact is not None and tp.topic in exact.dense:
+            expected = exact.expected(consumer, tp)
+            if expected is not None and min(acked) > expected:
+                stuck[tp] = StuckPartition(min(acked), expected)
+            continue
         believed = consumer._committed_offset.get(tp)
-        if acked and believed and min(acked) - believed > 1:
+        if believed and min(acked) - believed > 1:
             stuck[tp] = StuckPartition(min(acked), believed)
     return stuck
 
 
 def repairs(
-    stuck: Mapping[Any, StuckPartition], committed: Mapping[Any, int | None]
+    stuck: Mapping[Any, StuckPartition],
+    committed: Mapping[Any, int | None],
+    starts: Mapping[Any, int] | None = None,
 ) -> dict[Any, Repair]:
-    """The repair of each stuck partition given the brokers' committed offsets (None:
-    the group has none for it, then nothing is done: the next look asks again)."""
+    """The repair of each stuck partition given the brokers' committed offsets; where the
+    group has none, the partition's first offset (``starts``), if known (else nothing is
+    done: the next look asks again)."""
     out = {}
     for tp, state in stuck.items():
         offset = committed.get(tp)
         if offset is None or offset < 0:
+            offset = (starts or {}).get(tp)
+        if offset is None:
             continue
         out[tp] = Repair(offset, seek=offset < state.first_acked)
     return out
@@ -130,29 +240,43 @@ def lost_fetches(
 class CommitGuard:
     """Run :meth:`check` on a timer in the faust worker (see the module docstring)."""
 
-    def __init__(self, fetch_committed: Callable[[list[Any]], Any]) -> None:
-        """``fetch_committed(tps)`` is awaited for the brokers' committed offsets."""
+    def __init__(
+        self, fetch_committed: Callable[[list[Any]], Any], exact: ExactCommits | None = None
+    ) -> None:
+        """``fetch_committed(tps)`` is awaited for the brokers' committed offsets;
+        ``exact``: the commit rules of the dense topics, installed on the consumer."""
         self._fetch_committed = fetch_committed
+        self.exact = exact
         self._seen: dict[Any, StuckPartition] = {}
         self._fetched: dict[Any, tuple[int, int | None]] = {}
         self.repaired = 0
+
+    def attach(self, consumer: Any) -> None:
+        """Install the exact commit rules on faust's ``consumer`` (on every assignment,
+        before anything is committed; once per consumer)."""
+        if self.exact is not None:
+            self.exact.install(consumer)
 
     async def check(self, app: Any) -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             self._seen.clear()
             self._fetched.clear()
             return
+        self.attach(app.consumer)
+        if self.exact is not None:
+            await self.exact.read_starts(app.consumer)
         await self._commits(app.consumer)
         await self._fetches(app.consumer)
 
     async def _commits(self, consumer: Any) -> None:
-        now = stuck_partitions(consumer)
+        now = stuck_partitions(consumer, self.exact)
         persistent = {tp: state for tp, state in now.items() if self._seen.get(tp) == state}
         self._seen = now
         if not persistent:
             return
         committed = await self._fetch_committed(list(persistent))
-        for tp, repair in repairs(persistent, committed).items():
+        starts = self.exact.starts if self.exact is not None else None
+        for tp, repair in repairs(persistent, committed, starts).items():
             state = persistent[tp]
             log.warning(
                 "offset commits of %s held back: acknowledged from %d, faust believed %d "

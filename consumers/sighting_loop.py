@@ -262,4 +262,13 @@ class SightingLoop:
             else:
                 consumer.seek(tp, committed)
                 committer.committed[tp] = committed
-        log.info("matcher follows sighting partitions %s", partitions)
+        log.info(
+            "matcher follows sighting partitions %s from offsets %s",
+            partitions,
+            dict(
+                sorted(
+                    (f"{tp.topic}[{tp.partition}]", offset)
+                    for tp, offset in committer.committed.items()
+                )
+            ),
+        )

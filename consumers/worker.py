@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.action_notices import ActionNotices
 from consumers.addressing import ack_problem
-from consumers.commit_guard import CommitGuard
+from consumers.commit_guard import CommitGuard, ExactCommits
 from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
@@ -79,6 +79,7 @@ from sign.state_seal import PAYLOAD_OFFSET, StateIntegrityError
 from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
 from topics.catalog import Catalog
 from topics.clients import aio_producer, faust_app, kafka_admin, require_topics, topic_ids
+from topics.spec import CleanupPolicy
 
 __all__ = ["BusWorker", "static_member_id"]
 
@@ -259,7 +260,7 @@ class BusWorker:
         self._clocks_stale = True
         self._crashing: asyncio.Future[Any] | None = None
         self._watch_read: Callable[[bytes], bytes | None] | None = None
-        self.commit_guard = CommitGuard(self._group_committed)
+        self.commit_guard = CommitGuard(self._group_committed, ExactCommits(self._dense_inputs()))
         self.metrics = ProcessorMetrics("worker")
         self.metrics.collect(self.metric_families)
         self._wire()
@@ -319,6 +320,17 @@ class BusWorker:
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
+    def _dense_inputs(self) -> list[str]:
+        """The agents' input topics whose offsets have no gaps: the catalog never compacts
+        them, and nothing writes them in transactions (the matcher's transactions write
+        hits, moved sightings and its journal, none of them read by an agent)."""
+        catalog = self.rt.catalog
+        inputs = [
+            *self.order_topics.values(), catalog.topic_name("order-acknowledgements"),
+            *self.confirmation_topics, self.ledger.topic, self.watch_updates.topic,
+        ]  # fmt: skip
+        return [t for t in inputs if catalog.resolve(t).spec.cleanup_policy is CleanupPolicy.DELETE]
+
     async def _guard_commits(self) -> None:
         await self.commit_guard.check(self.app)
 
@@ -347,6 +359,7 @@ class BusWorker:
         """Have the matcher follow the watchlist partitions held: sightings of these
         partitions are read here (it starts once the rebalance is over)."""
         assigned = args[0] if args else kwargs.get("assigned", ())
+        self.commit_guard.attach(self.app.consumer)  # before anything is committed
         self.loop.follow({tp.partition for tp in assigned if tp.topic == self.watch_updates.topic})
         self._clocks_stale = True
 

@@ -9,6 +9,7 @@ import dataclasses
 import threading
 import time
 import zlib
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -90,13 +91,18 @@ def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
     bus.wait_orders_applied(60)
 
     expected: set[str] = set()
+    kind_of: dict[str, str] = {}  # hit id -> round and kind of its sighting (for a failure)
+    order_of: dict[str, str] = {}  # hit id -> order id
     rounds: list[tuple[list[Any], list[Any]]] = []  # (events to publish, records to place)
-    for _ in range(ROUNDS):
+    for number in range(ROUNDS):
         placed_by_bus, placed_by_crc = [], []
         for order, person in zip(person_orders, persons, strict=True):
-            for target in (placed_by_bus, placed_by_crc):
+            for target, placer in ((placed_by_bus, "murmur2"), (placed_by_crc, "crc32")):
                 sighting = records.hotel_check_in(POLICE_BJ, person)
-                expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
+                hit_id = derive_id(order["order_id"], sighting["sighting_id"])
+                expected.add(hit_id)
+                kind_of[hit_id] = f"round {number}, person placed by {placer}"
+                order_of[hit_id] = order["order_id"]
                 target.append(bus.event("HotelCheckIn", sighting))
             stranger = _unwatched(records.id_number, persons)
             placed_by_bus.append(
@@ -108,7 +114,10 @@ def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
             # plate equal to another order's watched plate would hit that order too)
             plate = _unwatched(records.plate, watched_plates)
             sighting = records.vehicle_encounter(TRAFFIC_BJ, plate, vin, "PATROL")
-            expected.add(derive_id(order["order_id"], sighting["sighting_id"]))
+            hit_id = derive_id(order["order_id"], sighting["sighting_id"])
+            expected.add(hit_id)
+            kind_of[hit_id] = f"round {number}, VIN under another plate"
+            order_of[hit_id] = order["order_id"]
             placed_by_bus.append(bus.event("VehicleEncounter", sighting))
         rounds.append((placed_by_bus, placed_by_crc))
 
@@ -166,7 +175,21 @@ def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
             time.sleep(1.0)
             seen = hit_ids()
         missing, unexpected = expected - set(seen), set(seen) - expected
-        assert not missing and not unexpected, (len(missing), len(unexpected))
+        if missing or unexpected:
+            refused = Counter(
+                (record["reason"], record["detail"][:200])
+                for record, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
+            )
+            others = Counter(
+                kind for _, _, kind in bus.read_topic("alerts", "BJ01", idle_s=2.0) if kind != "Hit"
+            )
+            raise AssertionError(
+                f"{len(missing)} hits missing, {len(unexpected)} unexpected; other alerts: "
+                f"{sorted(others.items())}; missing by "
+                f"sighting: {sorted(Counter(kind_of[hit] for hit in missing).items())}; orders: "
+                f"{sorted(Counter(order_of[hit] for hit in missing).items())}; "
+                f"dead letters: {sorted(refused.items())}"
+            )
         repeated = sorted(
             (str(record["hit_id"]), record["sighting"]["topic"], record["sighting"]["partition"],
              record["sighting"]["offset"])

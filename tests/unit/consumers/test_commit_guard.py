@@ -1,4 +1,5 @@
-"""The commit guard: which partitions faust's head-gap rule holds back, and the repair."""
+"""The commit guard: which partitions faust's head-gap rule holds back, the repair, and the
+exact commit rule of the dense topics."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+from faust.types import TP
+
 from consumers.commit_guard import (
     CommitGuard,
+    ExactCommits,
     Repair,
     StuckPartition,
     lost_fetches,
+    next_commit,
     repairs,
     stuck_partitions,
 )
@@ -139,3 +144,65 @@ def test_the_guard_seeks_back_a_partition_whose_fetched_records_were_dropped() -
     consumer.positions[TP0], consumer._read_offset[TP0] = 1, 0  # delivered since
     _check(guard, app, times=2)
     assert consumer.seeks == [(TP0, 0)]
+
+
+# --- exact commits on the dense topics -----------------------------------------------------
+DENSE0, DENSE1, OTHER = TP("intake", 0), TP("intake", 1), TP("compacted", 0)
+
+
+def test_a_commit_moves_only_over_an_unbroken_run_from_the_offset_committed() -> None:
+    acked, index = [14, 12, 13, 16], {12, 13, 14, 16}
+    assert next_commit(acked, index, 12) == 15  # 12-14: 16 waits for 15
+    assert acked == [16] and index == {16}
+    assert next_commit(acked, index, 15) is None  # 15 never acknowledged: no commit past it
+    acked, index = [3, 4], {3, 4}
+    assert next_commit(acked, index, 2) is None  # faust let a gap of one through here
+    acked, index = [1, 2], {1, 2}
+    assert next_commit(acked, index, 0) is None  # and at 0 did not look at the head at all
+    acked, index = [5, 7, 8], {5, 7, 8}
+    assert next_commit(acked, index, 7) == 9 and acked == [] and index == set()  # 5: redelivered
+
+
+def test_exact_commits_replace_faust_rules_on_the_dense_topics_only() -> None:
+    class Consumer:
+        def __init__(self) -> None:
+            self._acked: defaultdict[Any, list[int]] = defaultdict(list)
+            self._acked_index: defaultdict[Any, set[int]] = defaultdict(set)
+            self._committed_offset: defaultdict[Any, int | None] = defaultdict(lambda: None)
+            self.gaps: list[Any] = []
+
+        def _new_offset(self, tp: Any) -> int | None:
+            return 99  # faust's own rule
+
+        async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+            self.gaps.append((tp, offset_from, offset_to))
+
+        def assignment(self) -> set[Any]:
+            return {DENSE0, DENSE1, OTHER}
+
+        async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+            return dict.fromkeys(tps, 0)
+
+    consumer = Consumer()
+    exact = ExactCommits(["intake"])
+    exact.install(consumer)
+    consumer._committed_offset[DENSE0] = 10
+    consumer._acked[DENSE0] += [11, 12]
+    consumer._acked_index[DENSE0].update([11, 12])
+    assert consumer._new_offset(DENSE0) is None and consumer._new_offset(OTHER) == 99
+    consumer._acked[DENSE0].append(10)
+    consumer._acked_index[DENSE0].add(10)
+    assert consumer._new_offset(DENSE0) == 13
+    asyncio.run(consumer._add_gap(DENSE0, 13, 20))
+    asyncio.run(consumer._add_gap(OTHER, 3, 5))
+    assert consumer.gaps == [(OTHER, 3, 5)]  # a jump on a dense topic is a hole, not acks
+    # never committed: the commit starts at the partition's first offset, once read
+    consumer._acked[DENSE1] += [1, 2]
+    consumer._acked_index[DENSE1].update([1, 2])
+    assert stuck_partitions(consumer, exact) == {}  # the first offset not known yet
+    asyncio.run(exact.read_starts(consumer))
+    assert exact.starts == {DENSE1: 0}
+    assert stuck_partitions(consumer, exact) == {DENSE1: StuckPartition(1, 0)}
+    assert repairs({DENSE1: StuckPartition(1, 0)}, {DENSE1: None}, exact.starts) == {
+        DENSE1: Repair(0, seek=True)
+    }

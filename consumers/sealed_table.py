@@ -136,6 +136,25 @@ class SealedStore(_Sealing, MemoryStore[bytes, bytes]):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._start_sealing()
+        self._held_to: dict[int, int] = {}
+        """Per changelog partition held, the offset of the last record the entries held
+        include (read in a restore, or written here and acknowledged): the next restore of
+        the partition starts there, as faust's RocksDB store does with the offset it keeps.
+        Without it faust restarted the restore of a partition kept through a rebalance
+        where its last restore ended, so every rebalance read this worker's own writes
+        again and refused the older of them as old entries copied again."""
+        self._dropped: set[int] = set()
+        """Partitions whose entries were forgotten: a late acknowledgement of a write to
+        one of them must not make a later restore skip what it no longer holds."""
+
+    def persisted_offset(self, tp: Any) -> int | None:
+        return self._held_to.get(tp.partition)
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        """faust's acknowledgement of a changelog record written here."""
+        partition = tp.partition
+        if partition not in self._dropped and offset > self._held_to.get(partition, -1):
+            self._held_to[partition] = offset
 
     def raw(self, key: bytes) -> bytes | None:
         """The sealed value held for ``key``."""
@@ -161,9 +180,10 @@ class SealedStore(_Sealing, MemoryStore[bytes, bytes]):
         to_key: Callable[[Any], Any],
         to_value: Callable[[Any], Any],
     ) -> None:
-        data = self.data
+        data, held_to = self.data, self._held_to
         for event in batch:
             message = event.message
+            held_to[message.partition] = message.offset  # refused records too: read
             key = to_key(event.key)
             sealed = self._admitted(message, key, data.get(key))
             if sealed is None:
@@ -184,7 +204,10 @@ class SealedStore(_Sealing, MemoryStore[bytes, bytes]):
         an entry outlives the partition's move to another worker, and when the partition
         comes back the restore starts from that stale copy (faust's own pruning knows only
         the keys it restored, not those written here)."""
-        if len(held) >= self.partitions:
+        self._dropped = set(range(self.partitions)) - held
+        for partition in self._dropped:
+            self._held_to.pop(partition, None)
+        if not self._dropped:
             return 0
         partition_of = KeyPartitions(self.partitions)
         stale = [key for key in self.data if partition_of(key) not in held]

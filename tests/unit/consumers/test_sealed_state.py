@@ -11,7 +11,12 @@ from consumers.replay_journal import ReplayJournal
 from consumers.sealed_table import SealedStore
 from sign.replay import SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
-from tests.unit.consumers.changelog_fakes import ChangelogEvent, ChangelogMessage
+from tests.unit.consumers.changelog_fakes import (
+    TP,
+    WATCHLIST_CHANGELOG,
+    ChangelogEvent,
+    ChangelogMessage,
+)
 from topics.partitioning import KeyPartitions
 
 SEALER = StateSealer(b"s" * 32)
@@ -78,6 +83,38 @@ def test_entries_of_partitions_no_longer_held_are_forgotten():
     assert set(store.data) == {key for key in keys if place(key) in held}
     assert dropped == len(keys) - len(store.data) > 0
     assert store.drop_unheld(set(range(6))) == 0  # every partition held: nothing to do
+
+
+def test_a_partition_kept_through_a_rebalance_is_restored_from_what_it_holds():
+    """The next restore of a partition held starts at the last record its entries include
+    (read, or written here and acknowledged): a rebalance does not read this worker's own
+    writes again, and so refuses none of them as old entries copied again."""
+    store = _store()
+    tp = TP(WATCHLIST_CHANGELOG, 0)
+    assert store.persisted_offset(tp) is None  # nothing held: from the beginning
+    old = SEALER.seal(STORE, b"a", b"A", 1_000_000)
+    _restore(store, (b"a", old), (b"x", b"junk"))  # offsets 0 and 1, the junk refused
+    assert store.persisted_offset(tp) == 1
+    store.set_persisted_offset(tp, 7)  # a write acknowledged
+    store.set_persisted_offset(tp, 5)  # an earlier acknowledgement arriving late
+    assert store.persisted_offset(tp) == 7
+
+
+def test_a_partition_forgotten_is_restored_from_the_beginning_when_it_comes_back():
+    store = _store()
+    key = next(
+        f"key-{n}".encode() for n in range(100) if KeyPartitions(6)(f"key-{n}".encode()) == 3
+    )
+    tp = TP(WATCHLIST_CHANGELOG, 3)
+    store[key] = SEALER.seal(STORE, key, b"entry", 1)
+    store.set_persisted_offset(tp, 9)
+    store.drop_unheld({0, 1, 2})
+    assert key not in store.data and store.persisted_offset(tp) is None
+    store.set_persisted_offset(tp, 10)  # the acknowledgement of a write sent before the move
+    assert store.persisted_offset(tp) is None
+    store.drop_unheld(set(range(6)))  # back, restored from its beginning
+    store.set_persisted_offset(tp, 11)
+    assert store.persisted_offset(tp) == 11
 
 
 def test_journal_records_round_trip_and_refuse_tampering():

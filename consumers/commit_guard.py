@@ -195,16 +195,19 @@ def stuck_partitions(consumer: Any, exact: ExactCommits | None = None) -> dict[A
 def repairs(
     stuck: Mapping[Any, StuckPartition],
     committed: Mapping[Any, int | None],
-    starts: Mapping[Any, int] | None = None,
+    firsts: Mapping[Any, int] | None = None,
 ) -> dict[Any, Repair]:
-    """The repair of each stuck partition given the brokers' committed offsets; where the
-    group has none, the partition's first offset (``starts``), if known (else nothing is
-    done: the next look asks again)."""
+    """The repair of each stuck partition given the brokers' committed offsets and, for
+    the dense topics, each partition's first offset (``firsts``): where the group has no
+    offset, or one before the first (records deleted by retention before anyone processed
+    them), the partition goes on from its first record. Where neither is known nothing is
+    done: the next look asks again."""
     out = {}
     for tp, state in stuck.items():
         offset = committed.get(tp)
-        if offset is None or offset < 0:
-            offset = (starts or {}).get(tp)
+        first = (firsts or {}).get(tp)
+        if offset is None or offset < 0 or (first is not None and offset < first):
+            offset = first
         if offset is None:
             continue
         out[tp] = Repair(offset, seek=offset < state.first_acked)
@@ -275,8 +278,9 @@ class CommitGuard:
         if not persistent:
             return
         committed = await self._fetch_committed(list(persistent))
-        starts = self.exact.starts if self.exact is not None else None
-        for tp, repair in repairs(persistent, committed, starts).items():
+        dense = [tp for tp in persistent if self.exact is not None and tp.topic in self.exact.dense]
+        firsts = await consumer.earliest_offsets(*dense) if dense else {}
+        for tp, repair in repairs(persistent, committed, firsts).items():
             state = persistent[tp]
             log.warning(
                 "offset commits of %s held back: acknowledged from %d, faust believed %d "

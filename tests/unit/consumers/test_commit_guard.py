@@ -206,3 +206,8 @@ def test_exact_commits_replace_faust_rules_on_the_dense_topics_only() -> None:
     assert repairs({DENSE1: StuckPartition(1, 0)}, {DENSE1: None}, exact.starts) == {
         DENSE1: Repair(0, seek=True)
     }
+    # a committed offset before the partition's first (retention deleted records never
+    # processed) goes on from the first record, not back and forth forever
+    assert repairs({DENSE0: StuckPartition(120, 5)}, {DENSE0: 5}, {DENSE0: 100}) == {
+        DENSE0: Repair(100, seek=True)
+    }

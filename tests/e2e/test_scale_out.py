@@ -65,10 +65,13 @@ def _unwatched(make: Any, watched: list[str]) -> str:
 
 
 def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
-    bus_factory: Any, records: Any, tmp_path: Any
+    bus_factory: Any, records: Any, tmp_path: Any, request: pytest.FixtureRequest
 ) -> None:
     bus = bus_factory()
     workers = [bus, _worker(bus, "1", tmp_path), _worker(bus, "2", tmp_path)]
+    # every worker but the bus's own (the fixture stops it) is stopped however the test
+    # ends: a wait that fails must not leave worker processes running
+    request.addfinalizer(lambda: [worker.stop_worker() for worker in workers[1:]])
     for worker in workers:
         worker.start_worker()
     _wait_members(bus, 3)
@@ -167,39 +170,35 @@ def test_three_workers_a_sigkill_and_a_newcomer_lose_no_hit_and_repeat_none(
             if kind == "Hit"
         ]
 
-    try:
-        bus.wait_sightings_matched(120)
+    bus.wait_sightings_matched(120)
+    seen = hit_ids()
+    deadline = time.monotonic() + 60
+    while set(seen) != expected and time.monotonic() < deadline:
+        time.sleep(1.0)
         seen = hit_ids()
-        deadline = time.monotonic() + 60
-        while set(seen) != expected and time.monotonic() < deadline:
-            time.sleep(1.0)
-            seen = hit_ids()
-        missing, unexpected = expected - set(seen), set(seen) - expected
-        if missing or unexpected:
-            refused = Counter(
-                (record["reason"], record["detail"][:200])
-                for record, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
-            )
-            others = Counter(
-                kind for _, _, kind in bus.read_topic("alerts", "BJ01", idle_s=2.0) if kind != "Hit"
-            )
-            raise AssertionError(
-                f"{len(missing)} hits missing, {len(unexpected)} unexpected; other alerts: "
-                f"{sorted(others.items())}; missing by "
-                f"sighting: {sorted(Counter(kind_of[hit] for hit in missing).items())}; orders: "
-                f"{sorted(Counter(order_of[hit] for hit in missing).items())}; "
-                f"dead letters: {sorted(refused.items())}"
-            )
-        repeated = sorted(
-            (str(record["hit_id"]), record["sighting"]["topic"], record["sighting"]["partition"],
-             record["sighting"]["offset"])
-            for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
-            if kind == "Hit" and seen.count(str(record["hit_id"])) > 1
-        )  # fmt: skip
-        assert not repeated, f"hits twice in the committed alert stream: {repeated}"
-    finally:
-        for worker in workers[1:]:
-            worker.stop_worker()
+    missing, unexpected = expected - set(seen), set(seen) - expected
+    if missing or unexpected:
+        refused = Counter(
+            (record["reason"], record["detail"][:200])
+            for record, _, _ in bus.read_topic("dead-letter", idle_s=2.0)
+        )
+        others = Counter(
+            kind for _, _, kind in bus.read_topic("alerts", "BJ01", idle_s=2.0) if kind != "Hit"
+        )
+        raise AssertionError(
+            f"{len(missing)} hits missing, {len(unexpected)} unexpected; other alerts: "
+            f"{sorted(others.items())}; missing by "
+            f"sighting: {sorted(Counter(kind_of[hit] for hit in missing).items())}; orders: "
+            f"{sorted(Counter(order_of[hit] for hit in missing).items())}; "
+            f"dead letters: {sorted(refused.items())}"
+        )
+    repeated = sorted(
+        (str(record["hit_id"]), record["sighting"]["topic"], record["sighting"]["partition"],
+         record["sighting"]["offset"])
+        for record, _, kind in bus.read_topic("alerts", "BJ01", idle_s=3.0)
+        if kind == "Hit" and seen.count(str(record["hit_id"])) > 1
+    )  # fmt: skip
+    assert not repeated, f"hits twice in the committed alert stream: {repeated}"
 
 
 def test_orders_and_releases_in_flight_through_rebalances_leave_no_stale_entry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 from typing import Any, NoReturn
 
@@ -32,6 +33,7 @@ from ops.cmd_status import status
 from ops.cmd_subscribe import subscribe_app
 from ops.cmd_topics import topics_app
 from ops.cmd_worker import checkpointer, history_forwarder, worker
+from ops.deployment import STACKS_SIGNAL
 from ops.errors import KAFKA_ERRORS, operator_message
 from ops.terminal import printable
 from schemas.errors import BusError
@@ -114,4 +116,6 @@ app.add_typer(centre_app, name="command-centre")
 
 
 def main() -> None:
+    # every thread's stack to stderr on this signal (see STACKS_SIGNAL)
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
     app()

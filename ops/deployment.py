@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import pydantic_core
 from kafka import KafkaAdminClient, TopicPartition
@@ -42,6 +44,7 @@ __all__ = [
     "ORDER_TOPIC_IDS",
     "ROUTED_TOPIC_IDS",
     "SIGHTING_TOPIC_IDS",
+    "STACKS_SIGNAL",
     "WATCHLIST_TOPIC_IDS",
     "Deployment",
     "DeploymentError",
@@ -65,6 +68,11 @@ WATCHLIST_TOPIC_IDS = ("watchlist-updates",)
 _POLL_S = 0.2
 _LOG_TAIL_BYTES = 4000
 _STOP_TIMEOUT_S = 20.0
+STACKS_SIGNAL: Final = signal.SIGUSR2
+"""Every ``zf801`` process writes every thread's stack to its stderr (its log) on this
+signal (``ops.cli.main``): what a process that did not stop when told was doing."""
+_STACKS_WAIT_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class DeploymentError(OpsError):
@@ -386,13 +394,19 @@ def stop_group(
     timeout_s: float = _STOP_TIMEOUT_S,
 ) -> int | None:
     """``signum`` to the process group of ``process`` (SIGKILL for crash tests), SIGKILL
-    after ``timeout_s``; its exit code."""
+    after ``timeout_s``; its exit code. A process still running then is first asked for
+    its threads' stacks (:data:`STACKS_SIGNAL`), so its log says where it hung."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            log.warning("pid %d did not stop within %.0f s; its stacks go to its log, then "
+                        "SIGKILL", process.pid, timeout_s)  # fmt: skip
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, STACKS_SIGNAL)
+                process.wait(timeout=_STACKS_WAIT_S)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=timeout_s)

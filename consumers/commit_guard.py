@@ -164,14 +164,17 @@ class ExactCommits:
         if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self.read_starts(consumer))
 
-    async def read_starts(self, consumer: Any) -> None:
-        """The first offsets of the dense partitions held that the group never committed."""
-        tps = [
-            tp for tp in consumer.assignment()
-            if tp.topic in self.dense and consumer._committed_offset.get(tp) is None
-        ]  # fmt: skip
+    async def read_starts(self, consumer: Any) -> dict[Any, int]:
+        """Read the first offsets of the dense partitions held, and keep those of the
+        partitions the group never committed (where a commit run starts); return all."""
+        tps = [tp for tp in consumer.assignment() if tp.topic in self.dense]
         earliest = await consumer.earliest_offsets(*tps) if tps else {}
-        self.starts = {tp: offset for tp, offset in earliest.items() if offset is not None}
+        firsts = {tp: offset for tp, offset in earliest.items() if offset is not None}
+        self.starts = {
+            tp: offset for tp, offset in firsts.items()
+            if consumer._committed_offset.get(tp) is None
+        }  # fmt: skip
+        return firsts
 
 
 def stuck_partitions(consumer: Any, exact: ExactCommits | None = None) -> dict[Any, StuckPartition]:
@@ -266,28 +269,29 @@ class CommitGuard:
             self._fetched.clear()
             return
         self.attach(app.consumer)
-        if self.exact is not None:
-            await self.exact.read_starts(app.consumer)
-        await self._commits(app.consumer)
+        firsts = {} if self.exact is None else await self.exact.read_starts(app.consumer)
+        await self._commits(app.consumer, firsts)
         await self._fetches(app.consumer)
 
-    async def _commits(self, consumer: Any) -> None:
+    async def _commits(self, consumer: Any, firsts: Mapping[Any, int]) -> None:
+        """Repair the partitions held back since the last look; ``firsts``: the first
+        offsets of the dense partitions."""
         now = stuck_partitions(consumer, self.exact)
         persistent = {tp: state for tp, state in now.items() if self._seen.get(tp) == state}
         self._seen = now
         if not persistent:
             return
         committed = await self._fetch_committed(list(persistent))
-        dense = [tp for tp in persistent if self.exact is not None and tp.topic in self.exact.dense]
-        firsts = await consumer.earliest_offsets(*dense) if dense else {}
         for tp, repair in repairs(persistent, committed, firsts).items():
             state = persistent[tp]
             log.warning(
                 "offset commits of %s held back: acknowledged from %d, faust believed %d "
-                "committed, the group has %d; %s",
+                "committed; goes on from %d, %s; %s",
                 tp, state.first_acked, state.believed, repair.committed,
+                "the group's committed offset" if committed.get(tp) == repair.committed
+                else "the partition's first record (the group has none after it)",
                 "records below were never committed: sought back to process them"
-                if repair.seek else "belief brought up to the group's",
+                if repair.seek else "belief brought up to it",
             )  # fmt: skip
             consumer._committed_offset[tp] = repair.committed
             if repair.seek:

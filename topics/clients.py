@@ -210,10 +210,9 @@ def kafka_reader(
     **overrides: Any,
 ) -> KafkaConsumer:
     """A kafka-python consumer of ``agency`` without a group (committed records only),
-    assigned every partition of
-    each of ``topics`` (checked readable first) and positioned at the offset ``start``
-    gives for a (topic, partition) (where the reader keeps its own positions), at the
-    beginning elsewhere."""
+    assigned every partition of each of ``topics`` (checked readable first) and
+    positioned at the offset ``start`` gives for a (topic, partition) (where the reader
+    keeps its own positions), at the beginning elsewhere."""
     partitions = require_topics(settings, agency, topics, "read")
     reader = {"group_id": None, "enable_auto_commit": False}
     consumer = KafkaConsumer(

@@ -7,13 +7,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from consumers.history_follower import SightingFollower
 from consumers.query_client import QueryClient
@@ -23,7 +20,7 @@ from consumers.responder_state import QuotaLimits, ResponderState
 from consumers.runtime import Runtime
 from schemas.agencies import get_agency
 from schemas.settings import Settings
-from topics import clients
+from tests.waiting import wait_group_members
 from topics.acls import group_prefix
 
 __all__ = ["QueryBus"]
@@ -97,23 +94,7 @@ class QueryBus:
         self.wait_members(unit, 0)
 
     def wait_members(self, unit: str, count: int) -> None:
-        admin = clients.kafka_admin(self.settings)
-        deadline = time.monotonic() + _READY_S
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    described = admin.describe_groups([self.group(unit)])
-                except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-                    time.sleep(0.2)  # a fresh broker still creating its offsets topic
-                    continue
-                group = described.get(self.group(unit), {})
-                members = len(group.get("members", ()))
-                if members == count and (count == 0 or group.get("group_state") == "Stable"):
-                    return
-                time.sleep(0.2)
-        finally:
-            admin.close()
-        raise AssertionError(f"the responder group of {unit} did not reach {count} members")
+        wait_group_members(self.settings, self.group(unit), count, _READY_S)
 
     @contextlib.contextmanager
     def client(self, court: str = "BJ01") -> Iterator[QueryClient]:

@@ -13,10 +13,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaError
 
 from consumers.watchlist import derive_id
 from ops.deployment import DeploymentError
+from tests.waiting import wait_group_members
 from topics import clients
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,22 +39,7 @@ def _worker(bus: Any, worker_id: str, tmp_path: Any) -> Any:
 
 
 def _wait_members(bus: Any, count: int) -> None:
-    admin = clients.kafka_admin(bus.settings)
-    deadline = time.monotonic() + _READY_S
-    try:
-        while time.monotonic() < deadline:
-            try:
-                group = admin.describe_groups([bus.app_id]).get(bus.app_id, {})
-            except KafkaError as exc:  # e.g. no coordinator yet on a fresh broker
-                if not exc.retriable:
-                    raise
-                group = {}
-            if group.get("group_state") == "Stable" and len(group.get("members", ())) == count:
-                return
-            time.sleep(0.5)
-    finally:
-        admin.close()
-    raise AssertionError(f"the group did not settle with {count} members")
+    wait_group_members(bus.settings, bus.app_id, count, _READY_S)
 
 
 def _unwatched(make: Any, watched: list[str]) -> str:

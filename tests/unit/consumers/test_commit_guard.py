@@ -200,8 +200,9 @@ def test_exact_commits_replace_faust_rules_on_the_dense_topics_only() -> None:
     consumer._acked[DENSE1] += [1, 2]
     consumer._acked_index[DENSE1].update([1, 2])
     assert stuck_partitions(consumer, exact) == {}  # the first offset not known yet
-    asyncio.run(exact.read_starts(consumer))
-    assert exact.starts == {DENSE1: 0}
+    firsts = asyncio.run(exact.read_starts(consumer))
+    assert firsts == {DENSE0: 0, DENSE1: 0}  # every dense partition held: the guard's too
+    assert exact.starts == {DENSE1: 0}  # where a commit run starts: never committed
     assert stuck_partitions(consumer, exact) == {DENSE1: StuckPartition(1, 0)}
     assert repairs({DENSE1: StuckPartition(1, 0)}, {DENSE1: None}, exact.starts) == {
         DENSE1: Repair(0, seek=True)

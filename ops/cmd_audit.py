@@ -37,7 +37,9 @@ from ops.cmd_inspect_view import (
     shorten,
     when,
 )
+from ops.errors import OpsError
 from schemas.errors import BusError
+from schemas.identifiers import normalise_text
 
 __all__ = [
     "AuditEntry",
@@ -58,6 +60,52 @@ _DEFAULT_READER = "BUS-AUDIT"
 
 audit_app = typer.Typer(help="The audit log (every user operation, hash-chained per agency).",
                         no_args_is_help=True)  # fmt: skip
+
+
+_RESULTS = ("SUCCESS", "FAILURE", "DENIED")
+
+
+def _term(option: str, label: str, *, personal: bool = False) -> Callable[[str | None], str | None]:
+    """The check of a free-text filter: present, at most 64 characters, no control or
+    look-alike characters (rules ``audit.<label>.*``); a personal one is masked in errors."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        return normalise_text(value, option, label, f"audit.{label}", personal=personal)
+
+    return check
+
+
+def _result(value: str | None) -> str | None:
+    if value is None:
+        return None
+    wanted = normalise_text(value, "--result", "result", "audit.result").upper()
+    if wanted not in _RESULTS:
+        raise OpsError(
+            f"--result {wanted!r}: one of {', '.join(_RESULTS)} (any case) "
+            "[rule audit.result.unknown]"
+        )
+    return wanted
+
+
+UserOnly = Annotated[
+    str | None, typer.Option("--user", help="Only this user's.", callback=_term("--user", "user"))
+]
+SubjectOnly = Annotated[
+    str | None,
+    typer.Option("--subject", help="Only records naming this ID number or credit code.",
+                 callback=_term("--subject", "subject", personal=True)),
+]  # fmt: skip
+OperationOnly = Annotated[
+    str | None,
+    typer.Option("--operation", help="Only this operation (query.ask), or a prefix (alerts.).",
+                 callback=_term("--operation", "operation")),
+]  # fmt: skip
+ResultOnly = Annotated[
+    str | None,
+    typer.Option("--result", help="Only SUCCESS, FAILURE or DENIED.", callback=_result),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,15 +323,8 @@ def tail(
     reader: OperatorReader = _DEFAULT_READER,
     count: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 20,
     agency: AgencyOnly = None,
-    operation: Annotated[
-        str | None,
-        typer.Option(
-            "--operation", help="Only this operation (alerts.read), or a prefix (alerts.)."
-        ),
-    ] = None,
-    result: Annotated[
-        str | None, typer.Option("--result", help="Only SUCCESS, FAILURE or DENIED.")
-    ] = None,
+    operation: OperationOnly = None,
+    result: ResultOnly = None,
     follow: Follow = False,
     output: Format = OutputFormat.table,
 ) -> None:
@@ -364,18 +405,10 @@ def search(
     *,
     reader: OperatorReader = _DEFAULT_READER,
     agency: AgencyOnly = None,
-    user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
-    subject: Annotated[
-        str | None,
-        typer.Option("--subject", help="Only records naming this ID number or credit code."),
-    ] = None,
-    operation: Annotated[
-        str | None,
-        typer.Option("--operation", help="Only this operation (query.ask), or a prefix (alerts.)."),
-    ] = None,
-    result: Annotated[
-        str | None, typer.Option("--result", help="Only SUCCESS, FAILURE or DENIED.")
-    ] = None,
+    user: UserOnly = None,
+    subject: SubjectOnly = None,
+    operation: OperationOnly = None,
+    result: ResultOnly = None,
     since: Annotated[
         str | None, typer.Option("--from", help="From this time (ISO 8601) or age (30m, 7d).")
     ] = None,
@@ -400,6 +433,8 @@ def search(
             since=parse_since(since, now, "--from") if since else None,
             until=parse_since(until, now, "--to") if until else None, limit=limit,
         )  # fmt: skip
+        if query.since is not None and query.until is not None and query.since > query.until:
+            raise OpsError(f"--from {since} is after --to {until}: --from <= --to")
         runtime = Runtime.connect(reader)
         try:
             with TopicReader(runtime, "audit", "audit.search") as topic:

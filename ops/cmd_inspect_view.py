@@ -23,6 +23,7 @@ from ops.cmd_inspect import TopicReader, TopicRecord, parse_since
 from ops.errors import operator_message
 from ops.terminal import json_line, printable
 from schemas.errors import BusError
+from schemas.identifiers import normalise_agency_code
 from topics.errors import AccessDenied
 
 __all__ = [
@@ -189,7 +190,17 @@ def _refusals(count: int) -> str:
 OperatorReader = Annotated[
     str, typer.Option("--as", help="The reading agency (bus or command-system role).")
 ]
-AgencyOnly = Annotated[str | None, typer.Option("--agency", help="Only this agency's.")]
+
+
+def _agency_code(value: str | None) -> str | None:
+    """``--agency``: an agency of the list, in any case; a clear error otherwise (a
+    misspelt code would find nothing and say nothing)."""
+    return None if value is None else normalise_agency_code(value, "--agency")
+
+
+AgencyOnly = Annotated[
+    str | None, typer.Option("--agency", help="Only this agency's.", callback=_agency_code)
+]
 Since = Annotated[
     str | None,
     typer.Option("--since", help="Only records from this time on: ISO 8601 (UTC if no zone) "

@@ -16,6 +16,7 @@ __all__ = [
     "Kind",
     "fail",
     "mask",
+    "normalise_text",
     "prepare",
     "show",
     "strip_chars",
@@ -110,6 +111,16 @@ def prepare(value: object, field: str, kind: Kind) -> str:
     if not text:
         fail(kind, field, "required", "is empty", None)
     return text
+
+
+def normalise_text(
+    value: object, field: str, label: str, prefix: str, *, personal: bool = False
+) -> str:
+    """A name or search term (a user, an operation, a subject) with the hygiene every
+    identifier gets (:func:`prepare`): rules ``<prefix>.required``, ``.type``,
+    ``.length`` (over :data:`MAX_INPUT_CHARS`) and ``.characters``; ``personal`` masks it
+    in messages."""
+    return prepare(value, field, Kind(label, prefix, (2, 2) if personal else None))
 
 
 # Separators people type inside plates, codes and phone numbers (after NFKC):

@@ -7,6 +7,10 @@ import datetime as dt
 import hashlib
 from dataclasses import replace
 
+import pytest
+from typer.testing import CliRunner
+
+from ops.cli import app
 from ops.cmd_audit import (
     AuditEntry,
     ChainWatch,
@@ -150,3 +154,37 @@ def test_a_missing_record_and_a_fork_are_breaks_of_the_chain_they_sit_in() -> No
     assert found[2].breaks == [
         "sequence 4 (1@4): sequence 4 follows a record another one already follows"
     ]
+
+
+# --- the operator's filters, refused before anything is read ----------------------------------
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["search", "--agency", "ZZ99"], "--agency 'ZZ99': agency code: is not in the agency list "
+         "[rule agency_code.unknown]"),
+        (["tail", "--agency", "B J"], "[rule agency_code.format]"),
+        (["chains", "--agency", ""], "--agency: agency code: is empty [rule agency_code.required]"),
+        (["search", "--user", "x" * 5000], "--user '<5000 characters>': user: is 5000 characters"),
+        (["search", "--user", "  "], "--user: user: is empty [rule audit.user.required]"),
+        (["search", "--subject", "11010519900101\u202e1234"], "[rule audit.subject.characters]"),
+        (["search", "--operation", "query\x00ask"], "[rule audit.operation.characters]"),
+        (["tail", "--result", "ok"], "--result 'OK': one of SUCCESS, FAILURE, DENIED (any case) "
+         "[rule audit.result.unknown]"),
+        (["search", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"],
+         "--from 2026-01-02T00:00:00Z is after --to 2026-01-01T00:00:00Z"),
+    ],
+)  # fmt: skip
+def test_a_bad_filter_is_refused_naming_the_option_and_the_rule(args: list[str], says: str) -> None:
+    """Each is refused in one line, exit code 1, before any broker is reached (none runs
+    here): a misspelt agency or result would otherwise find nothing and say nothing."""
+    result = CliRunner().invoke(
+        app, ["audit", *args, "--as", "BUS-AUDIT"], env={"ZF801_DEBUG": None}
+    )
+    assert result.exit_code == 1, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert "bootstrap" not in result.output.lower()
+
+
+def test_a_personal_subject_is_masked_in_the_refusal() -> None:
+    result = CliRunner().invoke(app, ["audit", "search", "--subject", "110105199001011234\x07"])
+    assert result.exit_code == 1 and "110105199001011234" not in result.output, result.output

@@ -130,7 +130,7 @@ class ExactCommits:
         self.starts: dict[Any, int] = {}
         """The first offset of each partition held that the group never committed."""
         self._consumer: Any = None
-        self._reading: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[dict[Any, int]] | None = None
 
     def expected(self, consumer: Any, tp: Any) -> int | None:
         """The next record to process of ``tp`` as committed (faust keeps 0 as None)."""

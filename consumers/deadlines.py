@@ -165,6 +165,8 @@ class Deadlines:
         self._escalated: set[tuple[str, int]] = set()
         self.looked_up = 0
         """Tracking entries looked at by the ticks so far (work per tick)."""
+        self.ticks = 0
+        """Calls of :meth:`due` so far."""
         self._expiry_sent: set[tuple[str, int]] = set()
         self._warning_sent: set[tuple[str, int]] = set()
         self._overdue_sent: set[str] = set()
@@ -242,6 +244,17 @@ class Deadlines:
         for index in (ends, acks, warns, purges):
             index.heapify()
         heapq.heapify(hits)
+
+    def due(self, now: dt.datetime) -> list[Outgoing]:
+        """One tick: every warning, escalation, expiry notice and overdue alert due at
+        ``now``, and the purges due recorded (each clock fires once)."""
+        self.ticks += 1
+        due = self.expiry_warnings(now)
+        due += self.hit_escalations(now)
+        due += self.expiry_notices(now)
+        due += self.overdue_alerts(now)
+        self.purges(now)
+        return due
 
     def expiry_notices(self, now: dt.datetime) -> list[Outgoing]:
         """Notices for orders whose control period has ended (once per order)."""

@@ -604,6 +604,11 @@ class BusWorker:
         yield gauge("zf801_consumer_lag", "Records of an input beyond the last commit",
                     ["processor", "topic"],
                     [(["worker", topic], lag) for topic, lag in self.loop.lag()])  # fmt: skip
+        yield counter("zf801_timer_ticks", "Timer ticks that looked for clocks due",
+                      ["processor"], [(me, self.deadlines.ticks)])  # fmt: skip
+        yield counter("zf801_clock_lookups", "Tracked orders the ticks looked up: the "
+                      "clocks that fell due, never every order", ["processor"],
+                      [(me, self.deadlines.looked_up)])  # fmt: skip
         ends, acks = self.deadlines.pending()
         clocks = [(["worker", "control-end"], ends), (["worker", "acknowledgement"], acks)]
         yield gauge("zf801_timers_pending", "Clocks watched: control-period ends and "
@@ -652,13 +657,8 @@ class BusWorker:
                 return
             self._lookbacks += pending
         now = _now()
-        deadlines = self.deadlines
-        due = deadlines.expiry_warnings(now)
-        due += deadlines.hit_escalations(now)
-        due += deadlines.expiry_notices(now)
-        due += deadlines.overdue_alerts(now)
-        deadlines.purges(now)
-        noticed = deadlines.drain_noticed()
+        due = self.deadlines.due(now)
+        noticed = self.deadlines.drain_noticed()
         if due:
             await self.publish(due)
         if noticed:  # once sent: a restarted worker does not send them again

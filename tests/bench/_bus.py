@@ -4,6 +4,7 @@ and ACLs, a key store of the agencies a benchmark signs for, and a watchlist fil
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -12,12 +13,18 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
 from ops.deployment import Deployment
+from schemas.envelope import to_micros
 from schemas.identifiers import id_number_check_char
+from schemas.matchkey import person_match_key
 from schemas.settings import Settings, get_settings
+from sign.state_seal import StateSealer
 from tests.builders import trust_set
 from topics.catalog import Catalog
+from topics.clients import aio_producer
+from topics.partitioning import KeyPartitions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COURT = "BJ01"
@@ -105,3 +112,53 @@ def rss_bytes() -> int:
 
 def as_json(data: object) -> str:
     return json.dumps(data, ensure_ascii=False)
+
+
+async def fill_tracked_orders(
+    bus: Deployment, people: list[str], *, acknowledged: bool = True, ack_due_s: int = 300
+) -> None:
+    """An order on each person (order ids ``UUID(int=n + 1)``, in order), written straight
+    to the worker's changelogs as the worker itself would have written them after taking
+    those orders in: its watchlist entry and its tracking (looked back; acknowledged
+    RECEIVED, or with ``acknowledged=False`` awaiting an acknowledgement due in
+    ``ack_due_s``), sealed with the worker's state secret, on the partitions the worker
+    computes."""
+    catalog, settings = bus.catalog, bus.settings
+    sealer = StateSealer(bus.keystore.state_secret(MATCHER))
+    secret = settings.match_key_secret.get_secret_value().encode()
+    now_us = to_micros(dt.datetime.now(dt.UTC))
+    tables = {}
+    for topic_id in ("watchlist-changelog", "order-tracking-changelog"):
+        spec = catalog.get(topic_id)
+        assert spec.changelog_of is not None
+        store = f"{spec.changelog_of.application}/{spec.changelog_of.table}"
+        tables[topic_id] = (spec.name, store, KeyPartitions(spec.partitions))
+    producer = aio_producer(settings, MATCHER, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        pending = []
+        for n, person in enumerate(people):
+            order_id = str(uuid.UUID(int=n + 1))
+            key = person_match_key(person, secret=secret)
+            order = active_order(order_id).with_keys([key])
+            track = OrderTrack(
+                OrderKind.LOCATE_DEBTOR, COURT, order.issued_at_us,
+                order.issued_at_us + ack_due_s * 1_000_000, (key,), end_us=order.end_us,
+                case_number=order.case_number, status="RECEIVED" if acknowledged else None,
+                noticed=frozenset({LOOKED_BACK}),  # as the worker records after its look-back
+            )  # fmt: skip
+            for topic_id, record_key, payload in (
+                ("watchlist-changelog", key, WatchEntry.empty().with_order(order).to_bytes()),
+                ("order-tracking-changelog", order_id.encode(), track.to_bytes()),
+            ):
+                topic, store, partition_of = tables[topic_id]
+                value = sealer.seal(store, record_key, payload, now_us)
+                pending.append(await producer.send(
+                    topic, key=record_key, value=value, partition=partition_of(record_key)
+                ))  # fmt: skip
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()

@@ -32,17 +32,13 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from consumers.tracking import LOOKED_BACK, OrderTrack
-from consumers.watchlist import OrderKind, WatchEntry, derive_id
+from consumers.watchlist import derive_id
 from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
-from schemas.envelope import to_micros
 from schemas.matchkey import person_match_key
-from sign.state_seal import StateSealer
 from tests.bench import _bus
 from tests.builders import Records
-from topics.clients import aio_consumer, aio_producer
-from topics.partitioning import KeyPartitions
+from topics.clients import aio_consumer
 
 ORDERS = int(os.environ.get("ZF801_BENCH_RESTART_ORDERS", "1000000"))
 _TIMEOUT_S = 1800.0
@@ -60,49 +56,6 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             total += int(line.split()[1]) * 1024
     return total
-
-
-async def _fill(bus: Deployment, people: list[str]) -> None:
-    """Each person's watchlist entry and order tracking, sealed as the worker seals them."""
-    catalog, settings = bus.catalog, bus.settings
-    sealer = StateSealer(bus.keystore.state_secret(_bus.MATCHER))
-    secret = settings.match_key_secret.get_secret_value().encode()
-    now_us = to_micros(dt.datetime.now(dt.UTC))
-    tables = {}
-    for topic_id in ("watchlist-changelog", "order-tracking-changelog"):
-        spec = catalog.get(topic_id)
-        assert spec.changelog_of is not None
-        store = f"{spec.changelog_of.application}/{spec.changelog_of.table}"
-        tables[topic_id] = (spec.name, store, KeyPartitions(spec.partitions))
-    producer = aio_producer(settings, _bus.MATCHER, linger_ms=20, max_batch_size=1 << 20)
-    await producer.start()
-    try:
-        pending = []
-        for n, person in enumerate(people):
-            order_id = str(uuid.UUID(int=n + 1))
-            key = person_match_key(person, secret=secret)
-            order = _bus.active_order(order_id).with_keys([key])
-            track = OrderTrack(
-                OrderKind.LOCATE_DEBTOR, _bus.COURT, order.issued_at_us,
-                order.issued_at_us + 300_000_000, (key,), end_us=order.end_us,
-                case_number=order.case_number, status="RECEIVED",
-                noticed=frozenset({LOOKED_BACK}),  # as the worker records after its look-back
-            )  # fmt: skip
-            for topic_id, record_key, payload in (
-                ("watchlist-changelog", key, WatchEntry.empty().with_order(order).to_bytes()),
-                ("order-tracking-changelog", order_id.encode(), track.to_bytes()),
-            ):
-                topic, store, partition_of = tables[topic_id]
-                value = sealer.seal(store, record_key, payload, now_us)
-                pending.append(await producer.send(
-                    topic, key=record_key, value=value, partition=partition_of(record_key)
-                ))  # fmt: skip
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 def _order(person: str, n: int) -> dict[str, Any]:
@@ -167,7 +120,7 @@ def run() -> list[dict[str, object]]:
     bus.ensure_keys(dt.datetime.now(dt.UTC))
     people = _bus.id_numbers(ORDERS, seed=11)
     started = time.perf_counter()
-    asyncio.run(_fill(bus, people))
+    asyncio.run(_bus.fill_tracked_orders(bus, people))
     fill_s = time.perf_counter() - started
     rows: list[dict[str, object]] = []
     worker_dir = bus.settings.home / "worker"

@@ -131,10 +131,10 @@ def test_a_tick_looks_only_at_what_is_due_among_100000_tracked_orders(
     deadlines = _deadlines(keystore, tracking)
     deadlines.rewatch(tracked(tracking.items()))
     for second in range(5):  # five idle ticks before any deadline: nothing is looked at
-        assert deadlines.overdue_alerts(NOW + dt.timedelta(seconds=second - 5)) == []
-    assert deadlines.looked_up == 0
-    alerts = deadlines.overdue_alerts(NOW + dt.timedelta(seconds=3))
-    assert len(alerts) == 3 and deadlines.looked_up == 3
+        assert deadlines.due(NOW + dt.timedelta(seconds=second - 5)) == []
+    assert deadlines.looked_up == 0 and deadlines.ticks == 5
+    alerts = deadlines.due(NOW + dt.timedelta(seconds=3))
+    assert len(alerts) == 3 and deadlines.looked_up == 3 and deadlines.ticks == 6
 
 
 def test_a_notice_recorded_as_sent_is_not_sent_again_after_a_restart(keystore: KeyStore) -> None:

@@ -1,10 +1,16 @@
-"""Hit latency: from a sighting's publish to its alert at the court subscriber, at a
-steady 2,000 sightings per second through a real ``zf801 worker`` process.
+"""Hit latency and drain rate of a real ``zf801 worker`` process, with the watchlist at
+each size of ``ZF801_BENCH_TRACKED`` (default ``1000,1000000``: tracked orders written to
+the worker's changelogs before it starts, as the restart benchmark writes them, plus the
+200 orders that hit).
 
-5% of the sightings hit one of 200 locate-debtor orders of one court. The court side
-reads its alert topic at ``read_committed`` (hits are committed in transactions); the
-same run measures a plain consumer of the sightings topic, the floor set by the broker
-and the client alone.
+- **Latency**: a steady 2,000 sightings per second for 15 s; 5% of them hit one of 200
+  locate-debtor orders of one court. The court side reads its alert topic at
+  ``read_committed`` (hits are committed in transactions); the same run measures a plain
+  consumer of the sightings topic, the floor set by the broker and the client alone.
+- **Drain**: ``ZF801_BENCH_DRAIN`` sightings (default 200,000, none hits) sent in one
+  burst while the worker is stopped (SIGSTOP, well within its 10 s session), then timed
+  from SIGCONT to the worker's commit of the last one, next to a plain aiokafka read of
+  the same records in the same run.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import signal
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -29,6 +37,10 @@ from topics.clients import aio_consumer, aio_producer
 
 RATE = int(os.environ.get("ZF801_BENCH_RATE", "2000"))
 SECONDS = float(os.environ.get("ZF801_BENCH_SECONDS", "15"))
+TRACKED = [int(n) for n in os.environ.get("ZF801_BENCH_TRACKED", "1000,1000000").split(",")]
+DRAIN = int(os.environ.get("ZF801_BENCH_DRAIN", "200000"))
+_COLUMNS = ("path", "sent/s", "received", "p50 ms", "p99 ms", "max ms", "msg/s", "ratio")
+_START_S = 1800.0  # a memory-store worker restores 1,000,000 orders in six to nine minutes
 SUBJECTS = 200
 HIT_EVERY = 20
 _TICK_S = 0.01
@@ -127,7 +139,7 @@ def _prepare(bus: Deployment) -> list[tuple[str, Any, str | None]]:
         for o, k in zip(orders, keys, strict=True)
     ])  # fmt: skip
     court.close()
-    bus.wait_orders_applied(60)
+    bus.wait_orders_applied(_START_S)  # after the restore of the tracked orders
     police = Publisher(bus.keystore.signer_for(_bus.POLICE), catalog=bus.catalog,
                        settings=bus.settings)  # fmt: skip
     strangers = iter(_bus.id_numbers(int(RATE * SECONDS), seed=100_000))
@@ -153,14 +165,102 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000, ordered[-1] * 1000
 
 
+async def _burst(settings: Settings, prepared: Sequence[tuple[str, Any, str | None]]) -> float:
+    """Send ``prepared`` as fast as a batching producer can; its rate."""
+    producer = aio_producer(settings, _bus.POLICE, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send(topic, key=r.key, value=r.value, headers=list(r.headers))
+            for topic, r, _ in prepared
+        ]
+        await asyncio.gather(*futures)
+        return len(prepared) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def _plain_read(settings: Settings, topic: str, start: dict[int, int], count: int) -> float:
+    """A plain aiokafka read of ``count`` records from ``start`` (offset per partition)."""
+    consumer = aio_consumer(settings, _bus.MATCHER, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(start)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, start[tp.partition])
+        started, got = time.perf_counter(), 0
+        while got < count:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            got += sum(len(messages) for messages in batch.values())
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _drain(bus: Deployment, police: Publisher) -> list[dict[str, object]]:
+    """The drain rows: a burst of ``DRAIN`` sightings through the running worker, and a
+    plain read of the same records."""
+    secret = bus.settings.match_key_secret.get_secret_value().encode()
+    people = _bus.id_numbers(DRAIN, seed=3_000_000)
+    prepared = []
+    for person in people:
+        key = person_match_key(person, secret=secret)
+        event = OutgoingEvent("sightings-person", _SIGHTING, _check_in(person), key)
+        prepared.append((*police.prepare(event), None))
+    topic = bus.catalog.topic_name("sightings-person")
+
+    async def ends() -> dict[int, int]:
+        reader = aio_consumer(bus.settings, _bus.MATCHER, group_id=None)
+        await reader.start()
+        try:
+            found = await reader.end_offsets([TopicPartition(topic, p) for p in range(6)])
+            return {tp.partition: offset for tp, offset in found.items()}
+        finally:
+            await reader.stop()
+
+    before = asyncio.run(ends())
+    assert bus.process is not None
+    # The worker frozen while the burst is sent (well within its 10 s session), so what
+    # is timed is its own drain, not the sender's pace.
+    os.killpg(bus.process.pid, signal.SIGSTOP)
+    try:
+        sent = asyncio.run(_burst(bus.settings, prepared))
+    finally:
+        os.killpg(bus.process.pid, signal.SIGCONT)
+    started = time.perf_counter()
+    bus.wait_sightings_matched(600)
+    worker = DRAIN / (time.perf_counter() - started)
+    plain = asyncio.run(_plain_read(bus.settings, topic, before, DRAIN))
+    burst = {"sent/s": f"{sent:,.0f}", "received": f"{DRAIN:,}"}
+    return [
+        {"path": "drain: plain aiokafka read of the burst", **burst,
+         "msg/s": f"{plain:,.0f}", "ratio": "1.00"},
+        {"path": "drain: worker, burst to its last commit", **burst,
+         "msg/s": f"{worker:,.0f}", "ratio": f"{worker / plain:.2f}"},
+    ]  # fmt: skip
+
+
 def run() -> list[dict[str, object]]:
-    settings = _bus.bench_settings(_bus.kafka_settings())
+    base = _bus.kafka_settings()
+    rows: list[dict[str, object]] = []
+    for tracked in TRACKED:
+        for row in _run(base, tracked):
+            rows.append({"tracked": f"{tracked:,}", **dict.fromkeys(_COLUMNS, "-"), **row})
+    return rows
+
+
+def _run(base: Settings, tracked: int) -> list[dict[str, object]]:
+    settings = _bus.bench_settings(base)
     bus = Deployment.create(settings)
     bus.apply_topics()
     bus.ensure_keys(dt.datetime.now(dt.UTC))
+    if tracked:
+        asyncio.run(_bus.fill_tracked_orders(bus, _bus.id_numbers(tracked, seed=5_000_000)))
     bus.start_worker()
     try:
-        bus.wait_worker_ready(120)
+        bus.wait_worker_ready(_START_S)
         prepared = _prepare(bus)
         clock = _Clock()
         hits = sum(1 for _, _, hit in prepared if hit is not None)
@@ -181,9 +281,14 @@ def run() -> list[dict[str, object]]:
             return rate
 
         rate = asyncio.run(measure())
+        police = Publisher(bus.keystore.signer_for(_bus.POLICE), catalog=bus.catalog,
+                           settings=bus.settings)  # fmt: skip
+        drained = _drain(bus, police)
+        police.close()
     finally:
         bus.stop_worker()
-    rows = []
+        bus.remove_run()
+    rows: list[dict[str, object]] = []
     for name, values, count in (
         ("sighting publish -> court alert (read_committed)", clock.hit_latency, hits),
         ("sighting publish -> plain consumer of sightings", clock.plain_latency, len(prepared)),
@@ -193,4 +298,4 @@ def run() -> list[dict[str, object]]:
             "path": name, "sent/s": f"{rate:,.0f}", "received": f"{len(values)}/{count}",
             "p50 ms": f"{p50:.1f}", "p99 ms": f"{p99:.1f}", "max ms": f"{worst:.1f}",
         })  # fmt: skip
-    return rows
+    return [*rows, *drained]

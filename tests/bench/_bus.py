@@ -9,9 +9,12 @@ import datetime as dt
 import json
 import os
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from aiokafka import TopicPartition
 
 from consumers.tracking import LOOKED_BACK, OrderTrack
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
@@ -23,7 +26,7 @@ from schemas.settings import Settings, get_settings
 from sign.state_seal import StateSealer
 from tests.builders import trust_set
 from topics.catalog import Catalog
-from topics.clients import aio_producer
+from topics.clients import aio_consumer, aio_producer
 from topics.partitioning import KeyPartitions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +165,28 @@ async def fill_tracked_orders(
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+async def plain_read(
+    settings: Settings, topic: str, count: int, start: Mapping[int, int] | None = None
+) -> float:
+    """Records per second of a plain aiokafka read of ``count`` records of ``topic`` (six
+    partitions) from ``start`` (offset per partition; the beginning when None): the floor
+    the broker and the client alone set, against which a processor is measured."""
+    consumer = aio_consumer(settings, MATCHER, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(partitions)
+        if start is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            for tp in partitions:
+                consumer.seek(tp, start[tp.partition])
+        started, got = time.perf_counter(), 0
+        while got < count:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            got += sum(len(messages) for messages in batch.values())
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()

@@ -14,14 +14,11 @@ import datetime as dt
 import os
 import time
 
-from aiokafka import TopicPartition
-
 from ops.deployment import Deployment
 from producers.publisher import OutgoingEvent, Publisher
 from schemas.matchkey import person_match_key
 from tests.bench import _bus
 from tests.builders import Records
-from topics.clients import aio_consumer
 
 ORDERS = int(os.environ.get("ZF801_BENCH_ORDERS", "20000"))
 _ORDER = "cn.zf801.orders.v1.LocateDebtorOrder"
@@ -29,22 +26,6 @@ _ORDER = "cn.zf801.orders.v1.LocateDebtorOrder"
 
 def _order(person: str) -> dict[str, object]:
     return Records().person_order(_bus.COURT, "（2026）京01执9号", person)
-
-
-async def _plain_read(bus: Deployment, topic: str, expected: int) -> float:
-    consumer = aio_consumer(bus.settings, _bus.MATCHER, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(6)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        started, got = time.perf_counter(), 0
-        while got < expected:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            got += sum(len(messages) for messages in batch.values())
-        return expected / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def run() -> list[dict[str, object]]:
@@ -61,7 +42,8 @@ def run() -> list[dict[str, object]]:
         for p in people
     ])  # fmt: skip
     court.close()
-    plain = asyncio.run(_plain_read(bus, bus.catalog.topic_name("orders-locate-debtor"), ORDERS))
+    intake = bus.catalog.topic_name("orders-locate-debtor")
+    plain = asyncio.run(_bus.plain_read(settings, intake, ORDERS))
     bus.start_worker()
     try:
         bus.wait_worker_ready(120)

@@ -181,24 +181,6 @@ async def _burst(settings: Settings, prepared: Sequence[tuple[str, Any, str | No
         await producer.stop()
 
 
-async def _plain_read(settings: Settings, topic: str, start: dict[int, int], count: int) -> float:
-    """A plain aiokafka read of ``count`` records from ``start`` (offset per partition)."""
-    consumer = aio_consumer(settings, _bus.MATCHER, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(start)]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, start[tp.partition])
-        started, got = time.perf_counter(), 0
-        while got < count:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            got += sum(len(messages) for messages in batch.values())
-        return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 def _drain(bus: Deployment, police: Publisher) -> list[dict[str, object]]:
     """The drain rows: a burst of ``DRAIN`` sightings through the running worker, and a
     plain read of the same records."""
@@ -232,7 +214,7 @@ def _drain(bus: Deployment, police: Publisher) -> list[dict[str, object]]:
     started = time.perf_counter()
     bus.wait_sightings_matched(600)
     worker = DRAIN / (time.perf_counter() - started)
-    plain = asyncio.run(_plain_read(bus.settings, topic, before, DRAIN))
+    plain = asyncio.run(_bus.plain_read(bus.settings, topic, DRAIN, before))
     burst = {"sent/s": f"{sent:,.0f}", "received": f"{DRAIN:,}"}
     return [
         {"path": "drain: plain aiokafka read of the burst", **burst,

@@ -674,6 +674,7 @@ class BusWorker:
         so that the matcher and the order flow run between the parts; None when a
         rebalance began meanwhile (the next tick starts again)."""
         pending: list[LookBackRequest] = []
+        started = time.monotonic()
         items = self.tracking.iter_payloads()
         parts = self.deadlines.rewatching(self._collect_lookbacks(tracked(items), pending))
         try:
@@ -684,6 +685,12 @@ class BusWorker:
         finally:
             parts.close()
             items.close()  # a RocksDB iterator holds its database open
+        ends, acks = self.deadlines.pending()
+        log.info(
+            "clocks indexed in %.1f s: %d control-period end(s), %d acknowledgement "
+            "deadline(s); %d order(s) to look back for",
+            time.monotonic() - started, ends, acks, len(pending),
+        )  # fmt: skip
         return pending
 
     async def _look_back(self) -> None:

@@ -59,8 +59,9 @@ def verify(
     try:
         check = verify_seal(document, keystore.trust_store(), seal_file)
     except BusError as exc:
-        reason = getattr(exc, "reason", "ERROR")
-        _errors.print(f"[bold red]seal refused[/] {reason}: {exc}", highlight=False)
+        reason, text = getattr(exc, "reason", "ERROR"), str(exc)
+        said = text if text.startswith(f"{reason}:") else f"{reason}: {text}"
+        _errors.print(f"[bold red]seal refused[/] {said}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     _console.print(
         f"[green]seal OK[/]: {document} sealed by {check.agency_code} ({check.role}), key "

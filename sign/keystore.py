@@ -264,6 +264,8 @@ class KeyStore:
         return [leaf, *chain[1:]]
 
     def trust_store(self) -> TrustStore:
+        if not self.exists():
+            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
         certs = [_load_cert(p) for p in sorted((self.directory / "certs").glob("*.pem"))]
         return TrustStore(
             anchors=self.anchors(),

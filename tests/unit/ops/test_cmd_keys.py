@@ -123,3 +123,17 @@ def test_seal_and_verify_seal(keys_env):
     document.write_bytes(b"%PDF assistance notice, edited")
     refused = runner.invoke(app, ["verify-seal", str(document)])
     assert refused.exit_code == 1 and "DOCUMENT_MISMATCH" in refused.output
+    assert "DOCUMENT_MISMATCH: DOCUMENT_MISMATCH" not in " ".join(refused.output.split())
+
+
+def test_verify_seal_without_a_key_store_says_so(keys_env):
+    """No key store yet: the anchors to verify against are missing, said in one line (it
+    used to end in an unexpected FileNotFoundError)."""
+    tmp_path, _ = keys_env
+    document = tmp_path / "notice.pdf"
+    document.write_bytes(b"%PDF")
+    (tmp_path / "notice.pdf.seal.json").write_text("{}")
+    refused = runner.invoke(app, ["verify-seal", str(document)])
+    assert refused.exit_code == 1, refused.output
+    assert "not initialised (zf801 keys init)" in refused.output
+    assert "unexpected" not in refused.output

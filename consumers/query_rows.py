@@ -20,7 +20,7 @@ from consumers.errors import ConsumerError
 from schemas.agencies import load_agencies
 from schemas.edge import IDENTIFIER_RULES, normalise_event
 from schemas.errors import BusError, IdentifierError, SchemaValidationError
-from schemas.jsonmap import from_json, to_json
+from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.registry import default_registry
 
 __all__ = [
@@ -196,7 +196,7 @@ def check_row(kind: str, row: Mapping[str, Any]) -> CheckedRow:
         reason = f"unknown kind {kind!r}; one of {', '.join(ROW_KINDS)}"
         raise SourceRowError(str(kind)[:40], "kind", "kind.unknown", reason)
     if not isinstance(row, Mapping):
-        raise SourceRowError(kind, "", "type", f"expected an object, got {type(row).__name__}")
+        raise SourceRowError(kind, "", "type", f"expected an object, got {json_kind(row)}")
     fragment_schema, _ = _fragment_schema(kind)
     subject = {name: row[name] for name in shape.subject if name in row}
     fragment = _with_defaults(fragment_schema, {k: v for k, v in row.items() if k not in subject})

@@ -48,6 +48,7 @@ from ops.publish_input import (
 from ops.terminal import printable
 from schemas.agencies import get_agency
 from schemas.errors import BusError
+from schemas.jsonmap import json_kind
 from schemas.settings import get_settings
 
 __all__ = ["BATCH_ROWS", "load", "parse_csv_row"]
@@ -141,7 +142,7 @@ def _jsonl_rows(stream: IO[bytes], kind: str | None) -> Iterator[_InputRow | Bad
         if isinstance(document, BadLine):
             yield document
         elif not isinstance(document, dict):
-            yield BadLine(number, f"expected a JSON object, got {type(document).__name__}")
+            yield BadLine(number, f"expected a JSON object, got {json_kind(document)}")
         elif (row_kind := document.pop("kind", kind)) in ROW_KINDS:
             yield number, row_kind, document
         elif row_kind is None:

@@ -43,7 +43,7 @@ from schemas.edge import normalise_event
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
 from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
-from schemas.jsonmap import from_json
+from schemas.jsonmap import from_json, json_kind
 from schemas.registry import RegisteredSchema
 
 __all__ = [
@@ -204,7 +204,7 @@ class LineChecker:
     def _checked(self, line: int, document: Any) -> CheckedEvent:
         schema = self._schema
         if not isinstance(document, dict):
-            raise InputError(f"expected a JSON object, got {type(document).__name__}")
+            raise InputError(f"expected a JSON object, got {json_kind(document)}")
         check_text(document, "")
         own_id = document.pop(EVENT_ID_FIELD, None)
         subject = _release_subject(document) if schema.full_name == _RELEASE else None

@@ -25,6 +25,7 @@ from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.anomalies import ACK_WINDOW, ACKNOWLEDGEMENT, ESCALATION, NOTICE, may_acknowledge
 from schemas.errors import BusError
+from schemas.jsonmap import json_kind
 
 __all__ = ["SEVERITIES", "AnomalyDesk", "AnomalyInputInvalid", "notice_id_of"]
 
@@ -39,7 +40,7 @@ class AnomalyInputInvalid(BusError, ValueError):  # noqa: N818 - reads as a verd
 
 def _text(field: str, value: object) -> str:
     if not isinstance(value, str):
-        raise AnomalyInputInvalid(f"{field}: must be text, got {type(value).__name__} [rule text]")
+        raise AnomalyInputInvalid(f"{field}: must be text, got {json_kind(value)} [rule text]")
     text = value.strip()
     if not text:
         raise AnomalyInputInvalid(f"{field}: must not be empty [rule required]")

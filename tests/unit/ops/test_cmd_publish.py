@@ -146,8 +146,8 @@ def test_oversized_line_is_refused_unread(invoke: Invoke, producer: MemoryProduc
         ('{"order_id": "a", "order_id": "b"}', "key 'order_id' appears twice"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"order_id": 1' + "0" * 5000 + "}", "digits"),
-        ("[1, 2]", "expected a JSON object, got list"),
-        ('"just a string"', "expected a JSON object, got str"),
+        ("[1, 2]", "expected a JSON object, got array"),
+        ('"just a string"', "expected a JSON object, got string"),
     ],
 )
 def test_hostile_json(invoke: Invoke, producer: MemoryProducer, line: str, expected: str) -> None:

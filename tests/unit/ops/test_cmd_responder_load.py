@@ -164,7 +164,7 @@ def test_skip_bad_reports_each_refusal_and_loads_the_rest(
         f"refused {path}:{n}" for n in (2, 3, 4, 5, 6)
     ]
     assert "not valid JSON" in refusals[0]
-    assert "expected a JSON object, got list" in refusals[1]
+    assert "expected a JSON object, got array" in refusals[1]
     assert "'boat' is not one of person" in refusals[2]
     assert 'no "kind"' in refusals[3]
     assert "name: contains U+0000" in refusals[4]

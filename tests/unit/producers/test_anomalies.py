@@ -71,7 +71,7 @@ def test_a_good_report_is_signed_and_carries_the_24_hour_deadline(
     [
         ({"severity": "SEVERE"}, r"severity: 'SEVERE' is not one of .* \[rule enum\]"),
         ({"severity": None}, r"severity: 'None' is not one of .* \[rule enum\]"),
-        ({"component": None}, r"component: must be text, got NoneType \[rule text\]"),
+        ({"component": None}, r"component: must be text, got null \[rule text\]"),
         ({"component": "   "}, r"component: must not be empty \[rule required\]"),
         ({"description": ""}, r"description: must not be empty \[rule required\]"),
         ({"component": "x" * 129}, r"component: 129 characters, at most 128 .*\[rule max-length\]"),

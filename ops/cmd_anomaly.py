@@ -17,7 +17,14 @@ from consumers.runtime import Runtime
 from ops.cmd_alerts import OutputFormat
 from ops.cmd_inspect import TopicReader
 from ops.cmd_inspect_view import Format, View, fail, when
-from producers.anomalies import SEVERITIES, AnomalyDesk, AnomalyInputInvalid, notice_id_of
+from producers.anomalies import (
+    SEVERITIES,
+    AnomalyDesk,
+    AnomalyInputInvalid,
+    checked_text,
+    notice_id_of,
+    report_fields,
+)
 from producers.publisher import Publisher
 from schemas.agencies import get_agency
 from schemas.errors import BusError
@@ -92,11 +99,15 @@ def report(
     ] = None,
 ) -> None:
     """Report a system anomaly to the other side, which must acknowledge it in 24 hours."""
-    with _acting(agency) as (runtime, desk):
-        notice_id, _ = desk.report(
+    try:  # the input first: a bad one is refused before anything is reached
+        fields = report_fields(
             component=component, severity=severity, description=description,
-            detected_at=_detected_at(detected_at),
+            detected_at=_detected_at(detected_at), now=dt.datetime.now(dt.UTC),
         )  # fmt: skip
+    except BusError as exc:
+        raise fail(exc) from exc
+    with _acting(agency) as (runtime, desk):
+        notice_id, _ = desk.report(**fields)
         _audit(runtime, "anomaly.report", "SUCCESS", notice_id)
     typer.echo(f"reported anomaly {notice_id}: the other side must acknowledge it in 24 hours")
 
@@ -111,8 +122,13 @@ def ack(
     ] = None,
 ) -> None:
     """Acknowledge the other side's anomaly notice."""
-    with _acting(agency) as (runtime, desk):
+    try:  # the input first: a bad one is refused before anything is reached
         checked = notice_id_of(notice_id, "NOTICE_ID")
+        if note is not None:
+            note = checked_text("note", note)
+    except BusError as exc:
+        raise fail(exc) from exc
+    with _acting(agency) as (runtime, desk):
         case = read_anomalies(runtime).cases.get(checked)
         if case is None:
             raise AnomalyInputInvalid(

@@ -27,7 +27,14 @@ from schemas.anomalies import ACK_WINDOW, ACKNOWLEDGEMENT, ESCALATION, NOTICE, m
 from schemas.errors import BusError
 from schemas.jsonmap import json_kind
 
-__all__ = ["SEVERITIES", "AnomalyDesk", "AnomalyInputInvalid", "notice_id_of"]
+__all__ = [
+    "SEVERITIES",
+    "AnomalyDesk",
+    "AnomalyInputInvalid",
+    "checked_text",
+    "notice_id_of",
+    "report_fields",
+]
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 _LIMITS = {"component": 128, "description": 2000, "note": 2000}
@@ -38,7 +45,9 @@ class AnomalyInputInvalid(BusError, ValueError):  # noqa: N818 - reads as a verd
     """An anomaly input broke a rule; the message names the field and the rule."""
 
 
-def _text(field: str, value: object) -> str:
+def checked_text(field: str, value: object) -> str:
+    """``value`` as the text of ``field`` (component, description, note): text, not empty,
+    within its length, no control or format characters; the rule named otherwise."""
     if not isinstance(value, str):
         raise AnomalyInputInvalid(f"{field}: must be text, got {json_kind(value)} [rule text]")
     text = value.strip()
@@ -65,6 +74,27 @@ def _instant(field: str, value: object, now: dt.datetime) -> dt.datetime:
     if value > now + _FUTURE_SKEW:
         raise AnomalyInputInvalid(f"{field}: {value.isoformat()} is in the future [rule past]")
     return value.astimezone(dt.UTC)
+
+
+def report_fields(
+    *,
+    component: object,
+    severity: object,
+    description: object,
+    detected_at: object,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The checked fields of an anomaly report (each refusal names the field and the rule),
+    for a caller that checks its input before it connects anywhere."""
+    if severity not in SEVERITIES:
+        raise AnomalyInputInvalid(
+            f"severity: {str(severity)[:32]!r} is not one of {', '.join(SEVERITIES)} [rule enum]"
+        )
+    return {
+        "component": checked_text("component", component), "severity": severity,
+        "description": checked_text("description", description),
+        "detected_at": now if detected_at is None else _instant("detected_at", detected_at, now),
+    }  # fmt: skip
 
 
 def notice_id_of(value: object, field: str = "notice_id") -> str:
@@ -103,19 +133,14 @@ class AnomalyDesk:
         detected_at: object = None,
     ) -> tuple[str, PublishedEvent]:
         """Report an anomaly; the new notice's id and what the broker acknowledged."""
-        now = self._clock()
-        if severity not in SEVERITIES:
-            raise AnomalyInputInvalid(
-                f"severity: {str(severity)[:32]!r} is not one of {', '.join(SEVERITIES)} "
-                "[rule enum]"
-            )
-        detected = now if detected_at is None else _instant("detected_at", detected_at, now)
+        fields = report_fields(
+            component=component, severity=severity, description=description,
+            detected_at=detected_at, now=self._clock(),
+        )  # fmt: skip
         notice_id = str(uuid.uuid4())
         record = {
-            "notice_id": notice_id, "reporting_agency_code": self.agency,
-            "component": _text("component", component), "severity": severity,
-            "description": _text("description", description),
-            "detected_at": detected, "acknowledge_by": detected + ACK_WINDOW,
+            "notice_id": notice_id, "reporting_agency_code": self.agency, **fields,
+            "acknowledge_by": fields["detected_at"] + ACK_WINDOW,
         }  # fmt: skip
         return notice_id, self._publish(NOTICE, record)
 
@@ -134,7 +159,7 @@ class AnomalyDesk:
         record = {
             "notice_id": checked, "acknowledging_agency_code": self.agency,
             "acknowledged_at": self._clock(),
-            "note": None if note is None else _text("note", note),
+            "note": None if note is None else checked_text("note", note),
         }  # fmt: skip
         return self._publish(ACKNOWLEDGEMENT, record)
 

@@ -133,3 +133,31 @@ def test_publish_reports_a_bad_line_before_the_broker_error(home: Path) -> None:
     assert "[rule " in lines[0], result.stderr
     assert address in lines[-1] and lines[-1].startswith("error:"), result.stderr
     assert elapsed < _BOUND_S
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["report", "--severity", "SEVERE"], "severity: 'SEVERE' is not one of LOW"),
+        (["report", "--component", " "], "component: must not be empty [rule required]"),
+        (["report", "--description", "x" * 2001], "description: 2001 characters, at most 2000"),
+        (["report", "--description", "a\u202eb"], "character U+202E [rule printable]"),
+        (["report", "--detected-at", "2099-01-01T00:00:00+08:00"], "is in the future [rule past]"),
+        (["ack", "not-a-uuid"], "NOTICE_ID: 'not-a-uuid' is not a UUID [rule uuid]"),
+        (["ack", "6f1c1f5e-2f7a-4b59-9b3e-1f0c2b1d9a11", "--note", "n" * 2001],
+         "note: 2001 characters, at most 2000 allowed"),
+    ],
+)  # fmt: skip
+def test_bad_anomaly_input_is_refused_before_any_broker_is_reached(
+    args: list[str], says: str, home: Path
+) -> None:
+    """The refusal names the field and the rule, whether a broker is up or not: the input
+    is checked before the command connects (it used to say only that the broker was down)."""
+    good = {"--component": "db", "--severity": "LOW", "--description": "down"}
+    if args[0] == "report":
+        given = dict(zip(args[1::2], args[2::2], strict=True))
+        args = ["report", *(x for k, v in (good | given).items() for x in (k, v))]
+    address = _dead_address()
+    result, _ = _invoke(["anomaly", *args, "--as", "BJ01"], _env(home, "plaintext", address))
+    assert result.exit_code == 1, result.output
+    assert says in result.stderr and address not in result.stderr, result.stderr

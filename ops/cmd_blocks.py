@@ -23,6 +23,7 @@ from ops.cmd_inspect_view import (
     View,
     when,
 )
+from schemas.identifiers import normalise_court_code, normalise_plate_number
 
 __all__ = ["BlockEntry", "block_entry", "block_filter", "blocks"]
 
@@ -119,13 +120,26 @@ COMMAND = ReadCommand(
 )
 
 
+def _plate(value: str | None) -> str | None:
+    """``--plate`` as the records carry it (normalised: 京a·12345 is 京A12345), or refused."""
+    return None if value is None else normalise_plate_number(value, "--plate")
+
+
+def _court(value: str | None) -> str | None:
+    return None if value is None else normalise_court_code(value, "--court")
+
+
 def blocks(
     *,
     reader: Annotated[
         str, typer.Option("--as", help="The reading agency (a traffic-management unit).")
     ],
-    plate: Annotated[str | None, typer.Option("--plate", help="Only this plate.")] = None,
-    court: Annotated[str | None, typer.Option("--court", help="Only this court's.")] = None,
+    plate: Annotated[
+        str | None, typer.Option("--plate", help="Only this plate.", callback=_plate)
+    ] = None,
+    court: Annotated[
+        str | None, typer.Option("--court", help="Only this court's.", callback=_court)
+    ] = None,
     since: Since = None,
     limit: Limit = None,
     follow: Follow = False,

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
-from ops.centre.inputs import BadInput, checked_court, checked_host
+from ops.centre.inputs import BadInput, checked_host
 from ops.centre.server import CommandCentre, page_address
 from ops.centre.tokens import MAX_LIFETIME_S
 from ops.errors import operator_message
 from schemas.errors import BusError
+from schemas.identifiers import normalise_court_code
 from schemas.settings import get_settings
 from sign.keystore import KeyStore
 
@@ -85,7 +87,11 @@ def token(
     token opens that court's drill-down only; the national view is the SPC's."""
     try:
         if court is not None:
-            checked_court(court)
+            court = normalise_court_code(court, "--court")
+        address = urlsplit(base)
+        if address.scheme not in ("http", "https") or not address.hostname:
+            raise BadInput("--base", "address", f"{base[:40]!r} is not an http(s) address "
+                           "such as http://127.0.0.1:8801")  # fmt: skip
         keystore = KeyStore.from_settings(get_settings())
         typer.echo(page_address(base.rstrip("/"), keystore, agency, lifetime, court))
     except (BusError, BadInput, KeyError) as exc:

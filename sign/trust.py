@@ -69,7 +69,9 @@ class Revocation:
     def __post_init__(self) -> None:
         if self.reason not in REVOCATION_REASONS:
             raise TrustMaterialError(
-                f"revocation reason {self.reason!r}: must be one of {sorted(REVOCATION_REASONS)}"
+                f"revocation reason {self.reason[:40]!r}"
+                f"{'...' if len(self.reason) > 40 else ''}: must be one of "
+                f"{sorted(REVOCATION_REASONS)}"
             )
         if self.revoked_at.tzinfo is None or self.recorded_at.tzinfo is None:
             raise TrustMaterialError("revocation times: must be timezone-aware (UTC)")

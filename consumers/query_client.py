@@ -43,13 +43,20 @@ from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.envelope import format_time
 from schemas.errors import BusError
-from schemas.jsonmap import from_json, to_json
+from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
 
-__all__ = ["Answer", "QueryClient", "QueryOutcome", "correlation_id_of"]
+__all__ = [
+    "Answer",
+    "QueryClient",
+    "QueryOutcome",
+    "checked_court",
+    "correlation_id_of",
+    "prepared_query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +187,7 @@ class QueryClient:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.rt = runtime
-        self.court = _court(runtime.agency_code)
+        self.court = checked_court(runtime.agency_code)
         self.publisher = publisher or Publisher(
             runtime.signer, catalog=runtime.catalog, settings=runtime.settings
         )
@@ -192,7 +199,7 @@ class QueryClient:
     @classmethod
     def connect(cls, court: str) -> QueryClient:
         """A client for ``court``, its key from the key store (``ZF801_*`` settings)."""
-        return cls(Runtime.connect(_court(court).code))
+        return cls(Runtime.connect(checked_court(court).code))
 
     def close(self) -> None:
         self.publisher.close()
@@ -214,33 +221,8 @@ class QueryClient:
         ``requested_at`` (now) and ``deadline`` (now plus ``wait_s`` or the settings'
         ``query_wait_s``) are filled in where absent. Raises, naming the field and the
         rule, for a query that may not be sent (nothing is sent)."""
-        kind = query_kind(kind) if isinstance(kind, str) else kind
-        if not isinstance(query, Mapping):
-            raise QueryRefused(
-                f"a {kind.code} query must be a JSON object, not {type(query).__name__}"
-            )
-        now = self._clock()
         wait = wait_s if wait_s is not None else self.rt.settings.query_wait_s
-        document = {
-            "correlation_id": str(uuid.uuid4()),
-            "requesting_court_code": self.court.code,
-            "requested_at": format_time(now),
-            "deadline": format_time(now + dt.timedelta(seconds=wait)),
-            **query,
-        }
-        schema = default_registry().get(kind.query_schema)
-        record: dict[str, Any] = normalise_event(
-            kind.query_schema, from_json(schema, document), now=now
-        )
-        schema.validate(record)
-        if record["deadline"] <= now:
-            raise QueryRefused(
-                f"deadline: {record['deadline'].isoformat()} has passed [rule deadline.expired]"
-            )
-        problem = kind.purpose_problem(record["subject_role"])
-        if problem is not None:
-            raise QueryRefused(problem)
-        return record
+        return prepared_query(kind, query, court=self.court.code, now=self._clock(), wait_s=wait)
 
     def ask(
         self, kind: QueryKind | str, query: Mapping[str, Any], *, wait_s: float | None = None
@@ -419,7 +401,43 @@ class QueryClient:
         )  # fmt: skip
 
 
-def _court(code: str) -> Agency:
+def prepared_query(
+    kind: QueryKind | str,
+    query: Mapping[str, Any],
+    *,
+    court: str,
+    now: dt.datetime,
+    wait_s: float,
+) -> dict[str, Any]:
+    """``query`` (the JSON mapping) of ``court`` completed and checked, as a record (see
+    :meth:`QueryClient.prepare`); needs no broker, so a command checks its queries before
+    it connects. Raises, naming the field and the rule, for a query that may not be sent."""
+    kind = query_kind(kind) if isinstance(kind, str) else kind
+    if not isinstance(query, Mapping):
+        raise QueryRefused(f"a {kind.code} query must be a JSON object, not {json_kind(query)}")
+    document = {
+        "correlation_id": str(uuid.uuid4()),
+        "requesting_court_code": court,
+        "requested_at": format_time(now),
+        "deadline": format_time(now + dt.timedelta(seconds=wait_s)),
+        **query,
+    }
+    schema = default_registry().get(kind.query_schema)
+    record: dict[str, Any] = normalise_event(
+        kind.query_schema, from_json(schema, document), now=now
+    )
+    schema.validate(record)
+    if record["deadline"] <= now:
+        raise QueryRefused(
+            f"deadline: {record['deadline'].isoformat()} has passed [rule deadline.expired]"
+        )
+    problem = kind.purpose_problem(record["subject_role"])
+    if problem is not None:
+        raise QueryRefused(problem)
+    return record
+
+
+def checked_court(code: str) -> Agency:
     """The court ``code`` names; raises for an unknown agency or one that is no court."""
     agency = get_agency(code)
     if agency.role is not AgencyRole.COURT:

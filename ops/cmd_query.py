@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -14,11 +15,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from consumers.query_client import QueryClient, QueryOutcome, correlation_id_of
+from consumers.query_client import (
+    QueryClient,
+    QueryOutcome,
+    checked_court,
+    correlation_id_of,
+    prepared_query,
+)
 from ops.errors import OpsError
 from ops.publish_input import BadLine, read_documents
 from ops.terminal import json_line, printable
 from schemas.queries import QUERY_KINDS, query_kind
+from schemas.settings import get_settings
 
 __all__ = ["INCOMPLETE_EXIT", "answers", "query"]
 
@@ -63,6 +71,10 @@ def query(
     (their answers can be read later with ``zf801 answers``); 1: an error."""
     chosen = query_kind(kind)
     documents = _documents(source)
+    asking = checked_court(court).code
+    now, wait_s = datetime.now(UTC), wait or get_settings().query_wait_s
+    for document in documents:  # all checked before anything is reached: a bad one sends none
+        prepared_query(chosen, document, court=asking, now=now, wait_s=wait_s)
     with QueryClient.connect(court) as client:
         outcomes = client.ask_all(chosen, documents, wait_s=wait)
     _show(outcomes, output)

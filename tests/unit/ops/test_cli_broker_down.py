@@ -161,3 +161,18 @@ def test_bad_anomaly_input_is_refused_before_any_broker_is_reached(
     result, _ = _invoke(["anomaly", *args, "--as", "BJ01"], _env(home, "plaintext", address))
     assert result.exit_code == 1, result.output
     assert says in result.stderr and address not in result.stderr, result.stderr
+
+
+def test_a_bad_query_is_refused_before_any_broker_is_reached(home: Path) -> None:
+    """Every query of the file is checked before the command connects: the refusal names
+    the field and the rule even with the broker down (it used to say only that)."""
+    query: dict[str, Any] = json.loads(
+        (EXAMPLES / "query" / "IdentityQuery.json").read_text("utf-8")
+    )
+    query["subject"]["id_number"] = "110105198003121230"  # wrong check character
+    address = _dead_address()
+    result, _ = _invoke(["query", "P1", "-", "--as", "BJ01"], _env(home, "plaintext", address),
+                        json.dumps(query, ensure_ascii=False) + "\n")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "subject.id_number" in result.stderr and "[rule " in result.stderr, result.stderr
+    assert address not in result.stderr

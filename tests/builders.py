@@ -58,11 +58,18 @@ class Records:
 
     def __init__(self, seed: int = 0) -> None:
         self._random = random.Random(seed)
+        self._issued: set[str] = set()
 
     def id_number(self, area: str = "110105") -> str:
-        birth = dt.date(1960, 1, 1) + dt.timedelta(days=self._random.randrange(20000))
-        first17 = f"{area}{birth:%Y%m%d}{self._random.randrange(1000):03d}"
-        return first17 + id_number_check_char(first17)
+        """A valid citizen ID number, never one this builder gave before: the space is 2e7
+        a region, so a test drawing thousands of strangers next to its watched subjects
+        would otherwise now and then draw one of them (an unexpected, correct hit)."""
+        while True:
+            birth = dt.date(1960, 1, 1) + dt.timedelta(days=self._random.randrange(20000))
+            first17 = f"{area}{birth:%Y%m%d}{self._random.randrange(1000):03d}"
+            if first17 not in self._issued:
+                self._issued.add(first17)
+                return first17 + id_number_check_char(first17)
 
     def plate(self, province: str = "京") -> str:
         digits = "".join(self._random.choice("0123456789") for _ in range(5))

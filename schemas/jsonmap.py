@@ -27,17 +27,21 @@ from schemas.registry import RegisteredSchema
 
 __all__ = ["from_json", "json_kind", "to_json"]
 
+# bool before int: True is an int to Python, a boolean to JSON
+_JSON_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "boolean"), ((int, float, decimal.Decimal), "number"), (str, "string"),
+    (list, "array"), (Mapping, "object"),
+)  # fmt: skip
+
 
 def json_kind(value: object) -> str:
     """What a parsed JSON value is, in JSON's words (for messages to whoever sent it):
     object, array, string, number, boolean or null."""
     if value is None:
         return "null"
-    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
-        (bool, "boolean"), ((int, float, decimal.Decimal), "number"), (str, "string"),
-        (list, "array"), (Mapping, "object"),
-    )  # fmt: skip
-    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+    return next(
+        (name for kind, name in _JSON_KINDS if isinstance(value, kind)), type(value).__name__
+    )
 
 
 _TIMESTAMPS = ("timestamp-micros", "timestamp-millis")

@@ -103,6 +103,13 @@ class KeyStore:
     def exists(self) -> bool:
         return (self.directory / "agencies.json").is_file()
 
+    def _not_initialised(self) -> KeyStoreError:
+        return KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+
+    def _require_initialised(self) -> None:
+        if not self.exists():
+            raise self._not_initialised()
+
     @property
     def tls_layout(self) -> TlsLayout:
         return TlsLayout.under(self.directory)
@@ -264,8 +271,7 @@ class KeyStore:
         return [leaf, *chain[1:]]
 
     def trust_store(self) -> TrustStore:
-        if not self.exists():
-            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+        self._require_initialised()
         certs = [_load_cert(p) for p in sorted((self.directory / "certs").glob("*.pem"))]
         return TrustStore(
             anchors=self.anchors(),
@@ -323,8 +329,7 @@ class KeyStore:
             files.chain.parent.rmdir()
 
     def _trust_set(self) -> TrustSet:
-        if not self.exists():
-            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+        self._require_initialised()
         cas = {
             name: CertificateAuthority(
                 _load_cert(self.directory / "ca" / f"{name}.cert.pem"),
@@ -372,7 +377,7 @@ class KeyStore:
     def _read_json(self, name: str) -> Any:
         path = self.directory / name
         if not path.is_file():
-            raise KeyStoreError(f"key store {self.directory}: not initialised (zf801 keys init)")
+            raise self._not_initialised()
         return json.loads(path.read_text(encoding="utf-8"))
 
     def _write_json(self, name: str, data: Any) -> None:

@@ -37,9 +37,7 @@ from ops.publish_input import (
     read_documents,
 )
 from producers.publisher import Publisher
-from producers.routes import SUBJECT_FIELD, outgoing_event
-from schemas.codec import default_codec
-from schemas.edge import normalise_event
+from producers.routes import SUBJECT_FIELD, checked_event
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
 from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
@@ -208,10 +206,8 @@ class LineChecker:
         check_text(document, "")
         own_id = document.pop(EVENT_ID_FIELD, None)
         subject = _release_subject(document) if schema.full_name == _RELEASE else None
-        record = normalise_event(schema.full_name, from_json(schema, document))
-        default_codec().validate(schema.full_name, record)  # the record's shape, before keying
-        event = outgoing_event(schema.full_name, record, subject)
-        event_id = self._ids.for_line(line, schema.full_name, record, own_id)
+        event = checked_event(schema.full_name, from_json(schema, document), subject)
+        event_id = self._ids.for_line(line, schema.full_name, event.record, own_id)
         topic, signed = self._publisher.prepare(
             dataclasses.replace(event, event_id=event_id), checked=True
         )

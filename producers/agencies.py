@@ -4,7 +4,9 @@ domain's words.
 Each method validates, normalises, encodes, signs and publishes one event through a
 :class:`~producers.publisher.Publisher` (``acks=all``, idempotence) and returns only once
 the broker has acknowledged it; a refusal raises before anything is sent, naming the
-field and the rule, and a broker failure raises :class:`~producers.errors.PublishFailed`.
+field and the rule; a broker that cannot be reached raises
+:class:`~topics.errors.BrokerUnreachable`, and a send the broker did not acknowledge
+:class:`~producers.errors.PublishFailed`.
 Records are plain mappings in the shape of their Avro schema (``schemas/avro``).
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from producers.events import PublishedEvent
 from producers.publisher import Publisher
-from producers.routes import outgoing_event
+from producers.routes import checked_event
 
 __all__ = ["CourtPublisher", "PoliceUnitPublisher"]
 
@@ -32,7 +34,7 @@ class _AgencyPublisher:
     def _publish(
         self, schema_name: str, record: Record, subject: Mapping[str, Any] | None = None
     ) -> PublishedEvent:
-        return self.publisher.publish(outgoing_event(schema_name, record, subject))
+        return self.publisher.publish(checked_event(schema_name, record, subject), checked=True)
 
 
 class CourtPublisher(_AgencyPublisher):

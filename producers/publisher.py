@@ -19,9 +19,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from producers.errors import NotAllowed, PublishFailed
 from producers.events import OutgoingEvent, PublishedEvent
-from producers.routes import sender_field
+from producers.routes import edge_record, sender_field
 from schemas.agencies import get_agency
-from schemas.edge import normalise_event
 from schemas.envelope import KafkaRecord
 from schemas.headers import CE_ALTKEYS
 from schemas.settings import Settings, get_settings
@@ -100,7 +99,7 @@ class Publisher:
                 f"topic {event.topic_id!r} does not carry {event.schema_name} "
                 f"(allowed: {', '.join(spec.value_schemas)})"
             )
-        record = event.record if checked else normalise_event(event.schema_name, event.record)
+        record = event.record if checked else edge_record(event.schema_name, event.record)
         sender = sender_field(event.schema_name, record)
         if sender is not None and record.get(sender) != self.agency.code:
             raise NotAllowed(
@@ -116,14 +115,17 @@ class Publisher:
         )  # fmt: skip
         return self.catalog.topic_name(event.topic_id, event.court), signed
 
-    def publish(self, event: OutgoingEvent) -> PublishedEvent:
-        """Publish one event and wait for the broker's acknowledgement."""
-        return self.publish_all([event])[0]
+    def publish(self, event: OutgoingEvent, *, checked: bool = False) -> PublishedEvent:
+        """Publish one event and wait for the broker's acknowledgement (``checked``: as
+        :meth:`prepare`)."""
+        return self.publish_all([event], checked=checked)[0]
 
-    def publish_all(self, events: Sequence[OutgoingEvent]) -> list[PublishedEvent]:
+    def publish_all(
+        self, events: Sequence[OutgoingEvent], *, checked: bool = False
+    ) -> list[PublishedEvent]:
         """Prepare every event first (a bad one fails the whole batch before anything is
         sent), then send them all and wait until the broker has acknowledged each."""
-        prepared = [self.prepare(event) for event in events]
+        prepared = [self.prepare(event, checked=checked) for event in events]
         futures = [
             (
                 record,

@@ -16,6 +16,9 @@ from typing import Any
 
 from producers.errors import PublishError
 from producers.events import OutgoingEvent
+from schemas.codec import default_codec
+from schemas.edge import normalise_event
+from schemas.jsonmap import json_kind
 from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
 
@@ -24,6 +27,8 @@ __all__ = [
     "SUBJECT_FIELD",
     "Route",
     "RoutingError",
+    "checked_event",
+    "edge_record",
     "key_for",
     "outgoing_event",
     "route_for",
@@ -51,6 +56,11 @@ def _keyer_for(secret: bytes) -> MatchKeyer:
 def subject_key(subject: Mapping[str, Any]) -> bytes:
     """The match key of a subject given as ``{"id_number": ...}`` (a person) or
     ``{"plate_number": ..., "vin": ...}`` (a vehicle)."""
+    if not isinstance(subject, Mapping):
+        raise RoutingError(
+            "subject: expected an object with id_number (a person) or plate_number/vin (a "
+            f"vehicle), got {json_kind(subject)}"
+        )
     if subject.get("id_number"):
         return _keyer().person(subject["id_number"], "subject.id_number")
     if subject.get("plate_number") or subject.get("vin"):
@@ -221,6 +231,27 @@ def outgoing_event(
         court=court if isinstance(court, str) else None,
         alt_keys=_alt_keys(schema_name, record),
     )
+
+
+def checked_event(
+    schema_name: str, record: Any, subject: Mapping[str, Any] | None = None
+) -> OutgoingEvent:
+    """:func:`outgoing_event` of a record as it came from the caller, checked at the edge
+    first: an object, normalised (identifiers, text, times, cross-field rules:
+    :func:`schemas.edge.normalise_event`) and valid against its schema, so a refusal names
+    the field and the rule before anything is keyed, signed or sent."""
+    normalised = edge_record(schema_name, record)
+    default_codec().validate(schema_name, normalised)
+    return outgoing_event(schema_name, normalised, subject)
+
+
+def edge_record(schema_name: str, record: Any) -> dict[str, Any]:
+    """``record`` normalised at the edge (:func:`schemas.edge.normalise_event`), refused
+    first, naming its kind, if it is no object at all."""
+    if not isinstance(record, Mapping):
+        short = schema_name.rsplit(".", 1)[-1]
+        raise RoutingError(f"record: expected a JSON object ({short}), got {json_kind(record)}")
+    return normalise_event(schema_name, record)
 
 
 def _alt_keys(schema_name: str, record: Mapping[str, Any]) -> tuple[bytes, ...]:

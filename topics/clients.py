@@ -183,10 +183,18 @@ def _bounded_waits(settings: Settings, producer: bool = False) -> dict[str, Any]
 
 
 def kafka_producer(settings: Settings, agency: str, **overrides: Any) -> KafkaProducer:
-    """A kafka-python producer of ``agency`` (``acks=all``, idempotence)."""
-    return KafkaProducer(
-        **_options(settings, agency, _PRODUCER_DEFAULTS, _bounded_waits(settings, True), overrides)
+    """A kafka-python producer of ``agency`` (``acks=all``, idempotence);
+    :class:`BrokerUnreachable`, naming the agency and the servers, when none answers."""
+    options = _options(
+        settings, agency, _PRODUCER_DEFAULTS, _bounded_waits(settings, True), overrides
     )
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise BrokerUnreachable(
+            f"agency {agency} could not connect a producer to {options['bootstrap_servers']}: "
+            f"{exc!r}"
+        ) from exc
 
 
 def kafka_consumer(

@@ -10,6 +10,7 @@ import pytest
 
 from producers.agencies import CourtPublisher, PoliceUnitPublisher
 from producers.errors import NotAllowed
+from producers.events import OutgoingEvent
 from producers.publisher import Publisher
 from producers.routes import RoutingError, outgoing_event, route_for
 from schemas.codec import default_codec
@@ -279,3 +280,57 @@ def test_a_hyphenated_organisation_code_is_published_without_its_hyphen(
     _, signed = _publisher(keystore, COURT).prepare(event)
     _, value = default_codec().decode(signed.value)
     assert value["subject"]["owner"]["organisation_code"] == "123456788"
+
+
+_PERSON = {"id_number": "11010519491231002X"}
+_OBJECT = "record: expected a JSON object"
+_SHAPES: list[tuple[str, Any, str]] = [
+    ("null", lambda c: c.issue_exit_restriction(None),
+     f"{_OBJECT} (ExitRestrictionOrder), got null"),
+    ("array", lambda c: c.issue_vehicle_search([]), f"{_OBJECT} (VehicleSearchOrder), got array"),
+    ("string", lambda c: c.issue_locate_debtor("x"), f"{_OBJECT} (LocateDebtorOrder), got string"),
+    ("empty", lambda c: c.issue_exit_restriction({}), "order_id: required field is missing"),
+    ("null subject", lambda c: c.issue_exit_restriction({**_order(), "subject": None}),
+     "subject"),
+    ("string subject",
+     lambda c: c.issue_exit_restriction({**_order(), "subject": "11010519491231002X"}), "subject"),
+    ("null release", lambda c: c.release_order(None, _PERSON),
+     f"{_OBJECT} (OrderRelease), got null"),
+    ("float order id", lambda c: c.release_order({"order_id": 1.5}, _PERSON),
+     "order_id: expected a UUID"),
+    ("string release subject",
+     lambda c: c.release_order(Records.release(_order(), "EXIT_RESTRICTION"), "110105194912310"),
+     "subject: expected an object with id_number (a person) or plate_number/vin (a vehicle), "
+     "got string"),
+    ("no release subject",
+     lambda c: c.release_order(Records.release(_order(), "EXIT_RESTRICTION"), None),
+     "subject: an OrderRelease is keyed by its order's subject"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "message"), [pytest.param(call, message, id=label) for label, call, message in _SHAPES]
+)
+def test_the_typed_publishers_name_the_field_of_a_hostile_shape_and_send_nothing(
+    keystore: KeyStore, call: Any, message: str
+) -> None:
+    producer = _MemoryProducer()
+    publisher = Publisher(keystore.signer_for(COURT), settings=Settings(
+        home=keystore.directory.parent), producer=producer)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises((RoutingError, SchemaValidationError, IdentifierError)) as info:
+        call(CourtPublisher(publisher))
+    assert message in str(info.value)
+    assert "TypeError" not in str(info.value) and "KeyError" not in str(info.value)
+    assert producer.sent == []
+
+
+@pytest.mark.parametrize("record", [None, [1], "order", 7], ids=["null", "array", "string", "int"])
+def test_a_record_that_is_no_object_is_refused_by_the_publisher_itself(
+    keystore: KeyStore, record: Any
+) -> None:
+    with pytest.raises(
+        RoutingError, match=r"^record: expected a JSON object \(ExitRestrictionOrder\)"
+    ):
+        _publisher(keystore, COURT).prepare(
+            OutgoingEvent("orders-exit-restriction", ORDER, record, b"k")
+        )

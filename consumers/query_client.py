@@ -245,7 +245,7 @@ class QueryClient:
     ) -> list[QueryOutcome]:
         """Check every query (one bad query sends none), sign and publish them, and wait
         until each has every expected answer or its deadline has passed."""
-        kind = query_kind(kind) if isinstance(kind, str) else kind
+        kind = kind if isinstance(kind, QueryKind) else query_kind(kind)
         records = [self.prepare(kind, query, wait_s=wait_s) for query in queries]
         ids = [str(record["correlation_id"]) for record in records]
         if len(set(ids)) != len(ids):
@@ -412,9 +412,10 @@ def prepared_query(
     """``query`` (the JSON mapping) of ``court`` completed and checked, as a record (see
     :meth:`QueryClient.prepare`); needs no broker, so a command checks its queries before
     it connects. Raises, naming the field and the rule, for a query that may not be sent."""
-    kind = query_kind(kind) if isinstance(kind, str) else kind
+    kind = kind if isinstance(kind, QueryKind) else query_kind(kind)
     if not isinstance(query, Mapping):
         raise QueryRefused(f"a {kind.code} query must be a JSON object, not {json_kind(query)}")
+    _check_wait(wait_s)
     document = {
         "correlation_id": str(uuid.uuid4()),
         "requesting_court_code": court,
@@ -435,6 +436,21 @@ def prepared_query(
     if problem is not None:
         raise QueryRefused(problem)
     return record
+
+
+_MAX_WAIT_S = 30 * 24 * 3600  # as the settings' query_wait_s
+
+
+def _check_wait(wait_s: object) -> None:
+    """A query's wait: a number of seconds, more than 0 and at most 30 days."""
+    if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
+        raise QueryRefused(f"wait_s: expected a number of seconds, got {json_kind(wait_s)} "
+                           "[rule wait.type]")  # fmt: skip
+    if not 0 < wait_s <= _MAX_WAIT_S:  # NaN fails this too
+        raise QueryRefused(
+            f"wait_s: {wait_s!r} is not more than 0 and at most {_MAX_WAIT_S} s (30 days) "
+            "[rule wait.range]"
+        )
 
 
 def checked_court(code: str) -> Agency:

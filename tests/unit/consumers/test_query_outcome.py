@@ -1,13 +1,16 @@
 """What a court's query client makes of the answers it got: who answered, who did not,
-who was late, and the answers merged per subject."""
+who was late, and the answers merged per subject; and what it refuses to ask."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from consumers.query_client import Answer, QueryOutcome
-from schemas.queries import query_kind
+import pytest
+
+from consumers.query_client import Answer, QueryOutcome, QueryRefused, prepared_query
+from schemas.queries import QueryKindError, query_kind
+from tests.builders import Records
 
 DEADLINE = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -75,3 +78,33 @@ def test_crossings_keep_the_first_person_and_phone_found() -> None:
     merged = outcome.merged()
     assert merged["person"] == {"name": "王"} and merged["registered_phone"] == "13812345678"
     assert len(merged["crossings"]) == 1
+
+
+_NOW = dt.datetime.now(dt.UTC)
+
+
+def test_a_good_query_is_completed_with_its_deadline() -> None:
+    record = prepared_query("P1", Records.query("P1", "11010519491231002X"), court="BJ01",
+                            now=_NOW, wait_s=20)  # fmt: skip
+    assert record["deadline"] == _NOW + dt.timedelta(seconds=20)
+
+
+@pytest.mark.parametrize("kind", [None, 5, b"P1", ["P1"], "P9", ""])
+def test_a_kind_that_is_none_of_p1_to_p5_is_refused_by_name(kind: Any) -> None:
+    with pytest.raises(QueryKindError, match=r"is not one of P1 \(identity\)"):
+        prepared_query(kind, Records.query("P1", "11010519491231002X"), court="BJ01", now=_NOW,
+                       wait_s=20)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("wait_s", "rule"),
+    [(float("nan"), "wait.range"), (float("inf"), "wait.range"), (-1, "wait.range"),
+     (0, "wait.range"), (1e12, "wait.range"), ("10", "wait.type"), (True, "wait.type"),
+     (None, "wait.type")],
+)  # fmt: skip
+def test_a_wait_that_is_no_sane_number_of_seconds_is_refused_naming_the_rule(
+    wait_s: Any, rule: str
+) -> None:
+    with pytest.raises(QueryRefused, match=rf"^wait_s: .*\[rule {rule}\]$"):
+        prepared_query("P1", Records.query("P1", "11010519491231002X"), court="BJ01", now=_NOW,
+                       wait_s=wait_s)  # fmt: skip

@@ -26,6 +26,7 @@ from consumers.runtime import Runtime
 from schemas.agencies import load_agencies
 from schemas.errors import BusError
 from schemas.event_types import ORDERS
+from schemas.identifiers import normalise_uuid
 from schemas.jsonmap import to_json
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent, VerifyStage
@@ -57,7 +58,9 @@ class OrderPapers:
 
 
 def fetch_order_papers(runtime: Runtime, order_id: str, out_dir: Path) -> OrderPapers:
-    """The papers of order ``order_id`` for the police unit ``runtime`` speaks for."""
+    """The papers of order ``order_id`` (a UUID) for the police unit ``runtime`` speaks
+    for."""
+    order_id = normalise_uuid(order_id, "order_id")
     agencies = load_agencies()
     unit = agencies.get(runtime.agency_code)
     served = agencies.provinces_served_by(unit.code)

@@ -13,8 +13,10 @@ from rich.console import Console
 from consumers.document_delivery import DocumentForwarder
 from consumers.document_fetch import fetch_order_papers
 from consumers.runtime import Runtime
+from ops.cmd_notices import unit_option
 from ops.errors import operator_message
 from schemas.errors import BusError
+from schemas.identifiers import normalise_uuid
 
 __all__ = ["documents_app"]
 
@@ -58,10 +60,22 @@ def forward(
     )
 
 
+def _order_id(value: str) -> str:
+    """ORDER_ID: a UUID (checked before anything is read or audited)."""
+    return normalise_uuid(value, "ORDER_ID")
+
+
 @documents_app.command("fetch")
 def fetch(
-    order_id: Annotated[str, typer.Argument(help="The order whose papers to fetch.")],
-    unit: Annotated[str, typer.Option("--as", help="The police unit the order was delivered to.")],
+    order_id: Annotated[
+        str, typer.Argument(help="The order whose papers to fetch.", callback=_order_id)
+    ],
+    unit: Annotated[
+        str,
+        typer.Option(
+            "--as", help="The police unit the order was delivered to.", callback=unit_option
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the documents.")] = Path("."),
 ) -> None:
     """Fetch, verify and save the sealed documents order ORDER_ID cites, and show its

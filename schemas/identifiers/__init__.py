@@ -6,7 +6,7 @@ message names the field, the value (masked where it is personal data) and the ru
 """
 
 from schemas.errors import IdentifierError
-from schemas.identifiers._text import MAX_INPUT_CHARS, normalise_text
+from schemas.identifiers._text import MAX_INPUT_CHARS, normalise_text, normalise_uuid
 from schemas.identifiers.case_number import (
     CASE_KINDS,
     ENFORCEMENT_KINDS,
@@ -74,6 +74,7 @@ __all__ = [
     "normalise_phone",
     "normalise_plate_number",
     "normalise_text",
+    "normalise_uuid",
     "normalise_vin",
     "organisation_code_check_char",
     "parse_case_number",

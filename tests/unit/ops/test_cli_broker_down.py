@@ -176,3 +176,20 @@ def test_a_bad_query_is_refused_before_any_broker_is_reached(home: Path) -> None
     assert result.exit_code == 1, result.output
     assert "subject.id_number" in result.stderr and "[rule " in result.stderr, result.stderr
     assert address not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["../../etc/passwd", "--as", "110000000000"], "ORDER_ID '../../etc/passwd': UUID: "
+         "expected 8-4-4-4-12 hexadecimal digits [rule uuid.format]"),
+        (["5d6a1c2e-0b1a-4c6b-9e55-1b2c3d4e5f60", "--as", "BJ01"], "not a police unit code"),
+    ],
+)  # fmt: skip
+def test_documents_fetch_checks_the_order_id_and_the_unit_before_any_broker_is_reached(
+    args: list[str], says: str, home: Path
+) -> None:
+    address = _dead_address()
+    result, _ = _invoke(["documents", "fetch", *args], _env(home, "plaintext", address))
+    assert result.exit_code in (1, 2), result.output
+    assert says in result.stderr and address not in result.stderr, result.stderr

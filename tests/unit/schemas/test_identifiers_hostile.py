@@ -18,6 +18,7 @@ from schemas.identifiers import (
     normalise_organisation_code,
     normalise_phone,
     normalise_plate_number,
+    normalise_uuid,
     normalise_vin,
 )
 
@@ -34,6 +35,7 @@ RULES: list[tuple[Normaliser, str, str, bool]] = [
     (normalise_phone, "phone", "13812345678", True),
     (normalise_court_code, "court_code", "BJ01", False),
     (normalise_agency_code, "agency_code", "110000230000", False),
+    (normalise_uuid, "uuid", "5d6a1c2e-0b1a-4c6b-9e55-1b2c3d4e5f60", False),
 ]
 
 HOSTILE: list[object] = [

@@ -142,6 +142,8 @@ def check_out_path(path: Path) -> None:
     folder = path.parent
     if path.is_dir():
         raise ReplayInputError(f"--out {path}: is a folder; the report is a file")
+    if path.exists() and not path.is_file():  # /dev/null, /dev/stdout, a FIFO: nothing to seal
+        raise ReplayInputError(f"--out {path}: not a regular file; the report is sealed as one")
     if not folder.is_dir():
         raise ReplayInputError(f"--out {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -30,6 +30,7 @@ import binascii
 import hashlib
 import json
 import re
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +40,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sign.errors import BadSignature, DocumentMismatch, MalformedSeal, TrustMaterialError
+from sign.errors import (
+    BadSignature,
+    DocumentMismatch,
+    MalformedSeal,
+    SignError,
+    TrustMaterialError,
+)
 from sign.identity import key_id_of
 from sign.trust import TrustStore
 
@@ -83,8 +90,21 @@ def seal_path_for(document: Path) -> Path:
     return document.with_name(document.name + SEAL_SUFFIX)
 
 
+def _regular_size(path: Path, what: str, error: type[SignError]) -> int:
+    """The size of ``path`` if it is a regular file: a device (``/dev/zero``), a FIFO or a
+    directory would be read forever, block, or fail half way."""
+    try:
+        found = path.stat()
+    except FileNotFoundError as exc:
+        raise error(f"{what} {path}: not found") from exc
+    if not stat.S_ISREG(found.st_mode):
+        raise error(f"{what} {path}: not a regular file")
+    return found.st_size
+
+
 def document_digest(path: Path) -> bytes:
     """SHA-256 of a file's bytes (32 raw bytes), read in 1 MiB chunks."""
+    _regular_size(path, "document", SignError)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -109,9 +129,10 @@ def seal_document(
 ) -> Path:
     """Write ``<document>.seal.json``; ``chain`` is [agency cert, issuing CA, root]."""
     key_id = key_id_of(private_key.public_key())
+    size = _regular_size(document, "document", SignError)
     statement = _statement(
         document_digest(document).hex(),
-        document.stat().st_size,
+        size,
         agency_code,
         key_id,
         signed_at,
@@ -130,12 +151,13 @@ def seal_document(
 
 
 def _load_seal(path: Path) -> dict[str, object]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise MalformedSeal(f"seal {path}: not found") from exc
-    if len(raw) > _MAX_SEAL_BYTES:
-        raise MalformedSeal(f"seal {path}: {len(raw)} bytes exceed {_MAX_SEAL_BYTES}")
+    size = _regular_size(path, "seal", MalformedSeal)
+    if size > _MAX_SEAL_BYTES:
+        raise MalformedSeal(f"seal {path}: {size} bytes exceed {_MAX_SEAL_BYTES}")
+    with path.open("rb") as handle:
+        raw = handle.read(_MAX_SEAL_BYTES + 1)
+    if len(raw) > _MAX_SEAL_BYTES:  # it grew since
+        raise MalformedSeal(f"seal {path}: more than {_MAX_SEAL_BYTES} bytes")
     try:
         seal = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -179,7 +201,7 @@ def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None
         public_key.verify(signature, statement.encode("ascii"))
     except (binascii.Error, ValueError, InvalidSignature) as exc:
         raise BadSignature(f"seal {path}: signature does not match the statement") from exc
-    size = document.stat().st_size
+    size = _regular_size(document, "document", DocumentMismatch)
     digest = document_digest(document).hex()
     if digest != fields["sha256"] or size != int(fields["size"]):
         raise DocumentMismatch(

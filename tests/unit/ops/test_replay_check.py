@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_an_unwritable_out_path_is_refused_before_anything_is_read(tmp_path: Pat
         check_out_path(tmp_path)
     with pytest.raises(ReplayInputError, match=r"--out .*: folder .* does not exist"):
         check_out_path(tmp_path / "missing" / "report.json")
+    os.mkfifo(tmp_path / "pipe")
+    for special in (Path("/dev/null"), tmp_path / "pipe"):  # nothing there to seal
+        with pytest.raises(ReplayInputError, match=r"--out .*: not a regular file"):
+            check_out_path(special)
 
 
 # --- ranges and retention --------------------------------------------------------------------

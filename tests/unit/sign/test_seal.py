@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from sign.errors import SignatureRejected
+from sign.errors import SignatureRejected, SignError
 from sign.seal import document_digest, seal_document, seal_path_for, verify_seal
 from sign.trust import Revocation
 from sign.trustset import TrustSet
@@ -119,3 +121,25 @@ def test_malformed_seal_is_refused(sealed, trust_set, content):
 
 def test_missing_seal_is_refused(document, trust_set):
     assert _reason(document, trust_set.trust_store()) == "MALFORMED_SEAL"
+
+
+def test_a_document_that_is_no_regular_file_is_neither_sealed_nor_read(tmp_path, trust_set,
+                                                                       issued, now):  # fmt: skip
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):  # read forever, or block for a writer
+        with pytest.raises(SignError, match="not a regular file"):
+            seal_document(path, issued["BJ01"].key, _chain(trust_set, issued, "BJ01"), "BJ01",
+                          now)  # fmt: skip
+        with pytest.raises(SignError, match="not a regular file"):
+            document_digest(path)
+
+
+def test_a_seal_or_a_document_that_is_no_regular_file_is_refused_not_read(sealed, tmp_path,
+                                                                           trust_set):  # fmt: skip
+    fifo = tmp_path / "pipe.seal.json"
+    os.mkfifo(fifo)
+    for seal in (Path("/dev/zero"), fifo):
+        assert _reason(sealed, trust_set.trust_store(), seal) == "MALFORMED_SEAL"
+    assert _reason(Path("/dev/zero"), trust_set.trust_store(),
+                   seal_path_for(sealed)) == "DOCUMENT_MISMATCH"  # fmt: skip

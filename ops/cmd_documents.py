@@ -3,6 +3,7 @@ orders are delivered to; a police unit fetches an order's case and documents."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -65,6 +66,17 @@ def _order_id(value: str) -> str:
     return normalise_uuid(value, "ORDER_ID")
 
 
+def _out_folder(value: Path) -> Path:
+    """``--out``: a folder this user may write in, or one it may create (checked before
+    anything is read, so a bad path costs no fetch)."""
+    existing = next((p for p in (value, *value.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise typer.BadParameter(f"{existing} is not a folder", param_hint="'--out'")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{existing}: not writable by this user", param_hint="'--out'")
+    return value
+
+
 @documents_app.command("fetch")
 def fetch(
     order_id: Annotated[
@@ -76,7 +88,9 @@ def fetch(
             "--as", help="The police unit the order was delivered to.", callback=unit_option
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the documents.")] = Path("."),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the documents.", callback=_out_folder)
+    ] = Path("."),
 ) -> None:
     """Fetch, verify and save the sealed documents order ORDER_ID cites, and show its
     enforcement case. A document is saved only if the court signed it and its content has

@@ -184,6 +184,8 @@ def test_a_bad_query_is_refused_before_any_broker_is_reached(home: Path) -> None
         (["../../etc/passwd", "--as", "110000000000"], "ORDER_ID '../../etc/passwd': UUID: "
          "expected 8-4-4-4-12 hexadecimal digits [rule uuid.format]"),
         (["5d6a1c2e-0b1a-4c6b-9e55-1b2c3d4e5f60", "--as", "BJ01"], "not a police unit code"),
+        (["5d6a1c2e-0b1a-4c6b-9e55-1b2c3d4e5f60", "--as", "110000000000", "--out",
+          "/etc/passwd/papers"], "/etc/passwd is not a folder"),
     ],
 )  # fmt: skip
 def test_documents_fetch_checks_the_order_id_and_the_unit_before_any_broker_is_reached(

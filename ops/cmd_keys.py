@@ -287,10 +287,17 @@ def list_keys(
     """Every key of the key store, current, rotated out or revoked, and whether each agency
     has a TLS identity."""
     keystore = KeyStore.from_settings(get_settings())
+    wanted = None if agency is None else agency.strip().upper()
     try:
-        entries = [e for e in keystore.entries() if agency is None or e.agency_code == agency]
+        entries = [e for e in keystore.entries()
+                   if wanted is None or e.agency_code.upper() == wanted]  # fmt: skip
     except BusError as exc:
         raise _fail(exc) from exc
+    if wanted is not None and not entries:  # a misspelt code must not look like "no keys"
+        _errors.print(f"[bold red]error:[/] --agency {escape(repr(agency)[:40])}: no key of "
+                      f"that agency in {keystore.directory} (zf801 keys list shows every "
+                      "agency's)", highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1)
     _console.print(_table(entries, f"keys in {keystore.directory}", keystore))
 
 

@@ -91,6 +91,9 @@ def test_rotate_revoke_list_and_publish_revocation(keys_env):
     listing = _ok(["keys", "list", "--agency", "BJ01"])
     assert old in listing and new in listing
     assert "revoked from 2026-11-27 05:00:00Z" in listing and "current" in listing
+    assert _ok(["keys", "list", "--agency", "bj01"]) == listing
+    misspelt = runner.invoke(app, ["keys", "list", "--agency", "BJ1"])  # not an empty table
+    assert misspelt.exit_code == 1 and "--agency 'BJ1': no key of that agency" in misspelt.output
 
 
 def test_revoke_needs_a_zone_and_a_known_reason(keys_env):

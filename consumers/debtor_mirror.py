@@ -122,8 +122,8 @@ class ListedDebtor:
 class DebtorMirror:
     """The mirror at ``path`` (created if missing; :attr:`created` says whether it was)."""
 
-    def __init__(self, path: Path, *, keyer: MatchKeyer | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, *, keyer: MatchKeyer | None = None) -> None:
+        self.path = path = Path(path)
         self.created = not path.exists()
         self._keyer = keyer or MatchKeyer()
         try:

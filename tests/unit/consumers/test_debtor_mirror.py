@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.debtor_mirror import DebtorMirror, MirrorListing, MirrorRemoval
+from consumers.debtor_mirror import DebtorMirror, MirrorError, MirrorListing, MirrorRemoval
 from schemas.codec import default_codec
 from schemas.errors import IdentifierError
 from schemas.identifiers import credit_code_check_char, id_number_check_char
@@ -91,3 +91,12 @@ def test_an_invalid_identifier_is_refused_naming_the_rule(tmp_path: Path) -> Non
         pytest.raises(IdentifierError, match=rule),
     ):
         mirror.is_listed(wrong)
+
+
+def test_the_mirror_opens_from_a_text_path_and_refuses_what_is_no_database(tmp_path: Path) -> None:
+    with DebtorMirror(str(tmp_path / "m.sqlite"), keyer=KEYER) as mirror:  # as users write it
+        assert mirror.is_listed(PERSON) is False
+    (tmp_path / "notes.txt").write_text("not a database\n" * 100)
+    for path in (tmp_path / "notes.txt", tmp_path):
+        with pytest.raises(MirrorError, match=rf"mirror {path}: cannot open"):
+            DebtorMirror(path, keyer=KEYER)

@@ -24,6 +24,7 @@ from producers.events import PublishedEvent
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
 from schemas.anomalies import ACK_WINDOW, ACKNOWLEDGEMENT, ESCALATION, NOTICE, may_acknowledge
+from schemas.edge_rules import EARLIEST_INSTANT
 from schemas.errors import BusError
 from schemas.jsonmap import json_kind
 
@@ -73,6 +74,11 @@ def _instant(field: str, value: object, now: dt.datetime) -> dt.datetime:
         raise AnomalyInputInvalid(f"{field}: must be a timezone-aware time [rule instant]")
     if value > now + _FUTURE_SKEW:
         raise AnomalyInputInvalid(f"{field}: {value.isoformat()} is in the future [rule past]")
+    if value < EARLIEST_INSTANT:  # the edge's time rule, checked before any broker is reached
+        raise AnomalyInputInvalid(
+            f"{field}: {value.isoformat()} is before {EARLIEST_INSTANT.date().isoformat()} "
+            "[rule time.too_early]"
+        )
     return value.astimezone(dt.UTC)
 
 

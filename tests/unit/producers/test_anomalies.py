@@ -82,6 +82,10 @@ def test_a_good_report_is_signed_and_carries_the_24_hour_deadline(
         ({"detected_at": dt.datetime(2026, 11, 27, 5, 0)}, r"detected_at: .*\[rule instant\]"),
         ({"detected_at": "2026-11-27"}, r"detected_at: .*\[rule instant\]"),
         ({"detected_at": NOW + dt.timedelta(hours=1)}, r"detected_at: .*future \[rule past\]"),
+        (
+            {"detected_at": dt.datetime(1, 1, 1, tzinfo=dt.UTC)},
+            r"detected_at: 0001-01-01T00:00:00\+00:00 is before 1990-01-01 \[rule time.too_early\]",
+        ),
     ],
 )
 def test_a_bad_report_is_refused_naming_field_and_rule_and_nothing_is_sent(

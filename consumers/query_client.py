@@ -46,6 +46,7 @@ from schemas.errors import BusError
 from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
+from schemas.settings import MAX_QUERY_WAIT_S
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
 
@@ -438,17 +439,14 @@ def prepared_query(
     return record
 
 
-_MAX_WAIT_S = 30 * 24 * 3600  # as the settings' query_wait_s
-
-
 def _check_wait(wait_s: object) -> None:
     """A query's wait: a number of seconds, more than 0 and at most 30 days."""
     if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
         raise QueryRefused(f"wait_s: expected a number of seconds, got {json_kind(wait_s)} "
                            "[rule wait.type]")  # fmt: skip
-    if not 0 < wait_s <= _MAX_WAIT_S:  # NaN fails this too
+    if not 0 < wait_s <= MAX_QUERY_WAIT_S:  # NaN fails this too
         raise QueryRefused(
-            f"wait_s: {wait_s!r} is not more than 0 and at most {_MAX_WAIT_S} s (30 days) "
+            f"wait_s: {wait_s!r} is not more than 0 and at most {MAX_QUERY_WAIT_S} s (30 days) "
             "[rule wait.range]"
         )
 

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import InsecureSettings
 
-__all__ = ["QueryQuota", "Settings", "get_settings"]
+__all__ = ["MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
 
 # Demo-only secrets: fine for a laptop, and documented in the README as values every real
 # deployment must override; in production mode the worker and the publishers refuse them.
@@ -25,6 +25,8 @@ _DEMO_KEY_PASSPHRASE = "zf801-demo-key-passphrase-change-me"  # noqa: S105
 _OrderKindName = Literal["EXIT_RESTRICTION", "VEHICLE_SEARCH", "LOCATE_DEBTOR"]
 # The shortest secret production mode accepts.
 _MIN_SECRET_CHARS = 16
+MAX_QUERY_WAIT_S = 30 * 24 * 3600
+"""The longest a query may wait for its answers (its deadline after it is asked)."""
 
 
 class QueryQuota(BaseModel):
@@ -167,7 +169,7 @@ class Settings(BaseSettings):
     query_quota_window_s: float = Field(default=3600.0, gt=0)
     query_quotas: dict[str, QueryQuota] = Field(default_factory=dict)
     # How long a court's query client waits by default (the query's deadline).
-    query_wait_s: float = Field(default=30.0, gt=0, le=30 * 24 * 3600)
+    query_wait_s: float = Field(default=30.0, gt=0, le=MAX_QUERY_WAIT_S)
 
     @property
     def kafka_dir(self) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 from schemas.errors import SchemaValidationError
 
-__all__ = ["MAX_ITEMS", "MAX_LENGTH", "MIN_ITEMS", "Validator", "compile_validator"]
+__all__ = ["MAX_ITEMS", "MAX_LENGTH", "MIN_ITEMS", "UUID_TEXT", "Validator", "compile_validator"]
 
 MAX_LENGTH = "zf801.maxLength"
 MAX_ITEMS = "zf801.maxItems"
@@ -87,7 +87,7 @@ def _check_date(value: Any) -> None:
         raise _wrong_type("a date", value)
 
 
-_UUID_TEXT = re.compile(
+UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 
@@ -97,7 +97,7 @@ def _check_uuid(value: Any) -> None:
         return
     if not isinstance(value, str):
         raise _wrong_type("a UUID", value)
-    if _UUID_TEXT.fullmatch(value) is None:
+    if UUID_TEXT.fullmatch(value) is None:
         raise _InvalidError("uuid", "expected a UUID in 8-4-4-4-12 hexadecimal form")
 
 

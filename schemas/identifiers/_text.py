@@ -4,12 +4,12 @@ in error messages (the raw value never reaches a message or an exception attribu
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import NoReturn
 
 from schemas.errors import IdentifierError
+from schemas.validation import UUID_TEXT
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -124,15 +124,12 @@ def normalise_text(
     return prepare(value, field, Kind(label, prefix, (2, 2) if personal else None))
 
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def normalise_uuid(value: object, field: str) -> str:
     """An id that is a UUID (an order, a document), in its canonical lower-case form:
     rules ``uuid.required``, ``.type``, ``.length``, ``.characters`` and ``.format``."""
     kind = Kind("UUID", "uuid", None)
     text = prepare(value, field, kind).lower()
-    if _UUID.fullmatch(text) is None:
+    if UUID_TEXT.fullmatch(text) is None:  # the schemas' own uuid rule
         fail(kind, field, "format", "expected 8-4-4-4-12 hexadecimal digits", text)
     return text
 

@@ -9,6 +9,7 @@ import typer
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
 from ops.stream_view import OutputFormat, StreamView, show
+from schemas.settings import MAX_IDLE_S
 
 __all__ = ["OutputFormat", "alerts", "alerts_view"]
 
@@ -21,7 +22,10 @@ def alerts(
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading new alerts.")] = False,
     until_idle: Annotated[
-        float, typer.Option("--until-idle", help="Stop after this many idle seconds.", min=0.1)
+        float,
+        typer.Option(
+            "--until-idle", help="Stop after this many idle seconds.", min=0.1, max=MAX_IDLE_S
+        ),
     ] = 5.0,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:

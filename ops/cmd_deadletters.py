@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,7 +28,7 @@ from ops.cmd_inspect_view import (
     when,
 )
 
-__all__ = ["DeadLetterEntry", "dead_letter_entry", "deadletters", "reason_filter"]
+__all__ = ["DeadLetterEntry", "ReasonFilter", "dead_letter_entry", "deadletters", "reason_filter"]
 
 _DETAIL_WIDTH = 80
 _DEFAULT_READER = "BUS-AUDIT"
@@ -78,15 +80,54 @@ def dead_letter_entry(record: TopicRecord) -> DeadLetterEntry:
     )
 
 
-def reason_filter(reason: str | None) -> Callable[[DeadLetterEntry], bool]:
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+
+
+def _reason_code(value: str | None) -> str | None:
+    """``--reason``: a reason code (letters, digits and ``_``), in any case."""
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if not _REASON.fullmatch(code):
+        raise typer.BadParameter(
+            f"{value[:40]!r}{'…' if len(value) > 40 else ''} is not a reason code: letters, "
+            "digits and _, such as SIGNATURE_INVALID (the dead letter's reason) or "
+            "BAD_SIGNATURE (its precise code)"
+        )
+    return code
+
+
+class ReasonFilter:
     """``--reason``: the DeadLetter reason (``SIGNATURE_INVALID``) or the precise code that
-    leads the detail (``BAD_SIGNATURE``), in any case."""
-    wanted = reason.upper() if reason else None
+    leads the detail (``BAD_SIGNATURE``), in any case. It counts the reasons it was shown,
+    so that a reason no dead letter has is answered with the ones they have (a misspelt
+    reason would otherwise show an empty table and nothing more)."""
 
-    def matches(entry: DeadLetterEntry) -> bool:
-        return wanted is None or wanted in {entry.reason, entry.precise_reason}
+    def __init__(self, reason: str | None) -> None:
+        self.wanted = reason.upper() if reason else None
+        self.matched = 0
+        self.seen: Counter[str] = Counter()
 
-    return matches
+    def __call__(self, entry: DeadLetterEntry) -> bool:
+        self.seen[entry.reason] += 1
+        if self.wanted is None or self.wanted in {entry.reason, entry.precise_reason}:
+            self.matched += 1
+            return True
+        return False
+
+    def unmatched_note(self) -> str | None:
+        """What to tell the reader when a reason was asked for and nothing had it."""
+        if self.wanted is None or self.matched:
+            return None
+        if not self.seen:
+            return f"no dead letter with reason {self.wanted}: no dead letter was read"
+        present = ", ".join(f"{reason} ({n})" for reason, n in sorted(self.seen.items()))
+        return f"no dead letter with reason {self.wanted}; the reasons read: {present}"
+
+
+def reason_filter(reason: str | None) -> ReasonFilter:
+    """The ``--reason`` filter (every dead letter when None)."""
+    return ReasonFilter(reason)
 
 
 def _row(entry: DeadLetterEntry) -> tuple[str, ...]:
@@ -143,7 +184,11 @@ def deadletters(
     reader: OperatorReader = _DEFAULT_READER,
     reason: Annotated[
         str | None,
-        typer.Option("--reason", help="Only this reason (SIGNATURE_INVALID, or BAD_SIGNATURE)."),
+        typer.Option(
+            "--reason",
+            callback=_reason_code,
+            help="Only this reason (SIGNATURE_INVALID, or BAD_SIGNATURE).",
+        ),
     ] = None,
     since: Since = None,
     limit: Limit = None,
@@ -156,4 +201,8 @@ def deadletters(
     the read is audited. Reads to the topic's end and stops, unless --follow or --until-idle.
     """
     options = ReadOptions(since, limit, follow, until_idle, output)
-    COMMAND.run(reader, reason_filter(reason), options)
+    wanted = reason_filter(reason)
+    COMMAND.run(reader, wanted, options)
+    note = wanted.unmatched_note()
+    if note is not None:
+        typer.secho(f"note: {note}", fg="yellow", err=True)

@@ -18,7 +18,7 @@ from consumers.runtime import Runtime
 from ops.cmd_subscribe import default_mirror_path
 from ops.errors import operator_message
 from schemas.errors import BusError
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, MAX_QUERY_WAIT_S, get_settings
 
 __all__ = ["debtors_app"]
 
@@ -31,11 +31,19 @@ _console = Console()
 def receipts(
     court: Annotated[str, typer.Option("--as", help="The court whose removals to show.")],
     deadline: Annotated[
-        float, typer.Option("--deadline", help="Seconds a subscriber has to confirm.", min=1)
+        float,
+        typer.Option(
+            "--deadline", help="Seconds a subscriber has to confirm.", min=1, max=MAX_QUERY_WAIT_S
+        ),
     ] = 3600.0,
     until_idle: Annotated[
         float,
-        typer.Option("--until-idle", help="Stop reading after this many idle seconds.", min=0.1),
+        typer.Option(
+            "--until-idle",
+            help="Stop reading after this many idle seconds.",
+            min=0.1,
+            max=MAX_IDLE_S,
+        ),
     ] = 3.0,
 ) -> None:
     """Per removal of the court's listings: the subscribers that confirmed it (signed

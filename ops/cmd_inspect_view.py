@@ -24,6 +24,7 @@ from ops.errors import operator_message
 from ops.terminal import json_line, printable
 from schemas.errors import BusError
 from schemas.identifiers import normalise_agency_code
+from schemas.settings import MAX_IDLE_S
 from topics.errors import AccessDenied
 
 __all__ = [
@@ -212,7 +213,7 @@ Limit = Annotated[
 Follow = Annotated[bool, typer.Option("--follow", help="Keep showing new records as they come.")]
 UntilIdle = Annotated[
     float | None,
-    typer.Option("--until-idle", min=0.1,
+    typer.Option("--until-idle", min=0.1, max=MAX_IDLE_S,
                  help="After the end, keep reading until nothing came for this many seconds."),
 ]  # fmt: skip
 Format = Annotated[

@@ -11,7 +11,7 @@ from consumers.errors import NotPoliceUnitError
 from consumers.notices import Notice, NoticeSubscriber, police_unit
 from consumers.runtime import Runtime
 from ops.stream_view import OutputFormat, StreamView, show
-from schemas.settings import Settings, get_settings
+from schemas.settings import MAX_IDLE_S, Settings, get_settings
 from schemas.tls_layout import TlsLayout
 from sign.errors import KeyStoreError
 from sign.keystore import KeyStore
@@ -66,7 +66,10 @@ def notices(
     ],
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading new notices.")] = False,
     until_idle: Annotated[
-        float, typer.Option("--until-idle", help="Stop after this many idle seconds.", min=0.1)
+        float,
+        typer.Option(
+            "--until-idle", help="Stop after this many idle seconds.", min=0.1, max=MAX_IDLE_S
+        ),
     ] = 5.0,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table, or json: one JSON object per line.")

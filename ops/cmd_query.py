@@ -26,7 +26,7 @@ from ops.errors import OpsError
 from ops.publish_input import BadLine, read_documents
 from ops.terminal import json_line, printable
 from schemas.queries import QUERY_KINDS, query_kind
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, MAX_QUERY_WAIT_S, get_settings
 
 __all__ = ["INCOMPLETE_EXIT", "answers", "query"]
 
@@ -53,7 +53,10 @@ def query(
     wait: Annotated[
         float | None,
         typer.Option(
-            "--wait", min=0.1, help="Seconds to wait: the deadline of a query that names none."
+            "--wait",
+            min=0.1,
+            max=MAX_QUERY_WAIT_S,
+            help="Seconds to wait: the deadline of a query that names none.",
         ),
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
@@ -86,7 +89,10 @@ def answers(
     correlation_id: Annotated[str, typer.Argument(help="The correlation id of the query.")],
     court: Annotated[str, typer.Option("--as", help="The court that asked.")],
     idle: Annotated[
-        float, typer.Option("--until-idle", min=0.1, help="Stop after this many idle seconds.")
+        float,
+        typer.Option(
+            "--until-idle", min=0.1, max=MAX_IDLE_S, help="Stop after this many idle seconds."
+        ),
     ] = 2.0,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:

@@ -22,7 +22,7 @@ from ops.cmd_responder_load import load
 from ops.errors import OpsError
 from ops.metrics_option import MetricsPort, serve_metrics
 from schemas.agencies import get_agency
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, get_settings
 
 __all__ = ["responder_app"]
 
@@ -52,7 +52,9 @@ def responder(  # noqa: PLR0917 - a typer command: its options are its parameter
     ] = None,
     until_idle: Annotated[
         float | None,
-        typer.Option("--until-idle", min=0.1, help="Stop once no query came for this long."),
+        typer.Option(
+            "--until-idle", min=0.1, max=MAX_IDLE_S, help="Stop once no query came for this long."
+        ),
     ] = None,
     follow_sightings: Annotated[
         bool,

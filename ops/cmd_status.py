@@ -24,7 +24,7 @@ from ops.deployment import (
     WATCHLIST_TOPIC_IDS,
 )
 from schemas.errors import BusError
-from schemas.settings import Settings, get_settings
+from schemas.settings import MAX_IDLE_S, Settings, get_settings
 from topics.admin import plan, read_cluster_state
 from topics.catalog import Catalog, bus_catalog
 from topics.clients import kafka_admin
@@ -232,7 +232,10 @@ def status(
         bool, typer.Option("--wait", help="Poll until every group's lag is 0.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="With --wait: give up after seconds.")
+        float,
+        typer.Option(
+            "--timeout", min=0.1, max=MAX_IDLE_S, help="With --wait: give up after seconds."
+        ),
     ] = 120.0,
     output: Format = OutputFormat.table,
 ) -> None:

@@ -18,7 +18,7 @@ from consumers.debtor_subscriber import DebtorSubscriber
 from consumers.runtime import Runtime
 from ops.errors import operator_message
 from schemas.errors import BusError
-from schemas.settings import Settings, get_settings
+from schemas.settings import MAX_IDLE_S, Settings, get_settings
 
 __all__ = ["default_mirror_path", "subscribe_app"]
 
@@ -43,7 +43,10 @@ def debtors(
     until_idle: Annotated[
         float | None,
         typer.Option(
-            "--until-idle", help="Stop after this many idle seconds (default: follow).", min=0.1
+            "--until-idle",
+            help="Stop after this many idle seconds (default: follow).",
+            min=0.1,
+            max=MAX_IDLE_S,
         ),
     ] = None,
 ) -> None:

@@ -18,7 +18,7 @@ from consumers.runtime import Runtime
 from ops.errors import OpsError, operator_message
 from ops.metrics_option import MetricsPort, serve_metrics
 from schemas.errors import BusError
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, get_settings
 
 __all__ = ["checkpointer", "history_forwarder", "worker"]
 
@@ -102,7 +102,8 @@ def checkpointer(
         str, typer.Option("--as", help="The bus processor identity that signs the checkpoints.")
     ] = "BUS-AUDIT",
     interval_s: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between two rounds.")
+        float,
+        typer.Option("--interval", min=0.1, max=MAX_IDLE_S, help="Seconds between two rounds."),
     ] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="One round, then stop.")] = False,
     metrics_port: MetricsPort = None,

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import InsecureSettings
 
-__all__ = ["MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
+__all__ = ["MAX_IDLE_S", "MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
 
 # Demo-only secrets: fine for a laptop, and documented in the README as values every real
 # deployment must override; in production mode the worker and the publishers refuse them.
@@ -26,6 +26,9 @@ _OrderKindName = Literal["EXIT_RESTRICTION", "VEHICLE_SEARCH", "LOCATE_DEBTOR"]
 # The shortest secret production mode accepts.
 _MIN_SECRET_CHARS = 16
 MAX_QUERY_WAIT_S = 30 * 24 * 3600
+MAX_IDLE_S = 24 * 3600
+"""The longest idle wait, timeout or interval a command's option takes (a day): a larger
+one, or inf, is refused with the option's name rather than overflowing a timer later."""
 """The longest a query may wait for its answers (its deadline after it is asked)."""
 
 

@@ -38,3 +38,31 @@ def test_debug_lets_a_defects_traceback_through() -> None:
     with mock.patch("ops.cmd_schemas.default_registry", side_effect=RuntimeError("boom")):
         result = runner.invoke(app, _ARGS, env={"ZF801_DEBUG": "1"})
     assert isinstance(result.exception, RuntimeError)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["query", "P1", "-", "--as", "BJ01", "--wait", "inf"], "--wait"),
+        (["query", "P1", "-", "--as", "BJ01", "--wait", "1e12"], "--wait"),
+        (["answers", "x", "--as", "BJ01", "--until-idle", "inf"], "--until-idle"),
+        (["alerts", "--as", "BJ01", "--until-idle", "1e300"], "--until-idle"),
+        (["notices", "--as", "110000110000", "--until-idle", "inf"], "--until-idle"),
+        (["deadletters", "--until-idle", "inf"], "--until-idle"),
+        (["subscribe", "debtors", "--as", "110000110000", "--until-idle", "inf"], "--until-idle"),
+        (["responder", "--as", "110000110000", "--until-idle", "inf"], "--until-idle"),
+        (["status", "--wait", "--timeout", "inf"], "--timeout"),
+        (["checkpointer", "--interval", "inf"], "--interval"),
+        (["debtors", "receipts", "--as", "BJ01", "--deadline", "inf"], "--deadline"),
+    ],
+)
+def test_an_endless_wait_is_refused_with_its_option_before_any_broker(
+    args: list[str], option: str
+) -> None:
+    """inf or an absurd number of seconds would overflow a timer after connecting (or wait
+    forever): each is refused by its option's bound, naming the option, with usage exit 2."""
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300", "ZF801_DEBUG": None}
+    result = runner.invoke(app, args, env=env, input="{}\n")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"Invalid value for '{option}'" in said and "less than or equal to" in said

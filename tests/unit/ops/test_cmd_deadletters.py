@@ -7,12 +7,16 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ops.cli import app
 from ops.cmd_blocks import COMMAND as BLOCKS
 from ops.cmd_blocks import block_entry, block_filter
 from ops.cmd_deadletters import COMMAND as DEAD_LETTERS
 from ops.cmd_deadletters import dead_letter_entry, reason_filter
 from ops.cmd_inspect import TopicRecord
+
+runner = CliRunner()
 
 T0 = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -44,6 +48,30 @@ def test_a_dead_letter_entry_and_its_reason_filter() -> None:
     assert reason_filter(None)(entry)
     assert reason_filter("signature_invalid")(entry) and reason_filter("BAD_SIGNATURE")(entry)
     assert not reason_filter("REPLAYED")(entry)
+
+
+def test_a_reason_no_dead_letter_has_is_answered_with_the_reasons_read() -> None:
+    entry = dead_letter_entry(DEAD)
+    misspelt = reason_filter("SIGNATURE_INVALDI")
+    assert not misspelt(entry) and not misspelt(entry)
+    assert misspelt.unmatched_note() == (
+        "no dead letter with reason SIGNATURE_INVALDI; the reasons read: SIGNATURE_INVALID (2)"
+    )
+    assert reason_filter("REPLAYED").unmatched_note() == (
+        "no dead letter with reason REPLAYED: no dead letter was read"
+    )
+    found = reason_filter("bad_signature")
+    assert found(entry) and found.unmatched_note() is None
+    assert reason_filter(None).unmatched_note() is None
+
+
+@pytest.mark.parametrize("reason", ["bad sig", "", "SIG-INVALID", "X" * 65, "1ABC", "\x1b[31m"])
+def test_a_reason_that_is_not_a_code_is_refused_before_any_broker(reason: str) -> None:
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300"}
+    result = runner.invoke(app, ["deadletters", "--reason", reason], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "--reason" in said and "is not a reason code" in said and "\x1b[" not in said
 
 
 def test_a_dead_letter_row_is_escaped_and_cut_the_json_keeps_the_whole_detail(

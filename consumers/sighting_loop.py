@@ -23,17 +23,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.matcher import Matcher, MatchResult
 from consumers.outgoing import Outgoing
 from consumers.replay_journal import JournalRecord
+from consumers.runtime import Runtime
+from sign.verify_stage import VerifyStage
 from topics.clients import aio_consumer, aio_producer, require_topics
-
-if TYPE_CHECKING:
-    from consumers.worker import BusWorker
 
 __all__ = ["BatchCommitter", "SightingLoop"]
 
@@ -113,17 +112,36 @@ class BatchCommitter:
 class SightingLoop:
     """Reads the sightings partitions assigned to this worker and runs the matcher."""
 
-    def __init__(self, worker: BusWorker, matcher: Matcher) -> None:
-        self._worker = worker
+    def __init__(
+        self,
+        runtime: Runtime,
+        app: Any,
+        app_id: str,
+        matcher: Matcher,
+        stage: VerifyStage,
+        *,
+        journal: Callable[[VerifyStage], list[JournalRecord]],
+        on_hits: Callable[[list[int]], None],
+        after_commit: Callable[[list[Outgoing]], Awaitable[None]],
+    ) -> None:
+        """``app``: the faust application whose assignment the loop follows (it reads
+        nothing while that one rebalances or recovers); ``stage``: the sightings' verify
+        stage, whose accepted events ``journal`` turns into replay journal records."""
+        self._rt = runtime
+        self._app = app
         self._matcher = matcher
-        catalog = worker.rt.catalog
+        self._stage = stage
+        self._journal = journal
+        self._on_hits = on_hits
+        self._after_commit = after_commit
+        catalog = runtime.catalog
         self.topics = (
             catalog.topic_name("sightings-person"),
             catalog.topic_name("sightings-vehicle"),
             catalog.topic_name("sightings-routed"),
         )
-        self.group_id = f"{worker.app_id}-sightings"
-        self.transactional_id = f"{worker.app_id}-matcher-{worker.rt.settings.worker_id}"
+        self.group_id = f"{app_id}-sightings"
+        self.transactional_id = f"{app_id}-matcher-{runtime.settings.worker_id}"
         self._partitions: set[int] | None = None
         self._changed = asyncio.Event()
         self._paused = False
@@ -151,7 +169,7 @@ class SightingLoop:
         log.info("matcher paused: partitions revoked")
 
     async def run(self) -> None:
-        settings, agency = self._worker.rt.settings, self._worker.rt.agency_code
+        settings, agency = self._rt.settings, self._rt.agency_code
         # Assigned a topic it may not read, the consumer would poll nothing, silently; the
         # check raises instead, and an exception in a faust task crashes the worker.
         await asyncio.to_thread(require_topics, settings, agency, self.topics)
@@ -179,10 +197,10 @@ class SightingLoop:
         )
         await consumer.start()
         await producer.start()
-        stage = self._worker.sightings_stage
+        stage = self._stage
         self.committer = BatchCommitter(
-            self._matcher, producer, self.group_id, lambda: self._worker.journal_records(stage),
-            on_hits=self._worker.hits_committed, after_commit=self._worker.publish,
+            self._matcher, producer, self.group_id, lambda: self._journal(stage),
+            on_hits=self._on_hits, after_commit=self._after_commit,
         )  # fmt: skip
         self._consumer = consumer
         try:
@@ -205,7 +223,7 @@ class SightingLoop:
         return sorted(lag.items())
 
     async def _loop(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
-        app = self._worker.app
+        app = self._app
         idle_since: float | None = None
         while True:
             if (

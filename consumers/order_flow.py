@@ -1,9 +1,10 @@
-"""The worker's order flow: the faust agents that take each order-lifecycle event from its
-intake topic to the order's tracking, the watchlist, and the police.
+"""The worker's order flow: the faust agents that take each order-lifecycle event from the
+order ledger to the order's tracking, the watchlist, and the police.
 
-- **Intake agents** (the three order topics, the police acknowledgements, the hit and
-  encounter confirmations): verify each event once, then move it to the ``order-ledger``
-  on the partition of its order id (:mod:`consumers.ledger`).
+- **Intake** (:mod:`consumers.intake_loop`, in batches, not here): each event of the
+  three order topics, the police acknowledgements and the hit and encounter
+  confirmations is verified once and moved to the ``order-ledger`` on the partition of
+  its order id (:mod:`consumers.ledger`).
 - **Ledger agent**: applies each order's events in order, where its ``order_tracking``
   entry lives (:mod:`consumers.order_book`): an order enters the watchlist, a verified
   release or the bus's own expiry notice takes it out, as one sealed update per match key
@@ -40,7 +41,7 @@ from schemas.envelope import KafkaRecord, to_micros
 from schemas.errors import UnknownAgencyError
 from schemas.event_types import ACKNOWLEDGEMENT, ENCOUNTER_CONFIRMATION, HIT_CONFIRMATION
 from sign.state_seal import StateIntegrityError
-from sign.verify_stage import ConsumedRecord, VerifiedEvent, VerifyStage
+from sign.verify_stage import ConsumedRecord, VerifiedEvent
 
 __all__ = ["OrderFlow"]
 
@@ -78,30 +79,6 @@ class OrderFlow:
         self._looks_back = looks_back
         self.lookbacks: list[LookBackRequest] = []
         """Orders entered or corrected since the last look-back ran."""
-
-    # --- intake: verified, then moved to the ledger ---------------------------------------
-    def intake_agent(self, stage: VerifyStage) -> Callable[[Any], Any]:
-        """The agent of an intake topic whose events ``stage`` verifies."""
-
-        async def agent(stream: Any) -> None:
-            await self._to_ledger(stream, stage)
-
-        return agent
-
-    async def _to_ledger(self, stream: Any, stage: VerifyStage) -> None:
-        """Verify each record, then move it to the partition of its order id, where the
-        ledger agent applies it (:mod:`consumers.ledger`)."""
-        async for event in stream.events():
-            verified = stage.check_record(_Consumed.of(event.message))
-            if verified is None:
-                continue
-            await self._sends.emit_journal(stage)
-            try:
-                entry = self.ledger.outgoing(verified, _now_us())
-            except KeyError:
-                self._rt.refuse(verified, "ORDER_REFUSED", "the event names no order_id")
-                continue
-            await self._sends.emit([entry])
 
     # --- the ledger: each order's events, in order, where its tracking lives ----------------
     async def ledger_agent(self, stream: Any) -> None:

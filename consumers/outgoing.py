@@ -23,6 +23,14 @@ class Outgoing:
     record: KafkaRecord
     partition: int | None = None
 
+    async def send(self, producer: Any) -> Any:
+        """Hand the record to an aiokafka ``producer``; the future of its acknowledgement."""
+        record = self.record
+        return await producer.send(
+            self.topic, key=record.key, value=record.value, headers=list(record.headers),
+            partition=self.partition,
+        )  # fmt: skip
+
 
 class OutgoingSigner:
     """Builds and signs a processor's own records (hits, blocks, notices, alerts).

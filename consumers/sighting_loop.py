@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from consumers.matcher import Matcher, MatchResult
 from consumers.outgoing import Outgoing
+from consumers.partition_loop import PartitionLoop
 from consumers.replay_journal import JournalRecord
 from consumers.runtime import Runtime
 from sign.verify_stage import VerifyStage
@@ -37,10 +37,6 @@ from topics.clients import aio_consumer, aio_producer, require_topics
 __all__ = ["BatchCommitter", "SightingLoop"]
 
 log = logging.getLogger(__name__)
-
-_BATCH_RECORDS = 5000
-_POLL_MS = 100
-_IDLE_COMMIT_S = 1.0
 
 
 class BatchCommitter:
@@ -74,13 +70,7 @@ class BatchCommitter:
         producer = self._producer
         async with producer.transaction():
             for item in result.outgoing:
-                await producer.send(
-                    item.topic,
-                    key=item.record.key,
-                    value=item.record.value,
-                    headers=list(item.record.headers),
-                    partition=item.partition,
-                )
+                await item.send(producer)
             for entry in self._journal():
                 await producer.send(
                     entry.topic, key=entry.key, value=entry.value, partition=entry.partition
@@ -109,7 +99,7 @@ class BatchCommitter:
         totals.rerouted += result.rerouted
 
 
-class SightingLoop:
+class SightingLoop(PartitionLoop):
     """Reads the sightings partitions assigned to this worker and runs the matcher."""
 
     def __init__(
@@ -127,46 +117,25 @@ class SightingLoop:
         """``app``: the faust application whose assignment the loop follows (it reads
         nothing while that one rebalances or recovers); ``stage``: the sightings' verify
         stage, whose accepted events ``journal`` turns into replay journal records."""
+        catalog = runtime.catalog
+        topics = (
+            catalog.topic_name("sightings-person"),
+            catalog.topic_name("sightings-vehicle"),
+            catalog.topic_name("sightings-routed"),
+        )
+        super().__init__(app, "matcher", topics, f"{app_id}-sightings")
         self._rt = runtime
-        self._app = app
         self._matcher = matcher
         self._stage = stage
         self._journal = journal
         self._on_hits = on_hits
         self._after_commit = after_commit
-        catalog = runtime.catalog
-        self.topics = (
-            catalog.topic_name("sightings-person"),
-            catalog.topic_name("sightings-vehicle"),
-            catalog.topic_name("sightings-routed"),
-        )
-        self.group_id = f"{app_id}-sightings"
         self.transactional_id = f"{app_id}-matcher-{runtime.settings.worker_id}"
-        self._partitions: set[int] | None = None
-        self._changed = asyncio.Event()
-        self._paused = False
-        self._idle = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._idle.set()
         self.committer: BatchCommitter | None = None
 
     def follow(self, partitions: set[int]) -> None:
-        """Called on every faust assignment with the watchlist partitions this worker
-        holds: read these partition numbers from now on."""
-        self._partitions = set(partitions)
         self._matcher.hold(partitions)
-        self._paused = False
-        self._changed.set()
-
-    async def pause(self) -> None:
-        """Called when faust revokes partitions: fetch nothing more until the next
-        assignment, and return once the batch in flight (if any) is committed. faust
-        waits for this before the group is rebalanced, so the worker that gets these
-        partitions next reads offsets that include this worker's last batch; otherwise
-        it could match that batch again and deliver its hits twice."""
-        self._paused = True
-        await self._idle.wait()
-        log.info("matcher paused: partitions revoked")
+        super().follow(partitions)
 
     async def run(self) -> None:
         settings, agency = self._rt.settings, self._rt.agency_code
@@ -198,95 +167,12 @@ class SightingLoop:
         await consumer.start()
         await producer.start()
         stage = self._stage
-        self.committer = BatchCommitter(
+        committer = BatchCommitter(
             self._matcher, producer, self.group_id, lambda: self._journal(stage),
             on_hits=self._on_hits, after_commit=self._after_commit,
         )  # fmt: skip
-        self._consumer = consumer
         try:
-            await self._loop(consumer, self.committer)
+            await self.batches(consumer, committer)
         finally:
             await producer.stop()
             await consumer.stop()
-
-    def lag(self) -> list[tuple[str, int]]:
-        """Per input topic, records beyond this worker's last commit (from the high
-        watermarks its fetches saw; read at scrape time, not on the loop)."""
-        consumer, committer = self._consumer, self.committer
-        if consumer is None or committer is None:
-            return []
-        lag: dict[str, int] = {}
-        for tp, offset in list(committer.committed.items()):
-            high = consumer.highwater(tp)
-            if high is not None:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - offset)
-        return sorted(lag.items())
-
-    async def _loop(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
-        app = self._app
-        idle_since: float | None = None
-        while True:
-            if (
-                self._paused
-                or self._partitions is None
-                or app.rebalancing
-                or getattr(app, "in_recovery", False)
-            ):
-                await asyncio.sleep(_POLL_MS / 1000)
-                continue
-            if self._changed.is_set():
-                # then look again: a revocation or a newer assignment can come while the
-                # committed offsets are read, and nothing is fetched for an old one
-                self._changed.clear()
-                await self._reassign(consumer, committer)
-                continue
-            self._idle.clear()  # pause() waits for what follows, commits included
-            try:
-                batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_BATCH_RECORDS)
-                if batch:
-                    await committer.process(batch)
-                    idle_since = None
-                elif idle_since is None:
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > _IDLE_COMMIT_S:
-                    await self._commit_skipped(consumer, committer)
-                    idle_since = None
-            finally:
-                self._idle.set()
-
-    async def _commit_skipped(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
-        """Once idle, commit the positions past records no batch returned: the commit
-        markers of transactional topics (the moved sightings) and aborted records. A
-        batch commits the offset after its last record only, so without this the group
-        would look one record behind on every partition written in transactions."""
-        skipped = {}
-        for tp in consumer.assignment():
-            position = await consumer.position(tp)
-            if position > committer.committed.get(tp, -1):
-                skipped[tp] = position
-        if skipped:
-            await consumer.commit(skipped)
-            committer.committed.update(skipped)
-
-    async def _reassign(self, consumer: AIOKafkaConsumer, committer: BatchCommitter) -> None:
-        partitions = sorted(self._partitions or ())
-        assignment = [TopicPartition(t, p) for t in self.topics for p in partitions]
-        consumer.assign(assignment)
-        committer.committed.clear()
-        for tp in assignment:
-            committed = await consumer.committed(tp)
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
-                committer.committed[tp] = committed
-        log.info(
-            "matcher follows sighting partitions %s from offsets %s",
-            partitions,
-            dict(
-                sorted(
-                    (f"{tp.topic}[{tp.partition}]", offset)
-                    for tp, offset in committer.committed.items()
-                )
-            ),
-        )

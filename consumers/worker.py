@@ -2,9 +2,11 @@ r"""``zf801 worker``: the faust-streaming application that keeps the watchlist a
 
 The worker is made of parts, each with one job:
 
-- **Order flow** (:mod:`consumers.order_flow`): the faust agents that verify each
-  order-lifecycle event once, move it to the ``order-ledger`` on its order id's partition,
-  apply it there to the order's tracking (:mod:`consumers.order_book`, typed as
+- **Intake** (:mod:`consumers.intake_loop`): each event of the order topics, the police
+  acknowledgements and the confirmations, in batches, verified once and moved to the
+  ``order-ledger`` on its order id's partition.
+- **Order flow** (:mod:`consumers.order_flow`): the faust agents that apply each ledger
+  event to the order's tracking (:mod:`consumers.order_book`, typed as
   :class:`consumers.tracking.OrderTrack`), change the ``watchlist`` table in each match
   key's partition, and forward it to the police units of the court's province; police
   acknowledgements are checked (:mod:`consumers.addressing`) and forwarded to the court.
@@ -50,6 +52,7 @@ from consumers.deadlines import Deadlines
 from consumers.delivery import OrderDelivery
 from consumers.diagnostics import install_state_dump
 from consumers.hit_clocks import HitClock, HitPolicy
+from consumers.intake_loop import IntakeLoop
 from consumers.ledger import OrderLedger
 from consumers.lookback import LookBack
 from consumers.matcher import Matcher
@@ -211,6 +214,7 @@ class BusWorker:
         self.acks_stage = runtime.verify_stage(journal_scope="acknowledgements")
         self.sightings_stage = runtime.verify_stage(journal_scope="sightings")
         self.confirmations_stage = runtime.verify_stage(journal_scope="confirmations")
+        self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
         self.sends = WorkerSends(
             self.app, settings, runtime.agency_code, self.app_id, self.journal
         )  # fmt: skip
@@ -230,6 +234,13 @@ class BusWorker:
             late_window_us=int(settings.late_window_s * 1_000_000),
             clock_start=self._clock_start,
         )
+        self.intake = IntakeLoop(
+            runtime, self.app, self.app_id,
+            {**dict.fromkeys(self.order_topics.values(), self.orders_stage),
+             acks_topic: self.acks_stage,
+             **dict.fromkeys(self.confirmation_topics, self.confirmations_stage)},
+            self.ledger, journal=self.sends.journal_records,
+        )  # fmt: skip
         self.loop = SightingLoop(
             runtime, self.app, self.app_id, self.matcher, self.sightings_stage,
             journal=self.sends.journal_records, on_hits=self._hits_committed,
@@ -251,7 +262,6 @@ class BusWorker:
             late_window_us=int(settings.late_window_s * 1_000_000),
             hit_policy=HitPolicy(load_agencies(), settings.hit_confirm_s),
         )  # fmt: skip
-        self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
         self.book = OrderBook(
             self.tracking, keyer, deadlines, runtime.refuse,
             ack_timeout_s=settings.ack_timeout_s,
@@ -319,23 +329,16 @@ class BusWorker:
     # --- wiring ----------------------------------------------------------------------------
     def _wire(self) -> None:
         app, flow = self.app, self.flow
-        catalog, settings = self.rt.catalog, self.rt.settings
-        orders = app.topic(*self.order_topics.values(), key_type=bytes, value_type=bytes)
-        acks = app.topic(
-            catalog.topic_name("order-acknowledgements"), key_type=bytes, value_type=bytes
-        )
-        confirmations = app.topic(*self.confirmation_topics, key_type=bytes, value_type=bytes)
+        settings = self.rt.settings
         updates = app.topic(flow.watch_updates.topic, key_type=bytes, value_type=bytes)
         ledger = app.topic(self.ledger.topic, key_type=bytes, value_type=bytes)
-        app.agent(orders, name="orders")(flow.intake_agent(self.orders_stage))
         app.agent(ledger, name="ledger")(flow.ledger_agent)
         app.agent(updates, name="watchlist")(flow.watchlist_agent)
-        app.agent(acks, name="acknowledgements")(flow.intake_agent(self.acks_stage))
-        app.agent(confirmations, name="confirmations")(flow.intake_agent(self.confirmations_stage))
         app.timer(settings.timer_interval_s)(self.clocks.tick)
         app.timer(settings.timer_interval_s)(self.clocks.look_back)
         app.timer(_STATS_INTERVAL_S)(self.stats.log_stats)
         app.timer(_COMMIT_GUARD_S)(self._guard_commits)
+        app.task(self.intake.run)
         app.task(self.loop.run)
         app.task(self._install_state_dump)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
@@ -346,10 +349,7 @@ class BusWorker:
         them, and nothing writes them in transactions (the matcher's transactions write
         hits, moved sightings and its journal, none of them read by an agent)."""
         catalog = self.rt.catalog
-        inputs = [
-            *self.order_topics.values(), catalog.topic_name("order-acknowledgements"),
-            *self.confirmation_topics, self.ledger.topic, self.flow.watch_updates.topic,
-        ]  # fmt: skip
+        inputs = [self.ledger.topic, self.flow.watch_updates.topic]
         return [t for t in inputs if catalog.resolve(t).spec.cleanup_policy is CleanupPolicy.DELETE]
 
     async def _guard_commits(self) -> None:
@@ -374,7 +374,7 @@ class BusWorker:
         install_state_dump(self.app)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        await self.loop.pause()
+        await asyncio.gather(self.intake.pause(), self.loop.pause())
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Have the matcher follow the watchlist partitions held: sightings of these
@@ -382,7 +382,9 @@ class BusWorker:
         assigned = args[0] if args else kwargs.get("assigned", ())
         self.commit_guard.attach(self.app.consumer)  # before anything is committed
         updates = self.flow.watch_updates.topic
-        self.loop.follow({tp.partition for tp in assigned if tp.topic == updates})
+        held = {tp.partition for tp in assigned if tp.topic == updates}
+        self.intake.follow(held)
+        self.loop.follow(held)
         self.clocks.assigned()
 
     async def _restore_held_journal(self) -> None:

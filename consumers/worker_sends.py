@@ -58,17 +58,7 @@ class WorkerSends:
         if not outgoing:
             return
         producer = await self._own_producer()
-        futures = [
-            await producer.send(
-                item.topic,
-                key=item.record.key,
-                value=item.record.value,
-                headers=list(item.record.headers),
-                partition=item.partition,
-            )
-            for item in outgoing
-        ]
-        await asyncio.gather(*futures)
+        await asyncio.gather(*[await item.send(producer) for item in outgoing])
 
     async def emit(self, outgoing: list[Outgoing]) -> None:
         """Send ``outgoing`` through faust's producer, flushed before the offsets of the

@@ -90,23 +90,24 @@ class Status:
 
 def processor_groups(catalog: Catalog, found: Iterable[str] = ()) -> tuple[ProcessorGroup, ...]:
     """The worker's groups (its faust application, named for the application of the
-    matcher's changelogs, and its sightings loop), then any other group ``found`` on the
-    cluster under the catalog's namespace or the application's name (topics: those it
-    committed)."""
+    matcher's changelogs, its intake loop and its sightings loop), then any other group
+    ``found`` on the cluster under the catalog's namespace or the application's name
+    (topics: those it committed)."""
     changelog = catalog.get("watchlist-changelog").changelog_of
     assert changelog is not None  # the catalog's changelog entries name their application
     app = changelog.application
     names = catalog.topic_name
     known = (
+        ProcessorGroup(app, tuple(names(t) for t in (*LEDGER_TOPIC_IDS, *WATCHLIST_TOPIC_IDS))),
         ProcessorGroup(
-            app,
+            f"{app}-intake",
             tuple(
                 names(t)
                 for t in (
                     *ORDER_TOPIC_IDS,
                     "order-acknowledgements",
-                    *LEDGER_TOPIC_IDS,
-                    *WATCHLIST_TOPIC_IDS,
+                    "hit-confirmations",
+                    "encounter-confirmations",
                 )
             ),
         ),

@@ -110,7 +110,7 @@ class Deployment:
 
     @property
     def app_id(self) -> str:
-        """The worker's faust application id, also its consumer group of the order topics."""
+        """The worker's faust application id, also its consumer group of the ledger."""
         spec = self.catalog.get("watchlist-changelog").changelog_of
         assert spec is not None  # the catalog's changelog entries name their application
         return spec.application
@@ -118,6 +118,11 @@ class Deployment:
     @property
     def sightings_group(self) -> str:
         return f"{self.app_id}-sightings"
+
+    @property
+    def intake_group(self) -> str:
+        """The worker's consumer group of the order topics and acknowledgements."""
+        return f"{self.app_id}-intake"
 
     # --- broker, topics, keys -------------------------------------------------------------
     def start_broker(self) -> str:
@@ -313,7 +318,7 @@ class Deployment:
         them from the ledger, and applied the watchlist changes they made (in that order:
         each stage's records exist once the one before has been read)."""
         inputs = (*ORDER_TOPIC_IDS, "order-acknowledgements")
-        self.wait_consumed(self.app_id, inputs, timeout_s, progress)
+        self.wait_consumed(self.intake_group, inputs, timeout_s, progress)
         self.wait_consumed(self.app_id, LEDGER_TOPIC_IDS, timeout_s)
         self.wait_consumed(self.app_id, WATCHLIST_TOPIC_IDS, timeout_s)
 

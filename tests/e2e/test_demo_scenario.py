@@ -93,7 +93,7 @@ def test_special_cases(outcome: tuple[DemoOutcome, str]) -> None:
 def test_the_worker_ran_and_stopped(outcome: tuple[DemoOutcome, str]) -> None:
     result, _ = outcome
     log = Path(result.worker_log).read_text("utf-8", "replace")
-    assert "matcher follows sighting partitions" in log
+    assert "matcher follows partitions" in log
     assert [phase for phase, _ in result.timings][-1] == "stopping the worker"
 
 

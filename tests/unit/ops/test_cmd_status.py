@@ -28,18 +28,20 @@ def test_the_worker_groups_come_first_then_other_groups_of_the_namespace() -> No
     catalog = default_catalog().with_name_prefix("run1-")
     groups = processor_groups(catalog, ["run1-zf801-matcher", "run1-zf801-replayer", "other"])
     assert [g.group for g in groups] == [
-        "run1-zf801-matcher", "run1-zf801-matcher-sightings", "run1-zf801-replayer"
+        "run1-zf801-matcher", "run1-zf801-matcher-intake", "run1-zf801-matcher-sightings",
+        "run1-zf801-replayer",
     ]  # fmt: skip
-    assert "run1-zf801.orders.vehicle-search" in groups[0].topics
-    assert "run1-zf801.orders.acknowledgements" in groups[0].topics
     assert "run1-zf801-matcher-watchlist_updates-changelog" in groups[0].topics
     assert "run1-zf801-matcher-order_ledger-changelog" in groups[0].topics
-    assert groups[1].topics == (
+    assert "run1-zf801.orders.vehicle-search" in groups[1].topics
+    assert "run1-zf801.orders.acknowledgements" in groups[1].topics
+    assert "run1-zf801.alerts.confirmations" in groups[1].topics
+    assert groups[2].topics == (
         "run1-zf801.sightings.person",
         "run1-zf801.sightings.vehicle",
         "run1-zf801.bus.sightings-routed",
     )
-    assert groups[2].topics == ()
+    assert groups[3].topics == ()
 
 
 def test_healthy_needs_brokers_every_topic_and_every_group_caught_up() -> None:

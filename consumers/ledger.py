@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +36,20 @@ from sign.state_seal import StateSealer
 from sign.verify_stage import ConsumedRecord, VerifiedEvent
 from topics.partitioning import KeyPartitions
 
-__all__ = ["HitMatched", "Noticed", "OrderLedger"]
+__all__ = ["NOTICED_PER_RECORD", "HitMatched", "Noticed", "OrderLedger"]
+
+NOTICED_PER_RECORD = 200
+"""Orders named by one notice record at most (about 8 KB of order ids): the ledger agent
+applies a record's orders in one go, and a few milliseconds of the event loop is enough."""
 
 
 @dataclass(frozen=True, slots=True)
 class Noticed:
-    """A ledger entry of the bus's own: ``notice`` (``overdue``, ``expiry``) was sent for
-    the order, and must not be sent again after a restart."""
+    """A ledger entry of the bus's own: ``notice`` (``overdue``, ``expiry``, ``looked-back``)
+    was sent for each of the orders, and must not be sent again after a restart. One entry
+    carries the orders of one partition that one tick or look-back noticed alike."""
 
-    order_id: str
+    order_ids: tuple[str, ...]
     notice: str
 
 
@@ -91,12 +97,24 @@ class OrderLedger:
             self.topic, KafkaRecord(order_id, value, ()), partition=self._partition_of(order_id)
         )
 
-    def noticed(self, order_id: str, notice: str, now_us: int) -> Outgoing:
-        """The ledger record saying that ``notice`` was sent for the order."""
-        key = order_id.encode()
-        payload = json.dumps({"noticed": notice}).encode()
-        value = self._sealer.seal(self._store, key, payload, now_us)
-        return Outgoing(self.topic, KafkaRecord(key, value, ()), partition=self._partition_of(key))
+    def notices(self, noticed: Iterable[tuple[str, str]], now_us: int) -> list[Outgoing]:
+        """The ledger records saying that each (order id, notice) was sent: one per notice
+        and order-id partition, keyed by its first order id, of at most
+        ``NOTICED_PER_RECORD`` orders (a look-back of thousands of orders is a few records
+        for the ledger agent, not one per order)."""
+        grouped: dict[tuple[str, int], list[str]] = {}
+        for order_id, notice in noticed:
+            partition = self._partition_of(order_id.encode())
+            grouped.setdefault((notice, partition), []).append(order_id)
+        out = []
+        for (notice, partition), order_ids in grouped.items():
+            for start in range(0, len(order_ids), NOTICED_PER_RECORD):
+                part = order_ids[start : start + NOTICED_PER_RECORD]
+                key = part[0].encode()
+                payload = json.dumps({"noticed": notice, "orders": part}).encode()
+                value = self._sealer.seal(self._store, key, payload, now_us)
+                out.append(Outgoing(self.topic, KafkaRecord(key, value, ()), partition=partition))
+        return out
 
     def hit_matched(self, order_id: str, clock: HitClock, now_us: int) -> Outgoing:
         """The ledger record starting the confirmation clock of a hit of the order."""
@@ -112,8 +130,10 @@ class OrderLedger:
         sealed = self._sealer.open(self._store, key, raw)
         try:
             body = json.loads(sealed.payload)
-            if isinstance(body, dict) and set(body) == {"noticed"}:
-                return Noticed((key or b"").decode(), str(body["noticed"]))
+            if isinstance(body, dict) and set(body) == {"noticed"}:  # one order, as filed once
+                return Noticed(((key or b"").decode(),), str(body["noticed"]))
+            if isinstance(body, dict) and set(body) == {"noticed", "orders"}:
+                return self._noticed(key or b"", body)
             if isinstance(body, dict) and set(body) == {"hit"}:
                 return HitMatched((key or b"").decode(), HitClock.from_json(body["hit"]))
             topic, partition, offset, timestamp, rkey, value, headers = body["record"]
@@ -132,6 +152,20 @@ class OrderLedger:
         if str(envelope.record.get("order_id")).encode() != key:
             raise ValueError(f"a ledger entry filed under {key!r} for another order")
         return VerifiedEvent(record, signature, envelope, envelope.record, redelivery=False)
+
+    def _noticed(self, key: bytes, body: dict[str, Any]) -> Noticed:
+        """A notice of several orders: each must be filed where its key is, or the ledger
+        agent holding this partition would write tracking it does not hold."""
+        order_ids = body["orders"]
+        if not isinstance(order_ids, list) or not order_ids or order_ids[0] != key.decode():
+            raise ValueError("a notice entry whose orders do not start with its key")
+        partition = self._partition_of(key)
+        if any(
+            not isinstance(order_id, str) or self._partition_of(order_id.encode()) != partition
+            for order_id in order_ids
+        ):
+            raise ValueError("a notice entry naming an order of another partition")
+        return Noticed(tuple(order_ids), str(body["noticed"]))
 
 
 def _b64(data: bytes | None) -> str | None:

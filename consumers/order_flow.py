@@ -87,7 +87,8 @@ class OrderFlow:
             if verified is None:
                 continue
             if isinstance(verified, Noticed):
-                self.book.noticed(verified.order_id, verified.notice)
+                for order_id in verified.order_ids:
+                    self.book.noticed(order_id, verified.notice)
                 await self._emit_watch_updates()  # a purge takes an expired order off
             elif isinstance(verified, HitMatched):
                 self.book.hit_matched(verified.order_id, verified.clock)

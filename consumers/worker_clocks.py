@@ -100,9 +100,7 @@ class WorkerClocks:
             await self._publish(due)
         if noticed:  # once sent: a restarted worker does not send them again
             now_us = to_micros(now)
-            await self._publish([
-                self._ledger.noticed(order_id, notice, now_us) for order_id, notice in noticed
-            ])  # fmt: skip
+            await self._publish(self._ledger.notices(noticed, now_us))
 
     async def _reindex(self) -> list[LookBackRequest] | None:
         """One pass over the orders tracked here, after partitions were assigned: the
@@ -151,9 +149,9 @@ class WorkerClocks:
         log.info("look-back: %d order(s), %d retroactive hit(s), %d sighting record(s) read",
                  len(requests), len(hits), lookback.read)  # fmt: skip
         now_us = to_micros(now)
-        await self._publish([
-            self._ledger.noticed(r.order.order_id, LOOKED_BACK, now_us) for r in requests
-        ])  # fmt: skip
+        await self._publish(
+            self._ledger.notices(((r.order.order_id, LOOKED_BACK) for r in requests), now_us)
+        )
 
     def _collect_lookbacks(
         self, tracks: Iterator[tuple[str, OrderTrack]], pending: list[LookBackRequest]

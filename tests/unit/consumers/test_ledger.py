@@ -4,10 +4,11 @@ can write, placed on the partition of their order id or match key."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
-from consumers.ledger import Noticed, OrderLedger
+from consumers.ledger import NOTICED_PER_RECORD, Noticed, OrderLedger
 from consumers.runtime import Runtime
 from consumers.watch_updates import WatchUpdate, WatchUpdates
 from consumers.watchlist import ActiveOrder, OrderKind, WatchEntry
@@ -127,7 +128,44 @@ def test_a_watch_update_is_bound_to_its_key_and_must_be_one() -> None:
         dataclasses.replace(WatchUpdate(b"k", removed="x"), order=_order())
 
 
-def test_a_notice_sent_is_filed_on_its_order_ids_partition() -> None:
-    out = _ledger().noticed("o-1", "overdue", 7)
-    assert out.partition == partition_of(b"o-1", 6)
-    assert _ledger().open(out.record.key, out.record.value) == Noticed("o-1", "overdue")
+def test_notices_sent_are_filed_one_record_per_notice_and_order_id_partition() -> None:
+    ledger = _ledger()
+    order_ids = [f"o-{n}" for n in range(40)]
+    noticed = [(o, "looked-back") for o in order_ids] + [("o-1", "overdue")]
+    out = ledger.notices(noticed, 7)
+    opened = [ledger.open(o.record.key, o.record.value) for o in out]
+    assert all(isinstance(n, Noticed) for n in opened)
+    for record, notice in zip(out, opened, strict=True):
+        assert isinstance(notice, Noticed)
+        assert {partition_of(o.encode(), 6) for o in notice.order_ids} == {record.partition}
+        assert record.record.key == notice.order_ids[0].encode()
+    looked = sorted(o for n in opened if n.notice == "looked-back" for o in n.order_ids)
+    assert looked == sorted(order_ids)
+    assert [n.order_ids for n in opened if n.notice == "overdue"] == [("o-1",)]
+    assert len(out) <= 7  # at most one per partition and notice, not one per order
+
+
+def test_a_notice_record_is_cut_at_its_cap_and_keeps_every_order() -> None:
+    ledger = _ledger()
+    same_partition = [o for o in (f"o-{n}" for n in range(20_000))
+                      if partition_of(o.encode(), 6) == 0][: NOTICED_PER_RECORD + 5]  # fmt: skip
+    out = ledger.notices([(o, "expiry") for o in same_partition], 7)
+    opened = [ledger.open(o.record.key, o.record.value) for o in out]
+    assert [len(n.order_ids) for n in opened] == [NOTICED_PER_RECORD, 5]  # type: ignore[union-attr]
+
+
+def test_a_notice_of_one_order_as_filed_before_still_opens() -> None:
+    raw = SEALER.seal("zf801-matcher/order_ledger", b"o-1", b'{"noticed": "overdue"}', 1)
+    assert _ledger().open(b"o-1", raw) == Noticed(("o-1",), "overdue")
+
+
+def test_a_notice_naming_an_order_of_another_partition_is_refused() -> None:
+    ledger = _ledger()
+    here = partition_of(b"o-1", 6)
+    elsewhere = next(o for o in (f"x-{n}" for n in range(100))
+                     if partition_of(o.encode(), 6) != here)  # fmt: skip
+    for orders in (["o-1", elsewhere], [elsewhere, "o-1"], [], "o-1", ["o-1", 5]):
+        payload = json.dumps({"noticed": "overdue", "orders": orders}).encode()
+        raw = SEALER.seal("zf801-matcher/order_ledger", b"o-1", payload, 1)
+        with pytest.raises(ValueError):
+            ledger.open(b"o-1", raw)

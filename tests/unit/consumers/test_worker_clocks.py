@@ -31,8 +31,9 @@ class _Book:
 
 
 class _Ledger:
-    def noticed(self, order_id: str, notice: str, now_us: int) -> Outgoing:
-        return Outgoing("ledger", KafkaRecord(order_id.encode(), notice.encode(), ()))
+    def notices(self, noticed: Any, now_us: int) -> list[Outgoing]:
+        return [Outgoing("ledger", KafkaRecord(order_id.encode(), notice.encode(), ()))
+                for order_id, notice in noticed]  # fmt: skip
 
 
 class _LookBack:

@@ -3,13 +3,13 @@ before it, the end of the late window after it, and the time the police have to
 acknowledge an order.
 
 When a control period ends, an expiry notice (signed by the bus) goes to the issuing
-court and to the order's intake topic, where it travels like a release: the orders agent
-reads it back, takes the order out of the watchlist and only then delivers it, still
-signed by the bus, to the police units of the court's province (:mod:`consumers.delivery`),
-after the order and on the same key. When an order is not acknowledged in time, the
-court gets an overdue alert. Each notice sent is recorded in the order's tracking (through
-the order ledger), so a restarted worker does not send it again; and both ids are derived
-from the order id, so a notice repeated by a worker killed before the record was written
+court and to the order's intake topic, where it travels like a release: the intake
+(:mod:`consumers.intake_loop`) reads it back, the ledger agent takes the order out of the
+watchlist and only then delivers the notice, still signed by the bus, to the police units
+of the court's province (:mod:`consumers.delivery`), after the order and on the same key.
+When an order is not acknowledged in time, the court gets an overdue alert. Each notice
+sent is recorded in the order's tracking (through the order ledger), so a restarted worker
+does not send it again; and both ids are derived from the order id, so a notice repeated by a worker killed before the record was written
 is the same event, which the court's subscriber shows once.
 
 **Expiry warning and renewal.** The issuing court is warned ``warn_before_us[kind]``

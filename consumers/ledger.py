@@ -4,8 +4,8 @@ Orders, releases and expiry notices arrive on the order topics, keyed by the sub
 match key; acknowledgements on their own topic, keyed by order id but placed by whatever
 partitioner the police system uses. An order's tracking (acknowledgement, deadlines,
 closure) must be written from one stream partitioned by order id, or two workers would
-each hold a part of it. So the orders and acknowledgements agents verify each event
-(signature, trust, replay: the costly part, once) and move it, as a sealed
+each hold a part of it. So the intake (:mod:`consumers.intake_loop`) verifies each event
+(signature, trust, replay: the costly part, once) and moves it, as a sealed
 :class:`LedgerEntry`, to the ``order-ledger`` topic on the partition of its order id,
 computed by the bus (:func:`topics.partitioning.partition_of`). The ledger agent, alone,
 applies them to the order-tracking table, in order per order: an order and its release

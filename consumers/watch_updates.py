@@ -1,11 +1,12 @@
 """The watchlist's changes, carried to the partition of each match key.
 
-The orders agent reads the order topics, which are keyed by the order's own record key.
-An order is found by *every* match key of its subject (a person's ID number; a vehicle's
-plate and VIN), and a sighting is read on the partition of the key it carries, which the
-order's record key need not share (a watched VIN seen under another plate). So the
-orders agent does not write the watchlist itself: for each key of an order it publishes
-one :class:`WatchUpdate` to the ``watchlist-updates`` topic, on that key's partition
+The ledger agent applies each order on the partition of its order id
+(:mod:`consumers.order_flow`). An order is found by *every* match key of its subject (a
+person's ID number; a vehicle's plate and VIN), and a sighting is read on the partition of
+the key it carries, which neither the order id nor the order's record key need share (a
+watched VIN seen under another plate). So the ledger agent does not write the watchlist
+itself: for each key of an order it publishes one :class:`WatchUpdate` to the
+``watchlist-updates`` topic, on that key's partition
 (:func:`topics.partitioning.partition_of`), and the watchlist agent applies it to the
 watchlist table there. The entry of every key therefore lives in the partition of that
 key, whichever worker holds it, and a release takes the order out under every key.

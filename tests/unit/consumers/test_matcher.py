@@ -367,7 +367,7 @@ class Worker:
 
 def _index(fx: Fixture, workers: list[Worker], order: ActiveOrder, keys: list[bytes]) -> None:
     """Enter ``order`` under each key on the worker holding the key's partition, as the
-    watchlist agent does with the orders agent's updates."""
+    watchlist agent does with the ledger agent's updates."""
     order = order.with_keys(keys)
     for key in keys:
         [holder] = [w for w in workers if partition_of(key, 6) in w.held]

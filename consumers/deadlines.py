@@ -9,8 +9,9 @@ watchlist and only then delivers the notice, still signed by the bus, to the pol
 of the court's province (:mod:`consumers.delivery`), after the order and on the same key.
 When an order is not acknowledged in time, the court gets an overdue alert. Each notice
 sent is recorded in the order's tracking (through the order ledger), so a restarted worker
-does not send it again; and both ids are derived from the order id, so a notice repeated by a worker killed before the record was written
-is the same event, which the court's subscriber shows once.
+does not send it again; and both ids are derived from the order id, so a notice repeated
+by a worker killed before the record was written is the same event, which the court's
+subscriber shows once.
 
 **Expiry warning and renewal.** The issuing court is warned ``warn_before_us[kind]``
 before the period ends (:data:`WARNING`). It renews an order by sending it again (same

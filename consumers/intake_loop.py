@@ -41,7 +41,7 @@ from consumers.replay_journal import JournalRecord
 from consumers.runtime import Runtime
 from schemas.envelope import KafkaRecord, to_micros
 from sign.verify_stage import VerifyStage
-from topics.clients import aio_consumer, aio_producer, kafka_admin, require_topics
+from topics.clients import aio_producer, kafka_admin
 
 __all__ = ["IntakeCommitter", "IntakeLoop"]
 
@@ -129,15 +129,11 @@ class IntakeLoop(PartitionLoop):
         self._faust_offsets: dict[tuple[str, int], int] | None = None
 
     async def run(self) -> None:
-        settings, agency = self._rt.settings, self._rt.agency_code
-        # Assigned a topic it may not read, the consumer would poll nothing, silently; the
-        # check raises instead, and an exception in a faust task crashes the worker.
-        await asyncio.to_thread(require_topics, settings, agency, self.topics)
-        consumer = aio_consumer(
-            settings, agency, group_id=self.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        consumer = await self.new_consumer(self._rt)
+        producer = aio_producer(
+            self._rt.settings, self._rt.agency_code, client_id=f"{self._app_id}-intake",
+            linger_ms=2,
         )  # fmt: skip
-        producer = aio_producer(settings, agency, client_id=f"{self._app_id}-intake", linger_ms=2)
         await consumer.start()
         await producer.start()
         committer = IntakeCommitter(

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumers.runtime import Runtime
+from topics.clients import aio_consumer, require_topics
+
 __all__ = ["Committer", "PartitionLoop"]
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,17 @@ class PartitionLoop:
         self._idle.set()
         self._consumer: AIOKafkaConsumer | None = None
         self.committer: Any = None
+
+    async def new_consumer(self, runtime: Runtime, **options: Any) -> AIOKafkaConsumer:
+        """The loop's consumer (its group, offsets committed by the loop alone), not yet
+        started. Assigned a topic it may not read, it would poll nothing, silently: the
+        topics are checked first, and the error, raised in a faust task, stops the worker."""
+        settings, agency = runtime.settings, runtime.agency_code
+        await asyncio.to_thread(require_topics, settings, agency, self.topics)
+        return aio_consumer(
+            settings, agency, group_id=self.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", **options,
+        )  # fmt: skip
 
     def follow(self, partitions: set[int]) -> None:
         """Called on every faust assignment with the watchlist partitions this worker

@@ -19,7 +19,6 @@ sighting acted on is remembered exactly when its hits are.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,7 +31,7 @@ from consumers.partition_loop import PartitionLoop
 from consumers.replay_journal import JournalRecord
 from consumers.runtime import Runtime
 from sign.verify_stage import VerifyStage
-from topics.clients import aio_consumer, aio_producer, require_topics
+from topics.clients import aio_producer
 
 __all__ = ["BatchCommitter", "SightingLoop"]
 
@@ -138,21 +137,10 @@ class SightingLoop(PartitionLoop):
         super().follow(partitions)
 
     async def run(self) -> None:
-        settings, agency = self._rt.settings, self._rt.agency_code
-        # Assigned a topic it may not read, the consumer would poll nothing, silently; the
-        # check raises instead, and an exception in a faust task crashes the worker.
-        await asyncio.to_thread(require_topics, settings, agency, self.topics)
-        consumer = aio_consumer(
-            settings,
-            agency,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        consumer = await self.new_consumer(self._rt, max_partition_fetch_bytes=4 * 1024 * 1024)
         producer = aio_producer(
-            settings,
-            agency,
+            self._rt.settings,
+            self._rt.agency_code,
             transactional_id=self.transactional_id,
             linger_ms=2,
             # Kafka 4's transaction verification (KIP-890) answers a produce that races

@@ -7,6 +7,7 @@ stand-ins that record the order of events; the broker tests play the same agains
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from typing import Any, NamedTuple
 
@@ -20,21 +21,11 @@ from schemas.codec import default_codec
 from schemas.settings import Settings
 from sign.keystore import KeyStore
 from sign.state_seal import StateSealer
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
+from sign.verify_stage import ConsumedRecord, MemoryAuditSink, MemoryDeadLetterSink, VerifyStage
 from tests.builders import Records
 
 SEALER = StateSealer(b"s" * 32)
 LOCATE = "cn.zf801.orders.v1.LocateDebtorOrder"
-
-
-class _Message(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 class _TP(NamedTuple):
@@ -75,7 +66,7 @@ def _runtime(keystore: KeyStore) -> tuple[Runtime, MemoryDeadLetterSink]:
     return runtime, dead
 
 
-def _orders(runtime: Runtime, keystore: KeyStore, count: int) -> list[_Message]:
+def _orders(runtime: Runtime, keystore: KeyStore, count: int) -> list[ConsumedRecord]:
     publisher = Publisher(keystore.signer_for("BJ01"), catalog=runtime.catalog,
                           settings=runtime.settings)  # fmt: skip
     records = Records(7)
@@ -83,8 +74,9 @@ def _orders(runtime: Runtime, keystore: KeyStore, count: int) -> list[_Message]:
     for offset in range(count):
         order = records.person_order("BJ01", f"（2026）京01执{offset + 1}号", "11010519491231002X")
         topic, signed = publisher.prepare(outgoing_event(LOCATE, order))
-        out.append(_Message(topic, 0, offset, int(dt.datetime.now(dt.UTC).timestamp() * 1000),
-                            signed.key, signed.value, list(signed.headers)))  # fmt: skip
+        now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        out.append(ConsumedRecord(topic, 0, offset, now_ms, signed.key, signed.value,
+                                  tuple(signed.headers)))  # fmt: skip
     return out
 
 
@@ -97,7 +89,7 @@ def test_a_batch_is_moved_to_the_ledger_and_committed_after_every_send_is_acknow
     journal = ReplayJournal("journal", 6, SEALER, "zf801-matcher")
     orders = _orders(runtime, keystore, 3)
     value = orders[1].value or b""
-    forged = orders[1]._replace(value=value[:-1] + bytes([value[-1] ^ 1]))
+    forged = dataclasses.replace(orders[1], value=value[:-1] + bytes([value[-1] ^ 1]))
     batch = {_TP(orders[0].topic, 0): [orders[0], forged, orders[2]]}
     log: list[str] = []
     producer = _Producer(log)

@@ -284,9 +284,10 @@ class BusWorker:
         )  # fmt: skip
         self.stats = WorkerStats(
             self.loop,
+            self.intake,
             {"orders": self.orders_stage, "acknowledgements": self.acks_stage,
              "sightings": self.sightings_stage},
-            deadlines, self.watchlist, self.tracking,
+            deadlines=deadlines, watchlist=self.watchlist, tracking=self.tracking,
         )  # fmt: skip
         self._watch_read: Callable[[bytes], bytes | None] | None = None
         self.commit_guard = CommitGuard(self._group_committed, ExactCommits(self._dense_inputs()))

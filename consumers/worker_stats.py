@@ -11,6 +11,7 @@ from typing import Any
 from consumers.deadlines import Deadlines
 from consumers.matcher import MatchResult
 from consumers.metrics import ProcessorMetrics, counter, gauge, stage_families
+from consumers.partition_loop import PartitionLoop
 from consumers.sealed_table import SealedTable
 from consumers.sighting_loop import SightingLoop
 from sign.verify_stage import VerifyStage
@@ -26,12 +27,15 @@ class WorkerStats:
     def __init__(
         self,
         loop: SightingLoop,
+        intake: PartitionLoop,
         stages: Mapping[str, VerifyStage],
+        *,
         deadlines: Deadlines,
         watchlist: SealedTable,
         tracking: SealedTable,
     ) -> None:
         self._loop = loop
+        self._intake = intake
         self._stages = stages
         self._deadlines = deadlines
         self._watchlist = watchlist
@@ -64,7 +68,8 @@ class WorkerStats:
         yield from stage_families("worker", self._stages)
         yield gauge("zf801_consumer_lag", "Records of an input beyond the last commit",
                     ["processor", "topic"],
-                    [(["worker", topic], lag) for topic, lag in self._loop.lag()])  # fmt: skip
+                    [(["worker", topic], lag)
+                     for topic, lag in [*self._intake.lag(), *self._loop.lag()]])  # fmt: skip
         deadlines = self._deadlines
         yield counter("zf801_timer_ticks", "Timer ticks that looked for clocks due",
                       ["processor"], [(me, deadlines.ticks)])  # fmt: skip

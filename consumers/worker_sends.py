@@ -4,8 +4,8 @@
   acknowledgement. faust flushes that producer before it commits the offsets of the
   events that caused the sends, so a worker that dies first redoes those events (at
   least once, and every effect sent this way is idempotent); a send that fails stops the
-  worker, which then resumes from its last commit. This is what lets the order topics be
-  taken at the broker's pace rather than one round trip per order.
+  worker, which then resumes from its last commit. This is what lets the ledger and
+  watchlist agents run at the broker's pace rather than one round trip per record.
 - :meth:`WorkerSends.publish` goes through a producer of its own and returns once every
   record is acknowledged: for what a timer or a committed batch sends, outside any
   agent's offsets (notices, retroactive hits, the ledger records that remember them).
@@ -22,7 +22,6 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.outgoing import Outgoing
 from consumers.replay_journal import JournalRecord, ReplayJournal
-from schemas.envelope import KafkaRecord
 from schemas.settings import Settings
 from sign.verify_stage import VerifyStage
 from topics.clients import aio_producer
@@ -33,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSends:
-    """The worker's two ways to send, and the replay journal records sent ahead of an
-    effect."""
+    """The worker's two ways to send, and the replay journal records of what a verify
+    stage accepted (the batch loops send them with their batch's effects)."""
 
     def __init__(
         self, app: Any, settings: Settings, agency: str, app_id: str, journal: ReplayJournal
@@ -81,14 +80,6 @@ class WorkerSends:
     def journal_records(self, stage: VerifyStage) -> list[JournalRecord]:
         """The journal records of what ``stage`` accepted since the last call."""
         return self.journal.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
-
-    async def emit_journal(self, stage: VerifyStage) -> None:
-        """Record what ``stage`` accepted, sent ahead of its effect and, like it, flushed
-        before the offsets of the input are committed."""
-        await self.emit([
-            Outgoing(r.topic, KafkaRecord(r.key, r.value, ()), partition=r.partition)
-            for r in self.journal_records(stage)
-        ])  # fmt: skip
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -73,12 +73,20 @@ __all__ = [
     "ExactCommits",
     "Repair",
     "StuckPartition",
+    "faust_settling",
     "lost_fetches",
     "next_commit",
     "repairs",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def faust_settling(app: Any) -> bool:
+    """Whether the faust application ``app`` is rebalancing or restoring its tables: its
+    assignment and offsets are not to be acted on until it is done (``in_recovery`` is
+    not on every faust version's app)."""
+    return bool(app.rebalancing or getattr(app, "in_recovery", False))
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ class CommitGuard:
             self.exact.install(consumer)
 
     async def check(self, app: Any) -> None:
-        if app.rebalancing or getattr(app, "in_recovery", False):
+        if faust_settling(app):
             self._seen.clear()
             self._fetched.clear()
             return

@@ -41,7 +41,7 @@ from consumers.replay_journal import JournalRecord
 from consumers.runtime import Runtime
 from schemas.envelope import KafkaRecord, to_micros
 from sign.verify_stage import VerifyStage
-from topics.clients import aio_producer, kafka_admin
+from topics.clients import aio_producer, committed_offsets
 
 __all__ = ["IntakeCommitter", "IntakeLoop"]
 
@@ -153,16 +153,13 @@ class IntakeLoop(PartitionLoop):
         return self._faust_offsets.get((tp.topic, tp.partition))
 
     def _read_faust_offsets(self) -> dict[tuple[str, int], int]:
-        admin = kafka_admin(
-            self._rt.settings, self._rt.agency_code, client_id=f"{self._app_id}-intake"
-        )
-        try:
-            found = admin.list_group_offsets({self._app_id: None}).get(self._app_id, {})
-        finally:
-            admin.close()
+        found = committed_offsets(
+            self._rt.settings, self._rt.agency_code, self._app_id,
+            client_id=f"{self._app_id}-intake",
+        )  # fmt: skip
         topics = set(self.topics)
         return {
-            (tp.topic, tp.partition): meta.offset
-            for tp, meta in found.items()
-            if tp.topic in topics and meta.offset is not None and meta.offset >= 0
+            place: offset
+            for place, offset in found.items()
+            if place[0] in topics and offset is not None and offset >= 0
         }

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumers.commit_guard import faust_settling
 from consumers.runtime import Runtime
 from topics.clients import aio_consumer, require_topics
 
@@ -122,12 +123,7 @@ class PartitionLoop:
         app = self._app
         idle_since: float | None = None
         while True:
-            if (
-                self._paused
-                or self._partitions is None
-                or app.rebalancing
-                or getattr(app, "in_recovery", False)
-            ):
+            if self._paused or self._partitions is None or faust_settling(app):
                 await asyncio.sleep(_POLL_MS / 1000)
                 continue
             if self._changed.is_set():

@@ -33,7 +33,7 @@ from schemas.envelope import to_micros
 from schemas.settings import Settings
 from sign.replay import ReplayGuard, SeenEntry
 from sign.state_seal import StateIntegrityError, StateSealer
-from sign.verify_stage import ConsumedRecord
+from sign.verify_stage import ConsumedRecord, VerifyStage
 from topics.clients import aio_consumer, require_topics
 
 __all__ = ["JournalRecord", "ReplayJournal", "RestoreResult"]
@@ -83,6 +83,11 @@ class ReplayJournal:
             value = self._sealer.seal(self._store, key, payload, now_us)
             out.append(JournalRecord(self.topic, entry.partition % self.partitions, key, value))
         return out
+
+    def accepted_by(self, stage: VerifyStage) -> list[JournalRecord]:
+        """The sealed journal records of what ``stage`` accepted since the last call (its
+        replay guard drained)."""
+        return self.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
 
     def entry_of(self, key: bytes | None, value: bytes | None) -> SeenEntry:
         """The observation a journal record holds, or StateIntegrityError."""

@@ -77,7 +77,7 @@ from schemas.settings import Settings
 from sign.acceptance import AcceptancePolicy
 from sign.state_seal import PAYLOAD_OFFSET
 from topics.catalog import Catalog
-from topics.clients import faust_app, kafka_admin, require_topics, topic_ids
+from topics.clients import committed_offsets, faust_app, require_topics, topic_ids
 from topics.spec import CleanupPolicy
 
 if TYPE_CHECKING:
@@ -219,9 +219,7 @@ class BusWorker:
         self.sightings_stage = runtime.verify_stage(journal_scope="sightings")
         self.confirmations_stage = runtime.verify_stage(journal_scope="confirmations")
         self.ledger = OrderLedger(sealer, *_sealed_topic(catalog, "order-ledger"), runtime.codec)
-        self.sends = WorkerSends(
-            self.app, settings, runtime.agency_code, self.app_id, self.journal
-        )  # fmt: skip
+        self.sends = WorkerSends(self.app, settings, runtime.agency_code, self.app_id)
         keyer = MatchKeyer(settings.match_key_secret.get_secret_value().encode())
         self.matcher = Matcher(
             self._lookup,
@@ -243,11 +241,11 @@ class BusWorker:
             {**dict.fromkeys(self.order_topics.values(), self.orders_stage),
              acks_topic: self.acks_stage,
              **dict.fromkeys(self.confirmation_topics, self.confirmations_stage)},
-            self.ledger, journal=self.sends.journal_records,
+            self.ledger, journal=self.journal.accepted_by,
         )  # fmt: skip
         self.loop = SightingLoop(
             runtime, self.app, self.app_id, self.matcher, self.sightings_stage,
-            journal=self.sends.journal_records, on_hits=self._hits_committed,
+            journal=self.journal.accepted_by, on_hits=self._hits_committed,
             after_commit=self.sends.publish,
         )  # fmt: skip
         lookback = (
@@ -365,14 +363,10 @@ class BusWorker:
         return await asyncio.to_thread(self._committed_now, tps)
 
     def _committed_now(self, tps: list[Any]) -> dict[Any, int | None]:
-        admin = kafka_admin(
-            self.rt.settings, self.rt.agency_code, client_id=f"{self.app_id}-commit-guard"
-        )
-        try:
-            offsets = admin.list_group_offsets({self.app_id: None}).get(self.app_id, {})
-        finally:
-            admin.close()
-        found = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+        found = committed_offsets(
+            self.rt.settings, self.rt.agency_code, self.app_id,
+            client_id=f"{self.app_id}-commit-guard",
+        )  # fmt: skip
         return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
 
     async def _install_state_dump(self) -> None:

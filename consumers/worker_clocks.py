@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from consumers.commit_guard import faust_settling
 from consumers.deadlines import Deadlines
 from consumers.ledger import OrderLedger
 from consumers.lookback import LookBack, LookBackRequest
@@ -73,15 +74,12 @@ class WorkerClocks:
         self._lookbacks = lookbacks
         self._stale = True
 
-    def _busy(self) -> bool:
-        return bool(self._app.rebalancing or getattr(self._app, "in_recovery", False))
-
     def assigned(self) -> None:
         """Partitions were assigned: the next tick indexes the clocks again."""
         self._stale = True
 
     async def tick(self) -> None:
-        if self._busy():
+        if faust_settling(self._app):
             return
         for table in self._tables:
             for record, detail in table.drain_refused():
@@ -134,7 +132,7 @@ class WorkerClocks:
         record each order as looked back (a restarted worker looks back again for those
         not recorded: :meth:`_collect_lookbacks`)."""
         lookback = self.lookback
-        if lookback is None or self._busy():
+        if lookback is None or faust_settling(self._app):
             return
         queued = list(self._lookbacks)
         self._lookbacks.clear()

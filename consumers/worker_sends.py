@@ -14,16 +14,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from consumers.outgoing import Outgoing
-from consumers.replay_journal import JournalRecord, ReplayJournal
 from schemas.settings import Settings
-from sign.verify_stage import VerifyStage
 from topics.clients import aio_producer
 
 __all__ = ["WorkerSends"]
@@ -32,17 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSends:
-    """The worker's two ways to send, and the replay journal records of what a verify
-    stage accepted (the batch loops send them with their batch's effects)."""
+    """The worker's two ways to send."""
 
-    def __init__(
-        self, app: Any, settings: Settings, agency: str, app_id: str, journal: ReplayJournal
-    ) -> None:
+    def __init__(self, app: Any, settings: Settings, agency: str, app_id: str) -> None:
         self._app = app
         self._settings = settings
         self._agency = agency
         self._client_id = f"{app_id}-notices"
-        self.journal = journal
         self._producer: AIOKafkaProducer | None = None
         self._crashing: asyncio.Future[Any] | None = None
 
@@ -76,10 +69,6 @@ class WorkerSends:
         exc = future.exception()
         log.error("a send failed: %r; the worker stops and resumes from its last commit", exc)
         self._crashing = asyncio.ensure_future(self._app.crash(exc))
-
-    def journal_records(self, stage: VerifyStage) -> list[JournalRecord]:
-        """The journal records of what ``stage`` accepted since the last call."""
-        return self.journal.records(stage.replay_guard.drain(), dt.datetime.now(dt.UTC))
 
     async def stop(self) -> None:
         if self._producer is not None:

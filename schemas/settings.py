@@ -26,10 +26,10 @@ _OrderKindName = Literal["EXIT_RESTRICTION", "VEHICLE_SEARCH", "LOCATE_DEBTOR"]
 # The shortest secret production mode accepts.
 _MIN_SECRET_CHARS = 16
 MAX_QUERY_WAIT_S = 30 * 24 * 3600
+"""The longest a query may wait for its answers (its deadline after it is asked)."""
 MAX_IDLE_S = 24 * 3600
 """The longest idle wait, timeout or interval a command's option takes (a day): a larger
 one, or inf, is refused with the option's name rather than overflowing a timer later."""
-"""The longest a query may wait for its answers (its deadline after it is asked)."""
 
 
 class QueryQuota(BaseModel):

@@ -44,6 +44,7 @@ __all__ = [
     "TlsFiles",
     "aio_consumer",
     "aio_producer",
+    "committed_offsets",
     "connection",
     "faust_app",
     "faust_broker_options",
@@ -307,6 +308,19 @@ def topic_ids(settings: Settings, agency: str, topics: Iterable[str]) -> dict[st
     ids = {str(topic["name"]): str(topic.get("topic_id")) for topic in described
            if not topic.get("error_code")}  # fmt: skip
     return {name: topic_id for name, topic_id in ids.items() if topic_id not in _NO_TOPIC_ID}
+
+
+def committed_offsets(
+    settings: Settings, agency: str, group: str, *, client_id: str
+) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` has committed, per (topic, partition), as the brokers have
+    them now (read as ``agency``)."""
+    admin = kafka_admin(settings, agency, client_id=client_id)
+    try:
+        found = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items()}
 
 
 def _describe(settings: Settings, agency: str, names: list[str]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def test_a_batch_is_moved_to_the_ledger_and_committed_after_every_send_is_acknow
     committer = IntakeCommitter(
         runtime, {orders[0].topic: stage}, ledger, producer=producer,  # type: ignore[arg-type]
         consumer=_Consumer(log),
-        journal=lambda s: journal.records(s.replay_guard.drain(), dt.datetime.now(dt.UTC)),
+        journal=journal.accepted_by,
     )  # fmt: skip
     assert asyncio.run(committer.process(batch)) == 2
     assert [topic for topic, _, _ in producer.sent] == ["journal", "journal", "ledger", "ledger"]

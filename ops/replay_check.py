@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,10 @@ REPORT_FORMAT = "zf801-replay-report/1"
 RETENTION = "deleted by retention"
 STALLED = "not read: the partition stopped short of its end (a transaction still open?)"
 
+_OFFSET = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: str.isdigit takes "²" and "١"
+MAX_OFFSET = 2**63 - 1
+"""Kafka's offsets are signed 64-bit."""
+
 Bound = dt.datetime | int
 """A range end: a time (aware) or an offset that applies to every partition."""
 
@@ -65,10 +70,12 @@ class ReplayInputError(OpsError, ValueError):
 def parse_bound(text: str, option: str) -> Bound:
     """``--from``/``--to``: a non-negative integer offset, or an ISO 8601 time with a zone."""
     stripped = text.strip()
-    if stripped.lstrip("+-").isdigit():
+    if _OFFSET.fullmatch(stripped):
         offset = int(stripped)
         if offset < 0:
             raise ReplayInputError(f"{option} {text!r}: an offset is 0 or more")
+        if offset > MAX_OFFSET:
+            raise ReplayInputError(f"{option} {text!r}: an offset is at most {MAX_OFFSET}")
         return offset
     try:
         moment = dt.datetime.fromisoformat(stripped)

@@ -63,6 +63,20 @@ def test_a_bound_is_an_offset_or_a_time_with_its_zone() -> None:
         parse_bound("yesterday", "--from")
 
 
+@pytest.mark.parametrize("text", ["²", "١٢", "1_000", "0x10", "1e3", "４２"])
+def test_an_offset_is_ascii_digits_only(text: str) -> None:
+    """Digits str.isdigit takes but int() refuses (or reads as another number) are
+    neither an offset nor a time."""
+    with pytest.raises(ReplayInputError, match=r"neither an offset"):
+        parse_bound(text, "--from")
+
+
+def test_an_offset_beyond_kafkas_64_bits_is_refused() -> None:
+    assert parse_bound(str(2**63 - 1), "--to") == 2**63 - 1
+    with pytest.raises(ReplayInputError, match=r"--to '9223372036854775808': an offset is at most"):
+        parse_bound(str(2**63), "--to")
+
+
 def test_from_after_to_is_refused_when_both_are_of_one_kind() -> None:
     with pytest.raises(ReplayInputError, match=r"--from 9 is after --to 3"):
         check_bounds(9, 3)

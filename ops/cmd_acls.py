@@ -18,7 +18,7 @@ from rich.table import Table
 from ops.errors import operator_message
 from schemas.agencies import Agency, AgencyList, AgencyRole, load_agencies
 from schemas.errors import BusError
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, get_settings
 from topics.acl_admin import AclApplyResult, apply_acls, read_acls
 from topics.acls import (
     AclBinding,
@@ -187,7 +187,13 @@ def apply_command(
         ),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for the cluster to show changes.")
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            max=MAX_IDLE_S,
+            help="Seconds to wait for the cluster to show changes.",
+        ),
     ] = 30.0,
     details: Annotated[bool, typer.Option("--details", help="List every ACL to add.")] = False,
     bootstrap: _Bootstrap = None,

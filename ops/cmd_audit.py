@@ -40,6 +40,7 @@ from ops.cmd_inspect_view import (
 from ops.errors import OpsError
 from schemas.errors import BusError
 from schemas.identifiers import normalise_text
+from schemas.settings import MAX_LISTED
 
 __all__ = [
     "AuditEntry",
@@ -321,7 +322,9 @@ VIEW = View(title="Audit log", columns=_COLUMNS, row=_row, document=_document)
 def tail(
     *,
     reader: OperatorReader = _DEFAULT_READER,
-    count: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 20,
+    count: Annotated[
+        int, typer.Option("-n", "--lines", min=1, max=MAX_LISTED, help="How many records.")
+    ] = 20,
     agency: AgencyOnly = None,
     operation: OperationOnly = None,
     result: ResultOnly = None,
@@ -415,7 +418,9 @@ def search(
     until: Annotated[
         str | None, typer.Option("--to", help="Before this time (ISO 8601) or age.")
     ] = None,
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="At most this many.")] = 100,
+    limit: Annotated[
+        int, typer.Option("-n", "--limit", min=1, max=MAX_LISTED, help="At most this many.")
+    ] = 100,
     index_path: Annotated[
         Path | None,
         typer.Option("--index", help="The index file (default: ZF801_HOME/state/audit/)."),

@@ -16,7 +16,7 @@ from ops.errors import operator_message
 from ops.scenario_gen import MIN_ORDERS, MIN_SIGHTINGS
 from ops.scenario_report import render
 from schemas.errors import BusError
-from schemas.settings import get_settings
+from schemas.settings import MAX_IDLE_S, get_settings
 
 __all__ = ["demo"]
 
@@ -33,7 +33,12 @@ def demo(  # noqa: PLR0917 - a typer command: its options are its parameters
     ] = 3000,
     ack_timeout: Annotated[
         float,
-        typer.Option("--ack-timeout", min=5.0, help="Seconds the police have to acknowledge."),
+        typer.Option(
+            "--ack-timeout",
+            min=5.0,
+            max=MAX_IDLE_S,
+            help="Seconds the police have to acknowledge.",
+        ),
     ] = 15.0,
     keep_earlier: Annotated[
         bool, typer.Option("--keep-earlier", help="Keep the topics of earlier demo runs.")

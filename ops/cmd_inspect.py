@@ -29,7 +29,7 @@ __all__ = ["SinceInvalid", "TopicReader", "TopicRecord", "parse_since"]
 
 _POLL_MS = 200
 _STALL_S = 5.0  # history: stop waiting for a partition end that stopped moving
-_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+_RELATIVE = re.compile(r"^([0-9]+)\s*([smhd])$", re.ASCII)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -43,7 +43,12 @@ def parse_since(text: str, now: dt.datetime, option: str = "--since") -> dt.date
     relative = _RELATIVE.match(text.strip())
     if relative:
         amount, unit = relative.groups()
-        return now - dt.timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return now - dt.timedelta(**{_UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise SinceInvalid(
+                f"{option} {text!r}: an age reaching before the year 1 (the calendar's start)"
+            ) from None
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError as exc:

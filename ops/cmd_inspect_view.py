@@ -24,7 +24,7 @@ from ops.errors import operator_message
 from ops.terminal import json_line, printable
 from schemas.errors import BusError
 from schemas.identifiers import normalise_agency_code
-from schemas.settings import MAX_IDLE_S
+from schemas.settings import MAX_IDLE_S, MAX_LISTED
 from topics.errors import AccessDenied
 
 __all__ = [
@@ -208,7 +208,8 @@ Since = Annotated[
                  "or an age such as 30m, 2h, 7d."),
 ]  # fmt: skip
 Limit = Annotated[
-    int | None, typer.Option("--limit", min=1, help="Show only the newest N wanted records.")
+    int | None,
+    typer.Option("--limit", min=1, max=MAX_LISTED, help="Show only the newest N wanted records."),
 ]
 Follow = Annotated[bool, typer.Option("--follow", help="Keep showing new records as they come.")]
 UntilIdle = Annotated[

@@ -39,7 +39,7 @@ from producers.routes import route_for
 from schemas.agencies import Agency, get_agency
 from schemas.errors import BusError
 from schemas.registry import RegisteredSchema, default_registry
-from schemas.settings import Settings, get_settings
+from schemas.settings import MAX_IDLE_S, Settings, get_settings
 from sign.audit_chain import claim_chain
 from sign.events import EventSigner
 from sign.kafka_sinks import KafkaAuditSink
@@ -315,6 +315,7 @@ def publish(  # noqa: PLR0917 - a typer command: its options are its parameters
         typer.Option(
             "--timeout",
             min=1.0,
+            max=MAX_IDLE_S,
             help="Seconds to wait for the broker to acknowledge events before giving up.",
         ),
     ] = _DEFAULT_TIMEOUT_S,

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import InsecureSettings
 
-__all__ = ["MAX_IDLE_S", "MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
+__all__ = ["MAX_IDLE_S", "MAX_LISTED", "MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
 
 # Demo-only secrets: fine for a laptop, and documented in the README as values every real
 # deployment must override; in production mode the worker and the publishers refuse them.
@@ -30,6 +30,9 @@ MAX_QUERY_WAIT_S = 30 * 24 * 3600
 MAX_IDLE_S = 24 * 3600
 """The longest idle wait, timeout or interval a command's option takes (a day): a larger
 one, or inf, is refused with the option's name rather than overflowing a timer later."""
+MAX_LISTED = 1_000_000
+"""The most records a listing option (``-n``, ``--limit``) asks for: a larger count is
+refused with the option's name rather than overflowing an index or a seek."""
 
 
 class QueryQuota(BaseModel):

@@ -54,6 +54,12 @@ def test_debug_lets_a_defects_traceback_through() -> None:
         (["status", "--wait", "--timeout", "inf"], "--timeout"),
         (["checkpointer", "--interval", "inf"], "--interval"),
         (["debtors", "receipts", "--as", "BJ01", "--deadline", "inf"], "--deadline"),
+        (["publish", "HotelCheckIn", "--as", "110000110000", "-", "--timeout", "inf"], "--timeout"),
+        (["acls", "apply", "--timeout", "inf"], "--timeout"),
+        (["demo", "--ack-timeout", "inf"], "--ack-timeout"),
+        (["audit", "tail", "-n", "99999999999999999999"], "-n"),
+        (["audit", "search", "-n", "99999999999999999999"], "-n"),
+        (["deadletters", "--limit", "99999999999999999999"], "--limit"),
     ],
 )
 def test_an_endless_wait_is_refused_with_its_option_before_any_broker(

@@ -48,6 +48,15 @@ def test_since_refuses_anything_else() -> None:
         parse_since("yesterday", NOW)
 
 
+def test_since_refuses_an_age_beyond_the_calendar_and_non_ascii_digits() -> None:
+    with pytest.raises(
+        SinceInvalid, match=r"--from '99999999d': an age reaching before the year 1"
+    ):
+        parse_since("99999999d", NOW, "--from")
+    with pytest.raises(SinceInvalid, match="neither an ISO 8601 time"):
+        parse_since("\u0663d", NOW)  # ARABIC-INDIC DIGIT THREE
+
+
 def test_select_keeps_the_last_n_wanted() -> None:
     assert select(range(10), lambda n: n % 2 == 0, 3) == [4, 6, 8]
     assert select(range(5), lambda n: True, None) == [0, 1, 2, 3, 4]

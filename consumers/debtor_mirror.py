@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.errors import ConsumerError
-from consumers.sqlite_store import write_transaction
+from consumers.sqlite_store import open_database, write_transaction
 from schemas.codec import default_codec
 from schemas.errors import IdentifierError
 from schemas.jsonmap import to_json
@@ -127,9 +127,9 @@ class DebtorMirror:
         self.created = not path.exists()
         self._keyer = keyer or MatchKeyer()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = open_database(
+                path, "mirror", MirrorError, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._prepare()
         except sqlite3.Error as exc:

@@ -20,16 +20,16 @@ it, one record at a time (never held twice).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.errors import ConsumerError
 from consumers.polling import poll_batches
 from consumers.runtime import Runtime
-from consumers.sqlite_store import write_transaction
+from consumers.sqlite_store import open_database, write_transaction
 from producers.routes import ORDER_TOPICS
 from schemas.agencies import AgencyList, AgencyRole, load_agencies
 from schemas.errors import UnknownAgencyError
@@ -75,8 +75,10 @@ class DocumentForwarder:
         self.documents_topic = catalog.topic_name("judicial-documents")
         self.intake = tuple(catalog.topic_name(topic_id) for topic_id in ORDER_TOPICS.values())
         self._target = catalog.get(DOCUMENTS_TOPIC_ID)
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(index_path, isolation_level=None, check_same_thread=False)
+        self._db = open_database(
+            index_path, "document index", ConsumerError, wal=False, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
         self._db.executescript(_SCHEMA)
         self._stage = runtime.verify_stage(
             roles_by_topic=False, acceptance=AcceptancePolicy.history(), skew_checked=False

@@ -26,7 +26,6 @@ import datetime as dt
 import getpass
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from consumers.errors import QueryRefused, ResultsAccessDenied
+from consumers.errors import ConsumerError, QueryRefused, ResultsAccessDenied
 from consumers.runtime import Runtime
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
@@ -43,6 +42,7 @@ from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.envelope import format_time
 from schemas.errors import BusError
+from schemas.files import write_replacing
 from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
@@ -366,13 +366,13 @@ class QueryClient:
     # -- the outbox and the audit log ----------------------------------------------------
 
     def _remember(self, outcome: QueryOutcome) -> None:
-        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.outbox / f"{outcome.correlation_id}.json"
-        partial = path.with_name(path.name + ".tmp")
-        partial.write_text(json.dumps({
+        document = json.dumps({
             "kind": outcome.kind.code, "query": outcome.query, "expected": list(outcome.expected),
-        }, ensure_ascii=False), encoding="utf-8")  # fmt: skip
-        os.replace(partial, path)
+        }, ensure_ascii=False)  # fmt: skip
+        # the query names its subject: readable by this user alone
+        write_replacing(path, document.encode(), "query outbox", mode=0o600, error=ConsumerError)
 
     def _recall(self, correlation_id: str) -> QueryOutcome:
         correlation_id = correlation_id_of(correlation_id)

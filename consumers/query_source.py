@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from consumers.errors import ConsumerError
 from consumers.query_rows import ROW_KINDS, CheckedRow, SourceRowError, check_row, max_items, micros
-from consumers.sqlite_store import write_transaction
+from consumers.sqlite_store import open_database, write_transaction
 from schemas.edge import IDENTIFIER_RULES
 from schemas.errors import BusError
 from schemas.settings import Settings
@@ -194,18 +194,15 @@ class SqliteQuerySource:
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.is_file():
+        if not create and not path.is_file():
             raise QuerySourceError(
                 f"{path}: no reference data here (fill it with `zf801 responder load`)"
             )
+        self._db = open_database(
+            path, "reference data", QuerySourceError, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise QuerySourceError(f"{path}: cannot be opened: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode the file stays consistent through a crash; a power cut may lose the
             # last batches, which a load stores again when rerun.
             self._db.execute("PRAGMA synchronous=NORMAL")

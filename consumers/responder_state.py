@@ -12,13 +12,13 @@ unit, so the court's client still shows it once.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumers.sqlite_store import write_transaction
+from consumers.errors import ConsumerError
+from consumers.sqlite_store import open_database, write_transaction
 from schemas.agencies import Agency
 from schemas.settings import QueryQuota, Settings
 
@@ -70,11 +70,12 @@ class ResponderState:
     """The answered queries of one unit (``path``) and the quota use they add up to."""
 
     def __init__(self, path: Path, limits: QuotaLimits) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.limits = limits
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_database(
+            path, "answer log", ConsumerError, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._answers: deque[tuple[int, str]] = deque()  # (answered_us, court), in order

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consumers.sqlite_store import open_database
+from ops.errors import OpsError
 from schemas.envelope import from_micros, to_micros
 
 __all__ = ["AuditIndex", "AuditRow", "IndexGap", "SearchQuery", "subjects_named"]
@@ -155,12 +157,14 @@ class AuditIndex:
     """The SQLite index of one audit topic (see the module docstring)."""
 
     def __init__(self, path: Path, topic: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.topic = topic
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, "--index", OpsError)
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise OpsError(f"--index {path}: not an audit index ({exc})") from None
 
     def close(self) -> None:
         self._db.close()

@@ -341,14 +341,14 @@ def test_a_missing_or_foreign_file_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.sqlite").exists()
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(QuerySourceError, match="not a reference data store"):
+    with pytest.raises(QuerySourceError, match="not a SQLite database"):
         SqliteQuerySource(garbage)
     foreign = tmp_path / "foreign.sqlite"
     with contextlib.closing(sqlite3.connect(foreign)) as db:
         db.execute("PRAGMA user_version = 7")
     with pytest.raises(QuerySourceError, match="of this version"):
         SqliteQuerySource(foreign)
-    with pytest.raises(QuerySourceError, match="cannot be opened"):
+    with pytest.raises(QuerySourceError, match="a folder, not a file"):
         SqliteQuerySource(tmp_path)  # a folder
 
 

@@ -4,7 +4,7 @@ the trust topic."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -16,6 +16,7 @@ from ops.errors import operator_message
 from producers.publisher import kafka_producer
 from schemas.agencies import get_agency, load_agencies
 from schemas.errors import BusError
+from schemas.identifiers import normalise_text
 from schemas.settings import Settings, get_settings
 from schemas.tls_layout import ADMIN_NAME, node_name
 from sign.keystore import KeyEntry, KeyStore
@@ -44,6 +45,8 @@ keys_app = typer.Typer(
 _console = Console()
 _errors = Console(stderr=True)
 _PROBE_TIMEOUT_MS = 3000
+_REVOKE_AHEAD = timedelta(minutes=5)
+"""How far ahead of this clock a revocation may start (a clock a little ahead of ours)."""
 
 _Publish = Annotated[
     bool | None,
@@ -232,6 +235,13 @@ def _revocation_time(text: str, keystore: KeyStore, key_id: str) -> datetime:
         raise typer.BadParameter(f"--at {text!r}: not RFC 3339, 'now' or 'issued'") from exc
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at {text!r}: needs a UTC offset or 'Z'")
+    if when > _now() + _REVOKE_AHEAD:
+        # The TLS identity goes at once, and a key whose revocation lies years ahead (or
+        # after its certificate's end) would go on signing as if it had not been revoked.
+        raise typer.BadParameter(
+            f"--at {text!r}: more than {_REVOKE_AHEAD.seconds // 60} minutes ahead; a "
+            "revocation takes effect now or from an earlier time (revoke when the time comes)"
+        )
     return when.astimezone(UTC)
 
 
@@ -268,6 +278,7 @@ def revoke(
     keystore = KeyStore.from_settings(settings)
     try:
         when = _revocation_time(at, keystore, key_id)
+        by = normalise_text(by, "--by", "operator", "operator")
         entry = next((e for e in keystore.entries() if e.key_id == key_id), None)
         revocation = keystore.revoke(key_id, when, reason, _now(), by)
         _console.print(

@@ -140,3 +140,20 @@ def test_verify_seal_without_a_key_store_says_so(keys_env):
     assert refused.exit_code == 1, refused.output
     assert "not initialised (zf801 keys init)" in refused.output
     assert "unexpected" not in refused.output
+
+
+def test_revoke_refuses_a_time_far_ahead_and_an_operator_with_control_characters(keys_env):
+    """A revocation years ahead would leave the key signing as if never revoked while its
+    TLS identity went at once; the operator's name is published on the trust topic."""
+    _ok(["keys", "init", "--no-publish"])
+    keystore = KeyStore.from_settings(get_settings())
+    key_id = keystore.current_key_id("BJ01")
+    ahead = runner.invoke(app, ["keys", "revoke", "--key-id", key_id, "--at",
+                                "9999-12-31T00:00:00Z", "--no-publish"])  # fmt: skip
+    said = " ".join(ahead.output.split())
+    assert ahead.exit_code == 2 and "more than 5 minutes ahead" in said, said
+    hostile = runner.invoke(app, ["keys", "revoke", "--key-id", key_id, "--at", "now",
+                                  "--by", "evil\x1b[31m\u202eop", "--no-publish"])  # fmt: skip
+    assert hostile.exit_code == 1 and "--by" in hostile.output, hostile.output
+    assert keystore.revocations() == []  # neither was recorded
+    assert keystore.has_tls_identity("BJ01")

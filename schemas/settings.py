@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import InsecureSettings
@@ -176,6 +176,23 @@ class Settings(BaseSettings):
     query_quotas: dict[str, QueryQuota] = Field(default_factory=dict)
     # How long a court's query client waits by default (the query's deadline).
     query_wait_s: float = Field(default=30.0, gt=0, le=MAX_QUERY_WAIT_S)
+
+    @model_validator(mode="after")
+    def _clients_follow_the_local_broker(self) -> Settings:
+        """A client's address not given, while the local broker's host or ports are, is
+        that broker's listener of its side: the commands of a run whose broker was moved
+        (``ZF801_BROKER_PORT``, as tests and a second checkout do) reach that broker, not
+        whatever answers on the default port."""
+        given = self.model_fields_set
+        follows = {
+            "bootstrap_servers": ("broker_port", self.broker_port),
+            "police_bootstrap_servers": ("broker_police_port", self.broker_police_port),
+            "bus_bootstrap_servers": ("broker_bus_port", self.broker_bus_port),
+        }
+        for address, (port_field, port) in follows.items():
+            if address not in given and ({port_field, "broker_host"} & given):
+                object.__setattr__(self, address, f"{self.broker_host}:{port}")  # frozen
+        return self
 
     @property
     def kafka_dir(self) -> Path:

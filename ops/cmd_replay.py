@@ -54,6 +54,7 @@ from ops.replay_check import (
     Gap,
     PartitionCount,
     PartitionRange,
+    ReplayInputError,
     ReplayTally,
     check_bounds,
     check_out_path,
@@ -75,9 +76,10 @@ from ops.replay_rematch import (
 from ops.terminal import printable
 from schemas.agencies import get_agency
 from schemas.errors import BusError
+from schemas.files import write_replacing
 from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
-from sign.seal import seal_document
+from sign.seal import check_seal_path, seal_document, seal_path_for
 from topics.catalog import Catalog, bus_catalog
 
 __all__ = ["ReplayRequest", "replay", "run_replay"]
@@ -262,13 +264,26 @@ def _audit_outcome(
     )  # fmt: skip
 
 
+def _check_report_paths(out: Path) -> None:
+    """``--out`` and the seal beside it, before anything is read or written: the seal's
+    name must hold nothing a seal cannot replace (a folder, a device). Links at either
+    name are replaced when written, never followed."""
+    check_out_path(out)
+    check_seal_path(seal_path_for(out), f"--out {out}: its seal", ReplayInputError)
+
+
 def _write_report(runtime: Runtime, out: Path, document: Mapping[str, object]) -> Path:
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """The report at ``out`` and its seal beside it, each written to a new file renamed
+    over the name (a symbolic link there is replaced, not written through); an old seal
+    of an old report at that name is replaced with the report."""
     keystore = runtime.keystore
     assert keystore is not None  # Runtime.connect keeps its key store
-    key_id = keystore.current_key_id(runtime.agency_code)
+    key_id = keystore.current_key_id(runtime.agency_code)  # no key: no report, unsealed
+    check_seal_path(seal_path_for(out), f"--out {out}: its seal", ReplayInputError)
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    write_replacing(out, data, "--out", error=ReplayInputError)
     return seal_document(out, keystore.private_key(key_id), keystore.chain_of(key_id),
-                         runtime.agency_code, dt.datetime.now(dt.UTC))  # fmt: skip
+                         runtime.agency_code, dt.datetime.now(dt.UTC), replace=True)  # fmt: skip
 
 
 def _count_row(count: PartitionCount) -> tuple[str, ...]:
@@ -445,7 +460,7 @@ def replay(
             jobs=jobs,
         )  # fmt: skip
         if out is not None:
-            check_out_path(out)
+            _check_report_paths(out)
         with (
             closing(Runtime.connect(reader)) as runtime,
             foreign_readers(

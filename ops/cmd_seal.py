@@ -9,11 +9,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from ops.terminal import printable
 from schemas.errors import BusError
 from schemas.settings import get_settings
+from sign.errors import SignError
 from sign.keystore import KeyStore
-from sign.seal import seal_document, verify_seal
+from sign.seal import describe_seal, seal_document, seal_path_for, verify_seal
 
 __all__ = ["register"]
 
@@ -24,15 +27,37 @@ _File = Annotated[
 ]
 
 
+def _shown(text: object) -> str:
+    """``text`` for a Rich line: a file name may hold ``[`` or control characters."""
+    return escape(printable(str(text)))
+
+
 def seal(
     document: _File,
     agency: Annotated[str, typer.Option("--agency", help="Sealing agency code, e.g. BJ01.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace a FILE.seal.json that is already there (without it the command "
+            "refuses and keeps it: it may be another agency's seal).",
+        ),
+    ] = False,
 ) -> None:
     """Seal a document with the agency's current key: writes FILE.seal.json beside it.
 
-    A third party verifies it with OpenSSL alone: see sign/SEAL-OPENSSL.md."""
+    An existing FILE.seal.json is kept and the command refused unless --replace is given;
+    a symbolic link there is replaced, never written through. A third party verifies the
+    seal with OpenSSL alone: see sign/SEAL-OPENSSL.md."""
     keystore = KeyStore.from_settings(get_settings())
+    target = seal_path_for(document)
     try:
+        previous = describe_seal(target)  # refuses a folder or a device there
+        if previous is not None and not replace:
+            raise SignError(
+                f"seal {target}: already exists ({previous}); it is kept. Give --replace "
+                "to replace it"
+            )
         key_id = keystore.current_key_id(agency)
         path = seal_document(
             document,
@@ -40,11 +65,18 @@ def seal(
             keystore.chain_of(key_id),
             agency,
             datetime.now(UTC),
+            replace=replace,
         )
     except BusError as exc:
-        _errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _errors.print(f"[bold red]error:[/] {_shown(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
-    _console.print(f"sealed {document} by {agency} (key {key_id}): {path}")
+    if previous is not None:
+        _errors.print(
+            f"[yellow]note:[/] replaced the seal that was at {_shown(path)} ({_shown(previous)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    _console.print(f"sealed {_shown(document)} by {_shown(agency)} (key {key_id}): {_shown(path)}")
 
 
 def verify(
@@ -61,10 +93,10 @@ def verify(
     except BusError as exc:
         reason, text = getattr(exc, "reason", "ERROR"), str(exc)
         said = text if text.startswith(f"{reason}:") else f"{reason}: {text}"
-        _errors.print(f"[bold red]seal refused[/] {said}", highlight=False, soft_wrap=True)
+        _errors.print(f"[bold red]seal refused[/] {_shown(said)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     _console.print(
-        f"[green]seal OK[/]: {document} sealed by {check.agency_code} ({check.role}), key "
+        f"[green]seal OK[/]: {_shown(document)} sealed by {check.agency_code} ({check.role}), key "
         f"{check.key_id}, at {check.signed_at.isoformat()}, sha256 {check.sha256}"
     )
 

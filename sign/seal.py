@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -36,10 +37,11 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from schemas.files import read_limited, write_replacing
 from sign.errors import (
     BadSignature,
     DocumentMismatch,
@@ -54,6 +56,8 @@ __all__ = [
     "SEAL_FORMAT",
     "SEAL_SUFFIX",
     "SealCheck",
+    "check_seal_path",
+    "describe_seal",
     "document_digest",
     "seal_document",
     "seal_path_for",
@@ -90,6 +94,49 @@ def seal_path_for(document: Path) -> Path:
     return document.with_name(document.name + SEAL_SUFFIX)
 
 
+def check_seal_path(
+    path: Path, what: str = "seal", error: type[Exception] = SignError
+) -> os.stat_result | None:
+    """What is at ``path`` where a seal is to be written (its ``lstat``; None: nothing),
+    refusing what a seal cannot replace: a folder, a device, a FIFO or a socket, or a
+    folder that does not exist. A symbolic link is allowed: it is replaced, never
+    followed (:func:`schemas.files.write_replacing`)."""
+    rule = "a seal is written as a file beside its document"
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise error(f"{what} {path}: its folder {path.parent} does not exist") from None
+        return None
+    except OSError as exc:
+        raise error(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(found.st_mode):
+        raise error(f"{what} {path}: a folder, not a file; {rule}")
+    if not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
+        raise error(f"{what} {path}: not a regular file; {rule}")
+    return found
+
+
+def describe_seal(path: Path) -> str | None:
+    """A short account of what lies at ``path`` (None: nothing), for a message that an
+    existing seal is kept or replaced: the agency, key and time a readable seal states,
+    ``a symbolic link to ...`` (not followed), or why it is no seal this module reads.
+    Refuses (:class:`SignError`) what :func:`check_seal_path` refuses."""
+    found = check_seal_path(path)
+    if found is None:
+        return None
+    if stat.S_ISLNK(found.st_mode):
+        try:
+            return f"a symbolic link to {os.readlink(path)}"
+        except OSError:
+            return "a symbolic link"
+    try:
+        fields = _statement_fields(path, _load_seal(path))
+    except SignError as exc:
+        return f"not a readable seal: {getattr(exc, 'detail', exc)}"
+    return f"sealed by {fields['agency']} with key {fields['key_id']} at {fields['signed_at']}"
+
+
 def _regular_size(path: Path, what: str, error: type[SignError]) -> int:
     """The size of ``path`` if it is a regular file: a device (``/dev/zero``), a FIFO or a
     directory would be read forever, block, or fail half way."""
@@ -97,18 +144,23 @@ def _regular_size(path: Path, what: str, error: type[SignError]) -> int:
         found = path.stat()
     except FileNotFoundError as exc:
         raise error(f"{what} {path}: not found") from exc
+    except OSError as exc:
+        raise error(f"{what} {path}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(found.st_mode):
         raise error(f"{what} {path}: not a regular file")
     return found.st_size
 
 
-def document_digest(path: Path) -> bytes:
+def document_digest(path: Path, error: type[SignError] = SignError) -> bytes:
     """SHA-256 of a file's bytes (32 raw bytes), read in 1 MiB chunks."""
-    _regular_size(path, "document", SignError)
+    _regular_size(path, "document", error)
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise error(f"document {path}: cannot be read: {exc.strerror or exc}") from exc
     return digest.digest()
 
 
@@ -126,12 +178,23 @@ def seal_document(
     chain: list[x509.Certificate],
     agency_code: str,
     signed_at: datetime,
+    *,
+    replace: bool = True,
 ) -> Path:
-    """Write ``<document>.seal.json``; ``chain`` is [agency cert, issuing CA, root]."""
+    """Write ``<document>.seal.json``; ``chain`` is [agency cert, issuing CA, root].
+
+    The seal is written to a new file and renamed over the name: a symbolic link there is
+    replaced, never followed; a folder or a device there is refused (:class:`SignError`)
+    before the document is read. With ``replace=False`` anything already at the name
+    (another seal, a link) is refused and kept."""
+    path = seal_path_for(document)
+    found = check_seal_path(path)
+    if found is not None and not replace:
+        raise SignError(f"seal {path}: already exists ({describe_seal(path)}); it is kept")
     key_id = key_id_of(private_key.public_key())
     statement = _statement(
         document_digest(document).hex(),  # refuses what is no regular file
-        document.stat().st_size,
+        _regular_size(document, "document", SignError),
         agency_code,
         key_id,
         signed_at,
@@ -144,32 +207,53 @@ def seal_document(
         "certificate": chain[0].public_bytes(Encoding.PEM).decode("ascii"),
         "chain": [c.public_bytes(Encoding.PEM).decode("ascii") for c in chain[1:]],
     }
-    path = seal_path_for(document)
-    path.write_text(json.dumps(seal, indent=2) + "\n", encoding="utf-8")
+    data = (json.dumps(seal, indent=2) + "\n").encode("utf-8")
+    write_replacing(path, data, "seal", error=SignError)
     return path
 
 
 def _load_seal(path: Path) -> dict[str, object]:
-    size = _regular_size(path, "seal", MalformedSeal)
-    if size > _MAX_SEAL_BYTES:
-        raise MalformedSeal(f"seal {path}: {size} bytes exceed {_MAX_SEAL_BYTES}")
-    with path.open("rb") as handle:
-        raw = handle.read(_MAX_SEAL_BYTES + 1)
-    if len(raw) > _MAX_SEAL_BYTES:  # it grew since
-        raise MalformedSeal(f"seal {path}: more than {_MAX_SEAL_BYTES} bytes")
+    _regular_size(path, "seal", MalformedSeal)  # a FIFO would block the open itself
+    raw = read_limited(path, "seal", _MAX_SEAL_BYTES, error=MalformedSeal)
     try:
         seal = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedSeal(f"seal {path}: not JSON ({exc})") from exc
+    except RecursionError:
+        raise MalformedSeal(f"seal {path}: not JSON (nested too deeply)") from None
     if not isinstance(seal, dict) or seal.get("format") != SEAL_FORMAT:
         raise MalformedSeal(f"seal {path}: 'format' must be {SEAL_FORMAT!r}")
     if seal.get("algorithm") != "ed25519":
         raise MalformedSeal(f"seal {path}: 'algorithm' {seal.get('algorithm')!r} is not ed25519")
+    for name in ("statement", "signature", "certificate"):
+        if not isinstance(seal.get(name), str):
+            raise MalformedSeal(f"seal {path}: {name!r} must be a string")
+    chain = seal.get("chain", [])
+    if not isinstance(chain, list) or not all(isinstance(pem, str) for pem in chain):
+        raise MalformedSeal(f"seal {path}: 'chain' must be a list of PEM strings")
     return seal
 
 
+def _statement_fields(path: Path, seal: dict[str, object]) -> dict[str, str]:
+    fields = _STATEMENT_RE.match(str(seal["statement"]))
+    if fields is None:
+        raise MalformedSeal(f"seal {path}: 'statement' is not a ZF801-SEAL-V1 statement")
+    return fields.groupdict()
+
+
+def _signed_at(path: Path, text: str) -> datetime:
+    """The statement's ``signed-at``: the pattern admits ``2026-13-99T99:99:99Z``, which
+    is no time at all."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedSeal(
+            f"seal {path}: 'statement' signed-at {text!r} is not an RFC 3339 UTC time ({exc})"
+        ) from exc
+
+
 def _certificates(seal: dict[str, object], path: Path) -> list[x509.Certificate]:
-    pems = [seal.get("certificate"), *_as_list(seal.get("chain"))]
+    pems = [seal["certificate"], *_as_list(seal.get("chain"))]
     try:
         return [x509.load_pem_x509_certificate(str(pem).encode("ascii")) for pem in pems]
     except (ValueError, UnicodeEncodeError) as exc:
@@ -180,6 +264,13 @@ def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
 
 
+def _public_key(certificate: x509.Certificate, path: Path) -> object:
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise MalformedSeal(f"seal {path}: 'certificate' holds no usable key ({exc})") from exc
+
+
 def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None) -> SealCheck:
     """Check a document against its seal; raise a SignatureRejected subclass if it fails.
 
@@ -187,33 +278,36 @@ def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None
     only ``trust``'s own anchors end a chain)."""
     path = seal_path or seal_path_for(document)
     seal = _load_seal(path)
-    statement = str(seal.get("statement", ""))
-    fields = _STATEMENT_RE.match(statement)
-    if fields is None:
-        raise MalformedSeal(f"seal {path}: 'statement' is not a ZF801-SEAL-V1 statement")
+    statement = str(seal["statement"])
+    fields = _statement_fields(path, seal)
+    signed_at = _signed_at(path, fields["signed_at"])
     certificates = _certificates(seal, path)
-    public_key = certificates[0].public_key()
+    public_key = _public_key(certificates[0], path)
     if not isinstance(public_key, Ed25519PublicKey) or key_id_of(public_key) != fields["key_id"]:
         raise MalformedSeal(f"seal {path}: certificate does not hold key {fields['key_id']}")
     try:
-        signature = base64.b64decode(str(seal.get("signature", "")), validate=True)
+        signature = base64.b64decode(str(seal["signature"]), validate=True)
         public_key.verify(signature, statement.encode("ascii"))
     except (binascii.Error, ValueError, InvalidSignature) as exc:
         raise BadSignature(f"seal {path}: signature does not match the statement") from exc
     size = _regular_size(document, "document", DocumentMismatch)
-    digest = document_digest(document).hex()
+    digest = document_digest(document, DocumentMismatch).hex()
     if digest != fields["sha256"] or size != int(fields["size"]):
         raise DocumentMismatch(
             f"document {document.name}: sha256 {digest} / {size} bytes, the seal says "
             f"{fields['sha256']} / {fields['size']} bytes"
         )
-    for certificate in certificates:
-        try:
-            trust.add_certificate(certificate)  # links only; anchors stay local
-        except TrustMaterialError:
-            continue  # a root in the chain is not a trust anchor here; harmless
-    signed_at = datetime.fromisoformat(fields["signed_at"])
-    chain = trust.authorise(fields["key_id"], fields["agency"], signed_at)
+    try:
+        for certificate in certificates:
+            try:
+                trust.add_certificate(certificate)  # links only; anchors stay local
+            except TrustMaterialError:
+                continue  # a root in the chain is not a trust anchor here; harmless
+        chain = trust.authorise(fields["key_id"], fields["agency"], signed_at)
+    except SignError:
+        raise
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a hostile certificate's extensions
+        raise MalformedSeal(f"seal {path}: a certificate cannot be used ({exc})") from exc
     return SealCheck(
         agency_code=chain.identity.agency_code,
         role=chain.identity.role,

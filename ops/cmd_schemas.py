@@ -5,6 +5,8 @@ bytes to JSON, and check that the schemas stay fully compatible with a git ref."
 from __future__ import annotations
 
 import datetime as dt
+import io
+import itertools
 import json
 import sys
 from enum import StrEnum
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ops.publish_input import MAX_LINE_BYTES, BadLine, read_documents
 from schemas.codec import Codec
 from schemas.edge_rules import TIME_HORIZONS
 from schemas.errors import BusError
@@ -89,8 +92,44 @@ def list_schemas(
     _console.print(table)
 
 
+def _stdin_error(message: str) -> typer.Exit:
+    _errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _read_stdin(limit: int) -> bytes:
+    """All of stdin, at most ``limit`` bytes: a pipe or a device has no size to check
+    first, so at most ``limit`` + 1 bytes are read and more than ``limit`` is refused
+    (``/dev/zero`` ends the command at once instead of filling memory)."""
+    try:
+        data = sys.stdin.buffer.read(limit + 1)
+    except OSError as exc:
+        raise _stdin_error(f"stdin cannot be read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _stdin_error(f"stdin: longer than {limit} bytes: refused")
+    return data
+
+
+def _read_stdin_document() -> Any:
+    """The one JSON document on stdin (at most :data:`MAX_LINE_BYTES`), read as ``zf801
+    publish`` reads its input: strict JSON (no NaN, no duplicate keys, bounded nesting),
+    one line or pretty-printed; exit 1 naming the line and the rule otherwise."""
+    documents = read_documents(io.BytesIO(_read_stdin(MAX_LINE_BYTES)))
+    found = list(itertools.islice(documents, 2))
+    if not found:
+        raise _stdin_error("stdin: no JSON document")
+    (line, document), *more = found
+    if isinstance(document, BadLine):
+        raise _stdin_error(f"stdin line {line}: {document.error}")
+    if more:
+        raise _stdin_error(f"stdin line {more[0][0]}: a second JSON document; encode takes one")
+    return document
+
+
 def _read_stdin_bytes(as_hex: bool) -> bytes:
-    data = sys.stdin.buffer.read()
+    # no bus event comes near 1 MiB, encoded or as JSON; as hex text, each byte takes
+    # two digits and may be followed by a space or a line end (xxd -p, od)
+    data = _read_stdin(3 * MAX_LINE_BYTES if as_hex else MAX_LINE_BYTES)
     if not as_hex:
         return data
     try:
@@ -110,11 +149,8 @@ def encode_command(
     try:
         codec = Codec(_registry(folder))
         schema = codec.schema(name)
-        document: Any = json.loads(sys.stdin.buffer.read())
+        document = _read_stdin_document()
         value = codec.encode(schema.full_name, from_json(schema, document))
-    except json.JSONDecodeError as exc:
-        _errors.print(f"[bold red]error:[/] stdin is not JSON: {escape(str(exc))}", highlight=False)
-        raise typer.Exit(code=1) from exc
     except BusError as exc:
         raise _fail(exc) from exc
     if as_hex:

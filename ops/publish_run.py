@@ -17,7 +17,9 @@ import collections
 import dataclasses
 import itertools
 import multiprocessing
+import os
 import pickle
+import stat
 import tempfile
 import time
 import uuid
@@ -46,6 +48,7 @@ from schemas.registry import RegisteredSchema
 
 __all__ = [
     "EVENT_ID_FIELD",
+    "MAX_REPORT_ROW_BYTES",
     "READ_AHEAD_LINES",
     "UNACKNOWLEDGED",
     "CheckedEvent",
@@ -87,33 +90,78 @@ class PriorRun:
 
     @classmethod
     def read(cls, path: Path) -> PriorRun:
-        """Parse a report (the rows ``zf801 publish`` printed); raises OpsError naming the
-        first row that is not one."""
+        """Parse a report (the rows ``zf801 publish`` printed), row by row as it is read;
+        raises OpsError naming the report and the rule when it is no regular file, or at
+        the first row that is not a report row (one longer than
+        :data:`MAX_REPORT_ROW_BYTES` is refused unread)."""
         acknowledged: set[int] = set()
         unacknowledged: dict[int, str] = {}
-        try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OpsError(f"--skip-acknowledged: cannot read {path}: {exc}") from exc
-        for number, row in enumerate(text.splitlines(), 1):
+        for number, row in _report_rows(path):
             if not row.strip():
                 continue
             fields = row.split("\t")
             try:
                 event_id, topic, partition, _offset, line = fields
                 uuid.UUID(event_id)
+                if not (line.isascii() and line.isdigit()):
+                    raise ValueError(line)
                 line_number = int(line)
             except ValueError:
                 raise OpsError(
-                    f"--skip-acknowledged: {path} row {number} is not a report row "
+                    f"{_REPORT_OPTION} {path}: row {number} is not a report row "
                     "(event id, topic, partition, offset, line)"
                 ) from None
             if topic == UNACKNOWLEDGED:
                 unacknowledged[line_number] = event_id
-            elif partition.isdigit():
+            elif partition.isascii() and partition.isdigit():
                 acknowledged.add(line_number)
                 unacknowledged.pop(line_number, None)
         return cls(frozenset(acknowledged), unacknowledged)
+
+
+MAX_REPORT_ROW_BYTES = 4096
+"""Longest report row read: a row printed by ``zf801 publish`` (event id 36, topic name at
+most 249, partition, offset and line number at most 20 digits each, 4 tabs) stays under
+400 bytes. A report is read one row at a time, so its size (a run of millions of lines
+makes a report of hundreds of MB) costs no memory beyond the line numbers it names; only
+a row is bounded."""
+_REPORT_OPTION = "--skip-acknowledged"
+
+
+def _report_rows(path: Path) -> Iterator[tuple[int, str]]:
+    """(row number, text without its line end) of each row of the report at ``path``, a
+    regular file (a device such as ``/dev/zero``, a FIFO or a folder is refused before
+    anything is read); OpsError naming the option and the rule otherwise."""
+    where = f"{_REPORT_OPTION} {path}"
+    try:
+        # O_NONBLOCK: opening a FIFO nobody writes to returns at once (to be refused below)
+        # instead of waiting for a writer; it changes nothing for a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise OpsError(f"{where}: not found") from None
+    except OSError as exc:
+        raise OpsError(f"{where}: cannot be read: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        rule = "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file"
+        raise OpsError(f"{where}: {rule}")
+    with os.fdopen(fd, "rb") as handle:
+        number = 0
+        try:
+            while raw := handle.readline(MAX_REPORT_ROW_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_REPORT_ROW_BYTES:
+                    raise OpsError(
+                        f"{where}: row {number} is longer than {MAX_REPORT_ROW_BYTES} bytes: "
+                        "not a report row"
+                    )
+                try:
+                    yield number, raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise OpsError(f"{where}: row {number} is not UTF-8 text") from None
+        except OSError as exc:
+            raise OpsError(f"{where}: cannot be read: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from types import MappingProxyType
 import yaml
 
 from schemas.errors import AgencyListError, UnknownAgencyError
+from schemas.files import read_limited
 from schemas.regions import PROVINCES, Province
 
 __all__ = [
     "AGENCY_LIST_FORMAT",
+    "MAX_AGENCY_LIST_BYTES",
     "NATIONAL",
     "POLICE_ROLES",
     "Agency",
@@ -42,6 +44,10 @@ __all__ = [
 
 AGENCY_LIST_FORMAT = "zf801-agencies/1"
 NATIONAL = "national"  # the province_rules key for courts without a province (the SPC)
+MAX_AGENCY_LIST_BYTES = 16 << 20
+"""Largest agency list file read (a larger one is refused unread): the packaged one is some
+8 KB, a deployment's with every court and police unit of the country a few hundred KB, so
+this bound leaves a wide margin and still keeps a wrong file from filling memory."""
 
 
 class AgencyRole(StrEnum):
@@ -301,13 +307,18 @@ def parse_agency_list(document: object) -> AgencyList:
 
 def load_agencies(path: Path | None = None) -> AgencyList:
     """The agency list from ``path``, or the packaged ``schemas/data/agencies.yaml``
-    (loaded once and cached). :class:`AgencyListError` if it is malformed."""
+    (loaded once and cached). :class:`AgencyListError` if it is malformed, or ``path`` is
+    no regular file (``/dev/zero``, a FIFO, a folder) of at most
+    :data:`MAX_AGENCY_LIST_BYTES` (refused unread)."""
     if path is None:
         return _packaged()
+    data = read_limited(path, "agency list", MAX_AGENCY_LIST_BYTES, AgencyListError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgencyListError(f"agency list {path}: cannot be read: {exc}") from exc
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AgencyListError(
+            f"agency list {path}: not valid UTF-8 (byte {exc.start + 1})"
+        ) from None
     return _load(text, str(path))
 
 
@@ -322,6 +333,8 @@ def _load(text: str, origin: str) -> AgencyList:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise AgencyListError(f"agency list {origin}: not valid YAML: {exc}") from exc
+    except RecursionError:  # nested thousands deep: PyYAML composes it recursively
+        raise AgencyListError(f"agency list {origin}: not valid YAML: nested too deeply") from None
     return parse_agency_list(document)
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
+from schemas.files import FileProblemError, read_limited
 from schemas.settings import Settings, get_settings
 from topics._load import parse_catalog_text
 from topics._rules import check_topics
@@ -36,6 +37,7 @@ from topics.spec import (
 
 __all__ = [
     "DEFAULT_CATALOG_PATH",
+    "MAX_CATALOG_BYTES",
     "AccessPolicy",
     "Catalog",
     "ChangelogOf",
@@ -52,6 +54,11 @@ __all__ = [
 ]
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("topics.yaml")
+MAX_CATALOG_BYTES = 16 << 20
+"""Largest catalog file read (a larger one is refused unread): the bus's own is some 30 KB,
+a deployment's a few hundred KB at most, so this bound leaves a wide margin and still keeps
+a wrong file from filling memory."""
+_WHAT = "topic catalog"
 _NAME_PREFIX = re.compile(r"^[a-zA-Z0-9._-]*$")
 
 
@@ -251,18 +258,37 @@ def _prefixed(spec: TopicSpec, prefix: str) -> TopicSpec:
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate a catalog file (default: ``topics/topics.yaml`` of this package).
 
-    Raises :class:`CatalogInvalid` listing every problem, each with its entry and field.
+    Raises :class:`CatalogInvalid` listing every problem, each with its entry and field;
+    a file that is no regular file (``/dev/zero``, a folder) or is larger than
+    :data:`MAX_CATALOG_BYTES` is refused before it is read.
     """
     source = Path(path) if path is not None else DEFAULT_CATALOG_PATH
+    text = _catalog_text(source)
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = CatalogProblem("catalog", "", f"cannot be read: {exc.strerror or exc}")
-        raise CatalogInvalid(str(source), (problem,)) from exc
-    parts = parse_catalog_text(text, str(source))
+        parts = parse_catalog_text(text, str(source))
+    except RecursionError:  # YAML nested thousands deep: PyYAML composes it recursively
+        problem = CatalogProblem("catalog", "", "not valid YAML: nested too deeply")
+        raise CatalogInvalid(str(source), (problem,)) from None
     return Catalog(
         parts.version, parts.namespace, parts.roles, parts.key_kinds, parts.groups, parts.topics
     )
+
+
+def _catalog_text(source: Path) -> str:
+    """The text of the catalog file ``source``; :class:`CatalogInvalid` when it is no
+    regular file (a device such as ``/dev/zero``, a FIFO, a folder, a missing file), is
+    larger than :data:`MAX_CATALOG_BYTES` (refused unread) or is not UTF-8."""
+    try:
+        data = read_limited(source, _WHAT, MAX_CATALOG_BYTES)
+    except FileProblemError as exc:
+        # read_limited says "topic catalog <path>: <rule>"; CatalogInvalid names the file
+        rule = str(exc).removeprefix(f"{_WHAT} {source}: ")
+        raise CatalogInvalid(str(source), (CatalogProblem("catalog", "", rule),)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = CatalogProblem("catalog", "", f"not valid UTF-8 (byte {exc.start + 1})")
+        raise CatalogInvalid(str(source), (problem,)) from None
 
 
 @lru_cache(maxsize=1)

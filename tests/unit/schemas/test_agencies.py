@@ -144,7 +144,7 @@ def test_loading_a_file_and_caching_the_packaged_one(tmp_path: Path) -> None:
     path = tmp_path / "agencies.yaml"
     path.write_text(PACKAGED.read_text(encoding="utf-8"), encoding="utf-8")
     assert load_agencies(path).agencies.keys() == load_agencies().agencies.keys()
-    with pytest.raises(AgencyListError, match="cannot be read"):
+    with pytest.raises(AgencyListError, match="not found"):
         load_agencies(tmp_path / "missing.yaml")
     path.write_text("agencies: [", encoding="utf-8")
     with pytest.raises(AgencyListError, match="not valid YAML"):

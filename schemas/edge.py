@@ -18,7 +18,14 @@ string, timestamp and date field, and, on each record, three cross-field rules:
   in the agency list; a court without a province (the SPC) may name any province;
 - ``control_period.order``: ``control_period_end`` lies after ``control_period_start``;
   likewise ``deadline.order`` (a query's ``deadline`` after its ``requested_at``) and
-  ``stays_period.order`` (``stays_until`` after ``stays_from``).
+  ``stays_period.order`` (``stays_until`` after ``stays_from``), ``check_out.order``
+  (a hotel's ``expected_check_out`` after ``checked_in_at``) and ``acknowledge_by.order``
+  (an anomaly notice's ``acknowledge_by`` after ``detected_at``); ``deadline.horizon``:
+  a query's ``deadline`` at most 30 days after its ``requested_at``.
+
+Every required text field (a plain ``string`` without an identifier rule) must hold more
+than white space, rule ``text.blank``: a query's ``reason`` and ``legal_basis`` are its
+justification in the audit trail, a name or an instruction left blank says nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from schemas.identifiers import (
 )
 from schemas.regions import province
 from schemas.registry import Registry, default_registry
+from schemas.settings import MAX_QUERY_WAIT_S
 
 __all__ = ["COURT_FIELDS", "IDENTIFIER_RULES", "normalise_event"]
 
@@ -153,6 +161,8 @@ class _Walker:
             for item in node["fields"]:
                 name = item["name"]
                 if name in out:
+                    if _is_text(item["type"]) and isinstance(out[name], str):
+                        _check_not_blank(out[name], _join(path, name))
                     out[name] = self.walk(item["type"], out[name], _join(path, name))
             _check_record(out, path)
             return out
@@ -187,6 +197,7 @@ class _Walker:
 
 
 _TIMESTAMPS = ("timestamp-micros", "timestamp-millis")
+MAX_QUERY_WAIT = dt.timedelta(seconds=MAX_QUERY_WAIT_S)
 
 
 def _check_record(record: Mapping[str, Any], path: str) -> None:
@@ -211,6 +222,33 @@ def _check_record(record: Mapping[str, Any], path: str) -> None:
         start, end = record.get(first), record.get(then)
         if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
             raise IdentifierError(_join(path, then), rule, reason)
+    asked, deadline = record.get("requested_at"), record.get("deadline")
+    if (
+        isinstance(asked, dt.datetime) and isinstance(deadline, dt.datetime)
+        and deadline - asked > MAX_QUERY_WAIT
+    ):  # fmt: skip
+        reason = (
+            f"{deadline.isoformat()} is more than {MAX_QUERY_WAIT.days} days after the query "
+            "was made (the longest a query waits for its answers)"
+        )
+        raise IdentifierError(_join(path, "deadline"), "deadline.horizon", reason)
+
+
+def _is_text(node: Any) -> bool:
+    """A required (not optional) string field without an identifier rule or UUID type."""
+    if node == "string":
+        return True
+    return (
+        isinstance(node, Mapping) and node.get("type") == "string"
+        and "zf801.identifier" not in node and node.get("logicalType") != "uuid"
+    )  # fmt: skip
+
+
+def _check_not_blank(value: str, path: str) -> None:
+    if not value.strip():
+        what = "empty" if not value else "only white space"
+        reason = f"is {what}; a required text field must say something"
+        raise IdentifierError(path, "text.blank", reason)
 
 
 _ORDERED_TIMES = (
@@ -220,6 +258,10 @@ _ORDERED_TIMES = (
      "a query's deadline must come after the time it was made"),
     ("stays_from", "stays_until", "stays_period.order",
      "the period of stays asked for must end after it starts"),
+    ("checked_in_at", "expected_check_out", "check_out.order",
+     "the expected check-out must come after the check-in"),
+    ("detected_at", "acknowledge_by", "acknowledge_by.order",
+     "a notice must be acknowledged after the anomaly was detected"),
 )  # fmt: skip
 
 

@@ -220,3 +220,54 @@ def test_a_hyphenated_organisation_code_is_accepted(raw: str, expected: str) -> 
 )  # fmt: skip
 def test_a_bad_organisation_code_names_the_organisation_code_rule(raw: str, rule: str) -> None:
     _refused(VEHICLE_ORDER, _vehicle_order(raw), "subject.owner.organisation_code", rule)
+
+
+# ---- blank text and more ordered times ----
+@pytest.mark.parametrize("blank", ["", " ", "\u3000\n"])
+@pytest.mark.parametrize("field", ["police_requirements", "subject.name", "handler.name"])
+def test_a_required_text_field_must_not_be_blank(field: str, blank: str) -> None:
+    record = _order()
+    holder = record
+    *parents, name = field.split(".")
+    for parent in parents:
+        holder = holder[parent]
+    holder[name] = blank
+    _refused(ORDER, record, field, "text.blank")
+
+
+def test_an_optional_text_field_may_be_empty() -> None:
+    stay = {**Records.hotel_check_in("110000110000", records.id_number()), "room": ""}
+    assert normalise_event("cn.zf801.sightings.v1.HotelCheckIn", stay)["room"] == ""
+    _refused("cn.zf801.sightings.v1.HotelCheckIn", {**stay, "hotel_name": " "}, "hotel_name",
+             "text.blank")  # fmt: skip
+
+
+def test_a_hotel_check_out_comes_after_the_check_in() -> None:
+    stay = Records.hotel_check_in("110000110000", records.id_number())
+    stay["expected_check_out"] = stay["checked_in_at"] - dt.timedelta(days=1)
+    _refused("cn.zf801.sightings.v1.HotelCheckIn", stay, "expected_check_out", "check_out.order")
+
+
+def _query(**times: dt.datetime) -> dict[str, Any]:
+    from schemas.jsonmap import from_json  # noqa: PLC0415 - the one test that needs it
+    from schemas.registry import default_registry  # noqa: PLC0415
+
+    document = Records.query("P1", records.id_number())
+    document.update(
+        correlation_id="6f1c4d8e-2b0a-4f57-9a51-0d6c2e7b8f10",
+        requested_at=NOW.isoformat(),
+        deadline=(NOW + dt.timedelta(1)).isoformat(),
+    )
+    record = from_json(default_registry().get(QUERY), document)
+    record.update(times)
+    return record
+
+
+QUERY = "cn.zf801.query.v1.IdentityQuery"
+
+
+def test_a_query_waits_at_most_thirty_days_and_states_its_justification() -> None:
+    assert normalise_event(QUERY, _query())["reason"]
+    _refused(QUERY, _query(deadline=NOW + dt.timedelta(days=31)), "deadline", "deadline.horizon")
+    _refused(QUERY, {**_query(), "reason": "  "}, "reason", "text.blank")
+    _refused(QUERY, {**_query(), "legal_basis": ""}, "legal_basis", "text.blank")

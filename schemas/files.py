@@ -33,8 +33,10 @@ def read_limited(
     """The bytes of the regular file ``path``, at most ``limit`` of them; otherwise
     ``error`` naming ``what`` (the option or role of the file) and the rule."""
     try:
-        with path.open("rb") as handle:
-            found = os.fstat(handle.fileno())
+        # without waiting: opening a FIFO for reading blocks until someone writes to it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            found = os.fstat(fd)
             if not stat.S_ISREG(found.st_mode):
                 raise error(f"{what} {path}: not a regular file")
             if found.st_size > limit:

@@ -34,6 +34,13 @@ def test_read_limited_refuses_what_is_no_bounded_regular_file(
         read_limited(path, "--catalog", 1 << 20)
 
 
+def test_read_limited_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileProblemError, match=r"--catalog .*not a regular file"):
+        read_limited(fifo, "--catalog", 1 << 20)
+
+
 def test_read_limited_refuses_a_file_over_its_limit(tmp_path: Path) -> None:
     path = tmp_path / "big"
     path.write_bytes(b"x" * 11)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from consumers.anomaly_log import AnomalyCase, AnomalyLog, AnomalyStatus, escalation_id
+from consumers.anomaly_log import AnomalyCase, AnomalyLog, AnomalyStatus
 from consumers.runtime import Runtime
 from ops.cmd_alerts import OutputFormat
 from ops.cmd_inspect import TopicReader
@@ -21,13 +21,14 @@ from producers.anomalies import (
     SEVERITIES,
     AnomalyDesk,
     AnomalyInputInvalid,
+    checked_detected_at,
     checked_text,
     notice_id_of,
     report_fields,
 )
 from producers.publisher import Publisher
-from schemas.agencies import get_agency
-from schemas.errors import BusError
+from schemas.agencies import AgencyRole, get_agency, load_agencies
+from schemas.errors import BusError, UnknownAgencyError
 
 __all__ = ["anomaly_app", "read_anomalies"]
 
@@ -41,12 +42,31 @@ _TOPIC = "anomalies"
 As = Annotated[str, typer.Option("--as", help="The agency acting (its key signs).")]
 
 
+def _bus_agency(code: str) -> str:
+    """``escalate --as``: a bus agency, checked before anything is reached. Only the bus
+    escalates (README), and an escalation signed by anyone else counts for nothing."""
+    role: AgencyRole | None
+    try:
+        role = get_agency(code).role
+        what = f"{code} is a {role} agency"
+    except UnknownAgencyError as exc:
+        role, what = None, str(exc)
+    if role is not AgencyRole.BUS:
+        buses = ", ".join(a.code for a in load_agencies().with_role(AgencyRole.BUS))
+        raise typer.BadParameter(
+            f"{what}; only a bus agency ({buses}) escalates an overdue anomaly notice "
+            "[rule bus-escalates]",
+            param_hint="'--as'",
+        )
+    return code
+
+
 def read_anomalies(runtime: Runtime) -> AnomalyLog:
     """Every notice on the anomalies topic, each record's seal verified (the read audited)."""
     with TopicReader(runtime, _TOPIC, "anomaly.read") as reader:
         records = reader.history()
     return AnomalyLog.of(
-        (r.event_type, r.record, str(get_agency(r.signed_by).role)) for r in records
+        (r.event_type, r.record, str(get_agency(r.signed_by).role), r.signed_by) for r in records
     )
 
 
@@ -73,7 +93,9 @@ def _audit(runtime: Runtime, operation: str, result: str, detail: str) -> None:
     )  # fmt: skip
 
 
-def _detected_at(text: str | None) -> dt.datetime | None:
+def _detected_at(text: str | None, now: dt.datetime) -> dt.datetime | None:
+    """``--detected-at``: an ISO 8601 time with its zone, neither in the future nor too
+    long ago (:func:`producers.anomalies.checked_detected_at`)."""
     if text is None:
         return None
     try:
@@ -84,7 +106,13 @@ def _detected_at(text: str | None) -> dt.datetime | None:
         ) from None
     if moment.tzinfo is None:
         raise AnomalyInputInvalid("--detected-at: give a timezone, e.g. +08:00 [rule instant]")
-    return moment
+    return checked_detected_at(moment, now, "--detected-at")
+
+
+def _usage(exc: BusError) -> typer.Exit:
+    """A bad option value: the same red line as :func:`fail`, with the usage exit code."""
+    fail(exc)
+    return typer.Exit(2)
 
 
 @anomaly_app.command("report")
@@ -99,10 +127,15 @@ def report(
     ] = None,
 ) -> None:
     """Report a system anomaly to the other side, which must acknowledge it in 24 hours."""
+    now = dt.datetime.now(dt.UTC)
     try:  # the input first: a bad one is refused before anything is reached
+        detected = _detected_at(detected_at, now)
+    except BusError as exc:
+        raise _usage(exc) from exc
+    try:
         fields = report_fields(
             component=component, severity=severity, description=description,
-            detected_at=_detected_at(detected_at), now=dt.datetime.now(dt.UTC),
+            detected_at=detected, now=now,
         )  # fmt: skip
     except BusError as exc:
         raise fail(exc) from exc
@@ -121,7 +154,7 @@ def ack(
         str | None, typer.Option(help="A note, e.g. the contact (at most 2000).")
     ] = None,
 ) -> None:
-    """Acknowledge the other side's anomaly notice."""
+    """Acknowledge the other side's anomaly notice (once: again says when it was)."""
     try:  # the input first: a bad one is refused before anything is reached
         checked = notice_id_of(notice_id, "NOTICE_ID")
         if note is not None:
@@ -134,6 +167,12 @@ def ack(
             raise AnomalyInputInvalid(
                 f"NOTICE_ID: no notice {checked} on the anomalies topic [rule known-notice]"
             )
+        earlier = case.acknowledgement_by(runtime.agency_code)
+        if earlier is not None and earlier.counts:  # once: a second one tells nothing new
+            _audit(runtime, "anomaly.ack", "SUCCESS", f"{checked} already acknowledged")
+            typer.echo(f"anomaly {checked}: already acknowledged by {earlier.agency} at "
+                       f"{when(earlier.at)}")  # fmt: skip
+            return
         desk.acknowledge(checked, case.reporter_role, note=note)
         late = dt.datetime.now(dt.UTC) > case.acknowledge_by
         _audit(runtime, "anomaly.ack", "SUCCESS", checked + (" late" if late else ""))
@@ -164,16 +203,19 @@ def list_(
 
 
 @anomaly_app.command("escalate")
-def escalate(*, agency: As) -> None:
+def escalate(
+    *,
+    agency: Annotated[
+        str, typer.Option("--as", callback=_bus_agency, help="The bus agency (its key signs).")
+    ],
+) -> None:
     """Escalate every notice past its 24 hours with no acknowledgement by the other side
-    (a bus agency; once per notice, however often it runs)."""
+    (a bus agency; once per notice, however often it runs: a notice the bus escalated is
+    ESCALATED on the topic, and no run picks it again)."""
     with _acting(agency) as (runtime, desk):
         overdue = read_anomalies(runtime).overdue(dt.datetime.now(dt.UTC))
-        for case in overdue:
-            desk.escalate(
-                case.notice_id, case.reported_by, case.acknowledge_by,
-                escalation_id(case.notice_id),
-            )  # fmt: skip
+        for case in overdue:  # each under a random event id (see consumers.anomaly_log)
+            desk.escalate(case.notice_id, case.reported_by, case.acknowledge_by)
             _audit(runtime, "anomaly.escalate", "SUCCESS", case.notice_id)
     typer.echo(f"escalated {len(overdue)} overdue anomaly notice(s)")
 

@@ -6,7 +6,8 @@ Every input is checked here, before anything is signed or sent, with an error th
 the field and the rule (:class:`AnomalyInputInvalid`): free text must be text, not empty,
 within its length, free of control and bidirectional-override characters (which would
 make a log line or a terminal show something else than what was sent); times must be
-timezone-aware and not in the future; a notice id must be a UUID. The record then goes
+timezone-aware and not in the future, and a detection time not older than
+:data:`MAX_DETECTION_AGE`; a notice id must be a UUID. The record then goes
 through the publisher's own schema checks and signing (:class:`~producers.publisher.Publisher`).
 """
 
@@ -29,9 +30,11 @@ from schemas.errors import BusError
 from schemas.jsonmap import json_kind
 
 __all__ = [
+    "MAX_DETECTION_AGE",
     "SEVERITIES",
     "AnomalyDesk",
     "AnomalyInputInvalid",
+    "checked_detected_at",
     "checked_text",
     "notice_id_of",
     "report_fields",
@@ -40,6 +43,13 @@ __all__ = [
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 _LIMITS = {"component": 128, "description": 2000, "note": 2000}
 _FUTURE_SKEW = dt.timedelta(minutes=5)
+MAX_DETECTION_AGE = dt.timedelta(days=30)
+"""How long ago an anomaly reported now may have been detected. The rule is to notify
+within 24 hours of detection, so a report days late is already a breach the notice
+should still record (it is overdue at once and escalated), and a month leaves room for a
+notice held back by a long outage of its own; a detection older than that is far more
+likely a mistyped date (2000 for 2026, a day for a month) than a report, and would only
+open a notice that is overdue the moment it is read."""
 
 
 class AnomalyInputInvalid(BusError, ValueError):  # noqa: N818 - reads as a verdict
@@ -82,6 +92,19 @@ def _instant(field: str, value: object, now: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def checked_detected_at(value: object, now: dt.datetime, field: str = "detected_at") -> dt.datetime:
+    """``value`` as a notice's detection time, named ``field`` in a refusal: a timezone-aware
+    time, not after ``now`` (beyond a few minutes' clock skew), not before 1990 and not
+    more than :data:`MAX_DETECTION_AGE` before ``now``."""
+    moment = _instant(field, value, now)
+    if moment < now - MAX_DETECTION_AGE:
+        raise AnomalyInputInvalid(
+            f"{field}: {moment.isoformat()} is more than {MAX_DETECTION_AGE.days} days ago; "
+            "an anomaly is notified within 24 hours of its detection [rule recent]"
+        )
+    return moment
+
+
 def report_fields(
     *,
     component: object,
@@ -99,7 +122,7 @@ def report_fields(
     return {
         "component": checked_text("component", component), "severity": severity,
         "description": checked_text("description", description),
-        "detected_at": now if detected_at is None else _instant("detected_at", detected_at, now),
+        "detected_at": now if detected_at is None else checked_detected_at(detected_at, now),
     }  # fmt: skip
 
 
@@ -170,9 +193,14 @@ class AnomalyDesk:
         return self._publish(ACKNOWLEDGEMENT, record)
 
     def escalate(
-        self, notice_id: str, reported_by: str, acknowledge_by: dt.datetime, event_id: str
+        self,
+        notice_id: str,
+        reported_by: str,
+        acknowledge_by: dt.datetime,
+        event_id: str | None = None,
     ) -> PublishedEvent:
-        """The bus's escalation of an overdue notice (``event_id`` derived from it)."""
+        """The bus's escalation of an overdue notice, under a fresh random event id unless
+        ``event_id`` is given (why random: :mod:`consumers.anomaly_log`)."""
         record = {
             "notice_id": notice_id_of(notice_id), "notice_reported_by": reported_by,
             "escalating_agency_code": self.agency, "acknowledge_by": acknowledge_by,

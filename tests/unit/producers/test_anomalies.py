@@ -4,11 +4,13 @@ rule named, and nothing is published (a recording producer stands in for Kafka h
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from consumers.anomaly_log import escalation_id
 from producers.anomalies import AnomalyDesk, AnomalyInputInvalid
 from producers.errors import NotAllowed
 from producers.publisher import Publisher
@@ -40,11 +42,11 @@ def producer() -> _Producer:
 
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
-    return trust_set(tmp_path_factory.mktemp("anomalies"), (POLICE, "BJ01"))
+    return trust_set(tmp_path_factory.mktemp("anomalies"), (POLICE, "BJ01", "BUS-AUDIT"))
 
 
 def _desk(keystore: KeyStore, producer: _Producer, agency: str = POLICE) -> AnomalyDesk:
-    publisher = Publisher(keystore.signer_for(agency), producer=producer,  # type: ignore[arg-type]
+    publisher = Publisher(keystore.signer_for(agency), producer=producer,
                           settings=Settings(home=keystore.directory.parent))  # fmt: skip
     return AnomalyDesk(publisher, clock=lambda: NOW)
 
@@ -83,6 +85,15 @@ def test_a_good_report_is_signed_and_carries_the_24_hour_deadline(
         ({"detected_at": "2026-11-27"}, r"detected_at: .*\[rule instant\]"),
         ({"detected_at": NOW + dt.timedelta(hours=1)}, r"detected_at: .*future \[rule past\]"),
         (
+            {"detected_at": NOW - dt.timedelta(days=30, seconds=1)},
+            r"detected_at: 2026-10-28T05:59:59\+00:00 is more than 30 days ago; .*24 hours"
+            r".*\[rule recent\]",
+        ),
+        (
+            {"detected_at": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)},
+            r"detected_at: 2000-01-01T00:00:00\+00:00 is more than 30 days ago",
+        ),
+        (
             {"detected_at": dt.datetime(1, 1, 1, tzinfo=dt.UTC)},
             r"detected_at: 0001-01-01T00:00:00\+00:00 is before 1990-01-01 \[rule time.too_early\]",
         ),
@@ -94,6 +105,32 @@ def test_a_bad_report_is_refused_naming_field_and_rule_and_nothing_is_sent(
     with pytest.raises(AnomalyInputInvalid, match=message):
         _desk(keystore, producer).report(**{**_GOOD, **change})
     assert producer.sent == []
+
+
+@pytest.mark.parametrize(
+    "detected_at",
+    [NOW - dt.timedelta(days=30), NOW + dt.timedelta(minutes=5), NOW - dt.timedelta(hours=25)],
+)
+def test_a_detection_within_the_bounds_is_reported(
+    keystore: KeyStore, producer: _Producer, detected_at: dt.datetime
+) -> None:
+    """30 days back (a notice held back by a long outage) and a clock a few minutes ahead."""
+    _desk(keystore, producer).report(**_GOOD, detected_at=detected_at)
+    _, record = default_codec().decode(producer.sent[0][1])
+    assert record["detected_at"] == detected_at
+
+
+def test_an_escalation_is_published_under_a_fresh_random_id(
+    keystore: KeyStore, producer: _Producer
+) -> None:
+    """No id another writer could spend first (see consumers.anomaly_log)."""
+    desk = _desk(keystore, producer, "BUS-AUDIT")
+    notice_id = "2b2f6484-0f0a-5dfa-88e4-d14a0051988a"
+    first = desk.escalate(notice_id, POLICE, NOW - dt.timedelta(hours=1))
+    second = desk.escalate(notice_id, POLICE, NOW - dt.timedelta(hours=1))
+    assert first.event_id != second.event_id
+    assert first.event_id != escalation_id(notice_id)
+    assert uuid.UUID(first.event_id).version == 4
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,11 @@ string, timestamp and date field, and, on each record, three cross-field rules:
   (an anomaly notice's ``acknowledge_by`` after ``detected_at``); ``deadline.horizon``:
   a query's ``deadline`` at most 30 days after its ``requested_at``.
 
+A document record's ``size_bytes`` lies from 0 to 1 TiB and, with its content inline,
+is the content's length and ``sha256`` its digest (``size_bytes.range``,
+``size_bytes.content``, ``sha256.content``); an ``amount_applied_for`` is more than 0
+(``amount.range``).
+
 Every required text field (a plain ``string`` without an identifier rule) must hold more
 than white space, rule ``text.blank``: a query's ``reason`` and ``legal_basis`` are its
 justification in the audit trail, a name or an instruction left blank says nothing.
@@ -31,7 +36,9 @@ justification in the audit trail, a name or an instruction left blank says nothi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -222,6 +229,11 @@ def _check_record(record: Mapping[str, Any], path: str) -> None:
         start, end = record.get(first), record.get(then)
         if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
             raise IdentifierError(_join(path, then), rule, reason)
+    _check_document(record, path)
+    amount = record.get("amount_applied_for")
+    if isinstance(amount, Decimal) and not amount > 0:
+        reason = f"{amount}: an amount applied for is more than 0"
+        raise IdentifierError(_join(path, "amount_applied_for"), "amount.range", reason)
     asked, deadline = record.get("requested_at"), record.get("deadline")
     if (
         isinstance(asked, dt.datetime) and isinstance(deadline, dt.datetime)
@@ -249,6 +261,30 @@ def _check_not_blank(value: str, path: str) -> None:
         what = "empty" if not value else "only white space"
         reason = f"is {what}; a required text field must say something"
         raise IdentifierError(path, "text.blank", reason)
+
+
+MAX_DOCUMENT_BYTES = 1 << 40
+"""The largest document a record may describe (1 TiB; one carried inline is far smaller)."""
+
+
+def _check_document(record: Mapping[str, Any], path: str) -> None:
+    """A document's size and digest say what it is: ``size_bytes`` from 0 to
+    :data:`MAX_DOCUMENT_BYTES`, and when the content travels inline, its length and its
+    SHA-256 (rules ``size_bytes.range``, ``size_bytes.content``, ``sha256.content``)."""
+    size, digest, content = record.get("size_bytes"), record.get("sha256"), record.get("content")
+    if not isinstance(size, int):
+        return
+    if not 0 <= size <= MAX_DOCUMENT_BYTES:
+        reason = f"{size}: a document's size is from 0 to {MAX_DOCUMENT_BYTES} bytes"
+        raise IdentifierError(_join(path, "size_bytes"), "size_bytes.range", reason)
+    if not isinstance(content, bytes):
+        return
+    if len(content) != size:
+        reason = f"{size}, but the content carried is {len(content)} bytes"
+        raise IdentifierError(_join(path, "size_bytes"), "size_bytes.content", reason)
+    if isinstance(digest, bytes) and hashlib.sha256(content).digest() != digest:
+        reason = f"{digest.hex()} is not the SHA-256 of the content carried"
+        raise IdentifierError(_join(path, "sha256"), "sha256.content", reason)
 
 
 _ORDERED_TIMES = (

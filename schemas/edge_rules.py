@@ -12,7 +12,8 @@ Time rule: every timestamp lies from :data:`EARLIEST_INSTANT` (1990-01-01 UTC) t
 plus its field's horizon in :data:`TIME_HORIZONS` (5 minutes unless listed: an issuance
 or an observation cannot lie in the future beyond clock skew; scheduled ends may lie
 years ahead). Rule ids ``time.too_early``, ``time.too_late``. A date of birth lies from
-1900-01-01 to today (China time), rule ``date.birth_date``.
+1900-01-01 to today (China time), rule ``date.birth_date``; a case's filing date and a
+document's issue date from 1949-10-01 to today, rule ``date.court``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _FREE_TEXT_ALLOWED = frozenset("\n\t")
 
 EARLIEST_INSTANT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+EARLIEST_COURT_DATE = dt.date(1949, 10, 1)
+COURT_DATES: frozenset[str] = frozenset({"filing_date", "issued_on"})
+"""Date fields (by name) that a court set in the past: a case's filing, a document's issue."""
 CLOCK_SKEW = dt.timedelta(minutes=5)
 _TEN_YEARS = dt.timedelta(days=3653)
 TIME_HORIZONS: Mapping[str, dt.timedelta] = MappingProxyType(
@@ -115,10 +119,19 @@ def check_instant(value: dt.datetime, path: str, now: dt.datetime) -> dt.datetim
 
 
 def check_date(value: dt.date, path: str) -> dt.date:
-    """``value`` if a date of birth lies from 1900-01-01 to today; other dates as given."""
-    if _field_name(path) == "birth_date" and not EARLIEST_BIRTH_DATE <= value <= china_today():
+    """``value`` if a date of birth lies from 1900-01-01 to today, and a court's date (a
+    case's filing, a document's issue: :data:`COURT_DATES`) from 1949-10-01 to today;
+    other dates as given."""
+    name = _field_name(path)
+    if name == "birth_date" and not EARLIEST_BIRTH_DATE <= value <= china_today():
         reason = f"a date of birth must be from {EARLIEST_BIRTH_DATE.isoformat()} to today"
         raise IdentifierError(path, "date.birth_date", reason)
+    if name in COURT_DATES and not EARLIEST_COURT_DATE <= value <= china_today():
+        reason = (
+            f"{value.isoformat()}: a court's {name.replace('_', ' ')} lies from "
+            f"{EARLIEST_COURT_DATE.isoformat()} to today (China time)"
+        )
+        raise IdentifierError(path, "date.court", reason)
     return value
 
 

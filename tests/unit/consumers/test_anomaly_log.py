@@ -80,7 +80,7 @@ def test_an_escalation_not_signed_by_the_bus_changes_nothing() -> None:
 
 
 def test_a_courts_escalation_first_does_not_stop_the_buss_own() -> None:
-    """F19: a court escalating before the bus left the notice OVERDUE for ever (the bus's
+    """A court escalating before the bus left the notice OVERDUE for ever (the bus's
     escalation, under the same derived id, was dropped as a repeat). The court's record
     counts for nothing, and the bus's, under its own random id, escalates the notice."""
     notice = _notice()

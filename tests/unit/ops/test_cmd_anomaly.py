@@ -104,7 +104,7 @@ def _escalation(notice: Any, agency: str, role: str) -> Any:
 )
 @pytest.mark.usefixtures("no_broker")
 def test_escalate_is_refused_to_an_agency_not_of_the_bus(agency: str, says: str) -> None:
-    """F19: a court's escalation counted for nothing but was accepted (exit 0)."""
+    """A court's escalation counted for nothing but was accepted (exit 0)."""
     result = runner.invoke(app, ["anomaly", "escalate", "--as", agency])
     assert result.exit_code == 2, result.output
     text = " ".join(result.stderr.replace("│", " ").split())
@@ -124,10 +124,11 @@ def test_escalate_is_refused_to_an_agency_not_of_the_bus(agency: str, says: str)
         ("yesterday", "--detected-at: 'yesterday' is not an ISO 8601 time [rule instant]"),
         ("2026-01-01T00:00:00", "--detected-at: give a timezone"),
     ],
+    ids=["2000", "31-days-ago", "2099", "10-minutes-ahead", "not-a-time", "no-zone"],
 )  # fmt: skip
 @pytest.mark.usefixtures("no_broker")
 def test_a_detection_time_out_of_bounds_is_a_usage_error(detected_at: str, says: str) -> None:
-    """F20: a notice "detected" 26 years ago was accepted, and overdue at once."""
+    """A notice "detected" 26 years ago was accepted, and overdue at once."""
     result = runner.invoke(app, ["anomaly", "report", "--as", POLICE, "--component", "db",
                                  "--severity", "LOW", "--description", "down",
                                  "--detected-at", detected_at])  # fmt: skip
@@ -151,7 +152,7 @@ def test_a_detection_time_within_the_bounds_is_reported(
 def test_a_second_acknowledgement_by_the_same_agency_publishes_nothing(
     topic: tuple[list[Any], _Desk, list[Any]],
 ) -> None:
-    """F20: ``ack`` twice published two acknowledgements; the second now says when the
+    """``ack`` twice published two acknowledgements; the second now says when the
     first was, exits 0, publishes nothing, and is audited."""
     records, desk, audited = topic
     notice = _notice(hours_ago=2)
@@ -186,7 +187,7 @@ def test_an_own_side_acknowledgement_on_the_topic_does_not_make_the_next_one_a_r
 def test_a_courts_escalation_first_does_not_stop_the_bus_escalating_once(
     topic: tuple[list[Any], _Desk, list[Any]],
 ) -> None:
-    """F19: with a court's escalation on the topic first, the bus escalates the notice
+    """With a court's escalation on the topic first, the bus escalates the notice
     (under a random id: no ``event_id`` passed), and once the bus's is there, not again."""
     records, desk, _ = topic
     notice = _notice(hours_ago=25)

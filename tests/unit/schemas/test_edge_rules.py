@@ -271,3 +271,49 @@ def test_a_query_waits_at_most_thirty_days_and_states_its_justification() -> Non
     _refused(QUERY, _query(deadline=NOW + dt.timedelta(days=31)), "deadline", "deadline.horizon")
     _refused(QUERY, {**_query(), "reason": "  "}, "reason", "text.blank")
     _refused(QUERY, {**_query(), "legal_basis": ""}, "legal_basis", "text.blank")
+
+
+# ---- documents, amounts and court dates ----
+def _example(name: str) -> dict[str, Any]:
+    from ops.cmd_schemas import example_document  # noqa: PLC0415 - the examples as shipped
+    from schemas.jsonmap import from_json  # noqa: PLC0415
+    from schemas.registry import default_registry  # noqa: PLC0415
+
+    schema = default_registry().get(name)
+    return from_json(schema, example_document(schema))
+
+
+DOCUMENT = "cn.zf801.court.v1.JudicialDocument"
+LISTING = "cn.zf801.court.v1.DishonestDebtorListing"
+
+
+def test_a_document_carried_inline_is_what_its_size_and_digest_say() -> None:
+    import hashlib  # noqa: PLC0415
+
+    document = _example(DOCUMENT)
+    content = b"%PDF-1.7 ruling"
+    document.update(content=content, size_bytes=len(content),
+                    sha256=hashlib.sha256(content).digest())  # fmt: skip
+    assert normalise_event(DOCUMENT, document)["size_bytes"] == len(content)
+    _refused(DOCUMENT, {**document, "sha256": bytes(32)}, "sha256", "sha256.content")
+    _refused(DOCUMENT, {**document, "size_bytes": 5}, "size_bytes", "size_bytes.content")
+    by_reference = {**document, "content": None}
+    _refused(DOCUMENT, {**by_reference, "size_bytes": -1}, "size_bytes", "size_bytes.range")
+    _refused(DOCUMENT, {**by_reference, "size_bytes": 2**62}, "size_bytes", "size_bytes.range")
+    future = dt.date.today() + dt.timedelta(days=400)
+    _refused(DOCUMENT, {**document, "issued_on": future}, "issued_on", "date.court")
+
+
+@pytest.mark.parametrize("amount", ["0.00", "-5.00"])
+def test_an_amount_applied_for_is_more_than_nothing(amount: str) -> None:
+    from decimal import Decimal  # noqa: PLC0415
+
+    listing = _example(LISTING)
+    assert normalise_event(LISTING, listing)
+    _refused(LISTING, {**listing, "amount_applied_for": Decimal(amount)}, "amount_applied_for",
+             "amount.range")  # fmt: skip
+
+
+@pytest.mark.parametrize("filed", [dt.date(1800, 1, 1), dt.date(2099, 1, 1)])
+def test_a_case_is_filed_between_1949_and_today(filed: dt.date) -> None:
+    _refused(LISTING, {**_example(LISTING), "filing_date": filed}, "filing_date", "date.court")

@@ -160,7 +160,7 @@ def test_a_signed_at_that_is_no_time_is_a_malformed_seal(document, trust_set, is
 
 def test_a_self_signed_seal_with_an_impossible_time_is_a_malformed_seal(document, trust_set,
                                                                          now):  # fmt: skip
-    """The probe's seal: a key of its own, a certificate it signed itself, a good signature."""
+    """A forger's seal: a key of its own, a certificate it signed itself, a good signature."""
     key = Ed25519PrivateKey.generate()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "BJ01")])
     certificate = (

@@ -96,9 +96,21 @@ def _fail(exc: BusError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _listed(given: list[str], known: tuple[str, ...] | None, option: str) -> tuple[str, ...]:
+    """``given`` when the agency list (if there is one) names every code: a topic made for
+    a code it does not know is kept for ever and readable by no agency of the list."""
+    unknown = [code for code in given if known is not None and code not in known]
+    if unknown:
+        shown = ", ".join(repr(code[:40]) for code in unknown[:5])
+        raise typer.BadParameter(
+            f"{shown}: not in the agency list (schemas/data/agencies.yaml)", param_hint=option
+        )
+    return tuple(given)
+
+
 def _courts(given: list[str] | None) -> tuple[str, ...]:
     if given:
-        return tuple(given)
+        return _listed(given, court_codes(), "--court")
     codes = court_codes()
     if codes is None:
         _errors.print(
@@ -125,8 +137,14 @@ def _snapshot(
         if prefix:
             catalog = catalog.with_name_prefix(prefix)
         codes = _courts(courts)
-        keys = tuple(provinces_given or provinces() or ())  # default: every rules key
-        units = tuple(units_given or unit_codes() or ())  # default: every police unit
+        keys = (  # default: every rules key
+            _listed(provinces_given, provinces(), "--province")
+            if provinces_given else tuple(provinces() or ())
+        )  # fmt: skip
+        units = (  # default: every police unit
+            _listed(units_given, unit_codes(), "--unit")
+            if units_given else tuple(unit_codes() or ())
+        )  # fmt: skip
         wanted = {t.name for t in catalog.concrete_topics(codes, keys, units)}
         with admin_client(bootstrap) as admin:
             cluster = read_cluster_state(admin, lambda n: n in wanted or catalog.in_namespace(n))

@@ -73,3 +73,15 @@ def test_topics_list_shows_the_prefixed_catalog(plans: list[Plan]) -> None:
     result = runner.invoke(app, ["topics", "list"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert f"{PREFIX}zf801.orders.exit-restriction " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "code"), [("--court", "NOPE"), ("--province", "99"), ("--unit", "999999999999")]
+)
+def test_a_code_not_in_the_agency_list_makes_no_topic(option: str, code: str) -> None:
+    """A topic for a code the list does not know would be kept for ever, readable by no
+    agency of the list: refused before the brokers are asked."""
+    result = runner.invoke(app, ["topics", "apply", "--dry-run", option, code])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"'{code}': not in the agency list" in said and option in said

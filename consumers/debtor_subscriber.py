@@ -44,7 +44,7 @@ from consumers.runtime import Runtime
 from producers.events import OutgoingEvent
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
-from schemas.agencies import AgencyRole, get_agency
+from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.errors import BusError, IdentifierError
 from schemas.matchkey import MatchKeyer
@@ -59,6 +59,7 @@ __all__ = [
     "REMOVAL",
     "DebtorSubscriber",
     "MirrorState",
+    "list_subscriber",
     "receipt_event_id",
 ]
 
@@ -97,6 +98,18 @@ class _RefusedError(Exception):
         self.detail = detail
 
 
+def list_subscriber(code: str) -> Agency:
+    """The agency of ``code`` if it is a list subscriber (only those keep a mirror), else
+    a :class:`BusError` naming its role."""
+    agency = get_agency(code)
+    if agency.role is not AgencyRole.LIST_SUBSCRIBER:
+        raise BusError(
+            f"agency {agency.code} (role {agency.role}) subscribes to no list: "
+            f"only {AgencyRole.LIST_SUBSCRIBER} agencies keep a mirror"
+        )
+    return agency
+
+
 class DebtorSubscriber:
     """Keeps the mirror of the list subscriber ``runtime`` speaks for."""
 
@@ -111,12 +124,7 @@ class DebtorSubscriber:
     ) -> None:
         self.rt = runtime
         self.mirror = mirror
-        self.agency = get_agency(runtime.agency_code)
-        if self.agency.role is not AgencyRole.LIST_SUBSCRIBER:
-            raise BusError(
-                f"agency {self.agency.code} (role {self.agency.role}) subscribes to no list: "
-                f"only {AgencyRole.LIST_SUBSCRIBER} agencies keep a mirror"
-            )
+        self.agency = list_subscriber(runtime.agency_code)
         self._spec = runtime.catalog.get(LIST_TOPIC_ID)
         self.topic = self._spec.name_for()
         self._keyer = keyer or MatchKeyer()

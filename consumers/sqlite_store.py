@@ -20,7 +20,13 @@ _PRIVATE = 0o600
 
 
 def open_database(
-    path: Path, what: str, error: type[Exception], *, wal: bool = True, **options: Any
+    path: Path,
+    what: str,
+    error: type[Exception],
+    *,
+    wal: bool = True,
+    make_folders: bool = True,
+    **options: Any,
 ) -> sqlite3.Connection:
     """The SQLite database at ``path``, created if missing with its folders. These files
     hold personal data (who was queried, people, documents, debtors): a new one is made
@@ -28,8 +34,9 @@ def open_database(
     open to others is narrowed to that. A folder, a device (``/dev/null``), a FIFO or a
     symbolic link at ``path`` is refused before SQLite opens it (it would write a journal
     beside it), and so is a file that is no SQLite database: ``error`` names ``what`` and
-    the rule."""
-    if not path.parent.exists():
+    the rule. Without ``make_folders`` (a path the user named), a missing folder is
+    refused rather than made."""
+    if make_folders and not path.parent.exists():
         try:
             path.parent.mkdir(mode=0o700, parents=True)
         except OSError as exc:

@@ -156,10 +156,10 @@ class SearchQuery:
 class AuditIndex:
     """The SQLite index of one audit topic (see the module docstring)."""
 
-    def __init__(self, path: Path, topic: str) -> None:
+    def __init__(self, path: Path, topic: str, *, make_folders: bool = True) -> None:
         self.path = path
         self.topic = topic
-        self._db = open_database(path, "--index", OpsError)
+        self._db = open_database(path, "--index", OpsError, make_folders=make_folders)
         try:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:

@@ -447,7 +447,7 @@ def search(
                     index_path
                     or runtime.settings.home / "state" / "audit" / f"{topic.topic}.sqlite"
                 )
-                with AuditIndex(path, topic.topic) as index:
+                with AuditIndex(path, topic.topic, make_folders=index_path is None) as index:
                     gaps = index.gaps(topic.beginnings())
                     records = topic.history(start=index.positions())
                     index.add(rows_of(records), topic.read_to)

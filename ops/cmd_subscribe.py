@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from consumers.debtor_mirror import DebtorMirror
-from consumers.debtor_subscriber import DebtorSubscriber
+from consumers.debtor_subscriber import DebtorSubscriber, list_subscriber
 from consumers.runtime import Runtime
 from ops.errors import operator_message
 from schemas.errors import BusError
@@ -64,6 +64,10 @@ def debtors(
         nonlocal stop_requested
         stop_requested = True
 
+    try:  # before anything is connected or created: a mirror only a subscriber keeps
+        list_subscriber(subscriber)
+    except BusError as exc:
+        raise typer.BadParameter(operator_message(exc), param_hint="--as") from None
     signal.signal(signal.SIGTERM, _stop)
     try:
         runtime = Runtime.connect(subscriber)

@@ -60,3 +60,10 @@ def test_a_device_is_refused_and_no_journal_is_left_beside_it() -> None:
         open_database(Path("/dev/null"), "--mirror", ConsumerError)
     assert not Path("/dev/null-journal").exists()
     assert not Path("/dev/null-wal").exists()
+
+
+def test_a_folder_the_user_named_is_not_made(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "index.sqlite"
+    with pytest.raises(ConsumerError, match=r"--index .*: its folder .* does not exist"):
+        open_database(path, "--index", ConsumerError, make_folders=False)
+    assert not (tmp_path / "no").exists()

@@ -3,6 +3,7 @@ ZF801_DEBUG set, a defect's traceback does."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -72,3 +73,16 @@ def test_an_endless_wait_is_refused_with_its_option_before_any_broker(
     said = " ".join(result.output.split())
     assert result.exit_code == 2, said
     assert f"Invalid value for '{option}'" in said and "less than or equal to" in said
+
+
+def test_a_court_keeps_no_mirror_and_none_is_created(tmp_path: Path) -> None:
+    """Only a list subscriber keeps a mirror: any other agency is refused before a broker
+    is asked or a file made."""
+    mirror = tmp_path / "mirror.sqlite"
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300", "ZF801_DEBUG": None}
+    result = runner.invoke(app, ["subscribe", "debtors", "--as", "BJ01", "--mirror", str(mirror),
+                                 "--until-idle", "1"], env=env)  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "--as" in said and "only list-subscriber agencies keep a mirror" in said
+    assert not mirror.exists()

@@ -8,8 +8,11 @@ import typer
 
 from consumers.alerts import Alert, AlertSubscriber
 from consumers.runtime import Runtime
-from ops.stream_view import OutputFormat, StreamView, show
+from ops.stream_view import OutputFormat, StreamView, idle_limit, show
 from schemas.settings import MAX_IDLE_S
+
+_IDLE_S = 5.0
+"""How long a read waits once idle by default."""
 
 __all__ = ["OutputFormat", "alerts", "alerts_view"]
 
@@ -22,11 +25,14 @@ def alerts(
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading new alerts.")] = False,
     until_idle: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--until-idle", help="Stop after this many idle seconds.", min=0.1, max=MAX_IDLE_S
+            "--until-idle",
+            min=0.1,
+            max=MAX_IDLE_S,
+            help="Stop after this many idle seconds (default 5; not with --follow).",
         ),
-    ] = 5.0,
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Show the verified alerts (hits, acknowledgements, overdue and expiry notices) of
@@ -36,8 +42,9 @@ def alerts(
     A record that fails verification is never shown: it is dead-lettered and audited the
     first time it is read, and passed over on later reads (remembered per stream under
     ZF801_HOME, in state/alerts)."""
+    idle = idle_limit(follow, until_idle, _IDLE_S)  # before connecting
     subscriber = AlertSubscriber(Runtime.connect(reader or court), court)
-    show(alerts_view(court), subscriber, output, None if follow else until_idle)
+    show(alerts_view(court), subscriber, output, idle)
 
 
 def alerts_view(court: str) -> StreamView:

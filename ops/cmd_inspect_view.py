@@ -21,6 +21,7 @@ from consumers.runtime import Runtime
 from ops.cmd_alerts import OutputFormat
 from ops.cmd_inspect import TopicReader, TopicRecord, parse_since
 from ops.errors import operator_message
+from ops.stream_view import idle_limit
 from ops.terminal import json_line, printable
 from schemas.errors import BusError
 from schemas.identifiers import normalise_agency_code
@@ -118,6 +119,9 @@ class ReadOptions:
     follow: bool = False
     until_idle: float | None = None
     output: OutputFormat = OutputFormat.table
+
+    def __post_init__(self) -> None:
+        idle_limit(self.follow, self.until_idle, None)
 
 
 @dataclass(frozen=True)

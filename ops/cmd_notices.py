@@ -10,11 +10,14 @@ import typer
 from consumers.errors import NotPoliceUnitError
 from consumers.notices import Notice, NoticeSubscriber, police_unit
 from consumers.runtime import Runtime
-from ops.stream_view import OutputFormat, StreamView, show
+from ops.stream_view import OutputFormat, StreamView, idle_limit, show
 from schemas.settings import MAX_IDLE_S, Settings, get_settings
 from schemas.tls_layout import TlsLayout
 from sign.errors import KeyStoreError
 from sign.keystore import KeyStore
+
+_IDLE_S = 5.0
+"""How long a read waits once idle by default."""
 
 __all__ = ["notices", "notices_view", "reading_unit", "unit_option"]
 
@@ -66,11 +69,14 @@ def notices(
     ],
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading new notices.")] = False,
     until_idle: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--until-idle", help="Stop after this many idle seconds.", min=0.1, max=MAX_IDLE_S
+            "--until-idle",
+            min=0.1,
+            max=MAX_IDLE_S,
+            help="Stop after this many idle seconds (default 5; not with --follow).",
         ),
-    ] = 5.0,
+    ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table, or json: one JSON object per line.")
     ] = OutputFormat.table,
@@ -87,10 +93,11 @@ def notices(
 
     Exit codes: 0 read to the end (or followed until stopped); 1 the read failed (access
     denied, brokers unreachable); 2 a bad option."""
+    idle = idle_limit(follow, until_idle, _IDLE_S)  # before connecting
     settings = get_settings()
     reading_unit(unit, settings)
     subscriber = NoticeSubscriber(Runtime.connect(unit, settings), unit)
-    show(notices_view(unit), subscriber, output, None if follow else until_idle)
+    show(notices_view(unit), subscriber, output, idle)
 
 
 def notices_view(unit: str) -> StreamView:

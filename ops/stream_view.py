@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +16,9 @@ from rich.text import Text
 from consumers.own_stream import OwnStreamSubscriber, Refusal, StreamRecord
 from ops.terminal import json_line, printable
 
-__all__ = ["OutputFormat", "ReadSummary", "StreamView", "follow", "show", "summary", "table"]
+__all__ = [
+    "OutputFormat", "ReadSummary", "StreamView", "follow", "idle_limit", "show", "summary", "table",
+]  # fmt: skip
 
 _console = Console()
 _errors = Console(stderr=True)
@@ -129,3 +132,15 @@ def follow(view: StreamView, stream: Iterable[StreamRecord]) -> int:
         _console.print(line, highlight=False, markup=False)
         shown += 1
     return shown
+
+
+def idle_limit(follow: bool, until_idle: float | None, default: float | None) -> float | None:
+    """How long a read waits once idle: None with ``--follow`` (until stopped), else
+    ``--until-idle`` or ``default``. Both given contradict each other: a usage error, not
+    a silent choice (a script that meant to stop would run for ever)."""
+    if follow and until_idle is not None:
+        raise typer.BadParameter(
+            "--follow reads until stopped and --until-idle stops once idle: give one of them",
+            param_hint="--until-idle",
+        )
+    return None if follow else (default if until_idle is None else until_idle)

@@ -86,3 +86,22 @@ def test_a_court_keeps_no_mirror_and_none_is_created(tmp_path: Path) -> None:
     assert result.exit_code == 2, said
     assert "--as" in said and "only list-subscriber agencies keep a mirror" in said
     assert not mirror.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["alerts", "--court", "BJ01"],
+        ["notices", "--as", "110000110000"],
+        ["deadletters"],
+        ["blocks", "--as", "SH01"],
+    ],
+)
+def test_follow_and_until_idle_together_are_a_usage_error(args: list[str]) -> None:
+    """One reads until stopped, the other stops once idle: --follow used to win silently,
+    and a script that meant to stop ran for ever."""
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300", "ZF801_DEBUG": None}
+    result = runner.invoke(app, [*args, "--follow", "--until-idle", "1"], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "--until-idle" in said and "give one of them" in said

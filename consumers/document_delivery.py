@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS documents (
     document_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     offset INTEGER NOT NULL, sha256 BLOB NOT NULL, court TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_by_digest ON documents (court, sha256);
 CREATE TABLE IF NOT EXISTS citations (
     document_id TEXT NOT NULL, province TEXT NOT NULL, sha256 BLOB NOT NULL,
     court TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,
@@ -159,21 +160,30 @@ class DocumentForwarder:
         return False
 
     def forward_ready(self) -> int:
-        """Forward every cited document that is indexed; mark digest or court mismatches."""
+        """Forward every cited document that is indexed; mark digest or court mismatches.
+
+        A citation names a document by the court's own number (文书编号) or by the
+        document's id on the bus, and always by its SHA-256: the document forwarded is the
+        one the citing court published with that digest, whatever its id. A document that
+        has the cited id but another court or digest, while none has the cited digest, is
+        a mismatch and never forwarded."""
         with write_transaction(self._db):
             mismatched = self._db.execute(
                 "UPDATE citations SET state = ? WHERE state = ? AND EXISTS (SELECT 1 FROM "
                 "documents d WHERE d.document_id = citations.document_id AND "
-                "(d.sha256 != citations.sha256 OR d.court != citations.court))",
+                "(d.sha256 != citations.sha256 OR d.court != citations.court)) AND NOT EXISTS "
+                "(SELECT 1 FROM documents d WHERE d.court = citations.court AND "
+                "d.sha256 = citations.sha256)",
                 (_MISMATCHED, _WAITING),
             ).rowcount
         if mismatched:
             self.counts["mismatched"] += mismatched
             log.warning("%d cited document(s) differ from their citation: not forwarded",
                         mismatched)  # fmt: skip
-        ready = self._db.execute(
-            "SELECT c.document_id, c.province, d.topic, d.partition, d.offset FROM citations c "
-            "JOIN documents d USING (document_id) WHERE c.state = ?", (_WAITING,),
+        ready = self._db.execute(  # the latest copy when a court published one twice
+            "SELECT c.document_id, c.province, d.topic, d.partition, MAX(d.offset) "
+            "FROM citations c JOIN documents d ON d.court = c.court AND d.sha256 = c.sha256 "
+            "WHERE c.state = ? GROUP BY c.document_id, c.province", (_WAITING,),
         ).fetchall()  # fmt: skip
         for document_id, province, topic, partition, offset in ready:
             record = self._fetch(topic, partition, offset)

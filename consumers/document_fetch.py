@@ -5,9 +5,12 @@ The unit reads the delivery topics its role and provinces allow (the order, sign
 the court), the ``order-documents`` topics of its provinces (what the bus forwarded for
 the orders delivered there: :mod:`consumers.document_delivery`) and the enforcement cases.
 A document is kept only if its signature verifies, the order's court issued it, and both
-its recorded SHA-256 and the SHA-256 of its content are the one the order cites; its
-content is written to ``<out>/<document_id>`` as soon as it is checked and not kept. Records
-are fetched one at a time, so one document at most is in memory. Every fetch is audited.
+its recorded SHA-256 and the SHA-256 of its content are the one the order cites (an order
+names each document by the court's number, 文书编号, or by its id on the bus, and always
+by its digest: the digest finds it). Its content is written to ``<out>/<document id>``
+(the document's UUID, never a name taken from the order) as soon as it is checked and not
+kept. Records are fetched one at a time, so one document at most is in memory. Every
+fetch is audited.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ _CASE = "cn.zf801.court.v1.EnforcementCase"
 @dataclass(frozen=True)
 class FetchedDocument:
     document_id: str
+    """The document's id on the bus (a UUID: the file's name)."""
+    cited_as: str
+    """How the order names it (the court's number, or the same id)."""
     kind: str
     title: str
     path: Path
@@ -87,17 +93,19 @@ def fetch_order_papers(runtime: Runtime, order_id: str, out_dir: Path) -> OrderP
                        f"delivery topics, provinces {provinces})")  # fmt: skip
     record = order.payload
     result = OrderPapers(to_json(order.envelope.schema, record))
-    cited = {str(d["document_id"]): bytes(d["sha256"]) for d in record["sealed_documents"]}
+    cited = {bytes(d["sha256"]): str(d["document_id"]) for d in record["sealed_documents"]}
     court = record["enforcing_court_code"]
     out_dir.mkdir(parents=True, exist_ok=True)
     for verified in _verified(runtime, unit, documents, stage):
         doc = verified.payload
-        document_id = str(doc["document_id"])
-        if verified.signature.event_type != DOCUMENT or document_id not in cited:
+        document_id, recorded = str(doc["document_id"]), bytes(doc["sha256"])
+        if verified.signature.event_type != DOCUMENT:
             continue
+        if recorded not in cited and document_id not in cited.values():
+            continue  # another order's
         content = doc.get("content") or b""
         digest = hashlib.sha256(content).digest()
-        if doc["court_code"] != court or not bytes(doc["sha256"]) == digest == cited[document_id]:
+        if doc["court_code"] != court or recorded != digest or recorded not in cited:
             runtime.refuse(verified, "DOCUMENT_MISMATCH", (
                 f"sha256: document {document_id} is not the one order {order_id} of {court} "
                 "cites (court, recorded digest and content digest must match) "
@@ -105,10 +113,11 @@ def fetch_order_papers(runtime: Runtime, order_id: str, out_dir: Path) -> OrderP
             continue
         path = out_dir / document_id
         path.write_bytes(content)
-        result.documents.append(FetchedDocument(document_id, str(doc["kind"]), doc["title"],
-                                                path, len(content), digest.hex()))  # fmt: skip
-        cited.pop(document_id)
-    result.missing = sorted(cited)
+        result.documents.append(FetchedDocument(
+            document_id, cited.pop(recorded), str(doc["kind"]), doc["title"], path,
+            len(content), digest.hex(),
+        ))  # fmt: skip
+    result.missing = sorted(cited.values())
     result.case = _find_case(runtime, unit, stage, case_number=record["case_number"], court=court)
     return result
 

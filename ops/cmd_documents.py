@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from consumers.document_delivery import DocumentForwarder
 from consumers.document_fetch import fetch_order_papers
@@ -108,10 +109,13 @@ def fetch(
     _console.print(
         f"order {order_id} of {order['enforcing_court_code']}, {order['case_number']}: {status}"
     )
-    for document in papers.documents:
-        _console.print(f"verified {document.kind} {document.title}: {document.path} "
-                       f"({document.size_bytes} bytes, sha256 {document.sha256})")  # fmt: skip
+    for document in papers.documents:  # the court's text, shown as text
+        _console.print(escape(
+            f"verified {document.kind} {document.cited_as} {document.title}: {document.path} "
+            f"({document.size_bytes} bytes, sha256 {document.sha256})"
+        ))  # fmt: skip
     for missing in papers.missing:
-        _console.print(f"[red]missing[/] {missing}: not forwarded, or not the document cited")
+        _console.print(f"[red]missing[/] {escape(missing)}: not forwarded, or not the document "
+                       "cited")  # fmt: skip
     if papers.missing:
         raise typer.Exit(2)

@@ -66,8 +66,10 @@ def test_a_unit_fetches_the_case_and_the_cited_documents_only(
     cited = _document(case_number, content)
     forged = _document(case_number, b"a different text", sha256=hashlib.sha256(b"x").digest())
     not_cited = _document(case_number, b"another document")
-    for document in (cited, forged, not_cited):
+    for document in (cited, not_cited):
         bus.publish("BJ01", "JudicialDocument", document)
+    # a digest that is not its content's: the edge refuses it, a court's own tooling may not
+    bus.publisher("BJ01").publish(bus.event("JudicialDocument", forged), checked=True)
     case = {"case_number": case_number, "filing_date": dt.date(2026, 1, 2),
             "enforcing_court_code": "BJ01", "enforcing_court_name": None,
             "debtors": [{"kind": "NATURAL_PERSON", "name": "李四", "id_number": records.id_number(),
@@ -76,10 +78,11 @@ def test_a_unit_fetches_the_case_and_the_cited_documents_only(
             "recorded_at": dt.datetime.now(dt.UTC)}  # fmt: skip
     bus.publish("BJ01", "EnforcementCase", case)
     order = records.person_order("BJ01", case_number, records.id_number())
+    number = f"{case_number}之一"  # the court's number for it (文书编号), not its id on the bus
     order["sealed_documents"] = [
-        {"kind": "RULING", "document_id": d["document_id"], "sha256": hashlib.sha256(c).digest(),
+        {"kind": "RULING", "document_id": label, "sha256": hashlib.sha256(c).digest(),
          "title": "执行裁定书"}
-        for d, c in ((cited, content), (forged, b"a different text"))
+        for label, c in ((number, content), (forged["document_id"], b"a different text"))
     ]  # fmt: skip
     bus.publish("BJ01", "ExitRestrictionOrder", order)
     _deliver_as_the_worker(bus, order["order_id"])
@@ -92,7 +95,10 @@ def test_a_unit_fetches_the_case_and_the_cited_documents_only(
     papers = fetch_order_papers(police, order["order_id"], tmp_path / "out")
     refused = [(r.reason, r.detail) for r in police.dead_letters.rejections]  # type: ignore[attr-defined]
     assert refused == []
-    assert [d.document_id for d in papers.documents] == [cited["document_id"]]
+    assert [(d.document_id, d.cited_as) for d in papers.documents] == [
+        (cited["document_id"], number)  # found by its digest, saved under its own id
+    ]
+    assert papers.documents[0].path.name == cited["document_id"]
     assert papers.documents[0].path.read_bytes() == content
     assert papers.missing == [forged["document_id"]]
     assert papers.case is not None and papers.case["case_number"] == case_number

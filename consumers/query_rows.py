@@ -20,6 +20,7 @@ from consumers.errors import ConsumerError
 from schemas.agencies import load_agencies
 from schemas.edge import IDENTIFIER_RULES, normalise_event
 from schemas.errors import BusError, IdentifierError, SchemaValidationError
+from schemas.identifiers import birth_date_of, normalise_id_number
 from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.registry import default_registry
 
@@ -55,8 +56,19 @@ class SourceRowError(ConsumerError, ValueError):
 _NS = "cn.zf801.police.v1."
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-# Stands for the person around a document or crossing row: only the row is checked.
-_TRAVELLER = {"name": "-", "sex": "UNKNOWN", "birth_date": "2000-01-01"}
+
+
+def _traveller(subject: Mapping[str, Any]) -> dict[str, Any]:
+    """Stands for the person around a document or crossing row (only the row is checked):
+    born on the date the subject's ID number encodes, which the edge rules hold a person
+    to (a number they refuse is refused by its own rule)."""
+    given = subject.get("id_number")
+    born = "2000-01-01"
+    if isinstance(given, str):
+        born = birth_date_of(normalise_id_number(given, "id_number")).isoformat()
+    return {"name": "-", "sex": "UNKNOWN", "birth_date": born, **subject}
+
+
 # The wrapper around a fragment, as it prefixes a field path: dropped from errors.
 _WRAPPER = re.compile(r"^(?:person\.documents\[0\]|crossings\[0\]|stays\[0\]|vehicles\[0\]|person)")
 
@@ -78,9 +90,9 @@ _SHAPES: Mapping[str, _Shape] = {
     "person": _Shape(_NS + "IdentityResult", ("person",), ("registered_phone",),
                      lambda s, f: {"person": f}),
     "document": _Shape(_NS + "ExitEntryDocumentResult", ("person", "documents"), ("id_number",),
-                       lambda s, f: {"person": {**_TRAVELLER, **s, "documents": [f]}}),
+                       lambda s, f: {"person": {**_traveller(s), "documents": [f]}}),
     "crossing": _Shape(_NS + "BorderCrossingResult", ("crossings",), ("id_number",),
-                       lambda s, f: {"person": {**_TRAVELLER, **s, "documents": []},
+                       lambda s, f: {"person": {**_traveller(s), "documents": []},
                                      "crossings": [f]}),
     "vehicle": _Shape(_NS + "VehicleRegistrationResult", ("vehicles",), (),
                       lambda s, f: {"vehicles": [f]}),

@@ -26,7 +26,8 @@ string, timestamp and date field, and, on each record, three cross-field rules:
 A document record's ``size_bytes`` lies from 0 to 1 TiB and, with its content inline,
 is the content's length and ``sha256`` its digest (``size_bytes.range``,
 ``size_bytes.content``, ``sha256.content``); an ``amount_applied_for`` is more than 0
-(``amount.range``).
+(``amount.range``). A person's ``birth_date`` and ``sex`` beside an ID number are
+the ones it encodes (``birth_date.id_number``, ``sex.id_number``).
 
 Every required text field (a plain ``string`` without an identifier rule) must hold more
 than white space, rule ``text.blank``: a query's ``reason`` and ``legal_basis`` are its
@@ -46,6 +47,7 @@ from schemas.agencies import load_agencies
 from schemas.edge_rules import check_date, check_instant, check_text
 from schemas.errors import ConfigurationError, IdentifierError
 from schemas.identifiers import (
+    birth_date_of,
     check_case_number_court,
     normalise_agency_code,
     normalise_case_number,
@@ -230,6 +232,7 @@ def _check_record(record: Mapping[str, Any], path: str) -> None:
         if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
             raise IdentifierError(_join(path, then), rule, reason)
     _check_document(record, path)
+    _check_person(record, path)
     amount = record.get("amount_applied_for")
     if isinstance(amount, Decimal) and not amount > 0:
         reason = f"{amount}: an amount applied for is more than 0"
@@ -261,6 +264,23 @@ def _check_not_blank(value: str, path: str) -> None:
         what = "empty" if not value else "only white space"
         reason = f"is {what}; a required text field must say something"
         raise IdentifierError(path, "text.blank", reason)
+
+
+def _check_person(record: Mapping[str, Any], path: str) -> None:
+    """A person's ``birth_date`` and ``sex``, where given beside a (normalised) 18-digit
+    ``id_number``, are the ones the number encodes: its 7th to 14th digits, and the parity
+    of its 17th (odd: male). Rules ``birth_date.id_number`` and ``sex.id_number``."""
+    id_number = record.get("id_number")
+    if not isinstance(id_number, str) or len(id_number) != 18:
+        return
+    born, sex = record.get("birth_date"), record.get("sex")
+    if type(born) is dt.date and born != birth_date_of(id_number):
+        reason = f"{born.isoformat()} is not the birth date the ID number encodes"
+        raise IdentifierError(_join(path, "birth_date"), "birth_date.id_number", reason)
+    encoded = "MALE" if int(id_number[16]) % 2 else "FEMALE"
+    if sex in ("MALE", "FEMALE") and sex != encoded:
+        reason = f"{sex}, but the ID number's 17th digit says {encoded}"
+        raise IdentifierError(_join(path, "sex"), "sex.id_number", reason)
 
 
 MAX_DOCUMENT_BYTES = 1 << 40
@@ -296,6 +316,8 @@ _ORDERED_TIMES = (
      "the period of stays asked for must end after it starts"),
     ("checked_in_at", "expected_check_out", "check_out.order",
      "the expected check-out must come after the check-in"),
+    ("checked_in_at", "checked_out_at", "check_out.order",
+     "a check-out must come after the check-in"),
     ("detected_at", "acknowledge_by", "acknowledge_by.order",
      "a notice must be acknowledged after the anomaly was detected"),
 )  # fmt: skip

@@ -117,7 +117,8 @@ def test_every_kind_is_found_again_as_a_valid_result_fragment(source: SqliteQuer
 def test_rows_are_stored_normalised_with_defaults_and_found_by_any_spelling(
     source: SqliteQuerySource,
 ) -> None:
-    bare = {k: IDENTITY[k] for k in ("name", "birth_date", "household_registration_place")}
+    bare = {k: IDENTITY[k] for k in ("name", "household_registration_place")}
+    bare["birth_date"] = "1949-12-31"  # as the ID number below encodes
     source.add("person", {**bare, "id_number": "11010519491231002x"})
     assert source.identity("11010519491231002X") == {
         **bare, "id_number": "11010519491231002X", "former_names": [], "sex": "UNKNOWN",
@@ -196,7 +197,16 @@ def test_person_ref_from_the_identity_or_the_latest_stay(source: SqliteQuerySour
                               **stay_at("2026-01-01T00:00:00Z")})  # fmt: skip
     source.add("hotel_stay", {"id_number": guest, **stay_at("2026-02-20T00:00:00Z")})
     assert source.person_ref(guest) == {"name": "李秀英", "id_number": guest}
-    source.add("person", {**IDENTITY, "id_number": guest, "name": "李秀英二"})
+    source.add(
+        "person",
+        {
+            **IDENTITY,
+            "id_number": guest,
+            "name": "李秀英二",
+            "sex": "FEMALE",
+            "birth_date": "1975-11-08",
+        },
+    )  # as the guest's ID number encodes
     assert source.person_ref(guest) == {"name": "李秀英二", "id_number": guest}
 
 
@@ -405,3 +415,24 @@ def test_a_store_of_version_1_is_brought_up_to_date_keeping_its_rows(tmp_path: P
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     with SqliteQuerySource(path, create=False) as store:
         assert store.history_offsets() == {(TOPIC, 1): 3}
+
+
+@pytest.mark.parametrize(
+    ("kind", "row", "field", "rule"),
+    [
+        ("person", {**IDENTITY, "birth_date": "1990-01-01"}, "birth_date", "birth_date.id_number"),
+        ("person", {**IDENTITY, "sex": "FEMALE"}, "sex", "sex.id_number"),
+        ("hotel_stay", {"id_number": PERSON_ID, "name": "王建国", **STAY,
+                        "checked_out_at": "2000-01-01T00:00:00Z"}, "checked_out_at",
+         "check_out.order"),
+    ],
+    ids=["birth-date", "sex", "check-out"],
+)  # fmt: skip
+def test_a_row_contradicting_its_id_number_or_its_own_times_is_refused(
+    source: SqliteQuerySource, kind: str, row: dict[str, Any], field: str, rule: str
+) -> None:
+    """Such rows would be signed and sent to courts as answers."""
+    with pytest.raises(SourceRowError) as info:
+        source.add(kind, row)
+    assert (info.value.field, info.value.rule) == (field, rule), str(info.value)
+    assert source.identity(PERSON_ID) is None and source.hotel_stays(PERSON_ID) == []

@@ -260,7 +260,7 @@ def _foreign(bus: Fixture, name: str) -> Responder:
 
 
 def test_a_foreign_sources_answer_goes_through_the_edge_rules(bus: Fixture) -> None:
-    person = "11010519800312106X"
+    person = "110105198003121254"  # born 1980-03-12, male: what the foreign source says
     responder = _foreign(bus, "王建国")
     responder.answer_batch([bus.message("BJ01", "P1", Records.query("P1", person))])
     [(_, result)] = bus.answers()

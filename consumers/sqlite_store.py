@@ -42,13 +42,17 @@ def open_database(
         except OSError as exc:
             raise error(f"{what} {path}: cannot make its folder: {exc.strerror}") from None
     check_writable_file(path, what, error)
+    # No descriptor of an existing database is opened here: closing one would release
+    # the POSIX locks another connection of this process holds on the file (SQLite's own
+    # opens know this; a bare open does not), so the mode is set by path.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, _PRIVATE)
-        try:
-            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-                os.fchmod(fd, _PRIVATE)
-        finally:
-            os.close(fd)
+        if path.exists():
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(_PRIVATE)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _PRIVATE))
+    except FileExistsError:
+        pass  # made meanwhile by another process: SQLite opens it as it is
     except OSError as exc:
         raise error(f"{what} {path}: cannot be opened: {exc.strerror}") from None
     try:

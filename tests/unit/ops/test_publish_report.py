@@ -4,7 +4,6 @@ rule (``/dev/zero`` once grew the command to 21 GB)."""
 
 from __future__ import annotations
 
-import os
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -13,37 +12,17 @@ import pytest
 
 from ops.errors import OpsError
 from ops.publish_run import MAX_REPORT_ROW_BYTES, UNACKNOWLEDGED, PriorRun
+from tests.files import NOT_REGULAR, named_path
 from tests.unit.ops.publish_fakes import Invoke, exit_order, json_lines
 
 ORDER = ["ExitRestrictionOrder", "--as", "BJ01"]
 
 
-def _special(tmp_path: Path, name: str) -> Path:
-    """``/dev/zero``, a folder, a FIFO (nobody writes to it) or a missing file."""
-    if name.startswith("/"):
-        return Path(name)
-    path = tmp_path / name
-    if name == "folder":
-        path.mkdir()
-    elif name == "fifo":
-        os.mkfifo(path)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("name", "rule"),
-    [
-        ("/dev/zero", "not a regular file"),
-        ("/dev/null", "not a regular file"),
-        ("fifo", "not a regular file"),
-        ("folder", "a folder, not a file"),
-        ("missing", "not found"),
-    ],
-)
+@pytest.mark.parametrize(("name", "rule"), NOT_REGULAR)
 def test_a_report_that_is_no_regular_file_is_refused_before_it_is_read(
     tmp_path: Path, name: str, rule: str
 ) -> None:
-    path = _special(tmp_path, name)
+    path = named_path(tmp_path, name)
     with pytest.raises(OpsError) as info:
         PriorRun.read(path)
     assert str(info.value) == f"--skip-acknowledged {path}: {rule}"

@@ -11,25 +11,16 @@ import pytest
 
 from schemas.agencies import MAX_AGENCY_LIST_BYTES, load_agencies
 from schemas.errors import AgencyListError
+from tests.files import NOT_REGULAR, named_path
 
 PACKAGED = Path(str(resources.files("schemas").joinpath("data", "agencies.yaml")))
 
 
-@pytest.mark.parametrize(
-    ("name", "rule"),
-    [
-        ("/dev/zero", "not a regular file"),
-        ("/dev/null", "not a regular file"),
-        ("folder", "a folder, not a file"),
-        ("absent.yaml", "not found"),
-    ],
-)
+@pytest.mark.parametrize(("name", "rule"), NOT_REGULAR)
 def test_what_is_no_regular_file_is_refused_before_it_is_read(
     tmp_path: Path, name: str, rule: str
 ) -> None:
-    path = Path(name) if name.startswith("/") else tmp_path / name
-    if name == "folder":
-        path.mkdir()
+    path = named_path(tmp_path, name)
     with pytest.raises(AgencyListError) as info:
         load_agencies(path)
     assert str(info.value) == f"agency list {path}: {rule}"

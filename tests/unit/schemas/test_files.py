@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from schemas.files import FileProblemError, check_writable_file, read_limited, write_replacing
+from tests.files import NOT_REGULAR, named_path
 
 
 def test_read_limited_reads_a_regular_file_within_its_limit(tmp_path: Path) -> None:
@@ -17,19 +18,11 @@ def test_read_limited_reads_a_regular_file_within_its_limit(tmp_path: Path) -> N
     assert read_limited(path, "--input", 10) == b"x" * 10
 
 
-@pytest.mark.parametrize(
-    ("name", "rule"),
-    [
-        ("/dev/zero", "not a regular file"),
-        ("/dev/null", "not a regular file"),
-        ("missing", "not found"),
-        (".", "folder"),
-    ],
-)
+@pytest.mark.parametrize(("name", "rule"), NOT_REGULAR)
 def test_read_limited_refuses_what_is_no_bounded_regular_file(
     tmp_path: Path, name: str, rule: str
 ) -> None:
-    path = Path(name) if name.startswith("/") else tmp_path / name
+    path = named_path(tmp_path, name)
     with pytest.raises(FileProblemError, match=rf"--catalog .*{rule}"):
         read_limited(path, "--catalog", 1 << 20)
 

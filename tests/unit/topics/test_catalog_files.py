@@ -9,25 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.files import NOT_REGULAR, named_path
 from topics.catalog import DEFAULT_CATALOG_PATH, MAX_CATALOG_BYTES, load_catalog
 from topics.errors import CatalogInvalid
 
 
-@pytest.mark.parametrize(
-    ("name", "rule"),
-    [
-        ("/dev/zero", "not a regular file"),
-        ("/dev/null", "not a regular file"),
-        ("folder", "a folder, not a file"),
-        ("absent.yaml", "not found"),
-    ],
-)
+@pytest.mark.parametrize(("name", "rule"), NOT_REGULAR)
 def test_what_is_no_regular_file_is_refused_before_it_is_read(
     tmp_path: Path, name: str, rule: str
 ) -> None:
-    path = Path(name) if name.startswith("/") else tmp_path / name
-    if name == "folder":
-        path.mkdir()
+    path = named_path(tmp_path, name)
     with pytest.raises(CatalogInvalid) as info:
         load_catalog(path)
     assert str(info.value) == f"topic catalog {path} is invalid (1 problem):\n  - catalog: {rule}"

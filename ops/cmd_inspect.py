@@ -102,7 +102,10 @@ class TopicReader:
             # each read would otherwise add to the topic it reads.
             runtime = replace(runtime, dead_letters=MemoryDeadLetterSink())
         self._stage = runtime.verify_stage(acceptance=AcceptancePolicy.history())
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, str]] = set()
+        """(signing agency, event id) of every record accepted: a copy is shown once, and
+        another writer's record under the same id is not taken for a copy (it would hide
+        the genuine one from the fold that reads it, e.g. a bus escalation)."""
         self._consumer: KafkaConsumer | None = None
         self._assignment: list[TopicPartition] = []
         self.read_to: dict[int, int] = {}
@@ -255,9 +258,10 @@ class TopicReader:
         if verified is None:
             return None
         signature = verified.signature
-        if signature.event_id in self._seen:  # a redelivered copy: shown once
+        seen = (signature.agency_code, signature.event_id)
+        if seen in self._seen:  # a redelivered copy: shown once
             return None
-        self._seen.add(signature.event_id)
+        self._seen.add(seen)
         return TopicRecord(
             event_id=signature.event_id,
             event_type=signature.event_type,

@@ -182,3 +182,28 @@ def test_offsets_deleted_by_retention_during_the_scan_are_named(
         assert topic.deleted == {0: (1, 3)} and topic.stalled == {}
         assert list(topic.scan({0: (0, 2)})) == []  # all of it deleted
         assert topic.deleted == {0: (0, 2)}
+
+
+def test_a_copy_is_shown_once_and_another_writers_record_under_its_id_is_not_a_copy(
+    runtime: Runtime, built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile writer that publishes first under an id it can derive (an escalation's,
+    a notice's) must not make the genuine record look like a repeat of its own."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from schemas.registry import default_registry  # noqa: PLC0415
+
+    schema = default_registry().get("cn.zf801.bus.v1.AnomalyEscalation")
+
+    def verified(signer: str) -> Any:
+        signature = SimpleNamespace(agency_code=signer, event_id="same-id", event_type="t")
+        return SimpleNamespace(signature=signature, payload={}, envelope=SimpleNamespace(
+            schema=schema))  # fmt: skip
+
+    monkeypatch.setattr(cmd_inspect, "to_json", lambda schema, payload: {})
+    with TopicReader(runtime, "sightings-person", "replay.read") as topic:
+        signers = iter(["BJ01", "BUS-AUDIT", "BUS-AUDIT"])
+        monkeypatch.setattr(topic._stage, "check_record", lambda message: verified(next(signers)))
+        message = SimpleNamespace(partition=0, offset=0, timestamp=0, value=b"")
+        accepted = [topic._accept(message) for _ in range(3)]
+    assert [r.signed_by if r else None for r in accepted] == ["BJ01", "BUS-AUDIT", None]

@@ -1,5 +1,7 @@
-"""``zf801 status``: is the bus healthy? The brokers answer, the catalog's topics exist, and
-each processor's consumer group has consumed its topics to the end (lag 0)."""
+"""``zf801 status``: is the bus healthy? The brokers answer, the catalog's topics exist,
+each processor's consumer group has consumed its topics to the end (lag 0), and a worker
+is running (a member of the worker's group: with none, nothing consumes what arrives next,
+however caught up the commits look)."""
 
 from __future__ import annotations
 
@@ -66,6 +68,8 @@ class Status:
     topics_present: int
     topics_missing: tuple[str, ...]
     groups: tuple[GroupStatus, ...]
+    workers: int | None = None
+    """Workers running: members of the worker's group (None: the brokers did not say)."""
 
     @property
     def caught_up(self) -> bool:
@@ -73,7 +77,10 @@ class Status:
 
     @property
     def healthy(self) -> bool:
-        return bool(self.brokers) and not self.topics_missing and self.caught_up
+        return (
+            bool(self.brokers) and not self.topics_missing and self.caught_up
+            and self.workers != 0
+        )  # fmt: skip
 
     def document(self) -> dict[str, Any]:
         return {
@@ -84,6 +91,7 @@ class Status:
                 for g in self.groups
             ],
             "caught_up": self.caught_up,
+            "workers": self.workers,
             "healthy": self.healthy,
         }
 
@@ -157,13 +165,23 @@ def read_status(settings: Settings) -> Status:
         topic_plan = plan(catalog, state, courts, keys, units)
         missing = tuple(t.name for t in topic_plan.creations)
         found = [str(g["group_id"]) for g in admin.list_groups()]
-        groups = tuple(
-            _group_status(admin, group, state.topics.keys())
-            for group in processor_groups(catalog, found)
-        )
+        worker_groups = processor_groups(catalog, found)
+        groups = tuple(_group_status(admin, group, state.topics.keys()) for group in worker_groups)
+        workers = _members(admin, worker_groups[0].group)
     finally:
         admin.close()
-    return Status(brokers, len(topic_plan.desired) - len(missing), missing, groups)
+    return Status(brokers, len(topic_plan.desired) - len(missing), missing, groups, workers)
+
+
+def _members(admin: Any, group: str) -> int | None:
+    """How many consumers are members of ``group`` now (None: the brokers did not say)."""
+    try:
+        found = admin.describe_groups([group]).get(group) or {}
+    except KafkaError:
+        return None
+    if found.get("error") and not found.get("members"):
+        return 0 if "GroupIdNotFound" in str(found["error"]) else None
+    return len(found.get("members") or ())
 
 
 def _commits(admin: Any, group: str) -> dict[TopicPartition, Any]:
@@ -223,6 +241,10 @@ def _show(report: Status) -> None:
             table.add_row(cell(group.group), cell(topic), str(lag),
                           "yes" if lag == 0 else "[red]no[/]")  # fmt: skip
     _console.print(table)
+    if report.workers == 0:
+        _console.print("[red]no worker is running[/]: nothing consumes what arrives next")
+    elif report.workers is not None:
+        _console.print(f"workers running: {report.workers}", highlight=False)
     verdict = "[green]healthy[/]" if report.healthy else "[red]not healthy[/]"
     _console.print(f"{verdict}: caught up {'yes' if report.caught_up else 'no'}")
 
@@ -241,9 +263,10 @@ def status(
     output: Format = OutputFormat.table,
 ) -> None:
     """The bus's health: the brokers that answer, the catalog's topics present or missing,
-    and each processor's consumer groups with their lag per topic. Exit code 0 when healthy
-    (every topic present, every group caught up), 1 when not; with --wait, 1 when the
-    groups have not caught up within --timeout."""
+    and each processor's consumer groups with their lag per topic, and how many workers
+    run. Exit code 0 when healthy (every topic present, every group caught up, a worker
+    running), 1 when not; with --wait, it waits for the groups to catch up (1 when they
+    have not within --timeout), then answers as without."""
     settings = get_settings()
     try:
         report = read_status(settings)

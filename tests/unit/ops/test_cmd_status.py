@@ -50,6 +50,8 @@ def test_healthy_needs_brokers_every_topic_and_every_group_caught_up() -> None:
     assert Status(("b:1",), 5, (), (caught_up,)).healthy
     assert not Status(("b:1",), 5, (), (behind,)).healthy
     assert not Status(("b:1",), 4, ("x",), (caught_up,)).healthy
+    assert not Status(("b:1",), 5, (), (caught_up,), workers=0).healthy  # nothing consumes
+    assert Status(("b:1",), 5, (), (caught_up,), workers=2).healthy
     document = Status(("b:1",), 5, (), (behind,)).document()
     assert document["groups"] == [{"group": "g", "lag": {"a": 0, "b": 3}, "caught_up": False}]
 

@@ -63,13 +63,15 @@ def refusal(
 
 def _look_up(kind: QueryKind, query: Mapping[str, Any], source: QuerySource) -> dict[str, Any]:
     if kind.code == "P4":
+        # The owner's vehicles, narrowed to the plate when one is given: a plate never
+        # widens the answer to a vehicle of someone else (its owner's identity with it).
         owner = query.get("owner") or {}
-        vehicles = source.vehicles(
-            plate_number=query.get("plate_number"),
+        owned = source.vehicles(
             owner_id_number=owner.get("id_number"),
             owner_organisation_code=owner.get("organisation_code"),
         )
-        return {"vehicles": vehicles}
+        plate = query.get("plate_number")
+        return {"vehicles": [v for v in owned if plate is None or v["plate_number"] == plate]}
     id_number = query["subject"]["id_number"]
     if kind.code == "P1":
         return {"person": source.identity(id_number)}

@@ -436,3 +436,29 @@ def test_a_row_contradicting_its_id_number_or_its_own_times_is_refused(
         source.add(kind, row)
     assert (info.value.field, info.value.rule) == (field, rule), str(info.value)
     assert source.identity(PERSON_ID) is None and source.hotel_stays(PERSON_ID) == []
+
+
+def test_a_vehicle_query_answers_the_owners_vehicles_and_a_plate_only_narrows(
+    source: SqliteQuerySource,
+) -> None:
+    """A court that names a debtor and another person's plate learns nothing of that
+    person: the plate narrows the owner's vehicles, it never adds one."""
+    from consumers.query_answers import _look_up  # noqa: PLC0415 - the answer's own lookup
+    from schemas.queries import query_kind  # noqa: PLC0415
+
+    theirs = person_vehicle("LSVAU2180N2183291", "京B54321")
+    someone = {"kind": "NATURAL_PERSON", "name": "郝莉", "id_number": "110112199411273167",
+               "organisation_code": None}  # fmt: skip
+    stranger = {**person_vehicle("LFV2A21K5N3027216", "京H80M95"), "owner": someone}
+    source.add_many("vehicle", [theirs, stranger])
+    p4 = query_kind("P4")
+    owner = {"kind": "NATURAL_PERSON", "name": "王建国", "id_number": OWNER_ID,
+             "organisation_code": None}  # fmt: skip
+
+    def plates(plate: str | None) -> list[str]:
+        found = _look_up(p4, {"owner": owner, "plate_number": plate}, source)["vehicles"]
+        return [v["plate_number"] for v in found]
+
+    assert plates(None) == ["京B54321"]
+    assert plates("京B54321") == ["京B54321"]
+    assert plates("京H80M95") == []  # the stranger's car: not in the owner's answer

@@ -251,6 +251,13 @@ class QueryClient:
         ids = [str(record["correlation_id"]) for record in records]
         if len(set(ids)) != len(ids):
             raise QueryRefused("correlation_id: two queries share one [rule unique]")
+        for correlation_id in ids:  # the responders answer an id once: a reuse is silence
+            if (self.outbox / f"{correlation_id}.json").exists():
+                raise QueryRefused(
+                    f"correlation_id: {correlation_id} was already asked by court "
+                    f"{self.court.code} (zf801 answers {correlation_id} shows its answers); "
+                    "a new query takes a new id [rule unique]"
+                )
         schema = default_registry().get(kind.query_schema)
         outcomes = {
             str(record["correlation_id"]): QueryOutcome(

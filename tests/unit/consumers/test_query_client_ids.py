@@ -1,0 +1,54 @@
+"""A court's query client refuses a correlation id it already asked under: the responders
+answer an id once, so a second query under it would wait its whole deadline for nothing,
+and its outbox entry would show the first query's answers as the second's."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.errors import QueryRefused
+from consumers.query_client import QueryClient
+from consumers.runtime import Runtime
+from schemas.settings import Settings
+from sign.keystore import KeyStore
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink
+from tests.builders import Records
+
+PERSON = "110105198003121238"
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def publish_all(self, events: Any, **_: Any) -> list[Any]:
+        self.sent.extend(events)
+        raise AssertionError("nothing is published for a refused query")
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_correlation_id_already_asked_is_refused_before_anything_is_sent(
+    keystore: KeyStore, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path)
+    runtime = Runtime.from_keystore("BJ01", MemoryDeadLetterSink(), MemoryAuditSink(),
+                                    settings=settings, keystore=keystore)  # fmt: skip
+    publisher = _Publisher()
+    client = QueryClient(runtime, publisher=publisher)  # type: ignore[arg-type]
+    asked = str(uuid.uuid4())
+    client.outbox.mkdir(parents=True)
+    (client.outbox / f"{asked}.json").write_text(json.dumps({"kind": "P1"}))
+    query = Records.query("P1", PERSON, correlation_id=asked)
+    with pytest.raises(
+        QueryRefused, match=rf"correlation_id: {asked} was already asked .*\[rule unique\]"
+    ):
+        client.ask_all("P1", [query], wait_s=1)
+    assert publisher.sent == []
+    assert json.loads((client.outbox / f"{asked}.json").read_text()) == {"kind": "P1"}  # kept

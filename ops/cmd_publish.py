@@ -38,6 +38,7 @@ from producers.publisher import Publisher
 from producers.routes import route_for
 from schemas.agencies import Agency, get_agency
 from schemas.errors import BusError
+from schemas.queries import kind_of_query
 from schemas.registry import RegisteredSchema, default_registry
 from schemas.settings import MAX_IDLE_S, Settings, get_settings
 from sign.audit_chain import claim_chain
@@ -161,10 +162,19 @@ def _schema(event_type: str) -> RegisteredSchema:
     except BusError as exc:
         publishable = sorted(s.name for s in registry if _publishable(s.full_name))
         raise _fail(f"{exc}; agencies publish: {', '.join(publishable)}", 2) from exc
+    kind = kind_of_query(schema.full_name)
+    if kind is not None:  # its deadline and purpose checks, and the outbox answers read
+        raise _fail(
+            f"{schema.name}: a query is asked with `zf801 query {kind.name} --as COURT FILE`, "
+            "which checks its deadline and purpose and keeps what `zf801 answers` reads back",
+            2,
+        )
     return schema
 
 
 def _publishable(full_name: str) -> bool:
+    if kind_of_query(full_name) is not None:
+        return False
     try:
         route_for(full_name, {"order_kind": "EXIT_RESTRICTION"})
     except BusError:

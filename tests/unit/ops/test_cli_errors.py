@@ -105,3 +105,15 @@ def test_follow_and_until_idle_together_are_a_usage_error(args: list[str]) -> No
     said = " ".join(result.output.split())
     assert result.exit_code == 2, said
     assert "--until-idle" in said and "give one of them" in said
+
+
+@pytest.mark.parametrize(
+    ("schema", "command"), [("IdentityQuery", "identity"), ("HotelStayQuery", "hotel-stays")]
+)
+def test_a_query_is_asked_with_the_query_command_not_published(schema: str, command: str) -> None:
+    """publish would skip the query's own checks (deadline, purpose) and its outbox."""
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300", "ZF801_DEBUG": None}
+    result = runner.invoke(app, ["publish", schema, "--as", "BJ01", "-"], env=env, input="{}\n")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"zf801 query {command} --as COURT FILE" in said

@@ -111,7 +111,8 @@ def fetch(
     )
     for document in papers.documents:  # the court's text, shown as text
         _console.print(escape(
-            f"verified {document.kind} {document.cited_as} {document.title}: {document.path} "
+            f"verified {document.kind} {document.title} (cited as {document.cited_as}, found "
+            f"by its SHA-256 as document {document.document_id}): {document.path} "
             f"({document.size_bytes} bytes, sha256 {document.sha256})"
         ))  # fmt: skip
     for missing in papers.missing:

@@ -200,8 +200,9 @@ class TopicReader:
 
     def offsets_at(self, moment: dt.datetime) -> dict[int, int | None]:
         """The first offset of each partition whose record is at or after ``moment``
-        (None: no record is)."""
-        millis = int(moment.timestamp() * 1000)
+        (None: no record is). A moment before 1970 is the start: Kafka's timestamps
+        begin there (a negative one is refused by the client)."""
+        millis = max(0, int(moment.timestamp() * 1000))
         found = self._consumer_().offsets_for_times(dict.fromkeys(self._assignment, millis))
         return {
             tp.partition: (None if (position := found.get(tp)) is None else position.offset)

@@ -56,7 +56,7 @@ def bearer_token(headers: Mapping[str, str]) -> str:
 
 
 def checked_court(value: str) -> str:
-    if len(value) > _MAX_PARAM_CHARS or not COURT_PATTERN.match(value):
+    if len(value) > _MAX_PARAM_CHARS or not COURT_PATTERN.fullmatch(value):
         shown = value[:20] + ("..." if len(value) > 20 else "")
         raise BadInput("court", "pattern",
                        f"{shown!r} must match {COURT_PATTERN.pattern}")  # fmt: skip

@@ -75,7 +75,7 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str, part: str) -> bytes:
-    if not _PART.match(text):
+    if not _PART.fullmatch(text):
         raise TokenRefused(f"token {part}: must be 1-1800 base64url characters")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -105,6 +105,8 @@ def _claims(payload: bytes) -> dict[str, object]:
         claims = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TokenRefused("token payload: not JSON") from exc
+    except RecursionError:  # any client can send one: never a 500
+        raise TokenRefused("token payload: not JSON (nested too deeply)") from None
     if not isinstance(claims, dict):
         raise TokenRefused("token payload: must be a JSON object")
     if claims.get("v") != 1 or claims.get("aud") != AUDIENCE:

@@ -87,6 +87,8 @@ def test_time_rules(keystore: KeyStore) -> None:
         ("x" * 3000, "at most 2048 characters"),
         ("<script>.alert", "token payload: must be 1-1800 base64url"),
         (f"{_b64(b'not json')}.AAAA", "token payload: not JSON"),
+        (f"{_b64(b'[' * 1350)}.AAAA", r"not JSON \(nested too deeply\)"),  # was a 500
+        ("AAAA\n.AAAA", "token payload: must be 1-1800 base64url"),
         (f"{_b64(b'[1]')}.AAAA", "must be a JSON object"),
         (f"{_b64(json.dumps({'v': 1, 'aud': 'other'}).encode())}.AAAA", "audience"),
         (

@@ -146,6 +146,7 @@ def test_a_bad_court_id_names_the_field_and_rule(
         ("lang=fr", "lang", "one-of"),
         ("lang=" + "z" * 100, "lang", "max-length"),
         ("court=gd01", "court", "pattern"),
+        ("court=BJ01%0A", "court", "pattern"),  # a regex's $ takes a trailing newline
         ("debug=1", "query parameter 'debug'", "unknown"),
         ("%3Cscript%3E=1", "query parameter '<script>'", "unknown"),
     ],

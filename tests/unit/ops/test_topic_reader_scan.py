@@ -207,3 +207,23 @@ def test_a_copy_is_shown_once_and_another_writers_record_under_its_id_is_not_a_c
         message = SimpleNamespace(partition=0, offset=0, timestamp=0, value=b"")
         accepted = [topic._accept(message) for _ in range(3)]
     assert [r.signed_by if r else None for r in accepted] == ["BJ01", "BUS-AUDIT", None]
+
+
+def test_a_moment_before_1970_asks_kafka_from_its_first_timestamp(
+    runtime: Runtime, built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka's client refuses a negative target time ('unexpected ValueError' reached
+    replay --from 0001-01-01 and deadletters --since 1900-01-01)."""
+    import datetime as dt  # noqa: PLC0415
+
+    asked: list[int] = []
+
+    class Times:
+        def offsets_for_times(self, wanted: dict[Any, int]) -> dict[Any, Any]:
+            asked.extend(wanted.values())
+            return {}
+
+    with TopicReader(runtime, "sightings-person", "replay.read") as topic:
+        monkeypatch.setattr(topic, "_consumer_", Times)
+        assert topic.offsets_at(dt.datetime(1900, 1, 1, tzinfo=dt.UTC)) == dict.fromkeys((0, 1, 2))
+    assert asked and set(asked) == {0}

@@ -37,6 +37,7 @@ from ops.deployment import STACKS_SIGNAL
 from ops.errors import KAFKA_ERRORS, operator_message
 from ops.terminal import printable
 from schemas.errors import BusError
+from schemas.settings import settings_problem
 
 __all__ = ["app", "main"]
 
@@ -65,6 +66,9 @@ class _Commands(TyperGroup):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             _fail("interrupted" if isinstance(exc, KeyboardInterrupt) else "output closed", exc)
         except Exception as exc:
+            problem = settings_problem(exc)
+            if problem is not None:
+                _fail(problem, exc)
             if os.environ.get(_DEBUG):
                 raise
             detail = " ".join(str(exc).split())[:500]

@@ -173,8 +173,6 @@ def _schema(event_type: str) -> RegisteredSchema:
 
 
 def _publishable(full_name: str) -> bool:
-    if kind_of_query(full_name) is not None:
-        return False
     try:
         route_for(full_name, {"order_kind": "EXIT_RESTRICTION"})
     except BusError:

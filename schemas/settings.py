@@ -11,12 +11,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from schemas.errors import InsecureSettings
 
-__all__ = ["MAX_IDLE_S", "MAX_LISTED", "MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings"]
+__all__ = [
+    "MAX_IDLE_S", "MAX_LISTED", "MAX_QUERY_WAIT_S", "QueryQuota", "Settings", "get_settings",
+    "settings_problem",
+]  # fmt: skip
 
 # Demo-only secrets: fine for a laptop, and documented in the README as values every real
 # deployment must override; in production mode the worker and the publishers refuse them.
@@ -38,7 +49,7 @@ refused with the option's name rather than overflowing an index or a seek."""
 class QueryQuota(BaseModel):
     """A province's query limits for its own responders (see ``Settings.query_quotas``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     per_court: int | None = Field(default=None, ge=0)
     per_unit: int | None = Field(default=None, ge=0)
@@ -250,3 +261,24 @@ def _weakness(secret: str, demo: str) -> str | None:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_problem(exc: Exception) -> str | None:
+    """One line naming the ``ZF801_*`` variable and the rule a settings error broke
+    (None: ``exc`` is no error of the settings), for a command to show instead of
+    pydantic's report."""
+    if isinstance(exc, SettingsError):  # a value the environment source could not parse
+        text = str(exc)
+        start = text.find('field "') + len('field "')
+        name = text[start : text.find('"', start)] if start > len('field "') - 1 else ""
+        variable = f"ZF801_{name.upper()}" if name else "a ZF801_* variable"
+        return f"settings: {variable}: not valid JSON for its type [rule json]"
+    if not isinstance(exc, ValidationError) or exc.title not in ("Settings", "QueryQuota"):
+        return None
+    problems = []
+    for error in exc.errors()[:5]:
+        where = [str(part) for part in error.get("loc", ())]
+        variable = f"ZF801_{where[0].upper()}" if where else "ZF801_*"
+        inside = f" {'.'.join(where[1:])}" if len(where) > 1 else ""
+        problems.append(f"{variable}{inside}: {error.get('msg')} [rule {error.get('type')}]")
+    return "settings: " + "; ".join(problems)

@@ -46,3 +46,30 @@ def test_an_address_given_wins_over_the_local_broker(monkeypatch: pytest.MonkeyP
     assert found.bootstrap_servers == "kafka-1:9092"
     assert found.police_bootstrap_servers == "kafka-1:9094"
     assert Settings(bootstrap_servers="h:1", broker_port=3).bootstrap_servers == "h:1"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("not json", "ZF801_QUERY_QUOTAS: not valid JSON for its type [rule json]"),
+        ('{"11": {"per_court": -1}}', "ZF801_QUERY_QUOTAS 11.per_court: Input should be greater"),
+        ('{"11": {"per_court": true}}', "ZF801_QUERY_QUOTAS 11.per_court: Input should be a valid"),
+        ("[1, 2]", "ZF801_QUERY_QUOTAS: Input should be a valid dictionary"),
+    ],
+)
+def test_a_bad_setting_is_named_by_its_variable_and_rule(
+    monkeypatch: pytest.MonkeyPatch, value: str, said: str
+) -> None:
+    """A command shows this line, not pydantic's report (it ended in 'unexpected
+    SettingsError')."""
+    from pydantic import ValidationError  # noqa: PLC0415
+    from pydantic_settings import SettingsError  # noqa: PLC0415
+
+    from schemas.settings import settings_problem  # noqa: PLC0415
+
+    monkeypatch.setenv("ZF801_QUERY_QUOTAS", value)
+    with pytest.raises((ValidationError, SettingsError)) as info:
+        Settings()
+    problem = settings_problem(info.value)
+    assert problem is not None and said in problem, problem
+    assert settings_problem(ValueError("other")) is None

@@ -120,16 +120,26 @@ class ListedDebtor:
 
 
 class DebtorMirror:
-    """The mirror at ``path`` (created if missing; :attr:`created` says whether it was)."""
+    """The mirror at ``path``. Only its subscriber makes one (``create``: made if missing,
+    :attr:`created` says whether it was); a check opens what is there, since an empty
+    mirror made at a mistyped path would answer "not listed" for every debtor."""
 
-    def __init__(self, path: Path | str, *, keyer: MatchKeyer | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, keyer: MatchKeyer | None = None, create: bool = False
+    ) -> None:
         self.path = path = Path(path)
         self.created = not path.exists()
+        if self.created and not create:
+            raise MirrorError(
+                f"mirror {path}: no mirror here (zf801 subscribe debtors makes it); an empty "
+                "one would answer 'not listed' for every debtor"
+            )
         self._keyer = keyer or MatchKeyer()
         try:
             self._db = open_database(
-                path, "mirror", MirrorError, isolation_level=None, check_same_thread=False
-            )
+                path, "mirror", MirrorError, make_folders=create, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._prepare()
         except sqlite3.Error as exc:

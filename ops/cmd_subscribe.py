@@ -72,7 +72,7 @@ def debtors(
     try:
         runtime = Runtime.connect(subscriber)
         path = mirror_path or default_mirror_path(runtime.settings or get_settings(), subscriber)
-        with DebtorMirror(path) as mirror:
+        with DebtorMirror(path, create=True) as mirror:
             follower = DebtorSubscriber(runtime, mirror)
             state = follower.open_mirror()
             _console.print(("[yellow]" if state.rebuilt else "") + state.reason)

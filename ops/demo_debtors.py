@@ -71,7 +71,7 @@ def _catch_up(bus: Deployment, code: str, id_number: str) -> bool:
     runtime = Runtime.connect(code, bus.settings)
     path = bus.settings.home / "demo" / bus.settings.topic_prefix / "subscribers" / f"{code}.sqlite"
     try:
-        with DebtorMirror(path) as mirror:
+        with DebtorMirror(path, create=True) as mirror:
             follower = DebtorSubscriber(runtime, mirror)
             follower.open_mirror()
             follower.run(until_idle_s=_IDLE_S)

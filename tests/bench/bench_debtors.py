@@ -152,7 +152,8 @@ def run() -> list[dict[str, object]]:
     path = settings.home / "mirror.sqlite"
     keyer = MatchKeyer(settings.match_key_secret.get_secret_value().encode())
     try:
-        follower = DebtorSubscriber(runtime, DebtorMirror(path, keyer=keyer), keyer=keyer)
+        mirror = DebtorMirror(path, keyer=keyer, create=True)
+        follower = DebtorSubscriber(runtime, mirror, keyer=keyer)
         seconds = _snapshot(follower)
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         size_mib = sum(p.stat().st_size for p in path.parent.glob("mirror.sqlite*")) / 2**20

@@ -43,7 +43,7 @@ class _Subscriber:
         self.runtime = Runtime.from_keystore(
             code, self.dead_letters, self.audit, settings=bus.settings, keystore=bus.keystore
         )
-        self.mirror = DebtorMirror(path)
+        self.mirror = DebtorMirror(path, create=True)
         self.follower = DebtorSubscriber(self.runtime, self.mirror, **options)
         self.state = self.follower.open_mirror()
 

@@ -39,7 +39,7 @@ def _listing(identifier: str, listing_id: str = "L1", court: str = "BJ01") -> Mi
 
 
 def test_listings_are_found_by_every_spelling_and_removals_queue_receipts(tmp_path: Path) -> None:
-    with DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER) as mirror:
+    with DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER, create=True) as mirror:
         assert mirror.created
         person, company = _listing(PERSON), _listing(COMPANY, "L2")
         mirror.apply([person, company], {("t", 0): 2}, now=NOW)
@@ -58,7 +58,7 @@ def test_listings_are_found_by_every_spelling_and_removals_queue_receipts(tmp_pa
 
 
 def test_a_failed_batch_changes_neither_rows_nor_offsets(tmp_path: Path) -> None:
-    with DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER) as mirror:
+    with DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER, create=True) as mirror:
         mirror.apply([_listing(PERSON)], {("t", 0): 1}, now=NOW)
 
         def broken():  # type: ignore[no-untyped-def]
@@ -72,7 +72,7 @@ def test_a_failed_batch_changes_neither_rows_nor_offsets(tmp_path: Path) -> None
 
 def test_reset_forgets_the_list_and_offsets_but_keeps_receipts(tmp_path: Path) -> None:
     path = tmp_path / "m.sqlite"
-    with DebtorMirror(path, keyer=KEYER) as mirror:
+    with DebtorMirror(path, keyer=KEYER, create=True) as mirror:
         person = _listing(PERSON)
         mirror.apply([person], {("t", 0): 1}, now=NOW)
         mirror.apply([MirrorRemoval(person.match_key, "L1", "BJ01", "ev", NOW)], {}, now=NOW)
@@ -87,16 +87,26 @@ def test_an_invalid_identifier_is_refused_naming_the_rule(tmp_path: Path) -> Non
     wrong = PERSON[:17] + ("0" if PERSON[17] != "0" else "1")
     rule = r"identifier: .*\[rule identifier.kind\]"
     with (
-        DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER) as mirror,
+        DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER, create=True) as mirror,
         pytest.raises(IdentifierError, match=rule),
     ):
         mirror.is_listed(wrong)
 
 
 def test_the_mirror_opens_from_a_text_path_and_refuses_what_is_no_database(tmp_path: Path) -> None:
-    with DebtorMirror(str(tmp_path / "m.sqlite"), keyer=KEYER) as mirror:  # as users write it
+    text_path = str(tmp_path / "m.sqlite")  # as users write it
+    with DebtorMirror(text_path, keyer=KEYER, create=True) as mirror:
         assert mirror.is_listed(PERSON) is False
     (tmp_path / "notes.txt").write_text("not a database\n" * 100)
     for path in (tmp_path / "notes.txt", tmp_path):
         with pytest.raises(MirrorError, match=rf"mirror {path}: (not a SQLite database|a folder)"):
             DebtorMirror(path, keyer=KEYER)
+
+
+def test_a_check_opens_no_mirror_where_there_is_none(tmp_path: Path) -> None:
+    """An empty mirror made at a mistyped path answered 'not listed' for a listed debtor."""
+    with pytest.raises(MirrorError, match=r"no mirror here \(zf801 subscribe debtors makes it\)"):
+        DebtorMirror(tmp_path / "SUB-RAIL123O6.sqlite", keyer=KEYER)
+    with pytest.raises(MirrorError, match="no mirror here"):
+        DebtorMirror(tmp_path / "no" / "such" / "m.sqlite", keyer=KEYER)
+    assert list(tmp_path.iterdir()) == []  # neither a file nor a folder made

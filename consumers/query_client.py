@@ -46,7 +46,7 @@ from schemas.files import write_replacing
 from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
-from schemas.settings import MAX_QUERY_WAIT_S
+from schemas.settings import MAX_IDLE_S, MAX_QUERY_WAIT_S
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
 
@@ -247,6 +247,8 @@ class QueryClient:
         """Check every query (one bad query sends none), sign and publish them, and wait
         until each has every expected answer or its deadline has passed."""
         kind = kind if isinstance(kind, QueryKind) else query_kind(kind)
+        if not queries:
+            raise QueryRefused("queries: none given; ask at least one [rule required]")
         records = [self.prepare(kind, query, wait_s=wait_s) for query in queries]
         ids = [str(record["correlation_id"]) for record in records]
         if len(set(ids)) != len(ids):
@@ -291,7 +293,12 @@ class QueryClient:
 
     def answers(self, correlation_id: str, *, idle_s: float = 2.0) -> QueryOutcome:
         """Every answer to a query this court sent earlier (from its outbox), read back
-        from the start of the results stream; late answers flagged."""
+        from the start of the results stream; late answers flagged. ``idle_s``: how long
+        the stream may be quiet before the read stops (more than 0, at most a day)."""
+        if isinstance(idle_s, bool) or not isinstance(idle_s, int | float):
+            raise QueryRefused(f"idle_s: expected a number of seconds, got {json_kind(idle_s)}")
+        if not 0 < idle_s <= MAX_IDLE_S:  # NaN fails this too: it would wait for ever
+            raise QueryRefused(f"idle_s: {idle_s!r} is not more than 0 and at most {MAX_IDLE_S}")
         outcome = self._recall(correlation_id)
         reader = self._reader(from_end=False)
         try:

@@ -19,6 +19,7 @@ from ops.cmd_notices import unit_option
 from ops.errors import operator_message
 from schemas.errors import BusError
 from schemas.identifiers import normalise_uuid
+from schemas.settings import MAX_IDLE_S
 
 __all__ = ["documents_app"]
 
@@ -33,7 +34,10 @@ def forward(
         Path | None, typer.Option("--index", help="The forwarder's SQLite index.")
     ] = None,
     until_idle: Annotated[
-        float | None, typer.Option("--until-idle", help="Stop after this many idle seconds.")
+        float | None,
+        typer.Option(
+            "--until-idle", min=0.1, max=MAX_IDLE_S, help="Stop after this many idle seconds."
+        ),
     ] = None,
 ) -> None:
     """Forward each judicial document an order cites, unchanged (still signed by the court),

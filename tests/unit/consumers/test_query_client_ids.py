@@ -52,3 +52,17 @@ def test_a_correlation_id_already_asked_is_refused_before_anything_is_sent(
         client.ask_all("P1", [query], wait_s=1)
     assert publisher.sent == []
     assert json.loads((client.outbox / f"{asked}.json").read_text()) == {"kind": "P1"}  # kept
+
+
+def test_no_query_and_an_endless_idle_wait_are_refused_by_name(
+    keystore: KeyStore, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path)
+    runtime = Runtime.from_keystore("BJ01", MemoryDeadLetterSink(), MemoryAuditSink(),
+                                    settings=settings, keystore=keystore)  # fmt: skip
+    client = QueryClient(runtime, publisher=_Publisher())  # type: ignore[arg-type]
+    with pytest.raises(QueryRefused, match=r"queries: none given; .*\[rule required\]"):
+        client.ask_all("P1", [])
+    for idle in (float("nan"), float("inf"), 0, -1):
+        with pytest.raises(QueryRefused, match="idle_s: "):
+            client.answers(str(uuid.uuid4()), idle_s=idle)

@@ -55,6 +55,7 @@ def test_debug_lets_a_defects_traceback_through() -> None:
         (["status", "--wait", "--timeout", "inf"], "--timeout"),
         (["checkpointer", "--interval", "inf"], "--interval"),
         (["debtors", "receipts", "--as", "BJ01", "--deadline", "inf"], "--deadline"),
+        (["documents", "forward", "--as", "BUS-ROUTER", "--until-idle", "inf"], "--until-idle"),
         (["publish", "HotelCheckIn", "--as", "110000110000", "-", "--timeout", "inf"], "--timeout"),
         (["acls", "apply", "--timeout", "inf"], "--timeout"),
         (["demo", "--ack-timeout", "inf"], "--ack-timeout"),

@@ -125,10 +125,11 @@ class TopicSource:
                         schema, record = codec.decode(message.value)
                     except (BusError, ValueError, TypeError):
                         continue  # not ours to judge here: the processors dead-letter it
-                    decoded.append((schema.full_name, record))
+                    place = (message.topic, message.partition, message.offset)
+                    decoded.append((schema.full_name, record, place))
                 with self.lock:
-                    for name, record in decoded:
-                        self.tally.observe(name, record)
+                    for name, record, place in decoded:
+                        self.tally.observe(name, record, place)
                 came += len(batch)
         return came > 0
 

@@ -73,6 +73,10 @@ class Tally:
     queries: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     answered_ms: dict[str, float] = field(default_factory=dict)
     records: int = 0
+    _placed: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    """Where each order counted was read: a dead letter naming that place takes it out."""
+    _refused: set[tuple[str, int, int]] = field(default_factory=set)
+    """Places the processors dead-lettered (read before the order at that place came)."""
 
     def province_of(self, court: str) -> str:
         try:
@@ -80,11 +84,21 @@ class Tally:
         except BusError:  # a court not in this deployment's list (or not a court)
             return NATIONAL
 
-    def observe(self, type_name: str, record: Mapping[str, Any]) -> None:
-        """Take one decoded record (``type_name``: its Avro full name) into account."""
+    def observe(
+        self,
+        type_name: str,
+        record: Mapping[str, Any],
+        place: tuple[str, int, int] | None = None,
+    ) -> None:
+        """Take one decoded record (``type_name``: its Avro full name; ``place``: topic,
+        partition and offset it was read at) into account. An order the processors
+        refused (a dead letter names its place: a forged key, another court's name) is
+        not counted, whichever of the two is read first."""
         self.records += 1
         if type_name in ORDERS:
-            self._order(type_name.rsplit(".", 1)[1], record)
+            if place is not None and place in self._refused:
+                return
+            self._order(type_name.rsplit(".", 1)[1], record, place)
         elif type_name in (RELEASE, EXPIRY_NOTICE):
             closed = "RELEASED" if type_name == RELEASE else "EXPIRED"
             self._close(str(record["order_id"]), closed)
@@ -96,16 +110,30 @@ class Tally:
             self.overdue_alerts.append(dict(record))
         elif type_name == _DEAD_LETTER:
             self.dead_letters[str(record["reason"])] += 1
+            self._refuse(record.get("original"))
         elif type_name in _QUERIES:
             court = str(record["requesting_court_code"])
             self.queries.setdefault(str(record["correlation_id"]), (record["requested_at"], court))
         elif type_name in _RESULTS:
             self._answer(str(record["correlation_id"]), record["answered_at"])
 
-    def _order(self, kind: str, record: Mapping[str, Any]) -> None:
+    def _refuse(self, original: Mapping[str, Any] | None) -> None:
+        if not original:
+            return
+        place = (str(original["topic"]), int(original["partition"]), int(original["offset"]))
+        self._refused.add(place)
+        order_id = self._placed.pop(place, None)
+        if order_id is not None:
+            self.orders.pop(order_id, None)
+
+    def _order(
+        self, kind: str, record: Mapping[str, Any], place: tuple[str, int, int] | None
+    ) -> None:
         order_id, court = str(record["order_id"]), str(record["enforcing_court_code"])
         if order_id in self.orders:
             return  # a copy: the first one counts
+        if place is not None:
+            self._placed[place] = order_id
         order = _Order(
             order_id, kind, court, self.province_of(court), str(record["case_number"]),
             record["issued_at"], record["control_period_end"],

@@ -101,3 +101,23 @@ def test_a_courts_view_holds_its_own_orders_and_alerts_only() -> None:
         "court": "GD03", "orders_total": 0, "active_total": 0, "orders": [], "hits_total": 0,
         "alerts": [],
     }  # fmt: skip
+
+
+def test_an_order_the_processors_refused_is_not_counted_whichever_is_read_first() -> None:
+    """A forged key or another court's name: the worker dead-letters the order, which the
+    centre counted as active all the same."""
+    tally = Tally(ack_timeout=timedelta(minutes=5))
+    order, dead = f"{NS}.orders.v1.ExitRestrictionOrder", f"{NS}.bus.v1.DeadLetter"
+
+    def refused(offset: int) -> dict[str, Any]:
+        return {"reason": "KEY_MISMATCH",
+                "original": {"topic": "orders", "partition": 0, "offset": offset}}  # fmt: skip
+
+    tally.observe(order, _order("kept", "BJ01"), ("orders", 0, 1))
+    tally.observe(order, _order("late", "BJ01"), ("orders", 0, 2))
+    tally.observe(dead, refused(2))  # after its order
+    tally.observe(dead, refused(3))  # before its order
+    tally.observe(order, _order("early", "BJ01"), ("orders", 0, 3))
+    assert set(tally.orders) == {"kept"}
+    assert tally.national(NOW)["active"]["ExitRestrictionOrder"] == 1
+    assert tally.dead_letters["KEY_MISMATCH"] == 2

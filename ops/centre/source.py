@@ -7,6 +7,12 @@ be read by that court alone (the catalog's ``own-court`` scope, enforced by the 
 so each is read as its court, with the court's identity from the operator's key store,
 exactly as ``zf801 alerts --court`` reads it; a court without an identity here is left
 out and named in the health panel.
+
+Every record counts only if its seal verifies against the trust the operator's key store
+holds (signature, chain, validity and revocation at its time, envelope and schema; no
+acceptance window, as for any history): a record a writer forged on a topic it may write
+moves no figure. What the processors refused is taken out by the dead letters that name
+it (:meth:`ops.centre.tally.Tally.observe`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from consumers.polling import batches_to_end
+from consumers.runtime import Runtime
 from ops.centre.tally import Tally
 from ops.cmd_status import read_status
 from ops.deployment import ORDER_TOPIC_IDS
-from schemas.codec import default_codec
 from schemas.errors import BusError
 from schemas.settings import Settings
+from sign.acceptance import AcceptancePolicy
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
 from topics.catalog import bus_catalog
 from topics.clients import kafka_admin, kafka_reader
 from topics.courts import court_codes
@@ -36,6 +44,15 @@ from topics.courts import court_codes
 __all__ = ["BUS_TOPIC_IDS", "COURT_TOPIC_IDS", "TopicSource"]
 
 log = logging.getLogger(__name__)
+
+
+class _Uncounted(MemoryAuditSink):
+    """Where the centre's stage puts what fails: nowhere (the processors that act on the
+    record dead-letter and audit it; the centre only shows)."""
+
+    def write(self, rejection: Rejection) -> None:
+        return None
+
 
 BUS_TOPIC_IDS = (*ORDER_TOPIC_IDS, "order-acknowledgements", "query-requests", "dead-letter")
 COURT_TOPIC_IDS = ("alerts", "query-results")
@@ -58,6 +75,9 @@ class TopicSource:
     _thread: threading.Thread | None = None
     _readers: list[KafkaConsumer] = field(default_factory=list)
     _missing: list[str] = field(default_factory=list)
+    _stage: VerifyStage | None = None
+    unverified: int = 0
+    """Records read that failed their check, counted nowhere else."""
 
     def __post_init__(self) -> None:
         self.tally = Tally(timedelta(seconds=self.settings.ack_timeout_s))
@@ -76,6 +96,13 @@ class TopicSource:
         self._readers.clear()
 
     def _open(self) -> None:
+        runtime = Runtime.from_keystore(
+            self.reader, MemoryDeadLetterSink(), MemoryAuditSink(), settings=self.settings
+        )
+        self._stage = runtime.verify_stage(
+            roles_by_topic=False, acceptance=AcceptancePolicy.history(), skew_checked=False,
+            dead_letters=_Uncounted(), audit=_Uncounted(),
+        )  # fmt: skip
         catalog = bus_catalog(self.settings)
         bus_topics = [catalog.topic_name(t) for t in BUS_TOPIC_IDS]
         self._readers.append(self._reader(self.reader, bus_topics))
@@ -114,19 +141,21 @@ class TopicSource:
 
     def refresh(self) -> bool:
         """Every reader to the end its partitions have now; True when records came."""
-        codec = default_codec()
+        stage = self._stage
+        if stage is None:
+            raise RuntimeError("the centre's source was not started")
         came = 0
         stop: Callable[[], bool] = self._stop.is_set
         for reader in self._readers:
             for batch in batches_to_end(reader, stop, idle_s=_IDLE_S):
                 decoded = []
                 for message in batch:
-                    try:
-                        schema, record = codec.decode(message.value)
-                    except (BusError, ValueError, TypeError):
-                        continue  # not ours to judge here: the processors dead-letter it
+                    verified = stage.check_record(message)
+                    if verified is None:  # the processors dead-letter it; counted here only
+                        self.unverified += 1
+                        continue
                     place = (message.topic, message.partition, message.offset)
-                    decoded.append((schema.full_name, record, place))
+                    decoded.append((verified.envelope.schema.full_name, verified.payload, place))
                 with self.lock:
                     for name, record, place in decoded:
                         self.tally.observe(name, record, place)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.debtor_mirror import DebtorMirror
+from consumers.debtor_subscriber import list_subscriber
 from consumers.removal_receipts import removal_statuses
 from consumers.runtime import Runtime
 from ops.cmd_subscribe import default_mirror_path
@@ -81,6 +82,10 @@ def check(
     mirror_path: Annotated[Path | None, typer.Option("--mirror", help="The SQLite mirror.")] = None,
 ) -> None:
     """Whether a debtor is listed, from the subscriber's mirror (exit code 3 if listed)."""
+    try:  # only a list subscriber keeps a mirror: say so, not "no mirror"
+        list_subscriber(subscriber)
+    except BusError as exc:
+        raise typer.BadParameter(operator_message(exc), param_hint="--as") from None
     path = mirror_path or default_mirror_path(get_settings(), subscriber)
     if not path.exists():
         typer.secho(f"error: no mirror at {path}: run zf801 subscribe debtors", fg="red", err=True)

@@ -76,6 +76,15 @@ def test_an_endless_wait_is_refused_with_its_option_before_any_broker(
     assert f"Invalid value for '{option}'" in said and "less than or equal to" in said
 
 
+def test_a_court_checks_no_mirror_and_is_told_why(tmp_path: Path) -> None:
+    env = {"ZF801_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300", "ZF801_DEBUG": None}
+    result = runner.invoke(app, ["debtors", "check", "11010519491231002X", "--as", "BJ01",
+                                 "--mirror", str(tmp_path / "m.sqlite")], env=env)  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "only list-subscriber agencies keep a mirror" in said and "no mirror at" not in said
+
+
 def test_a_court_keeps_no_mirror_and_none_is_created(tmp_path: Path) -> None:
     """Only a list subscriber keeps a mirror: any other agency is refused before a broker
     is asked or a file made."""

@@ -26,9 +26,9 @@ from sign.checkpoint import Checkpoint, CheckpointCheck
 from sign.trust import TrustStore
 from sign.verify_stage import (
     ConsumedRecord,
-    MemoryAuditSink,
     MemoryDeadLetterSink,
     Rejection,
+    SilentSink,
     VerifiedEvent,
     VerifyStage,
 )
@@ -53,7 +53,7 @@ def replay_stage(
     acknowledgements the bus forwards as the police signed them)."""
     return runtime.verify_stage(
         acceptance=AcceptancePolicy.from_settings(runtime.settings, replay_checked=False),
-        dead_letters=dead, audit=_Unrecorded(), clock=clock, roles_by_topic=roles_by_topic,
+        dead_letters=dead, audit=SilentSink(), clock=clock, roles_by_topic=roles_by_topic,
     )  # fmt: skip
 
 
@@ -75,14 +75,6 @@ def check_on_arrival(
     if verified is None:
         return None, dead.rejections.pop(), None
     return verified, None, revoked_on_arrival(trust, verified, arrival)
-
-
-class _Unrecorded(MemoryAuditSink):
-    """The stage's audit sink during a replay: a refusal is a break in the report, not an
-    audit record each (the replay's own audit record counts them)."""
-
-    def write(self, rejection: Rejection) -> None:
-        return None
 
 
 class Judge:

@@ -62,6 +62,7 @@ __all__ = [
     "MemoryAuditSink",
     "MemoryDeadLetterSink",
     "Rejection",
+    "SilentSink",
     "SinkError",
     "VerifiedEvent",
     "VerifyStage",
@@ -245,6 +246,15 @@ class MemoryAuditSink:
         self.operations.append({**fields, "at": at or datetime.now(UTC)})
 
     def settle(self, timeout_s: float | None = None) -> None:
+        return None
+
+
+class SilentSink(MemoryAuditSink):
+    """Keeps no refusal: for a stage whose refusals are counted by its caller and whose
+    records are acted on elsewhere (a replay's report, the command centre's figures), so
+    neither a dead letter nor an audit record is written for each."""
+
+    def write(self, rejection: Rejection) -> None:
         return None
 
 

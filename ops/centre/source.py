@@ -36,7 +36,7 @@ from ops.deployment import ORDER_TOPIC_IDS
 from schemas.errors import BusError
 from schemas.settings import Settings
 from sign.acceptance import AcceptancePolicy
-from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, Rejection, VerifyStage
+from sign.verify_stage import MemoryAuditSink, MemoryDeadLetterSink, SilentSink, VerifyStage
 from topics.catalog import bus_catalog
 from topics.clients import kafka_admin, kafka_reader
 from topics.courts import court_codes
@@ -44,14 +44,6 @@ from topics.courts import court_codes
 __all__ = ["BUS_TOPIC_IDS", "COURT_TOPIC_IDS", "TopicSource"]
 
 log = logging.getLogger(__name__)
-
-
-class _Uncounted(MemoryAuditSink):
-    """Where the centre's stage puts what fails: nowhere (the processors that act on the
-    record dead-letter and audit it; the centre only shows)."""
-
-    def write(self, rejection: Rejection) -> None:
-        return None
 
 
 BUS_TOPIC_IDS = (*ORDER_TOPIC_IDS, "order-acknowledgements", "query-requests", "dead-letter")
@@ -101,7 +93,7 @@ class TopicSource:
         )
         self._stage = runtime.verify_stage(
             roles_by_topic=False, acceptance=AcceptancePolicy.history(), skew_checked=False,
-            dead_letters=_Uncounted(), audit=_Uncounted(),
+            dead_letters=SilentSink(), audit=SilentSink(),  # the processors record them
         )  # fmt: skip
         catalog = bus_catalog(self.settings)
         bus_topics = [catalog.topic_name(t) for t in BUS_TOPIC_IDS]

@@ -34,14 +34,18 @@ class _Publisher:
         return None
 
 
-def test_a_correlation_id_already_asked_is_refused_before_anything_is_sent(
-    keystore: KeyStore, tmp_path: Path
-) -> None:
+@pytest.fixture
+def client(keystore: KeyStore, tmp_path: Path) -> QueryClient:
+    """Court BJ01's client, its outbox under ``tmp_path``, publishing nowhere."""
     settings = Settings(home=tmp_path)
     runtime = Runtime.from_keystore("BJ01", MemoryDeadLetterSink(), MemoryAuditSink(),
                                     settings=settings, keystore=keystore)  # fmt: skip
-    publisher = _Publisher()
-    client = QueryClient(runtime, publisher=publisher)  # type: ignore[arg-type]
+    return QueryClient(runtime, publisher=_Publisher())  # type: ignore[arg-type]
+
+
+def test_a_correlation_id_already_asked_is_refused_before_anything_is_sent(
+    client: QueryClient,
+) -> None:
     asked = str(uuid.uuid4())
     client.outbox.mkdir(parents=True)
     (client.outbox / f"{asked}.json").write_text(json.dumps({"kind": "P1"}))
@@ -50,17 +54,11 @@ def test_a_correlation_id_already_asked_is_refused_before_anything_is_sent(
         QueryRefused, match=rf"correlation_id: {asked} was already asked .*\[rule unique\]"
     ):
         client.ask_all("P1", [query], wait_s=1)
-    assert publisher.sent == []
+    assert client.publisher.sent == []  # type: ignore[attr-defined]
     assert json.loads((client.outbox / f"{asked}.json").read_text()) == {"kind": "P1"}  # kept
 
 
-def test_no_query_and_an_endless_idle_wait_are_refused_by_name(
-    keystore: KeyStore, tmp_path: Path
-) -> None:
-    settings = Settings(home=tmp_path)
-    runtime = Runtime.from_keystore("BJ01", MemoryDeadLetterSink(), MemoryAuditSink(),
-                                    settings=settings, keystore=keystore)  # fmt: skip
-    client = QueryClient(runtime, publisher=_Publisher())  # type: ignore[arg-type]
+def test_no_query_and_an_endless_idle_wait_are_refused_by_name(client: QueryClient) -> None:
     with pytest.raises(QueryRefused, match=r"queries: none given; .*\[rule required\]"):
         client.ask_all("P1", [])
     for idle in (float("nan"), float("inf"), 0, -1):

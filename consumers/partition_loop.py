@@ -170,15 +170,23 @@ class PartitionLoop:
         ]
         consumer.assign(assignment)
         committer.committed.clear()
-        for tp in assignment:
-            committed = await consumer.committed(tp)
+        # Both asked once for all partitions: each offset reset waits for the consumer's
+        # next fetch round (its long-poll, about 500 ms), so sought one partition at a
+        # time the 18 partitions of a worker kept the loop from reading for 9 s after
+        # every assignment, at start and after every rebalance.
+        found = await asyncio.gather(*(consumer.committed(tp) for tp in assignment))
+        from_start = []
+        for tp, group_offset in zip(assignment, found, strict=True):
+            committed = group_offset
             if committed is None and self._first_offsets is not None:
                 committed = await self._first_offsets(tp)
             if committed is None:
-                await consumer.seek_to_beginning(tp)
+                from_start.append(tp)
             else:
                 consumer.seek(tp, committed)
                 committer.committed[tp] = committed
+        if from_start:
+            await consumer.seek_to_beginning(*from_start)
         log.info(
             "%s follows partitions %s from offsets %s",
             self.name,

@@ -93,33 +93,35 @@ class LookBack:
                 tp = TopicPartition(self._topics[kind], self._partition_of(key))
                 wanted[tp].setdefault(key, []).append(request)
         stage = self._stage()  # its own replay guard: a sighting acted on live is fine here
-        outgoing: list[Outgoing] = []
-        for tp, orders_by_key in wanted.items():
-            outgoing += self._scan(tp, orders_by_key, stage, now)
-        return outgoing
+        return self._scan(wanted, stage, now)
 
     def _scan(
         self,
-        tp: TopicPartition,
-        orders_by_key: dict[bytes, list[LookBackRequest]],
+        wanted: dict[TopicPartition, dict[bytes, list[LookBackRequest]]],
         stage: VerifyStage,
         now: dt.datetime,
     ) -> list[Outgoing]:
+        """Every partition of ``wanted`` read together by one consumer, from the window's
+        start to its end now (a consumer per partition cost a TLS connection each, for
+        every batch of orders while orders were loaded)."""
         consumer = kafka_consumer(
             self._settings, self._agency, group_id=None, enable_auto_commit=False,
             client_id=f"{self._agency.lower()}-lookback",
         )  # fmt: skip
         try:
-            consumer.assign([tp])
             since_ms = int((now - self.window).timestamp() * 1000)
-            start = consumer.offsets_for_times({tp: since_ms}).get(tp)
-            if start is None:
+            starts = consumer.offsets_for_times(dict.fromkeys(wanted, since_ms))
+            recent = {tp: found.offset for tp, found in starts.items() if found is not None}
+            if not recent:
                 return []  # nothing that recent
-            consumer.seek(tp, start.offset)
+            consumer.assign(list(recent))
+            for tp, offset in recent.items():
+                consumer.seek(tp, offset)
             outgoing: list[Outgoing] = []
             for batch in batches_to_end(consumer, idle_s=_IDLE_S):
                 self.read += len(batch)
                 for message in batch:
+                    orders_by_key = wanted[TopicPartition(message.topic, message.partition)]
                     outgoing += self._candidate(message, orders_by_key, stage)
             return outgoing
         finally:

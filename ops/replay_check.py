@@ -20,6 +20,7 @@ from typing import Any
 from ops.cmd_audit import AuditEntry, ChainSummary, chain_summaries
 from ops.errors import OpsError
 from schemas.envelope import from_micros
+from schemas.files import check_replaceable
 from sign.checkpoint import CheckpointCheck
 from sign.errors import KeyRevoked, Replayed
 from sign.trust import TrustStore
@@ -145,16 +146,11 @@ def replay_topics(catalog: Catalog, role: str, wanted: Sequence[str] | None) -> 
 
 def check_out_path(path: Path) -> None:
     """``--out``: a file (not a folder) in an existing folder this user may write, with
-    its seal beside it; checked before anything is read, so a bad path writes nothing."""
-    folder = path.parent
-    if path.is_dir():
-        raise ReplayInputError(f"--out {path}: is a folder; the report is a file")
-    if path.exists() and not path.is_file():  # /dev/null, /dev/stdout, a FIFO: nothing to seal
-        raise ReplayInputError(f"--out {path}: not a regular file; the report is sealed as one")
-    if not folder.is_dir():
-        raise ReplayInputError(f"--out {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ReplayInputError(f"--out {path}: not writable by this user")
+    its seal beside it; checked before anything is read, so a bad path writes nothing.
+    (/dev/null, /dev/stdout, a FIFO: nothing to seal.)"""
+    check_replaceable(path, "--out", ReplayInputError, rule="; the report is sealed as a file")
+    if not os.access(path.parent, os.W_OK):
+        raise ReplayInputError(f"--out {path}: its folder is not writable by this user")
 
 
 @dataclass(frozen=True, slots=True)

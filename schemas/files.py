@@ -9,6 +9,9 @@ that no name can make the bus read forever, exhaust memory or write somewhere el
   ``path`` is replaced, not followed, so a link planted in a shared folder cannot send the
   write to another file; a folder or a device at ``path`` is refused.
 - :func:`check_writable_file`: the same refusals before a store (SQLite) opens ``path``.
+- :func:`check_replaceable`: what :func:`write_replacing` refuses, checked before any
+  work is done (a replay checks where its report and seal go before reading a topic).
+- :func:`regular_size`: the size of a regular file about to be read in chunks.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["FileProblemError", "check_writable_file", "read_limited", "write_replacing"]
+__all__ = [
+    "FileProblemError",
+    "check_replaceable",
+    "check_writable_file",
+    "read_limited",
+    "regular_size",
+    "write_replacing",
+]
 
 _CHUNK = 1 << 20
 
@@ -73,6 +83,44 @@ def check_writable_file(path: Path, what: str, error: type[Exception] = FileProb
         raise error(f"{what} {path}: not a regular file")
 
 
+def regular_size(path: Path, what: str, error: type[Exception] = FileProblemError) -> int:
+    """The size of ``path`` if it is a regular file (a link to one is followed): a device
+    (``/dev/zero``), a FIFO or a folder would be read forever, block, or fail half way."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise error(f"{what} {path}: not found") from None
+    except OSError as exc:
+        raise error(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(found.st_mode):
+        raise error(f"{what} {path}: a folder, not a file")
+    if not stat.S_ISREG(found.st_mode):
+        raise error(f"{what} {path}: not a regular file")
+    return found.st_size
+
+
+def check_replaceable(
+    path: Path, what: str, error: type[Exception] = FileProblemError, *, rule: str = ""
+) -> os.stat_result | None:
+    """What is at ``path`` where :func:`write_replacing` is to write (its ``lstat``; None:
+    nothing), refusing what it cannot replace: a folder, a device, a FIFO or a socket, or
+    a folder that does not exist. A symbolic link is allowed: it is replaced, never
+    followed. ``rule`` (``; ...``) ends a refusal of what is there."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise error(f"{what} {path}: its folder {path.parent} does not exist") from None
+        return None
+    except OSError as exc:
+        raise error(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(found.st_mode):
+        raise error(f"{what} {path}: a folder, not a file{rule}")
+    if not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
+        raise error(f"{what} {path}: not a regular file{rule}")
+    return found
+
+
 def write_replacing(
     path: Path,
     data: bytes,
@@ -82,18 +130,7 @@ def write_replacing(
     error: type[Exception] = FileProblemError,
 ) -> None:
     """Write ``data`` as the new content of ``path`` (see the module docstring)."""
-    try:
-        found = path.lstat()
-    except FileNotFoundError:
-        found = None
-    except OSError as exc:
-        raise error(f"{what} {path}: {exc.strerror or exc}") from None
-    if found is not None and stat.S_ISDIR(found.st_mode):
-        raise error(f"{what} {path}: a folder, not a file")
-    if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
-        raise error(f"{what} {path}: not a regular file")
-    if not path.parent.is_dir():
-        raise error(f"{what} {path}: its folder {path.parent} does not exist")
+    check_replaceable(path, what, error)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)

@@ -41,7 +41,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from schemas.files import read_limited, write_replacing
+from schemas.files import check_replaceable, read_limited, regular_size, write_replacing
 from sign.errors import (
     BadSignature,
     DocumentMismatch,
@@ -97,24 +97,11 @@ def seal_path_for(document: Path) -> Path:
 def check_seal_path(
     path: Path, what: str = "seal", error: type[Exception] = SignError
 ) -> os.stat_result | None:
-    """What is at ``path`` where a seal is to be written (its ``lstat``; None: nothing),
-    refusing what a seal cannot replace: a folder, a device, a FIFO or a socket, or a
-    folder that does not exist. A symbolic link is allowed: it is replaced, never
-    followed (:func:`schemas.files.write_replacing`)."""
-    rule = "a seal is written as a file beside its document"
-    try:
-        found = path.lstat()
-    except FileNotFoundError:
-        if not path.parent.is_dir():
-            raise error(f"{what} {path}: its folder {path.parent} does not exist") from None
-        return None
-    except OSError as exc:
-        raise error(f"{what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(found.st_mode):
-        raise error(f"{what} {path}: a folder, not a file; {rule}")
-    if not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
-        raise error(f"{what} {path}: not a regular file; {rule}")
-    return found
+    """What is at ``path`` where a seal is to be written (its ``lstat``; None: nothing):
+    :func:`schemas.files.check_replaceable`, naming the seal's rule."""
+    return check_replaceable(
+        path, what, error, rule="; a seal is written as a file beside its document"
+    )
 
 
 def describe_seal(path: Path) -> str | None:
@@ -137,23 +124,9 @@ def describe_seal(path: Path) -> str | None:
     return f"sealed by {fields['agency']} with key {fields['key_id']} at {fields['signed_at']}"
 
 
-def _regular_size(path: Path, what: str, error: type[SignError]) -> int:
-    """The size of ``path`` if it is a regular file: a device (``/dev/zero``), a FIFO or a
-    directory would be read forever, block, or fail half way."""
-    try:
-        found = path.stat()
-    except FileNotFoundError as exc:
-        raise error(f"{what} {path}: not found") from exc
-    except OSError as exc:
-        raise error(f"{what} {path}: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(found.st_mode):
-        raise error(f"{what} {path}: not a regular file")
-    return found.st_size
-
-
 def document_digest(path: Path, error: type[SignError] = SignError) -> bytes:
     """SHA-256 of a file's bytes (32 raw bytes), read in 1 MiB chunks."""
-    _regular_size(path, "document", error)
+    regular_size(path, "document", error)
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
@@ -194,7 +167,7 @@ def seal_document(
     key_id = key_id_of(private_key.public_key())
     statement = _statement(
         document_digest(document).hex(),  # refuses what is no regular file
-        _regular_size(document, "document", SignError),
+        regular_size(document, "document", SignError),
         agency_code,
         key_id,
         signed_at,
@@ -213,7 +186,7 @@ def seal_document(
 
 
 def _load_seal(path: Path) -> dict[str, object]:
-    _regular_size(path, "seal", MalformedSeal)  # a FIFO would block the open itself
+    regular_size(path, "seal", MalformedSeal)  # a FIFO would block the open itself
     raw = read_limited(path, "seal", _MAX_SEAL_BYTES, error=MalformedSeal)
     try:
         seal = json.loads(raw)
@@ -290,7 +263,7 @@ def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None
         public_key.verify(signature, statement.encode("ascii"))
     except (binascii.Error, ValueError, InvalidSignature) as exc:
         raise BadSignature(f"seal {path}: signature does not match the statement") from exc
-    size = _regular_size(document, "document", DocumentMismatch)
+    size = regular_size(document, "document", DocumentMismatch)
     digest = document_digest(document, DocumentMismatch).hex()
     if digest != fields["sha256"] or size != int(fields["size"]):
         raise DocumentMismatch(

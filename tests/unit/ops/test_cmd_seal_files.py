@@ -114,4 +114,4 @@ def test_verify_seal_refuses_a_folder_given_as_the_seal(keys_env):
     folder.mkdir()
     refused, said = _run(["verify-seal", str(document), "--seal", str(folder)])
     assert refused.exit_code == 1
-    assert f"seal refused MALFORMED_SEAL: seal {folder}: not a regular file" in said
+    assert f"seal refused MALFORMED_SEAL: seal {folder}: a folder, not a file" in said

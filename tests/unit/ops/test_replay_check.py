@@ -105,14 +105,17 @@ def test_topics_default_to_what_the_reader_may_read_and_named_ones_are_checked()
 
 def test_an_unwritable_out_path_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     check_out_path(tmp_path / "report.json")
-    with pytest.raises(ReplayInputError, match=r"--out .*: is a folder"):
+    with pytest.raises(ReplayInputError, match=r"--out .*: a folder, not a file; the report"):
         check_out_path(tmp_path)
-    with pytest.raises(ReplayInputError, match=r"--out .*: folder .* does not exist"):
+    with pytest.raises(ReplayInputError, match=r"--out .*: its folder .* does not exist"):
         check_out_path(tmp_path / "missing" / "report.json")
     os.mkfifo(tmp_path / "pipe")
     for special in (Path("/dev/null"), tmp_path / "pipe"):  # nothing there to seal
         with pytest.raises(ReplayInputError, match=r"--out .*: not a regular file"):
             check_out_path(special)
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    check_out_path(tmp_path / "link.json")  # a link is replaced by the report, not followed
 
 
 # --- ranges and retention --------------------------------------------------------------------

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.files import FileProblemError, check_writable_file, read_limited, write_replacing
+from schemas.files import (
+    FileProblemError,
+    check_replaceable,
+    check_writable_file,
+    read_limited,
+    regular_size,
+    write_replacing,
+)
 from tests.files import NOT_REGULAR, named_path
 
 
@@ -92,3 +99,37 @@ def test_check_writable_file_accepts_an_absent_or_regular_file(tmp_path: Path) -
     check_writable_file(tmp_path / "new.db", "--index")
     (tmp_path / "old.db").write_bytes(b"")
     check_writable_file(tmp_path / "old.db", "--index")
+
+
+@pytest.mark.parametrize(("name", "rule"), NOT_REGULAR)
+def test_regular_size_refuses_what_cannot_be_read_to_an_end(
+    tmp_path: Path, name: str, rule: str
+) -> None:
+    with pytest.raises(FileProblemError, match=rf"document .*{rule}"):
+        regular_size(named_path(tmp_path, name), "document")
+
+
+def test_regular_size_is_the_size_of_a_file_or_of_the_file_a_link_names(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"x" * 7)
+    (tmp_path / "link.pdf").symlink_to(tmp_path / "a.pdf")
+    assert regular_size(tmp_path / "a.pdf", "document") == 7
+    assert regular_size(tmp_path / "link.pdf", "document") == 7
+
+
+def test_check_replaceable_allows_nothing_a_file_or_a_link_and_names_the_rule(
+    tmp_path: Path,
+) -> None:
+    assert check_replaceable(tmp_path / "new.json", "--out") is None
+    (tmp_path / "old.json").write_bytes(b"{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "nowhere.json")
+    found = check_replaceable(tmp_path / "old.json", "--out")
+    assert found is not None and stat.S_ISREG(found.st_mode)
+    found = check_replaceable(tmp_path / "link.json", "--out")
+    assert found is not None and stat.S_ISLNK(found.st_mode)  # replaced later, not followed
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FileProblemError, match=r"--out .*: a folder, not a file; kept whole"):
+        check_replaceable(tmp_path / "folder", "--out", rule="; kept whole")
+    with pytest.raises(FileProblemError, match=r"--out /dev/null: not a regular file$"):
+        check_replaceable(Path("/dev/null"), "--out")
+    with pytest.raises(FileProblemError, match=r"--out .*: its folder .*missing does not exist"):
+        check_replaceable(tmp_path / "missing" / "x.json", "--out")

@@ -229,7 +229,7 @@ def test_a_seal_larger_than_the_limit_or_a_folder_is_refused_unread(sealed_docum
     folder = tmp_path / "folder.seal.json"
     folder.mkdir()
     refused = _refusal(sealed_document, trust_set.trust_store(), folder)
-    assert refused.reason == "MALFORMED_SEAL" and "not a regular file" in str(refused)
+    assert refused.reason == "MALFORMED_SEAL" and "a folder, not a file" in str(refused)
 
 
 def test_a_certificate_the_trust_store_cannot_use_is_a_malformed_seal(sealed_document,

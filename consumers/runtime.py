@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from kafka import KafkaConsumer
 
@@ -34,7 +35,7 @@ from sign.verify_stage import (
     VerifyStage,
 )
 from topics.catalog import Catalog, bus_catalog
-from topics.clients import kafka_producer, kafka_reader
+from topics.clients import close_producer, kafka_producer, kafka_reader
 from topics.errors import AccessDenied, UnknownTopic
 
 __all__ = ["Runtime"]
@@ -42,6 +43,7 @@ __all__ = ["Runtime"]
 log = logging.getLogger(__name__)
 
 _TRUST_CATCH_UP_S = 15.0
+_SINKS_CLOSE_S = 10.0
 
 
 class _LoggingFollower(TrustFollower):
@@ -82,6 +84,9 @@ class Runtime:
     keystore: KeyStore | None = None
     audit_chain: ChainSlot | None = None
     """The slot of this agency's audit chain the process holds (:mod:`sign.audit_chain`)."""
+    sinks_producer: Any = None
+    """The producer the dead letters and the audit records go out by (closed with the
+    runtime: left open, its sender thread outlived the command)."""
     _writer_roles: dict[str, Collection[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -108,6 +113,7 @@ class Runtime:
             agency_code, dead_letters, audit, settings=settings, keystore=keystore
         )
         runtime.audit_chain = chain
+        runtime.sinks_producer = producer
         try:
             runtime.follow_trust_topic()
         except BaseException:  # e.g. AccessDenied on the trust topic: nothing left open
@@ -131,6 +137,9 @@ class Runtime:
         if self.trust_follower is not None:
             self.trust_follower.stop()
             self.trust_follower = None
+        if self.sinks_producer is not None:
+            producer, self.sinks_producer = self.sinks_producer, None
+            close_producer(producer, _SINKS_CLOSE_S)
         if self.audit_chain is not None:
             self.audit_chain.release()
             self.audit_chain = None

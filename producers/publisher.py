@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 
 from producers.errors import NotAllowed, PublishFailed
 from producers.events import OutgoingEvent, PublishedEvent
@@ -168,31 +168,13 @@ class Publisher:
         (None: until they are acknowledged or their delivery timeout passes)."""
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            try:
-                producer.close(timeout=timeout_s)
-            except KafkaTimeoutError:
-                _force_close(producer)
+            clients.close_producer(producer, timeout_s)
 
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _force_close(producer: KafkaProducer) -> None:
-    """Close a producer whose records were not all acknowledged in time. kafka-python's
-    ``close(timeout)`` raises from its flush before it would force its sender thread to
-    stop (and its ``__del__`` tries again, printing a traceback); stop the sender, which
-    aborts the records still pending, and close again."""
-    sender = getattr(producer, "_sender", None)
-    if sender is not None:
-        sender.force_close()
-        sender.join(5.0)
-    try:
-        producer.close(timeout=1.0)
-    except KafkaTimeoutError:
-        producer._closed = True  # nothing left to wait for
 
 
 def _event_id(record: KafkaRecord) -> str:

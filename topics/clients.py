@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, for_code
+from kafka.errors import KafkaError, KafkaTimeoutError, for_code
 
 from schemas.agencies import get_agency
 from schemas.settings import Settings
@@ -44,6 +44,7 @@ __all__ = [
     "TlsFiles",
     "aio_consumer",
     "aio_producer",
+    "close_producer",
     "committed_offsets",
     "connection",
     "faust_app",
@@ -196,6 +197,27 @@ def kafka_producer(settings: Settings, agency: str, **overrides: Any) -> KafkaPr
             f"agency {agency} could not connect a producer to {options['bootstrap_servers']}: "
             f"{exc!r}"
         ) from exc
+
+
+def close_producer(producer: KafkaProducer, timeout_s: float | None = None) -> None:
+    """Close ``producer``, waiting at most ``timeout_s`` for records still in flight
+    (None: until they are acknowledged or their delivery timeout passes). kafka-python's
+    ``close(timeout)`` raises from its flush before it would force its sender thread to
+    stop (and its ``__del__`` tries again at exit, printing a traceback): then the sender
+    is stopped, which aborts the records still pending, and the producer closed again."""
+    try:
+        producer.close(timeout=timeout_s)
+        return
+    except KafkaTimeoutError:
+        pass
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5.0)
+    try:
+        producer.close(timeout=1.0)
+    except KafkaTimeoutError:
+        producer._closed = True  # nothing left to wait for
 
 
 def kafka_consumer(

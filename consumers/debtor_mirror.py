@@ -158,17 +158,18 @@ class DebtorMirror:
     def keys_of(self, identifier: str) -> list[bytes]:
         """The match keys ``identifier`` may stand for: a citizen ID number's person key,
         a credit or organisation code's key (both, for a value valid as either)."""
-        keys = []
+        keys, why = [], []
         for make in (self._keyer.person, self._keyer.organisation):
             try:
                 keys.append(make(identifier, "identifier"))
-            except IdentifierError:
-                continue
+            except IdentifierError as exc:
+                why.append(f"{exc.reason} [rule {exc.rule}]")
         if not keys:
             raise IdentifierError(
                 "identifier",
                 "identifier.kind",
-                "is neither a valid citizen ID number nor a valid credit or organisation code",
+                f"neither a citizen ID number nor a credit or organisation code: {why[0]}; "
+                f"{why[1]}",
             )
         return keys
 

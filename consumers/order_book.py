@@ -232,6 +232,17 @@ class OrderBook:
                 f"order {order_id} was issued by {issuer}, released by {court}",
             )
             return None  # fmt: skip
+        kind = _kind_named(record.get("order_kind"))
+        if track is not None and track.kind is not None and kind is not track.kind:
+            self._refuse(
+                verified,
+                "MISPLACED",
+                (
+                    f"order {order_id} is a {track.kind} order, released as {kind}: the "
+                    "release would reach another police role than the order did"
+                ),
+            )
+            return None  # fmt: skip
         self._close(order_id, Closure.RELEASED, verified, court)
         return court
 

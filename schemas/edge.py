@@ -234,7 +234,7 @@ def _check_record(record: Mapping[str, Any], path: str) -> None:
     _check_document(record, path)
     _check_person(record, path)
     amount = record.get("amount_applied_for")
-    if isinstance(amount, Decimal) and not amount > 0:
+    if isinstance(amount, Decimal) and amount.is_finite() and not amount > 0:
         reason = f"{amount}: an amount applied for is more than 0"
         raise IdentifierError(_join(path, "amount_applied_for"), "amount.range", reason)
     asked, deadline = record.get("requested_at"), record.get("deadline")

@@ -117,7 +117,6 @@ def _string_check(schema: Mapping[str, Any]) -> _Check:
 
 def _decimal_check(schema: Mapping[str, Any]) -> _Check:
     precision, scale = int(schema["precision"]), int(schema.get("scale", 0))
-    quantum = decimal.Decimal(1).scaleb(-scale)
 
     def check(value: Any) -> None:
         if not isinstance(value, decimal.Decimal):
@@ -127,7 +126,7 @@ def _decimal_check(schema: Mapping[str, Any]) -> _Check:
         exponent = value.as_tuple().exponent
         if not isinstance(exponent, int) or exponent < -scale:
             raise _InvalidError("decimal", f"more than {scale} digits after the decimal point")
-        if len(value.quantize(quantum).as_tuple().digits) > precision:
+        if value.adjusted() + 1 + scale > precision:  # digits before the point, and after
             raise _InvalidError("decimal", f"more than {precision} significant digits")
 
     return check

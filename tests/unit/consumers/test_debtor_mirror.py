@@ -85,7 +85,7 @@ def test_reset_forgets_the_list_and_offsets_but_keeps_receipts(tmp_path: Path) -
 
 def test_an_invalid_identifier_is_refused_naming_the_rule(tmp_path: Path) -> None:
     wrong = PERSON[:17] + ("0" if PERSON[17] != "0" else "1")
-    rule = r"identifier: .*\[rule identifier.kind\]"
+    rule = r"identifier: .*\[rule id_number.check_char\].*\[rule identifier.kind\]"
     with (
         DebtorMirror(tmp_path / "m.sqlite", keyer=KEYER, create=True) as mirror,
         pytest.raises(IdentifierError, match=rule),

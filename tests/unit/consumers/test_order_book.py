@@ -188,6 +188,23 @@ def test_an_order_or_release_on_another_kinds_topic_is_refused(fx, records):
     assert fx.orders_on(key) == {order["order_id"]}
 
 
+def test_a_release_naming_another_kind_than_its_order_is_refused(fx, records):
+    """Released as a vehicle search, an exit restriction would be lifted on the bus while
+    the release went to the traffic police, never to the border police holding it."""
+    person = records.id_number()
+    key = KEYER.person(person)
+    order = records.person_order("BJ01", "（2026）京01执11号", person)
+    fx.apply(LOCATE, order, key=key)
+    assert fx.apply(RELEASE, records.release(order, "VEHICLE_SEARCH"), key=key) is None
+    assert fx.refused[-1][0] == "MISPLACED"
+    assert "is a LOCATE_DEBTOR order, released as VEHICLE_SEARCH" in fx.refused[-1][1]
+    assert fx.orders_on(key) == {order["order_id"]}
+    assert fx.book.track(order["order_id"]).closed is None
+    release = fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
+    assert release == Applied(OrderKind.LOCATE_DEBTOR, "BJ01")
+    assert fx.orders_on(key) == set()
+
+
 def test_apply_says_what_it_accepted_so_that_only_that_is_delivered(fx, records):
     """Orders, releases (even repeated) and the bus's expiry notices are accepted, with the
     issuing court; anything refused is not (the worker delivers only what was accepted)."""

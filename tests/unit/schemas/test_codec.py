@@ -243,6 +243,18 @@ def _invalid(name: str, edit: Any) -> SchemaValidationError:
         ),
         (
             "EnforcementCase",
+            lambda r: r.update(amount_applied_for=decimal.Decimal("NaN")),
+            "amount_applied_for",
+            "decimal",
+        ),
+        (
+            "EnforcementCase",  # beyond what Decimal's context can quantize
+            lambda r: r.update(amount_applied_for=decimal.Decimal("9" * 41)),
+            "amount_applied_for",
+            "decimal",
+        ),
+        (
+            "EnforcementCase",
             lambda r: r.update(amount_applied_for=1258000.0),
             "amount_applied_for",
             "type",

@@ -314,6 +314,15 @@ def test_an_amount_applied_for_is_more_than_nothing(amount: str) -> None:
              "amount.range")  # fmt: skip
 
 
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "-Infinity"])
+def test_an_amount_that_is_no_number_is_left_to_the_schema_rule(amount: str) -> None:
+    """Compared with 0, a NaN raised InvalidOperation; the schema's decimal rule names it."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    listing = {**_example(LISTING), "amount_applied_for": Decimal(amount)}
+    assert normalise_event(LISTING, listing)["amount_applied_for"].is_nan() == ("NaN" in amount)
+
+
 @pytest.mark.parametrize("filed", [dt.date(1800, 1, 1), dt.date(2099, 1, 1)])
 def test_a_case_is_filed_between_1949_and_today(filed: dt.date) -> None:
     _refused(LISTING, {**_example(LISTING), "filing_date": filed}, "filing_date", "date.court")

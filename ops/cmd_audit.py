@@ -131,6 +131,15 @@ class AuditEntry:
     detail: str | None
     client_host: str
     chain_break: str | None = None
+    writer: str | None = None
+    """The agency that signed the record. The chain is the writer's: a command centre
+    records each viewer's agency as ``agency_code``, in the one chain of its process."""
+
+    @property
+    def chain_agency(self) -> str:
+        """Whose chain the record is in: its writer's (its own agency, unless a writer
+        recorded what another agency did)."""
+        return self.writer or self.agency_code
 
 
 def audit_entry(record: TopicRecord) -> AuditEntry:
@@ -152,6 +161,7 @@ def audit_entry(record: TopicRecord) -> AuditEntry:
         result=str(value["result"]),
         detail=value.get("result_detail"),
         client_host=str(value["client"]["host"]),
+        writer=record.signed_by,
     )
 
 
@@ -161,7 +171,7 @@ def _order(entry: AuditEntry) -> tuple[int, int, int, int]:
 
 
 class ChainWatch:
-    """Links the audit records it is given, oldest first, into their agencies' chains."""
+    """Links the audit records it is given, oldest first, into their writers' chains."""
 
     def __init__(self) -> None:
         self._open: dict[str, dict[bytes, AuditEntry]] = {}  # chain ends, by their digest
@@ -169,8 +179,8 @@ class ChainWatch:
 
     def check(self, entry: AuditEntry) -> AuditEntry:
         """``entry``, its ``chain_break`` set when it breaks its agency's chain."""
-        ends = self._open.setdefault(entry.agency_code, {})
-        followed = self._followed.setdefault(entry.agency_code, set())
+        ends = self._open.setdefault(entry.chain_agency, {})
+        followed = self._followed.setdefault(entry.chain_agency, set())
         problem = self._problem(entry, ends, followed)
         followed.add(entry.previous_hash)
         ends[entry.digest] = entry
@@ -195,7 +205,7 @@ class ChainWatch:
         last = max(ends.values(), key=_order)
         return (
             f"previous hash of sequence {entry.sequence} matches no record read "
-            f"(the chain of {entry.agency_code} read so far ends at sequence {last.sequence})"
+            f"(the chain of {entry.chain_agency} read so far ends at sequence {last.sequence})"
         )
 
 
@@ -210,6 +220,7 @@ class ChainSummary:
     """One audit chain as found on the topic: the records linked by their hashes."""
 
     agency_code: str
+    """The writer's agency: whose chain it is (:attr:`AuditEntry.chain_agency`)."""
     first: AuditEntry
     last: AuditEntry
     records: int = 1
@@ -234,7 +245,7 @@ def chain_summaries(entries: Iterable[AuditEntry]) -> list[ChainSummary]:
     for entry in mark_breaks(entries):
         chain = ending.pop(entry.previous_hash, None) if entry.sequence else None
         if chain is None:
-            chain = ChainSummary(entry.agency_code, entry, entry, records=0)
+            chain = ChainSummary(entry.chain_agency, entry, entry, records=0)
             chains.append(chain)
         chain.last = entry
         chain.records += 1

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -349,7 +351,18 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
         return exc.code, json.loads(exc.read())
 
 
+def _zf801(bus: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("zf801")), *args],
+        env={**bus.worker_env(), "COLUMNS": "300"}, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+
+
 def test_refusals_at_the_real_centre_are_audited(centre: CommandCentre, bus: Any) -> None:
+    # an audit record in BJ01's own chain, before the centre records BJ01's views in its own
+    read = _zf801(bus, "alerts", "--court", "BJ01", "--until-idle", "1", "--format", "json")
+    assert read.returncode == 0, read.stderr
     status, body = _get(f"{centre.address}/api/national")
     assert (status, body["field"], body["rule"]) == (401, "authorization", "required")
     assert "active_total" not in body
@@ -373,6 +386,12 @@ def test_refusals_at_the_real_centre_are_audited(centre: CommandCentre, bus: Any
         return wanted <= set(views) and views
 
     assert waiting.wait_for(audited, timeout_s=30)
+    # The centre records each viewer's agency in the one chain of its own: BJ01's own chain
+    # (its alerts read, just before) and the centre's have no break.
+    chains = _zf801(bus, "audit", "chains", "--as", "BUS-AUDIT", "--format", "json")
+    assert chains.returncode == 0, chains.stdout + chains.stderr
+    found = [json.loads(line) for line in chains.stdout.splitlines() if line.startswith("{")]
+    assert found and not [c for c in found if c["breaks"]]
 
 
 def test_the_workers_metrics_are_scraped_and_parsed(bus: Any, scenario: dict[str, Any]) -> None:

@@ -144,6 +144,24 @@ def test_chains_are_told_apart_by_their_hashes_with_their_spans_and_heads() -> N
     assert found[2].head == "starts at sequence 2: its predecessor is not on the topic"
 
 
+def test_a_writer_recording_what_other_agencies_did_keeps_one_chain_of_its_own() -> None:
+    """The command centre records each viewer's agency in its one chain: the chain is the
+    writer's, so neither the centre's chain nor the viewers' own chains break."""
+    viewers = ["BJ01", "SPC-COMMAND", "110000110000", "BJ01"]
+    centre = [
+        replace(entry, agency_code=viewer, writer="SPC-COMMAND")
+        for entry, viewer in zip(_chain("centre", 4, start_ms=5), viewers, strict=True)
+    ]
+    own = [replace(entry, writer="BJ01") for entry in _chain("BJ01", 3)]
+    assert _breaks([*own, *centre]) == {}
+    found = chain_summaries([*own, *centre])
+    assert [(c.agency_code, c.records, c.breaks) for c in found] == [
+        ("BJ01", 3, []), ("SPC-COMMAND", 4, [])
+    ]  # fmt: skip
+    forged = replace(centre[2], writer="BJ01")  # another writer cannot continue the chain
+    assert _breaks([*own, *centre[:2], forged]) != {}
+
+
 def test_a_missing_record_and_a_fork_are_breaks_of_the_chain_they_sit_in() -> None:
     entries = _chain("SH01", 6)
     del entries[2]

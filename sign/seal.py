@@ -48,6 +48,7 @@ from sign.errors import (
     MalformedSeal,
     SignError,
     TrustMaterialError,
+    UntrustedChain,
 )
 from sign.identity import key_id_of
 from sign.trust import TrustStore
@@ -244,6 +245,23 @@ def _public_key(certificate: x509.Certificate, path: Path) -> object:
         raise MalformedSeal(f"seal {path}: 'certificate' holds no usable key ({exc})") from exc
 
 
+def _check_carried(path: Path, certificates: list[x509.Certificate], trust: TrustStore) -> None:
+    """Every certificate the seal carries is what it claims: its ``certificate`` chains to
+    one of ``trust``'s anchors, and each of its ``chain`` is a link of that path. (The
+    key is looked up by id, so an altered copy changed no verdict, while OpenSSL, given
+    the same file, refused it.)"""
+    try:
+        verified = trust.chain_of_certificate(certificates[0], certificates[1:])
+    except TrustMaterialError as exc:
+        raise UntrustedChain(f"seal {path}: 'certificate' does not verify: {exc}") from None
+    for index, certificate in enumerate(certificates[1:]):
+        if certificate not in verified.chain:
+            raise UntrustedChain(
+                f"seal {path}: 'chain'[{index}] is no link of the certificate's chain to a "
+                "trust anchor (altered, or another chain's)"
+            )
+
+
 def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None) -> SealCheck:
     """Check a document against its seal; raise a SignatureRejected subclass if it fails.
 
@@ -271,6 +289,7 @@ def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None
             f"{fields['sha256']} / {fields['size']} bytes"
         )
     try:
+        _check_carried(path, certificates, trust)
         for certificate in certificates:
             try:
                 trust.add_certificate(certificate)  # links only; anchors stay local
@@ -279,7 +298,7 @@ def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None
         chain = trust.authorise(fields["key_id"], fields["agency"], signed_at)
     except SignError:
         raise
-    except (ValueError, UnsupportedAlgorithm) as exc:  # a hostile certificate's extensions
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:  # hostile ones
         raise MalformedSeal(f"seal {path}: a certificate cannot be used ({exc})") from exc
     return SealCheck(
         agency_code=chain.identity.agency_code,

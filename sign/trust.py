@@ -20,7 +20,7 @@ untrusted key that floods the bus costs a dict lookup per event, not a chain wal
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -209,6 +209,22 @@ class TrustStore:
 
     def revocations(self) -> list[Revocation]:
         return list(self._revocations.values())
+
+    def chain_of_certificate(
+        self, leaf: x509.Certificate, links: Sequence[x509.Certificate] = ()
+    ) -> VerifiedChain:
+        """The verified chain of this very ``leaf`` certificate, through ``links`` (issuing
+        CAs carried beside it) or the store's own, to one of the store's anchors; raises
+        :class:`TrustMaterialError` saying why not. Nothing is added to the store."""
+        with self._lock:
+            intermediates = {name: list(pool) for name, pool in self._intermediates.items()}
+            anchors = list(self._anchors)
+        for link in links:
+            if _is_ca(link):
+                pool = intermediates.setdefault(link.subject, [])
+                if link not in pool:
+                    pool.insert(0, link)  # the carried link first: its path is the one shown
+        return verify_chain(leaf, anchors, intermediates)
 
     def _verify(self, key_id: str) -> VerifiedChain | TrustMaterialError:
         with self._lock:

@@ -232,13 +232,72 @@ def test_a_seal_larger_than_the_limit_or_a_folder_is_refused_unread(sealed_docum
     assert refused.reason == "MALFORMED_SEAL" and "a folder, not a file" in str(refused)
 
 
-def test_a_certificate_the_trust_store_cannot_use_is_a_malformed_seal(sealed_document,
-                                                                      trust_set):  # fmt: skip
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("error parsing asn1 value: duplicate extension"),
+        x509.DuplicateExtension("Duplicate 2.5.29.19 extension found", x509.OID_BASIC_CONSTRAINTS),
+    ],
+)
+def test_a_certificate_the_trust_store_cannot_use_is_a_malformed_seal(
+    sealed_document, trust_set, error
+):
     store = trust_set.trust_store()
 
     def hostile(certificate):
-        raise ValueError("error parsing asn1 value: duplicate extension")
+        raise error
 
     store.add_certificate = hostile
     refused = _refusal(sealed_document, store)
     assert refused.reason == "MALFORMED_SEAL" and "a certificate cannot be used" in str(refused)
+
+
+def _altered_copies(pem: str, step: int):
+    """``pem`` with one character of its base64 body replaced, at every ``step``-th place."""
+    lines = pem.splitlines(keepends=True)
+    body = range(1, len(lines) - 1)  # between the BEGIN and END lines
+    for row in body:
+        for column in range(0, len(lines[row].rstrip("\n")), step):
+            old = lines[row][column]
+            new = "A" if old != "A" else "B"
+            yield "".join(
+                [
+                    *lines[:row],
+                    lines[row][:column] + new + lines[row][column + 1 :],
+                    *lines[row + 1 :],
+                ]
+            )
+
+
+@pytest.mark.parametrize("field", ["certificate", "chain"])
+def test_a_certificate_altered_in_the_seal_is_refused_as_openssl_refuses_it(
+    sealed_document, trust_set, tmp_path, field
+):
+    """The key is found by its id in the trust store, so an altered copy of a certificate
+    the seal carries changed no verdict here, while OpenSSL refused the same file."""
+    store = trust_set.trust_store()
+    seal = json.loads(seal_path_for(sealed_document).read_text())
+    places = (
+        [("certificate", None)]
+        if field == "certificate"
+        else [("chain", index) for index in range(len(seal["chain"]))]
+    )
+    altered_path = tmp_path / "altered.seal.json"
+    tried = 0
+    for name, index in places:
+        pem = seal[name] if index is None else seal[name][index]
+        for altered in _altered_copies(pem, 7):
+            copy = json.loads(json.dumps(seal))
+            if index is None:
+                copy[name] = altered
+            else:
+                copy[name][index] = altered
+            altered_path.write_text(json.dumps(copy))
+            tried += 1
+            try:
+                verify_seal(sealed_document, store, altered_path)
+            except SignatureRejected:
+                continue
+            pytest.fail(f"an altered copy of {name}[{index}] was accepted:\n{altered}")
+    assert tried > 50
+    verify_seal(sealed_document, store)  # the seal as written still verifies

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -91,20 +92,73 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def _no_constant(name: str) -> Any:
-    raise InputError(f"{name} is not a JSON number")
+_MAX_INT_DIGITS = 40
+"""More digits than any number a field holds (a decimal amount has 18)."""
+
+
+class _NoNumber:
+    """Parsed in place of what JSON does not allow as a number (``NaN``, ``Infinity``, an
+    integer of thousands of digits), so that the refusal can name the field it is in."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _where(document: Any, path: str = "") -> tuple[str, _NoNumber] | None:
+    """The field path of the first :class:`_NoNumber` in ``document``."""
+    if isinstance(document, _NoNumber):
+        return path or "the document", document
+    if isinstance(document, dict):
+        items: Any = document.items()
+    elif isinstance(document, list):
+        items = ((f"[{i}]", item) for i, item in enumerate(document))
+    else:
+        return None
+    for key, item in items:
+        found = _where(item, f"{path}{key}" if key.startswith("[") or not path else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 def _parse(text: str) -> Any:
+    odd: list[_NoNumber] = []
+
+    def constant(name: str) -> _NoNumber:
+        odd.append(_NoNumber(f"{name} is not a JSON number"))
+        return odd[-1]
+
+    def integer(digits: str) -> int | _NoNumber:
+        if len(digits.lstrip("-")) <= _MAX_INT_DIGITS:
+            return int(digits)
+        odd.append(_NoNumber(f"a number of {len(digits.lstrip('-')):,} digits"))
+        return odd[-1]
+
+    def real(digits: str) -> float | _NoNumber:
+        value = float(digits)
+        if math.isfinite(value):
+            return value
+        odd.append(_NoNumber(f"{digits[:24]} is beyond the range of a number"))
+        return odd[-1]
+
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        document = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=constant, parse_int=integer,
+            parse_float=real,
+        )  # fmt: skip
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise InputError(f"not valid JSON: {exc.msg} ({where})") from None
     except RecursionError:
         raise InputError("not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # InputError, or an integer with too many digits
+    except ValueError as exc:  # InputError
         raise InputError(str(exc)) from None
+    if odd:
+        path, marker = _where(document) or ("the document", odd[0])
+        raise InputError(f"{path}: {marker.why} [rule json.number]")
+    return document
 
 
 def _decode(raw: bytes, first: bool) -> str:

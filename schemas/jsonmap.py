@@ -102,9 +102,10 @@ def _in(schema: Any, value: Any, path: str, named: Mapping[str, Any]) -> Any:  #
     if isinstance(schema, list):
         if value is None:
             return None
-        for branch in schema:
-            if branch == "null":
-                continue
+        branches = [branch for branch in schema if branch != "null"]
+        if len(branches) == 1:  # an optional field: its one type says what went wrong
+            return _in(branches[0], value, path, named)
+        for branch in branches:
             try:
                 return _in(branch, value, path, named)
             except _BadJsonError:

@@ -142,10 +142,12 @@ def test_oversized_line_is_refused_unread(invoke: Invoke, producer: MemoryProduc
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('{"order_id": NaN}', "NaN is not a JSON number"),
+        ('{"order_id": NaN}', "order_id: NaN is not a JSON number [rule json.number]"),
+        ('{"a": {"b": [1, -Infinity]}}', "a.b[1]: -Infinity is not a JSON number"),
+        ('{"size_bytes": 1e400}', "size_bytes: 1e400 is beyond the range of a number [rule"),
         ('{"order_id": "a", "order_id": "b"}', "key 'order_id' appears twice"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-        ('{"order_id": 1' + "0" * 5000 + "}", "digits"),
+        ('{"order_id": 1' + "0" * 5000 + "}", "order_id: a number of 5,001 digits [rule json"),
         ("[1, 2]", "expected a JSON object, got array"),
         ('"just a string"', "expected a JSON object, got string"),
     ],

@@ -75,7 +75,7 @@ def test_encode_takes_a_document_of_exactly_the_limit() -> None:
     [
         ("[" * 100_000 + "\n", "stdin line 1: not valid JSON: nested too deeply"),
         ('{"a": 1, "a": 2}', "stdin line 1: key 'a' appears twice in one object"),
-        ('{"a": NaN}', "stdin line 1: NaN is not a JSON number"),
+        ('{"a": NaN}', "stdin line 1: a: NaN is not a JSON number [rule json.number]"),
         ("", "stdin: no JSON document"),
         ("\n\n", "stdin: no JSON document"),
         ("{}\n{}\n", "stdin line 2: a second JSON document; encode takes one"),

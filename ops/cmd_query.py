@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -76,8 +76,17 @@ def query(
     documents = _documents(source)
     asking = checked_court(court).code
     now, wait_s = datetime.now(UTC), wait or get_settings().query_wait_s
-    for document in documents:  # all checked before anything is reached: a bad one sends none
-        prepared_query(chosen, document, court=asking, now=now, wait_s=wait_s)
+    deadlines = [  # all checked before anything is reached: a bad one sends none
+        prepared_query(chosen, document, court=asking, now=now, wait_s=wait_s)["deadline"]
+        for document in documents
+    ]
+    if max(deadlines) > now + timedelta(seconds=wait_s + 1):
+        typer.echo(
+            f"waiting for answers until {max(deadlines).isoformat()}, the deadline the query "
+            f"names (without one it waits --wait, {wait_s:g} s); once stopped, the answers "
+            f"stay readable with `zf801 answers CORRELATION_ID --as {asking}`",
+            err=True,
+        )
     with QueryClient.connect(court) as client:
         outcomes = client.ask_all(chosen, documents, wait_s=wait)
     _show(outcomes, output)

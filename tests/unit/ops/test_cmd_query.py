@@ -55,3 +55,33 @@ def test_a_malformed_input_is_refused_naming_the_line(stdin: str, message: str) 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     code, output = _run("query", "P1", "--as", "BJ01", str(tmp_path / "nothing.json"))
     assert code == 1 and "nothing.json" in output
+
+
+def test_a_deadline_named_in_the_query_is_said_before_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deadline in the file overrides --wait: the command says how long it will wait
+    (it waited days in silence)."""
+    import datetime as dt  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from ops import cmd_query  # noqa: PLC0415
+    from schemas.registry import EXAMPLE_DIR, default_registry  # noqa: PLC0415
+    from topics.errors import BrokerUnreachable  # noqa: PLC0415
+
+    schema = default_registry().get("IdentityQuery")
+    query = json.loads((EXAMPLE_DIR / schema.family / "IdentityQuery.json").read_text("utf-8"))
+    for generated in ("correlation_id", "requested_at"):
+        query.pop(generated)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    query["deadline"] = later.isoformat().replace("+00:00", "Z")
+
+    def unreachable(court: str) -> None:
+        raise BrokerUnreachable("no broker here")
+
+    monkeypatch.setattr(cmd_query.QueryClient, "connect", unreachable)
+    court = query["requesting_court_code"]
+    code, output = _run("query", "P1", "--as", court, "--wait", "5", "-", stdin=json.dumps(query))
+    assert code == 1 and "no broker here" in output
+    assert f"waiting for answers until {later.isoformat()[:16]}" in output
+    assert f"zf801 answers CORRELATION_ID --as {court}" in output

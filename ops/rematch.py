@@ -335,7 +335,7 @@ class Rematch:
             if key not in self._expected:
                 self._unjustified(delivered, ranges)
         if self._topics.blocks is not None:
-            self._compare_blocks()
+            self._compare_blocks(ranges)
 
     def _racing(self, sighting: _Sighting | None, order_id: str) -> bool:
         presence = self._presence.get(order_id)
@@ -364,10 +364,9 @@ class Rematch:
         sighting = self._sightings.get(delivered.sighting_id)
         code, why = UNJUSTIFIED_HIT, "no order of the range justifies it"
         reference = delivered.sighting
-        if sighting is None and reference is not None:
-            first, stop = ranges.get((reference.topic, reference.partition), (0, 1 << 62))
-            if not first <= reference.offset < stop:
-                code, why = OUT_OF_RANGE, f"its sighting ({reference.text()}) is outside the range"
+        if sighting is None and _outside(reference, ranges):
+            assert reference is not None
+            code, why = OUT_OF_RANGE, f"its sighting ({reference.text()}) is outside the range"
         if sighting is None and code != OUT_OF_RANGE:
             why = "its sighting is not among the sightings of the range"
         elif self._racing(sighting, delivered.order_id):
@@ -377,8 +376,9 @@ class Rematch:
             f"hit of order {delivered.order_id} for sighting {delivered.sighting_id}: {why}",
         ))  # fmt: skip
 
-    def _compare_blocks(self) -> None:
+    def _compare_blocks(self, ranges: Mapping[tuple[str, int], tuple[int, int]]) -> None:
         result = self._result
+        hits_of = {(hit.order_id, hit.sighting_id): hit for hit in self._hits.values()}
         wanted = {
             blocked_event_id(hit.order_id, hit.sighting_id): hit
             for hit in self._expected.values()
@@ -394,7 +394,10 @@ class Rematch:
         for event_id, block in self._blocks.items():
             if event_id in wanted:
                 continue
-            if self._bounded and block.sighting_id not in self._sightings:
+            delivered = hits_of.get((block.order_id, block.sighting_id))
+            if block.sighting_id not in self._sightings and (
+                self._bounded or (delivered is not None and _outside(delivered.sighting, ranges))
+            ):  # the block's sighting was not read: before the range, or deleted by retention
                 code, why = OUT_OF_RANGE, "whose sighting is not in the range"
             else:
                 code, why = UNACCOUNTED_BLOCK, "that no expected hit explains"
@@ -402,6 +405,14 @@ class Rematch:
                 code, block.position, block.order_id, block.sighting_id,
                 f"a transfer block of order {block.order_id} {why}",
             ))  # fmt: skip
+
+
+def _outside(reference: Position | None, ranges: Mapping[tuple[str, int], tuple[int, int]]) -> bool:
+    """Whether a sighting's place lies outside the offsets read of its partition."""
+    if reference is None:
+        return False
+    first, stop = ranges.get((reference.topic, reference.partition), (0, 1 << 62))
+    return not first <= reference.offset < stop
 
 
 def _arrival(verified: VerifiedEvent) -> dt.datetime:

@@ -250,6 +250,20 @@ def test_a_block_of_a_sighting_outside_a_bounded_range_is_a_note(log, records):
     assert [d.code for d in whole.rematch.result().breaks] == [UNACCOUNTED_BLOCK]
 
 
+def test_a_block_whose_sighting_retention_deleted_is_a_note_like_its_hit(log, records):
+    """A replay of a whole topic whose first sightings were deleted: the hit of one of them
+    is a note; its transfer block is one too, not a block that nothing explains."""
+    person = records.id_number()
+    order = records.person_order(COURT, "（2026）京01执16号", person)
+    sighting = records.hotel_check_in(POLICE, person)
+    log.hit(order, sighting, Position("sightings.person", 0, 3), at_ms=T0)
+    block = {"order_id": order["order_id"], "sighting_id": sighting["sighting_id"]}
+    log.add("blocks", BLOCKED, block, at_ms=T0, signer="BUS-MATCHER", role="bus", event_id="b2")
+    result = log.rematch.result({("sightings.person", 0): (10, 20)})
+    assert [d.code for d in result.notes] == [OUT_OF_RANGE, OUT_OF_RANGE]
+    assert result.breaks == []
+
+
 def test_a_sighting_whose_unit_is_not_its_signer_hits_nothing(log, records):
     person = records.id_number()
     order = records.person_order(COURT, "（2026）京01执12号", person)

@@ -328,6 +328,9 @@ def _show(
     SUMMARY_VIEW.table(counts, f"{tally.records} record(s), {len(tally.breaks)} break(s), "
                        f"{len(tally.gaps)} gap(s); {empty} partition(s) with no record "
                        "in range not shown")  # fmt: skip
+    if not tally.records and not tally.gaps:
+        typer.secho("note: the range holds no record on any partition: nothing was checked "
+                    "(a clean result over nothing)", fg="yellow", err=True)  # fmt: skip
     if tally.breaks:
         BREAKS_VIEW.table(sorted(tally.breaks, key=lambda b: (b.topic, b.partition, b.offset)),
                           "each break: topic, partition, offset, reason code")  # fmt: skip

@@ -39,7 +39,7 @@ from ops.publish_input import (
     read_documents,
 )
 from producers.publisher import Publisher
-from producers.routes import SUBJECT_FIELD, checked_event
+from producers.routes import SUBJECT_FIELD, check_sender, checked_event
 from schemas.envelope import KafkaRecord
 from schemas.errors import BusError
 from schemas.identifiers import normalise_id_number, normalise_plate_number, normalise_vin
@@ -252,6 +252,7 @@ class LineChecker:
         if not isinstance(document, dict):
             raise InputError(f"expected a JSON object, got {json_kind(document)}")
         check_text(document, "")
+        check_sender(schema.full_name, document, self._publisher.agency.code)
         own_id = document.pop(EVENT_ID_FIELD, None)
         subject = _release_subject(document) if schema.full_name == _RELEASE else None
         event = checked_event(schema.full_name, from_json(schema, document), subject)

@@ -11,7 +11,7 @@ built while a secret holds its demo value (``Settings.require_real_secrets``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 
 from producers.errors import NotAllowed, PublishFailed
 from producers.events import OutgoingEvent, PublishedEvent
-from producers.routes import edge_record, sender_field
+from producers.routes import check_sender, edge_record, sender_field
 from schemas.agencies import get_agency
 from schemas.envelope import KafkaRecord
 from schemas.headers import CE_ALTKEYS
@@ -99,6 +99,8 @@ class Publisher:
                 f"topic {event.topic_id!r} does not carry {event.schema_name} "
                 f"(allowed: {', '.join(spec.value_schemas)})"
             )
+        if not checked and isinstance(event.record, Mapping):
+            check_sender(event.schema_name, event.record, self.agency.code)  # before the rest
         record = event.record if checked else edge_record(event.schema_name, event.record)
         sender = sender_field(event.schema_name, record)
         if sender is not None and record.get(sender) != self.agency.code:

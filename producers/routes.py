@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from producers.errors import PublishError
+from producers.errors import NotAllowed, PublishError
 from producers.events import OutgoingEvent
+from schemas.agencies import get_agency
 from schemas.codec import default_codec
 from schemas.edge import normalise_event
+from schemas.errors import UnknownAgencyError
 from schemas.jsonmap import json_kind
 from schemas.matchkey import MatchKeyer
 from schemas.settings import get_settings
@@ -27,6 +29,7 @@ __all__ = [
     "SUBJECT_FIELD",
     "Route",
     "RoutingError",
+    "check_sender",
     "checked_event",
     "edge_record",
     "key_for",
@@ -215,6 +218,28 @@ def sender_field(schema_name: str, record: Mapping[str, Any]) -> str | None:
     if schema_name in _SENDER_BY_SCHEMA:
         return _SENDER_BY_SCHEMA[schema_name]
     return next((name for name in _SENDER_FIELDS if name in record), None)
+
+
+def check_sender(schema_name: str, record: Mapping[str, Any], agency_code: str) -> None:
+    """Refuse a record whose sender field names another agency than ``agency_code`` (an
+    agency publishes only its own events). Checked before the other rules too, on the
+    record as given (codes compared without case or surrounding space), so that a record
+    made out for another agency is refused for that, not for a rule that follows from it
+    (another court's case number)."""
+    sender = sender_field(schema_name, record)
+    if sender is None or sender not in record:
+        return
+    given = record.get(sender)
+    if not isinstance(given, str) or given.strip().upper() == agency_code.upper():
+        return
+    try:
+        get_agency(given.strip().upper())
+    except UnknownAgencyError:
+        return  # no agency's code at all: the identifier rules name what is wrong with it
+    raise NotAllowed(
+        f"{sender}: {given!r} is not the publishing agency {agency_code} (an agency "
+        "publishes only its own events) [rule sender]"
+    )
 
 
 def outgoing_event(

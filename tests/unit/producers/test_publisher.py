@@ -75,6 +75,14 @@ def test_a_vehicle_sighting_carries_its_vin_key_as_a_hint(keystore: KeyStore) ->
         (POLICE, ORDER, _order(), "may not write"),  # a police unit cannot issue an order
         (COURT, CHECK_IN, Records.hotel_check_in(POLICE, "11010519491231002X"), "may not write"),
         ("SH01", ORDER, _order(), "[rule sender]"),  # a court issues only its own orders
+        # made out for SH01 with BJ01's case number, sent by BJ01: the sender is named,
+        # not the case number that does not fit the court written in
+        (
+            COURT,
+            ORDER,
+            {**_order(), "enforcing_court_code": "SH01"},
+            r"enforcing_court_code: 'SH01' is not the publishing agency BJ01 .*\[rule sender\]",
+        ),
     ],
 )
 def test_refused_before_anything_is_sent(

@@ -37,7 +37,7 @@ from kafka import KafkaConsumer
 from consumers.errors import ConsumerError, QueryRefused, ResultsAccessDenied
 from consumers.runtime import Runtime
 from producers.publisher import Publisher
-from producers.routes import outgoing_event
+from producers.routes import check_sender, outgoing_event
 from schemas.agencies import Agency, AgencyRole, get_agency
 from schemas.edge import normalise_event
 from schemas.envelope import format_time
@@ -438,6 +438,7 @@ def prepared_query(
         "deadline": format_time(now + dt.timedelta(seconds=wait_s)),
         **query,
     }
+    check_sender(kind.query_schema, document, court)  # before the rules that follow from it
     schema = default_registry().get(kind.query_schema)
     record: dict[str, Any] = normalise_event(
         kind.query_schema, from_json(schema, document), now=now

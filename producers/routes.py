@@ -201,6 +201,7 @@ _SENDER_FIELDS = (
     "reporting_unit_code",
     "answering_unit_code",
     "reporting_agency_code",
+    "requesting_court_code",
     "acknowledging_agency_code",
     "escalating_agency_code",
 )

@@ -258,7 +258,7 @@ BAD_ROWS = [
     ("person", {**IDENTITY, "name": "王\u202e国"}, "name", "text.characters"),
     ("person", {**IDENTITY, "address": "路" * 257}, "address", "zf801.maxLength"),
     ("person", {**IDENTITY, "sex": "M"}, "sex", "symbol"),
-    ("person", {**IDENTITY, "birth_date": "1980-02-30"}, "birth_date", "type"),
+    ("person", {**IDENTITY, "birth_date": "1980-02-30"}, "birth_date", "json"),  # no such day
     ("person", {**IDENTITY, "registered_phone": "12368"}, "registered_phone",
      "phone.format"),
     ("person", {**IDENTITY, "nickname": "小王"}, "", "unknown_field"),

@@ -85,3 +85,22 @@ def test_a_deadline_named_in_the_query_is_said_before_the_wait(
     assert code == 1 and "no broker here" in output
     assert f"waiting for answers until {later.isoformat()[:16]}" in output
     assert f"zf801 answers CORRELATION_ID --as {court}" in output
+
+
+def test_a_query_made_out_for_another_court_is_refused_as_such() -> None:
+    """Asked as BJ01 with SH01 as the requesting court, the sender is named (it was blamed on
+    the case number, which did not fit the court written in)."""
+    import json  # noqa: PLC0415
+
+    from schemas.registry import EXAMPLE_DIR, default_registry  # noqa: PLC0415
+
+    schema = default_registry().get("IdentityQuery")
+    query = json.loads((EXAMPLE_DIR / schema.family / "IdentityQuery.json").read_text("utf-8"))
+    for generated in ("correlation_id", "requested_at", "deadline"):
+        query.pop(generated)
+    asking = query["requesting_court_code"]
+    other = "SH01" if asking != "SH01" else "BJ01"
+    query["requesting_court_code"] = other
+    code, output = _run("query", "P1", "--as", asking, "-", stdin=json.dumps(query))
+    assert code == 1 and f"requesting_court_code: '{other}' is not the publishing agency" in output
+    assert "[rule sender]" in output

@@ -27,6 +27,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from consumers.hit_clocks import COURT, POLICE, HitClock
@@ -183,6 +184,16 @@ class OrderBook:
             return None  # fmt: skip
         track = self.track(order.order_id)
         if track is not None and track.court != order.court_code:
+            if track.kind is not None:  # another court's order holds the id: never taken over
+                self._refuse(
+                    verified,
+                    "AGENCY_MISMATCH",
+                    (
+                        f"order {order.order_id} is court {track.court}'s order; court "
+                        f"{order.court_code} cannot issue an order under its id"
+                    ),
+                )
+                return None  # fmt: skip
             track = None  # a closure by another court names no order of this one
         if track is not None and track.closed is not None:
             self._refuse(
@@ -195,6 +206,13 @@ class OrderBook:
             )
             return None  # fmt: skip
         order = order.with_keys(keys)
+        if track is not None and track.kind is not None and track.kind is not order.kind:
+            self._refuse(
+                verified,
+                "MISPLACED",
+                f"order {order.order_id} is a {track.kind} order, sent again as {order.kind}",
+            )
+            return None  # fmt: skip
         self._updates += [WatchUpdate(subject_key, order=order) for subject_key in keys]
         if track is None:
             deadline_us = order.issued_at_us + self._ack_timeout_us
@@ -205,7 +223,13 @@ class OrderBook:
             )  # fmt: skip
             self._deadlines.watch_ack(order.order_id, deadline_us)
         else:  # the same order again, renewed or corrected: its period is the latest copy's
-            track = track.renewed(order.end_us, order.case_number)
+            # and so is its subject: a corrected subject's keys replace the old ones, under
+            # which the order is taken off the watchlist
+            ordered = (key, *(k for k in keys if k != key))
+            self._updates += [
+                WatchUpdate(old, removed=order.order_id) for old in track.keys if old not in keys
+            ]
+            track = replace(track.renewed(order.end_us, order.case_number), keys=ordered)
         self._lookbacks.append((order, tuple(keys), track.applied_us or order.issued_at_us))
         self.set_track(order.order_id, track)
         self._deadlines.schedule(order.order_id, order.end_us, order.kind)

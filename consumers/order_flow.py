@@ -172,8 +172,14 @@ class OrderFlow:
             return problem
         order_id, court = str(record["order_id"]), record["court_code"]
         track = self.book.track(order_id)
-        if track is not None and track.court != court:
+        if track is None or track.kind is None:  # an order reaches the ledger before its ack
+            return "UNKNOWN_ORDER", f"order {order_id}: no such order of court {court} is tracked"
+        if track.court != court:
             return "AGENCY_MISMATCH", f"order {order_id} is not court {court}'s"
+        if track.kind.value != record["order_kind"]:  # a unit of another role
+            return "MISPLACED", (
+                f"order {order_id} is a {track.kind} order, acknowledged as {record['order_kind']}"
+            )
         self.book.acknowledge(order_id, record["status"])
         return self._rt.catalog.topic_name("alerts", court=court)
 

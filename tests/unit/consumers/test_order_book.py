@@ -312,3 +312,77 @@ def test_new_and_corrected_orders_are_looked_back_for(fx, records):
     fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=key)
     fx.apply(LOCATE, order, key=key)  # refused: closed
     assert fx.book.drain_lookbacks() == []
+
+
+def test_another_courts_order_under_a_taken_id_is_refused(fx, records):
+    """SH01 reusing the id of BJ01's order took it over: BJ01's release was then refused
+    and its hits went to SH01."""
+    person, other = records.id_number(), records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执17号", person)
+    fx.apply(LOCATE, order, key=KEYER.person(person))
+    hijack = {**records.person_order("SH01", "（2026）沪01执17号", other),
+              "order_id": order["order_id"]}  # fmt: skip
+    assert fx.apply(LOCATE, hijack, key=KEYER.person(other), signer="SH01") is None
+    assert fx.refused[-1][0] == "AGENCY_MISMATCH"
+    assert fx.orders_on(KEYER.person(other)) == set()
+    assert fx.book.track(order["order_id"]).court == "BJ01"
+    release = records.release(order, "LOCATE_DEBTOR")
+    assert fx.apply(RELEASE, release, key=KEYER.person(person)) is not None
+    assert fx.orders_on(KEYER.person(person)) == set()
+
+
+def test_a_corrected_subject_moves_the_order_and_its_release_removes_it(fx, records):
+    """An order sent again with another subject (a corrected ID number) is found under the
+    new subject only, and its release takes it off there (it hit the new subject after the
+    release, and the old one until then)."""
+    person, corrected = records.id_number(), records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执18号", person)
+    fx.apply(LOCATE, order, key=KEYER.person(person))
+    again = records.person_order("BJ01", "（2026）京01执18号", corrected)
+    again["order_id"] = order["order_id"]
+    assert fx.apply(LOCATE, again, key=KEYER.person(corrected)) is not None
+    assert fx.orders_on(KEYER.person(person)) == set()
+    assert fx.orders_on(KEYER.person(corrected)) == {order["order_id"]}
+    assert fx.book.track(order["order_id"]).keys == (KEYER.person(corrected),)
+    fx.apply(RELEASE, records.release(order, "LOCATE_DEBTOR"), key=KEYER.person(person))
+    assert fx.orders_on(KEYER.person(corrected)) == set()
+    assert fx.book.track(order["order_id"]).closed is Closure.RELEASED
+
+
+def test_an_order_sent_again_as_another_kind_is_refused(fx, records):
+    plate, vin = records.plate(), records.vin()
+    order = records.vehicle_order("BJ01", "（2026）京01执19号", plate, vin)
+    fx.apply(VEHICLE, order, key=KEYER.vehicle(plate, vin)[0])
+    person = records.id_number()
+    locate = {**records.person_order("BJ01", "（2026）京01执19号", person),
+              "order_id": order["order_id"]}  # fmt: skip
+    assert fx.apply(LOCATE, locate, key=KEYER.person(person)) is None
+    assert fx.refused[-1][0] == "MISPLACED"
+    assert fx.orders_on(KEYER.person(person)) == set()
+
+
+def _flow(fx):
+    from consumers.order_flow import OrderFlow  # noqa: PLC0415
+    from topics.catalog import bus_catalog  # noqa: PLC0415
+
+    runtime = SimpleNamespace(catalog=bus_catalog())
+    return OrderFlow(runtime, None, delivery=None, book=fx.book, ledger=None,  # type: ignore[arg-type]
+                     watch_updates=None, watchlist=None, looks_back=False)  # fmt: skip
+
+
+def test_an_acknowledgement_must_follow_a_tracked_order_of_its_kind(fx, records):
+    """A unit acknowledging an order the bus never tracked, or one of another kind (a
+    traffic unit acknowledging an exit restriction as a vehicle search), is refused: its
+    acknowledgement silenced the court's overdue alert."""
+    person = records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执20号", person)
+    flow = _flow(fx)
+    border, traffic = "110000230000", "110000110000"
+    ack = records.acknowledgement(order, "EXIT_RESTRICTION", border)
+    reason, _ = flow._acknowledge(border, "border-control", ack)
+    assert reason == "UNKNOWN_ORDER"
+    exit_order = "cn.zf801.orders.v1.ExitRestrictionOrder"
+    fx.apply(exit_order, order, key=KEYER.person(person))
+    assert flow._acknowledge(border, "border-control", ack).endswith("alerts.BJ01")
+    faked = records.acknowledgement(order, "VEHICLE_SEARCH", traffic, "REJECTED")
+    assert flow._acknowledge(traffic, "traffic-management", faked)[0] == "MISPLACED"

@@ -10,9 +10,31 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-__all__ = ["batches_to_end", "poll_batches"]
+from consumers.errors import ConsumerError
+from schemas.jsonmap import json_kind
+from schemas.settings import MAX_IDLE_S
+
+__all__ = ["IdleWaitError", "batches_to_end", "check_idle_s", "poll_batches"]
 
 _POLL_MS = 200
+
+
+class IdleWaitError(ConsumerError, ValueError):
+    """An idle wait that is no number of seconds a read can end after."""
+
+
+def check_idle_s(value: object, field: str = "until_idle_s") -> float:
+    """``value`` as an idle wait: a number of seconds, more than 0 and at most a day (NaN
+    and infinity never end a read); raises :class:`IdleWaitError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IdleWaitError(
+            f"{field}: expected a number of seconds, got {json_kind(value)} [rule idle.type]"
+        )
+    if not 0 < value <= MAX_IDLE_S:  # NaN fails this too
+        raise IdleWaitError(
+            f"{field}: {value!r} is not more than 0 and at most {MAX_IDLE_S:g} s [rule idle.range]"
+        )
+    return float(value)
 
 
 def poll_batches(
@@ -25,6 +47,8 @@ def poll_batches(
     """Each poll's records, in order, until ``stop()`` or, with ``until_idle_s``, until
     nothing has come for that long (counted from when the caller has handled the last
     batch). Closing the consumer is the caller's."""
+    if until_idle_s is not None:
+        check_idle_s(until_idle_s)
     last_seen = time.monotonic()
     while not stop():
         batch = consumer.poll(timeout_ms=_POLL_MS, max_records=max_records)

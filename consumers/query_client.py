@@ -35,6 +35,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from consumers.errors import ConsumerError, QueryRefused, ResultsAccessDenied
+from consumers.polling import IdleWaitError, check_idle_s
 from consumers.runtime import Runtime
 from producers.publisher import Publisher
 from producers.routes import check_sender, outgoing_event
@@ -46,7 +47,7 @@ from schemas.files import write_replacing
 from schemas.jsonmap import from_json, json_kind, to_json
 from schemas.queries import QueryKind, kind_of_result, query_kind, responders
 from schemas.registry import default_registry
-from schemas.settings import MAX_IDLE_S, MAX_QUERY_WAIT_S
+from schemas.settings import MAX_QUERY_WAIT_S
 from sign.acceptance import AcceptancePolicy
 from sign.verify_stage import VerifiedEvent
 
@@ -196,6 +197,7 @@ class QueryClient:
         self._stage = runtime.verify_stage(acceptance=AcceptancePolicy.history())
         self._clock = clock
         self.outbox = runtime.settings.home / "state" / "queries" / self.court.code
+        self._closed = False
 
     @classmethod
     def connect(cls, court: str) -> QueryClient:
@@ -203,8 +205,15 @@ class QueryClient:
         return cls(Runtime.connect(checked_court(court).code))
 
     def close(self) -> None:
+        self._closed = True
         self.publisher.close()
         self.rt.close()
+
+    def _require_open(self) -> None:
+        """Nothing is asked or read through a closed client (its publisher would open a
+        new producer and send, while its audit records could no longer be written)."""
+        if self._closed:
+            raise QueryRefused(f"the query client of court {self.court.code} is closed [rule open]")
 
     def __enter__(self) -> QueryClient:
         return self
@@ -246,6 +255,7 @@ class QueryClient:
     ) -> list[QueryOutcome]:
         """Check every query (one bad query sends none), sign and publish them, and wait
         until each has every expected answer or its deadline has passed."""
+        self._require_open()
         kind = kind if isinstance(kind, QueryKind) else query_kind(kind)
         if not queries:
             raise QueryRefused("queries: none given; ask at least one [rule required]")
@@ -295,14 +305,15 @@ class QueryClient:
         """Every answer to a query this court sent earlier (from its outbox), read back
         from the start of the results stream; late answers flagged. ``idle_s``: how long
         the stream may be quiet before the read stops (more than 0, at most a day)."""
-        if isinstance(idle_s, bool) or not isinstance(idle_s, int | float):
-            raise QueryRefused(f"idle_s: expected a number of seconds, got {json_kind(idle_s)}")
-        if not 0 < idle_s <= MAX_IDLE_S:  # NaN fails this too: it would wait for ever
-            raise QueryRefused(f"idle_s: {idle_s!r} is not more than 0 and at most {MAX_IDLE_S}")
+        try:
+            check_idle_s(idle_s, "idle_s")  # NaN would wait for ever
+        except IdleWaitError as exc:
+            raise QueryRefused(str(exc)) from None
+        self._require_open()
         outcome = self._recall(correlation_id)
         reader = self._reader(from_end=False)
         try:
-            self._collect(reader, {correlation_id: outcome}, None, idle_s=idle_s)
+            self._collect(reader, {outcome.correlation_id: outcome}, None, idle_s=idle_s)
         finally:
             reader.close()
         self._audit("query.results.read", outcome, "SUCCESS", outcome.completeness)
@@ -444,6 +455,8 @@ def prepared_query(
         kind.query_schema, from_json(schema, document), now=now
     )
     schema.validate(record)
+    # one id, one spelling: an upper-case copy of an id already asked passed the check
+    record["correlation_id"] = correlation_id_of(str(record["correlation_id"]))
     if record["deadline"] <= now:
         raise QueryRefused(
             f"deadline: {record['deadline'].isoformat()} has passed [rule deadline.expired]"

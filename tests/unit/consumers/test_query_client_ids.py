@@ -64,3 +64,24 @@ def test_no_query_and_an_endless_idle_wait_are_refused_by_name(client: QueryClie
     for idle in (float("nan"), float("inf"), 0, -1):
         with pytest.raises(QueryRefused, match="idle_s: "):
             client.answers(str(uuid.uuid4()), idle_s=idle)
+
+
+def test_an_id_already_asked_is_refused_in_any_spelling(client: QueryClient) -> None:
+    asked = str(uuid.uuid4())
+    client.outbox.mkdir(parents=True)
+    (client.outbox / f"{asked}.json").write_text(json.dumps({"kind": "P1"}))
+    query = Records.query("P1", PERSON, correlation_id=asked.upper())
+    with pytest.raises(QueryRefused, match=rf"correlation_id: {asked} was already asked"):
+        client.ask_all("P1", [query], wait_s=1)
+    assert client.publisher.sent == []  # type: ignore[attr-defined]
+
+
+def test_a_closed_client_asks_and_reads_nothing(client: QueryClient) -> None:
+    """Used after close, the client's publisher sent the query (with a new producer) while
+    its audit record could no longer be written."""
+    client.close()
+    with pytest.raises(QueryRefused, match=r"query client of court BJ01 is closed \[rule open\]"):
+        client.ask_all("P1", [Records.query("P1", PERSON)], wait_s=1)
+    with pytest.raises(QueryRefused, match=r"\[rule open\]"):
+        client.answers(str(uuid.uuid4()))
+    assert client.publisher.sent == []  # type: ignore[attr-defined]

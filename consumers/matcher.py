@@ -40,6 +40,7 @@ from consumers.watchlist import (
     matching_orders,
 )
 from schemas.codec import Codec, default_codec
+from schemas.edge_rules import CLOCK_SKEW
 from schemas.envelope import KafkaRecord, to_micros
 from schemas.headers import CE_ALTKEYS, CE_TYPE
 from schemas.matchkey import MatchKeyer
@@ -350,6 +351,7 @@ class Matcher:
             (consumed.key or b"", *(key for key, _ in found)),
             sighting,
             verified.signature.agency_code,
+            verified.signature.event_time,
         )
         if problem is not None:
             # Signed, but the key (what was matched) is not the subject the value names, or
@@ -424,8 +426,9 @@ class Matcher:
         sighting = verified.payload
         record = verified.record
         problem = sighting_problem(
-            self._keyer, (record.key or b"", *keys), sighting, verified.signature.agency_code
-        )
+            self._keyer, (record.key or b"", *keys), sighting, verified.signature.agency_code,
+            verified.signature.event_time,
+        )  # fmt: skip
         if problem is not None:
             self._refuse(verified, *problem)
             return []
@@ -483,11 +486,24 @@ def alt_keys(headers: Any) -> list[bytes] | None:
 
 
 def sighting_problem(
-    keyer: MatchKeyer, used: Iterable[bytes], sighting: Mapping[str, Any], signer_agency: str
+    keyer: MatchKeyer,
+    used: Iterable[bytes],
+    sighting: Mapping[str, Any],
+    signer_agency: str,
+    reported_at: dt.datetime,
 ) -> tuple[str, str] | None:
-    """Why a verified sighting must not be acted on (reason code, detail): its unit is not
-    its signer, or a key it was keyed or found by (``used``) is not its subject's; None if
-    neither."""
+    """Why a verified sighting must not be acted on (reason code, detail): it was observed
+    later than its unit reported it (``reported_at``, its signed ``ce_time``, itself within
+    minutes of the bus's clock) beyond clock skew, a hit dated days ahead; its unit is not
+    its signer; or a key it was keyed or found by (``used``) is not its subject's. None if
+    none of these."""
+    observed = sighting.get("observed_at")
+    if isinstance(observed, dt.datetime) and observed > reported_at + CLOCK_SKEW:
+        return "CLOCK_AHEAD", (
+            f"observed_at {observed.isoformat()} is later than the sighting was reported "
+            f"(ce_time {reported_at.isoformat()}) by more than "
+            f"{CLOCK_SKEW.total_seconds():.0f} s"
+        )
     if sighting.get("reporting_unit_code") != signer_agency:
         return "AGENCY_MISMATCH", (
             f"reporting_unit_code {sighting.get('reporting_unit_code')!r} is not the "

@@ -260,7 +260,8 @@ class Rematch:
         observed_us = to_micros(sighting["observed_at"])
         refused = bool(found) and (
             sighting_problem(self._keyer, (keys[0], *(key for key, _ in found)), sighting,
-                             verified.signature.agency_code) is not None
+                             verified.signature.agency_code,
+                             verified.signature.event_time) is not None
         )  # fmt: skip
         sighting_id = str(sighting["sighting_id"])
         position, arrival_ms = _position(verified), record.timestamp

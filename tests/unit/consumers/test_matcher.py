@@ -181,6 +181,25 @@ def test_a_signed_sighting_keyed_by_another_subject_is_refused(fx: Fixture) -> N
     assert fx.dead_letters.rejections[0].reason == "KEY_MISMATCH"
 
 
+def test_a_sighting_observed_days_after_it_was_reported_is_refused(fx: Fixture) -> None:
+    """A genuine unit's sighting signed now but observed 10 days ahead (past the edge's
+    rules, signed directly) was a live hit dated days ahead, with an action notice."""
+    fx.order(fx.keyer.person(PERSON), OrderKind.LOCATE_DEBTOR)
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    record = _check_in(POLICE, PERSON, observed_at=ahead)
+    signed = fx.keystore.signer_for(POLICE).signed_record(
+        HOTEL, record, key=fx.keyer.person(PERSON)
+    )
+    consumed = Consumed("zf801.sightings.person", 0, 1, 0, signed.key, signed.value,
+                        tuple(signed.headers))  # fmt: skip
+    result = fx.matcher.process([consumed])
+    assert (result.hits, result.rejected) == (0, 1)
+    [refusal] = fx.dead_letters.rejections
+    assert refusal.reason == "CLOCK_AHEAD" and "observed_at" in refusal.detail
+    fresh = fx.matcher.process([fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))])
+    assert fresh.hits == 1  # observed now: a hit as ever
+
+
 def test_an_unknown_sighting_type_on_a_watched_key_is_ignored(fx: Fixture, tmp_path: Path) -> None:
     key = fx.keyer.person(PERSON)
     fx.order(key, OrderKind.LOCATE_DEBTOR)

@@ -69,7 +69,8 @@ class _Log:
         record = ConsumedRecord(topic, 0, offset, at_ms, key, b"", headers)
         self.rematch.add(SimpleNamespace(  # type: ignore[arg-type]
             record=record, envelope=SimpleNamespace(type=event_type), payload=payload,
-            signature=SimpleNamespace(agency_code=signer, role=role, event_id=event_id),
+            signature=SimpleNamespace(agency_code=signer, role=role, event_id=event_id,
+                                      event_time=dt.datetime.now(dt.UTC)),
         ))  # fmt: skip
         return Position(topic, 0, offset)
 

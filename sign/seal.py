@@ -33,7 +33,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -50,7 +50,7 @@ from sign.errors import (
     TrustMaterialError,
     UntrustedChain,
 )
-from sign.identity import key_id_of
+from sign.identity import identity_of, key_id_of
 from sign.trust import TrustStore
 
 __all__ = [
@@ -146,6 +146,37 @@ def _statement(sha256: str, size: int, agency: str, key_id: str, signed_at: date
     )
 
 
+def _sealing_checked(
+    private_key: object, chain: object, agency_code: object, signed_at: object
+) -> datetime:
+    """The arguments of a seal checked before anything is read or written (a seal its own
+    verification would refuse replaced a good one): the key is an Ed25519 key, ``chain``
+    starts with its certificate, that certificate speaks for ``agency_code``, and
+    ``signed_at`` is an aware time (returned in UTC, the form the statement takes)."""
+    if not isinstance(private_key, Ed25519PrivateKey):
+        raise SignError("private_key: an Ed25519 private key is needed [rule key.type]")
+    if (
+        not isinstance(chain, list | tuple)
+        or not chain
+        or not all(isinstance(c, x509.Certificate) for c in chain)
+    ):
+        raise SignError("chain: a list of certificates, the agency's first [rule chain.type]")
+    if chain[0].public_key() != private_key.public_key():
+        raise SignError("chain[0]: the certificate does not hold the signing key [rule chain.key]")
+    try:
+        speaks_for = identity_of(chain[0]).agency_code
+    except (TrustMaterialError, ValueError) as exc:
+        raise SignError(f"chain[0]: no agency certificate ({exc}) [rule chain.leaf]") from None
+    if agency_code != speaks_for:
+        raise SignError(
+            f"agency_code: {agency_code!r} is not the agency the certificate speaks for "
+            f"({speaks_for}) [rule sender]"
+        )
+    if not isinstance(signed_at, datetime) or signed_at.utcoffset() is None:
+        raise SignError("signed_at: a timezone-aware datetime is needed [rule time.zone]")
+    return signed_at.astimezone(UTC)
+
+
 def seal_document(
     document: Path,
     private_key: Ed25519PrivateKey,
@@ -161,6 +192,21 @@ def seal_document(
     replaced, never followed; a folder or a device there is refused (:class:`SignError`)
     before the document is read. With ``replace=False`` anything already at the name
     (another seal, a link) is refused and kept."""
+    signed_at = _sealing_checked(private_key, chain, agency_code, signed_at)
+    return _write_seal(document, private_key, chain, agency_code, signed_at, replace=replace)
+
+
+def _write_seal(
+    document: Path,
+    private_key: Ed25519PrivateKey,
+    chain: list[x509.Certificate],
+    agency_code: str,
+    signed_at: datetime,
+    *,
+    replace: bool = True,
+) -> Path:
+    """What :func:`seal_document` writes, its arguments unchecked: what a forger's tool
+    would make (the tests' forgeries, which the verifier must refuse)."""
     path = seal_path_for(document)
     found = check_seal_path(path)
     if found is not None and not replace:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from sign.errors import SignatureRejected, SignError
-from sign.seal import document_digest, seal_document, seal_path_for, verify_seal
+from sign.seal import _write_seal, document_digest, seal_document, seal_path_for, verify_seal
 from sign.trust import Revocation
 from sign.trustset import TrustSet
 
@@ -86,8 +86,35 @@ def test_seal_by_key_outside_the_anchors_is_refused(document, trust_set, now):
 
 
 def test_seal_claiming_another_agency_is_refused(document, trust_set, issued, now):
-    seal_document(document, issued["BJ01"].key, _chain(trust_set, issued, "BJ01"), "SH02", now)
-    assert _reason(document, trust_set.trust_store()) == "AGENCY_MISMATCH"
+    with pytest.raises(SignError, match=r"agency_code: 'SH02' .*\(BJ01\) \[rule sender\]"):
+        seal_document(document, issued["BJ01"].key, _chain(trust_set, issued, "BJ01"), "SH02",
+                      now)  # fmt: skip
+    assert not seal_path_for(document).exists()
+    _write_seal(document, issued["BJ01"].key, _chain(trust_set, issued, "BJ01"), "SH02", now)
+    assert _reason(document, trust_set.trust_store()) == "AGENCY_MISMATCH"  # a forger's tool
+
+
+def test_seal_arguments_its_verification_would_refuse_leave_a_good_seal_alone(
+    sealed, trust_set, issued, now
+):
+    """A bad call overwrote a good seal with one its own verification refused."""
+    before = seal_path_for(sealed).read_bytes()
+    chain = _chain(trust_set, issued, "BJ01")
+    naive = now.replace(tzinfo=None)
+    for key, certificates, agency, when, rule in [
+        (issued["BJ01"].key, chain, "BJ01", naive, "time.zone"),
+        (issued["BJ01"].key, chain, "BJ01\nfoo", now, "sender"),
+        (issued["BJ01"].key, chain, None, now, "sender"),
+        (issued["SH02"].key, chain, "BJ01", now, "chain.key"),
+        (issued["BJ01"].key, [], "BJ01", now, "chain.type"),
+        ("key", chain, "BJ01", now, "key.type"),
+    ]:
+        with pytest.raises(SignError, match=rf"\[rule {rule}\]"):
+            seal_document(sealed, key, certificates, agency, when)
+    assert seal_path_for(sealed).read_bytes() == before
+    east = now.astimezone(timezone(timedelta(hours=8)))  # an aware time in any zone is fine
+    seal_document(sealed, issued["BJ01"].key, chain, "BJ01", east)
+    assert verify_seal(sealed, trust_set.trust_store()).signed_at == now
 
 
 def test_seal_after_expiry_is_refused(document, trust_set, issued):

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from sign.errors import MalformedSeal, SignatureRejected, SignError
 from sign.identity import key_id_of
 from sign.seal import (
+    _write_seal,
     check_seal_path,
     describe_seal,
     seal_document,
@@ -169,7 +170,7 @@ def test_a_self_signed_seal_with_an_impossible_time_is_a_malformed_seal(document
         .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
         .sign(key, None)
     )  # fmt: skip
-    seal_document(document, key, [certificate], "BJ01", now)
+    _write_seal(document, key, [certificate], "BJ01", now)
     stamp = now.isoformat(timespec="microseconds").replace("+00:00", "Z")
     _resign(seal_path_for(document), key, lambda t: t.replace(stamp, "2026-13-99T99:99:99Z"))
     seal = json.loads(seal_path_for(document).read_text())

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable
@@ -227,13 +228,13 @@ class KeyStore:
         return str(self._agency(agency_code)["current"])
 
     def certificate(self, key_id: str) -> x509.Certificate:
-        path = self.directory / "certs" / f"{key_id}.pem"
+        path = self.directory / "certs" / f"{_checked_key_id(key_id)}.pem"
         if not path.is_file():
             raise KeyStoreError(f"key id {key_id}: no certificate in {self.directory}")
         return x509.load_pem_x509_certificate(path.read_bytes())
 
     def private_key(self, key_id: str) -> Ed25519PrivateKey:
-        return self._load_key(self.directory / "private" / f"{key_id}.key.pem")
+        return self._load_key(self.directory / "private" / f"{_checked_key_id(key_id)}.key.pem")
 
     def signer_for(self, agency_code: str) -> EventSigner:
         """A signer with the agency's current key."""
@@ -480,3 +481,14 @@ def _revocation_from_row(row: dict[str, str]) -> Revocation:
         recorded_at=datetime.fromisoformat(row["recorded_at"]),
         revoked_by=row.get("revoked_by", "unspecified"),
     )
+
+
+_KEY_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _checked_key_id(key_id: object) -> str:
+    """``key_id`` as a key id (:func:`sign.identity.key_id_of`: 32 lower-case hex digits);
+    a name of a file (``../anchors/court``) is no key id."""
+    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+        raise KeyStoreError(f"key id {key_id!r}: not a key id (32 lower-case hex digits)")
+    return key_id

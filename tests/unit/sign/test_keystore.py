@@ -72,6 +72,15 @@ def test_wrong_passphrase_is_refused(store):
         wrong.signer_for("BJ01")
 
 
+@pytest.mark.parametrize("key_id", ["../anchors/court", "/etc/passwd", "", "AB" * 16, None])
+def test_a_key_id_is_no_file_name(store, key_id):
+    """``certificate("../anchors/court")`` loaded a certificate from outside certs/."""
+    with pytest.raises(KeyStoreError, match=r"not a key id \(32 lower-case hex digits\)"):
+        store.certificate(key_id)
+    with pytest.raises(KeyStoreError, match=r"not a key id"):
+        store.private_key(key_id)
+
+
 def test_init_twice_needs_force(store):
     with pytest.raises(KeyStoreError, match="already initialised"):
         store.init(AGENCIES, T0)

@@ -34,7 +34,9 @@ from consumers.hit_clocks import COURT, POLICE, HitClock
 from consumers.tracking import PURGED, Closure, OrderTrack
 from consumers.watch_updates import WatchUpdate
 from consumers.watchlist import ORDER_TYPES, ActiveOrder, OrderKind, active_order_from_record
+from schemas.edge import normalise_event
 from schemas.envelope import from_micros, to_micros
+from schemas.errors import BusError
 from schemas.event_types import EXPIRY_NOTICE, HIT_CONFIRMATION, RELEASE
 from schemas.matchkey import MatchKeyer
 from sign.verify_stage import VerifiedEvent
@@ -144,6 +146,10 @@ class OrderBook:
         kind = kind or topic_kind
         court: str | None = None
         if event_type in ORDER_TYPES:
+            problem = _edge_problem(event_type, record)
+            if problem is not None:  # signed past the edge (the publisher's rules unrun)
+                self._refuse(verified, "EDGE_RULE", problem)
+                return None
             court = self._order(verified, event_type, record)
         elif event_type == RELEASE:
             court = self._release(verified, record)
@@ -364,6 +370,18 @@ class OrderBook:
 
     def _now_us(self) -> int:
         return to_micros(self._clock())
+
+
+def _edge_problem(event_type: str, record: Mapping[str, Any]) -> str | None:
+    """Why an order breaks the edge's rules (identifiers, times, text: what the publisher
+    checks before it signs), or None. A genuine court's key can sign what never passed
+    them (a control period to 9999, another court's case number, a bidi override in the
+    police's instructions); such an order is not entered."""
+    try:
+        normalise_event(event_type, record)
+    except (BusError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _kind_named(value: object) -> OrderKind | None:

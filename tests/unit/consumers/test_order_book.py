@@ -386,3 +386,24 @@ def test_an_acknowledgement_must_follow_a_tracked_order_of_its_kind(fx, records)
     assert flow._acknowledge(border, "border-control", ack).endswith("alerts.BJ01")
     faked = records.acknowledgement(order, "VEHICLE_SEARCH", traffic, "REJECTED")
     assert flow._acknowledge(traffic, "traffic-management", faked)[0] == "MISPLACED"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda o: o.update(police_requirements="pay\u202eevil"), "police_requirements"),
+        (lambda o: o.update(case_number="（2026）沪01执1号"), "case_number"),
+        (lambda o: o["subject"].update(name=" "), "subject.name"),
+    ],
+)
+def test_an_order_signed_past_the_edges_rules_is_not_entered(fx, records, change, field):
+    """A genuine court's key can sign an order that never passed the publisher's rules
+    (Publisher.prepare(checked=True), or a signer used directly): it is refused here."""
+    person = records.id_number()
+    order = records.person_order("BJ01", "（2026）京01执21号", person)
+    change(order)
+    assert fx.apply(LOCATE, order, key=KEYER.person(person)) is None
+    reason, detail = fx.refused[-1]
+    assert reason == "EDGE_RULE" and field in detail
+    assert fx.orders_on(KEYER.person(person)) == set()
+    assert fx.book.track(order["order_id"]) is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from producers.errors import require_type
 from producers.events import PublishedEvent
 from producers.publisher import Publisher
 from producers.routes import checked_event
@@ -29,6 +30,7 @@ Record = Mapping[str, Any]
 
 class _AgencyPublisher:
     def __init__(self, publisher: Publisher) -> None:
+        require_type(publisher, Publisher, "publisher", "a Publisher")
         self.publisher = publisher
 
     def _publish(

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from producers.errors import NotAllowed
+from producers.errors import NotAllowed, require_type
 from producers.events import PublishedEvent
 from producers.publisher import Publisher
 from producers.routes import outgoing_event
@@ -146,6 +146,7 @@ class AnomalyDesk:
         publisher: Publisher,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        require_type(publisher, Publisher, "publisher", "a Publisher")
         self.publisher = publisher
         self._clock = clock
 

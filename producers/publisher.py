@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from producers.errors import NotAllowed, PublishFailed
+from producers.errors import NotAllowed, PublishFailed, require_type
 from producers.events import OutgoingEvent, PublishedEvent
 from producers.routes import check_sender, edge_record, sender_field
 from schemas.agencies import get_agency
@@ -67,6 +67,7 @@ class Publisher:
         send_timeout_s: float = 30.0,
         producer_options: dict[str, Any] | None = None,
     ) -> None:
+        require_type(signer, EventSigner, "signer", "an EventSigner (KeyStore.signer_for)")
         self._settings = settings or get_settings()
         self._settings.require_real_secrets(f"the publisher of agency {signer.agency_code}")
         self._signer = signer
@@ -88,6 +89,7 @@ class Publisher:
         """Check, normalise, encode and sign one event; nothing is sent. ``checked``: the
         caller has just passed the record through ``schemas.edge.normalise_event`` and
         validated it against its schema (neither is done again)."""
+        require_type(event, OutgoingEvent, "event", "an OutgoingEvent (outgoing_event)")
         spec = self.catalog.get(event.topic_id)
         role = str(self.agency.role)
         if not self.catalog.may_write(role, event.topic_id):
@@ -127,6 +129,7 @@ class Publisher:
     ) -> list[PublishedEvent]:
         """Prepare every event first (a bad one fails the whole batch before anything is
         sent), then send them all and wait until the broker has acknowledged each."""
+        require_type(events, Sequence, "events", "a list of OutgoingEvent")
         prepared = [self.prepare(event, checked=checked) for event in events]
         futures = [
             (

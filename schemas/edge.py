@@ -45,7 +45,7 @@ from typing import Any
 
 from schemas.agencies import load_agencies
 from schemas.edge_rules import check_date, check_instant, check_text
-from schemas.errors import ConfigurationError, IdentifierError
+from schemas.errors import ConfigurationError, IdentifierError, SchemaValidationError
 from schemas.identifiers import (
     birth_date_of,
     check_case_number_court,
@@ -58,6 +58,7 @@ from schemas.identifiers import (
     normalise_plate_number,
     normalise_vin,
 )
+from schemas.jsonmap import json_kind
 from schemas.regions import province
 from schemas.registry import Registry, default_registry
 from schemas.settings import MAX_QUERY_WAIT_S
@@ -349,6 +350,12 @@ def normalise_event(
     cross-field rules applied (see module docstring); ``now`` defaults to the clock."""
     registry = registry or default_registry()
     schema = registry.get(schema_name)
+    if not isinstance(record, Mapping):
+        raise SchemaValidationError(
+            schema.full_name, "", "type", f"expected a record (a mapping), got {json_kind(record)}"
+        )
+    if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+        raise ValueError("now: a timezone-aware datetime is needed [rule time.zone]")
     walker = _Walker(_named_types(registry), now or dt.datetime.now(dt.UTC))
     result = walker.walk(dict(schema.raw), record, "")
     return dict(result)

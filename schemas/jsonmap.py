@@ -137,6 +137,10 @@ def _in(schema: Any, value: Any, path: str, named: Mapping[str, Any]) -> Any:  #
 
 def from_json(schema: RegisteredSchema, document: Any) -> Any:
     """Turn a parsed JSON document into a record for ``schema`` (to be validated next)."""
+    if schema.parsed.get("type") == "record" and not isinstance(document, Mapping):
+        raise SchemaValidationError(
+            schema.full_name, "", "type", f"expected a JSON object, got {json_kind(document)}"
+        )
     try:
         return _in(schema.parsed, document, "", schema.parsed.get("__named_schemas", {}))
     except _BadJsonError as exc:

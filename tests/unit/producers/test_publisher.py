@@ -342,3 +342,26 @@ def test_a_record_that_is_no_object_is_refused_by_the_publisher_itself(
         _publisher(keystore, COURT).prepare(
             OutgoingEvent("orders-exit-restriction", ORDER, record, b"k")
         )
+
+
+def test_arguments_of_the_wrong_kind_are_named_not_tripped_over(keystore: KeyStore) -> None:
+    """Publisher(None), publish(None), CourtPublisher(None), AnomalyDesk(None) and
+    normalise_event(None) ended in bare AttributeError or TypeError from deep inside."""
+    from producers import CourtPublisher  # noqa: PLC0415
+    from producers.anomalies import AnomalyDesk  # noqa: PLC0415
+    from producers.errors import WrongArgument  # noqa: PLC0415
+    from schemas.edge import normalise_event  # noqa: PLC0415
+    from schemas.errors import SchemaValidationError  # noqa: PLC0415
+
+    with pytest.raises(WrongArgument, match=r"signer: an EventSigner .* got NoneType \[rule"):
+        Publisher(None)  # type: ignore[arg-type]
+    publisher = _publisher(keystore, COURT)
+    with pytest.raises(WrongArgument, match=r"event: an OutgoingEvent"):
+        publisher.publish(None)  # type: ignore[arg-type]
+    with pytest.raises(WrongArgument, match=r"events: a list of OutgoingEvent"):
+        publisher.publish_all(None)  # type: ignore[arg-type]
+    for wrapper in (CourtPublisher, AnomalyDesk):
+        with pytest.raises(WrongArgument, match=r"publisher: a Publisher is needed"):
+            wrapper(None)  # type: ignore[arg-type]
+    with pytest.raises(SchemaValidationError, match=r"expected a record \(a mapping\), got null"):
+        normalise_event(ORDER, None)  # type: ignore[arg-type]

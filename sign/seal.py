@@ -91,8 +91,18 @@ class SealCheck:
     size: int
 
 
-def seal_path_for(document: Path) -> Path:
+def seal_path_for(document: Path | str) -> Path:
+    document = _as_path(document, "document")
     return document.with_name(document.name + SEAL_SUFFIX)
+
+
+def _as_path(value: object, name: str) -> Path:
+    """A path given as a ``Path`` or as text; anything else refused naming ``name``."""
+    if isinstance(value, str) and value:
+        return Path(value)
+    if isinstance(value, Path):
+        return value
+    raise SignError(f"{name}: a path is needed, got {type(value).__name__} [rule type]")
 
 
 def check_seal_path(
@@ -178,7 +188,7 @@ def _sealing_checked(
 
 
 def seal_document(
-    document: Path,
+    document: Path | str,
     private_key: Ed25519PrivateKey,
     chain: list[x509.Certificate],
     agency_code: str,
@@ -193,6 +203,7 @@ def seal_document(
     before the document is read. With ``replace=False`` anything already at the name
     (another seal, a link) is refused and kept."""
     signed_at = _sealing_checked(private_key, chain, agency_code, signed_at)
+    document = _as_path(document, "document")
     return _write_seal(document, private_key, chain, agency_code, signed_at, replace=replace)
 
 
@@ -308,12 +319,15 @@ def _check_carried(path: Path, certificates: list[x509.Certificate], trust: Trus
             )
 
 
-def verify_seal(document: Path, trust: TrustStore, seal_path: Path | None = None) -> SealCheck:
+def verify_seal(
+    document: Path | str, trust: TrustStore, seal_path: Path | str | None = None
+) -> SealCheck:
     """Check a document against its seal; raise a SignatureRejected subclass if it fails.
 
     The seal's issuing-CA certificate is added to ``trust`` (links are self-authenticating;
     only ``trust``'s own anchors end a chain)."""
-    path = seal_path or seal_path_for(document)
+    document = _as_path(document, "document")
+    path = seal_path_for(document) if seal_path is None else _as_path(seal_path, "seal_path")
     seal = _load_seal(path)
     statement = str(seal["statement"])
     fields = _statement_fields(path, seal)

@@ -170,3 +170,13 @@ def test_a_seal_or_a_document_that_is_no_regular_file_is_refused_not_read(sealed
         assert _reason(sealed, trust_set.trust_store(), seal) == "MALFORMED_SEAL"
     assert _reason(Path("/dev/zero"), trust_set.trust_store(),
                    seal_path_for(sealed)) == "DOCUMENT_MISMATCH"  # fmt: skip
+
+
+def test_a_document_named_by_text_is_sealed_and_verified_and_none_is_refused(
+    document, trust_set, issued, now
+):
+    chain = _chain(trust_set, issued, "BJ01")
+    seal_document(str(document), issued["BJ01"].key, chain, "BJ01", now)
+    assert verify_seal(str(document), trust_set.trust_store()).agency_code == "BJ01"
+    with pytest.raises(SignError, match=r"document: a path is needed, got NoneType \[rule type\]"):
+        verify_seal(None, trust_set.trust_store())  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from consumers.watchlist import (
 from schemas.codec import Codec, default_codec
 from schemas.edge_rules import CLOCK_SKEW
 from schemas.envelope import KafkaRecord, to_micros
+from schemas.event_types import SIGHTINGS
 from schemas.headers import CE_ALTKEYS, CE_TYPE
 from schemas.matchkey import MatchKeyer
 from sign.events import EventSigner
@@ -268,18 +269,34 @@ class Matcher:
         raw_type = _header(headers, CE_TYPE)
         sighting_type = raw_type.decode("utf-8", "replace") if raw_type is not None else ""
         if not any(_could_hit(entry, sighting_type) for _, entry in found):
-            return
+            if sighting_type not in SIGHTINGS:  # no sighting at all, under a watched key
+                self._refuse_junk(message, origin, headers, result)
+            return  # a sighting of a kind these orders do not look for: a miss
         result.candidates += 1
-        where = (
-            (message.topic, message.partition, message.offset)
-            if origin is None
-            else (origin.topic, origin.partition, origin.offset)
+        verified = self._stage.check(
+            *_place(message, origin), message.timestamp, message.key, message.value, headers
         )
-        verified = self._stage.check(*where, message.timestamp, message.key, message.value, headers)
         if verified is None:
             result.rejected += 1
             return
         self._hits_for(verified, found, result)
+
+    def _refuse_junk(
+        self,
+        message: ConsumedSighting,
+        origin: Origin | None,
+        headers: list[tuple[str, bytes]],
+        result: MatchResult,
+    ) -> None:
+        """What is no sighting (no or another ``ce_type``, junk) found under a watched key
+        is refused where it fails, dead-lettered and audited: it was passed over silently,
+        like a miss. A signed record of another type is refused as out of place."""
+        verified = self._stage.check(
+            *_place(message, origin), message.timestamp, message.key, message.value, headers
+        )
+        result.rejected += 1
+        if verified is not None:
+            self._refuse(verified, "MISPLACED", f"a {verified.envelope.type} is no sighting")
 
     def _maybe_sample(self, message: ConsumedSighting, result: MatchResult) -> None:
         """Count a miss; verify it in full when its turn in ``verify_misses_every`` came."""
@@ -483,6 +500,13 @@ def alt_keys(headers: Any) -> list[bytes] | None:
         return [bytes.fromhex(text.decode("ascii")) for text in hints.split(b",")]
     except ValueError:
         return None
+
+
+def _place(message: ConsumedSighting, origin: Origin | None) -> tuple[str, int, int]:
+    """Where a sighting is judged: its place, or for a moved one its original place."""
+    if origin is None:
+        return message.topic, message.partition, message.offset
+    return origin.topic, origin.partition, origin.offset
 
 
 def sighting_problem(

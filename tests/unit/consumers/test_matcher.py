@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,12 +199,27 @@ def test_a_sighting_observed_days_after_it_was_reported_is_refused(fx: Fixture) 
     assert fresh.hits == 1  # observed now: a hit as ever
 
 
-def test_an_unknown_sighting_type_on_a_watched_key_is_ignored(fx: Fixture, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "headers", [(("ce_type", b"cn.zf801.sightings.v1.Nonsense"),), (), (("ce_id", b"junk"),)]
+)
+def test_what_is_no_sighting_on_a_watched_key_is_refused_and_dead_lettered(
+    fx: Fixture, headers: tuple[tuple[str, bytes], ...]
+) -> None:
+    """Junk with no or an unknown ce_type under a watched subject's key was passed over
+    silently, like a miss: now it is refused where it fails, and dead-lettered."""
     key = fx.keyer.person(PERSON)
     fx.order(key, OrderKind.LOCATE_DEBTOR)
-    headers = (("ce_type", b"cn.zf801.sightings.v1.Nonsense"),)
     result = fx.matcher.process([Consumed("t", 0, 0, 0, key, b"\x00", headers)])
-    assert (result.candidates, result.rejected) == (0, 0)
+    assert (result.candidates, result.hits, result.rejected) == (0, 0, 1)
+    assert len(fx.dead_letters.rejections) == 1
+
+
+def test_a_sighting_of_a_kind_the_orders_do_not_look_for_is_a_plain_miss(fx: Fixture) -> None:
+    """A hotel stay of a person under an exit restriction alone: no candidate, no refusal."""
+    fx.order(fx.keyer.person(PERSON), OrderKind.EXIT_RESTRICTION)
+    result = fx.matcher.process([fx.consumed(POLICE, HOTEL, _check_in(POLICE, PERSON))])
+    assert (result.candidates, result.hits, result.rejected) == (0, 0, 0)
+    assert fx.dead_letters.rejections == []
 
 
 def test_a_vehicle_under_false_plates_is_found_by_its_vin(fx: Fixture) -> None:

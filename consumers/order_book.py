@@ -27,7 +27,6 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Protocol
 
 from consumers.hit_clocks import COURT, POLICE, HitClock
@@ -235,7 +234,7 @@ class OrderBook:
             self._updates += [
                 WatchUpdate(old, removed=order.order_id) for old in track.keys if old not in keys
             ]
-            track = replace(track.renewed(order.end_us, order.case_number), keys=ordered)
+            track = track.renewed(order.end_us, order.case_number, ordered)
         self._lookbacks.append((order, tuple(keys), track.applied_us or order.issued_at_us))
         self.set_track(order.order_id, track)
         self._deadlines.schedule(order.order_id, order.end_us, order.kind)

@@ -89,10 +89,11 @@ class OrderTrack:
     def with_notice(self, notice: str) -> OrderTrack:
         return replace(self, noticed=self.noticed | {notice})
 
-    def renewed(self, end_us: int, case_number: str) -> OrderTrack:
-        """The same order sent again: a new end is a new period."""
+    def renewed(self, end_us: int, case_number: str, keys: tuple[bytes, ...]) -> OrderTrack:
+        """The same order sent again: a new end is a new period, and its subject's ``keys``
+        (a corrected subject) replace the old ones."""
         renewals = self.renewals + (end_us != self.end_us)
-        return replace(self, end_us=end_us, case_number=case_number, renewals=renewals)
+        return replace(self, end_us=end_us, case_number=case_number, renewals=renewals, keys=keys)
 
     def acknowledged(self, status: str) -> OrderTrack:
         return replace(self, status=status)

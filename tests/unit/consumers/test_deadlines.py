@@ -194,7 +194,8 @@ def test_the_court_is_warned_once_per_period_and_again_after_a_renewal(keystore:
     assert deadlines.drain_noticed() == [(ORDER_ID, WARNING)]
     track = OrderTrack.from_bytes(tracking[ORDER_ID.encode()]).with_notice(WARNING)
     new_end = end + dt.timedelta(days=30)
-    tracking[ORDER_ID.encode()] = track.renewed(to_micros(new_end), track.case_number).to_bytes()
+    renewed = track.renewed(to_micros(new_end), track.case_number, track.keys)
+    tracking[ORDER_ID.encode()] = renewed.to_bytes()
     deadlines.schedule(ORDER_ID, to_micros(new_end), OrderKind.LOCATE_DEBTOR)
     assert deadlines.expiry_notices(end + dt.timedelta(seconds=1)) == []  # renewed: no gap
     later = new_end - dt.timedelta(days=2)

@@ -172,11 +172,15 @@ class OrderFlow:
             return problem
         order_id, court = str(record["order_id"]), record["court_code"]
         track = self.book.track(order_id)
-        if track is None or track.kind is None:  # an order reaches the ledger before its ack
-            return "UNKNOWN_ORDER", f"order {order_id}: no such order of court {court} is tracked"
-        if track.court != court:
+        # An acknowledgement can reach the ledger before its order (they come in on two
+        # intake topics, read in one batch): one for an order not tracked yet is forwarded.
+        if track is not None and track.court != court:
             return "AGENCY_MISMATCH", f"order {order_id} is not court {court}'s"
-        if track.kind.value != record["order_kind"]:  # a unit of another role
+        if (
+            track is not None
+            and track.kind is not None
+            and (track.kind.value != record["order_kind"])
+        ):  # a unit of another role
             return "MISPLACED", (
                 f"order {order_id} is a {track.kind} order, acknowledged as {record['order_kind']}"
             )

@@ -120,7 +120,6 @@ _CATEGORY = {
     # refused after verification, by the rules of the order book and the matcher
     "EDGE_RULE": "SCHEMA_VALIDATION",
     "KEY_MISMATCH": "NOT_AUTHORISED",
-    "UNKNOWN_ORDER": "NOT_AUTHORISED",
     "UNKNOWN_HIT": "NOT_AUTHORISED",
     "ORDER_REFUSED": "PROCESSING_FAILED",
     "ACK_REFUSED": "PROCESSING_FAILED",

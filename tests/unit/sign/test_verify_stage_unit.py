@@ -317,7 +317,7 @@ def test_a_second_signature_header_is_the_seal_s_refusal_even_after_an_envelope_
 @pytest.mark.parametrize(
     ("reason", "category"),
     [("EDGE_RULE", "SCHEMA_VALIDATION"), ("KEY_MISMATCH", "NOT_AUTHORISED"),
-     ("UNKNOWN_ORDER", "NOT_AUTHORISED"), ("MISPLACED", "NOT_AUTHORISED"),
+     ("UNKNOWN_HIT", "NOT_AUTHORISED"), ("MISPLACED", "NOT_AUTHORISED"),
      ("CLOCK_AHEAD", "OUTSIDE_WINDOW"), ("ORDER_CLOSED", "OTHER")],
 )  # fmt: skip
 def test_refusals_after_verification_have_a_dead_letter_category(reason, category):

@@ -284,7 +284,9 @@ class QueryClient:
         reader = self._reader(from_end=True)
         try:
             sent = time.monotonic()
-            self.publisher.publish_all([outgoing_event(kind.query_schema, r) for r in records])
+            self.publisher.publish_all(  # each record normalised and validated by prepare
+                [outgoing_event(kind.query_schema, r) for r in records], checked=True
+            )
             log.debug("%d %s queries published in %.3f s", len(records), kind.code,
                       time.monotonic() - sent)  # fmt: skip
             for outcome in outcomes.values():

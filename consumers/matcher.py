@@ -273,9 +273,7 @@ class Matcher:
                 self._refuse_junk(message, origin, headers, result)
             return  # a sighting of a kind these orders do not look for: a miss
         result.candidates += 1
-        verified = self._stage.check(
-            *_place(message, origin), message.timestamp, message.key, message.value, headers
-        )
+        verified = self._checked(message, origin, headers)
         if verified is None:
             result.rejected += 1
             return
@@ -291,12 +289,24 @@ class Matcher:
         """What is no sighting (no or another ``ce_type``, junk) found under a watched key
         is refused where it fails, dead-lettered and audited: it was passed over silently,
         like a miss. A signed record of another type is refused as out of place."""
-        verified = self._stage.check(
-            *_place(message, origin), message.timestamp, message.key, message.value, headers
-        )
+        verified = self._checked(message, origin, headers)
         result.rejected += 1
         if verified is not None:
             self._refuse(verified, "MISPLACED", f"a {verified.envelope.type} is no sighting")
+
+    def _checked(
+        self, message: ConsumedSighting, origin: Origin | None, headers: list[tuple[str, bytes]]
+    ) -> VerifiedEvent | None:
+        """The record verified where it is judged: its place, or for a moved one its
+        original place (its copies are one record); None when refused."""
+        topic, partition, offset = (
+            (message.topic, message.partition, message.offset)
+            if origin is None
+            else (origin.topic, origin.partition, origin.offset)
+        )
+        return self._stage.check(
+            topic, partition, offset, message.timestamp, message.key, message.value, headers
+        )
 
     def _maybe_sample(self, message: ConsumedSighting, result: MatchResult) -> None:
         """Count a miss; verify it in full when its turn in ``verify_misses_every`` came."""
@@ -500,13 +510,6 @@ def alt_keys(headers: Any) -> list[bytes] | None:
         return [bytes.fromhex(text.decode("ascii")) for text in hints.split(b",")]
     except ValueError:
         return None
-
-
-def _place(message: ConsumedSighting, origin: Origin | None) -> tuple[str, int, int]:
-    """Where a sighting is judged: its place, or for a moved one its original place."""
-    if origin is None:
-        return message.topic, message.partition, message.offset
-    return origin.topic, origin.partition, origin.offset
 
 
 def sighting_problem(

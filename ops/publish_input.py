@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ops.errors import OpsError
+from schemas.jsonmap import field_path
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -117,7 +118,7 @@ def _where(document: Any, path: str = "") -> tuple[str, _NoNumber] | None:
     else:
         return None
     for key, item in items:
-        found = _where(item, f"{path}{key}" if key.startswith("[") or not path else f"{path}.{key}")
+        found = _where(item, field_path(path, key))
         if found is not None:
             return found
     return None

@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 
 from producers.errors import NotAllowed, PublishFailed, require_type
 from producers.events import OutgoingEvent, PublishedEvent
-from producers.routes import check_sender, edge_record, sender_field
+from producers.routes import check_sender, edge_record
 from schemas.agencies import get_agency
 from schemas.envelope import KafkaRecord
 from schemas.headers import CE_ALTKEYS
@@ -104,12 +104,7 @@ class Publisher:
         if not checked and isinstance(event.record, Mapping):
             check_sender(event.schema_name, event.record, self.agency.code)  # before the rest
         record = event.record if checked else edge_record(event.schema_name, event.record)
-        sender = sender_field(event.schema_name, record)
-        if sender is not None and record.get(sender) != self.agency.code:
-            raise NotAllowed(
-                f"{sender}: {record.get(sender)!r} is not the publishing agency "
-                f"{self.agency.code} (an agency publishes only its own events) [rule sender]"
-            )
+        check_sender(event.schema_name, record, self.agency.code, normalised=True)
         hints = ",".join(key.hex() for key in event.alt_keys).encode("ascii")
         signed = self._signer.signed_record(
             event.schema_name, record, key=event.key, event_id=event.event_id,

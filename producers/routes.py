@@ -221,23 +221,35 @@ def sender_field(schema_name: str, record: Mapping[str, Any]) -> str | None:
     return next((name for name in _SENDER_FIELDS if name in record), None)
 
 
-def check_sender(schema_name: str, record: Mapping[str, Any], agency_code: str) -> None:
+def check_sender(
+    schema_name: str, record: Mapping[str, Any], agency_code: str, *, normalised: bool = False
+) -> None:
     """Refuse a record whose sender field names another agency than ``agency_code`` (an
-    agency publishes only its own events). Checked before the other rules too, on the
-    record as given (codes compared without case or surrounding space), so that a record
-    made out for another agency is refused for that, not for a rule that follows from it
-    (another court's case number)."""
+    agency publishes only its own events). ``normalised``: the record has passed the
+    edge's rules, and its sender field, if its type has one, must be ``agency_code``
+    exactly. Otherwise the record is as given and checked before the other rules (codes
+    compared without case or surrounding space), so that a record made out for another
+    agency is refused for that, not for a rule that follows from it (another court's case
+    number); what is no agency's code at all is left to the identifier rules."""
     sender = sender_field(schema_name, record)
-    if sender is None or sender not in record:
+    if sender is None:
         return
     given = record.get(sender)
+    if normalised:
+        if given != agency_code:
+            raise _not_the_sender(sender, given, agency_code)
+        return
     if not isinstance(given, str) or given.strip().upper() == agency_code.upper():
         return
     try:
         get_agency(given.strip().upper())
     except UnknownAgencyError:
-        return  # no agency's code at all: the identifier rules name what is wrong with it
-    raise NotAllowed(
+        return
+    raise _not_the_sender(sender, given, agency_code)
+
+
+def _not_the_sender(sender: str, given: object, agency_code: str) -> NotAllowed:
+    return NotAllowed(
         f"{sender}: {given!r} is not the publishing agency {agency_code} (an agency "
         "publishes only its own events) [rule sender]"
     )

@@ -25,7 +25,7 @@ from typing import Any
 from schemas.errors import SchemaValidationError
 from schemas.registry import RegisteredSchema
 
-__all__ = ["from_json", "json_kind", "to_json"]
+__all__ = ["field_path", "from_json", "json_kind", "to_json"]
 
 # bool before int: True is an int to Python, a boolean to JSON
 _JSON_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -54,7 +54,8 @@ class _BadJsonError(Exception):
         self.reason = reason
 
 
-def _sub(path: str, part: str) -> str:
+def field_path(path: str, part: str) -> str:
+    """``part`` (a field name, or ``[i]``) under ``path``: ``a.b[1]``."""
     return f"{path}{part}" if part.startswith("[") or not path else f"{path}.{part}"
 
 
@@ -115,14 +116,17 @@ def _in(schema: Any, value: Any, path: str, named: Mapping[str, Any]) -> Any:  #
     if kind == "record" and isinstance(value, Mapping):
         fields = {field["name"]: field["type"] for field in schema["fields"]}
         return {
-            key: _in(fields[key], item, _sub(path, key), named) if key in fields else item
+            key: _in(fields[key], item, field_path(path, key), named) if key in fields else item
             for key, item in value.items()
         }
     if kind == "array" and isinstance(value, list):
-        return [_in(schema["items"], v, _sub(path, f"[{i}]"), named) for i, v in enumerate(value)]
+        return [
+            _in(schema["items"], v, field_path(path, f"[{i}]"), named) for i, v in enumerate(value)
+        ]
     if kind == "map" and isinstance(value, Mapping):
         return {
-            k: _in(schema["values"], v, _sub(path, f"[{k!r}]"), named) for k, v in value.items()
+            k: _in(schema["values"], v, field_path(path, f"[{k!r}]"), named)
+            for k, v in value.items()
         }
     if kind == "fixed" and isinstance(value, str):
         try:

@@ -75,7 +75,7 @@ from sign.errors import (
     SignError,
     UnknownAlgorithm,
 )
-from sign.identity import agency_code_from_source, agency_uri, key_id_of
+from sign.identity import KEY_ID_PATTERN, agency_code_from_source, agency_uri, key_id_of
 from sign.trust import TrustStore
 
 __all__ = [
@@ -120,7 +120,7 @@ HEADER_LIMITS: dict[str, int] = {
     CONTENT_TYPE: 128,
     CE_ALTKEYS: 1024,
 }
-_KEY_ID_RE = re.compile(rb"^[0-9a-f]{32}$")
+_KEY_ID_RE = re.compile(b"^" + KEY_ID_PATTERN.encode("ascii") + b"$")
 
 
 def canonical_bytes(

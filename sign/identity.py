@@ -58,6 +58,7 @@ from sign.errors import TrustMaterialError
 
 __all__ = [
     "AGENCY_URI_PREFIX",
+    "KEY_ID_PATTERN",
     "ROLES",
     "SIDE_ROLES",
     "AgencyIdentity",
@@ -98,6 +99,10 @@ class AgencyIdentity:
     key_id: str
     not_before: datetime
     not_after: datetime
+
+
+KEY_ID_PATTERN = "[0-9a-f]{32}"
+"""What :func:`key_id_of` gives: 32 lower-case hex digits."""
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:

@@ -48,7 +48,7 @@ from schemas.tls_layout import SIDES, TlsIdentityFiles, TlsLayout
 from sign.ca import CertificateAuthority
 from sign.errors import KeyStoreError
 from sign.events import EventSigner
-from sign.identity import key_id_of
+from sign.identity import KEY_ID_PATTERN, key_id_of
 from sign.tls_identity import TlsHolder, infrastructure_holders, issue_tls_identity
 from sign.trust import Revocation, TrustStore
 from sign.trustset import TrustSet
@@ -483,7 +483,7 @@ def _revocation_from_row(row: dict[str, str]) -> Revocation:
     )
 
 
-_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_KEY_ID = re.compile(KEY_ID_PATTERN)
 
 
 def _checked_key_id(key_id: object) -> str:
